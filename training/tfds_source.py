@@ -1,0 +1,138 @@
+"""CIFAR-10/100 from tensorflow_datasets, failing fast (not after minutes of retries) when it cannot work.
+
+Offline, ``tfds.load`` retries the download for minutes before it fails, so before asking tfds for anything
+this checks whether the dataset is already prepared in the data dir and, if not, whether the download host
+answers within a few seconds; if neither, it stops with one line that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from training.data import LABEL_NAMES, CifarArrays, make_arrays
+from training.errors import UserError
+
+# What tfds' cifar builders download (tensorflow_datasets/image_classification/cifar.py).
+DOWNLOAD_URLS = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+}
+PROBE_TIMEOUT_S = 3.0
+"""How long the download host gets to accept a connection before we call it unreachable."""
+
+
+def resolve_data_dir(data_dir: str | None) -> Path:
+    """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``.
+
+    Resolved here rather than left to tfds because tfds reads TFDS_DATA_DIR once, when it is imported.
+    """
+    chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    return Path(chosen).expanduser()
+
+
+def _probe_address(url: str) -> tuple[str, int]:
+    """The (host, port) a download of ``url`` connects to first: the proxy when one applies."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname):
+        proxy_parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return proxy_parts.hostname, proxy_parts.port or 80
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds, DNS lookup included.
+
+    The probe runs in a daemon thread because the socket timeout does not cover the name lookup, which
+    can hang for much longer on a machine without a network.
+    """
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True, name="tfds-download-probe")
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def _unavailable(dataset: str, data_dir: Path, host: str) -> UserError:
+    return UserError(
+        f"{dataset} is not prepared in the tfds data dir {data_dir} and its download host {host} cannot be "
+        f"reached: run `tfds build {dataset} --data_dir DIR` on a machine with internet and point --data-dir "
+        f"(or TFDS_DATA_DIR) at DIR, or pass --data-source folder:PATH with the official CIFAR archives, "
+        f"or use --dataset cifar10-sample"
+    )
+
+
+def _label_names(builder, dataset: str) -> tuple[str, ...]:
+    """The names tfds recorded when it prepared the dataset; the official ones when it has only digits."""
+    names = tuple(builder.info.features["label"].names)
+    return LABEL_NAMES[dataset] if names == tuple(map(str, range(len(names)))) else names
+
+
+def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:
+    """All (image, label) pairs of a split as two arrays, read in chunks.
+
+    Not ``batch_size=-1``: it batches by the split sizes in the dataset info, and where those are unknown
+    (``tfds.testing.mock_data`` without metadata) it batches by sys.maxsize and aborts the process.
+    """
+    import tensorflow_datasets as tfds
+
+    images, labels = [], []
+    for x, y in tfds.as_numpy(ds.batch(5000)):
+        images.append(x)
+        labels.append(y)
+    if not images:
+        return np.zeros((0, 32, 32, 3), np.uint8), np.zeros((0,), np.int64)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
+    """Load ``dataset`` ("cifar10" or "cifar100") with tfds, preparing it first if it is not yet.
+
+    Fails fast with one line when it is not prepared in the data dir and the download host is unreachable.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    root = resolve_data_dir(data_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"tfds data dir {root} is not a directory")
+    builder = tfds.builder(dataset, data_dir=str(root))
+    if not builder.is_prepared():
+        host, port = _probe_address(DOWNLOAD_URLS[dataset])
+        if not reachable(host, port):
+            raise _unavailable(dataset, root, host)
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # tfds raises many kinds; all mean the same thing to the user
+            raise UserError(
+                f"tfds could not download and prepare {dataset} in {root} ({type(e).__name__}: {e})"
+            ) from None
+    try:
+        train, test = builder.as_dataset(split=["train", "test"], as_supervised=True)
+        (x_train, y_train), (x_test, y_test) = _to_numpy(train), _to_numpy(test)
+    except (tf.errors.OpError, OSError, ValueError) as e:
+        raise UserError(f"tfds could not read {dataset} from {builder.data_dir}: {e}") from None
+    return make_arrays(
+        dataset,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        _label_names(builder, dataset),
+        origin=f"tfds {dataset} in {builder.data_dir}",
+    )
