@@ -1,0 +1,230 @@
+"""Keras callbacks of a run: resume state, best/last models, per-epoch statistics and log line, NaN stop.
+
+Keras' own ``CSVLogger``, ``TensorBoard`` and ``TerminateOnNaN`` are used as they are; two jobs need
+callbacks of their own:
+
+* ``Backup`` replaces ``keras.callbacks.BackupAndRestore``. In Keras 3.15 a backup written mid-epoch
+  (``save_freq=N``) records the batch but restores only the epoch: the resumed run replays the epoch's
+  first batches on weights that have already seen them, so it does not end where the uninterrupted run
+  ends. Its weights and metadata files are also rewritten in place, so a kill during a save can leave
+  them inconsistent. ``Backup`` names each state by its global step, writes the weights and then the
+  metadata atomically (a state exists only once both are complete), keeps the previous state in case
+  the newest cannot be read, and stores the schedule's state; the pipeline resumes a mid-epoch state by
+  finishing that epoch from the exact batch (``training.data`` is keyed by epoch and step).
+* ``SaveModels`` writes ``best.keras`` (highest test accuracy) and ``last.keras`` atomically, with the
+  best value carried over from earlier sessions: ``ModelCheckpoint`` writes in place and forgets its
+  best value when the process restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from training.errors import UserError
+from training.rundir import write_json
+
+_STATE = re.compile(r"^step-(\d{9})\.json$")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the resume state from before it is kept."""
+
+
+class Backup(keras.callbacks.Callback):
+    """Save the whole training state every ``every`` steps and at the end of every epoch.
+
+    A state is ``step-<global step>.weights.h5`` (model and optimizer variables, from
+    ``model.save_weights``) plus ``step-<global step>.json`` (``{"step": ..., **extra()}``), written in
+    that order, each atomically; the two newest states are kept. Batch-level saves skip epoch
+    boundaries: the state at the end of an epoch is saved after its evaluation and the other epoch-end
+    callbacks, so a resumed run never skips them.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        steps_per_epoch: int,
+        every: int,
+        step: int = 0,
+        extra: Callable[[], dict[str, Any]] | None = None,
+        keep: int = 2,
+    ):
+        super().__init__()
+        self.directory = Path(directory)
+        self.steps_per_epoch = steps_per_epoch
+        self.every = every
+        self.step = step
+        self.extra = extra or dict
+        self.keep = keep
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.every and self.step % self.every == 0 and self.step % self.steps_per_epoch:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save()
+
+    def save(self) -> None:
+        """Write the current state (atomically) and drop all but the newest ``keep`` states."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = self.directory / f"step-{self.step:09d}"
+        weights = stem.with_name(stem.name + ".weights.h5")
+        tmp = stem.with_name(f".tmp-{stem.name}.weights.h5")
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, weights)
+        write_json(stem.with_suffix(".json"), {"step": self.step, **self.extra()})
+        for old in list_states(self.directory)[self.keep :]:
+            old.unlink(missing_ok=True)
+            old.with_name(old.name.replace(".json", ".weights.h5")).unlink(missing_ok=True)
+
+
+def list_states(directory: Path) -> list[Path]:
+    """The metadata files of the complete states in ``directory``, newest first."""
+    if not directory.is_dir():
+        return []
+    states = [p for p in directory.iterdir() if _STATE.match(p.name)]
+    return sorted(states, key=lambda p: p.name, reverse=True)
+
+
+def restore(directory: Path, model: keras.Model) -> dict[str, Any] | None:
+    """Load the newest readable state into ``model`` (built and compiled, inside the strategy scope)
+    and return its metadata, or ``None`` when there is none. Falls back to the previous state when the
+    newest cannot be read."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    problems = []
+    for meta in list_states(directory):
+        weights = meta.with_name(meta.name.replace(".json", ".weights.h5"))
+        try:
+            state = json.loads(meta.read_text())
+            model.load_weights(weights)
+        except (OSError, ValueError, KeyError) as e:
+            problems.append(f"{weights.name}: {e}")
+            continue
+        return state
+    if problems:
+        raise UserError(f"no readable resume state in {directory} ({'; '.join(problems)})")
+    return None
+
+
+class SaveModels(keras.callbacks.Callback):
+    """Write ``last.keras`` after every epoch and ``best.keras`` whenever the test accuracy
+    (``val_accuracy``) beats ``best_accuracy`` (carried over from earlier sessions), atomically."""
+
+    def __init__(
+        self,
+        best: Path,
+        last: Path,
+        *,
+        best_accuracy: float | None = None,
+        best_epoch: int | None = None,
+    ):
+        super().__init__()
+        self.best, self.last = Path(best), Path(last)
+        self.best_accuracy = best_accuracy
+        self.best_epoch = best_epoch
+
+    def state(self) -> dict[str, Any]:
+        """The best value so far, for the resume state."""
+        return {"best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self._save(self.last)
+        accuracy = logs.get("val_accuracy")
+        if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
+            self.best_accuracy, self.best_epoch = float(accuracy), epoch
+            self._save(self.best)
+
+    def _save(self, path: Path) -> None:
+        # Keras insists on the .keras suffix, so the temporary file keeps it.
+        tmp = path.with_name(f".tmp-{path.name}")
+        self.model.save(tmp, overwrite=True)
+        os.replace(tmp, path)
+
+
+class EpochStats(keras.callbacks.Callback):
+    """Add ``lr``, ``train_seconds`` and ``images_per_second`` to each epoch's logs (so the CSV history
+    and TensorBoard get them) and, when ``print_line`` is set, print one line per epoch (used when the
+    output is not a terminal, instead of Keras' progress bar). Must come first in the callback list."""
+
+    def __init__(self, *, global_batch: int, epochs: int, print_line: bool, stream=None):
+        super().__init__()
+        self.global_batch = global_batch
+        self.epochs = epochs
+        self.print_line = print_line
+        self.stream = stream or sys.stdout
+        self._start = self._train_end = 0.0
+        self._batches = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._train_end, self._batches = time.perf_counter(), 0.0, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+
+    def on_test_begin(self, logs=None):
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        now = time.perf_counter()
+        seconds = (self._train_end or now) - self._start
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["train_seconds"] = seconds
+        logs["images_per_second"] = self._batches * self.global_batch / max(seconds, 1e-9)
+        if self.print_line:
+            self.stream.write(format_epoch(epoch, self.epochs, logs, now - self._start) + "\n")
+            self.stream.flush()
+
+
+def format_epoch(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) -> str:
+    """``epoch 3/30  loss 1.234  train err 45.20%  test loss 1.502  test err 50.33%  lr 0.05  4.1s``."""
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    if "loss" in logs:
+        parts.append(f"loss {logs['loss']:.4f}")
+    if "accuracy" in logs:
+        parts.append(f"train err {100 * (1 - logs['accuracy']):.2f}%")
+    if "val_loss" in logs:
+        parts.append(f"test loss {logs['val_loss']:.4f}")
+    if "val_accuracy" in logs:
+        parts.append(f"test err {100 * (1 - logs['val_accuracy']):.2f}%")
+    parts.append(f"lr {logs.get('lr', float('nan')):.4g}")
+    parts.append(f"{seconds:.1f}s")
+    parts.append(f"{logs.get('images_per_second', 0):.0f} img/s")
+    return "  ".join(parts)
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' ``TerminateOnNaN`` in its raising mode (nothing more is saved after the loss blows up, so
+    the resume state from before stays intact), re-raised as ``TrainingDiverged`` with a clear message."""
+
+    def __init__(self, hint: str = ""):
+        super().__init__(raise_error=True)
+        self.hint = hint
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:
+            loss = (logs or {}).get("loss")
+            raise TrainingDiverged(
+                f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch "
+                f"{batch + 1}; nothing was saved after it. {self.hint}".strip()
+            ) from None

@@ -1,0 +1,373 @@
+"""The training pipeline: config -> strategy -> data -> model -> recipe -> fit -> report.
+
+``train(config)`` is what ``python -m training.cifar`` runs. ``prepare(config)`` stops before training and
+returns the compiled model and the datasets, so benchmarks and the tuner time and reuse the same path::
+
+    from training.pipeline import TrainConfig, prepare, train
+    prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
+    prepared.model.fit(prepared.train_dataset(), steps_per_epoch=prepared.steps_per_epoch, epochs=1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+import keras_preact
+from training import callbacks as cb
+from training import model as model_lib
+from training import recipes, report, rundir, strategy
+from training.errors import UserError
+from training.strategy import StrategyOptions
+
+VERBOSITY = ("auto", "bar", "line", "quiet")
+"""``auto``: Keras progress bars on a terminal, one line per epoch otherwise."""
+
+DATASETS = ("cifar10", "cifar100", "cifar10-sample")
+"""Same as ``training.data.DATASETS`` (repeated so that checking arguments imports no TensorFlow)."""
+
+# Settings that do not change what a run computes, so a resumed run may change them.
+_NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs; the CLI fills it from its arguments.
+
+    ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
+    replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
+    random seed (recorded in ``config.json``); a given seed also makes TensorFlow's ops deterministic.
+    """
+
+    model: str = "resnet20v1"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "cifar10"
+    data_source: str = "tfds"
+    data_dir: str | None = None
+    augment: bool = True
+    recipe: str = "paper"
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    strategy: StrategyOptions = field(default_factory=StrategyOptions)
+    seed: int | None = None
+    output: str = "runs/train"
+    overwrite: bool = False
+    backup_every: int = 500
+    eval_batch_size: int | None = None
+    verbose: str = "auto"
+
+    def resolved_recipe(self) -> recipes.Recipe:
+        """The named recipe with the overrides applied (``UserError`` if anything is out of range)."""
+        return recipes.get_recipe(self.recipe, **self.recipe_overrides)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that decide the result (stored in ``config.json``; resuming needs the same)."""
+        data = dataclasses.asdict(self)
+        data["strategy"]["devices"] = list(data["strategy"]["devices"])
+        data["recipe_overrides"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe_overrides.items()
+        }
+        data["deterministic"] = self.seed is not None
+        return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
+
+
+def check(config: TrainConfig) -> recipes.Recipe:
+    """Validate every setting that can be checked without data or devices; return the recipe."""
+    recipe = config.resolved_recipe()
+    model_lib.check_model(config.model, config.model_options)
+    if config.dataset not in DATASETS:
+        raise UserError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
+    strategy.check(config.strategy)
+    if config.backup_every < 0:
+        raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
+    if config.eval_batch_size is not None and config.eval_batch_size < 1:
+        raise UserError(f"--eval-batch-size must be at least 1, got {config.eval_batch_size}")
+    if config.verbose not in VERBOSITY:
+        raise UserError(
+            f"unknown verbosity {config.verbose!r}: choose one of {', '.join(VERBOSITY)}"
+        )
+    if config.seed is not None and not 0 <= config.seed < 2**31:
+        raise UserError(f"--seed must be in [0, 2^31), got {config.seed}")
+    return recipe
+
+
+@dataclass
+class Prepared:
+    """A compiled model and its data, ready to train (what ``prepare`` returns)."""
+
+    config: TrainConfig
+    recipe: recipes.Recipe
+    runtime: strategy.Runtime
+    arrays: Any
+    schedule: recipes.Schedule
+    model: keras.Model
+    eval_dataset: Any
+    seed: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch (full global batches)."""
+        return self.schedule.steps_per_epoch
+
+    def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
+        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``."""
+        from training import data
+
+        ds = data.make_train_dataset(
+            self.arrays.x_train,
+            self.arrays.y_train,
+            self.recipe.batch_size,
+            seed=self.seed,
+            start_epoch=start_epoch,
+            augment=self.config.augment,
+        )
+        if skip:
+            ds = ds.skip(skip)
+        return self._labels(ds)
+
+    def _labels(self, ds: Any) -> Any:
+        if not recipes.one_hot_labels(self.recipe):
+            return ds
+        import tensorflow as tf
+
+        classes = self.arrays.num_classes
+        return ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
+
+
+def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
+    """Create the strategy, load the data, resolve the schedule, build and compile the model.
+
+    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory).
+    """
+    from training import data  # imports TensorFlow (tf.data), also on the JAX backend
+
+    recipe = check(config)
+    runtime = strategy.create(config.strategy)
+    runtime.check_batch(recipe.batch_size)
+    seed = config.seed if seed is None else seed
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbits(31)
+    _seed_everything(seed, deterministic=config.seed is not None)
+    arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
+    steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
+    schedule = recipes.plan(
+        recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+    )
+    model = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
+    eval_batch = config.eval_batch_size or recipe.batch_size
+    prepared = Prepared(config, recipe, runtime, arrays, schedule, model, None, seed)
+    prepared.eval_dataset = prepared._labels(
+        data.make_eval_dataset(arrays.x_test, arrays.y_test, eval_batch)
+    )
+    return prepared
+
+
+def compile_model(
+    config: TrainConfig,
+    recipe: recipes.Recipe,
+    runtime: strategy.Runtime,
+    schedule: recipes.Schedule,
+    *,
+    classes: int,
+) -> keras.Model:
+    """Build the model in the strategy's scope and compile it with the recipe's optimizer and loss."""
+    with runtime.scope(), runtime.dtype_policy():
+        model = model_lib.build_model(
+            config.model,
+            config.model_options,
+            classes=classes,
+            dataset=config.dataset,
+            weight_decay=recipe.weight_decay,
+            synchronized_bn=runtime.sync_bn,
+        )
+        model.compile(
+            optimizer=recipes.make_optimizer(
+                recipe, schedule, mixed_precision=config.strategy.mixed_precision
+            ),
+            loss=recipes.make_loss(recipe),
+            metrics=["accuracy"],
+            jit_compile=runtime.jit_compile(),
+        )
+    return model
+
+
+def _seed_everything(seed: int, *, deterministic: bool) -> None:
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _verbosity(mode: str, chief: bool) -> tuple[int, bool]:
+    """``(keras verbose, print one line per epoch)``."""
+    if not chief or mode == "quiet":
+        return 0, False
+    if mode == "auto":
+        mode = "bar" if sys.stdout.isatty() else "line"
+    return (1, False) if mode == "bar" else (0, True)
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train (or resume) the run ``config`` describes and return its ``metrics.json`` content.
+
+    Raises ``UserError`` for bad input (before any heavy work where it can be known then),
+    ``callbacks.TrainingDiverged`` if the loss becomes NaN.
+    """
+    started = time.perf_counter()
+    check(config)
+    identity = config.identity()
+    # Only the chief writes the run; another multi_worker process keeps just its own resume state.
+    worker = strategy.tf_config_worker_index() if config.strategy.name == "multi_worker" else 0
+    if worker == 0:
+        run = rundir.open_run(config.output, identity, overwrite=config.overwrite)
+    else:
+        run = rundir.open_worker_dir(config.output, identity, worker)
+    if run.resuming and (run.path / rundir.METRICS).is_file():
+        # A replacement that finished but was not swapped in yet: only the swap is left.
+        run.finish()
+        return rundir.read_json(run.final / rundir.METRICS)
+    prepared = prepare(config, seed=run.config["seed"])
+    return _fit_and_report(prepared, run, started)
+
+
+def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> dict[str, Any]:
+    model, schedule, runtime = prepared.model, prepared.schedule, prepared.runtime
+    chief = runtime.is_chief
+    with runtime.scope():
+        state = cb.restore(run.backup_dir, model) or {}
+    step = int(state.get("step", 0))
+    epochs, spe = schedule.epochs, schedule.steps_per_epoch
+    if step >= schedule.total_steps:
+        step = schedule.total_steps
+    history_path = run.file(rundir.HISTORY)
+    report.trim_history(history_path, step // spe)
+    rows = report.read_history(history_path)
+    elapsed_before = float(state.get("wall_seconds", 0.0))
+
+    controller = recipes.LearningRateController(schedule, state.get("lr", {"step": step}))
+    saver = cb.SaveModels(
+        run.file(rundir.BEST),
+        run.file(rundir.LAST),
+        best_accuracy=state.get("models", {}).get("best_accuracy"),
+        best_epoch=state.get("models", {}).get("best_epoch"),
+    )
+
+    def extra() -> dict[str, Any]:
+        return {
+            "lr": controller.state(),
+            "models": saver.state(),
+            "wall_seconds": elapsed_before + time.perf_counter() - started,
+        }
+
+    verbose, line = _verbosity(prepared.config.verbose, chief)
+    callbacks: list[keras.callbacks.Callback] = [
+        cb.EpochStats(global_batch=prepared.recipe.batch_size, epochs=epochs, print_line=line),
+        cb.StopOnNaN(
+            hint=f"Resume state: {run.backup_dir}. Try a lower --lr or --mixed-precision bfloat16."
+        ),
+    ]
+    if schedule.needs_controller:
+        callbacks.append(controller)
+    if chief:
+        title = f"{prepared.config.model} on {prepared.config.dataset} ({prepared.config.recipe})"
+        callbacks += [
+            saver,
+            keras.callbacks.CSVLogger(str(history_path), append=True),
+            keras.callbacks.TensorBoard(
+                log_dir=str(run.file(rundir.TENSORBOARD)), write_graph=False, update_freq="epoch"
+            ),
+            report.PlotCurves(rows, spe, run.file(rundir.CURVES), title),
+        ]
+    callbacks.append(
+        cb.Backup(
+            run.backup_dir,
+            steps_per_epoch=spe,
+            every=prepared.config.backup_every,
+            step=step,
+            extra=extra,
+        )
+    )
+    if line and step:
+        print(
+            f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
+        )
+    with keras_preact.deep_graph_recursion(), runtime.scope():
+        for initial, end, steps, skip in _phases(step, spe, epochs):
+            _fit_function(prepared)(
+                prepared.train_dataset(start_epoch=initial, skip=skip),
+                epochs=end,
+                steps_per_epoch=steps,
+                initial_epoch=initial,
+                validation_data=prepared.eval_dataset,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+    wall = elapsed_before + time.perf_counter() - started
+    if not chief:
+        run.finish()
+        return {}
+    rows = report.read_history(history_path)
+    info = keras_preact.MODELS.get(prepared.config.model.lower())
+    paper = info.paper_cifar10_error if info and prepared.config.dataset == "cifar10" else None
+    metrics = report.summarize(
+        rows,
+        steps_per_epoch=spe,
+        global_batch=prepared.recipe.batch_size,
+        wall_seconds=wall,
+        paper_error=paper,
+        config={
+            **run.config,
+            "recipe_resolved": dataclasses.asdict(prepared.recipe),
+            "schedule": schedule.describe(),
+            "runtime": runtime.describe(),
+            "data": {
+                "train_examples": len(prepared.arrays.x_train),
+                "test_examples": len(prepared.arrays.x_test),
+                "classes": prepared.arrays.num_classes,
+            },
+            "gated_warmup_ended_at_step": controller.gate_opened_at
+            if schedule.gated_lr is not None
+            else None,
+        },
+    )
+    rundir.write_json(run.file(rundir.METRICS), metrics)
+    run.finish()
+    return metrics
+
+
+def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
+    """``(initial_epoch, epochs, steps_per_epoch, skip)`` of the ``fit`` calls that train from global
+    ``step``: first the rest of a partly trained epoch (from its exact batch), then whole epochs."""
+    epoch, skip = divmod(step, steps_per_epoch)
+    phases = []
+    if skip:
+        phases.append((epoch, epoch + 1, steps_per_epoch - skip, skip))
+        epoch += 1
+    if epoch < epochs:
+        phases.append((epoch, epochs, steps_per_epoch, 0))
+    return phases
+
+
+def _fit_function(prepared: Prepared) -> Callable[..., Any]:
+    """``model.fit``, or ``training.loop.fit`` where Keras' fit cannot run (multi_worker)."""
+    if prepared.runtime.custom_loop:
+        from training import loop
+
+        def fit(data, **kwargs):
+            return loop.fit(prepared.model, prepared.runtime.strategy, data, **kwargs)
+
+        return fit
+
+    def fit(data, **kwargs):
+        # The dataset is already shuffled per epoch (training.data); Keras would warn about shuffle.
+        return prepared.model.fit(data, shuffle=False, **kwargs)
+
+    return fit

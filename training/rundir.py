@@ -1,0 +1,226 @@
+"""The output directory of a run: new, resumed, finished, or replaced under ``--overwrite``.
+
+A directory is a *run* when it holds ``config.json`` (written first) and a *finished run* when it also
+holds ``metrics.json`` (written last). Re-running the same command on an unfinished run resumes it; a
+different command is refused, and so is any command on a finished run unless ``--overwrite`` is given.
+
+``--overwrite`` never destroys anything before the new run has succeeded: the new run trains in a
+hidden sibling ``.<name>.overwrite`` (itself resumable by re-running the same command), and only when it
+has finished is it swapped in (``<name>`` -> ``.<name>.old``, staging -> ``<name>``, delete the old one).
+A swap interrupted between its renames is completed by the next run on that directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import UserError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+BACKUP = "backup"
+BEST = "best.keras"
+LAST = "last.keras"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+TENSORBOARD = "tensorboard"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a reader (or a killed writer) never sees a half-written file."""
+    write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def write_bytes(path: Path, blob: bytes) -> None:
+    """Write a file atomically (temporary file in the same folder, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file written by ``write_json``; ``UserError`` naming it if it is unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+
+
+def status(path: Path) -> str:
+    """``new`` (missing or empty), ``unfinished``, ``finished`` or ``foreign`` (not a run)."""
+    if not path.exists():
+        return "new"
+    if not path.is_dir():
+        return "foreign"
+    if (path / METRICS).is_file():
+        return "finished"
+    if (path / CONFIG).is_file():
+        return "unfinished"
+    return "new" if not any(path.iterdir()) else "foreign"
+
+
+@dataclass
+class RunDir:
+    """Where one session writes: ``path`` is ``final`` itself, or its staging sibling under
+    ``--overwrite`` (``staged``). ``resuming`` says that ``path`` already holds this run's state."""
+
+    final: Path
+    path: Path
+    resuming: bool
+    staged: bool
+    config: dict[str, Any]
+
+    def file(self, name: str) -> Path:
+        """A file of the run, e.g. ``run.file(BEST)``."""
+        return self.path / name
+
+    @property
+    def backup_dir(self) -> Path:
+        """The resume state."""
+        return self.path / BACKUP
+
+    def finish(self) -> None:
+        """After ``metrics.json`` is written: drop the resume state, then swap a staged run in."""
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if self.staged:
+            old = _old(self.final)
+            if self.final.exists():
+                os.replace(self.final, old)
+            os.replace(self.path, self.final)
+            shutil.rmtree(old, ignore_errors=True)
+            self.path = self.final
+            self.staged = False
+
+
+def _staging(final: Path) -> Path:
+    return final.parent / f".{final.name}.overwrite"
+
+
+def _old(final: Path) -> Path:
+    return final.parent / f".{final.name}.old"
+
+
+def _complete_interrupted_swap(final: Path) -> None:
+    """Finish a swap that a kill interrupted between its renames (see the module docstring)."""
+    old, staging = _old(final), _staging(final)
+    if not old.exists():
+        return
+    if not final.exists():
+        if status(staging) == "finished":
+            os.replace(staging, final)
+        else:  # cannot happen through ``finish``; put the old run back rather than lose it
+            os.replace(old, final)
+            return
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_writable(final: Path) -> None:
+    """Create ``final``'s parent and prove it is writable, before any heavy work."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        probe_dir = final if final.is_dir() else final.parent
+        fd, probe = tempfile.mkstemp(dir=probe_dir, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to --output {final}: {e.strerror or e}") from None
+
+
+def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
+    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:4]) + (
+        ", ..." if len(keys) > 4 else ""
+    )
+
+
+def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether ``saved`` (a ``config.json``) is the same run as ``wanted`` (``seed`` None = any)."""
+    if wanted.get("seed") is None:
+        saved = {k: v for k, v in saved.items() if k != "seed"}
+        wanted = {k: v for k, v in wanted.items() if k != "seed"}
+    return saved == wanted
+
+
+def _start(path: Path, config: dict[str, Any], final: Path, staged: bool) -> RunDir:
+    """Open ``path`` for ``config``: resume it when it holds the same run, else start it afresh."""
+    if status(path) == "unfinished" and _matches(read_json(path / CONFIG), config):
+        saved = read_json(path / CONFIG)
+        return RunDir(final, path, resuming=True, staged=staged, config={**config, **saved})
+    if config.get("seed") is None:
+        # Random but recorded, so that re-running the command resumes with the same data order.
+        config = {**config, "seed": secrets.randbits(31)}
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / CONFIG, config)
+    return RunDir(final, path, resuming=False, staged=staged, config=config)
+
+
+def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bool) -> RunDir:
+    """Decide where this session writes, or refuse with one line (see the module docstring).
+
+    ``config`` identifies the run (what changes its result); when its ``seed`` is ``None`` the seed
+    saved by an earlier session is reused, so the returned ``RunDir.config`` has the seed to train with.
+    """
+    final = Path(output).expanduser().absolute()
+    _complete_interrupted_swap(final)
+    _check_writable(final)
+    state = status(final)
+    if state == "foreign":
+        raise UserError(
+            f"--output {final} is not empty and holds no training run (no {CONFIG}): choose a new "
+            "or empty directory"
+        )
+    if overwrite and state in ("unfinished", "finished"):
+        staging = _staging(final)
+        if status(staging) == "finished" and _matches(read_json(staging / CONFIG), config):
+            saved = read_json(staging / CONFIG)
+            return RunDir(final, staging, resuming=True, staged=True, config=saved)
+        if status(staging) != "new" and not (
+            status(staging) == "unfinished" and _matches(read_json(staging / CONFIG), config)
+        ):
+            # An abandoned replacement with other settings: ours, hidden, never the user's run.
+            shutil.rmtree(staging)
+        return _start(staging, config, final, staged=True)
+    if state == "finished":
+        metrics = read_json(final / METRICS)
+        error = metrics.get("final_test_error")
+        shown = f" (final test error {100 * error:.2f} %)" if isinstance(error, float) else ""
+        raise UserError(
+            f"--output {final} already holds a finished run{shown}: pass --overwrite to replace it "
+            "once the new run has finished, or choose another --output"
+        )
+    if state == "unfinished":
+        saved = read_json(final / CONFIG)
+        if not _matches(saved, config):
+            raise UserError(
+                f"--output {final} holds an unfinished run with other settings "
+                f"({_differences(saved, config)}): re-run its command to resume it, pass "
+                "--overwrite to replace it, or choose another --output"
+            )
+    return _start(final, config, final, staged=False)
+
+
+def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_index: int) -> RunDir:
+    """Where a non-chief ``multi_worker`` process keeps its own resume state (nothing else)."""
+    final = Path(output).expanduser().absolute()
+    path = final / f".worker-{worker_index}"
+    _check_writable(path)
+    if status(path) == "unfinished" and not _matches(read_json(path / CONFIG), config):
+        shutil.rmtree(path)
+    return _start(path, config, final, staged=False)

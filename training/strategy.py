@@ -1,0 +1,369 @@
+"""Where the replicas run: ``tf.distribute`` strategies on TensorFlow, ``keras.distribution`` on JAX.
+
+``check`` validates the options without touching any device (so bad input fails before heavy work);
+``create`` then configures the devices and returns a ``Runtime`` whose ``scope()`` the model is built,
+compiled and trained in.
+
+TensorFlow backend:
+
+* ``default``: TensorFlow's default placement (one GPU if there is one, else the CPU);
+* ``one_device``: ``OneDeviceStrategy`` on the first of ``--devices`` (default: GPU 0, else the CPU);
+* ``mirrored``: ``MirroredStrategy`` over ``--devices``, else every local GPU, else the logical CPUs
+  made by ``--cpu-replicas N`` (this is how a CPU-only machine really runs N replicas);
+* ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``. Keras 3's
+  ``model.fit`` cannot drive it (keras-team/keras#20585), so the pipeline trains it with
+  ``training.loop`` (``strategy.run`` over ``model.train_step``).
+
+JAX backend: ``default`` and ``one_device`` train on one device; ``mirrored`` is
+``keras.distribution.DataParallel`` over ``--devices`` or every device (``--cpu-replicas N`` makes N
+host devices); ``multi_worker`` is TensorFlow-only. TensorFlow is never imported here on JAX.
+
+The global batch is split evenly over the replicas (it must be divisible by their number).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from training.errors import UserError
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
+"""Values of ``--strategy``."""
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+"""Values of ``--mixed-precision`` (float32: no mixed precision)."""
+
+JIT_MODES = ("auto", "on", "off")
+"""Values of ``--jit-compile``: ``auto`` is Keras' choice (XLA on JAX and on TensorFlow GPUs)."""
+
+_DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|tpu):(\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    """How to place and compile the training step (the ``--strategy`` group of the CLI)."""
+
+    name: str = "default"
+    devices: tuple[str, ...] = ()
+    cpu_replicas: int | None = None
+    sync_bn: bool = False
+    jit_compile: str = "auto"
+    mixed_precision: str = "float32"
+
+
+def backend() -> str:
+    """The Keras backend in use (``KERAS_BACKEND``)."""
+    return keras.backend.backend()
+
+
+def normalize_device(spec: str) -> tuple[str, int]:
+    """``"1"`` (a GPU index), ``"gpu:1"``, ``"/GPU:1"`` or ``"/device:GPU:1"`` -> ``("gpu", 1)``."""
+    spec = spec.strip()
+    if spec.isdigit():
+        return "gpu", int(spec)
+    match = _DEVICE.match(spec)
+    if not match:
+        raise UserError(
+            f"unknown device {spec!r}: use a GPU index (0), or TYPE:INDEX such as gpu:1 or cpu:0"
+        )
+    return match.group(1).lower(), int(match.group(2))
+
+
+def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse and check ``TF_CONFIG`` for ``multi_worker``; ``UserError`` with one line if it is wrong."""
+    raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
+    if not raw.strip():
+        raise UserError(
+            "--strategy multi_worker needs TF_CONFIG, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+            '"index": 0}}'
+        )
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UserError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos})") from None
+    if not isinstance(config, dict):
+        raise UserError("TF_CONFIG must be a JSON object with 'cluster' and 'task'")
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not cluster:
+        raise UserError("TF_CONFIG has no 'cluster' object mapping job names to 'host:port' lists")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise UserError(
+                f"TF_CONFIG cluster job {job!r} must be a non-empty list of 'host:port'"
+            )
+        for address in addresses:
+            if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+                raise UserError(
+                    f"TF_CONFIG cluster job {job!r} has address {address!r}, expected 'host:port'"
+                )
+    unknown_jobs = set(cluster) - {"chief", "worker"}
+    if unknown_jobs:
+        raise UserError(
+            f"TF_CONFIG cluster has job(s) {', '.join(sorted(unknown_jobs))}: multi_worker uses "
+            "only 'chief' and 'worker'"
+        )
+    if not isinstance(task, dict):
+        raise UserError("TF_CONFIG has no 'task' object with 'type' and 'index'")
+    kind, index = task.get("type"), task.get("index")
+    if kind not in cluster:
+        raise UserError(
+            f"TF_CONFIG task type {kind!r} is not a job of the cluster ({', '.join(cluster)})"
+        )
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(cluster[kind]):
+        raise UserError(
+            f"TF_CONFIG task index {index!r} is out of range for job {kind!r} "
+            f"(0..{len(cluster[kind]) - 1})"
+        )
+    return config
+
+
+def tf_config_worker_index(config: dict[str, Any] | None = None) -> int:
+    """This process's rank in a ``multi_worker`` cluster: 0 is the chief (the ``chief`` task, or worker
+    0 when there is none), which writes the run's outputs."""
+    config = config or read_tf_config()
+    task, cluster = config["task"], config["cluster"]
+    if task["type"] == "chief":
+        return 0
+    return task["index"] + (1 if "chief" in cluster else 0)
+
+
+def check(options: StrategyOptions) -> None:
+    """Validate ``options`` for the current backend without touching any device."""
+    if options.name not in STRATEGIES:
+        raise UserError(f"unknown strategy {options.name!r}: choose one of {', '.join(STRATEGIES)}")
+    if options.jit_compile not in JIT_MODES:
+        raise UserError(
+            f"unknown --jit-compile {options.jit_compile!r}: choose one of {', '.join(JIT_MODES)}"
+        )
+    if options.mixed_precision not in PRECISIONS:
+        raise UserError(
+            f"unknown mixed precision {options.mixed_precision!r}: choose one of "
+            f"{', '.join(PRECISIONS)}"
+        )
+    for device in options.devices:
+        normalize_device(device)
+    if options.devices and options.name in ("default", "multi_worker"):
+        raise UserError(f"--devices applies to one_device and mirrored, not {options.name}")
+    if options.name == "one_device" and len(options.devices) > 1:
+        raise UserError(f"one_device takes one device, got {len(options.devices)}")
+    if options.cpu_replicas is not None:
+        if options.cpu_replicas < 1:
+            raise UserError(f"--cpu-replicas must be at least 1, got {options.cpu_replicas}")
+        if options.name != "mirrored":
+            raise UserError(f"--cpu-replicas applies to the mirrored strategy, not {options.name}")
+        if options.devices:
+            raise UserError("give either --devices or --cpu-replicas, not both")
+    if options.name == "multi_worker":
+        if backend() != "tensorflow":
+            raise UserError(
+                "multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow); on JAX use "
+                "--strategy mirrored on each machine's devices"
+            )
+        read_tf_config()
+
+
+@dataclass
+class Runtime:
+    """The devices a run trains on: a ``tf.distribute`` strategy or a ``keras.distribution``."""
+
+    options: StrategyOptions
+    backend: str
+    num_replicas: int
+    devices: tuple[str, ...]
+    strategy: Any = None
+    distribution: Any = None
+    worker_index: int = 0
+    num_workers: int = 1
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run's outputs (always, except non-chief workers)."""
+        return self.worker_index == 0
+
+    @property
+    def custom_loop(self) -> bool:
+        """Whether training must use ``training.loop`` instead of ``model.fit`` (multi_worker)."""
+        return self.options.name == "multi_worker"
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Build, compile and train inside this scope (variables are placed on the replicas)."""
+        if self.strategy is not None:
+            with self.strategy.scope():
+                yield
+        elif self.distribution is not None:
+            with self.distribution.scope():
+                yield
+        else:
+            yield
+
+    def check_batch(self, global_batch: int) -> int:
+        """The per-replica batch; ``UserError`` if ``global_batch`` does not split evenly."""
+        if global_batch % self.num_replicas:
+            raise UserError(
+                f"global batch {global_batch} does not split evenly over {self.num_replicas} "
+                f"replicas: use a multiple of {self.num_replicas}"
+            )
+        return global_batch // self.num_replicas
+
+    def jit_compile(self) -> bool | str:
+        """The ``jit_compile`` argument of ``model.compile``."""
+        return {"auto": "auto", "on": True, "off": False}[self.options.jit_compile]
+
+    @property
+    def sync_bn(self) -> bool:
+        """Whether to build BatchNormalization synchronised across replicas (TensorFlow only: on JAX
+        the compiled step already normalises over the whole sharded global batch)."""
+        return self.options.sync_bn and self.backend == "tensorflow"
+
+    @contextlib.contextmanager
+    def dtype_policy(self) -> Iterator[None]:
+        """Build the model under the mixed-precision policy, then restore the previous policy."""
+        previous = keras.config.dtype_policy()
+        if self.options.mixed_precision != "float32":
+            keras.config.set_dtype_policy(f"mixed_{self.options.mixed_precision}")
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for ``metrics.json``."""
+        return {
+            "backend": self.backend,
+            "strategy": self.options.name,
+            "replicas": self.num_replicas,
+            "devices": list(self.devices),
+            "workers": self.num_workers,
+            "worker_index": self.worker_index,
+            "sync_bn": self.sync_bn,
+            "jit_compile": self.options.jit_compile,
+            "mixed_precision": self.options.mixed_precision,
+        }
+
+
+def create(options: StrategyOptions) -> Runtime:
+    """Configure the devices and create the strategy (call before any other TensorFlow work)."""
+    check(options)
+    if backend() == "jax":
+        return _create_jax(options)
+    if backend() != "tensorflow":
+        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    return _create_tensorflow(options)
+
+
+def _create_tensorflow(options: StrategyOptions) -> Runtime:
+    import tensorflow as tf
+
+    if options.cpu_replicas is not None:
+        _make_logical_cpus(tf, options.cpu_replicas)
+    name = options.name
+    if name == "multi_worker":  # first: its collectives must be set up before TensorFlow starts
+        config = read_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        workers = sum(len(v) for v in config["cluster"].values())
+        return Runtime(
+            options,
+            "tensorflow",
+            strategy.num_replicas_in_sync,
+            tuple(strategy.extended.worker_devices),
+            strategy=strategy,
+            worker_index=tf_config_worker_index(config),
+            num_workers=workers,
+        )
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = tuple(_tf_device(tf, d) for d in options.devices)
+    if name == "default":
+        return Runtime(options, "tensorflow", 1, (gpus[0].name if gpus else "/cpu:0",))
+    if name == "one_device":
+        device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
+        strategy = tf.distribute.OneDeviceStrategy(device)
+        return Runtime(options, "tensorflow", 1, (device,), strategy=strategy)
+    if not devices:
+        if options.cpu_replicas is not None:
+            devices = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
+        else:
+            devices = tuple(d.name for d in gpus) or ("/cpu:0",)
+    strategy = tf.distribute.MirroredStrategy(devices=list(devices))
+    return Runtime(options, "tensorflow", strategy.num_replicas_in_sync, devices, strategy=strategy)
+
+
+def _tf_device(tf: Any, spec: str) -> str:
+    """A TensorFlow device name for ``spec``, checked against the local devices."""
+    kind, index = normalize_device(spec)
+    available = tf.config.list_logical_devices(kind.upper())
+    if index >= len(available):
+        raise UserError(
+            f"device {spec!r} does not exist: this machine has {len(available)} {kind.upper()} "
+            "device(s)"
+        )
+    return f"/{kind}:{index}"
+
+
+def _make_logical_cpus(tf: Any, count: int) -> None:
+    """Split the CPU into ``count`` logical devices (only possible before TensorFlow initialises)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != count:
+            raise UserError(
+                f"--cpu-replicas {count}: TensorFlow is already initialised with {have} CPU "
+                "device(s) in this process; set it in a fresh process"
+            ) from None
+
+
+def _create_jax(options: StrategyOptions) -> Runtime:
+    # TensorFlow runs only the tf.data input pipeline here: keep it off the accelerators JAX uses.
+    import tensorflow as tf
+
+    with contextlib.suppress(
+        RuntimeError
+    ):  # already initialised (e.g. by an earlier run in-process)
+        tf.config.set_visible_devices([], "GPU")
+    if options.cpu_replicas is not None:
+        # Read when JAX initialises its CPU backend, i.e. on the first device query below.
+        flag = f"--xla_force_host_platform_device_count={options.cpu_replicas}"
+        flags = re.sub(
+            r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")
+        )
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    available = keras.distribution.list_devices()
+    if options.cpu_replicas is not None:
+        cpus = keras.distribution.list_devices("cpu")
+        if len(cpus) != options.cpu_replicas:
+            raise UserError(
+                f"--cpu-replicas {options.cpu_replicas}: JAX is already initialised with "
+                f"{len(cpus)} CPU device(s) in this process; set it in a fresh process"
+            )
+        available = cpus
+    devices = []
+    for spec in options.devices:
+        kind, index = normalize_device(spec)
+        name = f"{kind}:{index}"
+        if name not in available and name not in keras.distribution.list_devices(kind):
+            raise UserError(f"device {spec!r} does not exist: JAX sees {', '.join(available)}")
+        devices.append(name)
+    if options.name in ("default", "one_device"):
+        chosen = devices[:1] or available[:1]
+        distribution = (
+            keras.distribution.DataParallel(devices=chosen)
+            if options.name == "one_device"
+            else None
+        )
+        return Runtime(options, "jax", 1, tuple(chosen), distribution=distribution)
+    chosen = devices or available
+    distribution = keras.distribution.DataParallel(devices=chosen)
+    return Runtime(options, "jax", len(chosen), tuple(chosen), distribution=distribution)
