@@ -239,6 +239,11 @@ def _md5(data: bytes | Path) -> str:
     return digest.hexdigest()
 
 
+def _check_md5(where: str, actual: str, official: str) -> None:
+    if actual != official:
+        raise UserError(f"{where}: md5 {actual} is not the official {official}; {OPT_OUT}")
+
+
 def _needed(layout: Layout) -> tuple[str, ...]:
     return (*layout.train, *layout.test, layout.meta)
 
@@ -339,15 +344,10 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
         )
     if verify_checksums:
         if location.is_file():
-            expected = {location.name: layout.archive_md5}
-            actual = {location.name: _md5(location)}
+            _check_md5(str(location), _md5(location), layout.archive_md5)
         else:
-            expected = layout.file_md5
-            actual = {name: _md5(blobs[name]) for name in expected}
-        for name, md5 in expected.items():
-            if actual[name] != md5:
-                label = location if location.is_file() else where(name)
-                raise UserError(f"{label}: md5 {actual[name]} is not the official {md5}; {OPT_OUT}")
+            for name, md5 in layout.file_md5.items():
+                _check_md5(where(name), _md5(blobs[name]), md5)
     read = _python_batch if layout.fmt == "python" else _binary_batch
     splits = []
     for names in (layout.train, layout.test):
@@ -365,6 +365,7 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
 def _check_official_counts(
     layout: Layout, location: Path, y_train: np.ndarray, y_test: np.ndarray
 ) -> None:
+    """The official splits have exactly 50,000 and 10,000 images in equal-sized classes."""
     for split, labels, total in (
         ("train", y_train, OFFICIAL_COUNTS[0]),
         ("test", y_test, OFFICIAL_COUNTS[1]),

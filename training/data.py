@@ -158,7 +158,7 @@ def steps_per_epoch(num_examples: int, global_batch: int) -> int:
     return steps
 
 
-def _as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check a split's images (N, H, W, C) and labels (N,) before they go into a pipeline."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or y.shape != (len(x),):
@@ -179,8 +179,7 @@ def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Ten
     One gather along rows and one along columns do the crop and the flip of the whole batch at once
     (no per-image ops), which is what keeps the pipeline far ahead of the model on a small CPU.
     """
-    shape = tf.shape(images)
-    batch, height, width = shape[0], shape[1], shape[2]
+    batch, height, width = images.shape[:3]  # static: the batch size is fixed (full batches only)
     paddings = [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]
     # The border is 0 + fill and the inside is image + 0, so original pixels come through bit-exact.
     border = tf.pad(tf.zeros([1, height, width, 1]), paddings, constant_values=1.0) * fill
@@ -218,7 +217,7 @@ def make_train_dataset(
     pixels with the mean is what makes the border exactly what the papers' border was (0 after
     normalisation) instead of a black frame the model would see as strongly negative inputs.
     """
-    x, y = _as_tensors(x, y)
+    x, y = _checked_split(x, y)
     if x.dtype != np.uint8:
         raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
     steps = steps_per_epoch(len(x), global_batch)
@@ -255,9 +254,11 @@ def make_train_dataset(
 
 
 def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
-    """The split in order, in batches of ``batch`` (the last one may be smaller): float32 raw pixels, int32
-    labels, cached after the first pass."""
-    x, y = _as_tensors(x, y)
+    """The split in order, in batches of ``batch``: (float32 raw [0, 255] images, int32 labels), cached.
+
+    The last batch may be smaller, so that every example is evaluated.
+    """
+    x, y = _checked_split(x, y)
     if batch < 1:
         raise UserError(f"batch size must be at least 1, got {batch}")
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()

@@ -47,12 +47,14 @@ def _probe_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds, DNS lookup included.
+def reachable(host: str, port: int, timeout: float | None = None) -> bool:
+    """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds (default
+    ``PROBE_TIMEOUT_S``), DNS lookup included.
 
     The probe runs in a daemon thread because the socket timeout does not cover the name lookup, which
     can hang for much longer on a machine without a network.
     """
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     result: list[bool] = []
 
     def probe() -> None:

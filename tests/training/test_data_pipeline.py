@@ -1,0 +1,216 @@
+"""training.data.make_train_dataset / make_eval_dataset / steps_per_epoch, on the embedded sample's images.
+
+The training labels passed in are the images' indices, so every yielded image can be traced back to the
+original it was made from.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.lib.stride_tricks import sliding_window_view
+
+from training import data
+from training.errors import UserError
+from training.sample import load_sample
+
+SAMPLE = load_sample()
+X = SAMPLE.x_train
+IDS = np.arange(len(X))
+BATCH = 128
+STEPS = len(X) // BATCH  # 7: 104 images are left over each epoch
+
+
+def take(ds: tf.data.Dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n`` batches as numpy arrays."""
+    return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
+
+
+def same(a, b) -> bool:
+    return len(a) == len(b) and all(
+        np.array_equal(xa, xb) and np.array_equal(ya, yb)
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True)
+    )
+
+
+def test_batches_have_the_contract_shapes_dtypes_and_ranges():
+    ds = data.make_train_dataset(X, SAMPLE.y_train, BATCH, seed=0)
+    assert ds.element_spec == (
+        tf.TensorSpec((BATCH, 32, 32, 3), tf.float32),
+        tf.TensorSpec((BATCH,), tf.int32),
+    )
+    for x, y in take(ds, 2):
+        assert x.shape == (BATCH, 32, 32, 3) and x.dtype == np.float32
+        assert y.shape == (BATCH,) and y.dtype == np.int32
+        assert x.min() >= 0 and x.max() <= 255 and x.max() > 200  # raw pixels, not standardised
+        assert set(np.unique(y)) <= set(range(10))
+
+
+def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats():
+    batches = take(data.make_train_dataset(X, IDS, BATCH, seed=1, augment=False), 3 * STEPS)
+    assert all(x.shape[0] == BATCH and y.shape == (BATCH,) for x, y in batches)
+    epochs = [
+        np.concatenate([y for _, y in batches[e * STEPS : (e + 1) * STEPS]]) for e in range(3)
+    ]
+    for ids in epochs:
+        assert len(np.unique(ids)) == STEPS * BATCH  # no image twice in an epoch
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+    assert len(np.unique(np.concatenate(epochs))) > STEPS * BATCH  # the dropped remainder changes
+    for x, y in batches:  # without augmentation the images are the originals
+        np.testing.assert_array_equal(x, X[y].astype(np.float32))
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+    a = take(data.make_train_dataset(X, IDS, BATCH, seed=7), 2 * STEPS)
+    b = take(data.make_train_dataset(X, IDS, BATCH, seed=7), 2 * STEPS)
+    c = take(data.make_train_dataset(X, IDS, BATCH, seed=8), 2 * STEPS)
+    assert same(a, b)
+    assert not np.array_equal(a[0][1], c[0][1])
+    assert not np.array_equal(a[0][1], a[STEPS][1])  # epoch 1 is not epoch 0 again
+
+
+@pytest.mark.parametrize("start_epoch", [1, 2])
+def test_resuming_at_an_epoch_reproduces_the_uninterrupted_run(start_epoch):
+    full = take(data.make_train_dataset(X, IDS, BATCH, seed=3), 3 * STEPS)
+    resumed = take(
+        data.make_train_dataset(X, IDS, BATCH, seed=3, start_epoch=start_epoch),
+        (3 - start_epoch) * STEPS,
+    )
+    assert same(resumed, full[start_epoch * STEPS :])
+
+
+def _transforms(padded: np.ndarray, image: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Every (top, left, flipped) whose crop of ``padded`` is exactly ``image``."""
+    windows = sliding_window_view(padded, (32, 32), axis=(0, 1))  # (9, 9, 3, 32, 32)
+    target = image.transpose(2, 0, 1)
+    found = []
+    for flipped, candidate in ((False, target), (True, target[:, :, ::-1])):
+        hits = np.argwhere((windows == candidate).all(axis=(2, 3, 4)))
+        found += [(int(t), int(left), flipped) for t, left in hits]
+    return found
+
+
+def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original():
+    fill = (X.astype(np.float64).sum(axis=(0, 1, 2)) / (X.size // 3)).astype(np.float32)
+    seen = []
+    for x, ids in take(data.make_train_dataset(X, IDS, BATCH, seed=11), 3):
+        for image, i in zip(x, ids, strict=True):
+            padded = np.pad(X[i].astype(np.float32), ((4, 4), (4, 4), (0, 0)))
+            padded[:4], padded[-4:], padded[:, :4], padded[:, -4:] = fill, fill, fill, fill
+            found = _transforms(padded, image)
+            assert found, f"image {i} is not a crop of its padded original"
+            seen.append(found[0])
+    tops, lefts, flips = zip(*seen, strict=True)
+    assert set(tops) == set(range(9)) and set(lefts) == set(range(9))  # every offset occurs
+    assert 0.35 < np.mean(flips) < 0.65  # about half flipped
+    assert sum(t == 4 and left == 4 for t, left, _ in seen) < 0.1 * len(seen)  # rarely uncropped
+
+
+def test_augmentation_of_an_epoch_differs_from_the_next():
+    a, b = (
+        take(data.make_train_dataset(X, np.zeros_like(IDS), len(X), seed=5, start_epoch=e), 1)[0][0]
+        for e in (0, 1)
+    )
+    assert not np.array_equal(a, b)
+
+
+def test_without_a_seed_batches_are_valid_but_not_repeated():
+    a = take(data.make_train_dataset(X, IDS, BATCH, seed=None), 1)[0]
+    b = take(data.make_train_dataset(X, IDS, BATCH, seed=None), 1)[0]
+    assert a[0].shape == (BATCH, 32, 32, 3) and len(np.unique(a[1])) == BATCH
+    assert not np.array_equal(a[1], b[1])
+
+
+def test_pipeline_is_far_faster_than_training():
+    """ResNet-20 trains at ~300 img/s on 2 cores; the pipeline must not be what it waits for."""
+    iterator = iter(data.make_train_dataset(X, SAMPLE.y_train, BATCH, seed=0))
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(30):
+        next(iterator)
+    rate = 30 * BATCH / (time.perf_counter() - start)
+    assert rate > 2000, f"{rate:.0f} img/s"
+
+
+def test_eval_dataset_is_ordered_complete_float32_and_cached():
+    ds = data.make_eval_dataset(SAMPLE.x_test, SAMPLE.y_test, BATCH)
+    for _ in range(2):
+        batches = take(ds, 10)
+        assert [len(y) for _, y in batches] == [128, 128, 44]
+        x = np.concatenate([b[0] for b in batches])
+        y = np.concatenate([b[1] for b in batches])
+        assert x.dtype == np.float32 and y.dtype == np.int32
+        np.testing.assert_array_equal(x, SAMPLE.x_test.astype(np.float32))
+        np.testing.assert_array_equal(y, SAMPLE.y_test)
+
+
+def test_steps_per_epoch():
+    assert data.steps_per_epoch(1000, 128) == 7
+    assert data.steps_per_epoch(50_000, 128) == 390
+    assert data.steps_per_epoch(256, 128) == 2
+    with pytest.raises(
+        UserError, match="batch size 2000 is larger than the 1000 training examples"
+    ):
+        data.steps_per_epoch(1000, 2000)
+    with pytest.raises(UserError, match="at least 1"):
+        data.steps_per_epoch(1000, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((X, IDS, 1001), {"seed": 0}, "larger than the 1000 training examples"),
+        ((X, IDS, 0), {"seed": 0}, "at least 1"),
+        ((X.astype(np.float32), IDS, 8), {"seed": 0}, "must be uint8 raw pixels"),
+        ((X, IDS[:10], 8), {"seed": 0}, r"expected images \(N, H, W, C\) and labels \(N,\)"),
+        ((X, IDS, 8), {"seed": 0, "start_epoch": -1}, "start epoch must be 0 or more"),
+    ],
+)
+def test_bad_arguments(args, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        data.make_train_dataset(*args, **kwargs)
+
+
+DISTRIBUTED = textwrap.dedent(
+    """
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from training import data
+    from training.sample import load_sample
+
+    s = load_sample()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    ds = data.make_train_dataset(s.x_train, s.y_train, 64, seed=5)
+    x, y = next(iter(ds))
+    dx, dy = next(iter(strategy.experimental_distribute_dataset(ds)))
+    parts = strategy.experimental_local_results(dx)
+    assert [p.shape[0] for p in parts] == [32, 32], [p.shape for p in parts]
+    np.testing.assert_array_equal(np.concatenate(parts), x.numpy())
+    np.testing.assert_array_equal(np.concatenate(strategy.experimental_local_results(dy)), y.numpy())
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(ds, steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    print("distributed ok")
+    """
+)
+
+
+def test_works_under_mirrored_strategy_and_model_fit():
+    """Split over two replicas, each gets its half of the same global batch; model.fit consumes it."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", DISTRIBUTED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "distributed ok" in result.stdout, result.stderr[-3000:]
