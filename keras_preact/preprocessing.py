@@ -1,0 +1,44 @@
+"""Per-channel standardisation of raw [0, 255] pixels, as the first layer of a model.
+
+Putting it inside the model (rather than only in the input pipeline) makes a saved model
+self-contained: exported SavedModel, TFLite and ONNX files all take raw pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import layers
+
+# Per-channel mean and standard deviation of the training images, in [0, 1] units (RGB).
+DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
+    "cifar100": ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def mean_std(dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of ``dataset`` in raw pixel units (0–255)."""
+    if dataset not in DATASET_STATS:
+        raise ValueError(
+            f"unknown preprocessing {dataset!r}; expected one of {', '.join(DATASET_STATS)}"
+        )
+    mean, std = DATASET_STATS[dataset]
+    return np.asarray(mean, "float32") * 255.0, np.asarray(std, "float32") * 255.0
+
+
+def normalization_layer(dataset: str, data_format: str = "channels_last") -> layers.Normalization:
+    """A non-adaptable ``Normalization`` layer named ``preprocess`` for ``dataset``'s statistics."""
+    mean, std = mean_std(dataset)
+    return layers.Normalization(
+        axis=-1 if data_format == "channels_last" else 1,
+        mean=mean.tolist(),
+        variance=(std**2).tolist(),
+        name="preprocess",
+    )
+
+
+def preprocess_input(x: np.ndarray, dataset: str = "cifar10") -> np.ndarray:
+    """Standardise raw pixels (``..., 3`` channels last) for a model built without preprocessing."""
+    mean, std = mean_std(dataset)
+    return (np.asarray(x, "float32") - mean) / std
