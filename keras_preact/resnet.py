@@ -45,7 +45,9 @@ DEFAULT_CLASSES = {"cifar": 10, "imagenet": 1000}
 _RECURSION_HEADROOM = 2000
 
 
-def units_per_stage(family: str, depth: int, unit: str | None = None) -> tuple[str, tuple[int, ...]]:
+def units_per_stage(
+    family: str, depth: int, unit: str | None = None
+) -> tuple[str, tuple[int, ...]]:
     """Resolve ``(unit, units per stage)`` for a depth, raising ValueError for impossible ones.
 
     >>> units_per_stage("cifar", 164, "bottleneck")
@@ -61,9 +63,7 @@ def units_per_stage(family: str, depth: int, unit: str | None = None) -> tuple[s
             )
         table_unit, counts = IMAGENET_DEPTHS[depth]
         if unit is not None and unit != table_unit:
-            raise ValueError(
-                f"ImageNet ResNet-{depth} uses {table_unit} units, got unit={unit!r}"
-            )
+            raise ValueError(f"ImageNet ResNet-{depth} uses {table_unit} units, got unit={unit!r}")
         return table_unit, counts
     unit = unit or "basic"
     _check_choice("unit", unit, U.UNITS)
@@ -80,7 +80,9 @@ def units_per_stage(family: str, depth: int, unit: str | None = None) -> tuple[s
 
 def _check_choice(what: str, value: Any, allowed: Sequence[Any]) -> None:
     if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(map(repr, allowed))}")
+        raise ValueError(
+            f"unknown {what} {value!r}; expected one of {', '.join(map(repr, allowed))}"
+        )
 
 
 @contextmanager
@@ -142,8 +144,12 @@ def _check_input_shape(input_shape: Any, family: str, data_format: str) -> tuple
         size = DEFAULT_INPUT_SIZE[family]
         return (size, size, 3) if data_format == "channels_last" else (3, size, size)
     shape = tuple(input_shape) if isinstance(input_shape, list | tuple) else None
-    if shape is None or len(shape) != 3 or not all(
-        d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0) for d in shape
+        )
     ):
         raise ValueError(
             f"input_shape must be a tuple of 3 positive integers (height, width, channels), "
@@ -165,7 +171,9 @@ def _check_weights(weights: Any) -> str | None:
     if weights is None:
         return None
     if not isinstance(weights, str | os.PathLike):
-        raise ValueError(f"weights must be None or the path of a local weights file, got {weights!r}")
+        raise ValueError(
+            f"weights must be None or the path of a local weights file, got {weights!r}"
+        )
     path = os.fspath(weights)
     if path == "imagenet" or "://" in path:
         raise ValueError(
@@ -238,7 +246,11 @@ def _resolve(
         raise ValueError(f"bn_epsilon must be a number > 0, got {bn_epsilon!r}")
     if not isinstance(synchronized_bn, bool):
         raise ValueError(f"synchronized_bn must be True or False, got {synchronized_bn!r}")
-    if not isinstance(width_multiplier, int) or isinstance(width_multiplier, bool) or width_multiplier < 1:
+    if (
+        not isinstance(width_multiplier, int)
+        or isinstance(width_multiplier, bool)
+        or width_multiplier < 1
+    ):
         raise ValueError(f"width_multiplier must be an integer >= 1, got {width_multiplier!r}")
     if kernel_initializer != "he_normal_fan_out":
         try:
@@ -361,7 +373,10 @@ def build_resnet(
         width_multiplier=width_multiplier,
     )
     head = _check_head(
-        include_top, pooling, DEFAULT_CLASSES[family] if classes is None else classes, classifier_activation
+        include_top,
+        pooling,
+        DEFAULT_CLASSES[family] if classes is None else classes,
+        classifier_activation,
     )
     weights_path = _check_weights(weights)
     _check_choice("preprocessing", preprocessing, (None, *_pre.DATASET_STATS))
@@ -370,7 +385,9 @@ def build_resnet(
     data_format = o.factory.data_format
     if input_tensor is not None:
         if not keras.utils.is_keras_tensor(input_tensor):
-            raise ValueError(f"input_tensor must be a Keras tensor (keras.Input), got {input_tensor!r}")
+            raise ValueError(
+                f"input_tensor must be a Keras tensor (keras.Input), got {input_tensor!r}"
+            )
         shape = _check_input_shape(tuple(input_tensor.shape[1:]), family, data_format)
         inputs = input_tensor
     else:
@@ -479,8 +496,16 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("ResNet164V2", "cifar", "v2", 164, "bottleneck", 1.7, 5.46),
         ModelInfo("ResNet1001V2", "cifar", "v2", 1001, "bottleneck", 10.2, 4.92),
         *(
-            ModelInfo(f"ResNet{d}V{v}", "imagenet", f"v{v}", d, IMAGENET_DEPTHS[d][0], None, None,
-                      {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}.get(d) if v == 1 else None)
+            ModelInfo(
+                f"ResNet{d}V{v}",
+                "imagenet",
+                f"v{v}",
+                d,
+                IMAGENET_DEPTHS[d][0],
+                None,
+                None,
+                {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}.get(d) if v == 1 else None,
+            )
             for v in (1, 2)
             for d in IMAGENET_DEPTHS
         ),
@@ -533,7 +558,9 @@ def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
     return factory
 
 
-FACTORIES: dict[str, Callable[..., keras.Model]] = {key: _factory(info) for key, info in MODELS.items()}
+FACTORIES: dict[str, Callable[..., keras.Model]] = {
+    key: _factory(info) for key, info in MODELS.items()
+}
 
 
 def get_model(name: str, **kwargs: Any) -> keras.Model:
@@ -544,7 +571,7 @@ def get_model(name: str, **kwargs: Any) -> keras.Model:
     return FACTORIES[key](**kwargs)
 
 
-def ResNet(  # noqa: N802 - named like keras.applications constructors
+def ResNet(
     depth: int,
     version: str = "v2",
     family: str = "cifar",

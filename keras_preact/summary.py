@@ -43,7 +43,9 @@ def count_macs(model: keras.Model) -> int:
             out_shape = layer.output.shape
             spatial = out_shape[1:3] if layer.data_format == "channels_last" else out_shape[2:4]
             if any(d is None for d in spatial):
-                raise ValueError(f"count_macs needs a fixed input size; {model.name} has {model.input_shape}")
+                raise ValueError(
+                    f"count_macs needs a fixed input size; {model.name} has {model.input_shape}"
+                )
             kh, kw, cin_per_group, cout = layer.kernel.shape
             total += math.prod(spatial) * kh * kw * cin_per_group * cout
         elif isinstance(layer, keras.layers.Dense):

@@ -173,7 +173,9 @@ def residual_unit(
     out_channels = filters * EXPANSION[spec.unit]
     in_channels = x.shape[f.channel_axis]
     reshape = stride != 1 or in_channels != out_channels
-    project = spec.shortcut == "conv" or spec.projection == "C" or (reshape and spec.projection == "B")
+    project = (
+        spec.shortcut == "conv" or spec.projection == "C" or (reshape and spec.projection == "B")
+    )
 
     # Pre-activation: the first activation is shared by both paths when the shortcut is a
     # projection (it needs normalised input) or the unit follows the stem (v2 paper, appendix).
