@@ -1,0 +1,197 @@
+"""``python -m bench``: measure (``run``) and render the README tables (``report``).
+
+python -m bench run --data PATH.npz --output bench/results/cpu.jsonl
+python -m bench run --reduced --output /tmp/smoke.jsonl        # CI smoke test, minutes -> seconds
+python -m bench report bench/results/*.jsonl --output bench/results/README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from bench import report
+from bench.accuracy import AccuracySettings
+from bench.architectures import get_architecture
+from bench.datasets import load_npz
+from bench.infer_speed import InferSettings
+from bench.plan import (
+    DEFAULT_MODELS,
+    GPU_TRAIN_MODELS,
+    ISOLATION,
+    REDUCED_MODEL,
+    group_jobs,
+    plan_tasks,
+)
+from bench.runner import run_jobs
+from bench.tasks import STAGE_IMPLS, Settings
+from bench.train_speed import PRECISIONS, SpeedSettings
+from training.errors import UserError, cli_main
+
+STAGES = ("accuracy", "train", "infer")
+IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))
+BACKENDS = ("tensorflow", "jax")
+DEVICES = ("cpu", "gpu")
+
+
+def _csv(value: str, allowed: tuple[str, ...] | None, what: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise UserError(f"--{what} is empty")
+    for item in items:
+        if allowed is not None and item not in allowed:
+            raise UserError(f"unknown {what} {item!r}; allowed: {', '.join(allowed)}")
+    return items
+
+
+def _positive(value: int, what: str) -> int:
+    if value < 1:
+        raise UserError(f"--{what} must be at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="measure and write JSON lines")
+    run.add_argument("--data", help="CIFAR-10 .npz (x_train, y_train, x_test, y_test)")
+    run.add_argument("--output", required=True, help="JSON-lines file to write")
+    run.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    run.add_argument(
+        "--workdir", help="trained models and exported files (default: next to --output)"
+    )
+    run.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
+    run.add_argument("--impls", help=f"subset of {','.join(IMPLS)} (default: all)")
+    run.add_argument("--models", help="comma-separated models for every stage (default: per stage)")
+    run.add_argument(
+        "--backend", default="tensorflow", help=f"Keras backend: {', '.join(BACKENDS)}"
+    )
+    run.add_argument("--device", default="cpu", help="cpu or gpu (training and accuracy)")
+    run.add_argument("--precision", default="float32", help=f"{', '.join(PRECISIONS)}")
+    run.add_argument("--batch", type=int, default=128, help="training batch (default 128)")
+    run.add_argument("--steps", type=int, help="steps per timed window (default: per model)")
+    run.add_argument("--repeats", type=int, default=3, help="timed windows (default 3)")
+    run.add_argument("--epochs", type=int, default=10, help="accuracy epochs (default 10)")
+    run.add_argument("--seeds", default="0,1,2", help="accuracy seeds (default 0,1,2)")
+    run.add_argument("--isolate", help=f"{' or '.join(ISOLATION)}: one process per ... "
+                     "(default: task; framework with --reduced)")  # fmt: skip
+    run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
+    rep = sub.add_parser("report", help="markdown tables of ratios from result files")
+    rep.add_argument("files", nargs="+", help="JSON-lines result files")
+    rep.add_argument("--output", help="write the markdown here (default: print it)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
+    """Validate the ``run`` options into `bench.tasks.Settings`."""
+    if args.backend not in BACKENDS:
+        raise UserError(f"unknown backend {args.backend!r}; allowed: {', '.join(BACKENDS)}")
+    if args.device not in DEVICES:
+        raise UserError(f"unknown device {args.device!r}; allowed: {', '.join(DEVICES)}")
+    if args.precision not in PRECISIONS:
+        raise UserError(f"unknown precision {args.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    try:
+        seeds = tuple(int(s) for s in _csv(args.seeds, None, "seeds"))
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if args.reduced:
+        return Settings(
+            workdir=str(workdir),
+            data=args.data,
+            backend=args.backend,
+            device=args.device,
+            seeds=seeds[:1],
+            speed=SpeedSettings(batch=16, steps=2, repeats=1, precision=args.precision),
+            infer=InferSettings(warmup=2, repeats=5, repeats_b32=2, calibration_images=16),
+            accuracy=AccuracySettings(
+                epochs=1, batch=32, train_images=256, precision=args.precision
+            ),
+        )
+    return Settings(
+        workdir=str(workdir),
+        data=args.data,
+        backend=args.backend,
+        device=args.device,
+        seeds=seeds,
+        speed=SpeedSettings(
+            batch=_positive(args.batch, "batch"),
+            steps=_positive(args.steps, "steps") if args.steps else 0,
+            repeats=_positive(args.repeats, "repeats"),
+            precision=args.precision,
+            device=args.device,
+        ),
+        accuracy=AccuracySettings(
+            epochs=_positive(args.epochs, "epochs"),
+            precision=args.precision,
+            device=args.device,
+        ),
+    )
+
+
+def run_command(args: argparse.Namespace) -> Path:
+    """``run``: check everything, then measure; returns the output file."""
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise UserError(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: directory {output.parent} does not exist")
+    if not os.access(output.parent, os.W_OK):
+        raise UserError(f"--output {output}: directory {output.parent} is not writable")
+    stages = _csv(args.stages, STAGES, "stages")
+    impls = _csv(args.impls, IMPLS, "impls") if args.impls else None
+    if "accuracy" in stages and impls and "pytorch" in impls and "keras-preact" not in impls:
+        raise UserError(
+            "--impls: the pytorch accuracy run replays keras-preact's recipe; include keras-preact"
+        )
+    if args.data is not None:
+        load_npz(args.data)  # fail now, not after an hour of training
+    elif "accuracy" in stages and not args.reduced:
+        raise UserError("the accuracy stage needs --data PATH.npz (real CIFAR-10 images)")
+    if args.models:
+        models = tuple(get_architecture(m).name for m in _csv(args.models, None, "models"))
+        per_stage = {stage: models for stage in STAGES}
+    elif args.reduced:
+        per_stage = {stage: (REDUCED_MODEL,) for stage in STAGES}
+    else:
+        per_stage = dict(DEFAULT_MODELS)
+        if args.device == "gpu":
+            per_stage["train"] = GPU_TRAIN_MODELS
+    isolate = args.isolate or ("framework" if args.reduced else "task")
+    if isolate not in ISOLATION:
+        raise UserError(f"unknown --isolate {isolate!r}; allowed: {', '.join(ISOLATION)}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    workdir = (
+        Path(args.workdir) if args.workdir else Path("runs") / "bench" / f"{output.stem}-{stamp}"
+    )
+    settings = settings_from_args(args, workdir)
+    tasks = plan_tasks(stages, per_stage, impls)
+    run_jobs(group_jobs(tasks, isolate), settings, output)
+    print(report.render(report.load([output])))
+    return output
+
+
+def report_command(args: argparse.Namespace) -> None:
+    """``report``: render the tables; write them to ``--output`` or print them."""
+    text = report.render(report.load([Path(f) for f in args.files]))
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"--output {out}: cannot write ({e.strerror})") from None
+        tmp.replace(out)
+    else:
+        print(text)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m bench``."""
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        run_command(args)
+    else:
+        report_command(args)

@@ -1,0 +1,64 @@
+"""What a run measures, in which order, grouped into worker processes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bench.tasks import STAGE_IMPLS, Task
+
+# The issue's models per stage; GPU runs train the two deepest networks too.
+DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("ResNet20V1",),
+    "train": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
+    "infer": ("ResNet20V1", "ResNet164V2"),
+}
+GPU_TRAIN_MODELS = ("ResNet20V1", "ResNet56V1", "ResNet110V1", "ResNet164V2", "ResNet1001V2")
+REDUCED_MODEL = "ResNet8V1"
+# Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
+# keras and pytorch inference write the ONNX files onnxruntime measures.
+STAGE_ORDER = ("parity", "accuracy", "train", "infer")
+PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")
+ISOLATION = ("task", "framework")
+
+
+@dataclasses.dataclass
+class Job:
+    """Tasks that run one after the other in one worker process."""
+
+    process: str
+    tasks: list[Task]
+
+    def describe(self) -> str:
+        """Its tasks, for messages."""
+        return "; ".join(t.describe() for t in self.tasks)
+
+
+def plan_tasks(
+    stages: Sequence[str], models: dict[str, Sequence[str]], impls: Sequence[str] | None
+) -> list[Task]:
+    """The tasks of the stages, in dependency order; ``impls`` filters implementations (None: all).
+
+    A parity check of every model comes first, before anything is timed.
+    """
+    tasks: list[Task] = []
+    all_models = list(dict.fromkeys(m for stage in stages for m in models.get(stage, ())))
+    tasks += [Task("parity", "all", m) for m in all_models]
+    for stage in STAGE_ORDER[1:]:
+        if stage not in stages:
+            continue
+        for model in models[stage]:
+            for impl in STAGE_IMPLS[stage]:
+                if impls is None or impl in impls:
+                    tasks.append(Task(stage, impl, model))
+    return tasks
+
+
+def group_jobs(tasks: list[Task], isolate: str) -> list[Job]:
+    """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order."""
+    if isolate == "task":
+        return [Job(t.process, [t]) for t in tasks]
+    jobs = {p: Job(p, []) for p in PROCESS_ORDER}
+    for t in tasks:
+        jobs[t.process].tasks.append(t)
+    return [j for j in jobs.values() if j.tasks]

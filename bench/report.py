@@ -1,0 +1,242 @@
+"""Markdown tables of ratios from result files: what README.md shows between its bench markers.
+
+Ratios are "how many times better keras-preact is": images/s divided by the peer's images/s,
+the peer's latency divided by keras-preact's latency. A measurement repeated in several files (or
+lines) counts once, the last one read. Values measured while other processes used the CPU are
+marked with ``*``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+
+from bench.results import Record, read_records
+
+UNDER_LOAD = " (under load"
+TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
+INT8_LATENCY_TARGET_MS = 0.5
+INT8_ACC_LOSS_POINTS = 1.0
+INFER_ORDER = (
+    "keras-preact",
+    "savedmodel",
+    "tflite-float32",
+    "tflite-float16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx",
+    "pytorch",
+    "pytorch-onnx",
+)
+
+
+def load(paths: Iterable[Path]) -> list[Record]:
+    """Records of all files, the last of each repeated measurement winning."""
+    latest: dict[tuple, Record] = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ValueError(f"result file not found: {path}")
+        for r in read_records(Path(path)):
+            key = (r.stage, r.impl, r.model, r.metric, r.batch, r.seed, r.variant, _device(r))
+            latest.pop(key, None)
+            latest[key] = r
+    return list(latest.values())
+
+
+def _device(r: Record) -> str:
+    return r.device.split(UNDER_LOAD)[0]
+
+
+def _loaded(r: Record) -> bool:
+    return UNDER_LOAD in r.device
+
+
+def _find(records: list[Record], **want) -> Record | None:
+    found = [r for r in records if all(getattr(r, k) == v for k, v in want.items())]
+    return found[-1] if found else None
+
+
+def _fmt(r: Record | None, spec: str = ".1f") -> str:
+    if r is None:
+        return "–"
+    return f"{r.value:{spec}}" + ("\\*" if _loaded(r) else "")
+
+
+def _ratio(num: Record | None, den: Record | None) -> float | None:
+    if num is None or den is None or den.value == 0:
+        return None
+    return num.value / den.value
+
+
+def _x(ratio: float | None, target: float | None = None) -> str:
+    if ratio is None:
+        return "–"
+    text = f"{ratio:.2f}×"
+    if target is not None:
+        text += " ✅" if ratio >= target else f" ❌ (target ≥ {target}×)"
+    return text
+
+
+def _models(records: list[Record]) -> list[str]:
+    return sorted(
+        {r.model for r in records},
+        key=lambda m: (m[-2:], int("".join(filter(str.isdigit, m[:-2])) or 0)),
+    )
+
+
+def train_table(records: list[Record]) -> list[str]:
+    """Training images/s and the ratios keras-preact / PyTorch and keras-preact / plain Keras."""
+    rows = [
+        r for r in records if r.stage == "train" and r.metric == "train_img_s" and not r.variant
+    ]
+    if not rows:
+        return []
+    lines = [
+        f"Training, images/s (batch {rows[0].batch}, steady state, median of timed windows):",
+        "",
+        "| model | keras-preact | plain Keras | PyTorch | vs PyTorch | vs plain Keras |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in _models(rows):
+        ours = _find(rows, model=model, impl="keras-preact")
+        plain = _find(rows, model=model, impl="plain-keras")
+        torch = _find(rows, model=model, impl="pytorch")
+        lines.append(
+            f"| {model} | {_fmt(ours)} | {_fmt(plain)} | {_fmt(torch)} "
+            f"| {_x(_ratio(ours, torch), TRAIN_TARGETS.get(model))} | {_x(_ratio(ours, plain), 1.0)} |"
+        )
+    return [*lines, ""]
+
+
+def infer_table(records: list[Record]) -> list[str]:
+    """Per format: batch-1 latency, batch-32 images/s, test accuracy; ONNX against PyTorch's ONNX."""
+    rows = [r for r in records if r.stage == "infer" and not r.variant]
+    if not rows:
+        return []
+    lines = [
+        "Inference on the CPU (median batch-1 latency; batch-32 images/s; accuracy on the test "
+        "images when the model is the trained ResNet-20):",
+        "",
+        "| model | runtime | batch-1 ms | batch-32 img/s | accuracy | batch-1 vs PyTorch ONNX |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for model in _models(rows):
+        peer = _find(rows, model=model, impl="pytorch-onnx", metric="lat1_ms")
+        for impl in INFER_ORDER:
+            lat = _find(rows, model=model, impl=impl, metric="lat1_ms")
+            if lat is None:
+                continue
+            b32 = _find(rows, model=model, impl=impl, metric="img_s_b32")
+            acc = _find(rows, model=model, impl=impl, metric="acc")
+            ratio = _ratio(peer, lat)
+            target = 1.0 if impl == "onnx" else None
+            lines.append(
+                f"| {model} | {impl} | {_fmt(lat, '.2f')} | {_fmt(b32, '.0f')} "
+                f"| {_fmt(acc, '.3f')} | {_x(ratio, target)} |"
+            )
+    return [*lines, ""]
+
+
+def accuracy_table(records: list[Record]) -> list[str]:
+    """Mean and standard deviation of the test accuracy over seeds, and the training time."""
+    rows = [r for r in records if r.stage == "accuracy"]
+    if not rows:
+        return []
+    lines = [
+        "Accuracy on real CIFAR-10 test images (same recipe and epochs for both; mean ± sample "
+        "standard deviation over seeds):",
+        "",
+        "| model | implementation | seeds | epochs | train images | test images | accuracy | train time (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model in _models(rows):
+        for impl in ("keras-preact", "pytorch"):
+            accs = [r for r in rows if r.model == model and r.impl == impl and r.metric == "acc"]
+            times = [
+                r.value
+                for r in rows
+                if r.model == model and r.impl == impl and r.metric == "train_time_s"
+            ]
+            if not accs:
+                continue
+            mean, spread = mean_and_spread([r.value for r in accs])
+            first = accs[0]
+            star = "\\*" if any(_loaded(r) for r in accs) else ""
+            lines.append(
+                f"| {model} | {impl} | {len(accs)} | {first.extra.get('epochs', '–')} "
+                f"| {first.extra.get('train_images', '–')} | {first.n or '–'} "
+                f"| {100 * mean:.1f} ± {100 * spread:.1f} % | {statistics.mean(times):.0f}{star} |"
+            )
+    return [*lines, ""]
+
+
+def mean_and_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def targets(records: list[Record]) -> list[str]:
+    """The issue's targets that these records can decide, one line each."""
+    lines = []
+    for model in ("ResNet20V1",):
+        int8 = _find(records, stage="infer", model=model, impl="tflite-int8", metric="lat1_ms")
+        acc8 = _find(records, stage="infer", model=model, impl="tflite-int8", metric="acc")
+        ref = _find(records, stage="infer", model=model, impl="keras-preact", metric="acc")
+        if int8 is not None:
+            ok = int8.value <= INT8_LATENCY_TARGET_MS
+            lines.append(
+                f"- TFLite int8 {model} batch-1: {int8.value:.3f} ms "
+                f"({'✅' if ok else '❌'} target ≤ {INT8_LATENCY_TARGET_MS} ms)"
+            )
+        if acc8 is not None and ref is not None:
+            loss = 100 * (ref.value - acc8.value)
+            ok = loss <= INT8_ACC_LOSS_POINTS
+            lines.append(
+                f"- TFLite int8 {model} accuracy loss vs Keras: {loss:.1f} points "
+                f"({'✅' if ok else '❌'} target ≤ {INT8_ACC_LOSS_POINTS})"
+            )
+    accs = {
+        impl: [
+            r.value
+            for r in records
+            if r.stage == "accuracy" and r.impl == impl and r.metric == "acc"
+        ]
+        for impl in ("keras-preact", "pytorch")
+    }
+    if all(accs.values()):
+        ours, _ = mean_and_spread(accs["keras-preact"])
+        theirs, spread = mean_and_spread(accs["pytorch"])
+        ok = ours >= theirs - max(spread, mean_and_spread(accs["keras-preact"])[1])
+        lines.append(
+            f"- Accuracy keras-preact {100 * ours:.1f} % vs PyTorch {100 * theirs:.1f} % "
+            f"({'✅' if ok else '❌'} target: at least equal within the spread)"
+        )
+    return lines
+
+
+def render(records: list[Record]) -> str:
+    """The whole markdown section: environment, tables, targets, notes."""
+    if not records:
+        return "No benchmark records.\n"
+    devices = sorted({_device(r) for r in records})
+    versions: dict[str, str] = {}
+    for r in records:
+        versions.update(r.versions)
+    backends = sorted({r.backend for r in records if r.impl in ("keras-preact", "plain-keras")})
+    out = [
+        f"Measured on {', '.join(devices)}; Keras backend {', '.join(backends) or '–'}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
+        "",
+    ]
+    out += train_table(records) + infer_table(records) + accuracy_table(records)
+    target_lines = targets(records)
+    if target_lines:
+        out += ["Targets:", "", *target_lines, ""]
+    if any(_loaded(r) for r in records):
+        worst = max((r.foreign_load or 0.0) for r in records)
+        out.append(
+            f"\\* measured while other processes kept the CPU busy (up to {worst:.2f} cores): "
+            "indicative only; rerun on a quiet machine."
+        )
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,127 @@
+"""Benchmark results as JSON lines: one measurement per line, appended as it is taken.
+
+Required keys (issue 6): ``impl``, ``model``, ``metric``, ``value``, ``batch``, ``device``, ``backend``,
+``versions``; optional ``stage``, ``seed``, ``n``, ``variant`` (a profiling variant, e.g. ``synthetic-data``),
+``foreign_load`` (CPU cores other processes used while it ran) and ``extra`` (per-repeat samples, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+IMPLS = (
+    "keras-preact",
+    "plain-keras",
+    "pytorch",
+    "pytorch-onnx",
+    "savedmodel",
+    "tflite-float32",
+    "tflite-float16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx",
+)
+METRICS = ("train_img_s", "lat1_ms", "img_s_b32", "acc", "peak_mem_mb", "train_time_s", "params")
+REQUIRED = ("impl", "model", "metric", "value", "batch", "device", "backend", "versions")
+VERSIONED = (
+    "keras",
+    "tensorflow",
+    "jax",
+    "torch",
+    "onnxruntime",
+    "tf2onnx",
+    "ai-edge-litert",
+    "numpy",
+)
+
+
+@dataclasses.dataclass
+class Record:
+    """One measurement."""
+
+    impl: str
+    model: str
+    metric: str
+    value: float
+    batch: int | None
+    device: str
+    backend: str
+    versions: dict[str, str]
+    stage: str | None = None
+    seed: int | None = None
+    n: int | None = None
+    variant: str | None = None
+    foreign_load: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One line of JSON; optional fields left out when empty (required ones always written)."""
+        d = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k in REQUIRED or (v is not None and v != {})
+        }
+        return json.dumps(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        """Parse one line's object; ValueError if a required key is missing or a key is unknown."""
+        missing = [k for k in REQUIRED if k not in d]
+        if missing:
+            raise ValueError(f"missing keys {missing}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}")
+        return cls(**d)
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the libraries a measurement can depend on (missing ones left out)."""
+    out = {"python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def cpu_device() -> str:
+    """The CPU as a short string: model name and the cores this process may use."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {model}, {len(os.sched_getaffinity(0))} cores"
+
+
+def write_records(path: Path, records: Iterable[Record]) -> None:
+    """Append records to a JSON-lines file, flushed line by line so a crash loses nothing written."""
+    with path.open("a", encoding="utf-8") as f:
+        for r in records:
+            f.write(r.to_json() + "\n")
+            f.flush()
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """Records of one JSON-lines file; ValueError names the file and line of a bad one."""
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield Record.from_dict(json.loads(line))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: not a benchmark record: {e}") from None

@@ -1,0 +1,222 @@
+"""The unit of work of a benchmark run: one stage of one implementation on one model, as records.
+
+A ``Task`` is plain data (it travels to a worker process as JSON); ``run_task`` does it in the
+current process and returns `bench.results.Record` objects. Frameworks are imported inside the
+stage functions, so a PyTorch worker never loads TensorFlow and the other way round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from bench.accuracy import AccuracySettings, trained_model_path
+from bench.datasets import load_images
+from bench.infer_speed import InferSettings
+from bench.results import Record, cpu_device, versions
+from bench.timing import ForeignLoad, device_label
+from bench.train_speed import SpeedSettings
+
+STAGES = ("parity", "accuracy", "train", "infer")
+# Which implementations each stage has, and the worker process kind each one runs in
+# ("keras": the Keras backend of the run; the others are fixed).
+STAGE_IMPLS: dict[str, dict[str, str]] = {
+    "parity": {"all": "parity"},
+    "accuracy": {"keras-preact": "keras", "pytorch": "torch"},
+    "train": {"keras-preact": "keras", "plain-keras": "keras", "pytorch": "torch"},
+    "infer": {"keras": "keras", "pytorch": "torch", "onnxruntime": "onnxruntime"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a task needs besides its stage, implementation and model (JSON-serialisable)."""
+
+    workdir: str
+    data: str | None = None
+    backend: str = "tensorflow"
+    device: str = "cpu"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    speed: SpeedSettings = dataclasses.field(default_factory=SpeedSettings)
+    infer: InferSettings = dataclasses.field(default_factory=InferSettings)
+    accuracy: AccuracySettings = dataclasses.field(default_factory=AccuracySettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the job file."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Settings:
+        """Inverse of ``to_dict``."""
+        return cls(
+            **{
+                **d,
+                "seeds": tuple(d["seeds"]),
+                "speed": SpeedSettings(**d["speed"]),
+                "infer": InferSettings(**d["infer"]),
+                "accuracy": AccuracySettings(**d["accuracy"]),
+            }
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One stage of one implementation on one model."""
+
+    stage: str
+    impl: str
+    model: str
+
+    @property
+    def process(self) -> str:
+        """The kind of worker process it runs in: keras, torch, onnxruntime or parity."""
+        return STAGE_IMPLS[self.stage][self.impl]
+
+    def describe(self) -> str:
+        """``train pytorch ResNet20V1``."""
+        return f"{self.stage} {self.impl} {self.model}"
+
+
+def _device(s: Settings) -> str:
+    if s.device == "cpu":
+        return cpu_device()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"gpu: {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    import jax
+
+    return f"gpu: {jax.devices()[0].device_kind}"
+
+
+def _keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+RUNTIME_BACKENDS = {
+    "savedmodel": "tensorflow",
+    "tflite-float32": "litert",
+    "tflite-float16": "litert",
+    "tflite-dynamic": "litert",
+    "tflite-int8": "litert",
+    "onnx": "onnxruntime",
+    "pytorch-onnx": "onnxruntime",
+    "pytorch": "torch",
+}
+
+
+def run_task(task: Task, s: Settings) -> list[Record]:
+    """Do ``task`` here and now; ValueError for impossible settings."""
+    images = load_images(s.data)
+    workdir = Path(s.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with ForeignLoad() as load:
+        rows = _STAGES[task.stage](task, s, images, workdir)
+    device = device_label(_device(s), load.cores)
+    found = versions()
+    return [
+        Record(
+            impl=impl,
+            model=task.model,
+            metric=metric,
+            value=round(float(value), 4),
+            batch=batch,
+            device=device,
+            backend=backend,
+            versions=found,
+            stage=task.stage,
+            foreign_load=load.cores,
+            **extra,
+        )
+        for impl, metric, value, batch, backend, extra in rows
+    ]
+
+
+Row = tuple[str, str, float, int | None, str, dict[str, Any]]
+
+
+def _parity(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+    from bench.parity import check_parity
+
+    counts = check_parity(task.model)
+    keras_backend = _keras_backend()
+    return [
+        (impl, "params", n, None, "torch" if impl == "pytorch" else keras_backend, {})
+        for impl, n in counts.items()
+    ]
+
+
+def _train(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+    from bench.train_speed import MEASURES
+
+    speed = s.speed.for_model(task.model)
+    r = MEASURES[task.impl](task.model, images, speed)
+    backend = "torch" if task.impl == "pytorch" else _keras_backend()
+    extra = {
+        "n": speed.steps * speed.batch,
+        "extra": {
+            "windows_img_s": r.windows,
+            "params": r.params,
+            "precision": speed.precision,
+            **r.details,
+        },
+    }
+    return [(task.impl, "train_img_s", r.img_s, speed.batch, backend, extra)]
+
+
+def _accuracy(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+    from bench.accuracy import MEASURES
+
+    if s.accuracy.train_images:
+        n = s.accuracy.train_images
+        images = images._replace(x_train=images.x_train[:n], y_train=images.y_train[:n])
+    backend = "torch" if task.impl == "pytorch" else _keras_backend()
+    rows: list[Row] = []
+    for seed in s.seeds:
+        r = MEASURES[task.impl](task.model, images, s.accuracy, seed, workdir)
+        extra = {
+            "seed": seed,
+            "n": len(images.y_test),
+            "extra": {**r.details, "data": images.source, "precision": s.accuracy.precision},
+        }
+        rows.append((task.impl, "acc", r.acc, s.accuracy.batch, backend, extra))
+        rows.append((task.impl, "train_time_s", r.train_time_s, s.accuracy.batch, backend, extra))
+    return rows
+
+
+def _infer(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+    from bench import infer_speed
+
+    # The accuracy stage's seed-0 models, when it ran: then accuracy per format means something.
+    seed = min(s.seeds)
+    keras_file = trained_model_path(workdir, "keras-preact", task.model, seed)
+    torch_file = trained_model_path(workdir, "pytorch", task.model, seed)
+    if task.impl == "keras":
+        trained = keras_file if keras_file.is_file() else None
+        results = infer_speed.keras_side(task.model, images, s.infer, workdir, trained)
+    elif task.impl == "pytorch":
+        trained = torch_file if torch_file.is_file() else None
+        results = infer_speed.pytorch_side(task.model, images, s.infer, workdir, trained)
+    else:
+        trained = keras_file if keras_file.is_file() and torch_file.is_file() else None
+        results = infer_speed.onnxruntime_side(
+            task.model, images, s.infer, workdir, trained is not None
+        )
+    rows: list[Row] = []
+    for r in results:
+        backend = RUNTIME_BACKENDS.get(r.impl) or _keras_backend()
+        extra = {"extra": {**r.details, "weights": "trained seed 0" if trained else "random"}}
+        rows.append((r.impl, "lat1_ms", r.lat1_ms, 1, backend, extra))
+        rows.append((r.impl, "img_s_b32", r.img_s_b32, 32, backend, extra))
+        if r.acc is not None:
+            rows.append((r.impl, "acc", r.acc, 32, backend, {**extra, "n": len(images.y_test)}))
+    return rows
+
+
+_STAGES = {"parity": _parity, "train": _train, "accuracy": _accuracy, "infer": _infer}

@@ -1,0 +1,73 @@
+"""Timing primitives shared by every measurement: steady-state windows, latencies, CPU contention."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def median_and_spread(samples: list[float]) -> tuple[float, float]:
+    """Median and (max - min) / 2 of repeated measurements."""
+    return statistics.median(samples), (max(samples) - min(samples)) / 2
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes spent busy on this machine (Linux /proc/stat), None elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class ForeignLoad:
+    """Measures how many CPU cores *other* processes kept busy while a block ran.
+
+    A benchmark on a shared machine is only as good as its quietness; the 1-minute load average
+    cannot tell the benchmark's own threads from other work, the difference of busy CPU time below can.
+    """
+
+    def __enter__(self) -> ForeignLoad:
+        self._busy, self._own, self._wall = _busy_seconds(), _own_seconds(), time.monotonic()
+        self.cores: float | None = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy = _busy_seconds()
+        wall = time.monotonic() - self._wall
+        if busy is None or self._busy is None or wall <= 0:
+            return
+        foreign = (busy - self._busy) - (_own_seconds() - self._own)
+        self.cores = round(max(foreign, 0.0) / wall, 2)
+
+
+UNDER_LOAD_CORES = 0.25  # other processes kept more than a quarter of a core busy
+
+
+def device_label(device: str, foreign_cores: float | None) -> str:
+    """The device string, marked when other processes competed for the CPU during the measurement."""
+    if foreign_cores is not None and foreign_cores > UNDER_LOAD_CORES:
+        return f"{device} (under load: other processes used {foreign_cores:.2f} cores)"
+    return device

@@ -1,0 +1,226 @@
+"""Steady-state training images/s of keras-preact, the plain Keras model and the PyTorch peer.
+
+Every implementation does the same work per step: gather a batch of real images, pad-4/crop/flip
+augmentation, forward, cross-entropy, backward, SGD with momentum and weight decay on the kernels.
+Protocol, the same for all three: ``1 + repeats`` windows of ``steps`` steps; the first is the warm-up
+(tracing, allocator, thread pools) and is discarded; the result is the median window's images/s (all
+windows are kept in ``extra``).
+
+* keras-preact: ``training.pipeline.prepare`` (strategy, tf.data pipeline, model, recipe, compile)
+  and ``model.fit`` with the pipeline's per-step callbacks (``EpochStats``, and the
+  ``LearningRateController`` of step recipes). Epoch-level callbacks of a real run (checkpoints,
+  CSV, TensorBoard) are left out: they are per-epoch I/O, not step time.
+* plain-keras: `bench.plain_keras` and ``model.fit(x, y, batch_size=...)`` on NumPy arrays.
+* pytorch: `bench.torch_resnet` and the loop of `bench.torch_train`.
+
+A window is one Keras epoch of ``steps`` steps (timed by a callback at epoch begin/end, so nothing
+is added to the step itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from bench.datasets import Images
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+# Steps per window when none is given: about 10 s per window on two CPU cores, or 50 GPU steps.
+CPU_WINDOW_STEPS = {"ResNet8V1": 20, "ResNet20V1": 20, "ResNet56V1": 8, "ResNet110V1": 4}
+CPU_WINDOW_STEPS_DEEP = 2
+GPU_WINDOW_STEPS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedSettings:
+    """How long to measure: one warm-up window, then ``repeats`` windows of ``steps`` steps
+    (``steps=0``: the per-model default)."""
+
+    batch: int = 128
+    steps: int = 0
+    repeats: int = 3
+    precision: str = "float32"
+    device: str = "cpu"  # "cpu" or "gpu"
+
+    def for_model(self, model: str) -> SpeedSettings:
+        """These settings with the window length resolved for ``model``."""
+        if self.steps:
+            return self
+        if self.device == "gpu":
+            steps = GPU_WINDOW_STEPS
+        else:
+            steps = CPU_WINDOW_STEPS.get(model, CPU_WINDOW_STEPS_DEEP)
+        return dataclasses.replace(self, steps=steps)
+
+
+@dataclasses.dataclass
+class SpeedResult:
+    """Median images/s over the windows, every window's images/s, and what was measured."""
+
+    img_s: float
+    windows: list[float]
+    params: int
+    details: dict[str, Any]
+
+
+def _result(windows_s: list[float], s: SpeedSettings, params: int, **details: Any) -> SpeedResult:
+    rates = [s.batch * s.steps / t for t in windows_s]
+    return SpeedResult(float(np.median(rates)), [round(r, 2) for r in rates], params, details)
+
+
+def _keras_timer():
+    import keras
+
+    class WindowTimer(keras.callbacks.Callback):
+        """Wall time of every epoch but the first (the warm-up)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch > 0:
+                self.seconds.append(time.perf_counter() - self._start)
+
+    return WindowTimer()
+
+
+def keras_preact_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+    """Train ``model`` through the keras-preact pipeline and time it."""
+    import keras
+
+    from bench.plain_keras import count_trainable
+    from training import callbacks as cb
+    from training import recipes
+    from training.pipeline import TrainConfig, prepare
+    from training.strategy import StrategyOptions
+
+    config = TrainConfig(
+        model=model.lower(),
+        dataset="cifar10-sample",
+        recipe="paper",
+        recipe_overrides={"batch_size": s.batch},
+        strategy=StrategyOptions(mixed_precision=s.precision),
+        verbose="quiet",
+    )
+    # The sample's images feed the pipeline here: images/s do not depend on which images they are.
+    del images
+    prepared = prepare(config)
+    timer = _keras_timer()
+    callbacks: list[keras.callbacks.Callback] = [
+        cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False),
+        timer,
+    ]
+    if prepared.schedule.needs_controller:
+        callbacks.append(recipes.LearningRateController(prepared.schedule))
+    _fit_windows(prepared.model, prepared.train_dataset(), s, callbacks, timer)
+    return _result(
+        timer.seconds,
+        s,
+        count_trainable(prepared.model),
+        jit_compile=str(prepared.model.jit_compile),
+        pipeline="training.pipeline.prepare + model.fit",
+    )
+
+
+def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
+    """One ``fit`` call: a warm-up epoch, then ``repeats`` timed epochs, all of ``steps`` steps."""
+    model.fit(
+        data,
+        epochs=1 + s.repeats,
+        steps_per_epoch=s.steps,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles; Keras would warn that it cannot
+        verbose=0,
+    )
+    if len(timer.seconds) != s.repeats:
+        raise RuntimeError(f"expected {s.repeats} timed windows, got {len(timer.seconds)}")
+
+
+def plain_keras_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+    """Train the plain Keras model with ``model.fit`` on NumPy arrays and time it."""
+    import keras
+
+    from bench.architectures import CIFAR10_MEAN, CIFAR10_STD
+    from bench.plain_keras import build_plain_keras, count_trainable, plain_training_model
+
+    if s.precision != "float32":
+        keras.config.set_dtype_policy(f"mixed_{s.precision}")
+    net = build_plain_keras(model, CIFAR10_MEAN, CIFAR10_STD)
+    train_model = plain_training_model(net)
+    train_model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    # Enough copies of the training set for every step of every window (Keras stops an epoch when
+    # NumPy data runs out instead of wrapping around).
+    needed = (1 + s.repeats) * s.steps * s.batch
+    reps = -(-needed // len(images.x_train))
+    x = np.concatenate([images.x_train] * reps).astype("float32")
+    y = np.concatenate([images.y_train] * reps)
+    timer = _keras_timer()
+    train_model.fit(
+        x,
+        y,
+        batch_size=s.batch,
+        epochs=1 + s.repeats,
+        steps_per_epoch=s.steps,
+        shuffle=True,
+        callbacks=[timer],
+        verbose=0,
+    )
+    return _result(
+        timer.seconds,
+        s,
+        count_trainable(net),
+        jit_compile=str(train_model.jit_compile),
+        pipeline="model.fit(numpy arrays), augmentation as Keras layers",
+    )
+
+
+def pytorch_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+    """Train the PyTorch network with the plain loop and time it."""
+    import torch
+
+    from bench.architectures import CIFAR10_MEAN, CIFAR10_STD
+    from bench.torch_resnet import build_torch_resnet, count_params
+    from bench.torch_train import TorchRecipe, Trainer, batches, to_nchw
+
+    device = torch.device("cuda" if s.device == "gpu" else "cpu")
+    net = build_torch_resnet(model, CIFAR10_MEAN, CIFAR10_STD).to(device)
+    autocast = torch.bfloat16 if s.precision == "bfloat16" else None
+    trainer = Trainer(net, TorchRecipe(lr_at=lambda step: 0.1, batch_size=s.batch), autocast)
+    generator = torch.Generator().manual_seed(0)
+    x = to_nchw(images.x_train)
+    y = torch.from_numpy(images.y_train)
+    data = batches(x, y, s.batch, generator, fill=train_mean(images), device=device)
+    windows = [trainer.run(data, s.steps) for _ in range(1 + s.repeats)][1:]
+    return _result(
+        windows,
+        s,
+        count_params(net),
+        threads=torch.get_num_threads(),
+        pipeline="in-memory tensors, batched augmentation, eager loop",
+    )
+
+
+def train_mean(images: Images) -> tuple[float, float, float]:
+    """Per-channel mean of the training images (the augmentation's padding value)."""
+    m = images.x_train.reshape(-1, 3).mean(axis=0, dtype=np.float64)
+    return (float(m[0]), float(m[1]), float(m[2]))
+
+
+MEASURES = {
+    "keras-preact": keras_preact_speed,
+    "plain-keras": plain_keras_speed,
+    "pytorch": pytorch_speed,
+}

@@ -1,0 +1,41 @@
+"""``python -m bench.worker JOB.json OUT.jsonl``: run a job's tasks in this fresh process.
+
+Started by `bench.runner`, one process per job, so that every framework measures with its own
+thread pools and memory and no other framework loaded. Records are appended to ``OUT.jsonl`` as
+each task finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.results import write_records
+from bench.tasks import Settings, Task, run_task
+from training.errors import cli_main
+
+
+def run_job(job_file: Path, out_file: Path) -> None:
+    """Do every task of the job file, appending its records to ``out_file``."""
+    job = json.loads(job_file.read_text())
+    settings = Settings.from_dict(job["settings"])
+    for task in (Task(**t) for t in job["tasks"]):
+        print(f"[bench] {task.describe()}: running", flush=True)
+        records = run_task(task, settings)
+        write_records(out_file, records)
+        summary = ", ".join(f"{r.impl} {r.metric}={r.value:g}" for r in records[:6])
+        print(f"[bench] {task.describe()}: {summary}", flush=True)
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: two arguments, the job file and the output file."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        raise ValueError("usage: python -m bench.worker JOB.json OUT.jsonl")
+    run_job(Path(args[0]), Path(args[1]))
+
+
+if __name__ == "__main__":
+    main()
