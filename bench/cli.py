@@ -75,8 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--repeats", type=int, default=3, help="timed windows (default 3)")
     run.add_argument("--epochs", type=int, default=10, help="accuracy epochs (default 10)")
     run.add_argument("--seeds", default="0,1,2", help="accuracy seeds (default 0,1,2)")
-    run.add_argument("--isolate", help=f"{' or '.join(ISOLATION)}: one process per ... "
-                     "(default: task; framework with --reduced)")  # fmt: skip
+    run.add_argument(
+        "--isolate",
+        help="one worker process per task or per framework (default: task; framework with --reduced)",
+    )
     run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
     rep = sub.add_parser("report", help="markdown tables of ratios from result files")
     rep.add_argument("files", nargs="+", help="JSON-lines result files")
@@ -104,7 +106,9 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
             device=args.device,
             seeds=seeds[:1],
             speed=SpeedSettings(batch=16, steps=2, repeats=1, precision=args.precision),
-            infer=InferSettings(warmup=2, repeats=5, repeats_b32=2, calibration_images=16),
+            infer=InferSettings(
+                warmup=2, repeats=5, repeats_b32=2, calibration_images=16, verify_images=16
+            ),
             accuracy=AccuracySettings(
                 epochs=1, batch=32, train_images=256, precision=args.precision
             ),
@@ -145,10 +149,6 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UserError(
             "--impls: the pytorch accuracy run replays keras-preact's recipe; include keras-preact"
         )
-    if args.data is not None:
-        load_npz(args.data)  # fail now, not after an hour of training
-    elif "accuracy" in stages and not args.reduced:
-        raise UserError("the accuracy stage needs --data PATH.npz (real CIFAR-10 images)")
     if args.models:
         models = tuple(get_architecture(m).name for m in _csv(args.models, None, "models"))
         per_stage = {stage: models for stage in STAGES}
@@ -166,6 +166,10 @@ def run_command(args: argparse.Namespace) -> Path:
         Path(args.workdir) if args.workdir else Path("runs") / "bench" / f"{output.stem}-{stamp}"
     )
     settings = settings_from_args(args, workdir)
+    if args.data is not None:
+        load_npz(args.data)  # fail now, not after an hour of training
+    elif "accuracy" in stages and not args.reduced:
+        raise UserError("the accuracy stage needs --data PATH.npz (real CIFAR-10 images)")
     tasks = plan_tasks(stages, per_stage, impls)
     run_jobs(group_jobs(tasks, isolate), settings, output)
     print(report.render(report.load([output])))

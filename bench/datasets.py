@@ -44,16 +44,16 @@ def load_npz(path: str | Path) -> Images:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--data {path}: no such file (expected a .npz with {', '.join(KEYS)})")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"--data {path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as d:
-            missing = [k for k in KEYS if k not in d.files]
-            if missing:
-                raise ValueError(
-                    f"--data {path}: missing arrays {missing}; needs {', '.join(KEYS)}"
-                )
-            arrays = {k: d[k] for k in KEYS}
-    except (zipfile.BadZipFile, EOFError) as e:
+            arrays = {k: d[k] for k in KEYS if k in d.files}
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
         raise ValueError(f"--data {path}: not a readable .npz file ({e})") from None
+    missing = [k for k in KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"--data {path}: missing arrays {missing}; needs {', '.join(KEYS)}")
     for name in ("train", "test"):
         _check(name, arrays[f"x_{name}"], arrays[f"y_{name}"], f"--data {path}")
     return Images(

@@ -49,6 +49,7 @@ class InferSettings:
     repeats_b32: int = 30
     threads: int = len(os.sched_getaffinity(0))
     calibration_images: int = 200
+    verify_images: int = 300  # export.pipeline's own check of every artifact against Keras
 
 
 @dataclasses.dataclass
@@ -120,6 +121,7 @@ def keras_side(
         path,
         out,
         representative_data=images.x_train[: s.calibration_images],
+        num_images=s.verify_images,
         latency_runs=0,
         log=lambda message: None,
     )

@@ -18,7 +18,7 @@ REDUCED_MODEL = "ResNet8V1"
 # Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
 # keras and pytorch inference write the ONNX files onnxruntime measures.
 STAGE_ORDER = ("parity", "accuracy", "train", "infer")
-PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")
+PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")  # with isolate="framework"
 ISOLATION = ("task", "framework")
 
 
@@ -55,10 +55,14 @@ def plan_tasks(
 
 
 def group_jobs(tasks: list[Task], isolate: str) -> list[Job]:
-    """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order."""
+    """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order.
+
+    Grouped by framework, the parity checks run first in the Keras process (which then also
+    imports PyTorch, but only builds a model with it): one process start less.
+    """
     if isolate == "task":
         return [Job(t.process, [t]) for t in tasks]
-    jobs = {p: Job(p, []) for p in PROCESS_ORDER}
+    jobs = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
     for t in tasks:
-        jobs[t.process].tasks.append(t)
+        jobs["keras" if t.process == "parity" else t.process].tasks.append(t)
     return [j for j in jobs.values() if j.tasks]

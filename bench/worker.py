@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from bench.results import write_records
@@ -22,10 +23,12 @@ def run_job(job_file: Path, out_file: Path) -> None:
     settings = Settings.from_dict(job["settings"])
     for task in (Task(**t) for t in job["tasks"]):
         print(f"[bench] {task.describe()}: running", flush=True)
+        start = time.perf_counter()
         records = run_task(task, settings)
+        seconds = time.perf_counter() - start
         write_records(out_file, records)
         summary = ", ".join(f"{r.impl} {r.metric}={r.value:g}" for r in records[:6])
-        print(f"[bench] {task.describe()}: {summary}", flush=True)
+        print(f"[bench] {task.describe()} ({seconds:.0f} s): {summary}", flush=True)
 
 
 @cli_main

@@ -1,0 +1,155 @@
+"""`python -m bench` itself: the reduced run end to end, failures, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.plan import Job
+from bench.results import REQUIRED, read_records
+from bench.runner import partial_path, run_jobs
+from bench.tasks import Settings, Task
+from training.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+INFER_IMPLS = {
+    "keras-preact",
+    "savedmodel",
+    "tflite-float32",
+    "tflite-float16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx",
+    "pytorch",
+    "pytorch-onnx",
+}
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_reduced_run_measures_every_implementation(tmp_path):
+    out = tmp_path / "smoke.jsonl"
+    proc = bench("run", "--reduced", "--output", str(out), "--workdir", str(tmp_path / "work"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not partial_path(out).exists()
+    raw = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(set(REQUIRED) <= set(d) for d in raw)
+    records = list(read_records(out))
+    assert {r.model for r in records} == {"ResNet8V1"}
+
+    def values(stage, metric):
+        return {r.impl: r.value for r in records if r.stage == stage and r.metric == metric}
+
+    # Same network everywhere, checked before timing.
+    assert set(values("parity", "params").values()) == {75_290}
+    train = [r for r in records if r.stage == "train"]
+    assert {r.impl for r in train} == {"keras-preact", "plain-keras", "pytorch"}
+    assert all(r.value > 0 and r.batch == 16 and r.extra["params"] == 75_290 for r in train)
+    assert {r.backend for r in train} == {"tensorflow", "torch"}
+
+    lat, b32, acc = values("infer", "lat1_ms"), values("infer", "img_s_b32"), values("infer", "acc")
+    assert set(lat) == set(b32) == set(acc) == INFER_IMPLS
+    assert all(v > 0 for v in [*lat.values(), *b32.values()])
+    # The float formats are the same trained network: the same accuracy on the same images.
+    floats = {acc[i] for i in ("keras-preact", "savedmodel", "tflite-float32", "onnx")}
+    assert len(floats) == 1
+    assert acc["pytorch"] == acc["pytorch-onnx"]
+
+    trained = [r for r in records if r.stage == "accuracy" and r.metric == "acc"]
+    assert {r.impl for r in trained} == {"keras-preact", "pytorch"}
+    assert all(0 <= r.value <= 1 and r.n == 300 and r.seed == 0 for r in trained)
+    assert all(r.extra["train_images"] == 256 and r.extra["epochs"] == 1 for r in trained)
+    assert acc["keras-preact"] == values("accuracy", "acc")["keras-preact"]
+
+    # The tables printed at the end are what `report` renders from the file.
+    table = tmp_path / "README.md"
+    assert bench("report", str(out), "--output", str(table)).returncode == 0
+    assert table.read_text() in proc.stdout
+    assert "| ResNet8V1 | tflite-int8 |" in table.read_text()
+
+
+def test_a_failed_job_keeps_earlier_output_and_what_it_measured(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text("earlier results\n")
+    # PyTorch's accuracy run needs the recipe keras-preact's run writes: it fails at once.
+    jobs = [Job("torch", [Task("accuracy", "pytorch", "ResNet8V1")])]
+    with pytest.raises(UserError, match=r"accuracy pytorch ResNet8V1 failed \(exit 2"):
+        run_jobs(jobs, Settings(workdir=str(tmp_path / "work")), out, log=lambda m: None)
+    assert out.read_text() == "earlier results\n"
+    assert partial_path(out).read_text() == ""
+
+
+def _corrupt_npz(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"not a zip")
+    return path
+
+
+def _wrong_shape_npz(tmp_path: Path) -> Path:
+    path = tmp_path / "shape.npz"
+    x = np.zeros((4, 28, 28, 3), np.uint8)
+    np.savez(path, x_train=x, y_train=np.zeros(4), x_test=x, y_test=np.zeros(4))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stages", "train,speed"], "unknown stages 'speed'; allowed: accuracy, train, infer"),
+        (["--impls", "tensorflow"], "unknown impls 'tensorflow'; allowed: keras-preact"),
+        (["--models", "resnet21v1"], "unknown model 'resnet21v1'; allowed: ResNet8V1"),
+        (["--backend", "torch"], "unknown backend 'torch'; allowed: tensorflow, jax"),
+        (["--data", "{tmp}/missing.npz"], "missing.npz: no such file"),
+        (["--data", "corrupt"], "bad.npz: not a readable .npz file"),
+        (["--data", "shape"], "x_train must be uint8 images of shape (N, 32, 32, 3)"),
+        ([], "the accuracy stage needs --data PATH.npz"),
+        (["--stages", "accuracy", "--impls", "pytorch"], "include keras-preact"),
+        (["--output", "{tmp}/nodir/r.jsonl"], "nodir does not exist"),
+        (["--epochs", "0", "--stages", "train"], "--epochs must be at least 1, got 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "r.jsonl"
+    data = {"corrupt": _corrupt_npz, "shape": _wrong_shape_npz}
+    args = [str(data[a](tmp_path)) if a in data else a.format(tmp=tmp_path) for a in args]
+    if "--output" not in args:
+        args += ["--output", str(out)]
+    proc = bench("run", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ")
+    assert message in proc.stderr
+    assert list(tmp_path.glob("r.jsonl*")) == []
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text("kept\n")
+    proc = bench("run", "--reduced", "--output", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: {out} exists; pass --overwrite to replace it\n"
+    assert out.read_text() == "kept\n"
+
+
+def test_report_of_a_file_that_is_not_results(tmp_path):
+    path = tmp_path / "notes.jsonl"
+    path.write_text('{"hello": 1}\n')
+    proc = bench("report", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {path}:1: not a benchmark record: missing keys")

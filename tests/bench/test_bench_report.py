@@ -1,0 +1,141 @@
+"""Result files and the README tables made from them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import report
+from bench.results import Record, read_records, write_records
+from bench.timing import ForeignLoad, device_label
+
+DEVICE = "cpu: Test CPU, 2 cores"
+
+
+def rec(impl, model, metric, value, stage, batch=128, **kw) -> Record:
+    return Record(
+        impl,
+        model,
+        metric,
+        value,
+        batch,
+        kw.pop("device", DEVICE),
+        "tensorflow",
+        {"keras": "3"},
+        stage=stage,
+        **kw,
+    )
+
+
+def test_records_round_trip_with_required_keys_always_written(tmp_path):
+    path = tmp_path / "r.jsonl"
+    records = [rec("pytorch", "ResNet20V1", "lat1_ms", 3.8, "infer", batch=None, seed=None)]
+    write_records(path, records)
+    line = path.read_text()
+    assert '"batch": null' in line and '"seed"' not in line
+    assert list(read_records(path)) == records
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"impl": "onnx"}', r"r.jsonl:2: not a benchmark record: missing keys \['model'"),
+        ("not json", "r.jsonl:2: not a benchmark record"),
+    ],
+)
+def test_a_bad_line_is_named_by_file_and_line(tmp_path, line, message):
+    path = tmp_path / "r.jsonl"
+    write_records(path, [rec("onnx", "ResNet20V1", "lat1_ms", 1.0, "infer")])
+    with path.open("a") as f:
+        f.write(line + "\n")
+    with pytest.raises(ValueError, match=message):
+        list(read_records(path))
+
+
+def test_report_shows_ratios_and_targets(tmp_path):
+    path = tmp_path / "r.jsonl"
+    write_records(
+        path,
+        [
+            rec("keras-preact", "ResNet20V1", "train_img_s", 100.0, "train"),  # replaced below
+            rec("plain-keras", "ResNet20V1", "train_img_s", 320.0, "train"),
+            rec("pytorch", "ResNet20V1", "train_img_s", 200.0, "train"),
+            rec("keras-preact", "ResNet164V2", "train_img_s", 20.0, "train"),
+            rec("pytorch", "ResNet164V2", "train_img_s", 18.0, "train"),
+            rec("keras-preact", "ResNet20V1", "train_img_s", 300.0, "train"),
+            rec("onnx", "ResNet20V1", "lat1_ms", 0.8, "infer", batch=1),
+            rec("pytorch-onnx", "ResNet20V1", "lat1_ms", 0.84, "infer", batch=1),
+            rec("tflite-int8", "ResNet20V1", "lat1_ms", 0.4, "infer", batch=1),
+            rec("tflite-int8", "ResNet20V1", "acc", 0.61, "infer", batch=32),
+            rec("keras-preact", "ResNet20V1", "acc", 0.625, "infer", batch=32),
+            *(
+                rec(
+                    impl,
+                    "ResNet20V1",
+                    "acc",
+                    acc,
+                    "accuracy",
+                    seed=seed,
+                    n=517,
+                    extra={"epochs": 10, "train_images": 5170},
+                )
+                for impl, accs in (
+                    ("keras-preact", (0.60, 0.62, 0.64)),
+                    ("pytorch", (0.6, 0.6, 0.6)),
+                )
+                for seed, acc in enumerate(accs)
+            ),
+            rec("pytorch", "ResNet20V1", "train_time_s", 100.0, "accuracy", seed=0),
+            rec("keras-preact", "ResNet20V1", "train_time_s", 80.0, "accuracy", seed=0),
+        ],
+    )
+    text = report.render(report.load([path]))
+    assert "| ResNet20V1 | 300.0 | 320.0 | 200.0 | 1.50× ✅ | 0.94× ❌ (target ≥ 1.0×) |" in text
+    assert "| ResNet164V2 | 20.0 | – | 18.0 | 1.11× ❌ (target ≥ 1.3×) | – |" in text
+    assert "| ResNet20V1 | onnx | 0.80 | – | – | 1.05× ✅ |" in text
+    assert "| ResNet20V1 | keras-preact | 3 | 10 | 5170 | 517 | 62.0 ± 2.0 % | 80 |" in text
+    assert "TFLite int8 ResNet20V1 batch-1: 0.400 ms (✅ target ≤ 0.5 ms)" in text
+    assert "accuracy loss vs Keras: 1.5 points (❌ target ≤ 1.0)" in text
+    assert "under load" not in text and "\\*" not in text
+
+
+def test_measurements_under_load_are_starred(tmp_path):
+    path = tmp_path / "r.jsonl"
+    loaded = device_label(DEVICE, 1.3)
+    write_records(
+        path,
+        [
+            rec(
+                "pytorch",
+                "ResNet20V1",
+                "train_img_s",
+                50.0,
+                "train",
+                device=loaded,
+                foreign_load=1.3,
+            )
+        ],
+    )
+    text = report.render(report.load([path]))
+    assert "| 50.0\\* |" in text
+    assert "up to 1.30 cores" in text
+    assert f"Measured on {DEVICE};" in text
+
+
+def test_foreign_load_counts_other_processes_only():
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"]
+    )
+    try:
+        time.sleep(0.2)
+        with ForeignLoad() as load:
+            time.sleep(1.0)
+    finally:
+        busy.wait()
+    # The child kept one core busy while this process slept.
+    assert load.cores is not None and load.cores >= 0.6
+    assert device_label(DEVICE, load.cores).startswith(f"{DEVICE} (under load: ")
+    assert device_label(DEVICE, 0.1) == DEVICE
