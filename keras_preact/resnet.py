@@ -541,7 +541,7 @@ def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
             pooling=pooling,
             classes=classes,
             classifier_activation=classifier_activation,
-            name=name or info.name.lower(),
+            name=info.name.lower() if name is None else name,
             **options,
         )
 

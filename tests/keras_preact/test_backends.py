@@ -1,0 +1,58 @@
+"""The models are backend-agnostic: they train on JAX, and what JAX saves TensorFlow loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+
+import keras_preact as kp
+
+JAX_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import keras
+    import keras_preact as kp
+
+    assert keras.backend.backend() == "jax", keras.backend.backend()
+    keras.utils.set_random_seed(0)
+    out = sys.argv[1]
+    for name, kwargs in [("v1", {}), ("v2", {"unit": "bottleneck", "version": "v2"})]:
+        depth = 20 if name == "v1" else 11
+        model = kp.ResNet(depth, preprocessing="cifar10", weight_decay=1e-4, **{"version": "v1", **kwargs})
+        x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+        y = np.arange(8) % 10
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+        history = model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        losses = history.history["loss"]
+        assert all(np.isfinite(losses)), losses
+        model.save(f"{out}/{name}.keras")
+        np.savez(f"{out}/{name}.npz", x=x, probs=np.asarray(model(x, training=False)))
+    print("jax ok")
+    """
+)
+
+
+def test_models_train_on_jax_and_load_in_tensorflow(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jax ok" in result.stdout
+    assert keras.backend.backend() == "tensorflow"
+    for name in ("v1", "v2"):
+        saved = np.load(tmp_path / f"{name}.npz")
+        model = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)
+        probs = keras.ops.convert_to_numpy(model(saved["x"], training=False))
+        np.testing.assert_allclose(probs, saved["probs"], atol=2e-5)
+    assert kp.MODEL_NAMES  # the TensorFlow side imported the same package

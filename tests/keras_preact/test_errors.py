@@ -1,0 +1,92 @@
+"""Bad arguments raise ValueError naming the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+import keras_preact as kp
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: kp.ResNet(21, version="v1"), r"6n\+2 \(8, 14, 20, 26, 32, ...\), got 21"),
+        (lambda: kp.ResNet(111, unit="bottleneck"), r"9n\+2 .*got 111"),
+        (lambda: kp.ResNet(2), r"6n\+2 .*got 2"),
+        (lambda: kp.ResNet(0), r"positive integer, got 0"),
+        (lambda: kp.ResNet(20.0), r"positive integer, got 20.0"),
+        (lambda: kp.ResNet(42, family="imagenet"), r"18, 34, 50, 101, 152 or 200, got 42"),
+        (
+            lambda: kp.ResNet(50, family="imagenet", unit="basic"),
+            r"bottleneck units, got unit='basic'",
+        ),
+        (lambda: kp.ResNet(20, unit="wide"), r"unknown unit 'wide'.*'basic', 'bottleneck'"),
+        (lambda: kp.ResNet(20, version="v3"), r"unknown version 'v3'.*'v1', 'v2'"),
+        (lambda: kp.ResNet(20, family="mnist"), r"unknown family 'mnist'.*'cifar', 'imagenet'"),
+        (lambda: kp.ResNet(20, shortcut="gated"), r"unknown shortcut 'gated'.*'exclusive_gating'"),
+        (lambda: kp.ResNet(20, placement="post"), r"unknown placement 'post'.*'full_preact'"),
+        (lambda: kp.ResNet(20, projection="D"), r"unknown projection 'D'.*'A', 'B', 'C'"),
+        (lambda: kp.ResNet(20, bottleneck_stride="7x7"), r"unknown bottleneck_stride '7x7'"),
+        (lambda: kp.ResNet(20, shortcut_scale=1.5), r"shortcut_scale must be .*got 1.5"),
+        (lambda: kp.ResNet(20, shortcut_dropout=-0.1), r"shortcut_dropout must be .*got -0.1"),
+        (lambda: kp.ResNet(20, weight_decay=-1e-4), r"weight_decay must be .*got -0.0001"),
+        (lambda: kp.ResNet(20, width_multiplier=0), r"width_multiplier must be .*got 0"),
+        (lambda: kp.ResNet(20, kernel_initializer="bogus"), r"unknown kernel_initializer 'bogus'"),
+        (lambda: kp.ResNet20V1(input_shape=(4, 4, 3)), r"\(4, 4, 3\) is too small.*>= 8"),
+        (lambda: kp.ResNet50V1(input_shape=(16, 16, 3)), r"\(16, 16, 3\) is too small.*>= 32"),
+        (lambda: kp.ResNet20V1(input_shape=(32, 32)), r"3 positive integers.*got \(32, 32\)"),
+        (lambda: kp.ResNet20V1(input_shape=(32, -1, 3)), r"got \(32, -1, 3\)"),
+        (lambda: kp.ResNet20V1(input_shape="32x32"), r"got '32x32'"),
+        (lambda: kp.ResNet20V1(classes=0), r"classes must be an integer >= 1, got 0"),
+        (lambda: kp.ResNet20V1(classes=2.5), r"got 2.5"),
+        (lambda: kp.ResNet20V1(pooling="sum"), r"unknown pooling 'sum'.*None, 'avg', 'max'"),
+        (
+            lambda: kp.ResNet20V1(include_top=True, pooling="max"),
+            r"include_top=True .*pooling='max'",
+        ),
+        (lambda: kp.ResNet20V1(include_top="yes"), r"include_top must be True or False, got 'yes'"),
+        (
+            lambda: kp.ResNet20V1(classifier_activation="softmaxx"),
+            r"classifier_activation 'softmaxx'",
+        ),
+        (lambda: kp.ResNet20V1(weights="imagenet"), r"weights='imagenet'.*downloads nothing"),
+        (lambda: kp.ResNet20V1(weights="/no/such/file.weights.h5"), r"not found: '/no/such/file"),
+        (lambda: kp.ResNet20V1(weights=3), r"weights must be None or the path.*got 3"),
+        (lambda: kp.ResNet20V1(preprocessing="mnist"), r"unknown preprocessing 'mnist'.*'cifar10'"),
+        (lambda: kp.ResNet20V1(name=""), r"name must be a non-empty string"),
+        (lambda: kp.ResNet20V1(depth=32), r"ResNet20V1 fixes depth"),
+        (lambda: kp.ResNet20V1(input_tensor=[1, 2]), r"input_tensor must be a Keras tensor"),
+        (
+            lambda: kp.get_model("resnet21v1"),
+            r"unknown model 'resnet21v1'; expected one of resnet20v1",
+        ),
+        (lambda: kp.preprocess_input([0, 0, 0], "svhn"), r"unknown preprocessing 'svhn'"),
+    ],
+)
+def test_bad_arguments_raise_a_clear_value_error(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_a_file_that_is_not_a_weights_file_is_rejected(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not weights")
+    with pytest.raises(ValueError, match=r"must end in .weights.h5"):
+        kp.ResNet20V1(weights=str(bad))
+    corrupt = tmp_path / "corrupt.weights.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n garbage")
+    with pytest.raises(ValueError, match=r"does not fit resnet20v1"):
+        kp.ResNet20V1(weights=str(corrupt))
+    corrupt_model = tmp_path / "corrupt.keras"
+    corrupt_model.write_bytes(b"PK garbage")
+    with pytest.raises(ValueError, match=r"cannot read model file"):
+        kp.ResNet20V1(weights=str(corrupt_model))
+
+
+def test_validation_happens_before_any_layer_is_built():
+    keras.backend.clear_session()
+    with pytest.raises(ValueError):
+        kp.ResNet1001V2(classes=0)
+    # No layer was created (the name counter of Conv2D would have advanced).
+    assert keras.layers.Conv2D(1, 1).name == "conv2d"
