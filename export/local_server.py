@@ -1,0 +1,401 @@
+"""A small stand-in for TF Serving, for tests and local trials: NOT TensorFlow Serving.
+
+It answers TF Serving's REST predict API (``POST /v1/models/<name>[/versions/<v>]:predict`` with
+``instances`` or ``inputs``, ``signature_name``, ``{"b64": ...}`` binary values, ``{"error": ...}``
+on failure) and model status (``GET /v1/models/<name>``), and the gRPC
+``PredictionService/Predict`` call, from the SavedModels of a model repository
+(``DIR/<name>/<version>/``), on 127.0.0.1. It runs the same signatures TF Serving would, through
+``tf.saved_model.load``; batching, model policies, config reloading and the C++ server's exact
+error texts are not reproduced.
+
+    python -m export.local_server runs/demo/export --rest-port 8501 --grpc-port 8500
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import grpc  # imported after the TF_CPP_MIN_LOG_LEVEL default above
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from training.errors import UserError, cli_main
+
+DEFAULT_SIGNATURE = "serving_default"
+_PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
+_STATUS_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?/?$")
+
+
+class ServingError(Exception):
+    """A request the server refuses: HTTP status, gRPC status code and a message."""
+
+    def __init__(
+        self,
+        message: str,
+        http_status: int = 400,
+        grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.grpc_code = grpc_code
+
+
+class ModelRepository:
+    """SavedModels of ``DIR/<name>/<version>/``, loaded on first use and kept."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._loaded: dict[tuple[str, int], object] = {}
+        self._lock = threading.Lock()
+
+    def versions(self, name: str) -> list[int]:
+        """Available versions of ``name``, ascending."""
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+    def load(self, name: str, version: int | None):
+        """The loaded SavedModel and its version (latest when ``version`` is ``None``)."""
+        available = self.versions(name)
+        if version is None:
+            if not available:
+                raise ServingError(
+                    f"Servable not found for request: Latest({name})",
+                    404,
+                    grpc.StatusCode.NOT_FOUND,
+                )
+            version = available[-1]
+        elif version not in available:
+            raise ServingError(
+                f"Servable not found for request: Specific({name}, {version})",
+                404,
+                grpc.StatusCode.NOT_FOUND,
+            )
+        with self._lock:
+            key = (name, version)
+            if key not in self._loaded:
+                self._loaded[key] = tf.saved_model.load(str(self.root / name / str(version)))
+            return self._loaded[key], version
+
+    def predict(
+        self, name: str, version: int | None, signature_name: str, inputs: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Run one signature on numpy inputs converted to its dtypes; returns outputs, version."""
+        loaded, version = self.load(name, version)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        if signature_name not in loaded.signatures:
+            raise ServingError(
+                f'Serving signature name: "{signature_name}" not found in signature def; '
+                f"available: {', '.join(sorted(loaded.signatures))}"
+            )
+        fn = loaded.signatures[signature_name]
+        specs = fn.structured_input_signature[1]
+        missing = sorted(set(specs) - set(inputs))
+        extra = sorted(set(inputs) - set(specs))
+        if missing or extra:
+            raise ServingError(
+                f"signature {signature_name!r} takes inputs {sorted(specs)}; request has "
+                f"{sorted(inputs)}"
+            )
+        tensors = {}
+        for key, spec in specs.items():
+            value = inputs[key]
+            if not spec.shape.is_compatible_with(value.shape):
+                raise ServingError(
+                    f"input {key!r} has shape {list(value.shape)}; signature {signature_name!r} "
+                    f"expects {spec.shape.as_list()} (None = any size)"
+                )
+            tensors[key] = tf.constant(value, dtype=spec.dtype)
+        try:
+            outputs = fn(**tensors)
+        except tf.errors.InvalidArgumentError as e:
+            raise ServingError(e.message.strip()) from None
+        return {key: value.numpy() for key, value in outputs.items()}, version
+
+    def input_dtypes(self, name: str, version: int | None, signature_name: str) -> dict:
+        """``{input name: tf.DType}`` of a signature (for converting JSON values)."""
+        loaded, _ = self.load(name, version)
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        if signature_name not in loaded.signatures:
+            raise ServingError(
+                f'Serving signature name: "{signature_name}" not found in signature def'
+            )
+        specs = loaded.signatures[signature_name].structured_input_signature[1]
+        return {key: spec.dtype for key, spec in specs.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON <-> numpy, as TF Serving's REST API maps them
+
+
+def _from_json(value, key: str, dtype: tf.DType) -> np.ndarray:
+    def unwrap(v):
+        if isinstance(v, dict):
+            if set(v) != {"b64"}:
+                raise ServingError(f'input {key!r}: objects must be {{"b64": ...}}, got {v}')
+            try:
+                return base64.b64decode(v["b64"], validate=True)
+            except (ValueError, TypeError):
+                raise ServingError(f"input {key!r}: invalid base64 in b64 value") from None
+        if isinstance(v, list):
+            return [unwrap(x) for x in v]
+        return v
+
+    value = unwrap(value)
+    if dtype == tf.string:
+        flat = np.array(value, dtype=object)
+        for item in flat.ravel():
+            if not isinstance(item, (bytes, str)):
+                raise ServingError(f"input {key!r} is DT_STRING; got {type(item).__name__} value")
+        return flat
+    try:
+        array = np.array(value)
+    except ValueError:
+        raise ServingError(f"input {key!r} is not a rectangular (non-ragged) array") from None
+    if array.dtype.kind not in "biuf":
+        raise ServingError(f"input {key!r} must hold numbers for {dtype.name}; got {array.dtype}")
+    if dtype.is_integer:
+        info = np.iinfo(dtype.as_numpy_dtype)
+        if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
+            raise ServingError(f"input {key!r} is {dtype.name}; got non-integer numbers")
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            raise ServingError(
+                f"input {key!r} is {dtype.name}: values must be in [{info.min}, {info.max}]"
+            )
+    return array.astype(dtype.as_numpy_dtype)
+
+
+def _to_json(key: str, value: np.ndarray):
+    if value.dtype == object:
+        if key.endswith("_bytes"):  # TF Serving's rule for binary outputs
+            return np.vectorize(lambda b: {"b64": base64.b64encode(b).decode()}, otypes=[object])(
+                value
+            ).tolist()
+        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist()
+    return value.tolist()
+
+
+def rest_predict(repository: ModelRepository, name: str, version: int | None, body) -> dict:
+    """Answer a REST ``:predict`` body as TF Serving does (``predictions`` or ``outputs``)."""
+    if not isinstance(body, dict):
+        raise ServingError("request body must be a JSON object")
+    if ("instances" in body) == ("inputs" in body):
+        raise ServingError(
+            "request must have exactly one of 'instances' (row format) or "
+            "'inputs' (columnar format)"
+        )
+    signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+    dtypes = repository.input_dtypes(name, version, signature_name)
+    if "instances" in body:
+        instances = body["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise ServingError("'instances' must be a non-empty list")
+        if all(isinstance(i, dict) and "b64" not in i for i in instances):
+            raw = {key: [i.get(key) for i in instances] for key in dtypes}
+        elif len(dtypes) == 1:
+            raw = {next(iter(dtypes)): instances}
+        else:
+            raise ServingError(
+                f"signature has inputs {sorted(dtypes)}: each instance must be an "
+                "object with those keys"
+            )
+    else:
+        inputs = body["inputs"]
+        if isinstance(inputs, dict) and "b64" not in inputs:
+            raw = inputs
+        elif len(dtypes) == 1:
+            raw = {next(iter(dtypes)): inputs}
+        else:
+            raise ServingError(f"'inputs' must be an object with keys {sorted(dtypes)}")
+    arrays = {}
+    for key, value in raw.items():
+        if key not in dtypes:
+            raise ServingError(
+                f"signature {signature_name!r} has no input {key!r}; inputs: {sorted(dtypes)}"
+            )
+        arrays[key] = _from_json(value, key, dtypes[key])
+    outputs, _ = repository.predict(name, version, signature_name, arrays)
+    if "instances" in body:
+        if len(outputs) == 1:
+            return {"predictions": _to_json(*next(iter(outputs.items())))}
+        columns = {key: _to_json(key, value) for key, value in outputs.items()}
+        n = len(next(iter(columns.values())))
+        return {"predictions": [{key: col[i] for key, col in columns.items()} for i in range(n)]}
+    if len(outputs) == 1:
+        return {"outputs": _to_json(*next(iter(outputs.items())))}
+    return {"outputs": {key: _to_json(key, value) for key, value in outputs.items()}}
+
+
+def _handler(repository: ModelRepository) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format, *args):
+            pass
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            match = _PREDICT_PATH.match(self.path)
+            if not match:
+                self._send(404, {"error": f"Malformed request: POST {self.path}"})
+                return
+            name, version = match.group(1), match.group(2)
+            try:
+                try:
+                    body = json.loads(raw)
+                except ValueError as e:
+                    raise ServingError(f"JSON Parse error: {e}") from None
+                payload = rest_predict(repository, name, int(version) if version else None, body)
+                self._send(200, payload)
+            except ServingError as e:
+                self._send(e.http_status, {"error": e.message})
+
+        def do_GET(self):
+            match = _STATUS_PATH.match(self.path)
+            if not match:
+                self._send(404, {"error": f"Malformed request: GET {self.path}"})
+                return
+            name, version = match.group(1), match.group(2)
+            available = repository.versions(name)
+            if version is not None:
+                available = [v for v in available if v == int(version)]
+            if not available:
+                self._send(404, {"error": f"Could not find any versions of model {name}"})
+                return
+            ok = {"error_code": "OK", "error_message": ""}
+            self._send(
+                200,
+                {
+                    "model_version_status": [
+                        {"version": str(v), "state": "AVAILABLE", "status": ok} for v in available
+                    ]
+                },
+            )
+
+    return Handler
+
+
+class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+
+    def Predict(self, request, context):
+        version = (
+            request.model_spec.version.value if request.model_spec.HasField("version") else None
+        )
+        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        try:
+            dtypes = self.repository.input_dtypes(request.model_spec.name, version, signature_name)
+            inputs = {}
+            for key, proto in request.inputs.items():
+                expected = dtypes.get(key)
+                if expected is not None and proto.dtype != expected.as_datatype_enum:
+                    got = tf.dtypes.as_dtype(proto.dtype).name
+                    raise ServingError(
+                        f"input {key!r}: expects {expected.name} but {got} is provided"
+                    )
+                inputs[key] = tf.make_ndarray(proto)
+            outputs, version = self.repository.predict(
+                request.model_spec.name, version, signature_name, inputs
+            )
+        except ServingError as e:
+            context.abort(e.grpc_code, e.message)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.signature_name = signature_name
+        response.model_spec.version.value = version
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+class LocalServer:
+    """REST and gRPC servers on 127.0.0.1 (ephemeral ports by default), in background threads.
+
+    Use as a context manager::
+
+        with LocalServer("runs/demo/export") as server:
+            client.rest_predict(server.rest_address, "resnet20v1", body)
+    """
+
+    def __init__(self, root: str | Path, rest_port: int = 0, grpc_port: int = 0) -> None:
+        self.repository = ModelRepository(root)
+        self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _handler(self.repository))
+        self._http.daemon_threads = True
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            _PredictionService(self.repository), self._grpc
+        )
+        bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        self.rest_address = f"127.0.0.1:{self._http.server_address[1]}"
+        self.grpc_address = f"127.0.0.1:{bound}"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def start(self) -> LocalServer:
+        """Start both servers."""
+        self._thread.start()
+        self._grpc.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and wait for them."""
+        self._http.shutdown()
+        self._http.server_close()
+        self._grpc.stop(grace=None).wait()
+        self._thread.join()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a model repository until interrupted."""
+    p = argparse.ArgumentParser(
+        prog="python -m export.local_server", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
+    p.add_argument("--rest-port", type=int, default=8501)
+    p.add_argument("--grpc-port", type=int, default=8500)
+    args = p.parse_args(argv)
+    if not Path(args.repository).is_dir():
+        raise UserError(f"model repository not found: {args.repository}")
+    server = LocalServer(args.repository, args.rest_port, args.grpc_port).start()
+    print(f"REST on http://{server.rest_address}, gRPC on {server.grpc_address} (Ctrl-C stops)")
+    try:
+        threading.Event().wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The TF Serving model repository on disk: ``DIR/<name>/<version>/`` and ``DIR/models.config``.
+
+Versions are integers; TF Serving serves the highest one. A version directory is only ever
+created by renaming a complete, staged directory into place, and an existing one is never
+replaced, so a running server never sees a half-written model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from training.errors import UserError
+
+MODELS_CONFIG = "models.config"
+# Everything that is not a SavedModel (TFLite, ONNX, report) goes here, outside any base path.
+ARTIFACTS_DIR = "artifacts"
+DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a usable model name (a directory and URL path segment)."""
+    if not _NAME.match(name) or name == ARTIFACTS_DIR:
+        raise UserError(
+            f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
+            f"letter or digit (and not {ARTIFACTS_DIR!r})"
+        )
+    return name
+
+
+def check_output_dir(repository: str | Path) -> Path:
+    """The repository directory, created if missing; an existing file there is an error."""
+    repository = Path(repository)
+    if repository.exists() and not repository.is_dir():
+        raise UserError(f"--output {repository} is a file; expected a directory (new or existing)")
+    try:
+        repository.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output directory {repository}: {e.strerror}") from None
+    if not os.access(repository, os.W_OK):
+        raise UserError(f"output directory {repository} is not writable")
+    return repository
+
+
+def versions(repository: str | Path, name: str) -> list[int]:
+    """Existing versions of ``name``: SavedModels and artifact folders, ascending."""
+    found: set[int] = set()
+    for parent in (Path(repository) / name, Path(repository) / ARTIFACTS_DIR / name):
+        if parent.is_dir():
+            found.update(int(p.name) for p in parent.iterdir() if p.name.isdigit())
+    return sorted(found)
+
+
+def choose_version(repository: str | Path, name: str, version: int | None) -> int:
+    """``version`` if it is new, else (when ``None``) one more than the highest existing one."""
+    existing = versions(repository, name)
+    if version is None:
+        return (existing[-1] + 1) if existing else 1
+    if version < 1:
+        raise UserError(f"--version must be a positive integer, got {version}")
+    if version in existing:
+        raise UserError(
+            f"version {version} of model {name!r} already exists in {repository}; existing "
+            "versions are never overwritten (omit --version to use the next free one)"
+        )
+    return version
+
+
+@contextmanager
+def staging_dir(repository: str | Path) -> Iterator[Path]:
+    """A hidden temporary directory inside the repository (same file system, so renames are
+    atomic), removed when the block ends, whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staged: Path, target: Path) -> None:
+    """Rename a complete ``staged`` directory to ``target``, which must not exist."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        raise UserError(f"{target} appeared while exporting; not overwriting it")
+    # os.rename onto an existing non-empty directory fails, so a concurrent export cannot be
+    # clobbered even between the check and the rename.
+    os.rename(staged, target)
+
+
+def read_models_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
+    """Parse a ``models.config`` (ModelServerConfig text proto)."""
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(Path(path).read_text(encoding="utf-8"), config)
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a valid ModelServerConfig text proto: {e}") from None
+    return config
+
+
+def models_config_with(
+    repository: str | Path, name: str, base_path: str = DEFAULT_BASE_PATH
+) -> model_server_config_pb2.ModelServerConfig:
+    """The repository's ``models.config`` with an entry for ``name`` added (others kept as is)."""
+    path = Path(repository) / MODELS_CONFIG
+    config = (
+        read_models_config(path) if path.exists() else model_server_config_pb2.ModelServerConfig()
+    )
+    entries = config.model_config_list.config
+    if not any(entry.name == name for entry in entries):
+        entry = entries.add()
+        entry.name = name
+        entry.base_path = f"{base_path.rstrip('/')}/{name}"
+        entry.model_platform = "tensorflow"
+        entry.model_version_policy.latest.num_versions = 1
+    return config
+
+
+def write_models_config(
+    repository: str | Path, config: model_server_config_pb2.ModelServerConfig
+) -> Path:
+    """Write ``models.config`` atomically (temporary file, then rename over the old one)."""
+    path = Path(repository) / MODELS_CONFIG
+    tmp = path.with_name(f".{MODELS_CONFIG}.tmp-{os.getpid()}")
+    tmp.write_text(text_format.MessageToString(config), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
