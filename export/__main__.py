@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # Imported after the environment defaults above, so TensorFlow sees them when it loads.
+from export.options import check_options
 from training.errors import UserError, cli_main
 
 EXIT_VERIFICATION_FAILED = 1
@@ -92,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run :func:`export.pipeline.export_model`, print the table."""
     args = build_parser().parse_args(argv)
+    # Reject what can be rejected before TensorFlow loads (and logs its start-up lines).
+    check_options(
+        args.model,
+        args.output,
+        args.formats,
+        args.quantize,
+        args.name,
+        args.version,
+        args.top_k,
+        args.num_images,
+        args.representative_data,
+    )
     from export.pipeline import export_model
     from export.verify import format_table
 

@@ -18,7 +18,6 @@ import dataclasses
 import re
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,6 +28,13 @@ from export.images import resize_uint8, sample_images
 from export.labels import resolve_labels
 from export.model import PREPROCESSING_CHOICES, load_keras_model, prepare_inference_model
 from export.onnx_export import OPSET, OnnxRunner, export_onnx
+from export.options import (
+    ARTIFACTS_DIR,
+    DEFAULT_QUANTIZATIONS,
+    FORMATS,
+    check_name,
+    check_options,
+)
 from export.savedmodel import (
     BYTES_SIGNATURE,
     DEFAULT_SIGNATURE,
@@ -37,18 +43,11 @@ from export.savedmodel import (
     SavedModelRunner,
     export_savedmodel,
 )
-from export.tflite import (
-    DEFAULT_CALIBRATION_IMAGES,
-    QUANTIZATIONS,
-    TFLiteRunner,
-    check_quantizations,
-)
+from export.tflite import DEFAULT_CALIBRATION_IMAGES, TFLiteRunner
 from export.tflite import export_tflite as write_tflite
 from export.verify import Artifact, Report, verify, write_report
 from training.errors import UserError
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-DEFAULT_QUANTIZATIONS = ("float16", "dynamic", "int8")
 DEFAULT_NUM_IMAGES = 300  # the whole test split of the embedded sample
 
 
@@ -77,19 +76,6 @@ class ExportResult:
     published: bool
 
 
-def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:
-    """Split a comma-separated option and check every item is allowed."""
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-    items = [v for v in items if v]
-    for item in items:
-        if item not in allowed:
-            raise UserError(
-                f"unknown {what} {item!r}; expected a comma-separated subset of "
-                f"{', '.join(allowed)}"
-            )
-    return tuple(items)
-
-
 def load_representative_images(path: str | Path, image_size: tuple[int, int]) -> np.ndarray:
     """uint8 ``(N, H, W, 3)`` images from a ``.npy`` file (resized to the model's input)."""
     path = Path(path)
@@ -107,20 +93,9 @@ def load_representative_images(path: str | Path, image_size: tuple[int, int]) ->
     return resize_uint8(images, image_size)
 
 
-def _check_model_file(path: Path) -> None:
-    # The cheap checks, done before the output directory is touched; load_keras_model repeats
-    # them and then really loads the file.
-    if not path.is_file():
-        raise UserError(f"model file not found: {path}")
-    if path.suffix not in (".keras", ".h5"):
-        raise UserError(f"{path} is not a Keras model file; expected a .keras (or legacy .h5) file")
-    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a Keras model: a .keras file is a zip archive")
-
-
 def _default_name(model_name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_.-") or "model"
-    return name if name != repository.ARTIFACTS_DIR else "model"
+    return name if name != ARTIFACTS_DIR else "model"
 
 
 def export_model(
@@ -171,38 +146,22 @@ def export_model(
     """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     model_path, output = Path(model_path), Path(output)
-    formats = parse_list(formats, FORMATS, "format")
-    if not formats:
-        raise UserError(f"no export format given; expected some of {', '.join(FORMATS)}")
-    quantize = parse_list(quantize, QUANTIZATIONS, "quantization")
-    modes = check_quantizations(quantize) if "tflite" in formats else ()
+    formats, modes = check_options(
+        model_path,
+        output,
+        formats,
+        quantize,
+        name,
+        version,
+        top_k,
+        num_images,
+        representative_data,
+    )
     if preprocessing not in PREPROCESSING_CHOICES:
         raise UserError(
             f"unknown preprocessing {preprocessing!r}; expected one of "
             f"{', '.join(PREPROCESSING_CHOICES)}"
         )
-    if top_k < 1:
-        raise UserError(f"--top-k must be at least 1, got {top_k}")
-    if num_images < 1:
-        raise UserError(f"--num-images must be at least 1, got {num_images}")
-    if "int8" in modes and (
-        representative_data is None
-        or (isinstance(representative_data, np.ndarray) and len(representative_data) == 0)
-    ):
-        raise UserError(
-            "int8 quantization needs representative data (real images to calibrate "
-            "activation ranges); none was given"
-        )
-    if (
-        isinstance(representative_data, (str, Path))
-        and str(representative_data) != "sample"
-        and not Path(representative_data).is_file()
-    ):
-        raise UserError(f"representative data file not found: {representative_data}")
-    if name is not None:
-        repository.check_name(name)
-    _check_model_file(model_path)
-    repository.check_output_dir(output)
     config_path = output / repository.MODELS_CONFIG
     if config_path.exists():
         repository.read_models_config(config_path)
@@ -210,18 +169,11 @@ def export_model(
         repository.choose_version(output, name, version)
 
     started = time.perf_counter()
-    say(f"loading {model_path}")
     keras_model = load_keras_model(model_path)
     inference = prepare_inference_model(keras_model, preprocessing)
     class_names = resolve_labels(labels, inference.classes)
-    name = repository.check_name(name or _default_name(keras_model.name))
+    name = check_name(name or _default_name(keras_model.name))
     version = repository.choose_version(output, name, version)
-    say(
-        f"exporting {name!r} version {version} ({inference.image_size[0]}x"
-        f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
-        f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
-    )
-
     calibration = None
     if "int8" in modes:
         if isinstance(representative_data, np.ndarray):
@@ -232,6 +184,14 @@ def export_model(
             )
         else:
             calibration = load_representative_images(representative_data, inference.image_size)
+    # All input checked: only now is anything created.
+    repository.check_output_dir(output)
+    say(
+        f"exporting {name!r} version {version} ({inference.image_size[0]}x"
+        f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
+        f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
+    )
+
     images, image_labels = sample_images("test", inference.image_size, num_images)
     # The sample's labels are CIFAR-10 classes: accuracy only means something for such a model.
     if inference.classes != 10 or tuple(class_names) != tuple(resolve_labels("cifar10", 10)):
@@ -317,7 +277,7 @@ def export_model(
         )
         write_report(report, staged_artifacts / "report.json")
 
-        artifacts_root = output / repository.ARTIFACTS_DIR / name
+        artifacts_root = output / ARTIFACTS_DIR / name
         if not report.passed:
             kept = artifacts_root / f"rejected-{version}-{time.strftime('%Y%m%d-%H%M%S')}"
             if "savedmodel" in formats:

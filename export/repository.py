@@ -8,7 +8,6 @@ replaced, so a running server never sees a half-written model.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,30 +17,16 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from export.options import ARTIFACTS_DIR, check_output_path
 from training.errors import UserError
 
 MODELS_CONFIG = "models.config"
-# Everything that is not a SavedModel (TFLite, ONNX, report) goes here, outside any base path.
-ARTIFACTS_DIR = "artifacts"
 DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a usable model name (a directory and URL path segment)."""
-    if not _NAME.match(name) or name == ARTIFACTS_DIR:
-        raise UserError(
-            f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
-            f"letter or digit (and not {ARTIFACTS_DIR!r})"
-        )
-    return name
 
 
 def check_output_dir(repository: str | Path) -> Path:
     """The repository directory, created if missing; an existing file there is an error."""
-    repository = Path(repository)
-    if repository.exists() and not repository.is_dir():
-        raise UserError(f"--output {repository} is a file; expected a directory (new or existing)")
+    repository = check_output_path(repository)
     try:
         repository.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from export.options import QUANTIZATIONS
 from training.errors import UserError
 
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 # How many representative images int8 calibration uses by default (real images, batch 1).
 DEFAULT_CALIBRATION_IMAGES = 200
 
