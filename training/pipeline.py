@@ -116,27 +116,56 @@ class Prepared:
 
     def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
         """The endless training dataset from batch ``skip`` of epoch ``start_epoch``."""
-        from training import data
-
-        ds = data.make_train_dataset(
-            self.arrays.x_train,
-            self.arrays.y_train,
-            self.recipe.batch_size,
+        return train_dataset(
+            self.arrays,
+            self.recipe,
             seed=self.seed,
-            start_epoch=start_epoch,
             augment=self.config.augment,
+            start_epoch=start_epoch,
+            skip=skip,
         )
-        if skip:
-            ds = ds.skip(skip)
-        return self._labels(ds)
 
-    def _labels(self, ds: Any) -> Any:
-        if not recipes.one_hot_labels(self.recipe):
-            return ds
-        import tensorflow as tf
 
-        classes = self.arrays.num_classes
-        return ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
+def train_dataset(
+    arrays: Any,
+    recipe: recipes.Recipe,
+    *,
+    seed: int,
+    augment: bool = True,
+    start_epoch: int = 0,
+    skip: int = 0,
+) -> Any:
+    """Endless global batches of ``arrays``' training split for ``recipe`` (one-hot labels when its
+    loss smooths them), from batch ``skip`` of epoch ``start_epoch``."""
+    from training import data
+
+    ds = data.make_train_dataset(
+        arrays.x_train,
+        arrays.y_train,
+        recipe.batch_size,
+        seed=seed,
+        start_epoch=start_epoch,
+        augment=augment,
+    )
+    if skip:
+        ds = ds.skip(skip)
+    return _labels_for(ds, recipe, arrays.num_classes)
+
+
+def eval_dataset(arrays: Any, recipe: recipes.Recipe, batch: int) -> Any:
+    """``arrays``' test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
+    from training import data
+
+    ds = data.make_eval_dataset(arrays.x_test, arrays.y_test, batch)
+    return _labels_for(ds, recipe, arrays.num_classes)
+
+
+def _labels_for(ds: Any, recipe: recipes.Recipe, classes: int) -> Any:
+    if not recipes.one_hot_labels(recipe):
+        return ds
+    import tensorflow as tf
+
+    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
 
 
 def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
@@ -154,19 +183,17 @@ def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
         import secrets
 
         seed = secrets.randbits(31)
-    _seed_everything(seed, deterministic=config.seed is not None)
+    seed_everything(seed, deterministic=config.seed is not None)
     arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
     steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
     schedule = recipes.plan(
         recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
     )
-    model = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
     eval_batch = config.eval_batch_size or recipe.batch_size
-    prepared = Prepared(config, recipe, runtime, arrays, schedule, model, None, seed)
-    prepared.eval_dataset = prepared._labels(
-        data.make_eval_dataset(arrays.x_test, arrays.y_test, eval_batch)
-    )
-    return prepared
+    runtime.check_eval(len(arrays.x_test), eval_batch)
+    model = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
+    evaluation = eval_dataset(arrays, recipe, eval_batch)
+    return Prepared(config, recipe, runtime, arrays, schedule, model, evaluation, seed)
 
 
 def compile_model(
@@ -198,7 +225,8 @@ def compile_model(
     return model
 
 
-def _seed_everything(seed: int, *, deterministic: bool) -> None:
+def seed_everything(seed: int, *, deterministic: bool) -> None:
+    """Seed Python, NumPy and the backend; with ``deterministic``, make TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -276,10 +304,12 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
     ]
     if schedule.needs_controller:
         callbacks.append(controller)
+    # Every multi_worker process saves the models (saving runs collectives); others write them
+    # into their own scratch directory, which is deleted at the end.
+    callbacks.append(saver)
     if chief:
         title = f"{prepared.config.model} on {prepared.config.dataset} ({prepared.config.recipe})"
         callbacks += [
-            saver,
             keras.callbacks.CSVLogger(str(history_path), append=True),
             keras.callbacks.TensorBoard(
                 log_dir=str(run.file(rundir.TENSORBOARD)), write_graph=False, update_freq="epoch"
@@ -312,7 +342,7 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
             )
     wall = elapsed_before + time.perf_counter() - started
     if not chief:
-        run.finish()
+        run.discard()
         return {}
     rows = report.read_history(history_path)
     info = keras_preact.MODELS.get(prepared.config.model.lower())

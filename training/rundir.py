@@ -96,6 +96,10 @@ class RunDir:
         """The resume state."""
         return self.path / BACKUP
 
+    def discard(self) -> None:
+        """Delete this directory (a non-chief worker's scratch state, once training has finished)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
     def finish(self) -> None:
         """After ``metrics.json`` is written: drop the resume state, then swap a staged run in."""
         shutil.rmtree(self.backup_dir, ignore_errors=True)
@@ -160,6 +164,9 @@ def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 def _start(path: Path, config: dict[str, Any], final: Path, staged: bool) -> RunDir:
     """Open ``path`` for ``config``: resume it when it holds the same run, else start it afresh."""
+    if path.is_dir():  # temporary files of a session killed while writing
+        for leftover in path.glob(".tmp-*"):
+            leftover.unlink(missing_ok=True)
     if status(path) == "unfinished" and _matches(read_json(path / CONFIG), config):
         saved = read_json(path / CONFIG)
         return RunDir(final, path, resuming=True, staged=staged, config={**config, **saved})
@@ -219,7 +226,8 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
 def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_index: int) -> RunDir:
     """Where a non-chief ``multi_worker`` process keeps its own resume state (nothing else)."""
     final = Path(output).expanduser().absolute()
-    path = final / f".worker-{worker_index}"
+    # A sibling, not inside the chief's directory (which must stay empty until the chief claims it).
+    path = final.parent / f".{final.name}.worker-{worker_index}"
     _check_writable(path)
     if status(path) == "unfinished" and not _matches(read_json(path / CONFIG), config):
         shutil.rmtree(path)

@@ -215,6 +215,20 @@ class Runtime:
             )
         return global_batch // self.num_replicas
 
+    def check_eval(self, num_examples: int, batch: int) -> None:
+        """``UserError`` unless every test batch splits evenly over the replicas (JAX shards each batch
+        evenly; TensorFlow copes with an uneven last batch, so only ``batch`` is checked there)."""
+        if batch % self.num_replicas:
+            raise UserError(
+                f"test batch {batch} does not split evenly over {self.num_replicas} replicas: use a "
+                f"multiple of {self.num_replicas} for --eval-batch-size"
+            )
+        if self.backend == "jax" and num_examples % self.num_replicas:
+            raise UserError(
+                f"the {num_examples} test images do not split evenly over {self.num_replicas} JAX "
+                "devices: use a device count that divides it (--devices)"
+            )
+
     def jit_compile(self) -> bool | str:
         """The ``jit_compile`` argument of ``model.compile``."""
         return {"auto": "auto", "on": True, "off": False}[self.options.jit_compile]
@@ -251,14 +265,25 @@ class Runtime:
         }
 
 
+_RUNTIMES: dict[tuple[str, StrategyOptions], Runtime] = {}
+
+
 def create(options: StrategyOptions) -> Runtime:
-    """Configure the devices and create the strategy (call before any other TensorFlow work)."""
+    """Configure the devices and create the strategy (call before any other TensorFlow work).
+
+    A process reuses the runtime it created for the same options: TensorFlow's collectives break
+    when a second ``MirroredStrategy`` over the same devices is created in one process.
+    """
     check(options)
-    if backend() == "jax":
-        return _create_jax(options)
-    if backend() != "tensorflow":
-        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
-    return _create_tensorflow(options)
+    key = (backend(), options)
+    if key not in _RUNTIMES:
+        if backend() == "jax":
+            _RUNTIMES[key] = _create_jax(options)
+        elif backend() == "tensorflow":
+            _RUNTIMES[key] = _create_tensorflow(options)
+        else:
+            raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    return _RUNTIMES[key]
 
 
 def _create_tensorflow(options: StrategyOptions) -> Runtime:

@@ -1,0 +1,352 @@
+"""``python -m training.tune``: keras-tuner search over the training pipeline's hyper-parameters.
+
+Each trial builds and compiles its model with ``training.pipeline.compile_model`` and trains it on
+``training.pipeline.train_dataset`` with the recipe's schedule (resolved for the trial's batch and
+length), under the same data and strategy options as ``python -m training.cifar``. Trials are scored on
+a validation split held out from the training images (``--validation-split``, the papers' 45k/5k
+protocol), never on the test set. The tuner directory is resumable: re-running the same command
+continues the search; a different command on it is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.errors import UserError, cli_main
+
+TUNERS = ("random", "hyperband", "bayesian")
+"""Values of ``--tuner``: keras-tuner's RandomSearch, Hyperband and BayesianOptimization."""
+
+EXAMPLES = """\
+examples:
+  # 20 random trials of 10 epochs over lr, weight decay and batch size for ResNet-20 on CIFAR-10
+  python -m training.tune --models resnet20v1 --max-trials 20 --epochs 10 --output runs/tune-r20
+
+  # Hyperband over depth and width on the embedded sample, two CPU replicas
+  python -m training.tune --dataset cifar10-sample --tuner hyperband --max-epochs 9 \\
+      --models resnet8v1,resnet14v1,resnet20v1 --widths 1,2 --strategy mirrored --cpu-replicas 2
+
+outputs (in --output): the keras-tuner project (trials, checkpoints, oracle state: re-run the same
+command to resume), search.json (the search settings) and best_trials.json (the best trials'
+hyper-parameters and validation accuracy, and the training command for the best one).
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """What the tuner may choose. Ranges are sampled log-uniformly; lists are choices."""
+
+    lr: tuple[float, float] = (0.02, 0.4)
+    weight_decay: tuple[float, float] = (1e-5, 1e-3)
+    batch_sizes: tuple[int, ...] = (64, 128, 256)
+    models: tuple[str, ...] = ("resnet20v1",)
+    units: tuple[str, ...] = ()
+    widths: tuple[int, ...] = (1,)
+
+    def check(self) -> None:
+        """``UserError`` for an empty or impossible space (every model/unit pair must exist)."""
+        from training.model import check_model
+
+        for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
+            if not 0 < low <= high:
+                raise UserError(f"{name} range must be 0 < LOW <= HIGH, got {low},{high}")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise UserError("batch sizes must be positive integers")
+        if not self.models or not self.widths or min(self.widths) < 1:
+            raise UserError("give at least one model and widths of at least 1")
+        for model in self.models:
+            for unit in self.units or (None,):
+                check_model(model, {"unit": unit} if unit else {})
+
+
+def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, seed: int):
+    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``TrainConfig``) with the chosen
+    hyper-parameters, trained on ``arrays`` (its test split is the validation split)."""
+    import keras
+    import keras_tuner as kt
+
+    from training import data, pipeline, recipes
+
+    class CifarHyperModel(kt.HyperModel):
+        """Trials of the training pipeline (see ``build_hypermodel``)."""
+
+        def _trial(self, hp: Any) -> tuple[Any, recipes.Recipe]:
+            overrides = dict(base.recipe_overrides)
+            overrides["lr"] = hp.Float("lr", *space.lr, sampling="log")
+            overrides["weight_decay"] = hp.Float(
+                "weight_decay", *space.weight_decay, sampling="log"
+            )
+            overrides["batch_size"] = hp.Choice("batch_size", list(space.batch_sizes))
+            options = dict(base.model_options)
+            model = hp.Choice("model", list(space.models))
+            if space.units:
+                options["unit"] = hp.Choice("unit", list(space.units))
+            if space.widths != (1,):
+                options["width_multiplier"] = hp.Choice("width_multiplier", list(space.widths))
+            config = dataclasses.replace(
+                base, model=model, model_options=options, recipe_overrides=overrides
+            )
+            return config, config.resolved_recipe()
+
+        def build(self, hp):
+            config, recipe = self._trial(hp)
+            runtime.check_batch(recipe.batch_size)
+            schedule = self._schedule(config, recipe, recipe.epochs or 1)
+            return pipeline.compile_model(
+                config, recipe, runtime, schedule, classes=arrays.num_classes
+            )
+
+        def _schedule(self, config: Any, recipe: recipes.Recipe, epochs: int) -> recipes.Schedule:
+            steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
+            recipe = recipe.overridden(epochs=epochs)
+            return recipes.plan(
+                recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+            )
+
+        def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
+            config, recipe = self._trial(hp)
+            schedule = self._schedule(config, recipe, epochs)
+            extra = [keras.callbacks.TerminateOnNaN()]
+            if schedule.needs_controller:
+                extra.append(recipes.LearningRateController(schedule))
+            return model.fit(
+                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.augment),
+                steps_per_epoch=schedule.steps_per_epoch,
+                epochs=epochs,
+                initial_epoch=kwargs.get("initial_epoch", 0),
+                validation_data=pipeline.eval_dataset(
+                    arrays, recipe, base.eval_batch_size or recipe.batch_size
+                ),
+                callbacks=[*(callbacks or []), *extra],
+                shuffle=False,
+                verbose=verbose,
+            )
+
+    return CifarHyperModel(name="cifar")
+
+
+def holdout(arrays: Any, fraction: float) -> Any:
+    """``arrays`` with the last ``fraction`` of the training images as its test split."""
+    count = round(len(arrays.x_train) * fraction)
+    if not 0 < count < len(arrays.x_train):
+        raise UserError(
+            f"--validation-split {fraction} leaves no training or no validation images out of "
+            f"{len(arrays.x_train)}"
+        )
+    return dataclasses.replace(
+        arrays,
+        x_train=arrays.x_train[:-count],
+        y_train=arrays.y_train[:-count],
+        x_test=arrays.x_train[-count:],
+        y_test=arrays.y_train[-count:],
+    )
+
+
+def search(
+    base: Any,
+    space: SearchSpace,
+    *,
+    tuner: str,
+    output: str,
+    max_trials: int,
+    epochs: int,
+    max_epochs: int,
+    validation_split: float,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Run (or resume) the search and return the best trials, best first (also in
+    ``best_trials.json``)."""
+    from training import data, pipeline, rundir, strategy
+
+    pipeline.check(base)
+    space.check()
+    if tuner not in TUNERS:
+        raise UserError(f"unknown tuner {tuner!r}: choose one of {', '.join(TUNERS)}")
+    if base.strategy.name == "multi_worker":
+        raise UserError("the tuner runs on one machine: use default, one_device or mirrored")
+    if min(max_trials, epochs, max_epochs) < 1:
+        raise UserError("--max-trials, --epochs and --max-epochs must be at least 1")
+    directory = Path(output).expanduser().absolute()
+    settings = {
+        "config": base.identity(),
+        "space": dataclasses.asdict(space),
+        "tuner": tuner,
+        "epochs": epochs if tuner != "hyperband" else None,
+        "max_epochs": max_epochs if tuner == "hyperband" else None,
+        "max_trials": max_trials if tuner != "hyperband" else None,
+        "validation_split": validation_split,
+        "seed": seed,
+    }
+    settings = json.loads(json.dumps(settings))  # tuples as lists, as they come back from disk
+    saved = directory / "search.json"
+    if saved.is_file():
+        if rundir.read_json(saved) != settings:
+            raise UserError(
+                f"--output {directory} holds a search with other settings: re-run its command to "
+                "resume it, or choose another --output"
+            )
+    elif directory.exists() and any(directory.iterdir()):
+        raise UserError(f"--output {directory} is not empty and holds no search: choose another")
+    rundir.write_json(saved, settings)
+
+    import keras_tuner as kt
+
+    runtime = strategy.create(base.strategy)
+    pipeline.seed_everything(seed, deterministic=False)
+    arrays = holdout(
+        data.load_arrays(base.dataset, base.data_source, base.data_dir), validation_split
+    )
+    hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
+    common = dict(
+        objective=kt.Objective("val_accuracy", "max"),
+        directory=str(directory),
+        project_name="search",
+        overwrite=False,
+        seed=seed,
+        distribution_strategy=runtime.strategy,
+        max_consecutive_failed_trials=3,
+    )
+    if tuner == "hyperband":
+        searcher = kt.Hyperband(hypermodel, max_epochs=max_epochs, **common)
+    elif tuner == "bayesian":
+        searcher = kt.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    else:
+        searcher = kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    with runtime.scope():
+        searcher.search(epochs=epochs, verbose=2 if sys.stdout.isatty() else 0)
+    best = [
+        {
+            "trial": trial.trial_id,
+            "val_accuracy": trial.score,
+            "hyperparameters": trial.hyperparameters.values,
+            "command": _command(base, trial.hyperparameters.values),
+        }
+        for trial in searcher.oracle.get_best_trials(num_trials=5)
+    ]
+    rundir.write_json(directory / "best_trials.json", best)
+    searcher.results_summary(num_trials=min(5, len(best)))
+    return best
+
+
+def _command(base: Any, values: dict[str, Any]) -> str:
+    """The ``python -m training.cifar`` command that trains a trial's choice with the full recipe."""
+    parts = ["python -m training.cifar", f"--model {values.get('model', base.model)}"]
+    parts += [f"--dataset {base.dataset}", f"--recipe {base.recipe}"]
+    if "unit" in values:
+        parts.append(f"--unit {values['unit']}")
+    if "width_multiplier" in values:
+        parts.append(f"--model-option width_multiplier={values['width_multiplier']}")
+    parts += [f"--lr {values['lr']:.4g}", f"--weight-decay {values['weight_decay']:.3g}"]
+    parts.append(f"--batch-size {values['batch_size']}")
+    return " ".join(parts)
+
+
+def _values(kind: type) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values, got {text!r}"
+            ) from None
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one value")
+        return values
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m training.tune`` parser: the search options plus the data, recipe and
+    distribution options of ``python -m training.cifar`` (same names, same meaning)."""
+    from training import arguments
+
+    p = arguments.Parser(
+        prog="python -m training.tune",
+        description="Search the learning rate, weight decay, batch size and model depth/unit/width "
+        "with keras-tuner over the training pipeline; trials are scored on a validation split held "
+        "out from the training images.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("search")
+    g.add_argument("--tuner", default="random", help=f"{', '.join(TUNERS)} (default: random)")
+    g.add_argument("--output", default="runs/tune", help="tuner directory (default: runs/tune)")
+    g.add_argument("--max-trials", type=int, default=10, help="trial budget (random, bayesian)")
+    g.add_argument("--epochs", type=int, default=10, help="epochs per trial (random, bayesian)")
+    g.add_argument(
+        "--max-epochs", type=int, default=27, help="Hyperband's longest trial, in epochs"
+    )
+    g.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.1,
+        help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
+    g.add_argument("--lr-range", type=_values(float), default=(0.02, 0.4), metavar="LOW,HIGH")
+    g.add_argument(
+        "--weight-decay-range", type=_values(float), default=(1e-5, 1e-3), metavar="LOW,HIGH"
+    )
+    g.add_argument("--batch-sizes", type=_values(int), default=(64, 128, 256), metavar="B,B")
+    g.add_argument(
+        "--models",
+        type=_values(str),
+        default=("resnet20v1",),
+        metavar="M,M",
+        help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2",
+    )
+    g.add_argument("--units", type=_values(str), default=(), metavar="U,U", help="basic,bottleneck")
+    g.add_argument(
+        "--widths", type=_values(int), default=(1,), metavar="W,W", help="width multipliers"
+    )
+    arguments.add_model_data(p, model=False)
+    arguments.add_recipe(p, tuned=("epochs", "batch_size", "lr", "weight_decay"))
+    arguments.add_distribution(p)
+    return p
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the search."""
+    from training import arguments
+
+    args = build_parser().parse_args(argv)
+    for pair in (args.lr_range, args.weight_decay_range):
+        if len(pair) != 2:
+            raise UserError(f"a range is LOW,HIGH, got {','.join(map(str, pair))}")
+    space = SearchSpace(
+        lr=args.lr_range,
+        weight_decay=args.weight_decay_range,
+        batch_sizes=args.batch_sizes,
+        models=tuple(m.lower() for m in args.models),
+        units=args.units,
+        widths=args.widths,
+    )
+    base = arguments.train_config(
+        args, model=space.models[0], output=args.output, seed=args.seed, verbose="quiet"
+    )
+    best = search(
+        base,
+        space,
+        tuner=args.tuner,
+        output=args.output,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        max_epochs=args.max_epochs,
+        validation_split=args.validation_split,
+        seed=args.seed,
+    )
+    if best:
+        print(f"best: validation accuracy {best[0]['val_accuracy']:.4f}: {best[0]['command']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
