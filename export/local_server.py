@@ -113,19 +113,15 @@ class ModelRepository:
                 f"signature {signature_name!r} takes inputs {sorted(specs)}; request has "
                 f"{sorted(inputs)}"
             )
-        tensors = {}
-        for key, spec in specs.items():
-            value = inputs[key]
-            if not spec.shape.is_compatible_with(value.shape):
-                raise ServingError(
-                    f"input {key!r} has shape {list(value.shape)}; signature {signature_name!r} "
-                    f"expects {spec.shape.as_list()} (None = any size)"
-                )
-            tensors[key] = tf.constant(value, dtype=spec.dtype)
+        # Shapes are left to the signature, as in TF Serving: the exported signatures check
+        # them in-graph (tf.ensure_shape) and fail the request with an InvalidArgumentError.
+        tensors = {key: tf.constant(inputs[key], dtype=spec.dtype) for key, spec in specs.items()}
         try:
             outputs = fn(**tensors)
         except tf.errors.InvalidArgumentError as e:
-            raise ServingError(e.message.strip()) from None
+            raise ServingError(_op_error(e.message)) from None
+        except (TypeError, ValueError) as e:  # refused by the Python function binding
+            raise ServingError(str(e).strip().splitlines()[0]) from None
         return {key: value.numpy() for key, value in outputs.items()}, version
 
     def input_dtypes(self, name: str, version: int | None, signature_name: str) -> dict:
@@ -138,6 +134,15 @@ class ModelRepository:
             )
         specs = loaded.signatures[signature_name].structured_input_signature[1]
         return {key: spec.dtype for key, spec in specs.items()}
+
+
+def _op_error(message: str) -> str:
+    """The op's own message, without the Python-side traceback preamble eager TF adds."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+    lines = [line.strip() for line in message.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(noise)]
+    text = " ".join(lines) or message.strip()
+    return re.sub(r"\s*\[\[\{\{node .*$", "", text)
 
 
 # ---------------------------------------------------------------------------------------------
