@@ -1,0 +1,119 @@
+"""End-to-end training through the pipeline and the CLI: the embedded sample and tfds mock data."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+import keras_preact
+from training import cifar, rundir
+from training.errors import UserError
+from training.pipeline import TrainConfig, prepare, train
+from training.report import read_history
+from training.sample import load_sample
+
+
+def _config(tmp_path, **overrides) -> TrainConfig:
+    fields = dict(
+        model="resnet8v1",
+        dataset="cifar10-sample",
+        recipe="demo",
+        recipe_overrides={"epochs": 2, "batch_size": 50},
+        output=str(tmp_path / "run"),
+        verbose="line",
+    )
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+def test_sample_run_end_to_end(tmp_path, capsys):
+    """Two epochs of ResNet-8 on the embedded sample: the loss falls and every output is usable."""
+    metrics = train(_config(tmp_path))
+    out = tmp_path / "run"
+    rows = read_history(out / rundir.HISTORY)
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert rows[1]["loss"] < rows[0]["loss"]
+    assert {"lr", "train_seconds", "images_per_second", "val_accuracy"} <= set(rows[0])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "test err" in lines[0]  # one line per epoch off a terminal
+
+    saved = json.loads((out / rundir.METRICS).read_text())
+    assert saved == json.loads(json.dumps(metrics))
+    assert saved["epochs"] == 2 and saved["iterations"] == 40 and saved["global_batch"] == 50
+    assert saved["final_test_error"] == pytest.approx(1 - rows[1]["val_accuracy"])
+    assert saved["best_test_error"] == pytest.approx(min(1 - r["val_accuracy"] for r in rows))
+    assert saved["images_per_second"] > 0 and saved["wall_time_s"] > 0
+    assert saved["versions"]["keras"] == keras.__version__
+    assert saved["config"]["schedule"]["peak_lr"] == pytest.approx(0.1 * 50 / 128)
+    assert (out / rundir.CURVES).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((out / rundir.TENSORBOARD).rglob("events.out.tfevents.*"))
+    assert not (out / rundir.BACKUP).exists()
+
+    # best.keras is self-contained: raw pixels in, its test accuracy is the recorded best.
+    sample = load_sample()
+    best = keras_preact.load_model(out / rundir.BEST)
+    probabilities = best.predict(sample.x_test.astype("float32"), batch_size=100, verbose=0)
+    assert probabilities.shape == (300, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == sample.y_test))
+    assert 1 - accuracy == pytest.approx(saved["best_test_error"], abs=1 / 300 + 1e-6)
+    assert keras_preact.load_model(out / rundir.LAST).count_params() == best.count_params()
+
+    # The same command again: refused, and nothing of the finished run changes.
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match="already holds a finished run"):
+        train(_config(tmp_path))
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_tfds_mock_data_run(tmp_path):
+    """The tfds source under tfds.testing.mock_data trains end to end (random images, CIFAR-10 shape)."""
+    data_dir = tmp_path / "tfds"
+    builder = tfds.builder("cifar10", data_dir=str(data_dir))
+    builder.data_path.mkdir(parents=True)
+    builder.info.write_to_directory(builder.data_path)
+    config = _config(
+        tmp_path,
+        dataset="cifar10",
+        data_dir=str(data_dir),
+        recipe_overrides={"epochs": 2, "batch_size": 32},
+        augment=False,
+        seed=None,
+    )
+    with tfds.testing.mock_data(num_examples=128, data_dir=str(data_dir)):
+        metrics = train(config)
+    rows = read_history(tmp_path / "run" / rundir.HISTORY)
+    assert len(rows) == 2 and rows[1]["loss"] < rows[0]["loss"]
+    assert metrics["config"]["data"] == {"train_examples": 128, "test_examples": 128, "classes": 10}
+    assert metrics["config"]["model_options"] == {}
+
+
+def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
+    prepared = prepare(
+        _config(tmp_path, recipe_overrides={"batch_size": 100, "label_smoothing": 0.1})
+    )
+    assert prepared.steps_per_epoch == 10 and prepared.model.optimizer is not None
+    x, y = next(iter(prepared.train_dataset()))
+    assert x.shape == (100, 32, 32, 3) and y.shape == (100, 10)  # one-hot for label smoothing
+    assert prepared.model.get_layer("preprocess") is not None
+    assert int(prepared.model.optimizer.iterations) == 0
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        cifar.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    parser = cifar.build_parser()
+    for action in parser._actions:
+        for option in action.option_strings:
+            assert option in text
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help"
+    for needle in ("examples:", "lr x batch/128", "metrics.json", "KERAS_BACKEND=jax", "TF_CONFIG"):
+        assert needle in text
