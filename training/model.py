@@ -43,7 +43,9 @@ def check_model(name: str, options: dict[str, Any]) -> None:
     try:
         keras_preact.units_per_stage("cifar", int(match.group(1)), options.get("unit"))
     except ValueError as e:
-        raise UserError(f"model {name!r}: {e}") from None
+        raise UserError(
+            f"unknown model {name!r}: {e}; the named models are {', '.join(keras_preact.MODEL_NAMES)}"
+        ) from None
 
 
 def build_model(

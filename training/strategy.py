@@ -265,25 +265,28 @@ class Runtime:
         }
 
 
-_RUNTIMES: dict[tuple[str, StrategyOptions], Runtime] = {}
+_STRATEGIES: dict[tuple[Any, ...], Any] = {}
 
 
 def create(options: StrategyOptions) -> Runtime:
     """Configure the devices and create the strategy (call before any other TensorFlow work).
 
-    A process reuses the runtime it created for the same options: TensorFlow's collectives break
-    when a second ``MirroredStrategy`` over the same devices is created in one process.
+    A process reuses the ``tf.distribute`` strategy it created for the same placement: TensorFlow's
+    collectives break when a second ``MirroredStrategy`` over the same devices is created in one
+    process (tests and the tuner build several models).
     """
     check(options)
-    key = (backend(), options)
-    if key not in _RUNTIMES:
-        if backend() == "jax":
-            _RUNTIMES[key] = _create_jax(options)
-        elif backend() == "tensorflow":
-            _RUNTIMES[key] = _create_tensorflow(options)
-        else:
-            raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
-    return _RUNTIMES[key]
+    if backend() == "jax":
+        return _create_jax(options)
+    if backend() != "tensorflow":
+        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    return _create_tensorflow(options)
+
+
+def _cached(key: tuple[Any, ...], make: Any) -> Any:
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = make()
+    return _STRATEGIES[key]
 
 
 def _create_tensorflow(options: StrategyOptions) -> Runtime:
@@ -294,7 +297,7 @@ def _create_tensorflow(options: StrategyOptions) -> Runtime:
     name = options.name
     if name == "multi_worker":  # first: its collectives must be set up before TensorFlow starts
         config = read_tf_config()
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _cached(("multi_worker",), tf.distribute.MultiWorkerMirroredStrategy)
         workers = sum(len(v) for v in config["cluster"].values())
         return Runtime(
             options,
@@ -311,14 +314,16 @@ def _create_tensorflow(options: StrategyOptions) -> Runtime:
         return Runtime(options, "tensorflow", 1, (gpus[0].name if gpus else "/cpu:0",))
     if name == "one_device":
         device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
-        strategy = tf.distribute.OneDeviceStrategy(device)
+        strategy = _cached(("one_device", device), lambda: tf.distribute.OneDeviceStrategy(device))
         return Runtime(options, "tensorflow", 1, (device,), strategy=strategy)
     if not devices:
         if options.cpu_replicas is not None:
             devices = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
         else:
             devices = tuple(d.name for d in gpus) or ("/cpu:0",)
-    strategy = tf.distribute.MirroredStrategy(devices=list(devices))
+    strategy = _cached(
+        ("mirrored", devices), lambda: tf.distribute.MirroredStrategy(devices=list(devices))
+    )
     return Runtime(options, "tensorflow", strategy.num_replicas_in_sync, devices, strategy=strategy)
 
 

@@ -109,7 +109,12 @@ def test_global_batch_must_split_over_the_replicas():
         jax_runtime.check_eval(300, 64)
 
 
-def test_default_runtime_in_process():
+def test_runtimes_in_process():
     runtime = strategy.create(StrategyOptions())
     assert runtime.num_replicas == 1 and runtime.is_chief and not runtime.custom_loop
-    assert strategy.create(StrategyOptions()) is runtime  # one runtime per options and process
+    assert runtime.strategy is None and runtime.devices == ("/cpu:0",)
+    one = strategy.create(StrategyOptions(name="one_device", devices=("cpu:0",)))
+    again = strategy.create(StrategyOptions(name="one_device", devices=("cpu:0",), sync_bn=True))
+    assert one.strategy is again.strategy and again.sync_bn  # one strategy per placement
+    with pytest.raises(UserError, match="does not exist"):
+        strategy.create(StrategyOptions(name="one_device", devices=("gpu:3",)))

@@ -1,0 +1,123 @@
+"""Bad input to python -m training.cifar: one ``error:`` line naming the problem, exit 2, no traceback,
+nothing created or lost, and before any heavy work."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from training_helpers import SAMPLE_RUN, cli, error_line
+
+from training import cifar
+
+
+def _fails(capsys, argv, expected):
+    with pytest.raises(SystemExit) as e:
+        cifar.main(argv)
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    for needle in expected:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--model", "resnet-20"], ["unknown model 'resnet-20'", "resnet20v1", "resnet164v2"]),
+        (["--model", "resnet21v1"], ["unknown model 'resnet21v1'", "6n+2", "resnet20v1"]),
+        (["--model", "resnet20v1", "--unit", "bottleneck"], ["fixes unit"]),
+        (["--model", "resnet21v2"], ["resnet21v2", "6n+2"]),
+        (["--dataset", "mnist"], ["unknown dataset 'mnist'", "cifar10, cifar100, cifar10-sample"]),
+        (["--strategy", "tpu"], ["unknown strategy 'tpu'", "mirrored", "multi_worker"]),
+        (["--recipe", "quick"], ["unknown recipe 'quick'", "paper, fast, demo"]),
+        (["--epochs", "three"], ["--epochs", "invalid int value"]),
+        (["--epochs", "0"], ["epochs must be at least 1"]),
+        (["--epochs", "2", "--iterations", "100"], ["not allowed with argument"]),
+        (["--learning-rate", "0.1"], ["unrecognized arguments: --learning-rate"]),
+        (["--lr-decay-at", "0.9,0.5"], ["increasing fractions"]),
+        (["--mixed-precision", "int8"], ["unknown mixed precision 'int8'", "bfloat16"]),
+        (["--jit-compile", "yes"], ["auto, on, off"]),
+        (["--cpu-replicas", "2"], ["--cpu-replicas applies to the mirrored strategy"]),
+        (["--schedule", "linear"], ["unknown schedule 'linear'", "step, cosine"]),
+        (["--warmup", "sometimes"], ["unknown warm-up mode"]),
+        (["--seed", "-1"], ["--seed must be in"]),
+        (["--verbose", "loud"], ["unknown verbosity 'loud'"]),
+        (["--model-option", "width"], ["expected KEY=VALUE"]),
+    ],
+)
+def test_bad_arguments(capsys, tmp_path, argv, expected):
+    out = tmp_path / "run"
+    _fails(capsys, [*argv, "--output", str(out)], expected)
+    assert not out.exists()
+
+
+def test_malformed_tf_config(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:99999999"]}, "task": 0}')
+    out = tmp_path / "run"
+    _fails(capsys, ["--strategy", "multi_worker", "--output", str(out)], ["TF_CONFIG", "address"])
+    monkeypatch.setenv("TF_CONFIG", "{oops")
+    _fails(capsys, ["--strategy", "multi_worker", "--output", str(out)], ["not valid JSON"])
+    monkeypatch.delenv("TF_CONFIG")
+    _fails(capsys, ["--strategy", "multi_worker", "--output", str(out)], ["needs TF_CONFIG"])
+    assert not out.exists()
+
+
+def test_unwritable_output(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    _fails(capsys, [*SAMPLE_RUN, "--output", str(blocker / "run")], ["cannot write to --output"])
+    assert blocker.read_text() == "keep me"
+
+
+def test_missing_and_corrupt_data(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    _fails(
+        capsys,
+        ["--data-source", f"folder:{missing}", "--output", str(tmp_path / "a")],
+        [str(missing)],
+    )
+    corrupt = tmp_path / "cifar-10-python.tar.gz"
+    corrupt.write_bytes(gzip.compress(b"this is not a tar archive"))
+    _fails(
+        capsys,
+        ["--data-source", f"folder:{corrupt}", "--output", str(tmp_path / "b")],
+        ["cifar-10-python.tar.gz"],
+    )
+    _fails(
+        capsys,
+        ["--data-source", "s3://bucket", "--output", str(tmp_path / "c")],
+        ["unknown data source 's3://bucket'"],
+    )
+
+
+def test_unknown_model_option_fails_before_training(capsys, tmp_path):
+    out = tmp_path / "run"
+    _fails(
+        capsys,
+        [*SAMPLE_RUN, "--model-option", "depth_scale=2", "--output", str(out)],
+        ["depth_scale"],
+    )
+    assert not (out / "metrics.json").exists() and not (out / "best.keras").exists()
+
+
+@pytest.mark.slow
+def test_batch_must_split_over_the_replicas(tmp_path):
+    out = tmp_path / "run"
+    result = cli(
+        "training.cifar",
+        *SAMPLE_RUN,
+        "--strategy",
+        "mirrored",
+        "--cpu-replicas",
+        "2",
+        "--batch-size",
+        "33",
+        "--output",
+        str(out),
+    )
+    assert "global batch 33 does not split evenly over 2 replicas" in error_line(result)
+    assert not (out / "best.keras").exists()
