@@ -237,8 +237,15 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--seed",
         type=int,
-        help="make the run reproducible (data order, augmentation, initialisation; TensorFlow ops "
-        "deterministic); default: a random seed, recorded for resuming",
+        help="seed of the data order, augmentation and initialisation (default: a random seed, "
+        "recorded so that a resumed run continues with it)",
+    )
+    g.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="deterministic TensorFlow ops, for bit-exact reruns and resumes (default: on with "
+        "--seed); Keras turns XLA off when they are on, so GPU runs may prefer --no-deterministic",
     )
     g.add_argument(
         "--backup-every",
@@ -288,6 +295,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
             mixed_precision=get("mixed_precision", "float32"),
         ),
         seed=get("seed"),
+        deterministic=get("deterministic"),
         output=get("output")
         or f"runs/{model.lower()}-{get('dataset', 'cifar10')}-{get('recipe', 'paper')}",
         overwrite=get("overwrite", False),

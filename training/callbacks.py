@@ -226,5 +226,5 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             loss = (logs or {}).get("loss")
             raise TrainingDiverged(
                 f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch "
-                f"{batch + 1}; nothing was saved after it. {self.hint}".strip()
+                f"{batch + 1} (nothing was saved after it). {self.hint}".strip()
             ) from None

@@ -42,7 +42,8 @@ class TrainConfig:
 
     ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
     replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
-    random seed (recorded in ``config.json``); a given seed also makes TensorFlow's ops deterministic.
+    random seed (recorded in ``config.json``). ``deterministic`` makes TensorFlow's ops deterministic
+    (default: when a seed is given), which Keras pays for by turning XLA off on that backend.
     """
 
     model: str = "resnet20v1"
@@ -55,6 +56,7 @@ class TrainConfig:
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
     strategy: StrategyOptions = field(default_factory=StrategyOptions)
     seed: int | None = None
+    deterministic: bool | None = None
     output: str = "runs/train"
     overwrite: bool = False
     backup_every: int = 500
@@ -65,6 +67,11 @@ class TrainConfig:
         """The named recipe with the overrides applied (``UserError`` if anything is out of range)."""
         return recipes.get_recipe(self.recipe, **self.recipe_overrides)
 
+    @property
+    def is_deterministic(self) -> bool:
+        """Whether TensorFlow's ops are made deterministic (default: when a seed is given)."""
+        return self.seed is not None if self.deterministic is None else self.deterministic
+
     def identity(self) -> dict[str, Any]:
         """The settings that decide the result (stored in ``config.json``; resuming needs the same)."""
         data = dataclasses.asdict(self)
@@ -72,7 +79,7 @@ class TrainConfig:
         data["recipe_overrides"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe_overrides.items()
         }
-        data["deterministic"] = self.seed is not None
+        data["deterministic"] = self.is_deterministic
         return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
 
 
@@ -183,7 +190,7 @@ def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
         import secrets
 
         seed = secrets.randbits(31)
-    seed_everything(seed, deterministic=config.seed is not None)
+    seed_everything(seed, deterministic=config.is_deterministic)
     arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
     steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
     schedule = recipes.plan(
@@ -299,7 +306,8 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
     callbacks: list[keras.callbacks.Callback] = [
         cb.EpochStats(global_batch=prepared.recipe.batch_size, epochs=epochs, print_line=line),
         cb.StopOnNaN(
-            hint=f"Resume state: {run.backup_dir}. Try a lower --lr or --mixed-precision bfloat16."
+            hint="Lower --lr (with float16, try bfloat16) and re-run with --overwrite or another "
+            "--output."
         ),
     ]
     if schedule.needs_controller:

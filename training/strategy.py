@@ -163,6 +163,11 @@ def check(options: StrategyOptions) -> None:
         if options.devices:
             raise UserError("give either --devices or --cpu-replicas, not both")
     if options.name == "multi_worker":
+        if options.jit_compile == "on":
+            raise UserError(
+                "--jit-compile on is not available with multi_worker (its training loop runs the "
+                "step as a plain tf.function); use auto or off"
+            )
         if backend() != "tensorflow":
             raise UserError(
                 "multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow); on JAX use "

@@ -121,3 +121,21 @@ def test_batch_must_split_over_the_replicas(tmp_path):
     )
     assert "global batch 33 does not split evenly over 2 replicas" in error_line(result)
     assert not (out / "best.keras").exists()
+
+
+def test_divergence_stops_with_a_clear_message(capsys, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        *SAMPLE_RUN,
+        "--epochs",
+        "1",
+        "--lr",
+        "1e6",
+        "--backup-every",
+        "3",
+        "--output",
+        str(out),
+    ]
+    line = _fails(capsys, argv, ["training diverged: the loss became", "Lower --lr"])
+    assert "nan" in line or "inf" in line
+    assert not (out / "metrics.json").exists() and not (out / "best.keras").exists()

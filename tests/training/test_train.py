@@ -117,3 +117,27 @@ def test_help_documents_every_option(capsys):
             assert action.help, f"{action.option_strings} has no help"
     for needle in ("examples:", "lr x batch/128", "metrics.json", "KERAS_BACKEND=jax", "TF_CONFIG"):
         assert needle in text
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision(tmp_path, precision):
+    """Mixed precision: float16 gets a LossScaleOptimizer, outputs stay float32, a step trains."""
+    from training.strategy import StrategyOptions
+
+    config = _config(
+        tmp_path,
+        recipe_overrides={"batch_size": 100},
+        strategy=StrategyOptions(mixed_precision=precision),
+    )
+    prepared = prepare(config)
+    model = prepared.model
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        precision == "float16"
+    )
+    assert model.get_layer("stage1_unit1_conv1").compute_dtype == precision
+    assert model.outputs[0].dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    history = model.fit(
+        prepared.train_dataset(), steps_per_epoch=2, epochs=1, verbose=0, shuffle=False
+    )
+    assert np.isfinite(history.history["loss"][0])
