@@ -270,75 +270,28 @@ def train(config: TrainConfig) -> dict[str, Any]:
         run.finish()
         return rundir.read_json(run.final / rundir.METRICS)
     prepared = prepare(config, seed=run.config["seed"])
+    run.claim()  # only now: a run that fails its checks or cannot load its data leaves nothing
     return _fit_and_report(prepared, run, started)
 
 
 def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> dict[str, Any]:
-    model, schedule, runtime = prepared.model, prepared.schedule, prepared.runtime
-    chief = runtime.is_chief
+    """Restore the newest backup, train the remaining steps, write ``metrics.json``, finish."""
+    schedule, runtime = prepared.schedule, prepared.runtime
     with runtime.scope():
-        state = cb.restore(run.backup_dir, model) or {}
-    step = int(state.get("step", 0))
-    epochs, spe = schedule.epochs, schedule.steps_per_epoch
-    if step >= schedule.total_steps:
-        step = schedule.total_steps
-    history_path = run.file(rundir.HISTORY)
-    report.trim_history(history_path, step // spe)
-    rows = report.read_history(history_path)
-    elapsed_before = float(state.get("wall_seconds", 0.0))
-
-    controller = recipes.LearningRateController(schedule, state.get("lr", {"step": step}))
-    saver = cb.SaveModels(
-        run.file(rundir.BEST),
-        run.file(rundir.LAST),
-        best_accuracy=state.get("models", {}).get("best_accuracy"),
-        best_epoch=state.get("models", {}).get("best_epoch"),
-    )
-
-    def extra() -> dict[str, Any]:
-        return {
-            "lr": controller.state(),
-            "models": saver.state(),
-            "wall_seconds": elapsed_before + time.perf_counter() - started,
-        }
-
-    verbose, line = _verbosity(prepared.config.verbose, chief)
-    callbacks: list[keras.callbacks.Callback] = [
-        cb.EpochStats(global_batch=prepared.recipe.batch_size, epochs=epochs, print_line=line),
-        cb.StopOnNaN(
-            hint="Lower --lr (with float16, try bfloat16) and re-run with --overwrite or another "
-            "--output."
-        ),
-    ]
-    if schedule.needs_controller:
-        callbacks.append(controller)
-    # Every multi_worker process saves the models (saving runs collectives); others write them
-    # into their own scratch directory, which is deleted at the end.
-    callbacks.append(saver)
-    if chief:
-        title = f"{prepared.config.model} on {prepared.config.dataset} ({prepared.config.recipe})"
-        callbacks += [
-            keras.callbacks.CSVLogger(str(history_path), append=True),
-            keras.callbacks.TensorBoard(
-                log_dir=str(run.file(rundir.TENSORBOARD)), write_graph=False, update_freq="epoch"
-            ),
-            report.PlotCurves(rows, spe, run.file(rundir.CURVES), title),
-        ]
-    callbacks.append(
-        cb.Backup(
-            run.backup_dir,
-            steps_per_epoch=spe,
-            every=prepared.config.backup_every,
-            step=step,
-            extra=extra,
-        )
-    )
+        state = cb.restore(run.backup_dir, prepared.model) or {}
+    step = min(int(state.get("step", 0)), schedule.total_steps)
+    spe = schedule.steps_per_epoch
+    # Rows of epochs that will be trained again (written after the last backup) go.
+    report.trim_history(run.file(rundir.HISTORY), step // spe)
+    session = _Session(prepared, run, state, started)
+    verbose, line = _verbosity(prepared.config.verbose, runtime.is_chief)
     if line and step:
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
         )
+    callbacks = session.callbacks(step, print_line=line)
     with keras_preact.deep_graph_recursion(), runtime.scope():
-        for initial, end, steps, skip in _phases(step, spe, epochs):
+        for initial, end, steps, skip in _phases(step, spe, schedule.epochs):
             _fit_function(prepared)(
                 prepared.train_dataset(start_epoch=initial, skip=skip),
                 epochs=end,
@@ -348,37 +301,121 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
                 callbacks=callbacks,
                 verbose=verbose,
             )
-    wall = elapsed_before + time.perf_counter() - started
-    if not chief:
+    if not runtime.is_chief:
         run.discard()
         return {}
-    rows = report.read_history(history_path)
-    info = keras_preact.MODELS.get(prepared.config.model.lower())
-    paper = info.paper_cifar10_error if info and prepared.config.dataset == "cifar10" else None
-    metrics = report.summarize(
-        rows,
-        steps_per_epoch=spe,
-        global_batch=prepared.recipe.batch_size,
-        wall_seconds=wall,
-        paper_error=paper,
-        config={
-            **run.config,
-            "recipe_resolved": dataclasses.asdict(prepared.recipe),
-            "schedule": schedule.describe(),
-            "runtime": runtime.describe(),
-            "data": {
-                "train_examples": len(prepared.arrays.x_train),
-                "test_examples": len(prepared.arrays.x_test),
-                "classes": prepared.arrays.num_classes,
-            },
-            "gated_warmup_ended_at_step": controller.gate_opened_at
-            if schedule.gated_lr is not None
-            else None,
-        },
-    )
+    metrics = session.metrics()
     rundir.write_json(run.file(rundir.METRICS), metrics)
     run.finish()
     return metrics
+
+
+class _Session:
+    """One training session of a run: its callbacks, and what it reports at the end."""
+
+    def __init__(
+        self, prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
+    ):
+        self.prepared, self.run, self.started = prepared, run, started
+        self.elapsed_before = float(state.get("wall_seconds", 0.0))
+        schedule = prepared.schedule
+        self.controller = recipes.LearningRateController(
+            schedule, state.get("lr", {"step": state.get("step", 0)})
+        )
+        models = state.get("models", {})
+        self.saver = cb.SaveModels(
+            run.file(rundir.BEST),
+            run.file(rundir.LAST),
+            best_accuracy=models.get("best_accuracy"),
+            best_epoch=models.get("best_epoch"),
+        )
+
+    def wall_seconds(self) -> float:
+        """Wall time of the run so far, earlier sessions included (up to their last backup)."""
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def backup_extra(self) -> dict[str, Any]:
+        """What a resumed session needs besides the weights."""
+        return {
+            "lr": self.controller.state(),
+            "models": self.saver.state(),
+            "wall_seconds": self.wall_seconds(),
+        }
+
+    def callbacks(self, step: int, *, print_line: bool) -> list[keras.callbacks.Callback]:
+        """The callbacks, in the order they must run at the end of an epoch (statistics first,
+        the backup last, so that a resumed run never skips an epoch's outputs)."""
+        prepared, run = self.prepared, self.run
+        schedule, config = prepared.schedule, prepared.config
+        callbacks: list[keras.callbacks.Callback] = [
+            cb.EpochStats(
+                global_batch=prepared.recipe.batch_size,
+                epochs=schedule.epochs,
+                print_line=print_line,
+            ),
+            cb.StopOnNaN(
+                hint="Lower --lr (with float16, try bfloat16) and re-run with --overwrite or "
+                "another --output."
+            ),
+        ]
+        if schedule.needs_controller:
+            callbacks.append(self.controller)
+        # Every multi_worker process saves the models (saving runs collectives); the others write
+        # them into their own scratch directory, deleted at the end.
+        callbacks.append(self.saver)
+        if prepared.runtime.is_chief:
+            history = run.file(rundir.HISTORY)
+            callbacks += [
+                keras.callbacks.CSVLogger(str(history), append=True),
+                keras.callbacks.TensorBoard(
+                    log_dir=str(run.file(rundir.TENSORBOARD)),
+                    write_graph=False,
+                    update_freq="epoch",
+                ),
+                report.PlotCurves(
+                    report.read_history(history),
+                    schedule.steps_per_epoch,
+                    run.file(rundir.CURVES),
+                    f"{config.model} on {config.dataset} ({config.recipe})",
+                ),
+            ]
+        callbacks.append(
+            cb.Backup(
+                run.backup_dir,
+                steps_per_epoch=schedule.steps_per_epoch,
+                every=config.backup_every,
+                step=step,
+                extra=self.backup_extra,
+            )
+        )
+        return callbacks
+
+    def metrics(self) -> dict[str, Any]:
+        """The content of ``metrics.json`` once training has finished."""
+        prepared = self.prepared
+        config, schedule, arrays = prepared.config, prepared.schedule, prepared.arrays
+        info = keras_preact.MODELS.get(config.model.lower())
+        paper = info.paper_cifar10_error if info and config.dataset == "cifar10" else None
+        gated = schedule.gated_lr is not None
+        return report.summarize(
+            report.read_history(self.run.file(rundir.HISTORY)),
+            steps_per_epoch=schedule.steps_per_epoch,
+            global_batch=prepared.recipe.batch_size,
+            wall_seconds=self.wall_seconds(),
+            paper_error=paper,
+            config={
+                **self.run.config,
+                "recipe_resolved": dataclasses.asdict(prepared.recipe),
+                "schedule": schedule.describe(),
+                "runtime": prepared.runtime.describe(),
+                "data": {
+                    "train_examples": len(arrays.x_train),
+                    "test_examples": len(arrays.x_test),
+                    "classes": arrays.num_classes,
+                },
+                "gated_warmup_ended_at_step": self.controller.gate_opened_at if gated else None,
+            },
+        )
 
 
 def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:

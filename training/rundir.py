@@ -86,6 +86,23 @@ class RunDir:
     resuming: bool
     staged: bool
     config: dict[str, Any]
+    claimed: bool = False
+
+    def claim(self) -> None:
+        """Take the directory (once every check has passed): write ``config.json`` for a new run,
+        clear what a killed session left half-written for a resumed one."""
+        if self.claimed:
+            return
+        if self.resuming:
+            for leftover in self.path.glob(".tmp-*"):
+                leftover.unlink(missing_ok=True)
+        else:
+            if status(self.path) != "new":
+                # Only ever our own scratch: an abandoned replacement or worker state.
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_json(self.path / CONFIG, self.config)
+        self.claimed = True
 
     def file(self, name: str) -> Path:
         """A file of the run, e.g. ``run.file(BEST)``."""
@@ -135,16 +152,19 @@ def _complete_interrupted_swap(final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_writable(final: Path) -> None:
-    """Create ``final``'s parent and prove it is writable, before any heavy work."""
+def _check_writable(path: Path) -> None:
+    """Prove that ``path`` can be created and written, without leaving anything behind."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        probe_dir = final if final.is_dir() else final.parent
-        fd, probe = tempfile.mkstemp(dir=probe_dir, prefix=".write-test-")
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise UserError(f"cannot write to --output {final}: {e.strerror or e}") from None
+        raise UserError(f"cannot write to --output {path}: {e.strerror or e}") from None
 
 
 def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
@@ -162,27 +182,23 @@ def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return saved == wanted
 
 
-def _start(path: Path, config: dict[str, Any], final: Path, staged: bool) -> RunDir:
-    """Open ``path`` for ``config``: resume it when it holds the same run, else start it afresh."""
-    if path.is_dir():  # temporary files of a session killed while writing
-        for leftover in path.glob(".tmp-*"):
-            leftover.unlink(missing_ok=True)
-    if status(path) == "unfinished" and _matches(read_json(path / CONFIG), config):
+def _decide(path: Path, config: dict[str, Any], final: Path, staged: bool) -> RunDir:
+    """Resume ``path`` when it holds this run, else plan a new run there (``RunDir.claim`` writes)."""
+    if status(path) in ("unfinished", "finished") and _matches(read_json(path / CONFIG), config):
         saved = read_json(path / CONFIG)
         return RunDir(final, path, resuming=True, staged=staged, config={**config, **saved})
     if config.get("seed") is None:
         # Random but recorded, so that re-running the command resumes with the same data order.
         config = {**config, "seed": secrets.randbits(31)}
-    path.mkdir(parents=True, exist_ok=True)
-    write_json(path / CONFIG, config)
     return RunDir(final, path, resuming=False, staged=staged, config=config)
 
 
 def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bool) -> RunDir:
     """Decide where this session writes, or refuse with one line (see the module docstring).
 
-    ``config`` identifies the run (what changes its result); when its ``seed`` is ``None`` the seed
-    saved by an earlier session is reused, so the returned ``RunDir.config`` has the seed to train with.
+    Nothing is written until ``RunDir.claim()`` (the pipeline claims once data, devices and model
+    are ready), so a run that fails its checks leaves no trace. ``config`` identifies the run; when
+    its ``seed`` is ``None`` the seed saved by an earlier session is reused (``RunDir.config``).
     """
     final = Path(output).expanduser().absolute()
     _complete_interrupted_swap(final)
@@ -194,16 +210,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
             "or empty directory"
         )
     if overwrite and state in ("unfinished", "finished"):
-        staging = _staging(final)
-        if status(staging) == "finished" and _matches(read_json(staging / CONFIG), config):
-            saved = read_json(staging / CONFIG)
-            return RunDir(final, staging, resuming=True, staged=True, config=saved)
-        if status(staging) != "new" and not (
-            status(staging) == "unfinished" and _matches(read_json(staging / CONFIG), config)
-        ):
-            # An abandoned replacement with other settings: ours, hidden, never the user's run.
-            shutil.rmtree(staging)
-        return _start(staging, config, final, staged=True)
+        return _decide(_staging(final), config, final, staged=True)
     if state == "finished":
         metrics = read_json(final / METRICS)
         error = metrics.get("final_test_error")
@@ -220,7 +227,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
                 f"({_differences(saved, config)}): re-run its command to resume it, pass "
                 "--overwrite to replace it, or choose another --output"
             )
-    return _start(final, config, final, staged=False)
+    return _decide(final, config, final, staged=False)
 
 
 def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_index: int) -> RunDir:
@@ -229,6 +236,4 @@ def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_in
     # A sibling, not inside the chief's directory (which must stay empty until the chief claims it).
     path = final.parent / f".{final.name}.worker-{worker_index}"
     _check_writable(path)
-    if status(path) == "unfinished" and not _matches(read_json(path / CONFIG), config):
-        shutil.rmtree(path)
-    return _start(path, config, final, staged=False)
+    return _decide(path, config, final, staged=False)

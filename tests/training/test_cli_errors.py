@@ -92,6 +92,7 @@ def test_missing_and_corrupt_data(capsys, tmp_path):
         ["--data-source", "s3://bucket", "--output", str(tmp_path / "c")],
         ["unknown data source 's3://bucket'"],
     )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-python.tar.gz"]
 
 
 def test_unknown_model_option_fails_before_training(capsys, tmp_path):
@@ -120,7 +121,7 @@ def test_batch_must_split_over_the_replicas(tmp_path):
         str(out),
     )
     assert "global batch 33 does not split evenly over 2 replicas" in error_line(result)
-    assert not (out / "best.keras").exists()
+    assert not out.exists()
 
 
 def test_divergence_stops_with_a_clear_message(capsys, tmp_path):

@@ -12,6 +12,12 @@ from training.errors import UserError
 CONFIG = {"model": "resnet8v1", "seed": 1, "recipe_overrides": {"epochs": 2}}
 
 
+def _open(out, config=CONFIG, overwrite=False) -> rundir.RunDir:
+    run = rundir.open_run(out, config, overwrite=overwrite)
+    run.claim()
+    return run
+
+
 def _finish(run: rundir.RunDir, error: float = 0.25) -> None:
     (run.path / "best.keras").write_text("model")
     rundir.write_json(run.file(rundir.METRICS), {"final_test_error": error})
@@ -19,24 +25,26 @@ def _finish(run: rundir.RunDir, error: float = 0.25) -> None:
 
 
 def test_new_run_writes_its_config_and_resumes_with_the_same_one(tmp_path):
-    out = tmp_path / "run"
+    out = tmp_path / "deep" / "run"
     run = rundir.open_run(out, CONFIG, overwrite=False)
     assert (run.path, run.resuming, run.staged) == (out, False, False)
+    assert not (tmp_path / "deep").exists()  # nothing is written before claim()
+    run.claim()
     assert json.loads((out / rundir.CONFIG).read_text()) == CONFIG
-    again = rundir.open_run(out, CONFIG, overwrite=False)
+    again = _open(out)
     assert again.resuming and again.path == out
 
 
 def test_random_seed_is_recorded_and_reused(tmp_path):
     wanted = {**CONFIG, "seed": None}
-    first = rundir.open_run(tmp_path / "run", wanted, overwrite=False)
+    first = _open(tmp_path / "run", wanted)
     assert isinstance(first.config["seed"], int)
-    second = rundir.open_run(tmp_path / "run", wanted, overwrite=False)
+    second = _open(tmp_path / "run", wanted)
     assert second.resuming and second.config["seed"] == first.config["seed"]
 
 
 def test_unfinished_run_with_other_settings_is_refused(tmp_path):
-    rundir.open_run(tmp_path / "run", CONFIG, overwrite=False)
+    _open(tmp_path / "run")
     other = {**CONFIG, "recipe_overrides": {"epochs": 3}}
     with pytest.raises(UserError, match=r"other settings \(recipe_overrides: .*epochs"):
         rundir.open_run(tmp_path / "run", other, overwrite=False)
@@ -44,7 +52,7 @@ def test_unfinished_run_with_other_settings_is_refused(tmp_path):
 
 def test_finished_run_is_never_silently_overwritten(tmp_path):
     out = tmp_path / "run"
-    _finish(rundir.open_run(out, CONFIG, overwrite=False))
+    _finish(_open(out))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(UserError, match=r"finished run \(final test error 25.00 %\).*--overwrite"):
         rundir.open_run(out, CONFIG, overwrite=False)
@@ -53,13 +61,13 @@ def test_finished_run_is_never_silently_overwritten(tmp_path):
 
 def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path):
     out = tmp_path / "run"
-    _finish(rundir.open_run(out, CONFIG, overwrite=False), error=0.25)
+    _finish(_open(out), error=0.25)
     new = {**CONFIG, "seed": 2}
-    run = rundir.open_run(out, new, overwrite=True)
+    run = _open(out, new, overwrite=True)
     assert run.staged and run.path != out and not run.resuming
     # Interrupted: the old run is untouched, and the same command resumes the replacement.
     assert json.loads((out / rundir.METRICS).read_text())["final_test_error"] == 0.25
-    again = rundir.open_run(out, new, overwrite=True)
+    again = _open(out, new, overwrite=True)
     assert again.staged and again.resuming and again.path == run.path
     _finish(again, error=0.1)
     assert json.loads((out / rundir.METRICS).read_text())["final_test_error"] == 0.1
@@ -67,10 +75,23 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
+def test_abandoned_replacement_with_other_settings_is_replaced_only_when_claimed(tmp_path):
+    out = tmp_path / "run"
+    _finish(_open(out))
+    abandoned = _open(out, {**CONFIG, "seed": 2}, overwrite=True)
+    (abandoned.path / "backup").mkdir()
+    newer = rundir.open_run(out, {**CONFIG, "seed": 3}, overwrite=True)
+    assert newer.path == abandoned.path and not newer.resuming
+    assert (abandoned.path / "backup").exists()  # untouched until the new run claims it
+    newer.claim()
+    assert not (abandoned.path / "backup").exists()
+    assert json.loads((newer.path / rundir.CONFIG).read_text())["seed"] == 3
+
+
 def test_swap_interrupted_between_its_renames_is_completed(tmp_path):
     out = tmp_path / "run"
-    _finish(rundir.open_run(out, CONFIG, overwrite=False), error=0.25)
-    staged = rundir.open_run(out, {**CONFIG, "seed": 2}, overwrite=True)
+    _finish(_open(out), error=0.25)
+    staged = _open(out, {**CONFIG, "seed": 2}, overwrite=True)
     rundir.write_json(staged.file(rundir.METRICS), {"final_test_error": 0.1})
     # Killed right after the first rename of the swap: only the old copy and the staging exist.
     out.rename(tmp_path / ".run.old")
