@@ -232,7 +232,7 @@ class Schedule:
         """The optimizer's ``learning_rate``: a Keras schedule evaluated in the graph for ``cosine``
         (it depends only on the step), else the initial value, which ``LearningRateController`` updates
         at the few steps where it changes (the gated warm-up depends on the measured training error)."""
-        if self.kind == "cosine":
+        if not self.needs_controller:
             return keras.optimizers.schedules.CosineDecay(
                 initial_learning_rate=0.0 if self.warmup_steps else self.peak_lr,
                 decay_steps=max(1, self.total_steps - self.warmup_steps),
@@ -244,8 +244,9 @@ class Schedule:
 
     @property
     def needs_controller(self) -> bool:
-        """Whether ``LearningRateController`` must drive the learning rate (everything but cosine)."""
-        return self.kind != "cosine"
+        """Whether ``LearningRateController`` must drive the learning rate: always but for a cosine
+        schedule without the error-gated warm-up, which Keras evaluates in the compiled step."""
+        return self.kind != "cosine" or self.gated_lr is not None
 
     def describe(self) -> dict[str, Any]:
         """The schedule as plain data, for ``metrics.json``."""

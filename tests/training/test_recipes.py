@@ -90,6 +90,11 @@ def test_fast_recipe_is_cosine_with_linear_warmup_matching_keras():
     middle = schedule.warmup_steps + (schedule.total_steps - schedule.warmup_steps) // 2
     assert schedule.lr_at(middle) == pytest.approx(0.1, rel=1e-3)
     assert not schedule.needs_controller
+    # With the error-gated warm-up on, the controller drives the cosine schedule too.
+    gated = _plan(recipes.get_recipe("fast", gated_warmup="on"), model="resnet164v2")
+    assert gated.needs_controller and isinstance(gated.keras_learning_rate(), float)
+    assert gated.lr_at(100, gate_open=False) == pytest.approx(0.02)
+    assert gated.lr_at(100) == pytest.approx(schedule.lr_at(100))
 
 
 def test_bad_overrides_are_one_line_user_errors():
