@@ -19,7 +19,7 @@ from training.strategy import STRATEGIES
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
     "and 48k iterations, stop at 64k (164 epochs on CIFAR), lr 0.01 until the training error is "
-    "below 80%% for ResNet-110/1001. fast: batch 256, Nesterov, cosine after a 2-epoch warm-up, "
+    "below 80% for ResNet-110/1001. fast: batch 256, Nesterov, cosine after a 2-epoch warm-up, "
     "label smoothing 0.1, weight decay 5e-4, 75 epochs. demo: the paper's schedule in 30 epochs at "
     "batch 64. Learning rates are given at batch 128 and scaled linearly with the global batch "
     "(lr x batch/128); lengths and decay points are kept in images seen, so the schedule in epochs "
@@ -170,15 +170,24 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
     g.add_argument(
         "--warmup",
         dest="gated_warmup",
+        metavar="MODE",
         help="error-gated warm-up at --warmup-lr until the training error (mean of the last 20 "
         "batches of 128) is below --warmup-error: auto (ResNet-110 and ResNet-1001, as in the "
         "papers), on, off",
     )
     g.add_argument(
-        "--warmup-lr", dest="gated_warmup_lr", type=float, help="at batch 128 (paper: 0.01)"
+        "--warmup-lr",
+        dest="gated_warmup_lr",
+        type=float,
+        metavar="LR",
+        help="at batch 128 (paper: 0.01)",
     )
     g.add_argument(
-        "--warmup-error", dest="gated_warmup_error", type=float, help="fraction (paper: 0.8)"
+        "--warmup-error",
+        dest="gated_warmup_error",
+        type=float,
+        metavar="ERROR",
+        help="fraction (paper: 0.8)",
     )
     g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
 

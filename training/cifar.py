@@ -15,13 +15,13 @@ from training.errors import cli_main
 
 EXAMPLES = """\
 examples:
-  # the README's first command: ResNet-20 on the embedded CIFAR-10 sample, offline, ~2 min on a CPU
-  python -m training.cifar --dataset cifar10-sample --model resnet20v1 --recipe demo --output runs/demo
+  # what make demo runs: ResNet-20 on the embedded CIFAR-10 sample, offline, ~2-3 min on 2 CPU cores
+  python -m training.cifar --dataset cifar10-sample --model resnet20v1 --recipe demo --output runs/demo/train
 
   # the v2 paper's ResNet-164 on CIFAR-10 with the paper's recipe, on every local GPU
   python -m training.cifar --model resnet164v2 --strategy mirrored --output runs/r164
 
-  # ResNet-110 on CIFAR-100 with 4 GPUs, batch 512 (lr scaled to 0.4), bfloat16 and XLA
+  # ResNet-110 on CIFAR-100 on every local GPU, batch 512 (lr scaled to 0.4), bfloat16 and XLA
   python -m training.cifar --model resnet110v1 --dataset cifar100 --strategy mirrored \\
       --batch-size 512 --mixed-precision bfloat16 --jit-compile on --output runs/r110-c100
 
