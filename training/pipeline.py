@@ -175,10 +175,12 @@ def _labels_for(ds: Any, recipe: recipes.Recipe, classes: int) -> Any:
     return ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
 
 
-def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
+def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None) -> Prepared:
     """Create the strategy, load the data, resolve the schedule, build and compile the model.
 
-    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory).
+    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory);
+    ``arrays`` (a ``training.data.CifarArrays``, e.g. from ``data.make_arrays``) replaces the data
+    ``config.dataset`` names, for callers that hold their images in memory.
     """
     from training import data  # imports TensorFlow (tf.data), also on the JAX backend
 
@@ -191,7 +193,8 @@ def prepare(config: TrainConfig, *, seed: int | None = None) -> Prepared:
 
         seed = secrets.randbits(31)
     seed_everything(seed, deterministic=config.is_deterministic)
-    arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
+    if arrays is None:
+        arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
     steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
     schedule = recipes.plan(
         recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps

@@ -103,6 +103,22 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
     assert int(prepared.model.optimizer.iterations) == 0
     assert not (tmp_path / "run").exists()
 
+    # In-memory images instead of a named dataset (what benchmarks on their own subsets use).
+    from training import data
+
+    sample = load_sample()
+    arrays = data.make_arrays(
+        "cifar10",
+        sample.x_train[:400],
+        sample.y_train[:400],
+        sample.x_test[:100],
+        sample.y_test[:100],
+        sample.label_names,
+        origin="test",
+    )
+    small = prepare(_config(tmp_path, recipe_overrides={"batch_size": 100}), arrays=arrays)
+    assert small.steps_per_epoch == 4 and small.schedule.total_steps == 4 * 30
+
 
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e:
