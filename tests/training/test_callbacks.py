@@ -1,0 +1,130 @@
+"""Backup states, best/last models, the per-epoch line and the history file, on a tiny real model."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from training import callbacks as cb
+from training import report
+from training.errors import UserError
+
+
+def _model(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(
+        keras.optimizers.SGD(0.1, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(40, 4)).astype("float32"), rng.integers(0, 3, 40)
+
+
+def test_backup_states_are_named_by_step_and_skip_epoch_boundaries(tmp_path):
+    model = _model()
+    x, y = _data()
+    backup = cb.Backup(tmp_path, steps_per_epoch=4, every=2, extra=lambda: {"note": "x"})
+    model.fit(x, y, batch_size=10, epochs=2, callbacks=[backup], verbose=0)
+    # Steps 2, 6 (batch-level), 4, 8 (epoch ends; 4 and 8 are not saved twice); two kept.
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "step-000000006.json",
+        "step-000000006.weights.h5",
+        "step-000000008.json",
+        "step-000000008.weights.h5",
+    ]
+    assert json.loads((tmp_path / "step-000000008.json").read_text()) == {"step": 8, "note": "x"}
+
+    restored = _model(seed=1)
+    state = cb.restore(tmp_path, restored)
+    assert state == {"step": 8, "note": "x"}
+    for a, b in zip(model.get_weights(), restored.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert int(restored.optimizer.iterations) == 8
+
+
+def test_restore_falls_back_to_the_previous_state(tmp_path):
+    model = _model()
+    x, y = _data()
+    model.fit(
+        x,
+        y,
+        batch_size=10,
+        epochs=2,
+        verbose=0,
+        callbacks=[cb.Backup(tmp_path, steps_per_epoch=4, every=0)],
+    )
+    (tmp_path / "step-000000008.weights.h5").write_bytes(b"truncated")
+    assert cb.restore(tmp_path, _model(seed=1))["step"] == 4
+    (tmp_path / "step-000000004.weights.h5").write_bytes(b"truncated")
+    with pytest.raises(UserError, match="no readable resume state"):
+        cb.restore(tmp_path, _model(seed=1))
+    assert cb.restore(tmp_path / "none", _model()) is None
+
+
+def test_save_models_keeps_the_best_across_sessions(tmp_path):
+    model = _model()
+    saver = cb.SaveModels(
+        tmp_path / "best.keras", tmp_path / "last.keras", best_accuracy=0.5, best_epoch=3
+    )
+    saver.set_model(model)
+    saver.on_epoch_end(4, {"val_accuracy": 0.4})
+    assert (tmp_path / "last.keras").is_file() and not (tmp_path / "best.keras").exists()
+    saver.on_epoch_end(5, {"val_accuracy": 0.6})
+    assert (tmp_path / "best.keras").is_file()
+    assert saver.state() == {"best_accuracy": 0.6, "best_epoch": 5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "last.keras"]
+    loaded = keras.saving.load_model(tmp_path / "best.keras")
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_epoch_line_and_statistics():
+    model = _model()
+    x, y = _data()
+    stream = io.StringIO()
+    stats = cb.EpochStats(global_batch=10, epochs=2, print_line=True, stream=stream)
+    history = model.fit(
+        x, y, batch_size=10, epochs=2, validation_data=(x, y), callbacks=[stats], verbose=0
+    )
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2  loss ")
+    assert "train err" in lines[0] and "test err" in lines[0] and "img/s" in lines[0]
+    assert history.history["lr"] == pytest.approx([0.1, 0.1])
+    assert all(v > 0 for v in history.history["images_per_second"])
+
+
+def test_history_trim_and_summary(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "epoch,accuracy,images_per_second,loss,train_seconds,val_accuracy,val_loss\n"
+        "0,0.5,100,1.0,10,0.6,0.9\n"
+        "1,0.7,200,0.8,10,0.8,0.7\n"
+        "2,0.8,200,0.6,10,0.75,0.8\n"
+    )
+    report.trim_history(path, 2)
+    rows = report.read_history(path)
+    assert [r["epoch"] for r in rows] == [0, 1]
+    summary = report.summarize(
+        rows,
+        steps_per_epoch=5,
+        global_batch=20,
+        wall_seconds=30.0,
+        config={"a": 1},
+        paper_error=8.75,
+    )
+    assert summary["final_test_error"] == pytest.approx(0.2)
+    assert summary["best_test_error"] == pytest.approx(0.2) and summary["best_epoch"] == 2
+    assert summary["images_per_second"] == pytest.approx(150)
+    assert summary["iterations"] == 10 and summary["paper_test_error"] == pytest.approx(0.0875)
+    report.plot_curves(rows, 5, tmp_path / "curves.png", "test")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
