@@ -22,11 +22,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from export import repository
 from export.images import resize_uint8, sample_images
 from export.labels import resolve_labels
-from export.model import PREPROCESSING_CHOICES, load_keras_model, prepare_inference_model
+from export.model import (
+    PREPROCESSING_CHOICES,
+    InferenceModel,
+    load_keras_model,
+    prepare_inference_model,
+)
 from export.onnx_export import OPSET, OnnxRunner, export_onnx
 from export.options import (
     ARTIFACTS_DIR,
@@ -145,7 +151,101 @@ def export_model(
         UserError: bad input; nothing has been written.
     """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    model_path, output = Path(model_path), Path(output)
+    started = time.perf_counter()
+    plan = _plan(
+        Path(model_path),
+        Path(output),
+        formats,
+        name,
+        version,
+        quantize,
+        labels,
+        preprocessing,
+        top_k,
+        representative_data,
+        num_images,
+    )
+    # All input is checked: only now is anything created.
+    repository.check_output_dir(plan.output)
+    inference = plan.inference
+    say(
+        f"exporting {plan.name!r} version {plan.version} ({inference.image_size[0]}x"
+        f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
+        f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
+    )
+    images, image_labels = sample_images("test", inference.image_size, num_images)
+    # The sample's labels are CIFAR-10 classes: accuracy only means something for such a model.
+    if inference.classes != 10 or tuple(plan.labels) != resolve_labels("cifar10", 10):
+        image_labels = None
+
+    with repository.staging_dir(plan.output) as staging:
+        files, artifacts = _build(plan, staging, images, top_k, opset, say)
+        say(f"verifying {len(artifacts)} artifacts on {len(images)} real images")
+        model = inference.model
+
+        def keras_runner(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(model.predict_on_batch(batch.astype(np.float32)))
+
+        report = verify(
+            keras_runner,
+            artifacts,
+            images,
+            image_labels,
+            latency_runs=latency_runs,
+            accuracy_margins=accuracy_margins,
+            metadata={
+                "model": str(model_path),
+                "name": plan.name,
+                "version": plan.version,
+                "formats": list(plan.formats),
+                "tflite_modes": list(plan.modes),
+                "onnx_opset": opset if "onnx" in plan.formats else None,
+                "image_size": list(inference.image_size),
+                "classes": inference.classes,
+                "labels": labels or "default",
+                "preprocessing": inference.preprocessing,
+                "source_dtype_policy": inference.source_dtype_policy,
+                "reference": "Keras model, float32",
+                "images": "embedded CIFAR-10 sample, test split",
+                "export_seconds": round(time.perf_counter() - started, 1),
+            },
+            **({} if float_tolerance is None else {"float_tolerance": float_tolerance}),
+        )
+        write_report(report, staging / "artifacts" / "report.json")
+        result = _publish(plan, staging, files, report, base_path)
+    verdict = "published" if result.published else "verification failed, kept aside"
+    say(f"{verdict}: version {plan.version} ({time.perf_counter() - started:.0f} s)")
+    return result
+
+
+@dataclasses.dataclass
+class _Plan:
+    """Checked input: what to export, where, under which name and version."""
+
+    output: Path
+    formats: tuple[str, ...]
+    modes: tuple[str, ...]
+    inference: InferenceModel
+    labels: tuple[str, ...]
+    name: str
+    version: int
+    calibration: np.ndarray | None
+
+
+def _plan(
+    model_path: Path,
+    output: Path,
+    formats,
+    name,
+    version,
+    quantize,
+    labels,
+    preprocessing,
+    top_k,
+    representative_data,
+    num_images,
+) -> _Plan:
+    """Check every input, cheapest first, and load the model; writes nothing."""
     formats, modes = check_options(
         model_path,
         output,
@@ -167,8 +267,6 @@ def export_model(
         repository.read_models_config(config_path)
     if name is not None:
         repository.choose_version(output, name, version)
-
-    started = time.perf_counter()
     keras_model = load_keras_model(model_path)
     inference = prepare_inference_model(keras_model, preprocessing)
     class_names = resolve_labels(labels, inference.classes)
@@ -184,134 +282,112 @@ def export_model(
             )
         else:
             calibration = load_representative_images(representative_data, inference.image_size)
-    # All input checked: only now is anything created.
-    repository.check_output_dir(output)
-    say(
-        f"exporting {name!r} version {version} ({inference.image_size[0]}x"
-        f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
-        f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
+    return _Plan(output, formats, modes, inference, class_names, name, version, calibration)
+
+
+def _build(
+    plan: _Plan,
+    staging: Path,
+    images: np.ndarray,
+    top_k: int,
+    opset: int,
+    say: Callable[[str], None],
+) -> tuple[dict[str, Path], list[Artifact]]:
+    """Write every requested artifact under ``staging``; return them and their runners."""
+    files: dict[str, Path] = {}
+    artifacts: list[Artifact] = []
+    staged_savedmodel = staging / "savedmodel"
+    staged_artifacts = staging / "artifacts"
+    staged_artifacts.mkdir()
+    (staged_artifacts / "labels.txt").write_text("\n".join(plan.labels) + "\n", "utf-8")
+
+    # The SavedModel is always built: TFLite and ONNX are converted from its "probabilities"
+    # signature. It is published only when asked for.
+    t = time.perf_counter()
+    export_savedmodel(
+        plan.inference,
+        staged_savedmodel,
+        plan.labels,
+        top_k=top_k,
+        warmup_images=images if "savedmodel" in plan.formats else None,
+        model_name=plan.name,
     )
-
-    images, image_labels = sample_images("test", inference.image_size, num_images)
-    # The sample's labels are CIFAR-10 classes: accuracy only means something for such a model.
-    if inference.classes != 10 or tuple(class_names) != tuple(resolve_labels("cifar10", 10)):
-        image_labels = None
-
-    with repository.staging_dir(output) as staging:
-        files: dict[str, Path] = {}
-        artifacts: list[Artifact] = []
-        staged_savedmodel = staging / "savedmodel"
-        staged_artifacts = staging / "artifacts"
-        staged_artifacts.mkdir()
-        (staged_artifacts / "labels.txt").write_text("\n".join(class_names) + "\n", "utf-8")
-
-        # The SavedModel is always built: TFLite and ONNX are converted from its
-        # "probabilities" signature. It is published only when asked for.
+    say(f"savedmodel: 4 signatures + warm-up requests ({time.perf_counter() - t:.1f} s)")
+    if "savedmodel" in plan.formats:
+        files["savedmodel"] = staged_savedmodel
+        loaded = tf.saved_model.load(str(staged_savedmodel))
+        for signature in (DEFAULT_SIGNATURE, UINT8_SIGNATURE, BYTES_SIGNATURE):
+            runner = SavedModelRunner(loaded, signature)
+            artifacts.append(
+                Artifact(f"savedmodel:{signature}", "float", staged_savedmodel, runner)
+            )
+    if "tflite" in plan.formats:
         t = time.perf_counter()
-        export_savedmodel(
-            inference,
-            staged_savedmodel,
-            class_names,
-            top_k=top_k,
-            warmup_images=images if "savedmodel" in formats else None,
-            model_name=name,
+        tflite_files = write_tflite(
+            staged_savedmodel, staged_artifacts, plan.modes, plan.calibration, stem=plan.name
         )
-        say(f"savedmodel: 4 signatures + warm-up requests ({time.perf_counter() - t:.1f} s)")
-        if "savedmodel" in formats:
-            files["savedmodel"] = staged_savedmodel
-            for signature in (DEFAULT_SIGNATURE, UINT8_SIGNATURE, BYTES_SIGNATURE):
-                runner = SavedModelRunner(staged_savedmodel, signature)
-                artifacts.append(
-                    Artifact(f"savedmodel:{signature}", "float", staged_savedmodel, runner)
-                )
-        if "tflite" in formats:
-            t = time.perf_counter()
-            tflite_files = write_tflite(
-                staged_savedmodel, staged_artifacts, modes, calibration, stem=name
-            )
-            say(f"tflite: {', '.join(tflite_files)} ({time.perf_counter() - t:.1f} s)")
-            for mode, path in tflite_files.items():
-                files[f"tflite:{mode}"] = path
-                check = "float" if mode == "float32" else mode
-                artifacts.append(Artifact(f"tflite:{mode}", check, path, TFLiteRunner(path)))
-        if "onnx" in formats:
-            t = time.perf_counter()
-            onnx_path = export_onnx(staged_savedmodel, staged_artifacts / f"{name}.onnx", opset)
-            say(f"onnx: opset {opset} ({time.perf_counter() - t:.1f} s)")
-            files["onnx"] = onnx_path
-            artifacts.append(Artifact("onnx", "float", onnx_path, OnnxRunner(onnx_path)))
+        say(f"tflite: {', '.join(tflite_files)} ({time.perf_counter() - t:.1f} s)")
+        for mode, path in tflite_files.items():
+            files[f"tflite:{mode}"] = path
+            check = "float" if mode == "float32" else mode
+            artifacts.append(Artifact(f"tflite:{mode}", check, path, TFLiteRunner(path)))
+    if "onnx" in plan.formats:
+        t = time.perf_counter()
+        onnx_path = export_onnx(staged_savedmodel, staged_artifacts / f"{plan.name}.onnx", opset)
+        say(f"onnx: opset {opset} ({time.perf_counter() - t:.1f} s)")
+        files["onnx"] = onnx_path
+        artifacts.append(Artifact("onnx", "float", onnx_path, OnnxRunner(onnx_path)))
+    return files, artifacts
 
-        say(f"verifying {len(artifacts)} artifacts on {len(images)} real images")
-        model = inference.model
 
-        def keras_runner(batch: np.ndarray) -> np.ndarray:
-            return np.asarray(model.predict_on_batch(batch.astype(np.float32)))
-
-        tolerances = {}
-        if float_tolerance is not None:
-            tolerances["float_tolerance"] = float_tolerance
-        report = verify(
-            keras_runner,
-            artifacts,
-            images,
-            image_labels,
-            latency_runs=latency_runs,
-            accuracy_margins=accuracy_margins,
-            metadata={
-                "model": str(model_path),
-                "name": name,
-                "version": version,
-                "formats": list(formats),
-                "tflite_modes": list(modes),
-                "onnx_opset": opset if "onnx" in formats else None,
-                "image_size": list(inference.image_size),
-                "classes": inference.classes,
-                "labels": labels or "default",
-                "preprocessing": inference.preprocessing,
-                "source_dtype_policy": inference.source_dtype_policy,
-                "reference": "Keras model, float32",
-                "images": "embedded CIFAR-10 sample, test split",
-                "export_seconds": round(time.perf_counter() - started, 1),
-            },
-            **tolerances,
-        )
-        write_report(report, staged_artifacts / "report.json")
-
-        artifacts_root = output / ARTIFACTS_DIR / name
-        if not report.passed:
-            kept = artifacts_root / f"rejected-{version}-{time.strftime('%Y%m%d-%H%M%S')}"
-            if "savedmodel" in formats:
-                staged_savedmodel.rename(staged_artifacts / "savedmodel")
-            repository.publish(staged_artifacts, kept)
-            files = _moved(files, staging, kept)
-            return ExportResult(output, name, version, None, kept, files, report, published=False)
-
-        savedmodel_target = output / name / str(version)
-        artifacts_target = artifacts_root / str(version)
-        config = repository.models_config_with(output, name, base_path)
-        repository.publish(staged_artifacts, artifacts_target)
-        if "savedmodel" in formats:
-            repository.publish(staged_savedmodel, savedmodel_target)
-            repository.write_models_config(output, config)
-        files = {
-            key: (
-                savedmodel_target
-                if key == "savedmodel"
-                else artifacts_target / path.relative_to(staged_artifacts)
-            )
-            for key, path in files.items()
-        }
-        say(f"published version {version} in {output} ({time.perf_counter() - started:.0f} s)")
+def _publish(
+    plan: _Plan, staging: Path, files: dict[str, Path], report: Report, base_path: str
+) -> ExportResult:
+    """Rename the staged version into place (or aside, when verification failed)."""
+    staged_savedmodel = staging / "savedmodel"
+    staged_artifacts = staging / "artifacts"
+    artifacts_root = plan.output / ARTIFACTS_DIR / plan.name
+    with_savedmodel = "savedmodel" in plan.formats
+    if not report.passed:
+        kept = artifacts_root / f"rejected-{plan.version}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if with_savedmodel:
+            staged_savedmodel.rename(staged_artifacts / "savedmodel")
+        repository.publish(staged_artifacts, kept)
         return ExportResult(
-            output,
-            name,
-            version,
-            savedmodel_target if "savedmodel" in formats else None,
-            artifacts_target,
-            files,
+            plan.output,
+            plan.name,
+            plan.version,
+            None,
+            kept,
+            _moved(files, staging, kept),
             report,
-            published=True,
+            published=False,
         )
+
+    savedmodel_target = plan.output / plan.name / str(plan.version)
+    artifacts_target = artifacts_root / str(plan.version)
+    config = repository.models_config_with(plan.output, plan.name, base_path)
+    # Artifacts first, SavedModel last: when TF Serving sees the new version, its report exists.
+    repository.publish(staged_artifacts, artifacts_target)
+    if with_savedmodel:
+        repository.publish(staged_savedmodel, savedmodel_target)
+        repository.write_models_config(plan.output, config)
+    files = {
+        key: savedmodel_target
+        if key == "savedmodel"
+        else artifacts_target / path.relative_to(staged_artifacts)
+        for key, path in files.items()
+    }
+    return ExportResult(
+        plan.output,
+        plan.name,
+        plan.version,
+        savedmodel_target if with_savedmodel else None,
+        artifacts_target,
+        files,
+        report,
+        published=True,
+    )
 
 
 def _moved(files: dict[str, Path], staging: Path, kept: Path) -> dict[str, Path]:

@@ -9,6 +9,7 @@ files run in ``ai_edge_litert`` without the Flex (SELECT_TF_OPS) delegate.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -114,7 +115,8 @@ class TFLiteRunner:
 
     def __init__(self, path: str | Path, num_threads: int | None = None) -> None:
         self.model_content = Path(path).read_bytes()
-        self.num_threads = num_threads
+        # All cores, like TensorFlow and onnxruntime use by default, so latencies compare.
+        self.num_threads = num_threads or os.cpu_count() or 1
         self._interpreters: dict[int, Interpreter] = {}
 
     def _interpreter(self, batch: int) -> Interpreter:

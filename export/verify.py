@@ -98,8 +98,17 @@ class Report:
             "accuracy_margins_points": self.accuracy_margins,
             "passed": self.passed,
             "failures": self.failures,
-            "artifacts": [dataclasses.asdict(row) for row in self.rows],
+            "artifacts": [_finite(dataclasses.asdict(row)) for row in self.rows],
         }
+
+
+def _finite(value):
+    # NaN/inf (a broken artifact) become null: JSON has no NaN, strict parsers reject it.
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def size_of(path: Path) -> int:
@@ -270,5 +279,5 @@ def format_table(report: Report) -> str:
 def write_report(report: Report, path: str | Path) -> Path:
     """Write ``report.json``."""
     path = Path(path)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n", "utf-8")
     return path

@@ -184,3 +184,19 @@ def test_models_config_parses_as_model_server_config(exported):
     assert entry.base_path == f"/models/{exported.name}"
     assert entry.model_platform == "tensorflow"
     assert entry.model_version_policy.latest.num_versions == 1
+
+
+def test_deploy_files_match_what_export_writes(exported, tmp_path):
+    from export import repository
+
+    deploy = Path(repository.__file__).parent / "deploy"
+    template = text_format.Parse(
+        (deploy / "models.config.template").read_text(),
+        model_server_config_pb2.ModelServerConfig(),
+    )
+    assert template == repository.models_config_with(tmp_path, "resnet20v1")
+    compose = (deploy / "docker-compose.yml").read_text()
+    # The compose file mounts the repository where models.config's base paths point.
+    assert f":{repository.DEFAULT_BASE_PATH}:ro" in compose
+    assert f"--model_config_file={repository.DEFAULT_BASE_PATH}/models.config" in compose
+    assert '"8500:8500"' in compose and '"8501:8501"' in compose
