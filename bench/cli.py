@@ -28,6 +28,7 @@ from bench.plan import (
 from bench.runner import run_jobs
 from bench.tasks import STAGE_IMPLS, Settings
 from bench.train_speed import PRECISIONS, SpeedSettings
+from bench.variants import VARIANTS
 from training.errors import UserError, cli_main
 
 STAGES = ("accuracy", "train", "infer")
@@ -78,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--isolate",
         help="one worker process per task or per framework (default: task; framework with --reduced)",
+    )
+    run.add_argument(
+        "--variants",
+        help=f"profiling variants of the training stage, subset of {','.join(VARIANTS)}",
     )
     run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
     rep = sub.add_parser("report", help="markdown tables of ratios from result files")
@@ -170,7 +175,10 @@ def run_command(args: argparse.Namespace) -> Path:
         load_npz(args.data)  # fail now, not after an hour of training
     elif "accuracy" in stages and not args.reduced:
         raise UserError("the accuracy stage needs --data PATH.npz (real CIFAR-10 images)")
-    tasks = plan_tasks(stages, per_stage, impls)
+    variants = _csv(args.variants, tuple(VARIANTS), "variants") if args.variants else ()
+    if variants and "train" not in stages:
+        raise UserError("--variants profile the training stage; add train to --stages")
+    tasks = plan_tasks(stages, per_stage, impls, variants)
     run_jobs(group_jobs(tasks, isolate), settings, output)
     print(report.render(report.load([output])))
     return output

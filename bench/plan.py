@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from bench.tasks import STAGE_IMPLS, Task
+from bench.variants import get_variant
 
 # The issue's models per stage; GPU runs train the two deepest networks too.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
@@ -35,11 +36,15 @@ class Job:
 
 
 def plan_tasks(
-    stages: Sequence[str], models: dict[str, Sequence[str]], impls: Sequence[str] | None
+    stages: Sequence[str],
+    models: dict[str, Sequence[str]],
+    impls: Sequence[str] | None,
+    variants: Sequence[str] = (),
 ) -> list[Task]:
     """The tasks of the stages, in dependency order; ``impls`` filters implementations (None: all).
 
-    A parity check of every model comes first, before anything is timed.
+    A parity check of every model comes first, before anything is timed. Each profiling variant
+    adds a training task per model and implementation it applies to, after the default ones.
     """
     tasks: list[Task] = []
     all_models = list(dict.fromkeys(m for stage in stages for m in models.get(stage, ())))
@@ -51,6 +56,12 @@ def plan_tasks(
             for impl in STAGE_IMPLS[stage]:
                 if impls is None or impl in impls:
                     tasks.append(Task(stage, impl, model))
+    if "train" in stages:
+        for name in variants:
+            for model in models["train"]:
+                for impl in get_variant(name).impls:
+                    if impls is None or impl in impls:
+                        tasks.append(Task("train", impl, model, name))
     return tasks
 
 
@@ -58,11 +69,14 @@ def group_jobs(tasks: list[Task], isolate: str) -> list[Job]:
     """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order.
 
     Grouped by framework, the parity checks run first in the Keras process (which then also
-    imports PyTorch, but only builds a model with it): one process start less.
+    imports PyTorch, but only builds a model with it): one process start less. A profiling variant
+    changes its process's environment, so it always gets a process of its own.
     """
     if isolate == "task":
         return [Job(t.process, [t]) for t in tasks]
     jobs = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
     for t in tasks:
-        jobs["keras" if t.process == "parity" else t.process].tasks.append(t)
-    return [j for j in jobs.values() if j.tasks]
+        if not t.variant:
+            jobs["keras" if t.process == "parity" else t.process].tasks.append(t)
+    own = [Job(t.process, [t]) for t in tasks if t.variant]
+    return [j for j in jobs.values() if j.tasks] + own

@@ -109,6 +109,30 @@ def train_table(records: list[Record]) -> list[str]:
     return [*lines, ""]
 
 
+def profile_table(records: list[Record]) -> list[str]:
+    """Each profiling variant's training images/s against the same implementation's default."""
+    rows = [r for r in records if r.stage == "train" and r.metric == "train_img_s"]
+    variants = [r for r in rows if r.variant]
+    if not variants:
+        return []
+    lines = [
+        "Where the training time goes (each variant changes one thing; see bench/variants.py):",
+        "",
+        "| model | implementation | variant | images/s | default images/s | variant / default |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for model in _models(variants):
+        for r in sorted(
+            (v for v in variants if v.model == model), key=lambda v: (v.impl, v.variant)
+        ):
+            base = _find(rows, model=model, impl=r.impl, variant=None)
+            lines.append(
+                f"| {model} | {r.impl} | {r.variant} | {_fmt(r)} | {_fmt(base)} "
+                f"| {_x(_ratio(r, base))} |"
+            )
+    return [*lines, ""]
+
+
 def infer_table(records: list[Record]) -> list[str]:
     """Per format: batch-1 latency, batch-32 images/s, test accuracy; ONNX against PyTorch's ONNX."""
     rows = [r for r in records if r.stage == "infer" and not r.variant]
@@ -229,7 +253,8 @@ def render(records: list[Record]) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "",
     ]
-    out += train_table(records) + infer_table(records) + accuracy_table(records)
+    out += train_table(records) + profile_table(records)
+    out += infer_table(records) + accuracy_table(records)
     target_lines = targets(records)
     if target_lines:
         out += ["Targets:", "", *target_lines, ""]

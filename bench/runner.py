@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.plan import Job
 from bench.tasks import Settings
+from bench.variants import get_variant
 from training.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,12 +28,16 @@ def partial_path(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
-def worker_env(process: str, settings: Settings) -> dict[str, str]:
-    """Environment of a worker: the Keras backend, the repository importable, quieter TensorFlow."""
+def worker_env(job: Job, settings: Settings) -> dict[str, str]:
+    """Environment of a worker: the Keras backend, the repository importable, quieter TensorFlow,
+    and what a profiling variant sets (only a one-task job can have one)."""
     env = dict(os.environ)
-    env["KERAS_BACKEND"] = settings.backend if process in ("keras", "parity") else "tensorflow"
+    env["KERAS_BACKEND"] = settings.backend if job.process in ("keras", "parity") else "tensorflow"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for task in job.tasks:
+        if task.variant:
+            env.update(dict(get_variant(task.variant).env))
     return env
 
 
@@ -58,7 +63,7 @@ def run_jobs(
             )
             proc = subprocess.run(
                 [sys.executable, "-m", "bench.worker", str(job_file), str(out_file)],
-                env=worker_env(job.process, settings),
+                env=worker_env(job, settings),
                 cwd=ROOT,
                 check=False,
             )

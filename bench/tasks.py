@@ -67,6 +67,7 @@ class Task:
     stage: str
     impl: str
     model: str
+    variant: str | None = None  # a `bench.variants` name (train stage only)
 
     @property
     def process(self) -> str:
@@ -74,8 +75,9 @@ class Task:
         return STAGE_IMPLS[self.stage][self.impl]
 
     def describe(self) -> str:
-        """``train pytorch ResNet20V1``."""
-        return f"{self.stage} {self.impl} {self.model}"
+        """``train pytorch ResNet20V1`` (``[variant]`` appended)."""
+        text = f"{self.stage} {self.impl} {self.model}"
+        return f"{text} [{self.variant}]" if self.variant else text
 
 
 def _device(s: Settings) -> str:
@@ -132,6 +134,7 @@ def run_task(task: Task, s: Settings) -> list[Record]:
             versions=found,
             stage=task.stage,
             foreign_load=load.cores,
+            variant=task.variant,
             **extra,
         )
         for impl, metric, value, batch, backend, extra in rows
@@ -156,7 +159,7 @@ def _train(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
     from bench.train_speed import MEASURES
 
     speed = s.speed.for_model(task.model)
-    r = MEASURES[task.impl](task.model, images, speed)
+    r = MEASURES[task.impl](task.model, images, speed, task.variant)
     backend = "torch" if task.impl == "pytorch" else _keras_backend()
     extra = {
         "n": speed.steps * speed.batch,

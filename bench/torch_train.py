@@ -86,8 +86,10 @@ def batches(
     *,
     fill: tuple[float, ...] = (0.0, 0.0, 0.0),
     device: torch.device | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless augmented batches on ``device``: reshuffled every epoch, last partial batch dropped."""
+    """Endless augmented batches on ``device`` in ``memory_format``: reshuffled every epoch, last
+    partial batch dropped."""
     n = len(x)
     if n < batch_size:
         raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
@@ -95,7 +97,8 @@ def batches(
         order = torch.randperm(n, generator=generator)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start : start + batch_size]
-            images, labels = augment(x[idx], generator, fill), y[idx]
+            images = augment(x[idx], generator, fill).contiguous(memory_format=memory_format)
+            labels = y[idx]
             if device is not None and device.type != "cpu":
                 images = images.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)

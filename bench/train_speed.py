@@ -93,7 +93,9 @@ def _keras_timer():
     return WindowTimer()
 
 
-def keras_preact_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+def keras_preact_speed(
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+) -> SpeedResult:
     """Train ``model`` through the keras-preact pipeline and time it."""
     import keras
 
@@ -106,14 +108,20 @@ def keras_preact_speed(model: str, images: Images, s: SpeedSettings) -> SpeedRes
     config = TrainConfig(
         model=model.lower(),
         dataset="cifar10-sample",
+        augment=variant != "no-augment",
         recipe="paper",
         recipe_overrides={"batch_size": s.batch},
-        strategy=StrategyOptions(mixed_precision=s.precision),
+        strategy=StrategyOptions(
+            mixed_precision=s.precision, jit_compile="on" if variant == "xla" else "auto"
+        ),
         verbose="quiet",
     )
     # The sample's images feed the pipeline here: images/s do not depend on which images they are.
     del images
     prepared = prepare(config)
+    data = prepared.train_dataset()
+    if variant == "synthetic-data":
+        data = data.take(1).cache().repeat()
     timer = _keras_timer()
     callbacks: list[keras.callbacks.Callback] = [
         cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False),
@@ -121,7 +129,7 @@ def keras_preact_speed(model: str, images: Images, s: SpeedSettings) -> SpeedRes
     ]
     if prepared.schedule.needs_controller:
         callbacks.append(recipes.LearningRateController(prepared.schedule))
-    _fit_windows(prepared.model, prepared.train_dataset(), s, callbacks, timer)
+    _fit_windows(prepared.model, data, s, callbacks, timer)
     return _result(
         timer.seconds,
         s,
@@ -145,7 +153,9 @@ def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
         raise RuntimeError(f"expected {s.repeats} timed windows, got {len(timer.seconds)}")
 
 
-def plain_keras_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+def plain_keras_speed(
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+) -> SpeedResult:
     """Train the plain Keras model with ``model.fit`` on NumPy arrays and time it."""
     import keras
 
@@ -160,6 +170,7 @@ def plain_keras_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResu
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=True if variant == "xla" else "auto",
     )
     # Enough copies of the training set for every step of every window (Keras stops an epoch when
     # NumPy data runs out instead of wrapping around).
@@ -187,7 +198,9 @@ def plain_keras_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResu
     )
 
 
-def pytorch_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
+def pytorch_speed(
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+) -> SpeedResult:
     """Train the PyTorch network with the plain loop and time it."""
     import torch
 
@@ -197,12 +210,22 @@ def pytorch_speed(model: str, images: Images, s: SpeedSettings) -> SpeedResult:
 
     device = torch.device("cuda" if s.device == "gpu" else "cpu")
     net = build_torch_resnet(model, CIFAR10_MEAN, CIFAR10_STD).to(device)
+    memory_format = torch.channels_last if variant == "channels-last" else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
     autocast = torch.bfloat16 if s.precision == "bfloat16" else None
     trainer = Trainer(net, TorchRecipe(lr_at=lambda step: 0.1, batch_size=s.batch), autocast)
     generator = torch.Generator().manual_seed(0)
     x = to_nchw(images.x_train)
     y = torch.from_numpy(images.y_train)
-    data = batches(x, y, s.batch, generator, fill=train_mean(images), device=device)
+    data = batches(
+        x,
+        y,
+        s.batch,
+        generator,
+        fill=train_mean(images),
+        device=device,
+        memory_format=memory_format,
+    )
     windows = [trainer.run(data, s.steps) for _ in range(1 + s.repeats)][1:]
     return _result(
         windows,

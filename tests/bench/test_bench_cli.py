@@ -153,3 +153,33 @@ def test_report_of_a_file_that_is_not_results(tmp_path):
     proc = bench("report", str(path))
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: {path}:1: not a benchmark record: missing keys")
+
+
+def test_profiling_variants_get_their_own_process_and_environment(tmp_path):
+    from bench.plan import group_jobs, plan_tasks
+    from bench.runner import worker_env
+    from bench.train_speed import SpeedSettings
+
+    tasks = plan_tasks(["train"], {"train": ["ResNet8V1"]}, None, ["onednn", "channels-last"])
+    jobs = group_jobs(tasks, "framework")
+    variant_jobs = [j for j in jobs if any(t.variant for t in j.tasks)]
+    assert [(t.impl, t.variant) for j in variant_jobs for t in j.tasks] == [
+        ("keras-preact", "onednn"),
+        ("plain-keras", "onednn"),
+        ("pytorch", "channels-last"),
+    ]
+    assert all(len(j.tasks) == 1 for j in variant_jobs)
+    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=1))
+    assert worker_env(variant_jobs[0], settings)["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    default_env = worker_env(jobs[0], settings)
+    assert default_env.get("TF_ENABLE_ONEDNN_OPTS") == os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+
+    out = tmp_path / "r.jsonl"
+    run_jobs(variant_jobs[-1:], settings, out, log=lambda m: None)
+    (record,) = read_records(out)
+    assert (record.impl, record.variant, record.metric) == (
+        "pytorch",
+        "channels-last",
+        "train_img_s",
+    )
+    assert record.value > 0 and record.extra["params"] == 75_290

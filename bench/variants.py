@@ -1,0 +1,46 @@
+"""Profiling variants of the training measurement: where does the step time go?
+
+Each variant changes one thing against the default measurement of the same implementation and
+model, and is recorded with ``variant`` set, so ``report`` can show before/after ratios:
+
+* ``onednn``: ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN kernels on by default only on
+  some Intel CPUs; elsewhere (e.g. AMD, AVX2-only) convolutions and their gradients run on Eigen.
+* ``xla``: ``jit_compile`` on (XLA on the CPU).
+* ``jax``: the JAX backend (XLA) instead of TensorFlow.
+* ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
+* ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.
+* ``channels-last``: PyTorch with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
+
+Environment variables are set for the worker process, before any framework is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+KERAS_IMPLS = ("keras-preact", "plain-keras")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """What a variant applies to and the environment its worker needs."""
+
+    impls: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+VARIANTS: dict[str, Variant] = {
+    "onednn": Variant(KERAS_IMPLS, (("TF_ENABLE_ONEDNN_OPTS", "1"),)),
+    "xla": Variant(KERAS_IMPLS),
+    "jax": Variant(KERAS_IMPLS, (("KERAS_BACKEND", "jax"),)),
+    "synthetic-data": Variant(("keras-preact",)),
+    "no-augment": Variant(("keras-preact",)),
+    "channels-last": Variant(("pytorch",)),
+}
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; ValueError names the allowed ones."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
