@@ -97,13 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_options(
         args.model,
         args.output,
-        args.formats,
-        args.quantize,
-        args.name,
-        args.version,
-        args.top_k,
-        args.num_images,
-        args.representative_data,
+        formats=args.formats,
+        quantize=args.quantize,
+        name=args.name,
+        version=args.version,
+        top_k=args.top_k,
+        num_images=args.num_images,
+        representative_data=args.representative_data,
+        opset=args.opset,
     )
     from export.pipeline import export_model
     from export.verify import format_table

@@ -13,6 +13,9 @@ from training.errors import UserError
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")  # TFLite modes; float32 always made
 DEFAULT_QUANTIZATIONS = ("float16", "dynamic", "int8")
+# tf2onnx 1.17 converts to opsets up to 18; 13 is the oldest this export is tested against
+# and what older runtimes (onnxruntime >= 1.7, TensorRT 8) accept.
+ONNX_OPSETS = range(13, 19)
 ARTIFACTS_DIR = "artifacts"  # DIR/artifacts/<name>/<version>/: everything but the SavedModel
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -72,6 +75,7 @@ def check_options(
     top_k: int,
     num_images: int,
     representative_data,
+    opset: int = 17,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Check everything that can be checked without loading anything.
 
@@ -92,6 +96,10 @@ def check_options(
         check_name(name)
     if version is not None and version < 1:
         raise UserError(f"--version must be a positive integer, got {version}")
+    if "onnx" in formats and opset not in ONNX_OPSETS:
+        raise UserError(
+            f"--opset {opset} is not supported; choose {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1}"
+        )
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     if num_images < 1:

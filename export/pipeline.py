@@ -155,15 +155,16 @@ def export_model(
     plan = _plan(
         Path(model_path),
         Path(output),
-        formats,
-        name,
-        version,
-        quantize,
-        labels,
-        preprocessing,
-        top_k,
-        representative_data,
-        num_images,
+        formats=formats,
+        name=name,
+        version=version,
+        quantize=quantize,
+        labels=labels,
+        preprocessing=preprocessing,
+        top_k=top_k,
+        representative_data=representative_data,
+        num_images=num_images,
+        opset=opset,
     )
     # All input is checked: only now is anything created.
     repository.check_output_dir(plan.output)
@@ -235,28 +236,20 @@ class _Plan:
 def _plan(
     model_path: Path,
     output: Path,
-    formats,
-    name,
-    version,
-    quantize,
-    labels,
-    preprocessing,
-    top_k,
+    *,
+    preprocessing: str,
+    labels: str | None,
     representative_data,
-    num_images,
+    **options,
 ) -> _Plan:
-    """Check every input, cheapest first, and load the model; writes nothing."""
+    """Check every input, cheapest first, and load the model; writes nothing.
+
+    ``options`` are :func:`export.options.check_options`' keyword arguments.
+    """
     formats, modes = check_options(
-        model_path,
-        output,
-        formats,
-        quantize,
-        name,
-        version,
-        top_k,
-        num_images,
-        representative_data,
+        model_path, output, representative_data=representative_data, **options
     )
+    name, version = options["name"], options["version"]
     if preprocessing not in PREPROCESSING_CHOICES:
         raise UserError(
             f"unknown preprocessing {preprocessing!r}; expected one of "

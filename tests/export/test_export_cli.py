@@ -139,6 +139,7 @@ BAD_INPUT = {
     "unknown preprocessing": (["--preprocessing", "zca"], "unknown preprocessing 'zca'"),
     "double preprocessing": (["--preprocessing", "cifar10"], "already normalises its input"),
     "no preprocess layer": (["--model", "{plain}"], "has no 'preprocess' layer"),
+    "unsupported opset": (["--opset", "30"], "--opset 30 is not supported; choose 13..18"),
     "unknown option": (["--colour", "red"], "unrecognized arguments: --colour red"),
     "non-integer version": (["--version", "two"], "invalid int value: 'two'"),
     "corrupt models.config": (["--output", "{badrepo}"], "not a valid ModelServerConfig"),
