@@ -43,5 +43,9 @@ def load_sample() -> Sample:
 
     with np.load(io.BytesIO(blob), allow_pickle=False) as d:
         return Sample(
-            d["x_train"], d["y_train"], d["x_test"], d["y_test"], tuple(str(s) for s in d["label_names"])
+            d["x_train"],
+            d["y_train"],
+            d["x_test"],
+            d["y_test"],
+            tuple(str(s) for s in d["label_names"]),
         )
