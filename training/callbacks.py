@@ -103,6 +103,9 @@ def restore(directory: Path, model: keras.Model) -> dict[str, Any] | None:
     newest cannot be read."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
+    if directory.is_dir():  # what a session killed in the middle of a save left behind
+        for leftover in directory.glob(".tmp-*"):
+            leftover.unlink(missing_ok=True)
     problems = []
     for meta in list_states(directory):
         weights = meta.with_name(meta.name.replace(".json", ".weights.h5"))

@@ -32,9 +32,6 @@ HISTORY = "history.csv"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically: a reader (or a killed writer) never sees a half-written file."""
@@ -42,16 +39,17 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def write_bytes(path: Path, blob: bytes) -> None:
-    """Write a file atomically (temporary file in the same folder, then ``os.replace``)."""
+    """Write a file atomically (a temporary file in the same folder, then ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".tmp-{path.name}.{secrets.token_hex(4)}")
+    # os.open applies the umask to 0o666, unlike mkstemp's private 0o600.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

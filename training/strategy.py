@@ -387,10 +387,13 @@ def _create_jax(options: StrategyOptions) -> Runtime:
     devices = []
     for spec in options.devices:
         kind, index = normalize_device(spec)
-        name = f"{kind}:{index}"
-        if name not in available and name not in keras.distribution.list_devices(kind):
+        try:
+            of_kind = keras.distribution.list_devices(kind)
+        except RuntimeError:  # JAX has no backend of that kind here
+            of_kind = []
+        if f"{kind}:{index}" not in of_kind:
             raise UserError(f"device {spec!r} does not exist: JAX sees {', '.join(available)}")
-        devices.append(name)
+        devices.append(f"{kind}:{index}")
     if options.name in ("default", "one_device"):
         chosen = devices[:1] or available[:1]
         distribution = (

@@ -219,7 +219,7 @@ def search(
     else:
         searcher = kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
     with runtime.scope():
-        searcher.search(epochs=epochs, verbose=2 if sys.stdout.isatty() else 0)
+        searcher.search(epochs=epochs, verbose=1 if sys.stdout.isatty() else 0)
     best = [
         {
             "trial": trial.trial_id,

@@ -65,7 +65,9 @@ def test_restore_falls_back_to_the_previous_state(tmp_path):
         callbacks=[cb.Backup(tmp_path, steps_per_epoch=4, every=0)],
     )
     (tmp_path / "step-000000008.weights.h5").write_bytes(b"truncated")
+    (tmp_path / ".tmp-step-000000012.weights.h5").write_bytes(b"killed while saving")
     assert cb.restore(tmp_path, _model(seed=1))["step"] == 4
+    assert not (tmp_path / ".tmp-step-000000012.weights.h5").exists()
     (tmp_path / "step-000000004.weights.h5").write_bytes(b"truncated")
     with pytest.raises(UserError, match="no readable resume state"):
         cb.restore(tmp_path, _model(seed=1))
