@@ -170,7 +170,10 @@ def _train(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
             **r.details,
         },
     }
-    return [(task.impl, "train_img_s", r.img_s, speed.batch, backend, extra)]
+    rows: list[Row] = [(task.impl, "train_img_s", r.img_s, speed.batch, backend, extra)]
+    if r.peak_mem_mb is not None:
+        rows.append((task.impl, "peak_mem_mb", r.peak_mem_mb, speed.batch, backend, extra))
+    return rows
 
 
 def _accuracy(task: Task, s: Settings, images, workdir: Path) -> list[Row]:

@@ -47,8 +47,9 @@ def augment(
     pads with the same value here.
     """
     n, _, h, w = x.shape
-    border = torch.tensor(fill, dtype=x.dtype).view(1, -1, 1, 1)
+    border = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     padded = F.pad(x - border, (PAD, PAD, PAD, PAD)) + border
+    # Draws come from the (CPU) generator, so a run is reproducible on any device.
     dy = torch.randint(0, 2 * PAD + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * PAD + 1, (n,), generator=generator)
     flip = torch.rand(n, generator=generator) < 0.5
@@ -57,7 +58,8 @@ def augment(
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     batch = torch.arange(n)[:, None, None, None]
     chans = torch.arange(x.shape[1])[None, :, None, None]
-    return padded[batch, chans, rows[:, None, :, None], cols[:, None, None, :]]
+    index = [t.to(x.device) for t in (batch, chans, rows[:, None, :, None], cols[:, None, None, :])]
+    return padded[tuple(index)]
 
 
 def make_optimizer(model: nn.Module, recipe: TorchRecipe) -> torch.optim.SGD:
@@ -93,16 +95,15 @@ def batches(
     n = len(x)
     if n < batch_size:
         raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
+    if device is not None and device.type != "cpu":
+        # The whole set lives on the accelerator; batches are gathered and augmented there.
+        x, y = x.to(device), y.to(device)
     while True:
         order = torch.randperm(n, generator=generator)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start : start + batch_size]
-            images = augment(x[idx], generator, fill).contiguous(memory_format=memory_format)
-            labels = y[idx]
-            if device is not None and device.type != "cpu":
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-            yield images, labels
+            images = augment(x[idx.to(x.device)], generator, fill)
+            yield images.contiguous(memory_format=memory_format), y[idx.to(y.device)]
 
 
 class Trainer:

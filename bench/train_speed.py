@@ -66,11 +66,28 @@ class SpeedResult:
     windows: list[float]
     params: int
     details: dict[str, Any]
+    peak_mem_mb: float | None = None  # peak device memory, GPU runs only
 
 
 def _result(windows_s: list[float], s: SpeedSettings, params: int, **details: Any) -> SpeedResult:
     rates = [s.batch * s.steps / t for t in windows_s]
     return SpeedResult(float(np.median(rates)), [round(r, 2) for r in rates], params, details)
+
+
+def keras_peak_memory_mb() -> float | None:
+    """Peak memory of the first accelerator under JAX (None on the CPU or another backend)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else peak / 2**20
 
 
 def _keras_timer():
@@ -130,13 +147,15 @@ def keras_preact_speed(
     if prepared.schedule.needs_controller:
         callbacks.append(recipes.LearningRateController(prepared.schedule))
     _fit_windows(prepared.model, data, s, callbacks, timer)
-    return _result(
+    result = _result(
         timer.seconds,
         s,
         count_trainable(prepared.model),
         jit_compile=str(prepared.model.jit_compile),
         pipeline="training.pipeline.prepare + model.fit",
     )
+    result.peak_mem_mb = keras_peak_memory_mb()
+    return result
 
 
 def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
@@ -189,13 +208,15 @@ def plain_keras_speed(
         callbacks=[timer],
         verbose=0,
     )
-    return _result(
+    result = _result(
         timer.seconds,
         s,
         count_trainable(net),
         jit_compile=str(train_model.jit_compile),
         pipeline="model.fit(numpy arrays), augmentation as Keras layers",
     )
+    result.peak_mem_mb = keras_peak_memory_mb()
+    return result
 
 
 def pytorch_speed(
@@ -227,13 +248,16 @@ def pytorch_speed(
         memory_format=memory_format,
     )
     windows = [trainer.run(data, s.steps) for _ in range(1 + s.repeats)][1:]
-    return _result(
+    result = _result(
         windows,
         s,
         count_params(net),
         threads=torch.get_num_threads(),
         pipeline="in-memory tensors, batched augmentation, eager loop",
     )
+    if device.type == "cuda":
+        result.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def train_mean(images: Images) -> tuple[float, float, float]:
