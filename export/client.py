@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Read the images, send one request, print the top labels of each image."""
     args = build_parser().parse_args(argv)
+    if args.image_size < 1:
+        raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     files = read_images(args.images)
     names = [Path(p).name for p in args.images]
     pixels = decode_and_resize(files, args.image_size, names) if args.send == "pixels" else None

@@ -36,6 +36,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 import keras_preact
 from export.client import predict_request
+from export.images import encode_images
 from export.model import InferenceModel
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -48,7 +49,6 @@ SIGNATURE_INPUTS: dict[str, tuple[str, tf.DType]] = {
     BYTES_SIGNATURE: ("image_bytes", tf.string),
     PROBABILITIES_SIGNATURE: ("images", tf.float32),
 }
-OUTPUT_KEYS = ("probabilities", "top_k_ids", "top_k_scores", "top_k_labels")
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 DEFAULT_TOP_K = 5
 
@@ -167,8 +167,6 @@ def warmup_requests(
     images: np.ndarray, model_name: str, batch_sizes: Sequence[int] = (1, 8)
 ) -> list[predict_pb2.PredictRequest]:
     """One PredictRequest per signature and batch size, built from real uint8 images."""
-    from export.images import encode_images
-
     requests = []
     for batch in batch_sizes:
         batch_images = np.asarray(images[:batch], np.uint8)
@@ -231,8 +229,6 @@ class SavedModelRunner:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 ``(N, H, W, 3)`` images."""
-        from export.images import encode_images
-
         images = np.asarray(images, np.uint8)
         if self.signature in (DEFAULT_SIGNATURE, PROBABILITIES_SIGNATURE):
             value = images.astype(np.float32)
