@@ -118,6 +118,13 @@ def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
         "--data-dir", help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
     )
     g.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="accept a folder: archive whose md5 differs from the official one (a re-packed or "
+        "partial copy); its structure is still checked",
+    )
+    g.add_argument(
         "--no-augment",
         dest="augment",
         action="store_false",
@@ -292,6 +299,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
         dataset=get("dataset", "cifar10"),
         data_source=get("data_source", "tfds"),
         data_dir=get("data_dir"),
+        verify_checksums=get("verify_checksums", True),
         augment=get("augment", True),
         recipe=get("recipe", "paper"),
         recipe_overrides=overrides,

@@ -33,7 +33,7 @@ DATASETS = ("cifar10", "cifar100", "cifar10-sample")
 """Same as ``training.data.DATASETS`` (repeated so that checking arguments imports no TensorFlow)."""
 
 # Settings that do not change what a run computes, so a resumed run may change them.
-_NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir")
+_NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "verify_checksums")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class TrainConfig:
     dataset: str = "cifar10"
     data_source: str = "tfds"
     data_dir: str | None = None
+    verify_checksums: bool = True
     augment: bool = True
     recipe: str = "paper"
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
@@ -194,7 +195,12 @@ def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None)
         seed = secrets.randbits(31)
     seed_everything(seed, deterministic=config.is_deterministic)
     if arrays is None:
-        arrays = data.load_arrays(config.dataset, config.data_source, config.data_dir)
+        arrays = data.load_arrays(
+            config.dataset,
+            config.data_source,
+            config.data_dir,
+            verify_checksums=config.verify_checksums,
+        )
     steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
     schedule = recipes.plan(
         recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps

@@ -200,7 +200,10 @@ def search(
     runtime = strategy.create(base.strategy)
     pipeline.seed_everything(seed, deterministic=False)
     arrays = holdout(
-        data.load_arrays(base.dataset, base.data_source, base.data_dir), validation_split
+        data.load_arrays(
+            base.dataset, base.data_source, base.data_dir, verify_checksums=base.verify_checksums
+        ),
+        validation_split,
     )
     hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
     common = dict(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pickle
 import struct
@@ -454,3 +455,31 @@ def test_missing_or_empty_folder_never_falls_back_to_the_sample(tmp_path):
 def test_bad_dataset_or_source(kwargs, message):
     with pytest.raises(UserError, match=message):
         data.load_arrays(**kwargs)
+
+
+def test_cli_trains_from_a_folder_archive_once_checksums_are_turned_off(archives, tmp_path, capsys):
+    """Through the CLI: a re-packed archive is refused with the way out named, then trains with it."""
+    from training import cifar
+
+    _, archive = archives["cifar10", "python"]
+    out = tmp_path / "run"
+    argv = [
+        *("--data-source", f"folder:{archive}", "--model", "resnet8v1", "--recipe", "demo"),
+        *("--epochs", "1", "--batch-size", "100", "--seed", "0", "--verbose", "quiet"),
+        *("--output", str(out)),
+    ]
+    with pytest.raises(SystemExit) as e:
+        cifar.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1
+    assert "is not the official" in err and "--no-verify-checksums" in err
+    assert not out.exists()
+
+    assert cifar.main([*argv, "--no-verify-checksums"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["data"] == {
+        "classes": 10,
+        "train_examples": 1000,
+        "test_examples": 300,
+    }
+    assert metrics["config"]["data_source"] == f"folder:{archive}"
