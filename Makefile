@@ -21,7 +21,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

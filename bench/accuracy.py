@@ -55,10 +55,8 @@ def keras_preact_accuracy(
     model: str, images: Images, s: AccuracySettings, seed: int, workdir: Path
 ) -> AccuracyResult:
     """Train ``model`` with the pipeline's recipe on ``images`` and evaluate it on the test split."""
-    import keras
-
-    from training import data, recipes, strategy
-    from training.pipeline import Prepared, TrainConfig, check, compile_model
+    from training import data, recipes
+    from training.pipeline import TrainConfig, prepare
     from training.strategy import StrategyOptions
 
     config = TrainConfig(
@@ -68,14 +66,9 @@ def keras_preact_accuracy(
         recipe_overrides={"epochs": s.epochs, "batch_size": s.batch},
         strategy=StrategyOptions(mixed_precision=s.precision),
         seed=seed,
+        deterministic=False,  # as a user would train: deterministic ops cost speed
         verbose="quiet",
     )
-    # training.pipeline.prepare() loads datasets by name; the benchmark's subset is an in-memory
-    # .npz, so this is prepare() with the arrays given instead of loaded.
-    recipe = check(config)
-    runtime = strategy.create(config.strategy)
-    runtime.check_batch(recipe.batch_size)
-    keras.utils.set_random_seed(seed)
     arrays = data.make_arrays(
         "cifar10",
         images.x_train,
@@ -85,13 +78,9 @@ def keras_preact_accuracy(
         data.CIFAR10_LABELS,
         origin=images.source,
     )
-    steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
-    schedule = recipes.plan(
-        recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
-    )
-    net = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
-    eval_data = data.make_eval_dataset(arrays.x_test, arrays.y_test, recipe.batch_size)
-    prepared = Prepared(config, recipe, runtime, arrays, schedule, net, eval_data, seed)
+    prepared = prepare(config, arrays=arrays)
+    recipe, schedule, net = prepared.recipe, prepared.schedule, prepared.model
+    eval_data, runtime = prepared.eval_dataset, prepared.runtime
 
     write_recipe(recipe_path(workdir, model), recipe, schedule)
     callbacks = [recipes.LearningRateController(schedule)] if schedule.needs_controller else []

@@ -5,33 +5,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from model_helpers import DEEP, one_batch, train_step
 
 import keras_preact as kp
-
-DEEP = ("resnet1001v2", "resnet1202v1")
-
-
-def _batch(model: keras.Model, n: int = 2, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (n, *model.input_shape[1:])).astype("float32")
-    y = np.arange(n) % model.output_shape[-1]
-    return x, y
-
-
-def _train_step(model: keras.Model, x, y) -> float:
-    # Eager: tracing a graph of thousands of layers costs more than running one small step.
-    model.compile(
-        keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy", run_eagerly=True
-    )
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    loss = float(model.train_on_batch(x, y))
-    changed = sum(
-        not np.array_equal(b, w.numpy())
-        for b, w in zip(before, model.trainable_weights, strict=True)
-    )
-    assert np.isfinite(loss)
-    assert changed == len(before)
-    return loss
 
 
 @pytest.mark.parametrize("name", [n for n in kp.MODEL_NAMES if n not in DEEP])
@@ -41,41 +17,20 @@ def test_every_factory_runs_forward_and_one_training_step(name):
     model = kp.get_model(
         name, input_shape=(64, 64, 3) if family == "imagenet" else None, classes=10
     )
-    x, y = _batch(model)
+    x, y = one_batch(model)
     probs = keras.ops.convert_to_numpy(model(x, training=False))
     assert probs.shape == (2, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-    _train_step(model, x, y)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", DEEP)
-def test_deepest_networks_build_train_save_and_load(name, tmp_path):
-    """ResNet-1001/1202 exceed Python's default recursion limit inside Keras; they must still work."""
-    model = kp.get_model(name)
-    assert kp.model_stats(model).trainable_params / 1e6 == pytest.approx(
-        kp.MODELS[name].paper_params_m, rel=0.02
-    )
-    x, y = _batch(model)
-    if name == "resnet1001v2":
-        _train_step(model, x, y)
-    else:  # the same units as ResNet-20V1, only more of them: a forward pass is enough here
-        assert np.isfinite(keras.ops.convert_to_numpy(model(x, training=True))).all()
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = kp.load_model(path, safe_mode=True, compile=False)
-    assert len(loaded.layers) == len(model.layers)
-    for a, b in zip(model.weights, loaded.weights, strict=True):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    train_step(model, x, y)
 
 
 @pytest.mark.parametrize("shortcut", kp.SHORTCUTS)
 @pytest.mark.parametrize("placement", kp.PLACEMENTS)
 def test_every_ablation_option_runs_forward_and_one_training_step(shortcut, placement):
     model = kp.ResNet(8, version="v1", shortcut=shortcut, placement=placement)
-    x, y = _batch(model, n=4)
+    x, y = one_batch(model, n=4)
     assert model(x).shape == (4, 10)
-    _train_step(model, x, y)
+    train_step(model, x, y)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +50,7 @@ def test_every_ablation_option_runs_forward_and_one_training_step(shortcut, plac
 def test_output_shapes_for_every_head(name, include_top, pooling, shape):
     kwargs = {"input_shape": (64, 64, 3)} if kp.MODELS[name].family == "imagenet" else {}
     model = kp.get_model(name, include_top=include_top, pooling=pooling, **kwargs)
-    x, _ = _batch(model)
+    x, _ = one_batch(model)
     assert tuple(model(x).shape) == shape
     assert model.output_shape == (None, *shape[1:])
 
@@ -119,8 +74,8 @@ def test_input_tensor_and_custom_shape():
 )
 def test_keras_file_round_trip_gives_identical_outputs(build, tmp_path):
     model = build()
-    x, y = _batch(model, n=4)
-    _train_step(model, x, y)  # non-trivial BN statistics and weights
+    x, y = one_batch(model, n=4)
+    train_step(model, x, y)  # non-trivial BN statistics and weights
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
@@ -164,8 +119,8 @@ def test_output_is_float32_under_mixed_precision():
 
 def test_local_weights_file_is_loaded(tmp_path):
     source = kp.ResNet20V1(classes=5)
-    x, y = _batch(source)
-    _train_step(source, x, y)
+    x, y = one_batch(source)
+    train_step(source, x, y)
     source.save_weights(tmp_path / "w.weights.h5")
     source.save(tmp_path / "m.keras")
     expected = keras.ops.convert_to_numpy(source(x))
