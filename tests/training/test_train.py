@@ -25,6 +25,7 @@ def _config(tmp_path, **overrides) -> TrainConfig:
         recipe_overrides={"epochs": 2, "batch_size": 50},
         output=str(tmp_path / "run"),
         verbose="line",
+        seed=0,  # a fixed seed makes the run deterministic: "the loss falls" cannot flake
     )
     fields.update(overrides)
     return TrainConfig(**fields)
@@ -82,7 +83,6 @@ def test_tfds_mock_data_run(tmp_path):
         data_dir=str(data_dir),
         recipe_overrides={"epochs": 2, "batch_size": 32},
         augment=False,
-        seed=None,
     )
     with tfds.testing.mock_data(num_examples=128, data_dir=str(data_dir)):
         metrics = train(config)
