@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
+BENCH_NAME ?= cpu-$(shell nproc)core-$(shell date +%Y%m%d)
 
 .PHONY: demo test lint format bench clean
 
@@ -27,8 +28,11 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# make bench DATA=path/to/cifar10.npz (x_train, y_train, x_test, y_test; real CIFAR-10 images)
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	@test -n "$(DATA)" || { echo "error: make bench needs DATA=path/to/cifar10.npz"; exit 2; }
+	$(PY) -m bench run --data $(DATA) --output bench/results/$(BENCH_NAME).jsonl
+	$(PY) -m bench report bench/results/*.jsonl
 
 clean:
 	rm -rf $(VENV) runs

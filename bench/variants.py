@@ -3,8 +3,10 @@
 Each variant changes one thing against the default measurement of the same implementation and
 model, and is recorded with ``variant`` set, so ``report`` can show before/after ratios:
 
-* ``onednn``: ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN kernels on by default only on
-  some Intel CPUs; elsewhere (e.g. AMD, AVX2-only) convolutions and their gradients run on Eigen.
+* ``eigen``: ``TF_ENABLE_ONEDNN_OPTS=0``, TensorFlow's own default on CPUs other than some Intel
+  ones (e.g. AMD, AVX2-only): convolutions and their gradients on Eigen instead of oneDNN. Every
+  Keras worker imports ``training``, which turns oneDNN on (see ``training/__init__.py``), so this is
+  the "before" of that change, for both Keras implementations.
 * ``xla``: ``jit_compile`` on (XLA on the CPU).
 * ``jax``: the JAX backend (XLA) instead of TensorFlow.
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
@@ -30,7 +32,7 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    "onednn": Variant(KERAS_IMPLS, (("TF_ENABLE_ONEDNN_OPTS", "1"),)),
+    "eigen": Variant(KERAS_IMPLS, (("TF_ENABLE_ONEDNN_OPTS", "0"),)),
     "xla": Variant(KERAS_IMPLS),
     "jax": Variant(KERAS_IMPLS, (("KERAS_BACKEND", "jax"),)),
     "synthetic-data": Variant(("keras-preact",)),

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see training/__init__.py
 
 # Imported after the environment defaults above, so TensorFlow sees them when it loads.
 from export.options import check_options
