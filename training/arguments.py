@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from training import recipes
@@ -54,16 +55,21 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, got {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """An argparse ``type`` for ``A,B,...``: a non-empty tuple of ``kind`` values."""
+
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values, got {text!r}"
+            ) from None
+        if not values:
+            raise argparse.ArgumentTypeError("expected at least one value")
+        return values
+
+    return parse
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -160,7 +166,7 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
     g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(recipes.SCHEDULES)}")
     g.add_argument(
         "--lr-decay-at",
-        type=_floats,
+        type=comma_separated(float),
         metavar="F,F",
         help="fractions of training where the step schedule divides the lr (paper: 0.5,0.75)",
     )

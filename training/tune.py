@@ -250,21 +250,6 @@ def _command(base: Any, values: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _values(kind: type) -> Any:
-    def parse(text: str) -> tuple[Any, ...]:
-        try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated values, got {text!r}"
-            ) from None
-        if not values:
-            raise argparse.ArgumentTypeError("expected at least one value")
-        return values
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m training.tune`` parser: the search options plus the data, recipe and
     distribution options of ``python -m training.cifar`` (same names, same meaning)."""
@@ -293,21 +278,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
-    g.add_argument("--lr-range", type=_values(float), default=(0.02, 0.4), metavar="LOW,HIGH")
     g.add_argument(
-        "--weight-decay-range", type=_values(float), default=(1e-5, 1e-3), metavar="LOW,HIGH"
+        "--lr-range", type=arguments.comma_separated(float), default=(0.02, 0.4), metavar="LOW,HIGH"
     )
-    g.add_argument("--batch-sizes", type=_values(int), default=(64, 128, 256), metavar="B,B")
+    g.add_argument(
+        "--weight-decay-range",
+        type=arguments.comma_separated(float),
+        default=(1e-5, 1e-3),
+        metavar="LOW,HIGH",
+    )
+    g.add_argument(
+        "--batch-sizes", type=arguments.comma_separated(int), default=(64, 128, 256), metavar="B,B"
+    )
     g.add_argument(
         "--models",
-        type=_values(str),
+        type=arguments.comma_separated(str),
         default=("resnet20v1",),
         metavar="M,M",
         help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2",
     )
-    g.add_argument("--units", type=_values(str), default=(), metavar="U,U", help="basic,bottleneck")
     g.add_argument(
-        "--widths", type=_values(int), default=(1,), metavar="W,W", help="width multipliers"
+        "--units",
+        type=arguments.comma_separated(str),
+        default=(),
+        metavar="U,U",
+        help="basic,bottleneck",
+    )
+    g.add_argument(
+        "--widths",
+        type=arguments.comma_separated(int),
+        default=(1,),
+        metavar="W,W",
+        help="width multipliers",
     )
     arguments.add_model_data(p, model=False)
     arguments.add_recipe(p, tuned=("epochs", "batch_size", "lr", "weight_decay"))
