@@ -35,7 +35,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from keras_preact.layers import ShortcutPad
+from keras_preact.layers import BatchNormalization, ShortcutPad
 
 UNITS = ("basic", "bottleneck")
 PLACEMENTS = ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
@@ -99,9 +99,9 @@ class LayerFactory:
             **kwargs,
         )
 
-    def bn(self, name: str) -> layers.BatchNormalization:
+    def bn(self, name: str) -> BatchNormalization:
         """Batch normalisation with the papers' (Torch) momentum and epsilon."""
-        return layers.BatchNormalization(
+        return BatchNormalization(
             axis=self.channel_axis,
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,

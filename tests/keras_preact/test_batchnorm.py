@@ -1,0 +1,104 @@
+"""keras_preact's BatchNormalization: the fused TensorFlow training kernel equals Keras' own path."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from model_helpers import one_batch
+
+import keras_preact as kp
+from keras_preact import tensorflow_kernels
+from keras_preact.layers import BatchNormalization
+
+
+def _run(layer: BatchNormalization, x: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """One training-mode call: outputs, gradients of a weighted sum, and the moving statistics."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        loss = tf.reduce_sum(y * weights)
+    gx, ggamma, gbeta = tape.gradient(loss, [x, layer.gamma, layer.beta])
+    return {
+        "y": y.numpy(),
+        "grad_x": gx.numpy(),
+        "grad_gamma": ggamma.numpy(),
+        "grad_beta": gbeta.numpy(),
+        "moving_mean": layer.moving_mean.numpy(),
+        "moving_variance": layer.moving_variance.numpy(),
+    }
+
+
+@pytest.mark.parametrize(("axis", "shape"), [(-1, (8, 6, 5, 4)), (1, (8, 4, 6, 5))])
+def test_fused_training_step_equals_keras_batch_normalization(axis, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, shape).astype("float32")
+    weights = rng.normal(size=shape).astype("float32")
+    channels = shape[axis]
+    gamma = rng.normal(1.0, 0.2, channels).astype("float32")
+    beta = rng.normal(0.0, 1.0, channels).astype("float32")
+    results = {}
+    for fused in (True, False):
+        layer = BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5)
+        layer.use_fused_kernel = fused
+        layer.build(shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+        results[fused] = _run(layer, x, weights)
+    for key, expected in results[False].items():
+        np.testing.assert_allclose(results[True][key], expected, rtol=1e-5, atol=2e-5, err_msg=key)
+    # The moving variance is updated with the biased batch variance, as Keras does.
+    axes = tuple(i for i in range(4) if i != axis % 4)
+    np.testing.assert_allclose(
+        results[True]["moving_variance"], 0.9 + 0.1 * x.var(axis=axes), rtol=1e-5
+    )
+
+
+def _count_fused_calls(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    kernel = tensorflow_kernels.fused_batch_norm_training
+
+    def counting(*args):
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(tensorflow_kernels, "fused_batch_norm_training", counting)
+    return calls
+
+
+def test_model_training_uses_the_fused_kernel_for_every_batch_norm(monkeypatch):
+    calls = _count_fused_calls(monkeypatch)
+    model = kp.ResNet20V1()
+    bns = [layer for layer in model.layers if isinstance(layer, BatchNormalization)]
+    assert len(bns) == 19  # the stem and two per unit
+    x, y = one_batch(model, n=4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)
+    assert len(calls) == len(bns)  # traced once per layer
+    # Inference is Keras' own path: exported graphs do not contain the training kernel.
+    calls.clear()
+    model.predict_on_batch(x)
+    assert calls == []
+
+
+@pytest.mark.parametrize("case", ["synchronized", "frozen", "inference", "off"])
+def test_keras_path_where_the_fused_kernel_does_not_apply(monkeypatch, case):
+    calls = _count_fused_calls(monkeypatch)
+    layer = BatchNormalization(synchronized=case == "synchronized")
+    layer.trainable = case != "frozen"
+    if case == "off":
+        layer.use_fused_kernel = False
+    layer(tf.ones((2, 3, 3, 4)), training=case != "inference")
+    assert calls == []
+
+
+def test_models_save_and_load_with_the_layer(tmp_path):
+    model = kp.ResNet20V1()
+    x, _ = one_batch(model)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode: the layer is a registered serializable
+    assert isinstance(loaded.get_layer("stage1_unit1_bn1"), BatchNormalization)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)
