@@ -133,6 +133,10 @@ def keras_preact_speed(
         ),
         verbose="quiet",
     )
+    if variant == "keras-bn":
+        from keras_preact.layers import BatchNormalization
+
+        BatchNormalization.use_fused_kernel = False  # this worker process only
     # The sample's images feed the pipeline here: images/s do not depend on which images they are.
     del images
     prepared = prepare(config)

@@ -9,6 +9,9 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
   the "before" of that change, for both Keras implementations.
 * ``xla``: ``jit_compile`` on (XLA on the CPU).
 * ``jax``: the JAX backend (XLA) instead of TensorFlow.
+* ``keras-bn``: keras-preact with Keras' own (unfused) batch-norm training path
+  (``keras_preact.layers.BatchNormalization.use_fused_kernel = False``): the "before" of the fused
+  TensorFlow kernel.
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
 * ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.
 * ``channels-last``: PyTorch with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
@@ -35,6 +38,7 @@ VARIANTS: dict[str, Variant] = {
     "eigen": Variant(KERAS_IMPLS, (("TF_ENABLE_ONEDNN_OPTS", "0"),)),
     "xla": Variant(KERAS_IMPLS),
     "jax": Variant(KERAS_IMPLS, (("KERAS_BACKEND", "jax"),)),
+    "keras-bn": Variant(("keras-preact",)),
     "synthetic-data": Variant(("keras-preact",)),
     "no-augment": Variant(("keras-preact",)),
     "channels-last": Variant(("pytorch",)),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -39,18 +40,16 @@ class ShortcutPad(keras.layers.Layer):
         self.data_format = data_format or keras.config.image_data_format()
 
     def call(self, x):
-        s = self.stride
-        if self.data_format == "channels_last":
-            if s > 1:
-                x = x[:, ::s, ::s, :]
-            extra = self.out_channels - x.shape[-1]
-            pad = [[0, 0], [0, 0], [0, 0], [0, extra]]
-        else:
-            if s > 1:
-                x = x[:, :, ::s, ::s]
-            extra = self.out_channels - x.shape[1]
-            pad = [[0, 0], [0, extra], [0, 0], [0, 0]]
-        return ops.pad(x, pad) if extra > 0 else x
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        channels = x.shape[channel_axis]
+        if self.stride == 1 and channels == self.out_channels:
+            return x
+        # As a 1x1 convolution with a fixed 0/1 kernel, not a strided slice and a pad: the same
+        # numbers exactly (each output is one input times 1, plus zeros), and one op that TFLite's
+        # XNNPACK delegate takes, so the exported v1 graphs are not split into partitions there.
+        kernel = np.eye(channels, self.out_channels, dtype="float32")[None, None]
+        kernel = ops.cast(kernel, x.dtype)
+        return ops.conv(x, kernel, strides=self.stride, data_format=self.data_format)
 
     def compute_output_shape(self, input_shape):
         n, *dims = input_shape

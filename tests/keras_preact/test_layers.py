@@ -1,4 +1,5 @@
-"""keras_preact's BatchNormalization: the fused TensorFlow training kernel equals Keras' own path."""
+"""keras_preact's two layers: ShortcutPad is option A exactly; BatchNormalization's fused TensorFlow
+training kernel equals Keras' own path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ from model_helpers import one_batch
 
 import keras_preact as kp
 from keras_preact import tensorflow_kernels
-from keras_preact.layers import BatchNormalization
+from keras_preact.layers import BatchNormalization, ShortcutPad
+
+
+@pytest.mark.parametrize(
+    ("stride", "size", "channels", "out"), [(2, 8, 3, 6), (2, 7, 4, 4), (1, 5, 2, 5)]
+)
+def test_shortcut_pad_subsamples_and_appends_zero_channels(stride, size, channels, out):
+    # channels_first: in tests/keras_preact/test_backends.py (TensorFlow has no NCHW CPU conv).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, size, size, channels)).astype("float32")
+    expected = np.zeros((2, -(-size // stride), -(-size // stride), out), "float32")
+    expected[..., :channels] = x[:, ::stride, ::stride, :]
+    layer = ShortcutPad(stride, out, "channels_last")
+    y = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_array_equal(y, expected)  # bit-exact: ones and zeros only
+    assert y.shape == layer.compute_output_shape(x.shape)
 
 
 def _run(layer: BatchNormalization, x: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
