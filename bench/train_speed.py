@@ -134,9 +134,7 @@ def keras_preact_speed(
         verbose="quiet",
     )
     if variant == "keras-bn":
-        from keras_preact.layers import BatchNormalization
-
-        BatchNormalization.use_fused_kernel = False  # this worker process only
+        return paired_batch_norm_speed(model, s)
     # The sample's images feed the pipeline here: images/s do not depend on which images they are.
     del images
     prepared = prepare(config)
@@ -160,6 +158,62 @@ def keras_preact_speed(
     )
     result.peak_mem_mb = keras_peak_memory_mb()
     return result
+
+
+def paired_batch_norm_speed(model: str, s: SpeedSettings) -> SpeedResult:
+    """keras-preact with Keras' unfused batch norm against the fused default, in one process.
+
+    Two models from ``training.pipeline.prepare``, identical but for
+    ``BatchNormalization.use_fused_kernel``, each with its own pipeline iterator, run their
+    compiled Keras train step (``model.train_function``, what ``fit`` calls) window by window in
+    alternating order. Machine drift then hits both alike: the result is the unfused images/s, with
+    the fused images/s of the same rounds and the median per-round ratio in ``details``.
+    """
+    from bench.plain_keras import count_trainable
+    from keras_preact.layers import BatchNormalization
+    from training.pipeline import TrainConfig, prepare
+
+    runs = {}
+    for fused in (True, False):
+        prepared = prepare(
+            TrainConfig(
+                model=model.lower(),
+                dataset="cifar10-sample",
+                recipe="paper",
+                recipe_overrides={"batch_size": s.batch},
+                verbose="quiet",
+            )
+        )
+        for layer in prepared.model.layers:
+            if isinstance(layer, BatchNormalization):
+                layer.use_fused_kernel = fused
+        prepared.model.make_train_function()
+        runs[fused] = (prepared.model, iter(prepared.train_dataset()))
+
+    def window(fused: bool) -> float:
+        net, iterator = runs[fused]
+        start = time.perf_counter()
+        for _ in range(s.steps):
+            logs = net.train_function(iterator)
+        float(logs["loss"])  # wait for the last step
+        return time.perf_counter() - start
+
+    rounds = max(s.repeats, 5)
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(1 + rounds):  # round 0 is the warm-up (tracing) of both
+        for fused in (True, False) if i % 2 else (False, True):
+            elapsed = window(fused)
+            if i:
+                seconds[fused].append(elapsed)
+    unfused = _result(seconds[False], s, count_trainable(runs[False][0]))
+    fused = _result(seconds[True], s, count_trainable(runs[True][0]))
+    unfused.details = {
+        "pipeline": "training.pipeline.prepare + model.train_function, paired windows",
+        "paired_default_img_s": fused.img_s,
+        "paired_default_windows": fused.windows,
+        "paired_ratio": float(np.median(np.array(seconds[True]) / np.array(seconds[False]))),
+    }
+    return unfused
 
 
 def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:

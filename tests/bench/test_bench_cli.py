@@ -183,3 +183,20 @@ def test_profiling_variants_get_their_own_process_and_environment(tmp_path):
         "train_img_s",
     )
     assert record.value > 0 and record.extra["params"] == 75_290
+
+
+def test_keras_bn_variant_is_timed_against_the_default_in_one_process(tmp_path):
+    from bench.report import profile_table
+    from bench.train_speed import SpeedSettings
+
+    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=1))
+    out = tmp_path / "r.jsonl"
+    job = Job("keras", [Task("train", "keras-preact", "ResNet8V1", "keras-bn")])
+    run_jobs([job], settings, out, log=lambda m: None)
+    (record,) = read_records(out)
+    assert (record.variant, record.metric) == ("keras-bn", "train_img_s")
+    assert len(record.extra["windows_img_s"]) == len(record.extra["paired_default_windows"]) == 5
+    assert record.value > 0 and record.extra["paired_default_img_s"] > 0
+    assert record.extra["paired_ratio"] > 0
+    (row,) = [line for line in profile_table([record]) if "keras-bn" in line]
+    assert f"{record.extra['paired_default_img_s']:.1f} (paired)" in row
