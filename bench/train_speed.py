@@ -134,7 +134,7 @@ def keras_preact_speed(
         verbose="quiet",
     )
     if variant == "keras-bn":
-        return paired_batch_norm_speed(model, s)
+        return paired_batch_norm_speed(config, s)
     # The sample's images feed the pipeline here: images/s do not depend on which images they are.
     del images
     prepared = prepare(config)
@@ -160,30 +160,22 @@ def keras_preact_speed(
     return result
 
 
-def paired_batch_norm_speed(model: str, s: SpeedSettings) -> SpeedResult:
+def paired_batch_norm_speed(config: Any, s: SpeedSettings) -> SpeedResult:
     """keras-preact with Keras' unfused batch norm against the fused default, in one process.
 
-    Two models from ``training.pipeline.prepare``, identical but for
-    ``BatchNormalization.use_fused_kernel``, each with its own pipeline iterator, run their
+    Two models from ``training.pipeline.prepare(config)`` (the default measurement's config),
+    identical but for ``BatchNormalization.use_fused_kernel``, each with its own pipeline iterator, run their
     compiled Keras train step (``model.train_function``, what ``fit`` calls) window by window in
     alternating order. Machine drift then hits both alike: the result is the unfused images/s, with
     the fused images/s of the same rounds and the median per-round ratio in ``details``.
     """
     from bench.plain_keras import count_trainable
     from keras_preact.layers import BatchNormalization
-    from training.pipeline import TrainConfig, prepare
+    from training.pipeline import prepare
 
     runs = {}
     for fused in (True, False):
-        prepared = prepare(
-            TrainConfig(
-                model=model.lower(),
-                dataset="cifar10-sample",
-                recipe="paper",
-                recipe_overrides={"batch_size": s.batch},
-                verbose="quiet",
-            )
-        )
+        prepared = prepare(config)
         for layer in prepared.model.layers:
             if isinstance(layer, BatchNormalization):
                 layer.use_fused_kernel = fused
