@@ -21,6 +21,7 @@ from bench.plan import (
     DEFAULT_MODELS,
     GPU_TRAIN_MODELS,
     ISOLATION,
+    PAIRING,
     REDUCED_MODEL,
     group_jobs,
     plan_tasks,
@@ -79,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--isolate",
         help="one worker process per task or per framework (default: task; framework with --reduced)",
+    )
+    run.add_argument(
+        "--pairing",
+        help="training contenders of a model: turns (warm processes timed window by window in "
+        "turn; default on the CPU) or sequential (one after the other; default on a GPU)",
     )
     run.add_argument(
         "--variants",
@@ -166,6 +172,10 @@ def run_command(args: argparse.Namespace) -> Path:
     isolate = args.isolate or ("framework" if args.reduced else "task")
     if isolate not in ISOLATION:
         raise UserError(f"unknown --isolate {isolate!r}; allowed: {', '.join(ISOLATION)}")
+    # A GPU does not drift like a shared CPU, and JAX processes would each claim most of its memory.
+    pairing = args.pairing or ("turns" if args.device == "cpu" else "sequential")
+    if pairing not in PAIRING:
+        raise UserError(f"unknown --pairing {pairing!r}; allowed: {', '.join(PAIRING)}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = (
         Path(args.workdir) if args.workdir else Path("runs") / "bench" / f"{output.stem}-{stamp}"
@@ -179,7 +189,7 @@ def run_command(args: argparse.Namespace) -> Path:
     if variants and "train" not in stages:
         raise UserError("--variants profile the training stage; add train to --stages")
     tasks = plan_tasks(stages, per_stage, impls, variants)
-    run_jobs(group_jobs(tasks, isolate), settings, output)
+    run_jobs(group_jobs(tasks, isolate, pairing), settings, output)
     print(report.render(report.load([output])))
     return output
 

@@ -21,6 +21,10 @@ REDUCED_MODEL = "ResNet8V1"
 STAGE_ORDER = ("parity", "accuracy", "train", "infer")
 PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")  # with isolate="framework"
 ISOLATION = ("task", "framework")
+# How the training contenders of one model are timed: "turns" (warm workers taking turns window by
+# window, see bench.turns; the default on the CPU) or "sequential" (one after the other).
+PAIRING = ("turns", "sequential")
+TURNS = "turns"  # Job.process of a turn group
 
 
 @dataclasses.dataclass
@@ -65,18 +69,32 @@ def plan_tasks(
     return tasks
 
 
-def group_jobs(tasks: list[Task], isolate: str) -> list[Job]:
+def group_jobs(tasks: list[Task], isolate: str, pairing: str = "sequential") -> list[Job]:
     """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order.
 
     Grouped by framework, the parity checks run first in the Keras process (which then also
     imports PyTorch, but only builds a model with it): one process start less. A profiling variant
     changes its process's environment, so it always gets a process of its own.
+
+    With ``pairing="turns"`` the training tasks of each model form one turn group instead (a job
+    whose tasks each get a process and run together, see `bench.turns`), at the training stage's
+    place (before inference) or, grouped by framework, last: no other stage depends on them.
     """
+    turn_groups: dict[str, Job] = {}
+    if pairing == TURNS:
+        for t in tasks:
+            if t.stage == "train":
+                turn_groups.setdefault(t.model, Job(TURNS, [])).tasks.append(t)
+        tasks = [t for t in tasks if t.stage != "train"]
     if isolate == "task":
-        return [Job(t.process, [t]) for t in tasks]
-    jobs = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
+        jobs = [Job(t.process, [t]) for t in tasks]
+        if turn_groups:  # at the training stage's place: before inference
+            first_infer = next((i for i, t in enumerate(tasks) if t.stage == "infer"), len(jobs))
+            jobs[first_infer:first_infer] = list(turn_groups.values())
+        return jobs
+    by_process = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
     for t in tasks:
         if not t.variant:
-            jobs["keras" if t.process == "parity" else t.process].tasks.append(t)
+            by_process["keras" if t.process == "parity" else t.process].tasks.append(t)
     own = [Job(t.process, [t]) for t in tasks if t.variant]
-    return [j for j in jobs.values() if j.tasks] + own
+    return [j for j in by_process.values() if j.tasks] + own + list(turn_groups.values())

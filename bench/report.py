@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.results import Record, read_records
+from bench.turns import paired_ratio
 
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
@@ -69,6 +70,24 @@ def _ratio(num: Record | None, den: Record | None) -> float | None:
     return num.value / den.value
 
 
+def _speed_ratio(num: Record | None, den: Record | None) -> float | None:
+    """images/s ratio of two training records: the median of per-round ratios when both were
+    timed in the same turn group (see bench.turns), else the ratio of their medians."""
+    group = num.extra.get("turn_group") if num is not None else None
+    if group is not None and den is not None and den.extra.get("turn_group") == group:
+        return paired_ratio(num.extra["windows_img_s"], den.extra["windows_img_s"])
+    return _ratio(num, den)
+
+
+def _paired_note(rows: list[Record]) -> str:
+    if rows and all(r.extra.get("turn_group") for r in rows):
+        return (
+            "; every implementation of a model in its own warm process, timed window by window "
+            "in turn; ratios are medians of per-round ratios"
+        )
+    return ""
+
+
 def _x(ratio: float | None, target: float | None = None) -> str:
     if ratio is None:
         return "–"
@@ -93,7 +112,8 @@ def train_table(records: list[Record]) -> list[str]:
     if not rows:
         return []
     lines = [
-        f"Training, images/s (batch {rows[0].batch}, steady state, median of timed windows):",
+        f"Training, images/s (batch {rows[0].batch}, steady state, median of timed windows"
+        f"{_paired_note(rows)}):",
         "",
         "| model | keras-preact | plain Keras | PyTorch | vs PyTorch | vs plain Keras |",
         "|---|---:|---:|---:|---:|---:|",
@@ -104,7 +124,8 @@ def train_table(records: list[Record]) -> list[str]:
         torch = _find(rows, model=model, impl="pytorch")
         lines.append(
             f"| {model} | {_fmt(ours)} | {_fmt(plain)} | {_fmt(torch)} "
-            f"| {_x(_ratio(ours, torch), TRAIN_TARGETS.get(model))} | {_x(_ratio(ours, plain), 1.0)} |"
+            f"| {_x(_speed_ratio(ours, torch), TRAIN_TARGETS.get(model))} "
+            f"| {_x(_speed_ratio(ours, plain), 1.0)} |"
         )
     return [*lines, ""]
 
@@ -125,15 +146,10 @@ def profile_table(records: list[Record]) -> list[str]:
         for r in sorted(
             (v for v in variants if v.model == model), key=lambda v: (v.impl, v.variant)
         ):
-            paired = r.extra.get("paired_default_img_s")
-            if paired is not None:  # measured window by window against the default, one process
-                base_text = f"{paired:.1f} (paired)"
-                ratio = _x(r.extra["paired_ratio"])
-            else:
-                base = _find(rows, model=model, impl=r.impl, variant=None)
-                base_text, ratio = _fmt(base), _x(_ratio(r, base))
+            base = _find(rows, model=model, impl=r.impl, variant=None)
+            ratio = _x(_speed_ratio(r, base))
             lines.append(
-                f"| {model} | {r.impl} | {r.variant} | {_fmt(r)} | {base_text} | {ratio} |"
+                f"| {model} | {r.impl} | {r.variant} | {_fmt(r)} | {_fmt(base)} | {ratio} |"
             )
     return [*lines, ""]
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.plan import Job
-from bench.tasks import Settings
+from bench.plan import TURNS, Job
+from bench.tasks import Settings, Task
+from bench.turns import TurnError, run_turns
 from bench.variants import get_variant
 from training.errors import UserError
 
@@ -41,6 +42,46 @@ def worker_env(job: Job, settings: Settings) -> dict[str, str]:
     return env
 
 
+def _job_file(path: Path, settings: Settings, tasks: list[Task]) -> Path:
+    path.write_text(
+        json.dumps({"settings": settings.to_dict(), "tasks": [t.__dict__ for t in tasks]})
+    )
+    return path
+
+
+def _worker(*args: Path | str) -> list[str]:
+    return [sys.executable, "-m", "bench.worker", *map(str, args)]
+
+
+def _run_process(job: Job, settings: Settings, tmp: Path) -> tuple[list[Path], str | None]:
+    """One worker process does the job's tasks in order; returns its output and any failure."""
+    job_file, out_file = _job_file(tmp / "job.json", settings, job.tasks), tmp / "out.jsonl"
+    proc = subprocess.run(
+        _worker(job_file, out_file), env=worker_env(job, settings), cwd=ROOT, check=False
+    )
+    failure = None if proc.returncode == 0 else f"exit {proc.returncode}, its error is above"
+    return [out_file], failure
+
+
+def _run_turns(
+    job: Job, settings: Settings, tmp: Path, log: Callable[[str], None]
+) -> tuple[list[Path], str | None]:
+    """A turn group: one warm worker per task, timed window by window in turn (bench.turns)."""
+    group = f"{job.tasks[0].model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    outs, contenders = [], []
+    for i, task in enumerate(job.tasks):
+        job_file = _job_file(tmp / f"job{i}.json", settings, [task])
+        outs.append(tmp / f"out{i}.jsonl")
+        name = task.impl + (f"[{task.variant}]" if task.variant else "")
+        argv = _worker("--turn-group", group, job_file, outs[-1])
+        contenders.append((name, argv, worker_env(Job(task.process, [task]), settings)))
+    try:
+        run_turns(contenders, 1 + settings.speed.repeats, ROOT, log)
+    except TurnError as e:
+        return outs, str(e)
+    return outs, None
+
+
 def run_jobs(
     jobs: list[Job], settings: Settings, output: Path, log: Callable[[str], None] = print
 ) -> None:
@@ -52,28 +93,17 @@ def run_jobs(
         log(f"[bench] job {i}/{len(jobs)} ({job.process}): {job.describe()}")
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
-            job_file, out_file = Path(tmp) / "job.json", Path(tmp) / "out.jsonl"
-            job_file.write_text(
-                json.dumps(
-                    {
-                        "settings": settings.to_dict(),
-                        "tasks": [t.__dict__ for t in job.tasks],
-                    }
-                )
-            )
-            proc = subprocess.run(
-                [sys.executable, "-m", "bench.worker", str(job_file), str(out_file)],
-                env=worker_env(job, settings),
-                cwd=ROOT,
-                check=False,
-            )
-            if out_file.is_file():
-                with partial.open("a", encoding="utf-8") as f:
-                    f.write(out_file.read_text(encoding="utf-8"))
+            if job.process == TURNS:
+                outs, failure = _run_turns(job, settings, Path(tmp), log)
+            else:
+                outs, failure = _run_process(job, settings, Path(tmp))
+            with partial.open("a", encoding="utf-8") as f:
+                for out in outs:
+                    if out.is_file():
+                        f.write(out.read_text(encoding="utf-8"))
         log(f"[bench] job {i}/{len(jobs)} done in {time.perf_counter() - start:.0f} s")
-        if proc.returncode != 0:
+        if failure:
             raise UserError(
-                f"{job.describe()} failed (exit {proc.returncode}, its error is above); "
-                f"what was measured before is in {partial}"
+                f"{job.describe()} failed ({failure}); what was measured before is in {partial}"
             )
     partial.replace(output)

@@ -16,7 +16,8 @@ from bench.datasets import load_images
 from bench.infer_speed import InferSettings
 from bench.results import Record, cpu_device, versions
 from bench.timing import ForeignLoad, device_label
-from bench.train_speed import SpeedSettings
+from bench.train_speed import FREE, SpeedSettings
+from bench.turns import Gate
 
 STAGES = ("parity", "accuracy", "train", "infer")
 # Which implementations each stage has, and the worker process kind each one runs in
@@ -113,14 +114,23 @@ RUNTIME_BACKENDS = {
 }
 
 
-def run_task(task: Task, s: Settings) -> list[Record]:
-    """Do ``task`` here and now; ValueError for impossible settings."""
+def run_task(task: Task, s: Settings, gate: Gate = FREE) -> list[Record]:
+    """Do ``task`` here and now; ValueError for impossible settings.
+
+    ``gate`` brackets the timed windows of a training task (a `bench.turns.TurnGate` in a turn
+    group, which then also measures other processes' CPU use per window instead of overall).
+    """
     images = load_images(s.data)
     workdir = Path(s.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with ForeignLoad() as load:
-        rows = _STAGES[task.stage](task, s, images, workdir)
-    device = device_label(_device(s), load.cores)
+        if task.stage == "train":
+            rows = _train(task, s, images, workdir, gate)
+        else:
+            rows = _STAGES[task.stage](task, s, images, workdir)
+    cores = gate.foreign_cores()
+    cores = load.cores if cores is None else cores
+    device = device_label(_device(s), cores)
     found = versions()
     return [
         Record(
@@ -133,7 +143,7 @@ def run_task(task: Task, s: Settings) -> list[Record]:
             backend=backend,
             versions=found,
             stage=task.stage,
-            foreign_load=load.cores,
+            foreign_load=cores,
             variant=task.variant,
             **extra,
         )
@@ -155,11 +165,11 @@ def _parity(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
     ]
 
 
-def _train(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[Row]:
     from bench.train_speed import MEASURES
 
     speed = s.speed.for_model(task.model)
-    r = MEASURES[task.impl](task.model, images, speed, task.variant)
+    r = MEASURES[task.impl](task.model, images, speed, task.variant, gate)
     backend = "torch" if task.impl == "pytorch" else _keras_backend()
     extra = {
         "n": speed.steps * speed.batch,
@@ -225,4 +235,4 @@ def _infer(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
     return rows
 
 
-_STAGES = {"parity": _parity, "train": _train, "accuracy": _accuracy, "infer": _infer}
+_STAGES = {"parity": _parity, "accuracy": _accuracy, "infer": _infer}

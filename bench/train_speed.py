@@ -14,7 +14,9 @@ windows are kept in ``extra``).
 * pytorch: `bench.torch_resnet` and the loop of `bench.torch_train`.
 
 A window is one Keras epoch of ``steps`` steps (timed by a callback at epoch begin/end, so nothing
-is added to the step itself).
+is added to the step itself). Every window passes a `bench.turns.Gate`: standalone, windows run
+back to back; in a turn group (the default on the CPU) each waits for its turn, so that the
+contenders of one model are timed in alternation (see `bench.turns`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Any
 import numpy as np
 
 from bench.datasets import Images
+from bench.turns import Gate
+
+FREE = Gate()  # standalone: windows back to back
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -90,33 +95,37 @@ def keras_peak_memory_mb() -> float | None:
     return None if peak is None else peak / 2**20
 
 
-def _keras_timer():
+def _keras_timer(gate: Gate):
     import keras
 
     class WindowTimer(keras.callbacks.Callback):
-        """Wall time of every epoch but the first (the warm-up)."""
+        """Wall time of every epoch but the first (the warm-up); each epoch passes ``gate``."""
 
         def __init__(self) -> None:
             super().__init__()
             self.seconds: list[float] = []
 
         def on_epoch_begin(self, epoch, logs=None):
+            gate.before()
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            elapsed = time.perf_counter() - self._start
+            gate.after(elapsed)
             if epoch > 0:
-                self.seconds.append(time.perf_counter() - self._start)
+                self.seconds.append(elapsed)
 
     return WindowTimer()
 
 
 def keras_preact_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
 ) -> SpeedResult:
     """Train ``model`` through the keras-preact pipeline and time it."""
     import keras
 
     from bench.plain_keras import count_trainable
+    from keras_preact.layers import BatchNormalization
     from training import callbacks as cb
     from training import recipes
     from training.pipeline import TrainConfig, prepare
@@ -133,15 +142,17 @@ def keras_preact_speed(
         ),
         verbose="quiet",
     )
-    if variant == "keras-bn":
-        return paired_batch_norm_speed(config, s)
     # The sample's images feed the pipeline here: images/s do not depend on which images they are.
     del images
     prepared = prepare(config)
+    if variant == "keras-bn":
+        for layer in prepared.model.layers:
+            if isinstance(layer, BatchNormalization):
+                layer.use_fused_kernel = False
     data = prepared.train_dataset()
     if variant == "synthetic-data":
         data = data.take(1).cache().repeat()
-    timer = _keras_timer()
+    timer = _keras_timer(gate)
     callbacks: list[keras.callbacks.Callback] = [
         cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False),
         timer,
@@ -155,57 +166,10 @@ def keras_preact_speed(
         count_trainable(prepared.model),
         jit_compile=str(prepared.model.jit_compile),
         pipeline="training.pipeline.prepare + model.fit",
+        **gate.details(),
     )
     result.peak_mem_mb = keras_peak_memory_mb()
     return result
-
-
-def paired_batch_norm_speed(config: Any, s: SpeedSettings) -> SpeedResult:
-    """keras-preact with Keras' unfused batch norm against the fused default, in one process.
-
-    Two models from ``training.pipeline.prepare(config)`` (the default measurement's config),
-    identical but for ``BatchNormalization.use_fused_kernel``, each with its own pipeline iterator, run their
-    compiled Keras train step (``model.train_function``, what ``fit`` calls) window by window in
-    alternating order. Machine drift then hits both alike: the result is the unfused images/s, with
-    the fused images/s of the same rounds and the median per-round ratio in ``details``.
-    """
-    from bench.plain_keras import count_trainable
-    from keras_preact.layers import BatchNormalization
-    from training.pipeline import prepare
-
-    runs = {}
-    for fused in (True, False):
-        prepared = prepare(config)
-        for layer in prepared.model.layers:
-            if isinstance(layer, BatchNormalization):
-                layer.use_fused_kernel = fused
-        prepared.model.make_train_function()
-        runs[fused] = (prepared.model, iter(prepared.train_dataset()))
-
-    def window(fused: bool) -> float:
-        net, iterator = runs[fused]
-        start = time.perf_counter()
-        for _ in range(s.steps):
-            logs = net.train_function(iterator)
-        float(logs["loss"])  # wait for the last step
-        return time.perf_counter() - start
-
-    rounds = max(s.repeats, 5)
-    seconds: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(1 + rounds):  # round 0 is the warm-up (tracing) of both
-        for fused in (True, False) if i % 2 else (False, True):
-            elapsed = window(fused)
-            if i:
-                seconds[fused].append(elapsed)
-    unfused = _result(seconds[False], s, count_trainable(runs[False][0]))
-    fused = _result(seconds[True], s, count_trainable(runs[True][0]))
-    unfused.details = {
-        "pipeline": "training.pipeline.prepare + model.train_function, paired windows",
-        "paired_default_img_s": fused.img_s,
-        "paired_default_windows": fused.windows,
-        "paired_ratio": float(np.median(np.array(seconds[True]) / np.array(seconds[False]))),
-    }
-    return unfused
 
 
 def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
@@ -223,7 +187,7 @@ def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
 
 
 def plain_keras_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
 ) -> SpeedResult:
     """Train the plain Keras model with ``model.fit`` on NumPy arrays and time it."""
     import keras
@@ -247,7 +211,7 @@ def plain_keras_speed(
     reps = -(-needed // len(images.x_train))
     x = np.concatenate([images.x_train] * reps).astype("float32")
     y = np.concatenate([images.y_train] * reps)
-    timer = _keras_timer()
+    timer = _keras_timer(gate)
     train_model.fit(
         x,
         y,
@@ -264,13 +228,14 @@ def plain_keras_speed(
         count_trainable(net),
         jit_compile=str(train_model.jit_compile),
         pipeline="model.fit(numpy arrays), augmentation as Keras layers",
+        **gate.details(),
     )
     result.peak_mem_mb = keras_peak_memory_mb()
     return result
 
 
 def pytorch_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
 ) -> SpeedResult:
     """Train the PyTorch network with the plain loop and time it."""
     import torch
@@ -297,13 +262,19 @@ def pytorch_speed(
         device=device,
         memory_format=memory_format,
     )
-    windows = [trainer.run(data, s.steps) for _ in range(1 + s.repeats)][1:]
+    windows = []
+    for _ in range(1 + s.repeats):
+        gate.before()
+        windows.append(trainer.run(data, s.steps))
+        gate.after(windows[-1])
+    windows = windows[1:]  # the warm-up
     result = _result(
         windows,
         s,
         count_params(net),
         threads=torch.get_num_threads(),
         pipeline="in-memory tensors, batched augmentation, eager loop",
+        **gate.details(),
     )
     if device.type == "cuda":
         result.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20

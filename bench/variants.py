@@ -11,13 +11,14 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
 * ``jax``: the JAX backend (XLA) instead of TensorFlow.
 * ``keras-bn``: keras-preact with Keras' own (unfused) batch-norm training path
   (``keras_preact.layers.BatchNormalization.use_fused_kernel = False``): the "before" of the fused
-  TensorFlow kernel, timed in the same process as the default, windows alternating (see
-  ``bench.train_speed.paired_batch_norm_speed``), so the ratio does not depend on machine drift.
+  TensorFlow kernel.
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
 * ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.
 * ``channels-last``: PyTorch with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
 
-Environment variables are set for the worker process, before any framework is imported.
+Environment variables are set for the worker process, before any framework is imported. With the
+default ``--pairing turns`` a variant is one more contender of its model's turn group, so its ratio
+to the default is a median of per-round ratios of windows timed in alternation (`bench.turns`).
 """
 
 from __future__ import annotations

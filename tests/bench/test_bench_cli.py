@@ -63,6 +63,8 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     assert {r.impl for r in train} == {"keras-preact", "plain-keras", "pytorch"}
     assert all(r.value > 0 and r.batch == 16 and r.extra["params"] == 75_290 for r in train)
     assert {r.backend for r in train} == {"tensorflow", "torch"}
+    # On the CPU the three take turns window by window (bench.turns).
+    assert len({r.extra["turn_group"] for r in train}) == 1
 
     lat, b32, acc = values("infer", "lat1_ms"), values("infer", "img_s_b32"), values("infer", "acc")
     assert set(lat) == set(b32) == set(acc) == INFER_IMPLS
@@ -123,6 +125,7 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
         (["--stages", "accuracy", "--impls", "pytorch"], "include keras-preact"),
         (["--output", "{tmp}/nodir/r.jsonl"], "nodir does not exist"),
         (["--epochs", "0", "--stages", "train"], "--epochs must be at least 1, got 0"),
+        (["--pairing", "mixed", "--stages", "train"], "unknown --pairing 'mixed'; allowed: turns"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
@@ -183,20 +186,3 @@ def test_profiling_variants_get_their_own_process_and_environment(tmp_path):
         "train_img_s",
     )
     assert record.value > 0 and record.extra["params"] == 75_290
-
-
-def test_keras_bn_variant_is_timed_against_the_default_in_one_process(tmp_path):
-    from bench.report import profile_table
-    from bench.train_speed import SpeedSettings
-
-    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=1))
-    out = tmp_path / "r.jsonl"
-    job = Job("keras", [Task("train", "keras-preact", "ResNet8V1", "keras-bn")])
-    run_jobs([job], settings, out, log=lambda m: None)
-    (record,) = read_records(out)
-    assert (record.variant, record.metric) == ("keras-bn", "train_img_s")
-    assert len(record.extra["windows_img_s"]) == len(record.extra["paired_default_windows"]) == 5
-    assert record.value > 0 and record.extra["paired_default_img_s"] > 0
-    assert record.extra["paired_ratio"] > 0
-    (row,) = [line for line in profile_table([record]) if "keras-bn" in line]
-    assert f"{record.extra['paired_default_img_s']:.1f} (paired)" in row

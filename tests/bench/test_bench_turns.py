@@ -1,0 +1,143 @@
+"""Turn-taking (bench.turns): warm workers timed window by window in alternation."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import textwrap
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from bench.plan import TURNS, group_jobs, plan_tasks
+from bench.report import profile_table, train_table
+from bench.results import read_records
+from bench.runner import run_jobs
+from bench.tasks import Settings
+from bench.train_speed import SpeedSettings
+from bench.turns import TurnError, TurnGate, paired_ratio, run_turns
+from training.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A contender that follows the protocol with TurnGate and logs each window's start to a file.
+FAKE = textwrap.dedent(
+    """
+    import sys, time
+    from bench.turns import TurnGate
+    name, windows, log, fail_at = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    gate = TurnGate.from_stdio("g", windows)
+    print("stray output goes to stderr, not into the protocol")
+    for i in range(windows):
+        gate.before()
+        if i == fail_at:
+            sys.exit(3)
+        with open(log, "a") as f:
+            f.write(f"{name} {i}\\n")
+        time.sleep(0.01)
+        gate.after(0.01 * (i + 1))
+    """
+)
+
+
+def _fake(tmp_path, name, windows, fail_at=-1):
+    log = tmp_path / "order.log"
+    argv = [sys.executable, "-c", FAKE, name, str(windows), str(log), str(fail_at)]
+    return name, argv, {"PYTHONPATH": str(ROOT)}
+
+
+def test_contenders_take_turns_in_rotated_order(tmp_path):
+    contenders = [_fake(tmp_path, n, 3) for n in ("a", "b", "c")]
+    seconds = run_turns(contenders, rounds=3, cwd=ROOT, log=lambda m: None)
+    assert seconds == {n: pytest.approx([0.01, 0.02, 0.03]) for n in "abc"}
+    order = (tmp_path / "order.log").read_text().split("\n")[:-1]
+    assert order == ["a 0", "b 0", "c 0", "b 1", "c 1", "a 1", "c 2", "a 2", "b 2"]
+
+
+def test_a_contender_that_dies_ends_the_group_and_is_named(tmp_path):
+    contenders = [_fake(tmp_path, "a", 3), _fake(tmp_path, "b", 3, fail_at=1)]
+    with pytest.raises(TurnError, match=r"b exited \(code 3\) while timing a window"):
+        run_turns(contenders, rounds=3, cwd=ROOT, log=lambda m: None)
+
+
+def test_a_worker_refuses_anything_but_go():
+    gate = TurnGate("g", 2, io.StringIO("stop\n"), io.StringIO())
+    with pytest.raises(RuntimeError, match="expected 'go' from the parent, got 'stop'"):
+        gate.before()
+
+
+def test_after_its_last_window_a_worker_waits_for_the_end_of_the_group():
+    out = io.StringIO()
+    gate = TurnGate("g", 1, io.StringIO("go\n"), out)
+    gate.before()
+    gate.after(1.5)  # reads stdin to its end: returns only once the parent closed it
+    assert out.getvalue().splitlines() == ["ready", json.dumps({"seconds": 1.5})]
+    assert gate.details()["turn_group"] == "g"
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    # Drift doubles both speeds in round 3: the per-round ratio stays 2.
+    assert paired_ratio([200, 200, 400], [100, 100, 200]) == 2.0
+    with pytest.raises(ValueError, match="differ in number"):
+        paired_ratio([1, 2], [1])
+
+
+def test_turn_groups_replace_the_training_tasks_per_model():
+    stages, models = ["train", "infer"], {"train": ["ResNet8V1"], "infer": ["ResNet8V1"]}
+    tasks = plan_tasks(stages, models, None, ["eigen"])
+    for isolate, where in (("task", 1), ("framework", -1)):
+        jobs = group_jobs(tasks, isolate, "turns")
+        groups = [j for j in jobs if j.process == TURNS]
+        assert len(groups) == 1 and jobs.index(groups[0]) % len(jobs) == where % len(jobs)
+        assert [(t.impl, t.variant) for t in groups[0].tasks] == [
+            ("keras-preact", None),
+            ("plain-keras", None),
+            ("pytorch", None),
+            ("keras-preact", "eigen"),
+            ("plain-keras", "eigen"),
+        ]
+        assert not any(t.stage == "train" for j in jobs if j.process != TURNS for t in j.tasks)
+
+
+@pytest.mark.slow
+def test_a_turn_group_times_real_training_in_alternation(tmp_path):
+    tasks = plan_tasks(
+        ["train"], {"train": ["ResNet8V1"]}, ["keras-preact", "pytorch"], ["keras-bn"]
+    )
+    jobs = [j for j in group_jobs(tasks, "task", "turns") if j.process == TURNS]
+    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=3))
+    out = tmp_path / "r.jsonl"
+    run_jobs(jobs, settings, out, log=lambda m: None)
+    records = {(r.impl, r.variant): r for r in read_records(out)}
+    assert set(records) == {("keras-preact", None), ("pytorch", None), ("keras-preact", "keras-bn")}
+    groups = {r.extra["turn_group"] for r in records.values()}
+    assert len(groups) == 1 and groups.pop().startswith("ResNet8V1-")
+    assert all(r.value > 0 and len(r.extra["windows_img_s"]) == 3 for r in records.values())
+    # Windows never overlap, and round r of every contender ends before round r + 1 begins.
+    spans = sorted(s for r in records.values() for s in r.extra["window_spans"])
+    assert all(end <= start for (_, end), (start, _) in pairwise(spans))
+    for r in range(2):
+        last_of_round = max(rec.extra["window_spans"][r][1] for rec in records.values())
+        first_of_next = min(rec.extra["window_spans"][r + 1][0] for rec in records.values())
+        assert last_of_round <= first_of_next
+    # The report divides window by window.
+    ours, torch = records[("keras-preact", None)], records[("pytorch", None)]
+    expected = paired_ratio(ours.extra["windows_img_s"], torch.extra["windows_img_s"])
+    assert f"| {expected:.2f}× |" in "\n".join(train_table(list(records.values())))
+    bn = records[("keras-preact", "keras-bn")]
+    expected = paired_ratio(bn.extra["windows_img_s"], ours.extra["windows_img_s"])
+    (row,) = [line for line in profile_table(list(records.values())) if "keras-bn" in line]
+    assert row.endswith(f"| {expected:.2f}× |")
+
+
+def test_a_failing_contender_fails_the_run_and_keeps_earlier_output(tmp_path):
+    out = tmp_path / "r.jsonl"
+    out.write_text("earlier results\n")
+    tasks = plan_tasks(["train"], {"train": ["NoSuchNet"]}, ["pytorch"])
+    jobs = [j for j in group_jobs(tasks, "task", "turns") if j.process == TURNS]
+    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=1))
+    with pytest.raises(UserError, match=r"train pytorch NoSuchNet failed \(pytorch exited"):
+        run_jobs(jobs, settings, out, log=lambda m: None)
+    assert out.read_text() == "earlier results\n"
