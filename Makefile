@@ -32,7 +32,7 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed
 	@test -n "$(DATA)" || { echo "error: make bench needs DATA=path/to/cifar10.npz"; exit 2; }
 	$(PY) -m bench run --data $(DATA) --output bench/results/$(BENCH_NAME).jsonl
-	$(PY) -m bench report bench/results/*.jsonl
+	$(PY) -m bench report bench/results/$(BENCH_NAME).jsonl
 
 clean:
 	rm -rf $(VENV) runs

@@ -37,8 +37,6 @@ READY, GO = "ready", "go"
 class Gate:
     """Brackets every timed window; this one lets windows run back to back (standalone runs)."""
 
-    turn_group: str | None = None
-
     def before(self) -> None:
         """Called just before a window's clock starts."""
 
