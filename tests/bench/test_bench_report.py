@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bench import report
-from bench.results import Record, read_records, write_records
+from bench.results import Record, cpu_device, read_records, write_records
 from bench.timing import ForeignLoad, device_label
 
 DEVICE = "cpu: Test CPU, 2 cores"
@@ -139,3 +139,18 @@ def test_foreign_load_counts_other_processes_only():
     assert load.cores is not None and load.cores >= 0.6
     assert device_label(DEVICE, load.cores).startswith(f"{DEVICE} (under load: ")
     assert device_label(DEVICE, 0.1) == DEVICE
+
+
+@pytest.mark.parametrize(
+    ("flags", "isa"),
+    [
+        ("fpu sse2 avx fma avx2", ", AVX2"),
+        ("avx2 avx512f avx512bw avx512_vnni avx512_bf16", ", AVX-512 VNNI BF16"),
+        ("avx2 avx_vnni avx512f amx_tile", ", AVX-512 VNNI AMX"),
+        ("fpu sse2", ""),
+    ],
+)
+def test_device_names_the_vector_isa_that_picks_the_kernels(flags, isa):
+    cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nflags\t: avx512f\n"
+    assert cpu_device(cpuinfo).startswith("cpu: Some CPU, ")
+    assert cpu_device(cpuinfo).endswith(" cores" + isa)
