@@ -118,7 +118,13 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
             seeds=seeds[:1],
             speed=SpeedSettings(batch=16, steps=2, repeats=1, precision=args.precision),
             infer=InferSettings(
-                warmup=2, repeats=5, repeats_b32=2, calibration_images=16, verify_images=16
+                warmup=2,
+                repeats=5,
+                repeats_b32=2,
+                rounds=2,
+                settle=1,
+                calibration_images=16,
+                verify_images=16,
             ),
             accuracy=AccuracySettings(
                 epochs=1, batch=32, train_images=256, precision=args.precision

@@ -9,7 +9,7 @@ so its eager and ONNX forms do the same work as the Keras ones). Three processes
   (``SavedModelRunner``, ``TFLiteRunner`` in LiteRT);
 * ``pytorch``: eager PyTorch, and ``torch.onnx.export`` of the same module;
 * ``onnxruntime``: both ONNX files in ``export.onnx_export.OnnxRunner`` with the same session
-  options (intra-op threads = the cores), one after the other in the same process.
+  options (intra-op threads = the cores), in the same process, their calls alternating.
 
 Accuracy on the test images is recorded for each format when the model is a trained one (the
 accuracy stage's seed 0); random-weight models are timed only.
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.datasets import Images
-from bench.timing import time_calls
+from bench.timing import time_rounds
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ONNX_OPSET = 17  # export.onnx_export.OPSET, repeated so the PyTorch process does not import it
@@ -47,6 +47,8 @@ class InferSettings:
     warmup: int = 20
     repeats: int = 200
     repeats_b32: int = 30
+    rounds: int = 10  # runners compared with each other take turns, repeats / rounds calls a turn
+    settle: int = 5  # untimed calls at the start of a turn (batch 32: one)
     threads: int = len(os.sched_getaffinity(0))
     calibration_images: int = 200
     verify_images: int = 300  # export.pipeline's own check of every artifact against Keras
@@ -65,25 +67,73 @@ class InferResult:
 
 def measure(impl: str, runner: Runner, images: Images, s: InferSettings, trained: bool, **details):
     """Time ``runner`` at batch 1 and 32 on real test images; accuracy if the model is trained."""
+    (result,) = measure_interleaved({impl: runner}, images, s, trained, {impl: details})
+    return result
+
+
+def measure_interleaved(
+    runners: dict[str, Runner],
+    images: Images,
+    s: InferSettings,
+    trained: bool,
+    details: dict[str, dict[str, Any]],
+) -> list[InferResult]:
+    """`measure` for several runners taking turns in ``s.rounds`` rounds (`time_rounds`).
+
+    With more than one runner, each result's details hold its per-round medians
+    (``rounds_lat1_ms``, ``rounds_img_s_b32``), aligned across the runners, for paired ratios.
+    """
     x1, x32 = images.x_test[:1], images.x_test[:32]
-    lat = time_calls(lambda: runner(x1), s.warmup, s.repeats)
-    b32 = time_calls(lambda: runner(x32), max(2, s.warmup // 4), s.repeats_b32)
-    acc = None
-    if trained:
-        probs = np.concatenate(
-            [
-                np.asarray(runner(images.x_test[i : i + 32]))
-                for i in range(0, len(images.x_test), 32)
-            ]
-        )
-        acc = float((probs.argmax(1) == images.y_test).mean())
-    return InferResult(
-        impl,
-        float(np.median(lat) * 1000),
-        float(32 / np.median(b32)),
-        acc,
-        {"lat1_p90_ms": float(np.percentile(lat, 90) * 1000), "threads": s.threads, **details},
+    calls = list(runners.values())
+    paired = len(calls) > 1
+    rounds = s.rounds if paired else 1
+    lat = time_rounds(
+        [lambda r=r: r(x1) for r in calls],
+        s.warmup,
+        -(-s.repeats // rounds),
+        rounds,
+        s.settle if paired else 0,
     )
+    b32 = time_rounds(
+        [lambda r=r: r(x32) for r in calls],
+        max(2, s.warmup // 4),
+        -(-s.repeats_b32 // rounds),
+        rounds,
+        min(s.settle, 1) if paired else 0,
+    )
+    results = []
+    for i, (impl, runner) in enumerate(runners.items()):
+        lat_all = [t for block in lat[i] for t in block]
+        b32_all = [t for block in b32[i] for t in block]
+        extra: dict[str, Any] = {}
+        if paired:
+            extra = {
+                "interleaved_with": [other for other in runners if other != impl],
+                "rounds_lat1_ms": [float(np.median(b) * 1000) for b in lat[i]],
+                "rounds_img_s_b32": [float(32 / np.median(b)) for b in b32[i]],
+            }
+        results.append(
+            InferResult(
+                impl,
+                float(np.median(lat_all) * 1000),
+                float(32 / np.median(b32_all)),
+                _accuracy(runner, images) if trained else None,
+                {
+                    "lat1_p90_ms": float(np.percentile(lat_all, 90) * 1000),
+                    "threads": s.threads,
+                    **extra,
+                    **details[impl],
+                },
+            )
+        )
+    return results
+
+
+def _accuracy(runner: Runner, images: Images) -> float:
+    probs = np.concatenate(
+        [np.asarray(runner(images.x_test[i : i + 32])) for i in range(0, len(images.x_test), 32)]
+    )
+    return float((probs.argmax(1) == images.y_test).mean())
 
 
 def onnx_path(workdir: Path, impl: str, model: str) -> Path:
@@ -179,11 +229,12 @@ def onnxruntime_side(
     """Both ONNX files in onnxruntime with identical session options."""
     from export.onnx_export import OnnxRunner
 
-    results = []
+    runners, details = {}, {}
     for impl in ("onnx", "pytorch-onnx"):
         path = onnx_path(workdir, impl, model)
         if not path.is_file():
             raise ValueError(f"{path} is missing: the keras and pytorch inference runs write it")
-        runner = OnnxRunner(path, num_threads=s.threads)
-        results.append(measure(impl, runner, images, s, trained, file=path.name))
-    return results
+        runners[impl] = OnnxRunner(path, num_threads=s.threads)
+        details[impl] = {"file": path.name}
+    # The target compares these two: their calls alternate so that drift cannot favour either.
+    return measure_interleaved(runners, images, s, trained, details)

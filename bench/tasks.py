@@ -18,6 +18,7 @@ from bench.results import Record, cpu_device, versions
 from bench.timing import ForeignLoad, device_label
 from bench.train_speed import FREE, SpeedSettings
 from bench.turns import Gate
+from bench.variants import get_variant
 
 STAGES = ("parity", "accuracy", "train", "infer")
 # Which implementations each stage has, and the worker process kind each one runs in
@@ -169,6 +170,8 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     from bench.train_speed import MEASURES
 
     speed = s.speed.for_model(task.model)
+    if task.variant and get_variant(task.variant).precision:
+        speed = dataclasses.replace(speed, precision=get_variant(task.variant).precision)
     r = MEASURES[task.impl](task.model, images, speed, task.variant, gate)
     backend = "torch" if task.impl == "pytorch" else _keras_backend()
     extra = {

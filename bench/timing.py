@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -16,13 +16,42 @@ def median_and_spread(samples: list[float]) -> tuple[float, float]:
 
 def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
     """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    ((times,),) = time_rounds([fn], warmup, repeats)
+    return times
+
+
+def time_rounds(
+    fns: Sequence[Callable[[], object]],
+    warmup: int,
+    calls: int,
+    rounds: int = 1,
+    settle: int = 0,
+) -> list[list[list[float]]]:
+    """Wall seconds of calls of several functions taking turns: ``times[f][r]`` holds the ``calls``
+    timed calls of ``fns[f]`` in round ``r``.
+
+    Every function first gets ``warmup`` untimed calls. In round ``r`` each function runs a block:
+    ``settle`` untimed calls, then ``calls`` timed ones; the round starts at function ``r mod
+    len(fns)``, so none always goes first, and drift of the machine between rounds hits all of them
+    alike: per-round ratios compare like paired measurements (`bench.turns.paired_ratio`). The
+    settle calls are there because a runtime's idle thread pool keeps spinning for a while after its
+    last call: one call per turn would time the neighbour's spinning threads, not the function.
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[list[float]]] = [[] for _ in fns]
+    for r in range(rounds):
+        for k in range(len(fns)):
+            i = (r + k) % len(fns)
+            for _ in range(settle):
+                fns[i]()
+            block = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                fns[i]()
+                block.append(time.perf_counter() - start)
+            times[i].append(block)
     return times
 
 

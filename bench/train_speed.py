@@ -165,6 +165,7 @@ def keras_preact_speed(
         s,
         count_trainable(prepared.model),
         jit_compile=str(prepared.model.jit_compile),
+        compute_dtype=conv_compute_dtype(prepared.model),
         pipeline="training.pipeline.prepare + model.fit",
         **gate.details(),
     )
@@ -227,6 +228,7 @@ def plain_keras_speed(
         s,
         count_trainable(net),
         jit_compile=str(train_model.jit_compile),
+        compute_dtype=conv_compute_dtype(net),
         pipeline="model.fit(numpy arrays), augmentation as Keras layers",
         **gate.details(),
     )
@@ -273,12 +275,22 @@ def pytorch_speed(
         s,
         count_params(net),
         threads=torch.get_num_threads(),
+        compute_dtype=str(autocast or torch.float32).removeprefix("torch."),
         pipeline="in-memory tensors, batched augmentation, eager loop",
         **gate.details(),
     )
     if device.type == "cuda":
         result.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+def conv_compute_dtype(model) -> str:
+    """The dtype the first convolution of a Keras model computes in (its dtype policy's)."""
+    import keras
+
+    return next(
+        layer.compute_dtype for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+    )
 
 
 def train_mean(images: Images) -> tuple[float, float, float]:

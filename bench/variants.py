@@ -15,6 +15,10 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
 * ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.
 * ``channels-last``: PyTorch with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
+* ``bfloat16``: mixed precision (bfloat16 compute, float32 variables) for every implementation:
+  Keras' ``mixed_bfloat16`` policy through each pipeline's own option, PyTorch's bfloat16 autocast.
+  On a CPU with AVX-512 BF16 oneDNN runs the convolutions on its bfloat16 kernels; without it
+  they are emulated and slower. Not the papers' float32 recipe: a ratio for information.
 
 Environment variables are set for the worker process, before any framework is imported. With the
 default ``--pairing turns`` a variant is one more contender of its model's turn group, so its ratio
@@ -26,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 
 KERAS_IMPLS = ("keras-preact", "plain-keras")
+ALL_IMPLS = (*KERAS_IMPLS, "pytorch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Variant:
 
     impls: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    precision: str | None = None  # replaces the run's --precision for this contender
 
 
 VARIANTS: dict[str, Variant] = {
@@ -44,6 +50,7 @@ VARIANTS: dict[str, Variant] = {
     "synthetic-data": Variant(("keras-preact",)),
     "no-augment": Variant(("keras-preact",)),
     "channels-last": Variant(("pytorch",)),
+    "bfloat16": Variant(ALL_IMPLS, precision="bfloat16"),
 }
 
 

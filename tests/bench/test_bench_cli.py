@@ -186,3 +186,21 @@ def test_profiling_variants_get_their_own_process_and_environment(tmp_path):
         "train_img_s",
     )
     assert record.value > 0 and record.extra["params"] == 75_290
+
+
+@pytest.mark.slow
+def test_bfloat16_variant_trains_every_implementation_in_bfloat16(tmp_path):
+    from bench.plan import group_jobs, plan_tasks
+    from bench.train_speed import SpeedSettings
+
+    tasks = plan_tasks(["train"], {"train": ["ResNet8V1"]}, None, ["bfloat16"])
+    variant_jobs = [j for j in group_jobs(tasks, "task") if any(t.variant for t in j.tasks)]
+    settings = Settings(workdir=str(tmp_path), speed=SpeedSettings(batch=16, steps=2, repeats=1))
+    out = tmp_path / "r.jsonl"
+    run_jobs(variant_jobs, settings, out, log=lambda m: None)
+    records = [r for r in read_records(out) if r.metric == "train_img_s"]
+    assert sorted(r.impl for r in records) == ["keras-preact", "plain-keras", "pytorch"]
+    for r in records:
+        assert r.variant == "bfloat16" and r.value > 0
+        # What the network computed in, read back from the model (not the requested setting).
+        assert (r.extra["precision"], r.extra["compute_dtype"]) == ("bfloat16", "bfloat16"), r.impl

@@ -102,6 +102,21 @@ def test_report_shows_ratios_and_targets(tmp_path):
     assert "under load" not in text and "\\*" not in text
 
 
+def test_onnx_runtimes_that_took_turns_compare_by_per_round_ratios():
+    def onnx_rec(impl, other, rounds):
+        extra = {"interleaved_with": [other], "rounds_lat1_ms": rounds}
+        return rec(impl, "ResNet20V1", "lat1_ms", 0.5, "infer", batch=1, extra=extra)
+
+    # Medians 0.50 vs 0.50, but in every round but one ours answered 20 % faster.
+    ours = onnx_rec("onnx", "pytorch-onnx", [0.50, 0.45, 0.40, 0.90])
+    peer = onnx_rec("pytorch-onnx", "onnx", [0.60, 0.54, 0.48, 0.50])
+    text = report.render([ours, peer])
+    assert "| ResNet20V1 | onnx | 0.50 | – | – | 1.20× ✅ |" in text
+    assert "took turns" in text
+    alone = [rec("onnx", "ResNet20V1", "lat1_ms", 0.5, "infer", batch=1), peer]
+    assert "| ResNet20V1 | onnx | 0.50 | – | – | 1.00× ✅ |" in report.render(alone)
+
+
 def test_measurements_under_load_are_starred(tmp_path):
     path = tmp_path / "r.jsonl"
     loaded = device_label(DEVICE, 1.3)

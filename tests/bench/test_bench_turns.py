@@ -141,3 +141,29 @@ def test_a_failing_contender_fails_the_run_and_keeps_earlier_output(tmp_path):
     with pytest.raises(UserError, match=r"train pytorch NoSuchNet failed \(pytorch exited"):
         run_jobs(jobs, settings, out, log=lambda m: None)
     assert out.read_text() == "earlier results\n"
+
+
+def test_runners_take_turns_in_rotated_blocks_after_settle_calls():
+    from bench.timing import time_rounds
+
+    calls: list[str] = []
+    fns = [lambda name=name: calls.append(name) for name in "abc"]
+    times = time_rounds(fns, warmup=1, calls=2, rounds=4, settle=1)
+    assert [[len(block) for block in t] for t in times] == [[2, 2, 2, 2]] * 3
+    assert calls[:3] == list("abc")  # warm-up
+    turns = ["".join(calls[i : i + 3]) for i in range(3, len(calls), 3)]  # settle + 2 timed
+    assert turns == [
+        "aaa",
+        "bbb",
+        "ccc",
+        "bbb",
+        "ccc",
+        "aaa",
+        "ccc",
+        "aaa",
+        "bbb",
+        "aaa",
+        "bbb",
+        "ccc",
+    ]
+    assert all(t >= 0 for ts in times for block in ts for t in block)
