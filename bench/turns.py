@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from bench.timing import ForeignLoad
 
@@ -135,9 +136,21 @@ class _Contender:
     def expect(self, what: str) -> str:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
-            code = self.proc.wait()
-            raise TurnError(f"{self.name} exited (code {code}) while {what}; its error is above")
+            self.exited(what)
         return line.strip()
+
+    def exited(self, what: str) -> NoReturn:
+        code = self.proc.wait()
+        if code >= 0:
+            raise TurnError(f"{self.name} exited (code {code}) while {what}; its error is above")
+        how = f"killed by {signal.Signals(-code).name}"
+        if -code == signal.SIGKILL:
+            # What the kernel's out-of-memory killer sends: the contenders hold a model each at once.
+            how += (
+                "; if the machine ran out of memory, time fewer contenders at once "
+                "(fewer --variants, or --pairing sequential)"
+            )
+        raise TurnError(f"{self.name} exited ({how}) while {what}")
 
     def ready(self) -> None:
         line = self.expect("preparing")
@@ -146,8 +159,11 @@ class _Contender:
 
     def window(self) -> float:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(GO + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(GO + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it died while the others had their turns
+            self.exited("waiting for its turn")
         line = self.expect("timing a window")
         try:
             return float(json.loads(line)["seconds"])

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # A contender that follows the protocol with TurnGate and logs each window's start to a file.
 FAKE = textwrap.dedent(
     """
-    import sys, time
+    import os, signal, sys, time
     from bench.turns import TurnGate
     name, windows, log, fail_at = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    killed_after = int(sys.argv[5])
     gate = TurnGate.from_stdio("g", windows)
     print("stray output goes to stderr, not into the protocol")
     for i in range(windows):
@@ -38,13 +39,16 @@ FAKE = textwrap.dedent(
             f.write(f"{name} {i}\\n")
         time.sleep(0.01)
         gate.after(0.01 * (i + 1))
+        if i == killed_after:  # as the out-of-memory killer would, between two turns
+            os.kill(os.getpid(), signal.SIGKILL)
     """
 )
 
 
-def _fake(tmp_path, name, windows, fail_at=-1):
+def _fake(tmp_path, name, windows, fail_at=-1, killed_after=-1):
     log = tmp_path / "order.log"
     argv = [sys.executable, "-c", FAKE, name, str(windows), str(log), str(fail_at)]
+    argv.append(str(killed_after))
     return name, argv, {"PYTHONPATH": str(ROOT)}
 
 
@@ -59,6 +63,13 @@ def test_contenders_take_turns_in_rotated_order(tmp_path):
 def test_a_contender_that_dies_ends_the_group_and_is_named(tmp_path):
     contenders = [_fake(tmp_path, "a", 3), _fake(tmp_path, "b", 3, fail_at=1)]
     with pytest.raises(TurnError, match=r"b exited \(code 3\) while timing a window"):
+        run_turns(contenders, rounds=3, cwd=ROOT, log=lambda m: None)
+
+
+def test_a_contender_killed_between_turns_is_named_with_its_signal(tmp_path):
+    contenders = [_fake(tmp_path, "a", 3, killed_after=0), _fake(tmp_path, "b", 3)]
+    # Whether the parent's "go" meets a closed pipe or an empty reply, the message is the same.
+    with pytest.raises(TurnError, match=r"^a exited \(killed by SIGKILL; if the machine ran out"):
         run_turns(contenders, rounds=3, cwd=ROOT, log=lambda m: None)
 
 
