@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--variants",
-        help=f"profiling variants of the training stage, subset of {','.join(VARIANTS)}",
+        help=f"profiling variants of the training stage, subset of {','.join(VARIANTS)}; with "
+        "turns every variant is one more process holding its own model at the same time",
     )
     run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
     rep = sub.add_parser("report", help="markdown tables of ratios from result files")
