@@ -9,7 +9,8 @@ so its eager and ONNX forms do the same work as the Keras ones). Three processes
   (``SavedModelRunner``, ``TFLiteRunner`` in LiteRT);
 * ``pytorch``: eager PyTorch, and ``torch.onnx.export`` of the same module;
 * ``onnxruntime``: both ONNX files in ``export.onnx_export.OnnxRunner`` with the same session
-  options (intra-op threads = the cores), in the same process, their calls alternating.
+  options (intra-op threads = the cores), in the same process, taking turns in blocks of calls
+  (`bench.timing.time_rounds`) so that the ratio the target asks for is a paired one.
 
 Accuracy on the test images is recorded for each format when the model is a trained one (the
 accuracy stage's seed 0); random-weight models are timed only.
@@ -236,5 +237,5 @@ def onnxruntime_side(
             raise ValueError(f"{path} is missing: the keras and pytorch inference runs write it")
         runners[impl] = OnnxRunner(path, num_threads=s.threads)
         details[impl] = {"file": path.name}
-    # The target compares these two: their calls alternate so that drift cannot favour either.
+    # The target compares these two: they take turns so that drift cannot favour either.
     return measure_interleaved(runners, images, s, trained, details)
