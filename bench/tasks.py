@@ -170,8 +170,9 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     from bench.train_speed import MEASURES
 
     speed = s.speed.for_model(task.model)
-    if task.variant and get_variant(task.variant).precision:
-        speed = dataclasses.replace(speed, precision=get_variant(task.variant).precision)
+    precision = get_variant(task.variant).precision if task.variant else None
+    if precision:
+        speed = dataclasses.replace(speed, precision=precision)
     r = MEASURES[task.impl](task.model, images, speed, task.variant, gate)
     backend = "torch" if task.impl == "pytorch" else _keras_backend()
     extra = {

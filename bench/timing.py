@@ -14,12 +14,6 @@ def median_and_spread(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), (max(samples) - min(samples)) / 2
 
 
-def time_calls(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
-    ((times,),) = time_rounds([fn], warmup, repeats)
-    return times
-
-
 def time_rounds(
     fns: Sequence[Callable[[], object]],
     warmup: int,
