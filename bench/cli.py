@@ -32,7 +32,7 @@ from bench.train_speed import PRECISIONS, SpeedSettings
 from bench.variants import VARIANTS
 from training.errors import UserError, cli_main
 
-STAGES = ("accuracy", "train", "infer")
+STAGES = ("accuracy", "train", "profile", "infer")
 IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))
 BACKENDS = ("tensorflow", "jax")
 DEVICES = ("cpu", "gpu")
@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workdir", help="trained models and exported files (default: next to --output)"
     )
-    run.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
+    run.add_argument(
+        "--stages",
+        help=f"subset of {','.join(STAGES)} (default: all; profile only on TensorFlow CPU runs)",
+    )
     run.add_argument("--impls", help=f"subset of {','.join(IMPLS)} (default: all)")
     run.add_argument("--models", help="comma-separated models for every stage (default: per stage)")
     run.add_argument(
@@ -161,7 +164,17 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UserError(f"--output {output}: directory {output.parent} does not exist")
     if not os.access(output.parent, os.W_OK):
         raise UserError(f"--output {output}: directory {output.parent} is not writable")
-    stages = _csv(args.stages, STAGES, "stages")
+    # The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only.
+    profiles = args.backend == "tensorflow" and args.device == "cpu"
+    if args.stages:
+        stages = _csv(args.stages, STAGES, "stages")
+        if "profile" in stages and not profiles:
+            raise UserError(
+                "--stages profile times TensorFlow's oneDNN kernels on the CPU; it needs "
+                f"--backend tensorflow --device cpu, got {args.backend} on {args.device}"
+            )
+    else:
+        stages = tuple(s for s in STAGES if s != "profile" or profiles)
     impls = _csv(args.impls, IMPLS, "impls") if args.impls else None
     if "accuracy" in stages and impls and "pytorch" in impls and "keras-preact" not in impls:
         raise UserError(

@@ -12,13 +12,14 @@ from bench.variants import get_variant
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
     "accuracy": ("ResNet20V1",),
     "train": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
+    "profile": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
     "infer": ("ResNet20V1", "ResNet164V2"),
 }
 GPU_TRAIN_MODELS = ("ResNet20V1", "ResNet56V1", "ResNet110V1", "ResNet164V2", "ResNet1001V2")
 REDUCED_MODEL = "ResNet8V1"
 # Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
 # keras and pytorch inference write the ONNX files onnxruntime measures.
-STAGE_ORDER = ("parity", "accuracy", "train", "infer")
+STAGE_ORDER = ("parity", "accuracy", "train", "profile", "infer")
 PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")  # with isolate="framework"
 ISOLATION = ("task", "framework")
 # How the training contenders of one model are timed: "turns" (warm workers taking turns window by
@@ -74,7 +75,7 @@ def group_jobs(tasks: list[Task], isolate: str, pairing: str = "sequential") -> 
 
     Grouped by framework, the parity checks run first in the Keras process (which then also
     imports PyTorch, but only builds a model with it): one process start less. A profiling variant
-    changes its process's environment, so it always gets a process of its own.
+    and the profile stage change their process's environment, so each gets a process of its own.
 
     With ``pairing="turns"`` the training tasks of each model form one turn group instead (a job
     whose tasks each get a process and run together, see `bench.turns`), at the training stage's
@@ -94,7 +95,7 @@ def group_jobs(tasks: list[Task], isolate: str, pairing: str = "sequential") -> 
         return jobs
     by_process = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
     for t in tasks:
-        if not t.variant:
+        if not t.own_process:
             by_process["keras" if t.process == "parity" else t.process].tasks.append(t)
-    own = [Job(t.process, [t]) for t in tasks if t.variant]
+    own = [Job(t.process, [t]) for t in tasks if t.own_process]
     return [j for j in by_process.values() if j.tasks] + own + list(turn_groups.values())

@@ -40,6 +40,7 @@ def load(paths: Iterable[Path]) -> list[Record]:
             raise ValueError(f"result file not found: {path}")
         for r in read_records(Path(path)):
             key = (r.stage, r.impl, r.model, r.metric, r.batch, r.seed, r.variant, _device(r))
+            key += (r.extra.get("part"),)  # the profile stage's parts of one step
             latest.pop(key, None)
             latest[key] = r
     return list(latest.values())
@@ -165,6 +166,53 @@ def profile_table(records: list[Record]) -> list[str]:
                 f"| {model} | {r.impl} | {r.variant} | {_fmt(r)} | {_fmt(base)} | {ratio} |"
             )
     return [*lines, ""]
+
+
+WHOLE_STEP = "whole step"
+
+
+def step_table(records: list[Record]) -> list[str]:
+    """The profile stage: keras-preact's step split into oneDNN's primitives and the rest, and
+    the speed the convolutions alone would allow."""
+    rows = [r for r in records if r.stage == "profile" and r.metric == "step_ms"]
+    if not rows:
+        return []
+    lines = [
+        "Where a keras-preact training step goes (oneDNN's own timing of every primitive, one "
+        "inter-op thread; see bench/step_profile.py):",
+        "",
+        "| model | part | ms per step | share | calls per step | GFLOP/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    bounds = []
+    for model in _models(rows):
+        parts = [r for r in rows if r.model == model]
+        whole = next((r for r in parts if r.extra["part"] == WHOLE_STEP), None)
+        if whole is None:
+            continue
+        convs = [r for r in parts if r.extra.get("gflop_s")]
+        for r in parts:
+            calls = r.extra.get("calls_per_step")
+            gflop_s = r.extra.get("gflop_s")
+            lines.append(
+                f"| {model} | {r.extra['part']} | {_fmt(r)} | {100 * r.value / whole.value:.0f} % "
+                f"| {f'{calls:g}' if calls else ''} | {f'{gflop_s:.0f}' if gflop_s else ''} |"
+            )
+        if not convs:
+            continue
+        conv_ms = sum(r.value for r in convs)
+        gflop = sum(r.value * r.extra["gflop_s"] for r in convs) / 1000
+        most = whole.batch * 1000 / conv_ms
+        torch = _find(
+            records, stage="train", model=model, impl="pytorch", metric="train_img_s", variant=None
+        )
+        versus = f", {most / torch.value:.2f}× PyTorch's {torch.value:.0f}" if torch else ""
+        bounds.append(
+            f"- {model}: the convolutions take {conv_ms:.0f} of {whole.value:.0f} ms per step at "
+            f"{gflop / conv_ms * 1000:.0f} GFLOP/s; with everything else free a step would train "
+            f"at most {most:.0f} images/s{versus}."
+        )
+    return [*lines, "", *bounds, ""] if bounds else [*lines, ""]
 
 
 def infer_table(records: list[Record]) -> list[str]:
@@ -295,7 +343,7 @@ def render(records: list[Record]) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "",
     ]
-    out += train_table(records) + profile_table(records)
+    out += train_table(records) + profile_table(records) + step_table(records)
     out += infer_table(records) + accuracy_table(records)
     target_lines = targets(records)
     if target_lines:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.plan import TURNS, Job
+from bench.step_profile import PROFILE_ENV
 from bench.tasks import Settings, Task
 from bench.turns import TurnError, run_turns
 from bench.variants import get_variant
@@ -31,7 +32,7 @@ def partial_path(output: Path) -> Path:
 
 def worker_env(job: Job, settings: Settings) -> dict[str, str]:
     """Environment of a worker: the Keras backend, the repository importable, quieter TensorFlow,
-    and what a profiling variant sets (only a one-task job can have one)."""
+    and what a profiling variant or the profile stage sets (only one-task jobs have those)."""
     env = dict(os.environ)
     env["KERAS_BACKEND"] = settings.backend if job.process in ("keras", "parity") else "tensorflow"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
@@ -39,6 +40,8 @@ def worker_env(job: Job, settings: Settings) -> dict[str, str]:
     for task in job.tasks:
         if task.variant:
             env.update(dict(get_variant(task.variant).env))
+        if task.stage == "profile":
+            env.update(dict(PROFILE_ENV))
     return env
 
 

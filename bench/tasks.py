@@ -20,13 +20,14 @@ from bench.train_speed import FREE, SpeedSettings
 from bench.turns import Gate
 from bench.variants import get_variant
 
-STAGES = ("parity", "accuracy", "train", "infer")
+STAGES = ("parity", "accuracy", "train", "profile", "infer")
 # Which implementations each stage has, and the worker process kind each one runs in
 # ("keras": the Keras backend of the run; the others are fixed).
 STAGE_IMPLS: dict[str, dict[str, str]] = {
     "parity": {"all": "parity"},
     "accuracy": {"keras-preact": "keras", "pytorch": "torch"},
     "train": {"keras-preact": "keras", "plain-keras": "keras", "pytorch": "torch"},
+    "profile": {"keras-preact": "keras"},
     "infer": {"keras": "keras", "pytorch": "torch", "onnxruntime": "onnxruntime"},
 }
 
@@ -70,6 +71,12 @@ class Task:
     impl: str
     model: str
     variant: str | None = None  # a `bench.variants` name (train stage only)
+
+    @property
+    def own_process(self) -> bool:
+        """Whether it needs a worker process of its own: a profiling variant or the profile stage
+        set the worker's environment before any framework starts."""
+        return self.variant is not None or self.stage == "profile"
 
     @property
     def process(self) -> str:
@@ -190,6 +197,27 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     return rows
 
 
+def _profile(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
+    from bench.step_profile import profile_step
+
+    speed = s.speed.for_model(task.model)
+    p = profile_step(task.model, speed)
+    rows: list[Row] = []
+    base = {"n": p.steps * speed.batch}
+    for part, ms, calls, gflop_s in p.rows():
+        detail = {"part": part, "calls_per_step": round(calls, 2), **p.details}
+        if gflop_s is not None:
+            detail["gflop_s"] = round(gflop_s, 1)
+        rows.append(
+            ("keras-preact", "step_ms", ms, speed.batch, "tensorflow", {**base, "extra": detail})
+        )
+    whole = {"part": "whole step", **p.details}
+    rows.append(
+        ("keras-preact", "step_ms", p.wall_ms, speed.batch, "tensorflow", {**base, "extra": whole})
+    )
+    return rows
+
+
 def _accuracy(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
     from bench.accuracy import MEASURES
 
@@ -239,4 +267,4 @@ def _infer(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
     return rows
 
 
-_STAGES = {"parity": _parity, "accuracy": _accuracy, "infer": _infer}
+_STAGES = {"parity": _parity, "accuracy": _accuracy, "profile": _profile, "infer": _infer}

@@ -118,13 +118,11 @@ def _keras_timer(gate: Gate):
     return WindowTimer()
 
 
-def keras_preact_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
-) -> SpeedResult:
-    """Train ``model`` through the keras-preact pipeline and time it."""
+def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = None):
+    """keras-preact's training as its pipeline sets it up: the prepared run (model compiled with
+    the recipe), its endless training dataset and its per-step callbacks, for ``variant``."""
     import keras
 
-    from bench.plain_keras import count_trainable
     from keras_preact.layers import BatchNormalization
     from training import callbacks as cb
     from training import recipes
@@ -142,8 +140,7 @@ def keras_preact_speed(
         ),
         verbose="quiet",
     )
-    # The sample's images feed the pipeline here: images/s do not depend on which images they are.
-    del images
+    # The sample's images feed the pipeline: images/s do not depend on which images they are.
     prepared = prepare(config)
     if variant == "keras-bn":
         for layer in prepared.model.layers:
@@ -152,14 +149,24 @@ def keras_preact_speed(
     data = prepared.train_dataset()
     if variant == "synthetic-data":
         data = data.take(1).cache().repeat()
-    timer = _keras_timer(gate)
     callbacks: list[keras.callbacks.Callback] = [
-        cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False),
-        timer,
+        cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False)
     ]
     if prepared.schedule.needs_controller:
         callbacks.append(recipes.LearningRateController(prepared.schedule))
-    _fit_windows(prepared.model, data, s, callbacks, timer)
+    return prepared, data, callbacks
+
+
+def keras_preact_speed(
+    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
+) -> SpeedResult:
+    """Train ``model`` through the keras-preact pipeline and time it."""
+    from bench.plain_keras import count_trainable
+
+    del images  # the pipeline reads its own sample (see keras_preact_training)
+    prepared, data, callbacks = keras_preact_training(model, s, variant)
+    timer = _keras_timer(gate)
+    fit_windows(prepared.model, data, s, [*callbacks, timer], timer)
     result = _result(
         timer.seconds,
         s,
@@ -173,7 +180,7 @@ def keras_preact_speed(
     return result
 
 
-def _fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
+def fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
     """One ``fit`` call: a warm-up epoch, then ``repeats`` timed epochs, all of ``steps`` steps."""
     model.fit(
         data,

@@ -8,6 +8,8 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
   Keras worker imports ``training``, which turns oneDNN on (see ``training/__init__.py``), so this is
   the "before" of that change, for both Keras implementations.
 * ``xla``: ``jit_compile`` on (XLA on the CPU).
+* ``interop-1``: ``TF_NUM_INTEROP_THREADS=1``: one op at a time instead of independent ops (e.g. a
+  convolution's input and filter gradients) sharing the intra-op threads.
 * ``jax``: the JAX backend (XLA) instead of TensorFlow.
 * ``keras-bn``: keras-preact with Keras' own (unfused) batch-norm training path
   (``keras_preact.layers.BatchNormalization.use_fused_kernel = False``): the "before" of the fused
@@ -45,6 +47,7 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     "eigen": Variant(KERAS_IMPLS, (("TF_ENABLE_ONEDNN_OPTS", "0"),)),
     "xla": Variant(KERAS_IMPLS),
+    "interop-1": Variant(KERAS_IMPLS, (("TF_NUM_INTEROP_THREADS", "1"),)),
     "jax": Variant(KERAS_IMPLS, (("KERAS_BACKEND", "jax"),)),
     "keras-bn": Variant(("keras-preact",)),
     "synthetic-data": Variant(("keras-preact",)),

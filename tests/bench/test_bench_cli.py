@@ -66,6 +66,12 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     # On the CPU the three take turns window by window (bench.turns).
     assert len({r.extra["turn_group"] for r in train}) == 1
 
+    # Where keras-preact's step goes: oneDNN's primitives and the rest add up to the whole step.
+    parts = {r.extra["part"]: r for r in records if r.stage == "profile"}
+    assert {"convolution forward", "outside oneDNN", "whole step"} <= set(parts)
+    whole = parts.pop("whole step").value
+    assert sum(r.value for r in parts.values()) == pytest.approx(whole, abs=1e-3)
+
     lat, b32, acc = values("infer", "lat1_ms"), values("infer", "img_s_b32"), values("infer", "acc")
     assert set(lat) == set(b32) == set(acc) == INFER_IMPLS
     assert all(v > 0 for v in [*lat.values(), *b32.values()])
@@ -114,7 +120,8 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--stages", "train,speed"], "unknown stages 'speed'; allowed: accuracy, train, infer"),
+        (["--stages", "train,speed"], "unknown stages 'speed'; allowed: accuracy, train, profile"),
+        (["--stages", "profile", "--backend", "jax"], "it needs --backend tensorflow --device cpu"),
         (["--impls", "tensorflow"], "unknown impls 'tensorflow'; allowed: keras-preact"),
         (["--models", "resnet21v1"], "unknown model 'resnet21v1'; allowed: ResNet8V1"),
         (["--backend", "torch"], "unknown backend 'torch'; allowed: tensorflow, jax"),

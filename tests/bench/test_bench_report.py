@@ -117,6 +117,36 @@ def test_onnx_runtimes_that_took_turns_compare_by_per_round_ratios():
     assert "| ResNet20V1 | onnx | 0.50 | – | – | 1.00× ✅ |" in report.render(alone)
 
 
+def test_the_step_profile_shows_shares_and_the_convolutions_bound(tmp_path):
+    def part(name, ms, **extra):
+        return rec(
+            "keras-preact", "ResNet20V1", "step_ms", ms, "profile", extra={"part": name, **extra}
+        )
+
+    path = tmp_path / "r.jsonl"
+    write_records(
+        path,
+        [
+            part("convolution forward", 60.0, calls_per_step=21, gflop_s=200.0),
+            part("convolution filter gradient", 68.0, calls_per_step=19, gflop_s=150.0),
+            part("batch norm backward", 12.0, calls_per_step=19),
+            part("outside oneDNN", 20.0),
+            part("whole step", 160.0),
+            rec("pytorch", "ResNet20V1", "train_img_s", 500.0, "train"),
+        ],
+    )
+    # Every part survives loading (one record per part, not one per metric).
+    text = report.render(report.load([path]))
+    assert "| ResNet20V1 | convolution forward | 60.0 | 38 % | 21 | 200 |" in text
+    assert "| ResNet20V1 | outside oneDNN | 20.0 | 12 % |  |  |" in text
+    assert "| ResNet20V1 | whole step | 160.0 | 100 % |  |  |" in text
+    # 128 images in 128 ms of convolutions: at most 1,000 images/s, twice PyTorch's 500.
+    assert (
+        "- ResNet20V1: the convolutions take 128 of 160 ms per step at 173 GFLOP/s; with "
+        "everything else free a step would train at most 1000 images/s, 2.00× PyTorch's 500."
+    ) in text
+
+
 def test_measurements_under_load_are_starred(tmp_path):
     path = tmp_path / "r.jsonl"
     loaded = device_label(DEVICE, 1.3)
