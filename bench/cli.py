@@ -21,6 +21,7 @@ from bench.plan import (
     DEFAULT_MODELS,
     GPU_TRAIN_MODELS,
     ISOLATION,
+    MAX_CONTENDERS,
     PAIRING,
     REDUCED_MODEL,
     group_jobs,
@@ -93,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
         "--variants",
         help=f"profiling variants of the training stage, subset of {','.join(VARIANTS)}; with "
         "turns every variant is one more process holding its own model at the same time",
+    )
+    run.add_argument(
+        "--max-contenders",
+        type=int,
+        default=MAX_CONTENDERS,
+        help="most training processes timed in turns at once (each holds its model in memory); a "
+        "model with more gets several turn groups, each with the default contenders "
+        f"(default {MAX_CONTENDERS})",
     )
     run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
     rep = sub.add_parser("report", help="markdown tables of ratios from result files")
@@ -209,7 +218,11 @@ def run_command(args: argparse.Namespace) -> Path:
     if variants and "train" not in stages:
         raise UserError("--variants profile the training stage; add train to --stages")
     tasks = plan_tasks(stages, per_stage, impls, variants)
-    run_jobs(group_jobs(tasks, isolate, pairing), settings, output)
+    try:
+        jobs = group_jobs(tasks, isolate, pairing, _positive(args.max_contenders, "max-contenders"))
+    except ValueError as e:
+        raise UserError(f"--max-contenders {args.max_contenders}: {e}") from None
+    run_jobs(jobs, settings, output)
     print(report.render(report.load([output])))
     return output
 

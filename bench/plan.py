@@ -26,6 +26,9 @@ ISOLATION = ("task", "framework")
 # window, see bench.turns; the default on the CPU) or "sequential" (one after the other).
 PAIRING = ("turns", "sequential")
 TURNS = "turns"  # Job.process of a turn group
+# Every contender of a turn group holds its model at once: seven ResNet-164V2 contenders needed
+# more than 24 GiB. Bigger groups are split (see split_turn_group).
+MAX_CONTENDERS = 5
 
 
 @dataclasses.dataclass
@@ -70,7 +73,32 @@ def plan_tasks(
     return tasks
 
 
-def group_jobs(tasks: list[Task], isolate: str, pairing: str = "sequential") -> list[Job]:
+def split_turn_group(tasks: list[Task], max_contenders: int = MAX_CONTENDERS) -> list[Job]:
+    """One model's training contenders as turn groups of at most ``max_contenders`` processes.
+
+    Every group has all the default contenders (one per implementation), so each variant is timed
+    in turns with its implementation's default and the implementations with each other; the
+    variants are shared out in order. ValueError if no variant would fit beside the defaults.
+    """
+    defaults = [t for t in tasks if not t.variant]
+    variants = [t for t in tasks if t.variant]
+    if len(tasks) <= max_contenders:
+        return [Job(TURNS, list(tasks))]
+    room = max_contenders - len(defaults)
+    if room < 1:
+        raise ValueError(
+            f"at most {max_contenders} contenders at once leaves no room for a variant beside the "
+            f"{len(defaults)} default ones; allow at least {len(defaults) + 1}"
+        )
+    return [Job(TURNS, [*defaults, *variants[i : i + room]]) for i in range(0, len(variants), room)]
+
+
+def group_jobs(
+    tasks: list[Task],
+    isolate: str,
+    pairing: str = "sequential",
+    max_contenders: int = MAX_CONTENDERS,
+) -> list[Job]:
     """One process per task, or one per framework (keras, torch, onnxruntime) in dependency order.
 
     Grouped by framework, the parity checks run first in the Keras process (which then also
@@ -79,23 +107,27 @@ def group_jobs(tasks: list[Task], isolate: str, pairing: str = "sequential") -> 
 
     With ``pairing="turns"`` the training tasks of each model form one turn group instead (a job
     whose tasks each get a process and run together, see `bench.turns`), at the training stage's
-    place (before inference) or, grouped by framework, last: no other stage depends on them.
+    place (before inference) or, grouped by framework, last: no other stage depends on them. A
+    model with more than ``max_contenders`` contenders gets several groups (`split_turn_group`).
     """
-    turn_groups: dict[str, Job] = {}
+    turn_groups: list[Job] = []
     if pairing == TURNS:
+        by_model: dict[str, list[Task]] = {}
         for t in tasks:
             if t.stage == "train":
-                turn_groups.setdefault(t.model, Job(TURNS, [])).tasks.append(t)
+                by_model.setdefault(t.model, []).append(t)
+        for model_tasks in by_model.values():
+            turn_groups += split_turn_group(model_tasks, max_contenders)
         tasks = [t for t in tasks if t.stage != "train"]
     if isolate == "task":
         jobs = [Job(t.process, [t]) for t in tasks]
         if turn_groups:  # at the training stage's place: before inference
             first_infer = next((i for i, t in enumerate(tasks) if t.stage == "infer"), len(jobs))
-            jobs[first_infer:first_infer] = list(turn_groups.values())
+            jobs[first_infer:first_infer] = turn_groups
         return jobs
     by_process = {p: Job(p, []) for p in PROCESS_ORDER if p != "parity"}
     for t in tasks:
         if not t.own_process:
             by_process["keras" if t.process == "parity" else t.process].tasks.append(t)
     own = [Job(t.process, [t]) for t in tasks if t.own_process]
-    return [j for j in by_process.values() if j.tasks] + own + list(turn_groups.values())
+    return [j for j in by_process.values() if j.tasks] + own + turn_groups

@@ -40,7 +40,8 @@ def load(paths: Iterable[Path]) -> list[Record]:
             raise ValueError(f"result file not found: {path}")
         for r in read_records(Path(path)):
             key = (r.stage, r.impl, r.model, r.metric, r.batch, r.seed, r.variant, _device(r))
-            key += (r.extra.get("part"),)  # the profile stage's parts of one step
+            # The profile stage's parts of one step; a model's defaults in each of its turn groups.
+            key += (r.extra.get("part"), r.extra.get("turn_group"))
             latest.pop(key, None)
             latest[key] = r
     return list(latest.values())
@@ -160,7 +161,10 @@ def profile_table(records: list[Record]) -> list[str]:
         for r in sorted(
             (v for v in variants if v.model == model), key=lambda v: (v.impl, v.variant)
         ):
-            base = _find(rows, model=model, impl=r.impl, variant=None)
+            # Its own turn group's default when it had one (a model may have had several groups).
+            group = r.extra.get("turn_group")
+            bases = [b for b in rows if b.extra.get("turn_group") == group] if group else []
+            base = _find(bases or rows, model=model, impl=r.impl, variant=None)
             ratio = _x(_speed_ratio(r, base))
             lines.append(
                 f"| {model} | {r.impl} | {r.variant} | {_fmt(r)} | {_fmt(base)} | {ratio} |"

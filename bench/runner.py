@@ -67,10 +67,11 @@ def _run_process(job: Job, settings: Settings, tmp: Path) -> tuple[list[Path], s
 
 
 def _run_turns(
-    job: Job, settings: Settings, tmp: Path, log: Callable[[str], None]
+    job: Job, settings: Settings, tmp: Path, log: Callable[[str], None], number: int
 ) -> tuple[list[Path], str | None]:
     """A turn group: one warm worker per task, timed window by window in turn (bench.turns)."""
-    group = f"{job.tasks[0].model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Unique within the run (a model may have several groups) and across runs.
+    group = f"{job.tasks[0].model}-{time.strftime('%Y%m%d-%H%M%S')}-job{number}"
     outs, contenders = [], []
     for i, task in enumerate(job.tasks):
         job_file = _job_file(tmp / f"job{i}.json", settings, [task])
@@ -97,7 +98,7 @@ def run_jobs(
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bench-job-") as tmp:
             if job.process == TURNS:
-                outs, failure = _run_turns(job, settings, Path(tmp), log)
+                outs, failure = _run_turns(job, settings, Path(tmp), log, i)
             else:
                 outs, failure = _run_process(job, settings, Path(tmp))
             with partial.open("a", encoding="utf-8") as f:

@@ -133,6 +133,11 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
         (["--output", "{tmp}/nodir/r.jsonl"], "nodir does not exist"),
         (["--epochs", "0", "--stages", "train"], "--epochs must be at least 1, got 0"),
         (["--pairing", "mixed", "--stages", "train"], "unknown --pairing 'mixed'; allowed: turns"),
+        (["--max-contenders", "0", "--stages", "train"], "--max-contenders must be at least 1"),
+        (
+            ["--max-contenders", "3", "--stages", "train", "--variants", "eigen"],
+            "--max-contenders 3: at most 3 contenders at once leaves no room for a variant",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.plan import TURNS, group_jobs, plan_tasks
+from bench.plan import TURNS, group_jobs, plan_tasks, split_turn_group
 from bench.report import profile_table, train_table
-from bench.results import read_records
+from bench.results import Record, read_records
 from bench.runner import run_jobs
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
@@ -110,6 +111,39 @@ def test_turn_groups_replace_the_training_tasks_per_model():
             ("plain-keras", "eigen"),
         ]
         assert not any(t.stage == "train" for j in jobs if j.process != TURNS for t in j.tasks)
+
+
+def test_a_big_turn_group_is_split_and_every_part_has_the_defaults():
+    variants = ["eigen", "xla", "keras-bn", "bfloat16"]
+    tasks = plan_tasks(["train"], {"train": ["ResNet8V1"]}, None, variants)[1:]  # no parity
+    assert len(tasks) == 3 + 8
+    groups = [j for j in group_jobs(tasks, "task", "turns", max_contenders=5) if j.process == TURNS]
+    contenders = [[(t.impl, t.variant) for t in g.tasks] for g in groups]
+    defaults = [("keras-preact", None), ("plain-keras", None), ("pytorch", None)]
+    assert all(c[:3] == defaults and len(c) <= 5 for c in contenders)
+    assert [v for c in contenders for v in c[3:]] == [(t.impl, t.variant) for t in tasks[3:]]
+    assert len(groups) == 4
+    # Small enough: one group, as before.
+    assert len(split_turn_group(tasks[:5], 5)) == 1
+    with pytest.raises(ValueError, match="no room for a variant beside the 3 default ones"):
+        split_turn_group(tasks, 3)
+
+
+def test_each_variant_is_divided_by_the_default_of_its_own_turn_group():
+    def img_s(impl, variant, group, windows):
+        extra = {"turn_group": group, "windows_img_s": windows}
+        r = Record(impl, "ResNet8V1", "train_img_s", windows[0], 16, "cpu", "tensorflow", {})
+        return dataclasses.replace(r, stage="train", variant=variant, extra=extra)
+
+    records = [
+        img_s("keras-preact", None, "g1", [100.0, 100.0, 100.0]),
+        img_s("keras-preact", "eigen", "g1", [50.0, 50.0, 50.0]),
+        img_s("keras-preact", None, "g2", [200.0, 200.0, 200.0]),
+        img_s("keras-preact", "xla", "g2", [100.0, 100.0, 100.0]),
+    ]
+    text = "\n".join(profile_table(records))
+    assert "| ResNet8V1 | keras-preact | eigen | 50.0 | 100.0 | 0.50× |" in text
+    assert "| ResNet8V1 | keras-preact | xla | 100.0 | 200.0 | 0.50× |" in text
 
 
 @pytest.mark.slow
