@@ -73,6 +73,9 @@ def _ceil_div(n: int | None, d: int) -> int | None:
     return None if n is None else -(-n // d)
 
 
+FUSED_INPUT_DTYPES = ("float32", "bfloat16")
+
+
 @keras.saving.register_keras_serializable(package="keras_preact")
 class BatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` whose training step is one fused kernel on TensorFlow.
@@ -96,7 +99,11 @@ class BatchNormalization(keras.layers.BatchNormalization):
         kernel = self._fused_kernel(inputs, training, mask)
         if kernel is None:
             return super().call(inputs, training=training, mask=mask)
-        x = ops.cast(inputs, "float32")  # as Keras: statistics in float32 whatever the policy
+        # float32 and bfloat16 go in as they are: the kernel accumulates the statistics in float32
+        # either way (as Keras does after casting); under a mixed_bfloat16 policy casting every
+        # activation to float32 and back would add two passes over it, forward and backward.
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        x = inputs if dtype in FUSED_INPUT_DTYPES else ops.cast(inputs, "float32")
         outputs, mean, variance = kernel(
             x,
             ops.cast(self.gamma, "float32") if self.scale else ops.ones_like(self.moving_mean),

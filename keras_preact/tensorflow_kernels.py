@@ -12,10 +12,12 @@ import tensorflow as tf
 def fused_batch_norm_training(
     x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float, channels_first: bool
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Training-mode batch norm of a float32 4-D ``x`` as one op (gradient: one op too).
+    """Training-mode batch norm of a float32 or bfloat16 4-D ``x`` as one op (gradient: one op too).
 
-    Returns the normalised, scaled and shifted ``x``, the batch mean and the *biased* batch variance
-    (what Keras' moving statistics use; the op itself returns the Bessel-corrected one).
+    ``gamma`` and ``beta`` are float32; the statistics are accumulated in float32 for either input.
+    Returns the normalised, scaled and shifted ``x`` (in ``x``'s dtype), the float32 batch mean and
+    the *biased* batch variance (what Keras' moving statistics use; the op itself returns the
+    Bessel-corrected one).
     """
     empty = tf.zeros([0], tf.float32)  # no running statistics go in: the layer updates its own
     y, mean, unbiased, *_ = tf.raw_ops.FusedBatchNormV3(

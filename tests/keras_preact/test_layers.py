@@ -72,12 +72,37 @@ def test_fused_training_step_equals_keras_batch_normalization(axis, shape):
     )
 
 
-def _count_fused_calls(monkeypatch) -> list[int]:
-    calls: list[int] = []
+def test_under_mixed_bfloat16_the_kernel_takes_bfloat16_and_matches_keras(monkeypatch):
+    calls = _count_fused_calls(monkeypatch)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    rng = np.random.default_rng(1)
+    shape = (8, 6, 5, 4)
+    # Values bfloat16 holds exactly, so both paths see the same input.
+    x = tf.cast(tf.constant(rng.normal(3.0, 2.0, shape).astype("float32")), tf.bfloat16)
+    weights = tf.constant(rng.normal(size=shape).astype("float32"), tf.bfloat16)
+    results = {}
+    for fused in (True, False):
+        layer = BatchNormalization(momentum=0.9)
+        layer.use_fused_kernel = fused
+        results[fused] = _run(layer, x.numpy(), weights)
+    assert calls == [tf.bfloat16]  # no float32 copy of the activations
+    for key, expected in results[False].items():
+        got = results[True][key]
+        assert got.dtype == expected.dtype, key
+        # bfloat16 has 8 significant bits: both paths round once, maybe to neighbouring values.
+        np.testing.assert_allclose(
+            got.astype("float32"), expected.astype("float32"), rtol=2e-2, atol=2e-2, err_msg=key
+        )
+    assert results[True]["y"].dtype == tf.bfloat16.as_numpy_dtype
+
+
+def _count_fused_calls(monkeypatch) -> list:
+    """Replaces the kernel with one that records the dtype of every input it is traced with."""
+    calls: list = []
     kernel = tensorflow_kernels.fused_batch_norm_training
 
     def counting(*args):
-        calls.append(1)
+        calls.append(args[0].dtype)
         return kernel(*args)
 
     monkeypatch.setattr(tensorflow_kernels, "fused_batch_norm_training", counting)
