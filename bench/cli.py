@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -53,6 +54,31 @@ def _positive(value: int, what: str) -> int:
     if value < 1:
         raise UserError(f"--{what} must be at least 1, got {value}")
     return value
+
+
+def onednn_expected() -> bool:
+    """Whether TensorFlow will run on oneDNN here, so that the default run includes the profile
+    stage: on x86-64 unless the user turned oneDNN off (``training`` turns it on otherwise)."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return x86 and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+
+
+def select_stages(option: str | None, backend: str, device: str) -> tuple[str, ...]:
+    """The stages of ``--stages`` (None: all that apply here); UserError for impossible ones.
+
+    The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only,
+    and by default only where oneDNN is expected.
+    """
+    profiles = backend == "tensorflow" and device == "cpu"
+    if option is None:
+        return tuple(s for s in STAGES if s != "profile" or (profiles and onednn_expected()))
+    stages = _csv(option, STAGES, "stages")
+    if "profile" in stages and not profiles:
+        raise UserError(
+            "--stages profile times TensorFlow's oneDNN kernels on the CPU; it needs "
+            f"--backend tensorflow --device cpu, got {backend} on {device}"
+        )
+    return stages
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,17 +199,7 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UserError(f"--output {output}: directory {output.parent} does not exist")
     if not os.access(output.parent, os.W_OK):
         raise UserError(f"--output {output}: directory {output.parent} is not writable")
-    # The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only.
-    profiles = args.backend == "tensorflow" and args.device == "cpu"
-    if args.stages:
-        stages = _csv(args.stages, STAGES, "stages")
-        if "profile" in stages and not profiles:
-            raise UserError(
-                "--stages profile times TensorFlow's oneDNN kernels on the CPU; it needs "
-                f"--backend tensorflow --device cpu, got {args.backend} on {args.device}"
-            )
-    else:
-        stages = tuple(s for s in STAGES if s != "profile" or profiles)
+    stages = select_stages(args.stages, args.backend, args.device)
     impls = _csv(args.impls, IMPLS, "impls") if args.impls else None
     if "accuracy" in stages and impls and "pytorch" in impls and "keras-preact" not in impls:
         raise UserError(

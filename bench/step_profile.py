@@ -210,11 +210,11 @@ def profile_step(model: str, s: SpeedSettings) -> StepProfile:
             fit_windows(prepared.model, data, s, [*callbacks, timer], timer)
         with open(log, encoding="utf-8", errors="replace") as f:
             parts, windows = parse_verbose(f)
-    if windows != s.repeats or not parts:
-        raise RuntimeError(
-            f"expected oneDNN's timings of {s.repeats} windows, found {windows} windows and "
-            f"{len(parts)} kinds of primitive: is TensorFlow running on oneDNN "
-            "(TF_ENABLE_ONEDNN_OPTS=1)?"
+    if windows != s.repeats or not any(p.flop for p in parts.values()):
+        raise ValueError(
+            f"expected oneDNN's timings of {s.repeats} windows with convolutions, found {windows} "
+            f"windows and {', '.join(parts) or 'no primitives'}: is TensorFlow running its "
+            "convolutions on oneDNN (TF_ENABLE_ONEDNN_OPTS=1)?"
         )
     steps = s.steps * s.repeats
     return StepProfile(

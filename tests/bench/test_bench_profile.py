@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from bench import cli
 from bench.plan import group_jobs, plan_tasks
 from bench.results import read_records
 from bench.runner import run_jobs, worker_env
@@ -21,6 +27,7 @@ from bench.step_profile import (
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
 
+ROOT = Path(__file__).resolve().parents[2]
 CONV = "mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1"
 V1 = "onednn_verbose,v1,primitive,exec,cpu"
 
@@ -97,6 +104,54 @@ def test_the_environment_is_set_by_the_runner_not_guessed(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(ValueError, match="ONEDNN_VERBOSE=profile_exec TF_NUM_INTEROP_THREADS=1"):
         profile_step("ResNet8V1", SpeedSettings(batch=8, steps=1, repeats=1))
+
+
+@pytest.mark.parametrize(
+    ("machine", "onednn", "backend", "expected"),
+    [
+        ("x86_64", None, "tensorflow", True),
+        ("AMD64", "1", "tensorflow", True),
+        ("x86_64", "0", "tensorflow", False),  # the user turned oneDNN off
+        ("arm64", None, "tensorflow", False),
+        ("x86_64", None, "jax", False),
+    ],
+)
+def test_the_default_run_profiles_only_where_onednn_runs(
+    monkeypatch, machine, onednn, backend, expected
+):
+    monkeypatch.setattr(cli.platform, "machine", lambda: machine)
+    if onednn is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+    stages = cli.select_stages(None, backend, "cpu")
+    assert ("profile" in stages) is expected
+    assert {"accuracy", "train", "infer"} <= set(stages)
+    # Asked for, it runs wherever TensorFlow runs on the CPU (and says so when oneDNN is off).
+    if backend == "tensorflow":
+        assert cli.select_stages("profile", backend, "cpu") == ("profile",)
+
+
+def test_without_onednn_convolutions_the_profile_fails_in_one_line_per_process(tmp_path):
+    out = tmp_path / "r.jsonl"
+    args = ["--stages", "profile", "--models", "ResNet8V1", "--batch", "8", "--steps", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", *args, "--repeats", "1", "--output", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in proc.stderr
+    assert len(errors) == 2  # the worker's reason, then the run's
+    assert (
+        "is TensorFlow running its convolutions on oneDNN (TF_ENABLE_ONEDNN_OPTS=1)?" in errors[0]
+    )
+    assert "profile keras-preact ResNet8V1 failed" in errors[1]
+    assert not out.exists()
 
 
 @pytest.mark.slow
