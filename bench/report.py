@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.results import Record, read_records
+from bench.step_profile import WHOLE
 from bench.turns import paired_ratio
 
 UNDER_LOAD = " (under load"
@@ -172,9 +173,6 @@ def profile_table(records: list[Record]) -> list[str]:
     return [*lines, ""]
 
 
-WHOLE_STEP = "whole step"
-
-
 def step_table(records: list[Record]) -> list[str]:
     """The profile stage: keras-preact's step split into oneDNN's primitives and the rest, and
     the speed the convolutions alone would allow."""
@@ -191,7 +189,7 @@ def step_table(records: list[Record]) -> list[str]:
     bounds = []
     for model in _models(rows):
         parts = [r for r in rows if r.model == model]
-        whole = next((r for r in parts if r.extra["part"] == WHOLE_STEP), None)
+        whole = next((r for r in parts if r.extra["part"] == WHOLE), None)
         if whole is None:
             continue
         convs = [r for r in parts if r.extra.get("gflop_s")]

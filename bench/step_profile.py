@@ -25,18 +25,20 @@ import ctypes
 import dataclasses
 import os
 import re
+import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from bench.train_speed import SpeedSettings, fit_windows, keras_preact_training
+from bench.train_speed import SpeedSettings, fit_windows, keras_preact_training, keras_timer
+from bench.turns import Gate
 
 PROFILE_ENV = (("ONEDNN_VERBOSE", "profile_exec"), ("TF_NUM_INTEROP_THREADS", "1"))
 BEGIN = "bench-profile-window-begin"
 END = "bench-profile-window-end"
 OUTSIDE = "outside oneDNN"
+WHOLE = "whole step"  # the wall time per step, the parts' total
 OTHER = "other oneDNN primitives"
 SMALL = 0.005  # of the step: smaller kinds of primitive are summed as OTHER
 # oneDNN's (primitive kind, propagation kind) -> the part of the step it is.
@@ -136,8 +138,6 @@ class StepProfile:
 @contextmanager
 def _stdout_to(path: str) -> Iterator[None]:
     """Send this process's file descriptor 1 (oneDNN's printf and Python's print) to ``path``."""
-    import sys
-
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -163,6 +163,22 @@ def _marker(text: str) -> None:
     os.write(1, f"\n{text}\n".encode())
 
 
+class _MarkerGate(Gate):
+    """Writes `BEGIN` and `END` around every window after the warm-up."""
+
+    def __init__(self) -> None:
+        self.windows = 0
+
+    def before(self) -> None:
+        if self.windows:
+            _marker(BEGIN)
+
+    def after(self, seconds: float) -> None:
+        if self.windows:
+            _marker(END)
+        self.windows += 1
+
+
 def _check_environment() -> None:
     missing = [f"{k}={v}" for k, v in PROFILE_ENV if os.environ.get(k) != v]
     if missing:
@@ -184,26 +200,7 @@ def profile_step(model: str, s: SpeedSettings) -> StepProfile:
             f"{keras.backend.backend()!r}"
         )
     prepared, data, callbacks = keras_preact_training(model, s)
-
-    class Windows(keras.callbacks.Callback):
-        """Markers around every window but the warm-up, and each window's wall time."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch > 0:
-                _marker(BEGIN)
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            elapsed = time.perf_counter() - self._start
-            if epoch > 0:
-                _marker(END)
-                self.seconds.append(elapsed)
-
-    timer = Windows()
+    timer = keras_timer(_MarkerGate())
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         log = os.path.join(tmp, "onednn.log")
         with _stdout_to(log):

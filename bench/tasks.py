@@ -198,7 +198,7 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
 
 
 def _profile(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
-    from bench.step_profile import profile_step
+    from bench.step_profile import WHOLE, profile_step
 
     speed = s.speed.for_model(task.model)
     p = profile_step(task.model, speed)
@@ -211,7 +211,7 @@ def _profile(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
         rows.append(
             ("keras-preact", "step_ms", ms, speed.batch, "tensorflow", {**base, "extra": detail})
         )
-    whole = {"part": "whole step", **p.details}
+    whole = {"part": WHOLE, **p.details}
     rows.append(
         ("keras-preact", "step_ms", p.wall_ms, speed.batch, "tensorflow", {**base, "extra": whole})
     )

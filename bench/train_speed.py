@@ -95,7 +95,9 @@ def keras_peak_memory_mb() -> float | None:
     return None if peak is None else peak / 2**20
 
 
-def _keras_timer(gate: Gate):
+def keras_timer(gate: Gate):
+    """A Keras callback that passes every epoch (a window) through ``gate`` and keeps the wall
+    seconds of every window but the first (the warm-up) in ``.seconds``."""
     import keras
 
     class WindowTimer(keras.callbacks.Callback):
@@ -165,7 +167,7 @@ def keras_preact_speed(
 
     del images  # the pipeline reads its own sample (see keras_preact_training)
     prepared, data, callbacks = keras_preact_training(model, s, variant)
-    timer = _keras_timer(gate)
+    timer = keras_timer(gate)
     fit_windows(prepared.model, data, s, [*callbacks, timer], timer)
     result = _result(
         timer.seconds,
@@ -219,7 +221,7 @@ def plain_keras_speed(
     reps = -(-needed // len(images.x_train))
     x = np.concatenate([images.x_train] * reps).astype("float32")
     y = np.concatenate([images.y_train] * reps)
-    timer = _keras_timer(gate)
+    timer = keras_timer(gate)
     train_model.fit(
         x,
         y,
