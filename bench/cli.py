@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--variants",
         help=f"profiling variants of the training stage, subset of {','.join(VARIANTS)}; with "
-        "turns every variant is one more process holding its own model at the same time",
+        "turns every variant is one more process holding its own model at the same time (up to "
+        "--max-contenders per group)",
     )
     run.add_argument(
         "--max-contenders",

@@ -148,7 +148,7 @@ class _Contender:
             # What the kernel's out-of-memory killer sends: the contenders hold a model each at once.
             how += (
                 "; if the machine ran out of memory, time fewer contenders at once "
-                "(fewer --variants, or --pairing sequential)"
+                "(a smaller --max-contenders, or --pairing sequential)"
             )
         raise TurnError(f"{self.name} exited ({how}) while {what}")
 

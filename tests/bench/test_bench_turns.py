@@ -70,8 +70,11 @@ def test_a_contender_that_dies_ends_the_group_and_is_named(tmp_path):
 def test_a_contender_killed_between_turns_is_named_with_its_signal(tmp_path):
     contenders = [_fake(tmp_path, "a", 3, killed_after=0), _fake(tmp_path, "b", 3)]
     # Whether the parent's "go" meets a closed pipe or an empty reply, the message is the same.
-    with pytest.raises(TurnError, match=r"^a exited \(killed by SIGKILL; if the machine ran out"):
+    with pytest.raises(
+        TurnError, match=r"^a exited \(killed by SIGKILL; if the machine ran out"
+    ) as e:
         run_turns(contenders, rounds=3, cwd=ROOT, log=lambda m: None)
+    assert "a smaller --max-contenders" in str(e.value)
 
 
 def test_a_worker_refuses_anything_but_go():
