@@ -8,6 +8,7 @@ python -m bench report bench/results/*.jsonl --output bench/results/README.md
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import time
@@ -67,16 +68,28 @@ def select_stages(option: str | None, backend: str, device: str) -> tuple[str, .
     """The stages of ``--stages`` (None: all that apply here); UserError for impossible ones.
 
     The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only,
-    and by default only where oneDNN is expected.
+    and by default only where oneDNN is expected. The infer stage exports through TensorFlow
+    (SavedModel, TFLite, tf2onnx): by default only where TensorFlow is installed (the GPU machine
+    has none).
     """
     profiles = backend == "tensorflow" and device == "cpu"
+    exports = importlib.util.find_spec("tensorflow") is not None
     if option is None:
-        return tuple(s for s in STAGES if s != "profile" or (profiles and onednn_expected()))
+        return tuple(
+            s
+            for s in STAGES
+            if (s != "profile" or (profiles and onednn_expected())) and (s != "infer" or exports)
+        )
     stages = _csv(option, STAGES, "stages")
     if "profile" in stages and not profiles:
         raise UserError(
             "--stages profile times TensorFlow's oneDNN kernels on the CPU; it needs "
             f"--backend tensorflow --device cpu, got {backend} on {device}"
+        )
+    if "infer" in stages and not exports:
+        raise UserError(
+            "--stages infer exports SavedModel, TFLite and ONNX through TensorFlow, which is not "
+            "installed here; leave infer out"
         )
     return stages
 

@@ -150,13 +150,31 @@ def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = No
                 layer.use_fused_kernel = False
     data = prepared.train_dataset()
     if variant == "synthetic-data":
-        data = data.take(1).cache().repeat()
+        data = _one_batch_repeated(data)
     callbacks: list[keras.callbacks.Callback] = [
         cb.EpochStats(global_batch=s.batch, epochs=1 + s.repeats, print_line=False)
     ]
     if prepared.schedule.needs_controller:
         callbacks.append(recipes.LearningRateController(prepared.schedule))
     return prepared, data, callbacks
+
+
+def _one_batch_repeated(feed):
+    """The feed's first batch, endlessly: the model's work without the input pipeline's."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return feed.take(1).cache().repeat()
+
+    batch = feed[0]
+
+    class Repeated(keras.utils.PyDataset):
+        num_batches = None
+
+        def __getitem__(self, index):
+            return batch
+
+    return Repeated()
 
 
 def keras_preact_speed(

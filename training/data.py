@@ -1,15 +1,18 @@
-"""CIFAR data for training: load the arrays from a source, then feed them through tf.data.
+"""CIFAR data for training: load the arrays from a source, and the contract of the batches fed from them.
 
 Sources (``load_arrays``): ``tfds`` (tensorflow_datasets, see ``training.tfds_source``), ``folder:PATH``
 (the official CIFAR archives or their extracted folders, see ``training.cifar_archives``) and the embedded
 ``cifar10-sample``. Nothing falls back to the sample when real data is missing: that is an error.
 
-Pipeline (``make_train_dataset``): the whole training set stays in memory (it is the cache); each epoch is one
-stateless shuffle of the indices keyed by (seed, epoch); each global batch is gathered, then padded by 4 pixels,
-randomly cropped back to 32x32 and randomly flipped, all vectorised over the batch with stateless random ops
-keyed by (seed, epoch, step). So epoch ``e`` depends only on ``(seed, e)``: a run resumed at epoch ``k`` sees
-exactly what the uninterrupted run saw, however many replicas ``tf.distribute`` splits the batch over.
-Standardisation is not done here: it is the model's first layer, so saved models take raw pixels.
+Feeds: ``training.feed_tf`` (tf.data, the TensorFlow backend) and ``training.feed_numpy`` (a Keras
+``PyDataset``, the other backends: JAX trains without TensorFlow installed) turn the arrays into batches
+under one contract. The whole training set stays in memory; each epoch is one shuffle keyed by
+(seed, epoch), cut into full global batches; each batch is padded by 4 pixels of the mean colour,
+randomly cropped back to 32x32 and randomly flipped, keyed by (seed, epoch, step). So epoch ``e`` depends
+only on ``(seed, e)``: a run resumed at epoch ``k`` sees exactly what the uninterrupted run saw, however
+many replicas split the batch. Standardisation is not done here: it is the model's first layer, so saved
+models take raw pixels. (The two feeds draw from different random generators: the same seed gives each
+its own, reproducible, stream.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from training.errors import UserError
 from training.sample import LABEL_NAMES as CIFAR10_LABELS
@@ -158,8 +160,8 @@ def steps_per_epoch(num_examples: int, global_batch: int) -> int:
     return steps
 
 
-def _checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Check a split's images (N, H, W, C) and labels (N,) before they go into a pipeline."""
+def checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check a split's images (N, H, W, C) and labels (N,) before they go into a feed; int32 labels."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or y.shape != (len(x),):
         raise UserError(
@@ -168,107 +170,69 @@ def _checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return x, y.astype(np.int32)
 
 
-def _resolve_seed(seed: int | None) -> int:
-    """A fixed seed, or a fresh random one: with ``None`` the run is correct but not reproducible."""
-    return secrets.randbits(31) if seed is None else int(seed)
+@dataclass(frozen=True)
+class TrainPlan:
+    """What a training feed needs, checked: the split, its batching, its seed and its padding colour."""
+
+    x: np.ndarray
+    y: np.ndarray
+    global_batch: int
+    steps: int
+    seed: int
+    start_epoch: int
+    augment: bool
+    fill: np.ndarray  # float32 per-channel mean of x: the padding colour
+
+    @classmethod
+    def make(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        global_batch: int,
+        *,
+        seed: int | None,
+        start_epoch: int = 0,
+        augment: bool = True,
+    ) -> TrainPlan:
+        """Check the arguments of a training feed; ``seed=None`` draws a random seed (correct, not
+        reproducible). ``UserError`` with one line on bad input."""
+        x, y = checked_split(x, y)
+        if x.dtype != np.uint8:
+            raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
+        steps = steps_per_epoch(len(x), global_batch)
+        if start_epoch < 0:
+            raise UserError(f"start epoch must be 0 or more, got {start_epoch}")
+        seed = secrets.randbits(31) if seed is None else int(seed)
+        # Exact integer sums: float32 accumulation saturates on 50k images, and einsum is ~3x faster
+        # than mean.
+        fill = np.einsum("nhwc->c", x, dtype=np.int64) / (x.size // x.shape[-1])
+        return cls(x, y, global_batch, steps, seed, start_epoch, augment, fill.astype(np.float32))
 
 
-def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
-    """Pad a float batch by ``PAD`` pixels of ``fill``, take a random same-size crop, flip half of it.
+TRAIN_FEED_DOC = """An endless feed of full global batches: (float32 raw [0, 255] images, int32 labels, or
+    float32 one-hot labels when ``classes`` is given).
 
-    One gather along rows and one along columns do the crop and the flip of the whole batch at once
-    (no per-image ops), which is what keeps the pipeline far ahead of the model on a small CPU.
-    """
-    batch, height, width = images.shape[:3]  # static: the batch size is fixed (full batches only)
-    paddings = [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]
-    # The border is 0 + fill and the inside is image + 0, so original pixels come through bit-exact.
-    border = tf.pad(tf.zeros([1, height, width, 1]), paddings, constant_values=1.0) * fill
-    padded = tf.pad(images, paddings) + border
-    # One draw per image encodes the row offset, the column offset (0..2*PAD each) and the flip.
-    span = 2 * PAD + 1
-    draw = tf.random.stateless_uniform([batch], seed=key, maxval=span * span * 2, dtype=tf.int32)
-    top, left, flip = draw % span, (draw // span) % span, draw // (span * span)
-    rows = top[:, None] + tf.range(height)[None, :]
-    cols = tf.range(width)[None, :]
-    cols = left[:, None] + tf.where(flip[:, None] == 1, width - 1 - cols, cols)
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-def make_train_dataset(
-    x: np.ndarray,
-    y: np.ndarray,
-    global_batch: int,
-    *,
-    seed: int | None,
-    start_epoch: int = 0,
-    augment: bool = True,
-) -> tf.data.Dataset:
-    """An endless dataset of full global batches: (float32 raw [0, 255] images, int32 labels).
-
-    Epoch ``e`` (counted from 0; the first batch yielded belongs to ``start_epoch``) is a shuffle of the whole
-    set keyed by ``(seed, e)``, cut into ``steps_per_epoch(len(x), global_batch)`` batches (the remainder is
-    dropped); with ``augment`` every image is padded by 4 pixels, randomly cropped back and randomly flipped
-    horizontally, keyed by ``(seed, e, step)``. Use with ``model.fit(steps_per_epoch=...)`` and
-    ``initial_epoch=start_epoch``. ``seed=None`` draws a random seed (correct, not reproducible).
+    Epoch ``e`` (counted from 0; the first batch yielded belongs to ``start_epoch``) is a shuffle of the
+    whole set keyed by ``(seed, e)``, cut into ``steps_per_epoch(len(x), global_batch)`` batches (the
+    remainder is dropped); with ``augment`` every image is padded by 4 pixels, randomly cropped back and
+    randomly flipped horizontally, keyed by ``(seed, e, step)``. Use with ``model.fit(steps_per_epoch=...)``
+    and ``initial_epoch=start_epoch``. ``seed=None`` draws a random seed (correct, not reproducible).
 
     The padding value is the per-channel mean of ``x``, not 0: the papers pad images whose mean has been
-    subtracted with zeros, and here the mean is subtracted later by the model's first layer, so padding raw
-    pixels with the mean is what makes the border exactly what the papers' border was (0 after
+    subtracted with zeros, and here the mean is subtracted later by the model's first layer, so padding
+    raw pixels with the mean is what makes the border exactly what the papers' border was (0 after
     normalisation) instead of a black frame the model would see as strongly negative inputs.
     """
-    x, y = _checked_split(x, y)
-    if x.dtype != np.uint8:
-        raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
-    steps = steps_per_epoch(len(x), global_batch)
-    if start_epoch < 0:
-        raise UserError(f"start epoch must be 0 or more, got {start_epoch}")
-    base_seed = _resolve_seed(seed)
-    # Exact integer sums: float32 accumulation saturates on 50k images, and einsum is ~3x faster than mean.
-    fill = np.einsum("nhwc->c", x, dtype=np.int64) / (x.size // x.shape[-1])
-    fill = tf.constant(fill, tf.float32)
-    images, labels = tf.constant(x), tf.constant(y)
-    num = len(x)
 
-    def epoch_batches(epoch: tf.Tensor) -> tf.data.Dataset:
-        key = tf.stack([tf.constant(base_seed, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(num), seed=tf.random.experimental.stateless_fold_in(key, 0)
-        )
-        order = tf.reshape(order[: steps * global_batch], [steps, global_batch])
-        return tf.data.Dataset.from_tensor_slices(
-            (tf.fill([steps], epoch), tf.range(steps, dtype=tf.int64), order)
-        )
-
-    def load_batch(epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor):
-        batch = tf.cast(tf.gather(images, index), tf.float32)
-        if augment:
-            key = tf.stack([tf.constant(base_seed, tf.int64), epoch])
-            key = tf.random.experimental.stateless_fold_in(key, step + 1)
-            batch = _pad_crop_flip(batch, key, fill)
-        return batch, tf.gather(labels, index)
-
-    ds = tf.data.Dataset.counter(start_epoch).flat_map(epoch_batches)
-    ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def make_eval_dataset(x: np.ndarray, y: np.ndarray, batch: int) -> tf.data.Dataset:
-    """The split in order, in batches of ``batch``: (float32 raw [0, 255] images, int32 labels), cached.
-
-    The last batch may be smaller, so that every example is evaluated.
+EVAL_FEED_DOC = """The split in order, in batches of ``batch``: (float32 raw [0, 255] images, int32
+    labels, or float32 one-hot labels when ``classes`` is given). The last batch may be smaller, so that
+    every example is evaluated.
     """
-    x, y = _checked_split(x, y)
+
+
+def checked_eval_split(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Check the arguments of an evaluation feed."""
+    x, y = checked_split(x, y)
     if batch < 1:
         raise UserError(f"batch size must be at least 1, got {batch}")
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
-    ds = ds.map(lambda im, lab: (tf.cast(im, tf.float32), lab), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def _options() -> tf.data.Options:
-    """Deterministic order; shard by data under multi-worker strategies (there are no files to shard)."""
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
+    return x, y

@@ -11,6 +11,7 @@ returns the compiled model and the datasets, so benchmarks and the tuner time an
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -21,16 +22,14 @@ import keras
 
 import keras_preact
 from training import callbacks as cb
+from training import data, recipes, report, rundir, strategy
 from training import model as model_lib
-from training import recipes, report, rundir, strategy
 from training.errors import UserError
 from training.strategy import StrategyOptions
 
 VERBOSITY = ("auto", "bar", "line", "quiet")
 """``auto``: Keras progress bars on a terminal, one line per epoch otherwise."""
 
-DATASETS = ("cifar10", "cifar100", "cifar10-sample")
-"""Same as ``training.data.DATASETS`` (repeated so that checking arguments imports no TensorFlow)."""
 
 # Settings that do not change what a run computes, so a resumed run may change them.
 _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "verify_checksums")
@@ -88,8 +87,10 @@ def check(config: TrainConfig) -> recipes.Recipe:
     """Validate every setting that can be checked without data or devices; return the recipe."""
     recipe = config.resolved_recipe()
     model_lib.check_model(config.model, config.model_options)
-    if config.dataset not in DATASETS:
-        raise UserError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
+    if config.dataset not in data.DATASETS:
+        raise UserError(
+            f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
+        )
     strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
@@ -134,6 +135,18 @@ class Prepared:
         )
 
 
+def feed() -> Any:
+    """The input feed of the Keras backend in use: ``training.feed_tf`` (tf.data) on TensorFlow,
+    ``training.feed_numpy`` (PyDataset, no TensorFlow needed) on the others."""
+    if keras.backend.backend() == "tensorflow":
+        from training import feed_tf
+
+        return feed_tf
+    from training import feed_numpy
+
+    return feed_numpy
+
+
 def train_dataset(
     arrays: Any,
     recipe: recipes.Recipe,
@@ -145,35 +158,30 @@ def train_dataset(
 ) -> Any:
     """Endless global batches of ``arrays``' training split for ``recipe`` (one-hot labels when its
     loss smooths them), from batch ``skip`` of epoch ``start_epoch``."""
-    from training import data
-
-    ds = data.make_train_dataset(
+    return feed().train_batches(
         arrays.x_train,
         arrays.y_train,
         recipe.batch_size,
         seed=seed,
         start_epoch=start_epoch,
+        skip=skip,
         augment=augment,
+        classes=_one_hot_classes(recipe, arrays.num_classes),
     )
-    if skip:
-        ds = ds.skip(skip)
-    return _labels_for(ds, recipe, arrays.num_classes)
 
 
 def eval_dataset(arrays: Any, recipe: recipes.Recipe, batch: int) -> Any:
     """``arrays``' test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
-    from training import data
+    return feed().eval_batches(
+        arrays.x_test,
+        arrays.y_test,
+        batch,
+        classes=_one_hot_classes(recipe, arrays.num_classes),
+    )
 
-    ds = data.make_eval_dataset(arrays.x_test, arrays.y_test, batch)
-    return _labels_for(ds, recipe, arrays.num_classes)
 
-
-def _labels_for(ds: Any, recipe: recipes.Recipe, classes: int) -> Any:
-    if not recipes.one_hot_labels(recipe):
-        return ds
-    import tensorflow as tf
-
-    return ds.map(lambda x, y: (x, tf.one_hot(y, classes)))
+def _one_hot_classes(recipe: recipes.Recipe, classes: int) -> int | None:
+    return classes if recipes.one_hot_labels(recipe) else None
 
 
 def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None) -> Prepared:
@@ -183,8 +191,6 @@ def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None)
     ``arrays`` (a ``training.data.CifarArrays``, e.g. from ``data.make_arrays``) replaces the data
     ``config.dataset`` names, for callers that hold their images in memory.
     """
-    from training import data  # imports TensorFlow (tf.data), also on the JAX backend
-
     recipe = check(config)
     runtime = strategy.create(config.strategy)
     runtime.check_batch(recipe.batch_size)
@@ -374,13 +380,23 @@ class _Session:
         callbacks.append(self.saver)
         if prepared.runtime.is_chief:
             history = run.file(rundir.HISTORY)
+            callbacks.append(keras.callbacks.CSVLogger(str(history), append=True))
+            # Keras' TensorBoard callback writes through tf.summary; JAX trains without TensorFlow.
+            if importlib.util.find_spec("tensorflow") is not None:
+                callbacks.append(
+                    keras.callbacks.TensorBoard(
+                        log_dir=str(run.file(rundir.TENSORBOARD)),
+                        write_graph=False,
+                        update_freq="epoch",
+                    )
+                )
+            else:
+                print(
+                    "note: TensorFlow is not installed, so no TensorBoard logs "
+                    "(history.csv and curves.png have the same curves)",
+                    file=sys.stderr,
+                )
             callbacks += [
-                keras.callbacks.CSVLogger(str(history), append=True),
-                keras.callbacks.TensorBoard(
-                    log_dir=str(run.file(rundir.TENSORBOARD)),
-                    write_graph=False,
-                    update_freq="epoch",
-                ),
                 report.PlotCurves(
                     report.read_history(history),
                     schedule.steps_per_epoch,

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -361,13 +362,12 @@ def _make_logical_cpus(tf: Any, count: int) -> None:
 
 
 def _create_jax(options: StrategyOptions) -> Runtime:
-    # TensorFlow runs only the tf.data input pipeline here: keep it off the accelerators JAX uses.
-    import tensorflow as tf
-
-    with contextlib.suppress(
-        RuntimeError
-    ):  # already initialised (e.g. by an earlier run in-process)
-        tf.config.set_visible_devices([], "GPU")
+    # Training on JAX needs no TensorFlow (the NumPy feed); if something in this process imported
+    # it anyway, keep it off the accelerators JAX uses.
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        with contextlib.suppress(RuntimeError):  # already initialised (e.g. by an earlier run)
+            tf.config.set_visible_devices([], "GPU")
     if options.cpu_replicas is not None:
         # Read when JAX initialises its CPU backend, i.e. on the first device query below.
         flag = f"--xla_force_host_platform_device_count={options.cpu_replicas}"

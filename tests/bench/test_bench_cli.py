@@ -31,8 +31,8 @@ INFER_IMPLS = {
 }
 
 
-def bench(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def bench(*args: str, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env_extra}
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=ROOT,
@@ -91,6 +91,27 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     assert bench("report", str(out), "--output", str(table)).returncode == 0
     assert table.read_text() in proc.stdout
     assert "| ResNet8V1 | tflite-int8 |" in table.read_text()
+
+
+@pytest.mark.slow
+def test_reduced_run_on_jax_without_tensorflow_like_the_gpu_machine(
+    tmp_path, jax_without_tensorflow
+):
+    """The GPU machine has JAX and PyTorch but no TensorFlow: keras-preact trains through its own
+    pipeline (the NumPy feed), and the infer stage, which exports through TensorFlow, is left out."""
+    out = tmp_path / "jax.jsonl"
+    args = ["run", "--reduced", "--backend", "jax", "--output", str(out)]
+    proc = bench(*args, "--workdir", str(tmp_path / "work"), **jax_without_tensorflow)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = list(read_records(out))
+    assert {r.stage for r in records} == {"parity", "train", "accuracy"}
+    train = {r.impl: r for r in records if r.stage == "train"}
+    assert set(train) == {"keras-preact", "plain-keras", "pytorch"}
+    assert train["keras-preact"].backend == train["plain-keras"].backend == "jax"
+    assert all(r.value > 0 for r in train.values())
+    assert all("tensorflow" not in r.versions for r in records)
+    explicit = bench(*args, "--stages", "infer", "--overwrite", **jax_without_tensorflow)
+    assert explicit.returncode == 2 and "TensorFlow, which is not installed" in explicit.stderr
 
 
 def test_a_failed_job_keeps_earlier_output_and_what_it_measured(tmp_path):

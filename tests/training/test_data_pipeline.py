@@ -1,7 +1,8 @@
-"""training.data.make_train_dataset / make_eval_dataset / steps_per_epoch, on the embedded sample's images.
+"""The two feeds (training.feed_tf, tf.data; training.feed_numpy, Keras PyDataset) and
+training.data.steps_per_epoch, on the embedded sample's images.
 
-The training labels passed in are the images' indices, so every yielded image can be traced back to the
-original it was made from.
+Both feeds are held to the same contract by the same tests. The training labels passed in are the
+images' indices, so every yielded image can be traced back to the original it was made from.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import tensorflow as tf
 from numpy.lib.stride_tricks import sliding_window_view
 
-from training import data
+from training import data, feed_numpy, feed_tf
 from training.errors import UserError
 from training.sample import load_sample
 
@@ -28,9 +29,22 @@ BATCH = 128
 STEPS = len(X) // BATCH  # 7: 104 images are left over each epoch
 
 
-def take(ds: tf.data.Dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The first ``n`` batches as numpy arrays."""
-    return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
+FEEDS = {"tf.data": feed_tf, "numpy": feed_numpy}
+
+
+@pytest.fixture(params=list(FEEDS))
+def feed(request):
+    """Each test runs once per feed."""
+    return FEEDS[request.param]
+
+
+def take(ds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n`` batches (fewer if the feed ends) as numpy arrays, read the way Keras reads
+    each kind of feed."""
+    if isinstance(ds, tf.data.Dataset):
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(n)]
+    count = n if ds.num_batches is None else min(n, ds.num_batches)
+    return [ds[i] for i in range(count)]
 
 
 def same(a, b) -> bool:
@@ -40,12 +54,13 @@ def same(a, b) -> bool:
     )
 
 
-def test_batches_have_the_contract_shapes_dtypes_and_ranges():
-    ds = data.make_train_dataset(X, SAMPLE.y_train, BATCH, seed=0)
-    assert ds.element_spec == (
-        tf.TensorSpec((BATCH, 32, 32, 3), tf.float32),
-        tf.TensorSpec((BATCH,), tf.int32),
-    )
+def test_batches_have_the_contract_shapes_dtypes_and_ranges(feed):
+    ds = feed.train_batches(X, SAMPLE.y_train, BATCH, seed=0)
+    if feed is feed_tf:
+        assert ds.element_spec == (
+            tf.TensorSpec((BATCH, 32, 32, 3), tf.float32),
+            tf.TensorSpec((BATCH,), tf.int32),
+        )
     for x, y in take(ds, 2):
         assert x.shape == (BATCH, 32, 32, 3) and x.dtype == np.float32
         assert y.shape == (BATCH,) and y.dtype == np.int32
@@ -53,8 +68,8 @@ def test_batches_have_the_contract_shapes_dtypes_and_ranges():
         assert set(np.unique(y)) <= set(range(10))
 
 
-def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats():
-    batches = take(data.make_train_dataset(X, IDS, BATCH, seed=1, augment=False), 3 * STEPS)
+def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats(feed):
+    batches = take(feed.train_batches(X, IDS, BATCH, seed=1, augment=False), 3 * STEPS)
     assert all(x.shape[0] == BATCH and y.shape == (BATCH,) for x, y in batches)
     epochs = [
         np.concatenate([y for _, y in batches[e * STEPS : (e + 1) * STEPS]]) for e in range(3)
@@ -67,23 +82,52 @@ def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats():
         np.testing.assert_array_equal(x, X[y].astype(np.float32))
 
 
-def test_same_seed_same_batches_other_seed_other_batches():
-    a = take(data.make_train_dataset(X, IDS, BATCH, seed=7), 2 * STEPS)
-    b = take(data.make_train_dataset(X, IDS, BATCH, seed=7), 2 * STEPS)
-    c = take(data.make_train_dataset(X, IDS, BATCH, seed=8), 2 * STEPS)
+def test_same_seed_same_batches_other_seed_other_batches(feed):
+    a = take(feed.train_batches(X, IDS, BATCH, seed=7), 2 * STEPS)
+    b = take(feed.train_batches(X, IDS, BATCH, seed=7), 2 * STEPS)
+    c = take(feed.train_batches(X, IDS, BATCH, seed=8), 2 * STEPS)
     assert same(a, b)
     assert not np.array_equal(a[0][1], c[0][1])
     assert not np.array_equal(a[0][1], a[STEPS][1])  # epoch 1 is not epoch 0 again
 
 
 @pytest.mark.parametrize("start_epoch", [1, 2])
-def test_resuming_at_an_epoch_reproduces_the_uninterrupted_run(start_epoch):
-    full = take(data.make_train_dataset(X, IDS, BATCH, seed=3), 3 * STEPS)
+def test_resuming_at_an_epoch_reproduces_the_uninterrupted_run(feed, start_epoch):
+    full = take(feed.train_batches(X, IDS, BATCH, seed=3), 3 * STEPS)
     resumed = take(
-        data.make_train_dataset(X, IDS, BATCH, seed=3, start_epoch=start_epoch),
+        feed.train_batches(X, IDS, BATCH, seed=3, start_epoch=start_epoch),
         (3 - start_epoch) * STEPS,
     )
     assert same(resumed, full[start_epoch * STEPS :])
+
+
+def test_resuming_inside_an_epoch_reproduces_the_uninterrupted_run(feed):
+    full = take(feed.train_batches(X, IDS, BATCH, seed=3), 3 * STEPS)
+    resumed = take(feed.train_batches(X, IDS, BATCH, seed=3, start_epoch=1, skip=3), 2 * STEPS - 3)
+    assert same(resumed, full[STEPS + 3 :])
+
+
+def test_one_hot_labels_for_label_smoothing(feed):
+    [(_, plain)] = take(feed.train_batches(X, SAMPLE.y_train, BATCH, seed=4), 1)
+    [(_, hot)] = take(feed.train_batches(X, SAMPLE.y_train, BATCH, seed=4, classes=10), 1)
+    assert hot.dtype == np.float32 and hot.shape == (BATCH, 10)
+    np.testing.assert_array_equal(hot, np.eye(10, dtype=np.float32)[plain])
+    batches = take(feed.eval_batches(SAMPLE.x_test, SAMPLE.y_test, BATCH, classes=10), 10)
+    hot = np.concatenate([y for _, y in batches])
+    np.testing.assert_array_equal(hot, np.eye(10, dtype=np.float32)[SAMPLE.y_test])
+
+
+def test_numpy_feed_batches_do_not_depend_on_the_order_they_are_asked_for():
+    """Batches computed ahead on the feed's threads, asked for out of order (as after a restarted
+    iterator) or on another feed object are the same arrays."""
+    ds = feed_numpy.train_batches(X, IDS, BATCH, seed=9)
+    other = feed_numpy.train_batches(X, IDS, BATCH, seed=9)
+    for i in (5, 0, 1, 2, 12, 3):
+        x, y = ds[i]
+        ox, oy = other.compute(i)
+        np.testing.assert_array_equal(x, ox)
+        np.testing.assert_array_equal(y, oy)
+    assert ds.position(12) == (1, 5) and other.position(0) == (0, 0)
 
 
 def _transforms(padded: np.ndarray, image: np.ndarray) -> list[tuple[int, int, bool]]:
@@ -97,10 +141,10 @@ def _transforms(padded: np.ndarray, image: np.ndarray) -> list[tuple[int, int, b
     return found
 
 
-def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original():
+def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original(feed):
     fill = (X.astype(np.float64).sum(axis=(0, 1, 2)) / (X.size // 3)).astype(np.float32)
     seen = []
-    for x, ids in take(data.make_train_dataset(X, IDS, BATCH, seed=11), 3):
+    for x, ids in take(feed.train_batches(X, IDS, BATCH, seed=11), 3):
         for image, i in zip(x, ids, strict=True):
             padded = np.pad(X[i].astype(np.float32), ((4, 4), (4, 4), (0, 0)))
             padded[:4], padded[-4:], padded[:, :4], padded[:, -4:] = fill, fill, fill, fill
@@ -113,24 +157,24 @@ def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original():
     assert sum(t == 4 and left == 4 for t, left, _ in seen) < 0.1 * len(seen)  # rarely uncropped
 
 
-def test_augmentation_of_an_epoch_differs_from_the_next():
+def test_augmentation_of_an_epoch_differs_from_the_next(feed):
     a, b = (
-        take(data.make_train_dataset(X, np.zeros_like(IDS), len(X), seed=5, start_epoch=e), 1)[0][0]
+        take(feed.train_batches(X, np.zeros_like(IDS), len(X), seed=5, start_epoch=e), 1)[0][0]
         for e in (0, 1)
     )
     assert not np.array_equal(a, b)
 
 
-def test_without_a_seed_batches_are_valid_but_not_repeated():
-    a = take(data.make_train_dataset(X, IDS, BATCH, seed=None), 1)[0]
-    b = take(data.make_train_dataset(X, IDS, BATCH, seed=None), 1)[0]
+def test_without_a_seed_batches_are_valid_but_not_repeated(feed):
+    a = take(feed.train_batches(X, IDS, BATCH, seed=None), 1)[0]
+    b = take(feed.train_batches(X, IDS, BATCH, seed=None), 1)[0]
     assert a[0].shape == (BATCH, 32, 32, 3) and len(np.unique(a[1])) == BATCH
     assert not np.array_equal(a[1], b[1])
 
 
-def test_pipeline_is_far_faster_than_training():
+def test_pipeline_is_far_faster_than_training(feed):
     """ResNet-20 trains at ~300 img/s on 2 cores; the pipeline must not be what it waits for."""
-    iterator = iter(data.make_train_dataset(X, SAMPLE.y_train, BATCH, seed=0))
+    iterator = iter(feed.train_batches(X, SAMPLE.y_train, BATCH, seed=0))
     next(iterator)
     start = time.perf_counter()
     for _ in range(30):
@@ -139,8 +183,8 @@ def test_pipeline_is_far_faster_than_training():
     assert rate > 2000, f"{rate:.0f} img/s"
 
 
-def test_eval_dataset_is_ordered_complete_float32_and_cached():
-    ds = data.make_eval_dataset(SAMPLE.x_test, SAMPLE.y_test, BATCH)
+def test_eval_dataset_is_ordered_complete_float32_and_cached(feed):
+    ds = feed.eval_batches(SAMPLE.x_test, SAMPLE.y_test, BATCH)
     for _ in range(2):
         batches = take(ds, 10)
         assert [len(y) for _, y in batches] == [128, 128, 44]
@@ -173,9 +217,9 @@ def test_steps_per_epoch():
         ((X, IDS, 8), {"seed": 0, "start_epoch": -1}, "start epoch must be 0 or more"),
     ],
 )
-def test_bad_arguments(args, kwargs, message):
+def test_bad_arguments(feed, args, kwargs, message):
     with pytest.raises(UserError, match=message):
-        data.make_train_dataset(*args, **kwargs)
+        feed.train_batches(*args, **kwargs)
 
 
 DISTRIBUTED = textwrap.dedent(
@@ -184,12 +228,12 @@ DISTRIBUTED = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from training import data
+    from training import feed_tf
     from training.sample import load_sample
 
     s = load_sample()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    ds = data.make_train_dataset(s.x_train, s.y_train, 64, seed=5)
+    ds = feed_tf.train_batches(s.x_train, s.y_train, 64, seed=5)
     x, y = next(iter(ds))
     dx, dy = next(iter(strategy.experimental_distribute_dataset(ds)))
     parts = strategy.experimental_local_results(dx)

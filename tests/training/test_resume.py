@@ -1,5 +1,6 @@
 """Kill a run mid-epoch, re-run the same command: it resumes from the backup and ends like a run that
-was never interrupted (same seed: same weights, same test error)."""
+was never interrupted (same seed: same weights, same test error). On TensorFlow (tf.data feed) and on
+JAX in a Python without TensorFlow, like the GPU machine's (NumPy feed, no TensorBoard logs)."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def _wait_for(path, process, timeout=300):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax-without-tensorflow"])
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, backend, request):
     reference = tmp_path / "reference"
     interrupted = tmp_path / "interrupted"
+    env = {} if backend == "tensorflow" else request.getfixturevalue("jax_without_tensorflow")
 
     # The uninterrupted run goes alongside (separate processes share nothing but the CPU).
-    straight = popen("training.cifar", *ARGS, "--output", str(reference))
-    process = popen("training.cifar", *ARGS, "--output", str(interrupted))
+    straight = popen("training.cifar", *ARGS, "--output", str(reference), **env)
+    process = popen("training.cifar", *ARGS, "--output", str(interrupted), **env)
     try:
         # Kill (SIGKILL, no clean-up) once a mid-epoch backup of epoch 2 exists.
         _wait_for(interrupted / "backup" / "step-000000028.json", process)
@@ -41,7 +44,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
         assert "epoch 1/2" in first_log and "done:" not in first_log
         assert not (interrupted / "metrics.json").exists()
 
-        resumed = cli("training.cifar", *ARGS, "--output", str(interrupted))
+        resumed = cli("training.cifar", *ARGS, "--output", str(interrupted), **env)
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         straight_log = straight.communicate(timeout=600)[0]
         assert straight.returncode == 0, straight_log[-3000:]
@@ -75,3 +78,6 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_array_equal(x, y)
     assert not (interrupted / "backup").exists()
+    assert (interrupted / "tensorboard").is_dir() == (backend == "tensorflow")
+    assert ("no TensorBoard logs" in resumed.stderr) == (backend != "tensorflow")
+    assert metrics(interrupted)["versions"]["backend"] == backend.split("-")[0]

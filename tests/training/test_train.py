@@ -120,12 +120,6 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
     assert small.steps_per_epoch == 4 and small.schedule.total_steps == 4 * 30
 
 
-def test_dataset_names_match_the_data_module():
-    from training import data, pipeline
-
-    assert pipeline.DATASETS == data.DATASETS
-
-
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e:
         cifar.main(["--help"])

@@ -32,7 +32,8 @@ def env(**extra: str) -> dict[str, str]:
     base = {
         k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "KERAS_BACKEND", "XLA_FLAGS")
     }
-    base.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT), **extra)
+    base.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    base.update(extra)
     return base
 
 

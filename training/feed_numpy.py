@@ -1,0 +1,170 @@
+"""The NumPy feed of the JAX (and any non-TensorFlow) backend: Keras ``PyDataset``s, no TensorFlow.
+
+Batch ``i`` of a training feed is a pure function of ``(seed, epoch, step)``, computed when Keras
+asks for it: the epoch's shuffle comes from a NumPy generator seeded with ``(seed, epoch, 0)``, the
+batch's crops and flips from one seeded with ``(seed, epoch, step + 1)``. A small pool of threads
+computes the next batches ahead of the model (NumPy copies release the GIL). Keras' own worker
+enqueuer is not used: it drops the batches it prefetched at every epoch end, and an endless feed
+would then skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import keras
+import numpy as np
+
+from training.data import (
+    EVAL_FEED_DOC,
+    PAD,
+    TRAIN_FEED_DOC,
+    TrainPlan,
+    checked_eval_split,
+)
+
+PREFETCH = 4
+"""Batches computed ahead of the one the model asked for."""
+
+
+def _labels(labels: np.ndarray, classes: int | None) -> np.ndarray:
+    if classes is None:
+        return labels
+    return np.eye(classes, dtype=np.float32)[labels]
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """An endless training feed (see ``train_batches``); item ``i`` is the ``i``-th batch it yields."""
+
+    def __init__(self, plan: TrainPlan, *, skip: int = 0, classes: int | None = None):
+        super().__init__()
+        self.plan, self.skip, self.classes = plan, skip, classes
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._orders: dict[int, np.ndarray] = {}
+        self._orders_lock = threading.Lock()
+
+    @property
+    def num_batches(self) -> None:
+        """None: the feed is endless (use ``fit(steps_per_epoch=...)``)."""
+        return None
+
+    def position(self, index: int) -> tuple[int, int]:
+        """``(epoch, step)`` of the ``index``-th batch this feed yields."""
+        return divmod(self.plan.start_epoch * self.plan.steps + self.skip + index, self.plan.steps)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The shuffle of ``epoch`` (the last three made are kept: batches ahead cross epoch ends)."""
+        with self._orders_lock:
+            order = self._orders.get(epoch)
+            if order is None:
+                rng = np.random.default_rng([self.plan.seed, epoch, 0])
+                order = self._orders[epoch] = rng.permutation(len(self.plan.x))
+                while len(self._orders) > 3:
+                    del self._orders[next(iter(self._orders))]  # the oldest made
+            return order
+
+    def compute(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``index``-th batch, computed now."""
+        plan = self.plan
+        epoch, step = self.position(index)
+        idx = self._order(epoch)[step * plan.global_batch : (step + 1) * plan.global_batch]
+        images = plan.x[idx]
+        if plan.augment:
+            rng = np.random.default_rng([plan.seed, epoch, step + 1])
+            out = _pad_crop_flip(images, rng, plan.fill)
+        else:
+            out = images.astype(np.float32)
+        return out, _labels(plan.y[idx], self.classes)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self._pool is None:
+                workers = max(1, min(PREFETCH, (os.cpu_count() or 1) - 1))
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="feed")
+            for ahead in range(index, index + PREFETCH + 1):
+                if ahead not in self._ahead:
+                    self._ahead[ahead] = self._pool.submit(self.compute, ahead)
+            future = self._ahead.pop(index)
+            for stale in [i for i in self._ahead if i < index]:  # a restarted iterator
+                self._ahead.pop(stale).cancel()
+        return future.result()
+
+    def __del__(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:
+    """Pad uint8 ``images`` by ``PAD`` pixels of ``fill``, crop a random same-size window, flip half.
+
+    Each image is copied once, straight into its window of the output (no padded copy): the part of
+    the window outside the image keeps ``fill``.
+    """
+    batch, height, width = images.shape[:3]
+    span = 2 * PAD + 1
+    # The same encoding as the tf.data feed: one draw per image for row, column and flip.
+    draw = rng.integers(0, span * span * 2, size=batch)
+    tops, lefts, flips = draw % span, (draw // span) % span, draw // (span * span)
+    out = np.empty(images.shape, np.float32)
+    out[...] = fill
+    for i in range(batch):
+        # The window [top, top + height) of the padded image holds image rows top - PAD, ...
+        dy, dx = int(tops[i]) - PAD, int(lefts[i]) - PAD
+        src = images[i, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
+        dst = out[i, max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0)]
+        dst[...] = src
+        if flips[i]:
+            out[i] = out[i, :, ::-1]
+    return out
+
+
+class EvalBatches(keras.utils.PyDataset):
+    """A finite evaluation feed (see ``eval_batches``)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, classes: int | None = None):
+        super().__init__()
+        self.x, self.y, self.batch, self.classes = x, y, batch, classes
+
+    @property
+    def num_batches(self) -> int:
+        """Batches per pass over the split (the last one may be smaller)."""
+        return -(-len(self.x) // self.batch)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < self.num_batches:
+            raise IndexError(f"batch {index} of {self.num_batches}")
+        part = slice(index * self.batch, (index + 1) * self.batch)
+        return self.x[part].astype(np.float32), _labels(self.y[part], self.classes)
+
+
+def train_batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    global_batch: int,
+    *,
+    seed: int | None,
+    start_epoch: int = 0,
+    skip: int = 0,
+    augment: bool = True,
+    classes: int | None = None,
+) -> TrainBatches:
+    plan = TrainPlan.make(x, y, global_batch, seed=seed, start_epoch=start_epoch, augment=augment)
+    return TrainBatches(plan, skip=skip, classes=classes)
+
+
+def eval_batches(
+    x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
+) -> EvalBatches:
+    x, y = checked_eval_split(x, y, batch)
+    return EvalBatches(x, y, batch, classes)
+
+
+train_batches.__doc__ = TRAIN_FEED_DOC + "    ``skip`` drops that many batches from the start.\n"
+eval_batches.__doc__ = EVAL_FEED_DOC
