@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 BENCH_NAME ?= cpu-$(shell nproc)core-$(shell date +%Y%m%d)
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench gpu-prep clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ bench: $(VENV)/.installed
 	@test -n "$(DATA)" || { echo "error: make bench needs DATA=path/to/cifar10.npz"; exit 2; }
 	$(PY) -m bench run --data $(DATA) --output bench/results/$(BENCH_NAME).jsonl
 	$(PY) -m bench report bench/results/$(BENCH_NAME).jsonl
+
+# make gpu-prep DATA=path/to/cifar10.npz: what bench/gpu_run.sh needs on the lent GPU machine, which
+# has Python 3.12, JAX and PyTorch but no Keras and no package registry (carry .whl and .data).
+KERAS_REQ := $(shell grep -o '"keras>=[^"]*"' pyproject.toml)
+gpu-prep:
+	@test -n "$(DATA)" || { echo "error: make gpu-prep needs DATA=path/to/cifar10.npz"; exit 2; }
+	mkdir -p .whl .data
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $(KERAS_REQ) namex optree
+	install -m 0644 $(DATA) .data/cifar10.npz
 
 clean:
 	rm -rf $(VENV) runs
