@@ -174,7 +174,9 @@ class EpochStats(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._train_end, self._batches = time.perf_counter(), 0.0, 0
 
-    def on_train_batch_end(self, batch, logs=None):
+    # Counted at the start of a batch, not its end: Keras calls batch-end hooks synchronously (on
+    # JAX that waits for every step to finish) unless every callback allows otherwise.
+    def on_train_batch_begin(self, batch, logs=None):
         self._batches += 1
 
     def on_test_begin(self, logs=None):

@@ -345,6 +345,10 @@ class LearningRateController(keras.callbacks.Callback):
         self.recent_errors: list[float] = list(state.get("recent_errors", []))
         self._current: float | None = None
         self._previous_mean = 0.0
+        # Without a closed gate the batch-end hook does nothing, so Keras may run it on its own
+        # thread (on JAX: steps are not waited for one by one); the gate needs each step's accuracy
+        # before the next step's rate.
+        self.async_safe = self.gate_open
 
     @property
     def gate_open(self) -> bool:
@@ -372,9 +376,9 @@ class LearningRateController(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._apply()
+        self.step += 1  # counted here, in step order, whether batch ends run in order or not
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
         if self.gate_open or not logs or "accuracy" not in logs:
             return
         mean = float(logs["accuracy"])

@@ -136,6 +136,33 @@ def _controller_run(schedule, accuracies, state=None, start_batch=0):
     return seen, controller
 
 
+def test_controller_lets_keras_run_batch_ends_late_only_when_they_cannot_change_a_rate():
+    """On JAX, Keras runs batch-end hooks on a thread (steps are then not waited for one by one)
+    only if every callback allows it: the controller does while no gate is closed, and its rates
+    are then the same whether each end runs after its step or all of them come late."""
+    demo = recipes.get_recipe("demo")  # a step schedule: decays after 15 and 22 of 30 epochs
+    schedule = _plan(demo, n=demo.batch_size * 2)  # 2 steps per epoch: decays at steps 30 and 44
+    gated = _plan(recipes.get_recipe("paper"), model="resnet110v1")
+    assert recipes.LearningRateController(schedule).async_safe
+    assert not recipes.LearningRateController(gated).async_safe
+    assert recipes.LearningRateController(gated, {"step": 50, "gate_opened_at": 40}).async_safe
+
+    in_order, _ = _controller_run(schedule, [0.5] * 50)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(1.0), "mse")
+    late = recipes.LearningRateController(schedule)
+    late.set_model(model)
+    late.on_train_begin()
+    late.on_epoch_begin(0)
+    rates = []
+    for batch in range(50):
+        late.on_train_batch_begin(batch)
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    for batch in range(50):
+        late.on_train_batch_end(batch, {"accuracy": 0.5, "loss": 1.0})
+    assert rates == in_order and len(set(rates)) == 3 and late.step == 50
+
+
 def test_controller_ends_the_gated_warmup_on_the_measured_training_error():
     schedule = _plan(recipes.get_recipe("paper"), model="resnet110v1")
     window = schedule.gated_window
