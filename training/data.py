@@ -172,15 +172,17 @@ def checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 @dataclass(frozen=True)
 class TrainPlan:
-    """What a training feed needs, checked: the split, its batching, its seed and its padding colour."""
+    """Everything a training feed needs, checked (build it with ``TrainPlan.make``)."""
 
     x: np.ndarray
     y: np.ndarray
     global_batch: int
-    steps: int
+    steps: int  # batches per epoch
     seed: int
     start_epoch: int
+    skip: int
     augment: bool
+    classes: int | None  # one-hot labels of this many classes; None: int32 labels
     fill: np.ndarray  # float32 per-channel mean of x: the padding colour
 
     @classmethod
@@ -192,46 +194,47 @@ class TrainPlan:
         *,
         seed: int | None,
         start_epoch: int = 0,
+        skip: int = 0,
         augment: bool = True,
+        classes: int | None = None,
     ) -> TrainPlan:
-        """Check the arguments of a training feed; ``seed=None`` draws a random seed (correct, not
-        reproducible). ``UserError`` with one line on bad input."""
+        """The plan of an endless feed of full global batches: (float32 raw [0, 255] images, int32
+        labels, or float32 one-hot labels when ``classes`` is given).
+
+        Epoch ``e`` (counted from 0; the first batch yielded belongs to ``start_epoch``, after ``skip``
+        batches of it) is a shuffle of the whole set keyed by ``(seed, e)``, cut into
+        ``steps_per_epoch(len(x), global_batch)`` batches (the remainder is dropped); with ``augment``
+        every image is padded by 4 pixels, randomly cropped back and randomly flipped horizontally,
+        keyed by ``(seed, e, step)``. Use with ``model.fit(steps_per_epoch=...)`` and
+        ``initial_epoch=start_epoch``. ``seed=None`` draws a random seed (correct, not reproducible).
+        ``UserError`` with one line on bad input.
+
+        The padding value is the per-channel mean of ``x``, not 0: the papers pad images whose mean
+        has been subtracted with zeros, and here the mean is subtracted later by the model's first
+        layer, so padding raw pixels with the mean is what makes the border exactly what the papers'
+        border was (0 after normalisation) instead of a black frame the model would see as strongly
+        negative inputs.
+        """
         x, y = checked_split(x, y)
         if x.dtype != np.uint8:
             raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
         steps = steps_per_epoch(len(x), global_batch)
         if start_epoch < 0:
             raise UserError(f"start epoch must be 0 or more, got {start_epoch}")
+        if skip < 0:
+            raise UserError(f"batches to skip must be 0 or more, got {skip}")
         seed = secrets.randbits(31) if seed is None else int(seed)
         # Exact integer sums: float32 accumulation saturates on 50k images, and einsum is ~3x faster
         # than mean.
         fill = np.einsum("nhwc->c", x, dtype=np.int64) / (x.size // x.shape[-1])
-        return cls(x, y, global_batch, steps, seed, start_epoch, augment, fill.astype(np.float32))
-
-
-TRAIN_FEED_DOC = """An endless feed of full global batches: (float32 raw [0, 255] images, int32 labels, or
-    float32 one-hot labels when ``classes`` is given).
-
-    Epoch ``e`` (counted from 0; the first batch yielded belongs to ``start_epoch``) is a shuffle of the
-    whole set keyed by ``(seed, e)``, cut into ``steps_per_epoch(len(x), global_batch)`` batches (the
-    remainder is dropped); with ``augment`` every image is padded by 4 pixels, randomly cropped back and
-    randomly flipped horizontally, keyed by ``(seed, e, step)``. Use with ``model.fit(steps_per_epoch=...)``
-    and ``initial_epoch=start_epoch``. ``seed=None`` draws a random seed (correct, not reproducible).
-
-    The padding value is the per-channel mean of ``x``, not 0: the papers pad images whose mean has been
-    subtracted with zeros, and here the mean is subtracted later by the model's first layer, so padding
-    raw pixels with the mean is what makes the border exactly what the papers' border was (0 after
-    normalisation) instead of a black frame the model would see as strongly negative inputs.
-    """
-
-EVAL_FEED_DOC = """The split in order, in batches of ``batch``: (float32 raw [0, 255] images, int32
-    labels, or float32 one-hot labels when ``classes`` is given). The last batch may be smaller, so that
-    every example is evaluated.
-    """
+        fill = fill.astype(np.float32)
+        return cls(x, y, global_batch, steps, seed, start_epoch, skip, augment, classes, fill)
 
 
 def checked_eval_split(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Check the arguments of an evaluation feed."""
+    """Check the arguments of an evaluation feed: the split in order, in batches of ``batch``
+    (float32 raw [0, 255] images, int32 labels or float32 one-hot ones), the last batch possibly
+    smaller so that every example is evaluated."""
     x, y = checked_split(x, y)
     if batch < 1:
         raise UserError(f"batch size must be at least 1, got {batch}")

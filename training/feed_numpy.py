@@ -17,13 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from training.data import (
-    EVAL_FEED_DOC,
-    PAD,
-    TRAIN_FEED_DOC,
-    TrainPlan,
-    checked_eval_split,
-)
+from training.data import PAD, TrainPlan, checked_eval_split
 
 PREFETCH = 4
 """Batches computed ahead of the one the model asked for."""
@@ -36,11 +30,11 @@ def _labels(labels: np.ndarray, classes: int | None) -> np.ndarray:
 
 
 class TrainBatches(keras.utils.PyDataset):
-    """An endless training feed (see ``train_batches``); item ``i`` is the ``i``-th batch it yields."""
+    """An endless training feed (see ``TrainPlan.make``); item ``i`` is the ``i``-th batch it yields."""
 
-    def __init__(self, plan: TrainPlan, *, skip: int = 0, classes: int | None = None):
+    def __init__(self, plan: TrainPlan):
         super().__init__()
-        self.plan, self.skip, self.classes = plan, skip, classes
+        self.plan = plan
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: dict[int, Future] = {}
         self._lock = threading.Lock()
@@ -54,7 +48,9 @@ class TrainBatches(keras.utils.PyDataset):
 
     def position(self, index: int) -> tuple[int, int]:
         """``(epoch, step)`` of the ``index``-th batch this feed yields."""
-        return divmod(self.plan.start_epoch * self.plan.steps + self.skip + index, self.plan.steps)
+        return divmod(
+            self.plan.start_epoch * self.plan.steps + self.plan.skip + index, self.plan.steps
+        )
 
     def _order(self, epoch: int) -> np.ndarray:
         """The shuffle of ``epoch`` (the last three made are kept: batches ahead cross epoch ends)."""
@@ -78,7 +74,7 @@ class TrainBatches(keras.utils.PyDataset):
             out = _pad_crop_flip(images, rng, plan.fill)
         else:
             out = images.astype(np.float32)
-        return out, _labels(plan.y[idx], self.classes)
+        return out, _labels(plan.y[idx], plan.classes)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         with self._lock:
@@ -144,27 +140,14 @@ class EvalBatches(keras.utils.PyDataset):
         return self.x[part].astype(np.float32), _labels(self.y[part], self.classes)
 
 
-def train_batches(
-    x: np.ndarray,
-    y: np.ndarray,
-    global_batch: int,
-    *,
-    seed: int | None,
-    start_epoch: int = 0,
-    skip: int = 0,
-    augment: bool = True,
-    classes: int | None = None,
-) -> TrainBatches:
-    plan = TrainPlan.make(x, y, global_batch, seed=seed, start_epoch=start_epoch, augment=augment)
-    return TrainBatches(plan, skip=skip, classes=classes)
+def train_batches(plan: TrainPlan) -> TrainBatches:
+    """The endless training feed ``plan`` describes (see ``TrainPlan.make``), as a PyDataset."""
+    return TrainBatches(plan)
 
 
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> EvalBatches:
+    """The evaluation feed (see ``training.data.checked_eval_split``) as a PyDataset."""
     x, y = checked_eval_split(x, y, batch)
     return EvalBatches(x, y, batch, classes)
-
-
-train_batches.__doc__ = TRAIN_FEED_DOC + "    ``skip`` drops that many batches from the start.\n"
-eval_batches.__doc__ = EVAL_FEED_DOC

@@ -10,13 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training.data import (
-    EVAL_FEED_DOC,
-    PAD,
-    TRAIN_FEED_DOC,
-    TrainPlan,
-    checked_eval_split,
-)
+from training.data import PAD, TrainPlan, checked_eval_split
 
 
 def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
@@ -41,19 +35,9 @@ def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Ten
     return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
-def train_batches(
-    x: np.ndarray,
-    y: np.ndarray,
-    global_batch: int,
-    *,
-    seed: int | None,
-    start_epoch: int = 0,
-    skip: int = 0,
-    augment: bool = True,
-    classes: int | None = None,
-) -> tf.data.Dataset:
-    plan = TrainPlan.make(x, y, global_batch, seed=seed, start_epoch=start_epoch, augment=augment)
-    steps, num = plan.steps, len(plan.x)
+def train_batches(plan: TrainPlan) -> tf.data.Dataset:
+    """The endless training feed ``plan`` describes (see ``TrainPlan.make``), as a tf.data dataset."""
+    steps, num, global_batch = plan.steps, len(plan.x), plan.global_batch
     fill = tf.constant(plan.fill, tf.float32)
     images, labels = tf.constant(plan.x), tf.constant(plan.y)
     base_seed = tf.constant(plan.seed, tf.int64)
@@ -70,14 +54,14 @@ def train_batches(
 
     def load_batch(epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor):
         batch = tf.cast(tf.gather(images, index), tf.float32)
-        if augment:
+        if plan.augment:
             key = tf.random.experimental.stateless_fold_in(tf.stack([base_seed, epoch]), step + 1)
             batch = _pad_crop_flip(batch, key, fill)
-        return batch, _labels(tf.gather(labels, index), classes)
+        return batch, _labels(tf.gather(labels, index), plan.classes)
 
     ds = tf.data.Dataset.counter(plan.start_epoch).flat_map(epoch_batches)
-    if skip:
-        ds = ds.skip(skip)
+    if plan.skip:
+        ds = ds.skip(plan.skip)
     ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
@@ -85,6 +69,7 @@ def train_batches(
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> tf.data.Dataset:
+    """The evaluation feed (see ``training.data.checked_eval_split``) as a cached tf.data dataset."""
     x, y = checked_eval_split(x, y, batch)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
     ds = ds.map(
@@ -92,10 +77,6 @@ def eval_batches(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-train_batches.__doc__ = TRAIN_FEED_DOC + "    ``skip`` drops that many batches from the start.\n"
-eval_batches.__doc__ = EVAL_FEED_DOC
 
 
 def _labels(labels: tf.Tensor, classes: int | None) -> tf.Tensor:

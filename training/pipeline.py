@@ -158,7 +158,7 @@ def train_dataset(
 ) -> Any:
     """Endless global batches of ``arrays``' training split for ``recipe`` (one-hot labels when its
     loss smooths them), from batch ``skip`` of epoch ``start_epoch``."""
-    return feed().train_batches(
+    plan = data.TrainPlan.make(
         arrays.x_train,
         arrays.y_train,
         recipe.batch_size,
@@ -168,6 +168,7 @@ def train_dataset(
         augment=augment,
         classes=_one_hot_classes(recipe, arrays.num_classes),
     )
+    return feed().train_batches(plan)
 
 
 def eval_dataset(arrays: Any, recipe: recipes.Recipe, batch: int) -> Any:

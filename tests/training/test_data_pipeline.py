@@ -37,6 +37,11 @@ def feed(request):
     return FEEDS[request.param]
 
 
+def train(feed, x, y, batch, **plan):
+    """``feed``'s training feed of ``TrainPlan.make(x, y, batch, **plan)``."""
+    return feed.train_batches(data.TrainPlan.make(x, y, batch, **plan))
+
+
 def take(ds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """The first ``n`` batches (fewer if the feed ends) as numpy arrays, read the way Keras reads
     each kind of feed."""
@@ -54,7 +59,7 @@ def same(a, b) -> bool:
 
 
 def test_batches_have_the_contract_shapes_dtypes_and_ranges(feed):
-    ds = feed.train_batches(X, SAMPLE.y_train, BATCH, seed=0)
+    ds = train(feed, X, SAMPLE.y_train, BATCH, seed=0)
     if feed is feed_tf:
         assert ds.element_spec == (
             tf.TensorSpec((BATCH, 32, 32, 3), tf.float32),
@@ -68,7 +73,7 @@ def test_batches_have_the_contract_shapes_dtypes_and_ranges(feed):
 
 
 def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats(feed):
-    batches = take(feed.train_batches(X, IDS, BATCH, seed=1, augment=False), 3 * STEPS)
+    batches = take(train(feed, X, IDS, BATCH, seed=1, augment=False), 3 * STEPS)
     assert all(x.shape[0] == BATCH and y.shape == (BATCH,) for x, y in batches)
     epochs = [
         np.concatenate([y for _, y in batches[e * STEPS : (e + 1) * STEPS]]) for e in range(3)
@@ -82,9 +87,9 @@ def test_only_full_batches_and_every_epoch_is_a_fresh_shuffle_without_repeats(fe
 
 
 def test_same_seed_same_batches_other_seed_other_batches(feed):
-    a = take(feed.train_batches(X, IDS, BATCH, seed=7), 2 * STEPS)
-    b = take(feed.train_batches(X, IDS, BATCH, seed=7), 2 * STEPS)
-    c = take(feed.train_batches(X, IDS, BATCH, seed=8), 2 * STEPS)
+    a = take(train(feed, X, IDS, BATCH, seed=7), 2 * STEPS)
+    b = take(train(feed, X, IDS, BATCH, seed=7), 2 * STEPS)
+    c = take(train(feed, X, IDS, BATCH, seed=8), 2 * STEPS)
     assert same(a, b)
     assert not np.array_equal(a[0][1], c[0][1])
     assert not np.array_equal(a[0][1], a[STEPS][1])  # epoch 1 is not epoch 0 again
@@ -92,23 +97,23 @@ def test_same_seed_same_batches_other_seed_other_batches(feed):
 
 @pytest.mark.parametrize("start_epoch", [1, 2])
 def test_resuming_at_an_epoch_reproduces_the_uninterrupted_run(feed, start_epoch):
-    full = take(feed.train_batches(X, IDS, BATCH, seed=3), 3 * STEPS)
+    full = take(train(feed, X, IDS, BATCH, seed=3), 3 * STEPS)
     resumed = take(
-        feed.train_batches(X, IDS, BATCH, seed=3, start_epoch=start_epoch),
+        train(feed, X, IDS, BATCH, seed=3, start_epoch=start_epoch),
         (3 - start_epoch) * STEPS,
     )
     assert same(resumed, full[start_epoch * STEPS :])
 
 
 def test_resuming_inside_an_epoch_reproduces_the_uninterrupted_run(feed):
-    full = take(feed.train_batches(X, IDS, BATCH, seed=3), 3 * STEPS)
-    resumed = take(feed.train_batches(X, IDS, BATCH, seed=3, start_epoch=1, skip=3), 2 * STEPS - 3)
+    full = take(train(feed, X, IDS, BATCH, seed=3), 3 * STEPS)
+    resumed = take(train(feed, X, IDS, BATCH, seed=3, start_epoch=1, skip=3), 2 * STEPS - 3)
     assert same(resumed, full[STEPS + 3 :])
 
 
 def test_one_hot_labels_for_label_smoothing(feed):
-    [(_, plain)] = take(feed.train_batches(X, SAMPLE.y_train, BATCH, seed=4), 1)
-    [(_, hot)] = take(feed.train_batches(X, SAMPLE.y_train, BATCH, seed=4, classes=10), 1)
+    [(_, plain)] = take(train(feed, X, SAMPLE.y_train, BATCH, seed=4), 1)
+    [(_, hot)] = take(train(feed, X, SAMPLE.y_train, BATCH, seed=4, classes=10), 1)
     assert hot.dtype == np.float32 and hot.shape == (BATCH, 10)
     np.testing.assert_array_equal(hot, np.eye(10, dtype=np.float32)[plain])
     batches = take(feed.eval_batches(SAMPLE.x_test, SAMPLE.y_test, BATCH, classes=10), 10)
@@ -119,8 +124,8 @@ def test_one_hot_labels_for_label_smoothing(feed):
 def test_numpy_feed_batches_do_not_depend_on_the_order_they_are_asked_for():
     """Batches computed ahead on the feed's threads, asked for out of order (as after a restarted
     iterator) or on another feed object are the same arrays."""
-    ds = feed_numpy.train_batches(X, IDS, BATCH, seed=9)
-    other = feed_numpy.train_batches(X, IDS, BATCH, seed=9)
+    ds = train(feed_numpy, X, IDS, BATCH, seed=9)
+    other = train(feed_numpy, X, IDS, BATCH, seed=9)
     for i in (5, 0, 1, 2, 12, 3):
         x, y = ds[i]
         ox, oy = other.compute(i)
@@ -143,7 +148,7 @@ def _transforms(padded: np.ndarray, image: np.ndarray) -> list[tuple[int, int, b
 def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original(feed):
     fill = (X.astype(np.float64).sum(axis=(0, 1, 2)) / (X.size // 3)).astype(np.float32)
     seen = []
-    for x, ids in take(feed.train_batches(X, IDS, BATCH, seed=11), 3):
+    for x, ids in take(train(feed, X, IDS, BATCH, seed=11), 3):
         for image, i in zip(x, ids, strict=True):
             padded = np.pad(X[i].astype(np.float32), ((4, 4), (4, 4), (0, 0)))
             padded[:4], padded[-4:], padded[:, :4], padded[:, -4:] = fill, fill, fill, fill
@@ -158,15 +163,15 @@ def test_augmentation_is_a_4_pixel_pad_random_crop_and_flip_of_the_original(feed
 
 def test_augmentation_of_an_epoch_differs_from_the_next(feed):
     a, b = (
-        take(feed.train_batches(X, np.zeros_like(IDS), len(X), seed=5, start_epoch=e), 1)[0][0]
+        take(train(feed, X, np.zeros_like(IDS), len(X), seed=5, start_epoch=e), 1)[0][0]
         for e in (0, 1)
     )
     assert not np.array_equal(a, b)
 
 
 def test_without_a_seed_batches_are_valid_but_not_repeated(feed):
-    a = take(feed.train_batches(X, IDS, BATCH, seed=None), 1)[0]
-    b = take(feed.train_batches(X, IDS, BATCH, seed=None), 1)[0]
+    a = take(train(feed, X, IDS, BATCH, seed=None), 1)[0]
+    b = take(train(feed, X, IDS, BATCH, seed=None), 1)[0]
     assert a[0].shape == (BATCH, 32, 32, 3) and len(np.unique(a[1])) == BATCH
     assert not np.array_equal(a[1], b[1])
 
@@ -203,11 +208,17 @@ def test_steps_per_epoch():
         ((X.astype(np.float32), IDS, 8), {"seed": 0}, "must be uint8 raw pixels"),
         ((X, IDS[:10], 8), {"seed": 0}, r"expected images \(N, H, W, C\) and labels \(N,\)"),
         ((X, IDS, 8), {"seed": 0, "start_epoch": -1}, "start epoch must be 0 or more"),
+        ((X, IDS, 8), {"seed": 0, "skip": -1}, "batches to skip must be 0 or more, got -1"),
     ],
 )
-def test_bad_arguments(feed, args, kwargs, message):
+def test_bad_arguments(args, kwargs, message):
     with pytest.raises(UserError, match=message):
-        feed.train_batches(*args, **kwargs)
+        data.TrainPlan.make(*args, **kwargs)
+
+
+def test_bad_evaluation_batch(feed):
+    with pytest.raises(UserError, match="batch size must be at least 1, got 0"):
+        feed.eval_batches(SAMPLE.x_test, SAMPLE.y_test, 0)
 
 
 DISTRIBUTED = textwrap.dedent(
@@ -216,12 +227,12 @@ DISTRIBUTED = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from training import feed_tf
+    from training import data, feed_tf
     from training.sample import load_sample
 
     s = load_sample()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    ds = feed_tf.train_batches(s.x_train, s.y_train, 64, seed=5)
+    ds = feed_tf.train_batches(data.TrainPlan.make(s.x_train, s.y_train, 64, seed=5))
     x, y = next(iter(ds))
     dx, dy = next(iter(strategy.experimental_distribute_dataset(ds)))
     parts = strategy.experimental_local_results(dx)
