@@ -73,6 +73,7 @@ def select_stages(option: str | None, backend: str, device: str) -> tuple[str, .
     has none).
     """
     profiles = backend == "tensorflow" and device == "cpu"
+    # Asked without importing it: this parent process stays free of any framework.
     exports = importlib.util.find_spec("tensorflow") is not None
     if option is None:
         return tuple(

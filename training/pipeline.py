@@ -11,7 +11,6 @@ returns the compiled model and the datasets, so benchmarks and the tuner time an
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -383,7 +382,7 @@ class _Session:
             history = run.file(rundir.HISTORY)
             callbacks.append(keras.callbacks.CSVLogger(str(history), append=True))
             # Keras' TensorBoard callback writes through tf.summary; JAX trains without TensorFlow.
-            if importlib.util.find_spec("tensorflow") is not None:
+            if strategy.tensorflow_installed():
                 callbacks.append(
                     keras.callbacks.TensorBoard(
                         log_dir=str(run.file(rundir.TENSORBOARD)),

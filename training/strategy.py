@@ -24,10 +24,10 @@ The global batch is split evenly over the replicas (it must be divisible by thei
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +63,11 @@ class StrategyOptions:
 def backend() -> str:
     """The Keras backend in use (``KERAS_BACKEND``)."""
     return keras.backend.backend()
+
+
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (the JAX-only GPU machine has none)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def normalize_device(spec: str) -> tuple[str, int]:
@@ -362,10 +367,11 @@ def _make_logical_cpus(tf: Any, count: int) -> None:
 
 
 def _create_jax(options: StrategyOptions) -> Runtime:
-    # Training on JAX needs no TensorFlow (the NumPy feed); if something in this process imported
-    # it anyway, keep it off the accelerators JAX uses.
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
+    # Training on JAX needs no TensorFlow (the NumPy feed), but where it is installed Keras uses it
+    # anyway (seeding, the TensorBoard callback): keep it off the accelerators JAX uses.
+    if tensorflow_installed():
+        import tensorflow as tf
+
         with contextlib.suppress(RuntimeError):  # already initialised (e.g. by an earlier run)
             tf.config.set_visible_devices([], "GPU")
     if options.cpu_replicas is not None:
