@@ -14,6 +14,11 @@ callbacks of their own:
 * ``SaveModels`` writes ``best.keras`` (highest test accuracy) and ``last.keras`` atomically, with the
   best value carried over from earlier sessions: ``ModelCheckpoint`` writes in place and forgets its
   best value when the process restarts.
+
+On JAX, Keras waits for every step to finish before the next is dispatched unless every callback's
+batch-end hook may run late, on Keras' own threads (``async_safe``). All of these allow that: nothing
+here needs a step's result before the next step starts. ``ProgressBar`` and ``EpochTensorBoard`` are
+Keras' own, made safe for it.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from training.errors import UserError
 from training.rundir import write_json
@@ -43,11 +50,20 @@ class Backup(keras.callbacks.Callback):
     """Save the whole training state every ``every`` steps and at the end of every epoch.
 
     A state is ``step-<global step>.weights.h5`` (model and optimizer variables, from
-    ``model.save_weights``) plus ``step-<global step>.json`` (``{"step": ..., **extra()}``), written in
+    ``model.save_weights``) plus ``step-<global step>.json`` (``{"step": ..., **extra(step)}``), written in
     that order, each atomically; the two newest states are kept. Batch-level saves skip epoch
     boundaries: the state at the end of an epoch is saved after its evaluation and the other epoch-end
     callbacks, so a resumed run never skips them.
+
+    A batch-level save happens when the next step begins, not when the step ends: Keras may run
+    batch-end hooks late (see the module docstring), when the weights have moved on. Callbacks
+    before this one may have begun the next step already, so ``extra`` is asked for its state as of
+    the saved step. A state whose
+    weights are not all finite is never written (``TrainingDiverged`` with ``hint`` instead), so the
+    loss check may lag behind the steps without a diverged state replacing a good one.
     """
+
+    async_safe = True
 
     def __init__(
         self,
@@ -56,37 +72,52 @@ class Backup(keras.callbacks.Callback):
         steps_per_epoch: int,
         every: int,
         step: int = 0,
-        extra: Callable[[], dict[str, Any]] | None = None,
+        extra: Callable[[int], dict[str, Any]] | None = None,
         keep: int = 2,
+        hint: str = "",
     ):
         super().__init__()
         self.directory = Path(directory)
         self.steps_per_epoch = steps_per_epoch
         self.every = every
         self.step = step
-        self.extra = extra or dict
+        self.extra = extra or (lambda step: {})
         self.keep = keep
+        self.hint = hint
+        self._saved = step  # the state a session starts from exists already
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.every and self.step % self.every == 0 and self.step % self.steps_per_epoch:
+    def on_train_batch_begin(self, batch, logs=None):
+        due = self.every and self.step % self.every == 0 and self.step % self.steps_per_epoch
+        if due and self.step != self._saved:
             self.save()
+        self.step += 1  # the step about to run
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
 
     def save(self) -> None:
         """Write the current state (atomically) and drop all but the newest ``keep`` states."""
+        if not all_finite(self.model):
+            raise TrainingDiverged(
+                f"training diverged: the weights were NaN or infinite after step {self.step} "
+                f"(nothing was saved after it). {self.hint}".strip()
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         stem = self.directory / f"step-{self.step:09d}"
         weights = stem.with_name(stem.name + ".weights.h5")
         tmp = stem.with_name(f".tmp-{stem.name}.weights.h5")
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, weights)
-        write_json(stem.with_suffix(".json"), {"step": self.step, **self.extra()})
+        write_json(stem.with_suffix(".json"), {"step": self.step, **self.extra(self.step)})
+        self._saved = self.step
         for old in list_states(self.directory)[self.keep :]:
             old.unlink(missing_ok=True)
             old.with_name(old.name.replace(".json", ".weights.h5")).unlink(missing_ok=True)
+
+
+def all_finite(model: keras.Model) -> bool:
+    """Whether every weight of ``model`` (batch-norm statistics included) is finite."""
+    return all(np.isfinite(keras.ops.convert_to_numpy(w)).all() for w in model.weights)
 
 
 def list_states(directory: Path) -> list[Path]:
@@ -213,8 +244,11 @@ def format_epoch(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) 
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras' ``TerminateOnNaN`` in its raising mode (nothing more is saved after the loss blows up, so
-    the resume state from before stays intact), re-raised as ``TrainingDiverged`` with a clear message."""
+    """Keras' ``TerminateOnNaN`` in its raising mode, re-raised as ``TrainingDiverged`` with a clear
+    message. It may run late (on Keras' batch-end thread, see the module docstring): ``Backup`` refuses
+    to save non-finite weights meanwhile, so the resume state from before the divergence stays."""
+
+    async_safe = True
 
     def __init__(self, hint: str = ""):
         super().__init__(raise_error=True)
@@ -233,3 +267,35 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
                 f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch "
                 f"{batch + 1} (nothing was saved after it). {self.hint}".strip()
             ) from None
+
+
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, safe to update from Keras' batch-end threads: updates are serialised and
+    one older than what the bar shows is dropped. Put in the callback list when ``verbose=1``, it
+    replaces the one Keras would add (which makes Keras wait for every step on JAX)."""
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        with self._lock:
+            if batch + 1 > self.seen:
+                super().on_train_batch_end(batch, logs)
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' ``TensorBoard`` writing epoch summaries only (no graph, no profile). Its batch-end hook
+    would write nothing then, but having one at all makes Keras wait for every step on JAX."""
+
+    async_safe = True
+
+    def __init__(self, log_dir: Path):
+        super().__init__(
+            log_dir=str(log_dir), write_graph=False, update_freq="epoch", profile_batch=0
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass

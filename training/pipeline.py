@@ -304,7 +304,7 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
         )
-    callbacks = session.callbacks(step, print_line=line)
+    callbacks = session.callbacks(step, print_line=line, progress_bar=verbose == 1)
     with keras_preact.deep_graph_recursion(), runtime.scope():
         for initial, end, steps, skip in _phases(step, spe, schedule.epochs):
             _fit_function(prepared)(
@@ -323,6 +323,11 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
     rundir.write_json(run.file(rundir.METRICS), metrics)
     run.finish()
     return metrics
+
+
+_DIVERGED_HINT = (
+    "Lower --lr (with float16, try bfloat16) and re-run with --overwrite or another --output."
+)
 
 
 class _Session:
@@ -349,17 +354,21 @@ class _Session:
         """Wall time of the run so far, earlier sessions included (up to their last backup)."""
         return self.elapsed_before + time.perf_counter() - self.started
 
-    def backup_extra(self) -> dict[str, Any]:
-        """What a resumed session needs besides the weights."""
+    def backup_extra(self, step: int) -> dict[str, Any]:
+        """What a session resumed after ``step`` steps needs besides the weights."""
         return {
-            "lr": self.controller.state(),
+            "lr": self.controller.state(step),
             "models": self.saver.state(),
             "wall_seconds": self.wall_seconds(),
         }
 
-    def callbacks(self, step: int, *, print_line: bool) -> list[keras.callbacks.Callback]:
+    def callbacks(
+        self, step: int, *, print_line: bool, progress_bar: bool
+    ) -> list[keras.callbacks.Callback]:
         """The callbacks, in the order they must run at the end of an epoch (statistics first,
-        the backup last, so that a resumed run never skips an epoch's outputs)."""
+        the backup last, so that a resumed run never skips an epoch's outputs). All of them let
+        Keras run batch ends late (on JAX: without waiting for each step) unless the gated warm-up
+        needs each step's accuracy."""
         prepared, run = self.prepared, self.run
         schedule, config = prepared.schedule, prepared.config
         callbacks: list[keras.callbacks.Callback] = [
@@ -368,11 +377,10 @@ class _Session:
                 epochs=schedule.epochs,
                 print_line=print_line,
             ),
-            cb.StopOnNaN(
-                hint="Lower --lr (with float16, try bfloat16) and re-run with --overwrite or "
-                "another --output."
-            ),
+            cb.StopOnNaN(hint=_DIVERGED_HINT),
         ]
+        if progress_bar:
+            callbacks.append(cb.ProgressBar())
         if schedule.needs_controller:
             callbacks.append(self.controller)
         # Every multi_worker process saves the models (saving runs collectives); the others write
@@ -383,13 +391,7 @@ class _Session:
             callbacks.append(keras.callbacks.CSVLogger(str(history), append=True))
             # Keras' TensorBoard callback writes through tf.summary; JAX trains without TensorFlow.
             if strategy.tensorflow_installed():
-                callbacks.append(
-                    keras.callbacks.TensorBoard(
-                        log_dir=str(run.file(rundir.TENSORBOARD)),
-                        write_graph=False,
-                        update_freq="epoch",
-                    )
-                )
+                callbacks.append(cb.EpochTensorBoard(run.file(rundir.TENSORBOARD)))
             else:
                 print(
                     "note: TensorFlow is not installed, so no TensorBoard logs "
@@ -411,6 +413,7 @@ class _Session:
                 every=config.backup_every,
                 step=step,
                 extra=self.backup_extra,
+                hint=_DIVERGED_HINT,
             )
         )
         return callbacks

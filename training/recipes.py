@@ -359,10 +359,12 @@ class LearningRateController(keras.callbacks.Callback):
         """Learning rate of the next update."""
         return self.schedule.lr_at(self.step, self.gate_open)
 
-    def state(self) -> dict[str, Any]:
-        """What a resumed run needs to continue the schedule (JSON-serialisable)."""
+    def state(self, step: int | None = None) -> dict[str, Any]:
+        """What a resumed run needs to continue the schedule (JSON-serialisable), after ``step``
+        steps: by default all begun so far; a backup taken as a step begins, after this callback's
+        hook, passes the steps completed (one fewer)."""
         return {
-            "step": self.step,
+            "step": self.step if step is None else step,
             "gate_opened_at": self.gate_opened_at,
             "recent_errors": list(self.recent_errors),
         }

@@ -33,7 +33,9 @@ def _data():
 def test_backup_states_are_named_by_step_and_skip_epoch_boundaries(tmp_path):
     model = _model()
     x, y = _data()
-    backup = cb.Backup(tmp_path, steps_per_epoch=4, every=2, extra=lambda: {"note": "x"})
+    backup = cb.Backup(
+        tmp_path, steps_per_epoch=4, every=2, extra=lambda step: {"note": "x", "at": step}
+    )
     model.fit(x, y, batch_size=10, epochs=2, callbacks=[backup], verbose=0)
     # Steps 2, 6 (batch-level), 4, 8 (epoch ends; 4 and 8 are not saved twice); two kept.
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -43,14 +45,81 @@ def test_backup_states_are_named_by_step_and_skip_epoch_boundaries(tmp_path):
         "step-000000008.json",
         "step-000000008.weights.h5",
     ]
-    assert json.loads((tmp_path / "step-000000008.json").read_text()) == {"step": 8, "note": "x"}
+    assert json.loads((tmp_path / "step-000000008.json").read_text()) == {
+        "step": 8,
+        "note": "x",
+        "at": 8,
+    }
 
     restored = _model(seed=1)
     state = cb.restore(tmp_path, restored)
-    assert state == {"step": 8, "note": "x"}
+    assert state == {"step": 8, "note": "x", "at": 8}
     for a, b in zip(model.get_weights(), restored.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(restored.optimizer.iterations) == 8
+
+
+class _Recorder(keras.callbacks.Callback):
+    """The weights after every step (a synchronous batch-end hook)."""
+
+    def __init__(self):
+        super().__init__()
+        self.after_step: list[list[np.ndarray]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after_step.append(self.model.get_weights())
+
+
+def test_backup_saves_the_weights_of_exactly_its_step(tmp_path):
+    """A batch-level state is saved when the next step begins: it holds the weights after its step,
+    not before it and not after the next."""
+    model = _model()
+    x, y = _data()
+    recorder = _Recorder()
+    backup = cb.Backup(tmp_path, steps_per_epoch=4, every=3, keep=10)
+    model.fit(x, y, batch_size=10, epochs=2, callbacks=[recorder, backup], verbose=0)
+    steps = [int(p.name[5:14]) for p in cb.list_states(tmp_path)]
+    assert steps == [8, 6, 4, 3]
+    for step in steps:
+        restored = _model(seed=1)
+        restored.optimizer.build(restored.trainable_variables)
+        restored.load_weights(tmp_path / f"step-{step:09d}.weights.h5")
+        for saved, expected in zip(
+            restored.get_weights(), recorder.after_step[step - 1], strict=True
+        ):
+            np.testing.assert_array_equal(saved, expected)
+
+
+def test_backup_never_writes_non_finite_weights(tmp_path):
+    model = _model()
+    backup = cb.Backup(tmp_path, steps_per_epoch=4, every=1, hint="Lower --lr.")
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    kernel = model.layers[0].kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    backup.step = 5
+    with pytest.raises(cb.TrainingDiverged) as raised:
+        backup.on_train_batch_begin(1)
+    assert str(raised.value) == (
+        "training diverged: the weights were NaN or infinite after step 5 "
+        "(nothing was saved after it). Lower --lr."
+    )
+    assert [p.name for p in cb.list_states(tmp_path)] == ["step-000000000.json"]
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_progress_bar_keeps_showing_the_newest_batch_when_ends_come_out_of_order(capsys):
+    bar = cb.ProgressBar()
+    bar.set_params({"verbose": 1, "epochs": 1, "steps": 4})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar.on_train_batch_end(2, {"loss": 1.0})
+    bar.on_train_batch_end(0, {"loss": 9.0})
+    assert bar.seen == 3
+    bar.on_train_batch_end(3, {"loss": 0.5})
+    bar.on_epoch_end(0, {"loss": 0.5})
+    out = capsys.readouterr().out
+    assert "4/4" in out and "9.0" not in out
 
 
 def test_restore_falls_back_to_the_previous_state(tmp_path):

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from training_helpers import SAMPLE_RUN, cli, error_line, metrics
+from training_helpers import (
+    ROOT,
+    SAMPLE_RUN,
+    cli,
+    diverged_states_are_finite,
+    env,
+    error_line,
+    metrics,
+)
 
 import keras_preact
 from training.sample import load_sample
@@ -48,3 +59,61 @@ def test_jax_backend_rejects_multi_worker_in_one_line(tmp_path):
     )
     assert "TensorFlow backend" in error_line(result)
     assert not (tmp_path / "run").exists()
+
+
+# Runs training.cifar with one more callback: it records, for every batch end, whether Keras ran it
+# on the main thread (waiting for the step) or late on its own threads.
+_PROBE = """
+import sys, threading
+import keras
+from training import cifar, pipeline
+
+ends = []
+
+class Probe(keras.callbacks.Callback):
+    async_safe = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        ends.append(threading.current_thread() is threading.main_thread())
+
+original = pipeline._Session.callbacks
+pipeline._Session.callbacks = lambda self, *a, **k: [*original(self, *a, **k), Probe()]
+try:
+    cifar.main(sys.argv[1:])
+finally:
+    print(f"batch ends: {len(ends)}, on the main thread: {sum(ends)}")
+"""
+
+
+@pytest.mark.slow
+def test_jax_training_does_not_wait_for_every_step(tmp_path):
+    """With the progress bar, TensorBoard, backups every 3 steps and the NaN check, every callback of
+    a run lets Keras handle batch ends late, so JAX dispatches the next step without waiting."""
+    out = tmp_path / "run"
+    args = [*SAMPLE_RUN, "--epochs", "2", "--verbose", "bar", "--backup-every", "3"]
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args, "--output", str(out)],
+        cwd=ROOT,
+        env=env(KERAS_BACKEND="jax"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "batch ends: 40, on the main thread: 0" in result.stdout
+    assert "20/20" in result.stdout  # the progress bar reached the end of each epoch
+    assert any((out / "tensorboard").rglob("*tfevents*"))
+    assert metrics(out)["iterations"] == 40
+
+
+@pytest.mark.slow
+def test_jax_divergence_stops_with_only_finite_states_saved(tmp_path):
+    """The NaN check runs late on JAX; a backup due meanwhile is refused, so every state left to
+    resume from has finite weights."""
+    out = tmp_path / "run"
+    args = [*SAMPLE_RUN, "--epochs", "1", "--lr", "1e6", "--backup-every", "1"]
+    result = cli("training.cifar", *args, "--output", str(out), KERAS_BACKEND="jax")
+    line = error_line(result)
+    assert line.startswith("error: training diverged: the ") and "Lower --lr" in line
+    assert not (out / "metrics.json").exists() and not (out / "best.keras").exists()
+    diverged_states_are_finite(out)

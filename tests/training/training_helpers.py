@@ -86,3 +86,21 @@ def free_ports(count: int) -> list[int]:
 def metrics(run: Path) -> dict[str, Any]:
     """The ``metrics.json`` of a finished run."""
     return json.loads((run / "metrics.json").read_text())
+
+
+def diverged_states_are_finite(out: Path) -> None:
+    """Check that a run stopped for divergence left resume states, all with finite weights."""
+    import h5py
+    import numpy as np
+
+    def floats(path: Path) -> list[np.ndarray]:
+        found: list[np.ndarray] = []
+        with h5py.File(path) as f:
+            f.visititems(lambda _, o: found.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+        return [a for a in found if a.dtype.kind == "f"]
+
+    states = sorted(out.rglob("step-*.weights.h5"))
+    assert states, "the run diverged before its first backup"
+    for path in states:
+        arrays = floats(path)
+        assert arrays and all(np.isfinite(a).all() for a in arrays), path
