@@ -13,8 +13,17 @@
 #
 # Environment: OUT (default runs/gpu), DEVICE (default gpu; cpu for a dry run of the script
 # here), SKIP_INSTALL=1 (Keras is already importable), BENCH_ARGS (added to every part, e.g.
-# "--steps 2 --repeats 1" for a dry run), LIMIT (seconds for every part instead of each one's own).
+# "--steps 2 --repeats 1" for a dry run), LIMIT (seconds for every part instead of each one's own),
+# PARTS (the parts to run, by name; default all four). ResNet-1001V2's XLA compile alone took 83 s
+# on this project's 2-core CPU; if its 170 s turn out too few, give it a call of its own:
+#     PARTS="r164v2-bf16 cifar-v1-bf16 accuracy" bash bench/gpu_run.sh
+#     PARTS=r1001v2-bf16 LIMIT=400 bash bench/gpu_run.sh
 set -uo pipefail
+ALL_PARTS="r164v2-bf16 cifar-v1-bf16 accuracy r1001v2-bf16"
+PARTS=${PARTS:-$ALL_PARTS}
+for name in $PARTS; do
+    [[ " $ALL_PARTS " == *" $name "* ]] || { echo "error: unknown part '$name' (parts: $ALL_PARTS)"; exit 2; }
+done
 OUT=${OUT:-runs/gpu}
 DEVICE=${DEVICE:-gpu}
 DATA=.data/cifar10.npz
@@ -32,6 +41,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 part() {  # part NAME SECONDS ARGS...: one bench run with its own file, log and time limit
     local name=$1 limit=${LIMIT:-$2}
     shift 2
+    [[ " $PARTS " == *" $name "* ]] || return 0
     echo "== $name (limit ${limit}s)"
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
     timeout "$limit" python3 -m bench run --device "$DEVICE" --backend jax --data "$DATA" \
