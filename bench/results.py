@@ -107,11 +107,15 @@ ISA_FLAGS = (
 
 
 def cpu_device(cpuinfo: str | None = None) -> str:
-    """The CPU as a short string: model name, the cores this process may use and its vector ISA.
+    """The CPU as a short string: model name, family and model numbers, the cores this process may
+    use and its vector ISA.
 
-    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None).
+    ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). The numbers are there because
+    cloud VMs often report a bare model name: three different CPUs (Zen 1, Zen 2/3 and Zen 4 cores)
+    have all called themselves "AMD EPYC" in this project's benchmarks.
     """
     model = platform.processor() or platform.machine()
+    generation: dict[str, str] = {}
     flags: set[str] = set()
     if cpuinfo is None:
         try:
@@ -122,12 +126,16 @@ def cpu_device(cpuinfo: str | None = None) -> str:
         key, _, value = line.partition(":")
         if key.strip() == "model name":
             model = value.strip()
+        elif key.strip() in ("cpu family", "model"):
+            generation.setdefault(key.strip(), value.strip())
         elif key.strip() == "flags":
             flags = set(value.split())
             break  # every core reports the same; the first one is enough
     isa = list(dict.fromkeys(name for flag, name in ISA_FLAGS if flag in flags))
     if "AVX-512" in isa:
         isa = [name for name in isa if name != "AVX2"]  # implied
+    if len(generation) == 2:
+        model += f" (family {generation['cpu family']}, model {generation['model']})"
     device = f"cpu: {model}, {len(os.sched_getaffinity(0))} cores"
     return f"{device}, {' '.join(isa)}" if isa else device
 

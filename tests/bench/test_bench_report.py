@@ -199,3 +199,13 @@ def test_device_names_the_vector_isa_that_picks_the_kernels(flags, isa):
     cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nflags\t: avx512f\n"
     assert cpu_device(cpuinfo).startswith("cpu: Some CPU, ")
     assert cpu_device(cpuinfo).endswith(" cores" + isa)
+
+
+def test_device_names_cpu_family_and_model_when_cpuinfo_has_them():
+    # Two VMs that both say "AMD EPYC" must not look like one machine in the results.
+    cpuinfo = (
+        "processor\t: 0\ncpu family\t: 23\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+        "flags\t\t: avx2\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\n"
+    )
+    assert cpu_device(cpuinfo).startswith("cpu: AMD EPYC (family 23, model 1), ")
+    assert cpu_device(cpuinfo).endswith(" cores, AVX2")
