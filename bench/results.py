@@ -111,8 +111,8 @@ def cpu_device(cpuinfo: str | None = None) -> str:
     use and its vector ISA.
 
     ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). The numbers are there because
-    cloud VMs often report a bare model name: three different CPUs (Zen 1, Zen 2/3 and Zen 4 cores)
-    have all called themselves "AMD EPYC" in this project's benchmarks.
+    cloud VMs often report a bare model name: three different CPUs have all called themselves
+    "AMD EPYC" in this project's benchmarks.
     """
     model = platform.processor() or platform.machine()
     generation: dict[str, str] = {}
@@ -127,7 +127,7 @@ def cpu_device(cpuinfo: str | None = None) -> str:
         if key.strip() == "model name":
             model = value.strip()
         elif key.strip() in ("cpu family", "model"):
-            generation.setdefault(key.strip(), value.strip())
+            generation[key.strip()] = value.strip()
         elif key.strip() == "flags":
             flags = set(value.split())
             break  # every core reports the same; the first one is enough
