@@ -55,6 +55,7 @@ def keras_preact_accuracy(
     model: str, images: Images, s: AccuracySettings, seed: int, workdir: Path
 ) -> AccuracyResult:
     """Train ``model`` with the pipeline's recipe on ``images`` and evaluate it on the test split."""
+    from keras_preact.datasets import CIFAR10_LABELS
     from training import data, recipes
     from training.pipeline import TrainConfig, prepare
     from training.strategy import StrategyOptions
@@ -75,7 +76,7 @@ def keras_preact_accuracy(
         images.y_train,
         images.x_test,
         images.y_test,
-        data.CIFAR10_LABELS,
+        CIFAR10_LABELS,
         origin=images.source,
     )
     prepared = prepare(config, arrays=arrays)

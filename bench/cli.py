@@ -33,7 +33,7 @@ from bench.runner import run_jobs
 from bench.tasks import STAGE_IMPLS, Settings
 from bench.train_speed import PRECISIONS, SpeedSettings
 from bench.variants import VARIANTS
-from training.errors import UserError, cli_main
+from keras_preact.cli import UserError, cli_main
 
 STAGES = ("accuracy", "train", "profile", "infer")
 IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))

@@ -2,7 +2,7 @@
 
 Either a NumPy ``.npz`` file given on the command line (keys ``x_train``, ``y_train``, ``x_test``,
 ``y_test``: uint8 NHWC 32x32x3 images and integer labels 0-9) or, in the reduced mode, the sample
-embedded in ``training.sample``.
+embedded in ``keras_preact.datasets``.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def load_npz(path: str | Path) -> Images:
 
 
 def load_embedded_sample() -> Images:
-    """The 1,000/300 image CIFAR-10 sample shipped in ``training.sample`` (reduced mode)."""
-    from training.sample import load_sample
+    """The 1,000/300 image CIFAR-10 sample shipped in ``keras_preact.datasets`` (reduced mode)."""
+    from keras_preact.datasets import load_sample
 
     s = load_sample()
     return Images(
@@ -75,7 +75,7 @@ def load_embedded_sample() -> Images:
         s.y_train.astype(np.int64),
         s.x_test,
         s.y_test.astype(np.int64),
-        "training.sample",
+        "keras_preact.datasets",
     )
 
 

@@ -18,7 +18,7 @@ from bench.results import write_records
 from bench.tasks import Settings, Task, run_task
 from bench.train_speed import FREE
 from bench.turns import TurnGate
-from training.errors import cli_main
+from keras_preact.cli import cli_main
 
 
 def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> None:

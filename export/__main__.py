@@ -19,7 +19,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see training/__init__.py
 
 # Imported after the environment defaults above, so TensorFlow sees them when it loads.
 from export.options import check_options
-from training.errors import UserError, cli_main
+from keras_preact.cli import UserError, cli_main
 
 EXIT_VERIFICATION_FAILED = 1
 

@@ -25,7 +25,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from training.errors import UserError, cli_main  # after TF_CPP_MIN_LOG_LEVEL, before TF
+from keras_preact.cli import UserError, cli_main  # after TF_CPP_MIN_LOG_LEVEL, before TF
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training.sample import load_sample
+from keras_preact.datasets import load_sample
 
 
 def sample_images(

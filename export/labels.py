@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.data import LABEL_NAMES
-from training.errors import UserError
+from keras_preact.cli import UserError
+from keras_preact.datasets import LABEL_NAMES
 
 # The training pipeline's class names: cifar10 (from the embedded sample) and cifar100 (fine labels).
 BUILTIN_LABELS: dict[str, tuple[str, ...]] = dict(LABEL_NAMES)

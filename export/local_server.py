@@ -33,7 +33,7 @@ import grpc  # imported after the TF_CPP_MIN_LOG_LEVEL default above
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from training.errors import UserError, cli_main
+from keras_preact.cli import UserError, cli_main
 
 DEFAULT_SIGNATURE = "serving_default"
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")

@@ -9,8 +9,8 @@ from pathlib import Path
 import keras
 
 import keras_preact
+from keras_preact.cli import UserError
 from keras_preact.preprocessing import DATASET_STATS, normalization_layer
-from training.errors import UserError
 
 PREPROCESS_LAYER = "preprocess"
 # "auto": the model's own "preprocess" layer; "none": the model already takes raw pixels as they are.

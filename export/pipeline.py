@@ -52,7 +52,7 @@ from export.savedmodel import (
 from export.tflite import DEFAULT_CALIBRATION_IMAGES, TFLiteRunner
 from export.tflite import export_tflite as write_tflite
 from export.verify import Artifact, Report, verify, write_report
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 DEFAULT_NUM_IMAGES = 300  # the whole test split of the embedded sample
 

@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from export.options import ARTIFACTS_DIR, check_output_path
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 MODELS_CONFIG = "models.config"
 DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container

@@ -18,7 +18,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export.options import QUANTIZATIONS
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 # How many representative images int8 calibration uses by default (real images, batch 1).
 DEFAULT_CALIBRATION_IMAGES = 200

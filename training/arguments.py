@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from keras_preact.cli import UserError
 from training import recipes
-from training.errors import UserError
 from training.pipeline import VERBOSITY
 from training.strategy import STRATEGIES
 

@@ -36,7 +36,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from training.errors import UserError
+from keras_preact.cli import UserError
 from training.rundir import write_json
 
 _STATE = re.compile(r"^step-(\d{9})\.json$")

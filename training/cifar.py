@@ -10,8 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from keras_preact.cli import cli_main
 from training import arguments
-from training.errors import cli_main
 
 EXAMPLES = """\
 examples:

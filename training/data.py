@@ -23,31 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import UserError
-from training.sample import LABEL_NAMES as CIFAR10_LABELS
+from keras_preact.cli import UserError
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "cifar10-sample")
 """Dataset names ``load_arrays`` accepts."""
 
 SOURCES_HELP = "tfds or folder:PATH"
 """What ``load_arrays(source=...)`` accepts, for messages and CLI help."""
-
-CIFAR100_LABELS: tuple[str, ...] = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
-    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
-    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
-    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
-    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
-    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
-    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
-    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor",
-    "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-)  # fmt: skip
-"""The official CIFAR-100 fine label names, in label order."""
-
-LABEL_NAMES: dict[str, tuple[str, ...]] = {"cifar10": CIFAR10_LABELS, "cifar100": CIFAR100_LABELS}
-"""Official label names of each full dataset."""
 
 PAD = 4
 """Pixels padded on each side before the random crop (He et al. 2015, section 4.2)."""
@@ -129,7 +111,7 @@ def load_arrays(
             raise UserError(
                 "cifar10-sample is the embedded sample: it takes no data source or data dir"
             )
-        from training.sample import load_sample
+        from keras_preact.datasets import load_sample
 
         s = load_sample()
         return make_arrays(

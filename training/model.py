@@ -14,7 +14,7 @@ from typing import Any
 import keras
 
 import keras_preact
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 _GENERIC = re.compile(r"^resnet(\d+)(v[12])$")
 

@@ -20,10 +20,10 @@ from typing import Any
 import keras
 
 import keras_preact
+from keras_preact.cli import UserError
 from training import callbacks as cb
 from training import data, recipes, report, rundir, strategy
 from training import model as model_lib
-from training.errors import UserError
 from training.strategy import StrategyOptions
 
 VERBOSITY = ("auto", "bar", "line", "quiet")

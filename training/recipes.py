@@ -38,7 +38,7 @@ from typing import Any
 
 import keras
 
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 REFERENCE_BATCH = 128
 """The papers' global batch: learning rates and iteration counts of a recipe are given at this batch."""

@@ -34,7 +34,7 @@ from typing import Any
 
 import keras
 
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 """Values of ``--strategy``."""

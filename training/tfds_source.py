@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import LABEL_NAMES, CifarArrays, make_arrays
-from training.errors import UserError
+from keras_preact.cli import UserError
+from keras_preact.datasets import LABEL_NAMES
+from training.data import CifarArrays, make_arrays
 
 # What tfds' cifar builders download (tensorflow_datasets/image_classification/cifar.py).
 DOWNLOAD_URLS = {

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.errors import UserError, cli_main
+from keras_preact.cli import UserError, cli_main
 
 TUNERS = ("random", "hyperband", "bayesian")
 """Values of ``--tuner``: keras-tuner's RandomSearch, Hyperband and BayesianOptimization."""

@@ -15,7 +15,7 @@ from bench.plan import Job
 from bench.results import REQUIRED, read_records
 from bench.runner import partial_path, run_jobs
 from bench.tasks import Settings, Task
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 INFER_IMPLS = {

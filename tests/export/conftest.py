@@ -12,7 +12,7 @@ import pytest
 
 import keras_preact
 from export.pipeline import ExportResult, export_model
-from training.sample import load_sample
+from keras_preact.datasets import load_sample
 
 
 @pytest.fixture(scope="session")

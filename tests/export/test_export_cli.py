@@ -15,7 +15,7 @@ import keras_preact
 from export.__main__ import main
 from export.pipeline import export_model
 from export.tflite import export_tflite
-from training.errors import UserError
+from keras_preact.cli import UserError
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -16,8 +16,8 @@ from export import client
 from export.images import encode_images
 from export.local_server import LocalServer
 from export.verify import FLOAT_TOLERANCE
-from training.errors import UserError
-from training.sample import LABEL_NAMES
+from keras_preact.cli import UserError
+from keras_preact.datasets import CIFAR10_LABELS
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def server(exported):
 
 def expected_top5(keras_probabilities, n):
     ids = np.argsort(-keras_probabilities[:n], axis=1)[:, :5]
-    return [[LABEL_NAMES[i] for i in row] for row in ids]
+    return [[CIFAR10_LABELS[i] for i in row] for row in ids]
 
 
 # --- request builders --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from export.images import encode_images
 from export.savedmodel import WARMUP_FILE, read_warmup_requests
 from export.verify import FLOAT_TOLERANCE
-from training.sample import LABEL_NAMES
+from keras_preact.datasets import CIFAR10_LABELS
 
 SIGNATURES = {
     "serving_default": ("images", tf.float32, [None, 32, 32, 3]),
@@ -98,7 +98,7 @@ def test_pixel_and_png_signatures_give_keras_probabilities(loaded, sample, keras
     )
     assert np.all(np.diff(by_png["top_k_scores"].numpy(), axis=1) <= 0)
     labels = by_png["top_k_labels"].numpy().astype(str)
-    np.testing.assert_array_equal(labels, np.asarray(LABEL_NAMES)[ids])
+    np.testing.assert_array_equal(labels, np.asarray(CIFAR10_LABELS)[ids])
 
 
 def test_jpeg_and_other_sizes_are_decoded_and_resized_inside(loaded, sample):

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_preact.cli import UserError
 from training import callbacks as cb
 from training import report
-from training.errors import UserError
 
 
 def _model(seed: int = 0) -> keras.Model:

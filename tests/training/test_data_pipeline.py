@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 from numpy.lib.stride_tricks import sliding_window_view
 
+from keras_preact.cli import UserError
+from keras_preact.datasets import load_sample
 from training import data, feed_numpy, feed_tf
-from training.errors import UserError
-from training.sample import load_sample
 
 SAMPLE = load_sample()
 X = SAMPLE.x_train
@@ -228,7 +228,7 @@ DISTRIBUTED = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     from training import data, feed_tf
-    from training.sample import load_sample
+    from keras_preact.datasets import load_sample
 
     s = load_sample()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_preact.cli import UserError
+from keras_preact.datasets import CIFAR100_LABELS, load_sample
 from training import cifar_archives, data
-from training.errors import UserError
-from training.sample import load_sample
 
 SAMPLE = load_sample()
 LAYOUT = {(lay.dataset, lay.fmt): lay for lay in cifar_archives.LAYOUTS}
@@ -86,7 +86,7 @@ def expected(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 def official_files(dataset: str, fmt: str) -> dict[str, bytes]:
     """The files of an official distribution, holding the sample's images."""
     names10 = list(SAMPLE.label_names)
-    names100 = list(data.CIFAR100_LABELS)
+    names100 = list(CIFAR100_LABELS)
     coarse_names = [f"superclass_{i}" for i in range(20)]
     files = {}
     if dataset == "cifar10":
@@ -191,7 +191,7 @@ def assert_loaded(arrays: data.CifarArrays, dataset: str) -> None:
     np.testing.assert_array_equal(arrays.y_train, y_train)
     np.testing.assert_array_equal(arrays.x_test, x_test)
     np.testing.assert_array_equal(arrays.y_test, y_test)
-    names = SAMPLE.label_names if dataset == "cifar10" else data.CIFAR100_LABELS
+    names = SAMPLE.label_names if dataset == "cifar10" else CIFAR100_LABELS
     assert arrays.label_names == names and arrays.num_classes == len(names)
 
 

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_preact.cli import UserError
+from keras_preact.datasets import CIFAR100_LABELS, load_sample
 from training import data, tfds_source
-from training.errors import UserError
-from training.sample import load_sample
 
 SAMPLE = load_sample()
 
@@ -90,7 +90,7 @@ def test_mock_data_cifar100(tmp_path, offline):
     builder.info.write_to_directory(builder.data_path)  # what mock_data needs to call it prepared
     with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path)):
         arrays = data.load_arrays("cifar100", "tfds", data_dir="/nonexistent")
-    assert arrays.num_classes == 100 and arrays.label_names == data.CIFAR100_LABELS
+    assert arrays.num_classes == 100 and arrays.label_names == CIFAR100_LABELS
     for x, y in ((arrays.x_train, arrays.y_train), (arrays.x_test, arrays.y_test)):
         assert x.shape == (24, 32, 32, 3) and x.dtype == np.uint8
         assert y.shape == (24,) and y.dtype == np.int64 and y.min() >= 0 and y.max() < 100

@@ -18,7 +18,7 @@ from training_helpers import (
 )
 
 import keras_preact
-from training.sample import load_sample
+from keras_preact.datasets import load_sample
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_preact.cli import UserError
 from training import recipes
-from training.errors import UserError
 
 CIFAR_TRAIN = 50_000
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from keras_preact.cli import UserError
 from training import rundir
-from training.errors import UserError
 
 CONFIG = {"model": "resnet8v1", "seed": 1, "recipe_overrides": {"epochs": 2}}
 

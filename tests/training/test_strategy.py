@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from keras_preact.cli import UserError
 from training import strategy
-from training.errors import UserError
 from training.strategy import StrategyOptions
 
 GOOD = {

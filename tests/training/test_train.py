@@ -10,11 +10,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 import keras_preact
+from keras_preact.cli import UserError
+from keras_preact.datasets import load_sample
 from training import cifar, rundir
-from training.errors import UserError
 from training.pipeline import TrainConfig, prepare, train
 from training.report import read_history
-from training.sample import load_sample
 
 
 def _config(tmp_path, **overrides) -> TrainConfig:

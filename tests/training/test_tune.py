@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from keras_preact.cli import UserError
 from training import tune
-from training.errors import UserError
 from training.pipeline import TrainConfig
 
 BASE = TrainConfig(dataset="cifar10-sample", recipe="demo", verbose="quiet", seed=0)
