@@ -42,7 +42,7 @@ class ShortcutA(nn.Module):
         self.extra = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Subsample, then append the zero channels (as keras_preact's ShortcutPad does)."""
+        """Subsample, then append the zero channels (as keras-preact's option-A shortcut does)."""
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if self.extra:

@@ -125,7 +125,7 @@ def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = No
     the recipe), its endless training dataset and its per-step callbacks, for ``variant``."""
     import keras
 
-    from keras_preact.layers import BatchNormalization
+    from keras_preact.layers import use_fused_batch_norm
     from training import callbacks as cb
     from training import recipes
     from training.pipeline import TrainConfig, prepare
@@ -145,9 +145,7 @@ def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = No
     # The sample's images feed the pipeline: images/s do not depend on which images they are.
     prepared = prepare(config)
     if variant == "keras-bn":
-        for layer in prepared.model.layers:
-            if isinstance(layer, BatchNormalization):
-                layer.use_fused_kernel = False
+        use_fused_batch_norm(prepared.model, enabled=False)
     data = prepared.train_dataset()
     if variant == "synthetic-data":
         data = _one_batch_repeated(data)

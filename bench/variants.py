@@ -12,7 +12,7 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
   convolution's input and filter gradients) sharing the intra-op threads.
 * ``jax``: the JAX backend (XLA) instead of TensorFlow.
 * ``keras-bn``: keras-preact with Keras' own (unfused) batch-norm training path
-  (``keras_preact.layers.BatchNormalization.use_fused_kernel = False``): the "before" of the fused
+  (``keras_preact.use_fused_batch_norm(model, enabled=False)``): the "before" of the fused
   TensorFlow kernel.
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
 * ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.

@@ -4,22 +4,24 @@
 >>> model = keras_preact.ResNet164V2(weights=None)          # doctest: +SKIP
 >>> keras_preact.get_model("resnet20v1", classes=100)        # doctest: +SKIP
 >>> keras_preact.ResNet(110, version="v1", shortcut="scaling")  # the v2 paper's ablations
+>>> keras_preact.Plain56V1()                                  # the v1 paper's plain network
 """
 
-from keras_preact import layers as layers  # registers the custom layer for loading
+from keras_preact.layers import use_fused_batch_norm
 from keras_preact.preprocessing import DATASET_STATS, mean_std, preprocess_input
 from keras_preact.resnet import (
     FACTORIES,
     MODEL_NAMES,
     MODELS,
+    Architecture,
     ModelInfo,
     ResNet,
-    build_resnet,
-    deep_graph_recursion,
+    architecture,
     get_model,
-    load_model,
+    resolve_model,
     units_per_stage,
 )
+from keras_preact.saving import deep_graph_recursion, load_model
 from keras_preact.summary import ModelStats, count_macs, model_stats
 from keras_preact.units import PLACEMENTS, PROJECTIONS, SHORTCUTS, UNITS
 
@@ -46,9 +48,17 @@ ResNet50V2 = FACTORIES["resnet50v2"]
 ResNet101V2 = FACTORIES["resnet101v2"]
 ResNet152V2 = FACTORIES["resnet152v2"]
 ResNet200V2 = FACTORIES["resnet200v2"]
+Plain20V1 = FACTORIES["plain20v1"]
+Plain32V1 = FACTORIES["plain32v1"]
+Plain44V1 = FACTORIES["plain44v1"]
+Plain56V1 = FACTORIES["plain56v1"]
+Plain110V1 = FACTORIES["plain110v1"]
+Plain18V1 = FACTORIES["plain18v1"]
+Plain34V1 = FACTORIES["plain34v1"]
 
 __all__ = [
     "DATASET_STATS",
+    "Architecture",
     "MODELS",
     "MODEL_NAMES",
     "PLACEMENTS",
@@ -58,7 +68,7 @@ __all__ = [
     "ModelInfo",
     "ModelStats",
     "ResNet",
-    "build_resnet",
+    "architecture",
     "count_macs",
     "deep_graph_recursion",
     "get_model",
@@ -66,6 +76,8 @@ __all__ = [
     "mean_std",
     "model_stats",
     "preprocess_input",
+    "resolve_model",
     "units_per_stage",
+    "use_fused_batch_norm",
     *(info.name for info in MODELS.values()),
 ]

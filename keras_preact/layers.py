@@ -1,134 +1,89 @@
-"""The two layers of the networks that are not Keras' own.
+"""The fused batch-norm training step, a training-time choice on plain Keras layers.
 
-* ``ShortcutPad``: the parameter-free option-A shortcut of the v1 CIFAR networks, which Keras does
-  not have.
-* ``BatchNormalization``: Keras' layer, numerically the same, whose training step runs as one fused
-  kernel on the TensorFlow backend (see its docstring).
-
-Both are registered serializables, so `.keras` files that use them load with ``safe_mode=True`` once
-``keras_preact`` is imported (no Lambda layers anywhere).
+keras-preact builds its networks from Keras' own layers only, so a saved ``.keras`` file loads
+anywhere Keras does. What Keras lacks is speed in one place: it computes batch statistics and the
+normalisation as separate ``keras.ops`` on every backend. XLA fuses them on JAX, but TensorFlow
+(which does not use XLA on the CPU) runs each as its own op: about a fifth of a ResNet-20 training
+step on two CPU cores. ``use_fused_batch_norm`` gives a model's ``keras.layers.BatchNormalization``
+layers a training-mode forward pass through TensorFlow's fused batch-norm kernel (one op forward,
+one backward; oneDNN also fuses the ReLU after it), updating the moving statistics exactly as Keras
+does (biased batch variance, same momentum). The layers stay ``keras.layers.BatchNormalization``:
+their configuration, weights and saved files are unchanged.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 
 import keras
-import numpy as np
 from keras import ops
-
-
-@keras.saving.register_keras_serializable(package="keras_preact")
-class ShortcutPad(keras.layers.Layer):
-    """Option-A shortcut of the v1 paper: strided subsampling, then zero channels appended.
-
-    Parameter-free, as in the CIFAR networks of "Deep Residual Learning" (section 4.2): the extra
-    channels of the identity are zeros, the spatial size halves by taking every ``stride``-th pixel.
-
-    Args:
-        stride: spatial subsampling factor (1 or 2).
-        out_channels: number of channels after padding (>= the input's).
-        data_format: ``"channels_last"`` or ``"channels_first"``; defaults to Keras' setting.
-    """
-
-    def __init__(
-        self, stride: int, out_channels: int, data_format: str | None = None, **kwargs
-    ) -> None:
-        super().__init__(**kwargs)
-        self.stride = int(stride)
-        self.out_channels = int(out_channels)
-        self.data_format = data_format or keras.config.image_data_format()
-
-    def call(self, x):
-        channel_axis = -1 if self.data_format == "channels_last" else 1
-        channels = x.shape[channel_axis]
-        if self.stride == 1 and channels == self.out_channels:
-            return x
-        # As a 1x1 convolution with a fixed 0/1 kernel, not a strided slice and a pad: the same
-        # numbers exactly (each output is one input times 1, plus zeros), and one op that TFLite's
-        # XNNPACK delegate takes, so the exported v1 graphs are not split into partitions there.
-        kernel = np.eye(channels, self.out_channels, dtype="float32")[None, None]
-        kernel = ops.cast(kernel, x.dtype)
-        return ops.conv(x, kernel, strides=self.stride, data_format=self.data_format)
-
-    def compute_output_shape(self, input_shape):
-        n, *dims = input_shape
-        if self.data_format == "channels_last":
-            h, w, _ = dims
-            return (n, _ceil_div(h, self.stride), _ceil_div(w, self.stride), self.out_channels)
-        _, h, w = dims
-        return (n, self.out_channels, _ceil_div(h, self.stride), _ceil_div(w, self.stride))
-
-    def get_config(self) -> dict:
-        """Serializable configuration."""
-        return {
-            **super().get_config(),
-            "stride": self.stride,
-            "out_channels": self.out_channels,
-            "data_format": self.data_format,
-        }
-
-
-def _ceil_div(n: int | None, d: int) -> int | None:
-    return None if n is None else -(-n // d)
-
 
 FUSED_INPUT_DTYPES = ("float32", "bfloat16")
 
 
-@keras.saving.register_keras_serializable(package="keras_preact")
-class BatchNormalization(keras.layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` whose training step is one fused kernel on TensorFlow.
+def use_fused_batch_norm(model: keras.Model, enabled: bool = True) -> keras.Model:
+    """Train ``model``'s batch norms with TensorFlow's fused kernel (``enabled=False``: Keras' path).
 
-    Keras 3 computes batch statistics and the normalisation as separate ``keras.ops`` on every
-    backend. XLA fuses them on JAX, but TensorFlow (which does not use XLA on the CPU) runs each as
-    its own op: about a fifth of a ResNet-20 training step on two CPU cores. On the TensorFlow
-    backend this layer computes a training-mode forward pass with TensorFlow's fused batch-norm
-    kernel (one op forward, one backward; oneDNN also fuses the ReLU after it) and updates the
-    moving statistics exactly as Keras does (biased batch variance, same momentum).
-
-    Everything else is Keras' own code path: inference, the JAX and PyTorch backends, masks,
-    synchronised (cross-replica) statistics, renormalisation, and inputs that are not 4-D, so
-    exported graphs and the other backends are unchanged. ``use_fused_kernel = False`` on the class
-    or an instance turns the fused path off (the tests compare both paths).
+    Applies to every ``keras.layers.BatchNormalization`` in ``model`` (nested models included) and
+    only on the TensorFlow backend; elsewhere, and for inference, masks, synchronised
+    (cross-replica) statistics, renormalisation or inputs that are not 4-D, Keras' own code runs.
+    Builders and ``keras_preact.load_model`` call it; returns ``model``.
     """
+    for layer in _all_layers(model):
+        is_batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        if not is_batch_norm or type(layer).call is not keras.layers.BatchNormalization.call:
+            continue  # not a batch norm, or one whose own call must run
+        if enabled:
+            layer.call = types.MethodType(_fused_call, layer)
+        else:
+            vars(layer).pop("call", None)
+    return model
 
-    use_fused_kernel: bool = True
 
-    def call(self, inputs, training=None, mask=None):
-        kernel = self._fused_kernel(inputs, training, mask)
-        if kernel is None:
-            return super().call(inputs, training=training, mask=mask)
-        # float32 and bfloat16 go in as they are: the kernel accumulates the statistics in float32
-        # either way (as Keras does after casting); under a mixed_bfloat16 policy casting every
-        # activation to float32 and back would add two passes over it, forward and backward.
-        dtype = keras.backend.standardize_dtype(inputs.dtype)
-        x = inputs if dtype in FUSED_INPUT_DTYPES else ops.cast(inputs, "float32")
-        outputs, mean, variance = kernel(
-            x,
-            ops.cast(self.gamma, "float32") if self.scale else ops.ones_like(self.moving_mean),
-            ops.cast(self.beta, "float32") if self.center else ops.zeros_like(self.moving_mean),
-            self.epsilon,
-            self.axis % 4 == 1,
-        )
-        momentum = self.momentum
-        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
-        return ops.cast(outputs, self.compute_dtype)
+def uses_fused_batch_norm(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` trains with the fused kernel (see ``use_fused_batch_norm``)."""
+    call = vars(layer).get("call")
+    return getattr(call, "__func__", None) is _fused_call
 
-    def _fused_kernel(self, inputs, training, mask) -> Callable | None:
-        """The backend's fused training kernel when this call can use it, else None."""
-        if not (training and self.trainable and self.use_fused_kernel) or mask is not None:
-            return None
-        if (
-            self.synchronized
-            or self.renorm
-            or len(inputs.shape) != 4
-            or self.axis % 4 not in (1, 3)
-        ):
-            return None
-        if keras.backend.backend() != "tensorflow":
-            return None
-        from keras_preact import tensorflow_kernels
 
-        return tensorflow_kernels.fused_batch_norm_training
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _fused_call(self: keras.layers.BatchNormalization, inputs, training=None, mask=None):
+    kernel = _fused_kernel(self, inputs, training, mask)
+    if kernel is None:
+        return keras.layers.BatchNormalization.call(self, inputs, training=training, mask=mask)
+    # float32 and bfloat16 go in as they are: the kernel accumulates the statistics in float32
+    # either way (as Keras does after casting); under a mixed_bfloat16 policy casting every
+    # activation to float32 and back would add two passes over it, forward and backward.
+    dtype = keras.backend.standardize_dtype(inputs.dtype)
+    x = inputs if dtype in FUSED_INPUT_DTYPES else ops.cast(inputs, "float32")
+    outputs, mean, variance = kernel(
+        x,
+        ops.cast(self.gamma, "float32") if self.scale else ops.ones_like(self.moving_mean),
+        ops.cast(self.beta, "float32") if self.center else ops.zeros_like(self.moving_mean),
+        self.epsilon,
+        self.axis % 4 == 1,
+    )
+    momentum = self.momentum
+    self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+    self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+    return ops.cast(outputs, self.compute_dtype)
+
+
+def _fused_kernel(layer, inputs, training, mask) -> Callable | None:
+    """The backend's fused training kernel when this call can use it, else None."""
+    if not (training and layer.trainable) or mask is not None:
+        return None
+    if layer.synchronized or layer.renorm or len(inputs.shape) != 4 or layer.axis % 4 not in (1, 3):
+        return None
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from keras_preact import tensorflow_kernels
+
+    return tensorflow_kernels.fused_batch_norm_training

@@ -9,18 +9,19 @@ turns the depth into units per stage.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 from keras import layers
 
-from keras_preact import preprocessing as _pre
-from keras_preact import units as U
-from keras_preact.weights import load_weights_file
+from keras_preact import preprocessing as preprocessing_lib
+from keras_preact import units
+from keras_preact.layers import use_fused_batch_norm
+from keras_preact.saving import deep_graph_recursion, load_weights_file
 
 FAMILIES = ("cifar", "imagenet")
 VERSIONS = ("v1", "v2")
@@ -41,8 +42,6 @@ CIFAR_LAYERS_PER_UNIT = {"basic": 2, "bottleneck": 3}
 MIN_INPUT_SIZE = {"cifar": 8, "imagenet": 32}
 DEFAULT_INPUT_SIZE = {"cifar": 32, "imagenet": 224}
 DEFAULT_CLASSES = {"cifar": 10, "imagenet": 1000}
-# Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
-_RECURSION_HEADROOM = 2000
 
 
 def units_per_stage(
@@ -66,7 +65,7 @@ def units_per_stage(
             raise ValueError(f"ImageNet ResNet-{depth} uses {table_unit} units, got unit={unit!r}")
         return table_unit, counts
     unit = unit or "basic"
-    _check_choice("unit", unit, U.UNITS)
+    _check_choice("unit", unit, units.UNITS)
     per_unit = CIFAR_LAYERS_PER_UNIT[unit]
     n, rest = divmod(depth - 2, 3 * per_unit)
     if rest or n < 1:
@@ -83,30 +82,6 @@ def _check_choice(what: str, value: Any, allowed: Sequence[Any]) -> None:
         raise ValueError(
             f"unknown {what} {value!r}; expected one of {', '.join(map(repr, allowed))}"
         )
-
-
-@contextmanager
-def deep_graph_recursion(layers_deep: int = 20000) -> Iterator[None]:
-    """Let Keras walk graphs of ``layers_deep`` layers (it recurses once per layer on a path).
-
-    ResNet-1001 and ResNet-1202 have more than 3,000 layers on their longest path, past Python's
-    default limit of 1,000 frames. The limit is raised only inside the ``with`` block.
-    """
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, layers_deep + _RECURSION_HEADROOM))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
-def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
-    """``keras.saving.load_model`` that also loads the deepest networks (ResNet-1001, -1202).
-
-    Keyword arguments (``safe_mode``, ``compile``, ``custom_objects``) are passed through.
-    """
-    with deep_graph_recursion():
-        return keras.saving.load_model(path, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +142,15 @@ def _check_input_shape(input_shape: Any, family: str, data_format: str) -> tuple
     return shape
 
 
+def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
+    _check_choice("preprocessing", preprocessing, (None, *preprocessing_lib.DATASET_STATS))
+    if preprocessing is not None and channels != 3:
+        raise ValueError(
+            f"preprocessing={preprocessing!r} standardises 3 (RGB) channels, but the input has "
+            f"{channels}; use preprocessing=None for {channels}-channel input"
+        )
+
+
 def _check_weights(weights: Any) -> str | None:
     if weights is None:
         return None
@@ -185,156 +169,58 @@ def _check_weights(weights: Any) -> str | None:
     return path
 
 
+def _check_number(what: str, value: Any, low: float, high: float, *, closed: bool = False) -> float:
+    """``value`` as a float, if it is a finite number in ``[low, high)`` (``[low, high]`` if closed)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    inside = (
+        number
+        and math.isfinite(value)
+        and low <= value
+        and (value <= high if closed else value < high)
+    )
+    if not inside:
+        bracket = "]" if closed else ")"
+        raise ValueError(
+            f"{what} must be a finite number in [{low}, {high}{bracket}, got {value!r}"
+        )
+    return float(value)
+
+
 @dataclasses.dataclass(frozen=True)
-class _Options:
-    """Validated architecture options (everything except the head and the input)."""
+class Architecture:
+    """A validated network: everything but the head and the input (see ``ResNet``)."""
 
     family: str
     version: str
     depth: int
     counts: tuple[int, ...]
-    spec: U.UnitSpec
-    factory: U.LayerFactory
+    spec: units.UnitSpec
+    layers: units.LayerFactory
     width_multiplier: int
 
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Branch width of each stage."""
+        return tuple(w * self.width_multiplier for w in STAGE_WIDTHS[self.family])
 
-def _resolve(
-    family: str,
-    version: str,
+    @property
+    def longest_path(self) -> int:
+        """An upper bound on the layers along the graph's longest path."""
+        return sum(self.counts) * 12 + 32
+
+    @property
+    def default_name(self) -> str:
+        """``resnet20v1``, ``plain56v1``, ``resnet50v2_imagenet``, ..."""
+        kind = "plain" if self.spec.shortcut == "none" else "resnet"
+        return f"{kind}{self.depth}{self.version}" + ("" if self.family == "cifar" else "_imagenet")
+
+
+def architecture(
     depth: int,
-    *,
-    unit: str | None,
-    placement: str | None,
-    shortcut: str,
-    projection: str | None,
-    bottleneck_stride: str | None,
-    shortcut_scale: float,
-    gate_bias: float,
-    shortcut_dropout: float,
-    weight_decay: float,
-    kernel_initializer: Any,
-    bn_momentum: float,
-    bn_epsilon: float,
-    synchronized_bn: bool,
-    width_multiplier: int,
-) -> _Options:
-    _check_choice("family", family, FAMILIES)
-    _check_choice("version", version, VERSIONS)
-    unit, counts = units_per_stage(family, depth, unit)
-    placement = placement or ("original" if version == "v1" else "full_preact")
-    _check_choice("placement", placement, U.PLACEMENTS)
-    _check_choice("shortcut", shortcut, U.SHORTCUTS)
-    # The v1 CIFAR networks use parameter-free option A; everything else projects where needed.
-    projection = projection or ("A" if (family, version) == ("cifar", "v1") else "B")
-    _check_choice("projection", projection, U.PROJECTIONS)
-    # v1: stride on the first 1×1 as in the released v1 models (and its FLOPs table);
-    # v2: stride on the 3×3, as in the v2 paper's code.
-    bottleneck_stride = bottleneck_stride or ("1x1" if version == "v1" else "3x3")
-    _check_choice("bottleneck_stride", bottleneck_stride, U.BOTTLENECK_STRIDES)
-    for what, value, lo, hi in (
-        ("shortcut_scale", shortcut_scale, 0.0, 1.0),
-        ("shortcut_dropout", shortcut_dropout, 0.0, 1.0),
-        ("bn_momentum", bn_momentum, 0.0, 1.0),
-    ):
-        if not isinstance(value, int | float) or not lo <= value < hi:
-            raise ValueError(f"{what} must be a number in [{lo}, {hi}), got {value!r}")
-    if not isinstance(gate_bias, int | float):
-        raise ValueError(f"gate_bias must be a number, got {gate_bias!r}")
-    if not isinstance(weight_decay, int | float) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
-    if not isinstance(bn_epsilon, int | float) or bn_epsilon <= 0:
-        raise ValueError(f"bn_epsilon must be a number > 0, got {bn_epsilon!r}")
-    if not isinstance(synchronized_bn, bool):
-        raise ValueError(f"synchronized_bn must be True or False, got {synchronized_bn!r}")
-    if (
-        not isinstance(width_multiplier, int)
-        or isinstance(width_multiplier, bool)
-        or width_multiplier < 1
-    ):
-        raise ValueError(f"width_multiplier must be an integer >= 1, got {width_multiplier!r}")
-    if kernel_initializer != "he_normal_fan_out":
-        try:
-            keras.initializers.get(kernel_initializer)
-        except (ValueError, TypeError):
-            raise ValueError(f"unknown kernel_initializer {kernel_initializer!r}") from None
-    spec = U.UnitSpec(
-        unit=unit,
-        placement=placement,
-        shortcut=shortcut,
-        projection=projection,
-        bottleneck_stride=bottleneck_stride,
-        shortcut_scale=float(shortcut_scale),
-        gate_bias=float(gate_bias),
-        shortcut_dropout=float(shortcut_dropout),
-    )
-    factory = U.LayerFactory(
-        weight_decay=float(weight_decay),
-        kernel_initializer=kernel_initializer,
-        bn_momentum=float(bn_momentum),
-        bn_epsilon=float(bn_epsilon),
-        synchronized_bn=synchronized_bn,
-        data_format=keras.config.image_data_format(),
-    )
-    return _Options(family, version, depth, counts, spec, factory, width_multiplier)
-
-
-def _stem(x, o: _Options):
-    """The first convolution (and, for ImageNet, max-pool) with the activation its units expect."""
-    f, placement = o.factory, o.spec.placement
-    width = STAGE_WIDTHS[o.family][0] * o.width_multiplier
-    if o.family == "cifar":
-        x = f.conv(width, 3, 1, "stem_conv")(x)
-    else:
-        x = layers.ZeroPadding2D(3, data_format=f.data_format, name="stem_conv_pad")(x)
-        x = f.conv(width, 7, 2, "stem_conv", padding="valid")(x)
-    # Pre-activation units bring their own BN/ReLU (v2: the first unit's is the stem's).
-    if placement != "full_preact":
-        x = f.bn("stem_bn")(x)
-    if placement not in U.PREACT_PLACEMENTS:
-        x = f.relu("stem_relu")(x)
-    if o.family == "imagenet":
-        x = layers.ZeroPadding2D(1, data_format=f.data_format, name="stem_pool_pad")(x)
-        x = layers.MaxPooling2D(3, 2, data_format=f.data_format, name="stem_pool")(x)
-    return x
-
-
-def _head(x, o: _Options, head: _Head):
-    """Final activation of pre-activation nets, then pooling and the classifier."""
-    f = o.factory
-    if o.spec.placement == "full_preact":  # v2: BN-ReLU after the last unit (the sum is raw).
-        x = f.bn("post_bn")(x)
-    if o.spec.placement in U.PREACT_PLACEMENTS:
-        x = f.relu("post_relu")(x)
-    if head.include_top or head.pooling == "avg":
-        x = layers.GlobalAveragePooling2D(data_format=f.data_format, name="avg_pool")(x)
-    elif head.pooling == "max":
-        x = layers.GlobalMaxPooling2D(data_format=f.data_format, name="max_pool")(x)
-    if head.include_top:
-        x = layers.Dense(
-            head.classes,
-            kernel_regularizer=f.regularizer(),
-            name="logits",
-        )(x)
-        # Softmax in float32 so that mixed-precision models still output float32 probabilities.
-        x = layers.Activation(head.classifier_activation, dtype="float32", name="predictions")(x)
-    return x
-
-
-def build_resnet(
-    family: str,
-    version: str,
-    depth: int,
-    *,
-    include_top: bool = True,
-    weights: str | os.PathLike | None = None,
-    input_tensor: Any = None,
-    input_shape: Sequence[int | None] | None = None,
-    pooling: str | None = None,
-    classes: int | None = None,
-    classifier_activation: Any = "softmax",
-    name: str | None = None,
-    preprocessing: str | None = None,
+    version: str = "v2",
+    family: str = "cifar",
     unit: str | None = None,
+    *,
     placement: str | None = None,
     shortcut: str = "identity",
     projection: str | None = None,
@@ -348,30 +234,132 @@ def build_resnet(
     bn_epsilon: float = 1e-5,
     synchronized_bn: bool = False,
     width_multiplier: int = 1,
-) -> keras.Model:
-    """Build any ResNet of the two papers (the generic entry point behind every factory).
-
-    See ``RESNET_DOC`` (the factories' docstring) for the meaning of each argument.
-    """
-    o = _resolve(
-        family,
-        version,
-        depth,
+) -> Architecture:
+    """Validate the architecture options of ``ResNet`` (raising ValueError) without building."""
+    _check_choice("family", family, FAMILIES)
+    _check_choice("version", version, VERSIONS)
+    unit, counts = units_per_stage(family, depth, unit)
+    placement = placement or ("original" if version == "v1" else "full_preact")
+    _check_choice("placement", placement, tuple(units.PLACEMENTS))
+    _check_choice("shortcut", shortcut, units.SHORTCUTS)
+    # The v1 CIFAR networks use parameter-free option A; everything else projects where needed.
+    projection = projection or ("A" if (family, version) == ("cifar", "v1") else "B")
+    _check_choice("projection", projection, units.PROJECTIONS)
+    # v1: stride on the first 1×1 as in the released v1 models (and its FLOPs table);
+    # v2: stride on the 3×3, as in the v2 paper's code.
+    bottleneck_stride = bottleneck_stride or ("1x1" if version == "v1" else "3x3")
+    _check_choice("bottleneck_stride", bottleneck_stride, units.BOTTLENECK_STRIDES)
+    if not isinstance(synchronized_bn, bool):
+        raise ValueError(f"synchronized_bn must be True or False, got {synchronized_bn!r}")
+    if (
+        not isinstance(width_multiplier, int)
+        or isinstance(width_multiplier, bool)
+        or width_multiplier < 1
+    ):
+        raise ValueError(f"width_multiplier must be an integer >= 1, got {width_multiplier!r}")
+    if kernel_initializer != "he_normal_fan_out":
+        try:
+            keras.initializers.get(kernel_initializer)
+        except (ValueError, TypeError):
+            raise ValueError(f"unknown kernel_initializer {kernel_initializer!r}") from None
+    spec = units.UnitSpec(
         unit=unit,
         placement=placement,
         shortcut=shortcut,
         projection=projection,
         bottleneck_stride=bottleneck_stride,
-        shortcut_scale=shortcut_scale,
-        gate_bias=gate_bias,
-        shortcut_dropout=shortcut_dropout,
-        weight_decay=weight_decay,
-        kernel_initializer=kernel_initializer,
-        bn_momentum=bn_momentum,
-        bn_epsilon=bn_epsilon,
-        synchronized_bn=synchronized_bn,
-        width_multiplier=width_multiplier,
+        shortcut_scale=_check_number("shortcut_scale", shortcut_scale, 0.0, 1.0),
+        gate_bias=_check_number("gate_bias", gate_bias, -math.inf, math.inf),
+        shortcut_dropout=_check_number("shortcut_dropout", shortcut_dropout, 0.0, 1.0),
     )
+    factory = units.LayerFactory(
+        weight_decay=_check_number("weight_decay", weight_decay, 0.0, 1.0, closed=True),
+        kernel_initializer=kernel_initializer,
+        bn_momentum=_check_number("bn_momentum", bn_momentum, 0.0, 1.0),
+        bn_epsilon=_check_number("bn_epsilon", bn_epsilon, 1e-12, 1.0),
+        synchronized_bn=synchronized_bn,
+        data_format=keras.config.image_data_format(),
+    )
+    return Architecture(family, version, depth, counts, spec, factory, width_multiplier)
+
+
+def _stem(x, arch: Architecture):
+    """The first convolution (and, for ImageNet, the max-pool) with the activation units expect.
+
+    Pre-activation units bring their own BN-ReLU (v2: the first unit's is the stem's), so their
+    stem is a bare convolution. The ImageNet max-pool (3×3, stride 2, one pixel of padding that never
+    wins, as in the references) is a stride-1 'same' pool sampled at every second pixel: 'same'
+    pooling ignores the padding, so negative inputs (a bare pre-activation stem) pool correctly.
+    """
+    f, placement = arch.layers, arch.spec.placement
+    width = arch.widths[0]
+    if arch.family == "cifar":
+        x = f.conv(x, width, 3, 1, "stem_conv")
+    else:
+        x = f.conv(x, width, 7, 2, "stem_conv")
+    if not units.is_preact(placement):
+        x = f.relu(f.bn(x, "stem_bn"), "stem_relu")
+    elif placement == "relu_preact":  # its units start with ReLU: the stem keeps its BN
+        x = f.bn(x, "stem_bn")
+    if arch.family == "imagenet":
+        x = layers.MaxPooling2D(
+            3, strides=1, padding="same", data_format=f.data_format, name="stem_pool"
+        )(x)
+        x = layers.MaxPooling2D(1, strides=2, data_format=f.data_format, name="stem_pool_stride")(x)
+    return x
+
+
+def _head(x, arch: Architecture, head: _Head):
+    """Final activation of pre-activation nets, then pooling and the classifier."""
+    f = arch.layers
+    if arch.spec.placement == "full_preact":  # v2: BN-ReLU after the last unit (the sum is raw).
+        x = f.bn(x, "post_bn")
+    if units.is_preact(arch.spec.placement):
+        x = f.relu(x, "post_relu")
+    if head.include_top or head.pooling == "avg":
+        x = layers.GlobalAveragePooling2D(data_format=f.data_format, name="avg_pool")(x)
+    elif head.pooling == "max":
+        x = layers.GlobalMaxPooling2D(data_format=f.data_format, name="max_pool")(x)
+    if head.include_top:
+        x = layers.Dense(head.classes, kernel_regularizer=f.regularizer(), name="logits")(x)
+        # Softmax in float32 so that mixed-precision models still output float32 probabilities.
+        x = layers.Activation(head.classifier_activation, dtype="float32", name="predictions")(x)
+    return x
+
+
+def ResNet(
+    depth: int,
+    version: str = "v2",
+    family: str = "cifar",
+    unit: str | None = None,
+    *,
+    include_top: bool = True,
+    weights: str | os.PathLike | None = None,
+    input_tensor: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int | None = None,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    preprocessing: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """Build a ResNet of any valid depth: CIFAR 6n+2 (basic) / 9n+2 (bottleneck), ImageNet 18…200.
+
+    ``unit`` defaults to basic for CIFAR; ImageNet depths fix it. Every other argument is that of
+    the named factories (``help(keras_preact.ResNet164V2)``), plus the architecture options:
+    ``placement`` (one of ``units.PLACEMENTS``; default ``original`` for v1, ``full_preact`` for
+    v2), ``shortcut`` (``units.SHORTCUTS``; ``"none"`` builds the v1 paper's plain network),
+    ``projection`` (``"A"``, ``"B"``, ``"C"``), ``bottleneck_stride`` (``"1x1"``/``"3x3"``),
+    ``shortcut_scale`` (λ of constant scaling), ``gate_bias`` (initial b_g of the gates),
+    ``shortcut_dropout``, ``weight_decay``, ``kernel_initializer``, ``bn_momentum``,
+    ``bn_epsilon``, ``synchronized_bn``, ``width_multiplier``.
+
+    Example: the v2 paper's Table 1 "exclusive gating" row on ResNet-110::
+
+        keras_preact.ResNet(110, version="v1", shortcut="exclusive_gating", gate_bias=-6)
+    """
+    arch = architecture(depth, version, family, unit, **options)
     head = _check_head(
         include_top,
         pooling,
@@ -379,10 +367,9 @@ def build_resnet(
         classifier_activation,
     )
     weights_path = _check_weights(weights)
-    _check_choice("preprocessing", preprocessing, (None, *_pre.DATASET_STATS))
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    data_format = o.factory.data_format
+    data_format = arch.layers.data_format
     if input_tensor is not None:
         if not keras.utils.is_keras_tensor(input_tensor):
             raise ValueError(
@@ -393,42 +380,35 @@ def build_resnet(
     else:
         shape = _check_input_shape(input_shape, family, data_format)
         inputs = keras.Input(shape=shape, name="image")
+    _check_preprocessing(preprocessing, shape[-1 if data_format == "channels_last" else 0])
 
-    with deep_graph_recursion(_longest_path(o)):
+    with deep_graph_recursion(arch.longest_path):
         x = inputs
         if preprocessing is not None:
-            x = _pre.normalization_layer(preprocessing, data_format)(x)
-        x = _stem(x, o)
-        widths = STAGE_WIDTHS[o.family]
-        for s, (count, width) in enumerate(zip(o.counts, widths, strict=True), start=1):
+            x = preprocessing_lib.normalization_layer(preprocessing, data_format)(x)
+        x = _stem(x, arch)
+        for s, (count, width) in enumerate(zip(arch.counts, arch.widths, strict=True), start=1):
             for u in range(1, count + 1):
-                x = U.residual_unit(
+                x = units.residual_unit(
                     x,
-                    o.factory,
-                    o.spec,
-                    filters=width * o.width_multiplier,
+                    arch.layers,
+                    arch.spec,
+                    filters=width,
                     # CIFAR's first stage keeps 32×32; ImageNet's follows the max-pool.
                     stride=2 if (u == 1 and s > 1) else 1,
                     prefix=f"stage{s}_unit{u}",
                     first=(s == 1 and u == 1),
                 )
-        x = _head(x, o, head)
-        model = keras.Model(inputs, x, name=name or _default_name(o))
+        x = _head(x, arch, head)
+        model = keras.Model(inputs, x, name=name or arch.default_name)
+    use_fused_batch_norm(model)
     if weights_path is not None:
         load_weights_file(model, weights_path)
     return model
 
 
-def _longest_path(o: _Options) -> int:
-    return sum(o.counts) * 12 + 32
-
-
-def _default_name(o: _Options) -> str:
-    return f"resnet{o.depth}{o.version}" + ("" if o.family == "cifar" else "_imagenet")
-
-
 # ---------------------------------------------------------------------------------------------
-# Named factories: one table, one docstring, three lines each.
+# Named models: one table, one docstring, one factory each.
 
 RESNET_DOC = """Instantiate {title}.
 
@@ -466,52 +446,119 @@ _PAPERS = {
     "units (conv-BN-ReLU, ReLU after the addition).",
     "v2": 'From "Identity Mappings in Deep Residual Networks" (He et al., 2016): full pre-activation\n'
     "units (BN-ReLU-conv, nothing after the addition).",
+    "plain": 'The plain counterpart of a v1 ResNet ("Deep Residual Learning for Image Recognition",\n'
+    "He et al., 2015, section 4.1): the same convolutions, BN and ReLU, without shortcuts.",
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-    """One row of the model table: what a named factory builds and what the paper reports."""
+    """A network by name: what it builds and what the papers report for it.
+
+    ``keras_preact.resolve_model(name)`` returns one for a named model (``MODELS``) or for any
+    valid CIFAR depth (``resnet38v1``, ``plain26v1``); ``info.build(**kwargs)`` builds it.
+    """
 
     name: str
     family: str
     version: str
     depth: int
     unit: str
+    shortcut: str = "identity"
     paper_params_m: float | None = None
     paper_cifar10_error: float | None = None
     paper_gmacs: float | None = None
+    paper_warmup: bool = False
+    """The papers trained it with lr 0.01 until the training error fell below 80 % (ResNet-110
+    and ResNet-1001 on CIFAR), then with the recipe's rate."""
+
+    @property
+    def key(self) -> str:
+        """The lower-case name ``get_model`` and ``--model`` take."""
+        return self.name.lower()
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is a plain network (no shortcuts)."""
+        return self.shortcut == "none"
+
+    def build(self, **kwargs: Any) -> keras.Model:
+        """Build the network; ``kwargs`` are those of the named factories."""
+        for fixed in ("family", "version", "depth", "unit"):
+            if fixed in kwargs:
+                raise ValueError(f"{self.name} fixes {fixed}; use keras_preact.ResNet to choose it")
+        if self.plain and kwargs.get("shortcut", "none") != "none":
+            raise ValueError(f"{self.name} has no shortcuts; got shortcut={kwargs['shortcut']!r}")
+        if kwargs.get("name") is None:
+            kwargs["name"] = self.key
+        if self.plain:
+            kwargs["shortcut"] = "none"
+        return ResNet(self.depth, self.version, self.family, self.unit, **kwargs)
+
+
+def _imagenet_info(depth: int, version: str) -> ModelInfo:
+    gmacs = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}.get(depth) if version == "v1" else None
+    unit = IMAGENET_DEPTHS[depth][0]
+    return ModelInfo(
+        f"ResNet{depth}{version.upper()}", "imagenet", version, depth, unit, paper_gmacs=gmacs
+    )
 
 
 MODELS: dict[str, ModelInfo] = {
-    info.name.lower(): info
+    info.key: info
     for info in (
-        ModelInfo("ResNet20V1", "cifar", "v1", 20, "basic", 0.27, 8.75),
-        ModelInfo("ResNet32V1", "cifar", "v1", 32, "basic", 0.46, 7.51),
-        ModelInfo("ResNet44V1", "cifar", "v1", 44, "basic", 0.66, 7.17),
-        ModelInfo("ResNet56V1", "cifar", "v1", 56, "basic", 0.85, 6.97),
-        ModelInfo("ResNet110V1", "cifar", "v1", 110, "basic", 1.7, 6.43),
-        ModelInfo("ResNet1202V1", "cifar", "v1", 1202, "basic", 19.4, 7.93),
-        ModelInfo("ResNet110V2", "cifar", "v2", 110, "basic", 1.7, 6.37),
-        ModelInfo("ResNet164V2", "cifar", "v2", 164, "bottleneck", 1.7, 5.46),
-        ModelInfo("ResNet1001V2", "cifar", "v2", 1001, "bottleneck", 10.2, 4.92),
-        *(
-            ModelInfo(
-                f"ResNet{d}V{v}",
-                "imagenet",
-                f"v{v}",
-                d,
-                IMAGENET_DEPTHS[d][0],
-                None,
-                None,
-                {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}.get(d) if v == 1 else None,
-            )
-            for v in (1, 2)
-            for d in IMAGENET_DEPTHS
-        ),
+        ModelInfo("ResNet20V1", "cifar", "v1", 20, "basic", paper_params_m=0.27, paper_cifar10_error=8.75),
+        ModelInfo("ResNet32V1", "cifar", "v1", 32, "basic", paper_params_m=0.46, paper_cifar10_error=7.51),
+        ModelInfo("ResNet44V1", "cifar", "v1", 44, "basic", paper_params_m=0.66, paper_cifar10_error=7.17),
+        ModelInfo("ResNet56V1", "cifar", "v1", 56, "basic", paper_params_m=0.85, paper_cifar10_error=6.97),
+        ModelInfo("ResNet110V1", "cifar", "v1", 110, "basic", paper_params_m=1.7, paper_cifar10_error=6.43, paper_warmup=True),
+        ModelInfo("ResNet1202V1", "cifar", "v1", 1202, "basic", paper_params_m=19.4, paper_cifar10_error=7.93),
+        ModelInfo("ResNet110V2", "cifar", "v2", 110, "basic", paper_params_m=1.7, paper_cifar10_error=6.37, paper_warmup=True),
+        ModelInfo("ResNet164V2", "cifar", "v2", 164, "bottleneck", paper_params_m=1.7, paper_cifar10_error=5.46),
+        ModelInfo("ResNet1001V2", "cifar", "v2", 1001, "bottleneck", paper_params_m=10.2, paper_cifar10_error=4.92, paper_warmup=True),
+        *(_imagenet_info(depth, version) for version in VERSIONS for depth in IMAGENET_DEPTHS),
+        *(ModelInfo(f"Plain{depth}V1", "cifar", "v1", depth, "basic", "none") for depth in (20, 32, 44, 56, 110)),
+        *(ModelInfo(f"Plain{depth}V1", "imagenet", "v1", depth, "basic", "none") for depth in (18, 34)),
     )
-}
+}  # fmt: skip
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
+
+_GENERIC_NAME = re.compile(r"^(resnet|plain)(\d+)(v[12])$")
+
+
+def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
+    """The ``ModelInfo`` of a named model or of ``resnet<DEPTH>v<1|2>`` / ``plain<DEPTH>v<1|2>``.
+
+    Names are case-insensitive. A generic name is any valid CIFAR depth (6n+2 with basic units,
+    9n+2 with ``unit="bottleneck"``); it carries no paper numbers. Raises ValueError naming the bad
+    name and what is allowed.
+
+    >>> resolve_model("resnet164v2").paper_cifar10_error
+    5.46
+    >>> resolve_model("resnet38v1").depth
+    38
+    """
+    key = name.lower() if isinstance(name, str) else None
+    if key in MODELS:
+        info = MODELS[key]
+        if unit is not None and unit != info.unit:
+            raise ValueError(f"{info.name} uses {info.unit} units, got unit={unit!r}")
+        return info
+    match = _GENERIC_NAME.match(key or "")
+    if not match:
+        raise ValueError(
+            f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}, "
+            "or resnet<DEPTH>v<1|2> / plain<DEPTH>v<1|2> for any CIFAR depth"
+        )
+    kind, depth, version = match.group(1), int(match.group(2)), match.group(3)
+    try:
+        unit, _ = units_per_stage("cifar", depth, unit)
+    except ValueError as e:
+        raise ValueError(f"unknown model {name!r}: {e}") from None
+    title = f"{kind.capitalize()}{depth}{version.upper()}"
+    return ModelInfo(
+        title, "cifar", version, depth, unit, "none" if kind == "plain" else "identity"
+    )
 
 
 def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
@@ -526,14 +573,7 @@ def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
         name: str | None = None,
         **options: Any,
     ) -> keras.Model:
-        for fixed in ("family", "version", "depth", "unit"):
-            if fixed in options:
-                raise ValueError(f"{info.name} fixes {fixed}; use keras_preact.ResNet to choose it")
-        return build_resnet(
-            info.family,
-            info.version,
-            info.depth,
-            unit=info.unit,
+        return info.build(
             include_top=include_top,
             weights=weights,
             input_tensor=input_tensor,
@@ -541,19 +581,21 @@ def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
             pooling=pooling,
             classes=classes,
             classifier_activation=classifier_activation,
-            name=info.name.lower() if name is None else name,
+            name=name,
             **options,
         )
 
     size = DEFAULT_INPUT_SIZE[info.family]
+    family = "CIFAR" if info.family == "cifar" else "ImageNet"
+    kind = "Plain" if info.plain else "ResNet"
     factory.__name__ = factory.__qualname__ = info.name
     factory.__doc__ = RESNET_DOC.format(
-        title=f"ResNet-{info.depth} {info.version} ({info.family.upper() if info.family == 'cifar' else 'ImageNet'}, {info.unit} units)",
-        paper=_PAPERS[info.version],
+        title=f"{kind}-{info.depth} {info.version} ({family}, {info.unit} units)",
+        paper=_PAPERS["plain" if info.plain else info.version],
         default_shape=f"({size}, {size}, 3)",
         min_size=MIN_INPUT_SIZE[info.family],
         default_classes=DEFAULT_CLASSES[info.family],
-        model_name=info.name.lower(),
+        model_name=info.key,
     )
     return factory
 
@@ -564,32 +606,9 @@ FACTORIES: dict[str, Callable[..., keras.Model]] = {
 
 
 def get_model(name: str, **kwargs: Any) -> keras.Model:
-    """Build a named model, e.g. ``get_model("resnet164v2", classes=100)`` (case-insensitive)."""
-    key = name.lower() if isinstance(name, str) else None
-    if key not in FACTORIES:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}")
-    return FACTORIES[key](**kwargs)
+    """Build a model by name, e.g. ``get_model("resnet164v2", classes=100)`` (case-insensitive).
 
-
-def ResNet(
-    depth: int,
-    version: str = "v2",
-    family: str = "cifar",
-    unit: str | None = None,
-    **kwargs: Any,
-) -> keras.Model:
-    """Build a ResNet of any valid depth: CIFAR 6n+2 (basic) / 9n+2 (bottleneck), ImageNet 18…200.
-
-    ``unit`` defaults to basic for CIFAR; ImageNet depths fix it. Every other argument is that of
-    the named factories (``help(keras_preact.ResNet164V2)``), plus the architecture options:
-    ``placement`` (one of ``units.PLACEMENTS``; default ``original`` for v1, ``full_preact`` for
-    v2), ``shortcut`` (``units.SHORTCUTS``), ``projection`` (``"A"``, ``"B"``, ``"C"``),
-    ``bottleneck_stride`` (``"1x1"``/``"3x3"``), ``shortcut_scale`` (λ of constant scaling),
-    ``gate_bias`` (initial b_g of the gates), ``shortcut_dropout``, ``kernel_initializer``,
-    ``bn_momentum``, ``bn_epsilon``, ``synchronized_bn``, ``width_multiplier``.
-
-    Example: the v2 paper's Table 1 "exclusive gating" row on ResNet-110::
-
-        keras_preact.ResNet(110, version="v1", shortcut="exclusive_gating", gate_bias=-6)
+    Takes the named models (``MODEL_NAMES``) and ``resnet<DEPTH>v<1|2>`` / ``plain<DEPTH>v<1|2>``
+    for any CIFAR depth; ``kwargs`` are those of the named factories.
     """
-    return build_resnet(family, version, depth, unit=unit, **kwargs)
+    return resolve_model(name, kwargs.pop("unit", None)).build(**kwargs)

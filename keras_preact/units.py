@@ -1,30 +1,35 @@
 """Residual units of both papers, in one place.
 
-A unit is ``out = post(shortcut(x) ⊕ F(x))``. What varies, and the names used for it:
+A unit is ``out = after_add(shortcut(x) + F(x))``. The v1 unit and the v2 unit, as the papers draw
+them (basic units; a bottleneck has three convolutions, 1×1, 3×3, 1×1 with 4× expansion)::
+
+    v1 ("original"):     x ─┬─ conv-BN-ReLU ─ conv-BN ─(+)─ ReLU ─▶
+                            └──────────── identity ────┘
+    v2 ("full_preact"):  x ─┬─ BN-ReLU-conv ─ BN-ReLU-conv ─(+)─▶
+                            └──────────── identity ─────────┘
+
+The v2 paper's Fig. 4 compares five such *placements* of BN and ReLU; each is one row of
+``PLACEMENTS``, written exactly as the figure draws it: what each convolution of the residual branch
+is wrapped in, what the last one is wrapped in, and what follows the addition.
+
+The other choices, and the names used for them:
 
 * ``unit``: ``"basic"`` (two 3×3 convs) or ``"bottleneck"`` (1×1, 3×3, 1×1 with 4× expansion).
-* ``placement``: where BN and ReLU sit (Fig. 4 of "Identity Mappings in Deep Residual Networks"):
-
-  ============== ===================================== ==================
-  placement      residual branch F                     after the addition
-  ============== ===================================== ==================
-  original       conv-BN-ReLU … conv-BN  (v1 paper)    ReLU
-  bn_after_add   conv-BN-ReLU … conv                   BN, ReLU
-  relu_before_add conv-BN-ReLU … conv-BN-ReLU          nothing
-  relu_preact    ReLU-conv-BN … ReLU-conv-BN           nothing
-  full_preact    BN-ReLU-conv … BN-ReLU-conv (v2)      nothing
-  ============== ===================================== ==================
-
 * ``shortcut``: how the identity path is treated (Fig. 2 / Table 1 of the v2 paper): ``identity``,
   ``scaling`` (λ·x, and F scaled by 1−λ), ``exclusive_gating`` ((1−g)·x + g·F),
   ``shortcut_gating`` ((1−g)·x + F), ``conv`` (1×1 conv on every shortcut), ``dropout`` (dropout
-  on x, kept at expectation 1−p as in the paper).
+  on x, kept at expectation 1−p as in the paper); and ``none``: no shortcut and no addition, the
+  v1 paper's *plain* networks (section 4.1).
 * ``projection``: what an identity shortcut does where the shape changes: ``"A"`` zero-padded
   channels and strided subsampling (the v1 CIFAR nets), ``"B"`` a 1×1 projection there only,
   ``"C"`` a 1×1 projection on every unit.
 
+Every strided convolution pads symmetrically, as the papers' Torch code does (a 3×3 stride-2
+convolution pads one pixel on every side), so that the residual branch and the shortcut sample the
+same pixels: both look at pixels 0, 2, 4, … of the input.
+
 Layer names are ``{prefix}_{role}``, e.g. ``stage2_unit3_conv1``, ``stage2_unit3_bn1``,
-``stage2_unit3_shortcut_conv``, ``stage2_unit3_add``.
+``stage2_unit3_conv1_pad``, ``stage2_unit3_shortcut_conv``, ``stage2_unit3_add``.
 """
 
 from __future__ import annotations
@@ -33,12 +38,19 @@ import dataclasses
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
-from keras_preact.layers import BatchNormalization, ShortcutPad
-
 UNITS = ("basic", "bottleneck")
-PLACEMENTS = ("original", "bn_after_add", "relu_before_add", "relu_preact", "full_preact")
+
+# placement:        (each conv but the last, the last conv,   after the addition)
+PLACEMENTS: dict[str, tuple[str, str, str]] = {
+    "original": ("conv-bn-relu", "conv-bn", "relu"),  # v1 paper
+    "bn_after_add": ("conv-bn-relu", "conv", "bn-relu"),
+    "relu_before_add": ("conv-bn-relu", "conv-bn-relu", ""),
+    "relu_preact": ("relu-conv-bn", "relu-conv-bn", ""),
+    "full_preact": ("bn-relu-conv", "bn-relu-conv", ""),  # v2 paper
+}
 SHORTCUTS = (
     "identity",
     "scaling",
@@ -46,11 +58,16 @@ SHORTCUTS = (
     "shortcut_gating",
     "conv",
     "dropout",
+    "none",
 )
 PROJECTIONS = ("A", "B", "C")
 BOTTLENECK_STRIDES = ("1x1", "3x3")
-PREACT_PLACEMENTS = ("relu_preact", "full_preact")
 EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+def is_preact(placement: str) -> bool:
+    """Whether a placement activates before its convolutions (the v2 family)."""
+    return not PLACEMENTS[placement][0].startswith("conv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +91,8 @@ class LayerFactory:
         """Axis of the channels in the feature maps."""
         return -1 if self.data_format == "channels_last" else 1
 
-    def _initializer(self):
+    def initializer(self):
+        """The kernel initializer: He et al.'s ``N(0, 2 / (k·k·c_out))`` unless told otherwise."""
         if self.kernel_initializer == "he_normal_fan_out":
             # He et al. initialise with N(0, 2 / (k·k·c_out)), i.e. fan-out, not Keras' fan-in.
             return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
@@ -84,34 +102,69 @@ class LayerFactory:
         """The L2 kernel regularizer for the configured weight decay, or None."""
         return keras.regularizers.L2(self.weight_decay / 2) if self.weight_decay else None
 
-    def conv(self, filters: int, kernel: int, stride: int, name: str, **kwargs) -> layers.Conv2D:
-        """A bias-free He-initialised convolution (``same`` padding unless given)."""
+    def conv(self, x, filters: int, kernel: int, stride: int, name: str, **kwargs):
+        """Apply a bias-free He-initialised convolution to ``x``.
+
+        Stride 1 pads ``same``; a strided convolution pads ``(kernel - 1) // 2`` on every side in
+        its own layer ``{name}_pad`` and then convolves ``valid``, as the papers' code does.
+        """
+        padding = "same"
+        if stride > 1:
+            if kernel > 1:
+                x = self.pad(x, (kernel - 1) // 2, f"{name}_pad")
+            padding = "valid"
         return layers.Conv2D(
             filters,
             kernel,
             strides=stride,
-            padding=kwargs.pop("padding", "same"),
+            padding=padding,
             use_bias=kwargs.pop("use_bias", False),
-            kernel_initializer=self._initializer(),
+            kernel_initializer=self.initializer(),
             kernel_regularizer=self.regularizer(),
             data_format=self.data_format,
             name=name,
             **kwargs,
-        )
+        )(x)
 
-    def bn(self, name: str) -> BatchNormalization:
+    def pad(self, x, pixels: int, name: str):
+        """Zero-pad ``pixels`` on every side of the feature map."""
+        return layers.ZeroPadding2D(pixels, data_format=self.data_format, name=name)(x)
+
+    def bn(self, x, name: str):
         """Batch normalisation with the papers' (Torch) momentum and epsilon."""
-        return BatchNormalization(
+        return layers.BatchNormalization(
             axis=self.channel_axis,
             momentum=self.bn_momentum,
             epsilon=self.bn_epsilon,
             synchronized=self.synchronized_bn,
             name=name,
-        )
+        )(x)
 
-    def relu(self, name: str) -> layers.ReLU:
+    def relu(self, x, name: str):
         """ReLU."""
-        return layers.ReLU(name=name)
+        return layers.ReLU(name=name)(x)
+
+    def subsample_and_pad_channels(self, x, stride: int, out_channels: int, name: str):
+        """Option A: every ``stride``-th pixel, then zero channels appended up to ``out_channels``.
+
+        A 1×1 convolution with a fixed 0/1 kernel (frozen, without weight decay): exactly the
+        subsampled input followed by zeros, as one op that every runtime and TFLite's XNNPACK
+        delegate take. The kernel is set here and saved with the weights.
+        """
+        channels = x.shape[self.channel_axis]
+        conv = layers.Conv2D(
+            out_channels,
+            1,
+            strides=stride,
+            use_bias=False,
+            kernel_initializer="zeros",
+            trainable=False,
+            data_format=self.data_format,
+            name=name,
+        )
+        y = conv(x)
+        conv.kernel.assign(np.eye(channels, out_channels, dtype="float32")[None, None])
+        return y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,25 +180,12 @@ class UnitSpec:
     gate_bias: float = -6.0
     shortcut_dropout: float = 0.5
 
-    @property
-    def preact(self) -> bool:
-        """True when the unit starts with its activation (the v2 family)."""
-        return self.placement in PREACT_PLACEMENTS
-
-
-def _branch_layout(spec: UnitSpec, filters: int, stride: int) -> list[tuple[int, int, int]]:
-    """(kernel, filters, stride) of each convolution of the residual branch."""
-    if spec.unit == "basic":
-        return [(3, filters, stride), (3, filters, 1)]
-    s1, s3 = (stride, 1) if spec.bottleneck_stride == "1x1" else (1, stride)
-    return [(1, filters, s1), (3, filters, s3), (1, filters * EXPANSION["bottleneck"], 1)]
-
-
-def _activation(f: LayerFactory, spec: UnitSpec, x, prefix: str, i: int):
-    """The pre-activation of conv ``i`` (BN-ReLU, or ReLU only)."""
-    if spec.placement == "full_preact":
-        x = f.bn(f"{prefix}_bn{i}")(x)
-    return f.relu(f"{prefix}_relu{i}")(x)
+    def branch(self, filters: int, stride: int) -> list[tuple[int, int, int]]:
+        """``(kernel, filters, stride)`` of each convolution of the residual branch."""
+        if self.unit == "basic":
+            return [(3, filters, stride), (3, filters, 1)]
+        s1, s3 = (stride, 1) if self.bottleneck_stride == "1x1" else (1, stride)
+        return [(1, filters, s1), (3, filters, s3), (1, filters * EXPANSION["bottleneck"], 1)]
 
 
 def residual_unit(
@@ -170,51 +210,58 @@ def residual_unit(
         first: the first unit after the stem. In pre-activation networks it shares the stem's
             activation: its shortcut starts from the activated input, as in the v2 paper's appendix.
     """
-    out_channels = filters * EXPANSION[spec.unit]
-    in_channels = x.shape[f.channel_axis]
-    reshape = stride != 1 or in_channels != out_channels
-    project = (
-        spec.shortcut == "conv" or spec.projection == "C" or (reshape and spec.projection == "B")
-    )
+    wrap, wrap_last, after_add = PLACEMENTS[spec.placement]
+    convs = spec.branch(filters, stride)
+    out_channels = convs[-1][1]
+    project = _projects(x, f, spec, out_channels, stride)
 
-    # Pre-activation: the first activation is shared by both paths when the shortcut is a
-    # projection (it needs normalised input) or the unit follows the stem (v2 paper, appendix).
-    branch_in = x
-    if spec.preact:
-        branch_in = _activation(f, spec, x, prefix, 1)
-    shortcut_in = branch_in if spec.preact and (project or first) else x
+    # Residual branch F. In pre-activation units the activation before the first convolution is
+    # shared with the shortcut when that is a projection (it needs normalised input) or the unit
+    # follows the stem.
+    pre, _, rest = wrap.partition("conv")
+    x_act = _chain(f, x, pre, lambda op: f"{prefix}_{op}1")
+    shortcut_in = x_act if pre and (project or first) else x
+    y = _chain(f, x_act, "conv" + rest, lambda op: f"{prefix}_{op}1", convs[0])
+    for i, conv in enumerate(convs[1:], start=2):
+        ops = wrap_last if i == len(convs) else wrap
+        y = _chain(f, y, ops, lambda op, i=i: f"{prefix}_{op}{i}", conv)
 
-    # Residual branch F.
-    y = branch_in
-    layout = _branch_layout(spec, filters, stride)
-    for i, (kernel, width, s) in enumerate(layout, start=1):
-        last = i == len(layout)
-        if spec.preact and i > 1:
-            y = _activation(f, spec, y, prefix, i)
-        y = f.conv(width, kernel, s, f"{prefix}_conv{i}")(y)
-        if spec.placement == "relu_preact" or (
-            not spec.preact and not (last and spec.placement == "bn_after_add")
-        ):
-            y = f.bn(f"{prefix}_bn{i}")(y)
-        if not spec.preact and (not last or spec.placement == "relu_before_add"):
-            y = f.relu(f"{prefix}_relu{i}")(y)
-
-    # Shortcut path.
-    s = shortcut_in
-    if project:
-        s = f.conv(out_channels, 1, stride, f"{prefix}_shortcut_conv")(s)
-        if not spec.preact:
-            s = f.bn(f"{prefix}_shortcut_bn")(s)
-    elif reshape:  # projection "A"
-        s = ShortcutPad(stride, out_channels, f.data_format, name=f"{prefix}_shortcut_pad")(s)
+    if spec.shortcut == "none":  # a plain network: no shortcut, no addition
+        return _chain(f, y, after_add, lambda op: f"{prefix}_out_{op}")
+    s = _shortcut(x, shortcut_in, f, spec, out_channels, stride, prefix, project)
     s, y = _modulate(x, s, y, f, spec, out_channels, stride, prefix)
-
     out = layers.Add(name=f"{prefix}_add")([s, y])
-    if spec.placement == "bn_after_add":
-        out = f.bn(f"{prefix}_out_bn")(out)
-    if spec.placement in ("original", "bn_after_add"):
-        out = f.relu(f"{prefix}_out_relu")(out)
-    return out
+    return _chain(f, out, after_add, lambda op: f"{prefix}_out_{op}")
+
+
+def _chain(f: LayerFactory, y, ops: str, name, conv: tuple[int, int, int] | None = None):
+    """Apply ``ops`` (e.g. ``"bn-relu-conv"``) in order; ``name(op)`` names each layer."""
+    for op in filter(None, ops.split("-")):
+        if op == "conv":
+            kernel, width, stride = conv
+            y = f.conv(y, width, kernel, stride, name("conv"))
+        elif op == "bn":
+            y = f.bn(y, name("bn"))
+        else:
+            y = f.relu(y, name("relu"))
+    return y
+
+
+def _projects(x, f: LayerFactory, spec: UnitSpec, out_channels: int, stride: int) -> bool:
+    """Whether the shortcut is a 1×1 convolution (projection B where the shape changes, or C)."""
+    reshape = stride != 1 or x.shape[f.channel_axis] != out_channels
+    return spec.shortcut == "conv" or spec.projection == "C" or (reshape and spec.projection == "B")
+
+
+def _shortcut(x, s, f: LayerFactory, spec: UnitSpec, out_channels, stride, prefix, project):
+    """The shortcut path before any ablation: identity, option A, or a 1×1 projection."""
+    if project:
+        s = f.conv(s, out_channels, 1, stride, f"{prefix}_shortcut_conv")
+        if not is_preact(spec.placement):
+            s = f.bn(s, f"{prefix}_shortcut_bn")
+    elif stride != 1 or x.shape[f.channel_axis] != out_channels:  # projection "A"
+        s = f.subsample_and_pad_channels(s, stride, out_channels, f"{prefix}_shortcut_pad")
+    return s
 
 
 def _modulate(x, s, y, f: LayerFactory, spec: UnitSpec, out_channels: int, stride: int, prefix):
@@ -227,6 +274,7 @@ def _modulate(x, s, y, f: LayerFactory, spec: UnitSpec, out_channels: int, strid
     elif kind in ("exclusive_gating", "shortcut_gating"):
         # g(x) = sigmoid(W_g x + b_g), a 1×1 conv on the unit's input; b_g < 0 starts near identity.
         gate = f.conv(
+            x,
             out_channels,
             1,
             stride,
@@ -234,7 +282,7 @@ def _modulate(x, s, y, f: LayerFactory, spec: UnitSpec, out_channels: int, strid
             use_bias=True,
             bias_initializer=keras.initializers.Constant(spec.gate_bias),
             activation="sigmoid",
-        )(x)
+        )
         keep = layers.Rescaling(-1.0, offset=1.0, name=f"{prefix}_gate_complement")(gate)
         s = layers.Multiply(name=f"{prefix}_shortcut_gate")([keep, s])
         if kind == "exclusive_gating":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import keras
+import numpy as np
 import pytest
 
 import keras_preact as kp
@@ -167,7 +168,64 @@ def test_shortcut_kinds_of_figure_2(shortcut, extra):
 
 
 def test_model_table_lists_every_factory():
-    assert len(kp.MODEL_NAMES) == 21
+    assert len(kp.MODEL_NAMES) == 28  # 21 ResNets and 7 plain networks
     for info in kp.MODELS.values():
         assert getattr(kp, info.name).__name__ == info.name
         assert "weight_decay" in getattr(kp, info.name).__doc__
+
+
+@pytest.mark.parametrize(
+    ("plain", "resnet"), [("plain20v1", "resnet20v1"), ("plain18v1", "resnet18v1")]
+)
+def test_plain_networks_are_the_resnets_without_shortcuts(plain, resnet):
+    plain_model, resnet_model = kp.get_model(plain), kp.get_model(resnet)
+    assert not [
+        layer for layer in plain_model.layers if "shortcut" in layer.name or "_add" in layer.name
+    ]
+    # The same convolutions, BN and ReLU in the same order and with the same names: only the
+    # shortcuts and additions are missing.
+    kept = [
+        layer.name
+        for layer in resnet_model.layers
+        if "shortcut" not in layer.name and not layer.name.endswith("_add")
+    ]
+    assert [layer.name for layer in plain_model.layers] == kept
+    shortcut_params = sum(
+        w.shape.num_elements() if hasattr(w.shape, "num_elements") else int(np.prod(w.shape))
+        for layer in resnet_model.layers
+        if "shortcut" in layer.name
+        for w in layer.trainable_weights
+    )
+    assert trainable(plain_model) == trainable(resnet_model) - shortcut_params
+    # v1 units end in ReLU after the (missing) addition: conv-BN-ReLU throughout.
+    assert plain_model.get_layer("stage2_unit1_out_relu")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ResNet164V2", ("cifar", "v2", 164, "bottleneck", "identity", 5.46)),
+        ("plain56v1", ("cifar", "v1", 56, "basic", "none", None)),
+        ("resnet38v1", ("cifar", "v1", 38, "basic", "identity", None)),
+        ("plain26v2", ("cifar", "v2", 26, "basic", "none", None)),
+        ("resnet50v1", ("imagenet", "v1", 50, "bottleneck", "identity", None)),
+    ],
+)
+def test_a_model_name_resolves_once_into_what_it_builds(name, expected):
+    info = kp.resolve_model(name)
+    assert (info.family, info.version, info.depth, info.unit, info.shortcut) == expected[:5]
+    assert info.paper_cifar10_error == expected[5]
+    assert (
+        kp.resolve_model("resnet110v1").paper_warmup
+        and not kp.resolve_model("resnet56v1").paper_warmup
+    )
+
+
+def test_a_generic_bottleneck_name_needs_its_unit():
+    assert kp.resolve_model("resnet137v2", unit="bottleneck").unit == "bottleneck"
+    with pytest.raises(ValueError, match=r"unknown model 'resnet137v2': .*6n\+2"):
+        kp.resolve_model("resnet137v2")
+    with pytest.raises(ValueError, match=r"ResNet20V1 uses basic units, got unit='bottleneck'"):
+        kp.resolve_model("resnet20v1", unit="bottleneck")
+    model = kp.get_model("resnet29v2", unit="bottleneck")
+    assert model.name == "resnet29v2" and model.get_layer("stage1_unit1_conv3")

@@ -34,11 +34,13 @@ JAX_SCRIPT = textwrap.dedent(
         model.save(f"{out}/{name}.keras")
         np.savez(f"{out}/{name}.npz", x=x, probs=np.asarray(model(x, training=False)))
     # channels_first option-A shortcut (TensorFlow has no NCHW convolution on the CPU).
-    from keras_preact.layers import ShortcutPad
+    from keras_preact.units import LayerFactory
     x = np.random.default_rng(1).normal(size=(2, 4, 7, 7)).astype("float32")
     expected = np.zeros((2, 8, 4, 4), "float32")
     expected[:, :4] = x[:, :, ::2, ::2]
-    np.testing.assert_array_equal(np.asarray(ShortcutPad(2, 8, "channels_first")(x)), expected)
+    inputs = keras.Input((4, 7, 7))
+    pad = LayerFactory(data_format="channels_first").subsample_and_pad_channels(inputs, 2, 8, "pad")
+    np.testing.assert_array_equal(keras.Model(inputs, pad).predict_on_batch(x), expected)
     print("jax ok")
     """
 )

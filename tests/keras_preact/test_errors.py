@@ -36,6 +36,13 @@ import keras_preact as kp
         (lambda: kp.ResNet20V1(input_shape=(4, 4, 3)), r"\(4, 4, 3\) is too small.*>= 8"),
         (lambda: kp.ResNet50V1(input_shape=(16, 16, 3)), r"\(16, 16, 3\) is too small.*>= 32"),
         (lambda: kp.ResNet20V1(input_shape=(32, 32)), r"3 positive integers.*got \(32, 32\)"),
+        (
+            lambda: kp.ResNet20V1(input_shape=(32, 32, 1), preprocessing="cifar10"),
+            r"preprocessing='cifar10' standardises 3 \(RGB\) channels, but the input has 1",
+        ),
+        (lambda: kp.ResNet(20, gate_bias=float("nan")), r"gate_bias must be a finite number.*nan"),
+        (lambda: kp.ResNet(20, bn_epsilon=float("inf")), r"bn_epsilon must be a finite .*inf"),
+        (lambda: kp.ResNet(20, weight_decay=float("nan")), r"weight_decay must be a finite .*nan"),
         (lambda: kp.ResNet20V1(input_shape=(32, -1, 3)), r"got \(32, -1, 3\)"),
         (lambda: kp.ResNet20V1(input_shape="32x32"), r"got '32x32'"),
         (lambda: kp.ResNet20V1(classes=0), r"classes must be an integer >= 1, got 0"),
@@ -59,7 +66,11 @@ import keras_preact as kp
         (lambda: kp.ResNet20V1(input_tensor=[1, 2]), r"input_tensor must be a Keras tensor"),
         (
             lambda: kp.get_model("resnet21v1"),
-            r"unknown model 'resnet21v1'; expected one of resnet20v1",
+            r"unknown model 'resnet21v1': CIFAR ResNets with basic units have depth 6n\+2",
+        ),
+        (
+            lambda: kp.get_model("resnet20"),
+            r"unknown model 'resnet20'; expected one of resnet20v1, .*plain<DEPTH>v<1\|2>",
         ),
         (lambda: kp.preprocess_input([0, 0, 0], "svhn"), r"unknown preprocessing 'svhn'"),
     ],
@@ -80,8 +91,13 @@ def test_a_file_that_is_not_a_weights_file_is_rejected(tmp_path):
         kp.ResNet20V1(weights=str(corrupt))
     corrupt_model = tmp_path / "corrupt.keras"
     corrupt_model.write_bytes(b"PK garbage")
-    with pytest.raises(ValueError, match=r"cannot read model file"):
+    with pytest.raises(ValueError, match=r"corrupt.keras' is not a .keras model file"):
         kp.ResNet20V1(weights=str(corrupt_model))
+    truncated = tmp_path / "truncated.keras"
+    kp.ResNet20V1().save(tmp_path / "whole.keras")
+    truncated.write_bytes((tmp_path / "whole.keras").read_bytes()[:-2000])
+    with pytest.raises(ValueError, match=r"truncated.keras' is not a .keras model file"):
+        kp.ResNet20V1(weights=str(truncated))
 
 
 def test_validation_happens_before_any_layer_is_built():

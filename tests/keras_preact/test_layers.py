@@ -1,7 +1,11 @@
-"""keras_preact's two layers: ShortcutPad is option A exactly; BatchNormalization's fused TensorFlow
-training kernel equals Keras' own path."""
+"""keras-preact's layers are Keras' own: option A is a frozen 0/1 convolution that subsamples and
+appends zero channels exactly; the fused TensorFlow training step of the batch norms equals Keras'
+own path; saved files load where keras_preact cannot be imported."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,22 +15,32 @@ from model_helpers import one_batch
 
 import keras_preact as kp
 from keras_preact import tensorflow_kernels
-from keras_preact.layers import BatchNormalization, ShortcutPad
+from keras_preact.layers import use_fused_batch_norm, uses_fused_batch_norm
+from keras_preact.units import LayerFactory
+
+
+def BatchNormalization(fused: bool = True, **kwargs) -> keras.layers.BatchNormalization:
+    """A Keras batch norm, trained with the fused kernel or with Keras' own path."""
+    layer = keras.layers.BatchNormalization(**kwargs)
+    use_fused_batch_norm(keras.Sequential([layer]), enabled=fused)
+    return layer
 
 
 @pytest.mark.parametrize(
-    ("stride", "size", "channels", "out"), [(2, 8, 3, 6), (2, 7, 4, 4), (1, 5, 2, 5)]
+    ("stride", "size", "channels", "out"), [(2, 8, 3, 6), (2, 7, 4, 4), (1, 5, 2, 5), (2, 6, 2, 8)]
 )
-def test_shortcut_pad_subsamples_and_appends_zero_channels(stride, size, channels, out):
+def test_option_a_subsamples_and_appends_zero_channels(stride, size, channels, out):
     # channels_first: in tests/keras_preact/test_backends.py (TensorFlow has no NCHW CPU conv).
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, size, size, channels)).astype("float32")
     expected = np.zeros((2, -(-size // stride), -(-size // stride), out), "float32")
     expected[..., :channels] = x[:, ::stride, ::stride, :]
-    layer = ShortcutPad(stride, out, "channels_last")
-    y = keras.ops.convert_to_numpy(layer(x))
-    np.testing.assert_array_equal(y, expected)  # bit-exact: ones and zeros only
-    assert y.shape == layer.compute_output_shape(x.shape)
+    inputs = keras.Input((size, size, channels))
+    outputs = LayerFactory(weight_decay=1e-4).subsample_and_pad_channels(inputs, stride, out, "pad")
+    model = keras.Model(inputs, outputs)
+    np.testing.assert_array_equal(model.predict_on_batch(x), expected)  # bit-exact: 0/1 kernel
+    layer = model.get_layer("pad")
+    assert type(layer) is keras.layers.Conv2D and not layer.trainable and not layer.losses
 
 
 def _run(layer: BatchNormalization, x: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -57,8 +71,7 @@ def test_fused_training_step_equals_keras_batch_normalization(axis, shape):
     beta = rng.normal(0.0, 1.0, channels).astype("float32")
     results = {}
     for fused in (True, False):
-        layer = BatchNormalization(axis=axis, momentum=0.9, epsilon=1e-5)
-        layer.use_fused_kernel = fused
+        layer = BatchNormalization(fused, axis=axis, momentum=0.9, epsilon=1e-5)
         layer.build(shape)
         layer.gamma.assign(gamma)
         layer.beta.assign(beta)
@@ -82,8 +95,7 @@ def test_under_mixed_bfloat16_the_kernel_takes_bfloat16_and_matches_keras(monkey
     weights = tf.constant(rng.normal(size=shape).astype("float32"), tf.bfloat16)
     results = {}
     for fused in (True, False):
-        layer = BatchNormalization(momentum=0.9)
-        layer.use_fused_kernel = fused
+        layer = BatchNormalization(fused, momentum=0.9)
         results[fused] = _run(layer, x.numpy(), weights)
     assert calls == [tf.bfloat16]  # no float32 copy of the activations
     for key, expected in results[False].items():
@@ -112,8 +124,9 @@ def _count_fused_calls(monkeypatch) -> list:
 def test_model_training_uses_the_fused_kernel_for_every_batch_norm(monkeypatch):
     calls = _count_fused_calls(monkeypatch)
     model = kp.ResNet20V1()
-    bns = [layer for layer in model.layers if isinstance(layer, BatchNormalization)]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(bns) == 19  # the stem and two per unit
+    assert all(uses_fused_batch_norm(layer) for layer in bns)
     x, y = one_batch(model, n=4)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.train_on_batch(x, y)
@@ -127,19 +140,42 @@ def test_model_training_uses_the_fused_kernel_for_every_batch_norm(monkeypatch):
 @pytest.mark.parametrize("case", ["synchronized", "frozen", "inference", "off"])
 def test_keras_path_where_the_fused_kernel_does_not_apply(monkeypatch, case):
     calls = _count_fused_calls(monkeypatch)
-    layer = BatchNormalization(synchronized=case == "synchronized")
+    layer = BatchNormalization(case != "off", synchronized=case == "synchronized")
     layer.trainable = case != "frozen"
-    if case == "off":
-        layer.use_fused_kernel = False
     layer(tf.ones((2, 3, 3, 4)), training=case != "inference")
     assert calls == []
 
 
-def test_models_save_and_load_with_the_layer(tmp_path):
-    model = kp.ResNet20V1()
-    x, _ = one_batch(model)
+PLAIN_KERAS_LOAD = """
+import sys
+sys.modules["keras_preact"] = None  # any attempt to import the package fails
+import keras, numpy as np
+sys.setrecursionlimit(20000)
+model = keras.saving.load_model(sys.argv[1], safe_mode=True)
+data = np.load(sys.argv[2])
+np.testing.assert_allclose(model.predict_on_batch(data["x"]), data["probs"], atol=1e-6)
+print(sorted({type(layer).__module__.split(".")[0] for layer in model.layers}))
+"""
+
+
+@pytest.mark.parametrize("name", ["resnet20v1", "resnet50v2"])
+def test_saved_files_load_in_plain_keras_without_the_package(tmp_path, name):
+    model = kp.get_model(name, input_shape=(32, 32, 3) if name == "resnet20v1" else (64, 64, 3))
+    x, y = one_batch(model, n=4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, y)  # moving statistics and weights that are not the initial ones
     path = tmp_path / "m.keras"
     model.save(path)
-    loaded = keras.saving.load_model(path)  # safe_mode: the layer is a registered serializable
-    assert isinstance(loaded.get_layer("stage1_unit1_bn1"), BatchNormalization)
+    np.savez(tmp_path / "out.npz", x=x, probs=model.predict_on_batch(x))
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_KERAS_LOAD, str(path), str(tmp_path / "out.npz")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "['keras']"
+    # keras_preact.load_model gives the same network, training with the fused kernel again.
+    loaded = kp.load_model(path)
+    assert uses_fused_batch_norm(loaded.get_layer("post_bn" if name == "resnet50v2" else "stem_bn"))
     np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), atol=1e-6)

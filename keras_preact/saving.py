@@ -1,10 +1,53 @@
-"""Loading a local weights file into a freshly built model, with errors that say what is wrong."""
+"""Loading and saving: the deepest graphs' recursion limit, ``load_model``, and ``weights=`` files.
+
+Files written by keras-preact hold only Keras' own layers, so they load with
+``keras.saving.load_model(path, safe_mode=True)`` wherever Keras is installed, without this package
+(ResNet-1001 and -1202 need ``sys.setrecursionlimit`` raised there, as ``deep_graph_recursion``
+does). ``keras_preact.load_model`` raises the limit itself and turns the fused batch-norm training
+kernel back on.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import keras
+
+# Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
+_RECURSION_HEADROOM = 2000
+
+
+@contextmanager
+def deep_graph_recursion(layers_deep: int = 20000) -> Iterator[None]:
+    """Let Keras walk graphs of ``layers_deep`` layers (it recurses once per layer on a path).
+
+    ResNet-1001 and ResNet-1202 have more than 3,000 layers on their longest path, past Python's
+    default limit of 1,000 frames. The limit is raised only inside the ``with`` block.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, layers_deep + _RECURSION_HEADROOM))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
+    """``keras.saving.load_model`` that also loads the deepest networks (ResNet-1001, -1202).
+
+    Keyword arguments (``safe_mode``, ``compile``, ``custom_objects``) are passed through. On the
+    TensorFlow backend the batch norms train with the fused kernel, as in a freshly built model.
+    """
+    from keras_preact import legacy  # noqa: F401  (files saved by keras-preact 0.1 name its layers)
+    from keras_preact.layers import use_fused_batch_norm
+
+    with deep_graph_recursion():
+        model = keras.saving.load_model(path, **kwargs)
+    return use_fused_batch_norm(model)
 
 
 def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
@@ -16,11 +59,13 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     if path.endswith(".keras"):
-        from keras_preact.resnet import load_model  # deep models need the raised recursion limit
-
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                f"weights file {path!r} is not a .keras model file (not a zip archive)"
+            )
         try:
             source = load_model(path, compile=False)
-        except Exception as e:
+        except Exception as e:  # Keras reports a damaged archive in many exception types
             raise ValueError(f"cannot read model file {path!r}: {e}") from None
         _copy_matching(source, model, path)
         return
