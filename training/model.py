@@ -1,14 +1,14 @@
-"""The network a run trains: a named keras_preact model, or any CIFAR depth through the generic builder.
+"""The network a run trains: any name ``keras_preact.resolve_model`` takes.
 
-``--model`` takes a registry name (``keras_preact.MODEL_NAMES``: resnet20v1 ... resnet1001v2 and the
-ImageNet ones) or ``resnet<DEPTH>v<1|2>`` for any valid CIFAR depth (6n+2 with basic units, 9n+2 with
-``unit=bottleneck``), e.g. ``resnet8v1`` for tests or ``resnet272v2`` with bottlenecks. Architecture
-options (``unit``, ``width_multiplier``, ``shortcut``, ...) go to the builder unchanged.
+``--model`` takes a registry name (``keras_preact.MODEL_NAMES``: resnet20v1 ... resnet1001v2, the
+plain networks plain20v1 ... plain110v1, and the ImageNet ones) or ``resnet<DEPTH>v<1|2>`` /
+``plain<DEPTH>v<1|2>`` for any valid CIFAR depth (6n+2 with basic units, 9n+2 with
+``unit=bottleneck``), e.g. ``resnet8v1`` for tests or ``resnet272v2`` with bottlenecks.
+Architecture options (``unit``, ``width_multiplier``, ``shortcut``, ...) go to the builder unchanged.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import keras
@@ -16,36 +16,27 @@ import keras
 import keras_preact
 from keras_preact.cli import UserError
 
-_GENERIC = re.compile(r"^resnet(\d+)(v[12])$")
-
 PREPROCESSING = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10-sample": "cifar10"}
 """The per-channel statistics the model's first layer standardises with, per dataset."""
 
 
 def describe_names() -> str:
     """The accepted model names, for messages and ``--help``."""
-    return f"{', '.join(keras_preact.MODEL_NAMES)}, or resnet<DEPTH>v<1|2> (any CIFAR depth)"
+    return (
+        f"{', '.join(keras_preact.MODEL_NAMES)}, or resnet<DEPTH>v<1|2> / plain<DEPTH>v<1|2> "
+        "(any CIFAR depth)"
+    )
 
 
-def check_model(name: str, options: dict[str, Any]) -> None:
-    """Raise ``UserError`` for an unknown name or an impossible depth, without building anything."""
-    key = name.lower()
-    if key in keras_preact.MODEL_NAMES:
-        fixed = {"family", "version", "depth", "unit"} & set(options)
-        if fixed:
-            raise UserError(
-                f"{name} fixes {', '.join(sorted(fixed))}; use resnet<DEPTH>v<1|2> to choose them"
-            )
-        return
-    match = _GENERIC.match(key)
-    if not match:
-        raise UserError(f"unknown model {name!r}: choose one of {describe_names()}")
+def check_model(name: str, options: dict[str, Any]) -> keras_preact.ModelInfo:
+    """The resolved model (``UserError`` for an unknown name or an impossible depth), unbuilt."""
+    fixed = {"family", "version", "depth"} & set(options)
+    if fixed:
+        raise UserError(f"{name} fixes {', '.join(sorted(fixed))}; choose them in the name")
     try:
-        keras_preact.units_per_stage("cifar", int(match.group(1)), options.get("unit"))
+        return keras_preact.resolve_model(name, options.get("unit"))
     except ValueError as e:
-        raise UserError(
-            f"unknown model {name!r}: {e}; the named models are {', '.join(keras_preact.MODEL_NAMES)}"
-        ) from None
+        raise UserError(str(e)) from None
 
 
 def build_model(
@@ -59,20 +50,16 @@ def build_model(
 ) -> keras.Model:
     """Build the (uncompiled) model: raw-pixel input (a ``preprocess`` layer with ``dataset``'s
     statistics), 32x32x3, softmax over ``classes``, the recipe's weight decay as an L2 penalty."""
-    check_model(name, options)
+    info = check_model(name, options)
     kwargs = dict(
-        options,
+        {k: v for k, v in options.items() if k != "unit"},
         classes=classes,
         input_shape=(32, 32, 3),
         preprocessing=PREPROCESSING.get(dataset, "cifar10"),
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
     )
-    key = name.lower()
     try:
-        if key in keras_preact.MODEL_NAMES:
-            return keras_preact.get_model(key, **kwargs)
-        match = _GENERIC.match(key)
-        return keras_preact.ResNet(int(match.group(1)), version=match.group(2), **kwargs)
+        return info.build(**kwargs)
     except TypeError as e:  # an option the builder does not know
         raise UserError(f"model {name!r}: {e}") from None

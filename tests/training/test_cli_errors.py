@@ -28,8 +28,8 @@ def _fails(capsys, argv, expected):
     ("argv", "expected"),
     [
         (["--model", "resnet-20"], ["unknown model 'resnet-20'", "resnet20v1", "resnet164v2"]),
-        (["--model", "resnet21v1"], ["unknown model 'resnet21v1'", "6n+2", "resnet20v1"]),
-        (["--model", "resnet20v1", "--unit", "bottleneck"], ["fixes unit"]),
+        (["--model", "resnet21v1"], ["unknown model 'resnet21v1'", "6n+2", "got 21"]),
+        (["--model", "resnet20v1", "--unit", "bottleneck"], ["uses basic units"]),
         (["--model", "resnet21v2"], ["resnet21v2", "6n+2"]),
         (["--dataset", "mnist"], ["unknown dataset 'mnist'", "cifar10, cifar100, cifar10-sample"]),
         (["--strategy", "tpu"], ["unknown strategy 'tpu'", "mirrored", "multi_worker"]),
