@@ -67,7 +67,8 @@ class SearchSpace:
 
 def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, seed: int):
     """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``TrainConfig``) with the chosen
-    hyper-parameters, trained on ``arrays`` (its test split is the validation split)."""
+    hyper-parameters, trained on ``arrays`` (a ``training.data.TrainingData``: CIFAR arrays or
+    images; its test split is the validation split)."""
     import keras
     import keras_tuner as kt
 
@@ -98,15 +99,13 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
             config, recipe = self._trial(hp)
             runtime.check_batch(recipe.batch_size)
             schedule = self._schedule(config, recipe, recipe.epochs or 1)
-            return pipeline.compile_model(
-                config, recipe, runtime, schedule, classes=arrays.num_classes
-            )
+            return pipeline.compile_model(config, recipe, runtime, schedule, source=arrays)
 
         def _schedule(self, config: Any, recipe: recipes.Recipe, epochs: int) -> recipes.Schedule:
-            steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
+            steps = data.steps_per_epoch(arrays.num_train, recipe.batch_size)
             recipe = recipe.overridden(epochs=epochs)
             return recipes.plan(
-                recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+                recipe, model=config.model, num_examples=arrays.num_train, steps_per_epoch=steps
             )
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
@@ -132,20 +131,9 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
 
 
 def holdout(arrays: Any, fraction: float) -> Any:
-    """``arrays`` with the last ``fraction`` of the training images as its test split."""
-    count = round(len(arrays.x_train) * fraction)
-    if not 0 < count < len(arrays.x_train):
-        raise UserError(
-            f"--validation-split {fraction} leaves no training or no validation images out of "
-            f"{len(arrays.x_train)}"
-        )
-    return dataclasses.replace(
-        arrays,
-        x_train=arrays.x_train[:-count],
-        y_train=arrays.y_train[:-count],
-        x_test=arrays.x_train[-count:],
-        y_test=arrays.y_train[-count:],
-    )
+    """``arrays`` (a ``training.data.TrainingData``) with ``fraction`` of the training images as its
+    test split: CIFAR's last images, or part of each class of a folder of images."""
+    return arrays.holdout(fraction)
 
 
 def search(
@@ -162,7 +150,7 @@ def search(
 ) -> list[dict[str, Any]]:
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
-    from training import data, pipeline, rundir, strategy
+    from training import pipeline, rundir, strategy
 
     pipeline.check(base)
     space.check()
@@ -199,12 +187,7 @@ def search(
 
     runtime = strategy.create(base.strategy)
     pipeline.seed_everything(seed, deterministic=False)
-    arrays = holdout(
-        data.load_arrays(
-            base.dataset, base.data_source, base.data_dir, verify_checksums=base.verify_checksums
-        ),
-        validation_split,
-    )
+    arrays = holdout(pipeline.load_data(base), validation_split)
     hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
     common = dict(
         objective=kt.Objective("val_accuracy", "max"),
