@@ -342,14 +342,11 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Send what native code writes to the stderr file descriptor to a temporary file, and replay
-    it afterwards without the codec libraries' own lines about corrupt data."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a harness)
-        yield
-        return
-    sys.stderr.flush()
+    """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
+    write it back afterwards without the codec libraries' own lines about corrupt data."""
+    fd = 2
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
     saved = os.dup(fd)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), fd)
@@ -359,10 +356,13 @@ def _quiet_stderr() -> Iterator[None]:
             os.dup2(saved, fd)
             os.close(saved)
             capture.seek(0)
-            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
-                if not _codec_chatter(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
+            kept = [
+                line
+                for line in capture.read().splitlines(keepends=True)
+                if not _codec_chatter(line.decode(errors="replace"))
+            ]
+            if kept:
+                os.write(fd, b"".join(kept))
 
 
 _CODEC_LINES = ("Improper call to JPEG library", "Corrupt JPEG data", "Premature end of JPEG")

@@ -18,7 +18,14 @@ then the same five flipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import tensorflow as tf
+
+from keras_preact.cli import UserError
 
 PROTOCOLS = ("center", "10crop", "multiscale")
 """Values of ``python -m training.evaluate --protocol``."""
@@ -112,3 +119,170 @@ def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
         resized = resize_shorter(image, scaled(size, crop))
         out.append(tf.stack([resized, tf.reverse(resized, axis=[1])]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a network with a protocol
+
+
+def fully_convolutional(model: Any) -> Any:
+    """``model`` taking images of any size (the same layers and weights on an input of shape
+    ``(None, None, 3)``): its global average pool makes it the fully-convolutional form."""
+    import keras
+
+    import keras_preact
+
+    with keras_preact.deep_graph_recursion():
+        clone = keras.models.clone_model(
+            model, input_tensors=keras.Input(shape=(None, None, model.inputs[0].shape[-1]))
+        )
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    from training.feed_images import decode
+
+    def read(payload: tf.Tensor) -> tf.Tensor:
+        return decode(tf.io.read_file(payload) if source.reads_files else payload)
+
+    return read
+
+
+def probabilities(
+    model: Any, source: Any, protocol: str, crop: int, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities (N, classes), labels (N,))`` of ``protocol`` for every image of ``source`` (a
+    ``training.feed_images.ImageSource``, in its order), averaged over the protocol's views."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    read = _read(source)
+    images = source.ordered().map(lambda payload, label: (read(payload), label))
+    probs, labels = [], []
+    if protocol == "multiscale":
+        network = fully_convolutional(model)
+        ds = images.map(
+            lambda im, label: (tuple(scale_views(im, crop)), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        for per_scale, label in ds.prefetch(4).as_numpy_iterator():
+            scores = [np.asarray(network.predict_on_batch(v), np.float64) for v in per_scale]
+            probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
+            labels.append(np.asarray([label]))
+    else:
+        count = 1 if protocol == "center" else 10
+        ds = images.map(
+            lambda im, label: (views(im, protocol, crop), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
+            flat = chunk.reshape(-1, *chunk.shape[2:])
+            scores = np.asarray(model.predict_on_batch(flat), np.float64)
+            probs.append(scores.reshape(len(chunk), count, -1).mean(axis=1))
+            labels.append(label)
+    if not probs:
+        raise UserError("there are no images to evaluate")
+    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+
+
+def errors(
+    probs: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Top-1 and top-5 error (fractions) of ``probs`` against ``labels``; with ``names``, also per
+    class (``{name: {"images", "top1_error", "top5_error"}}``, classes without images left out).
+    Top-5 counts a hit when the label is among the five highest scores (all of them when there are
+    fewer than five classes)."""
+    labels = np.asarray(labels, np.int64)
+    k = min(5, probs.shape[1])
+    top = np.argsort(-probs, axis=1, kind="stable")
+    miss1 = top[:, 0] != labels
+    miss5 = ~(top[:, :k] == labels[:, None]).any(axis=1)
+    result: dict[str, Any] = {
+        "images": len(labels),
+        "top1_error": float(miss1.mean()) if len(labels) else None,
+        "top5_error": float(miss5.mean()) if len(labels) else None,
+    }
+    if names is not None:
+        result["per_class"] = {
+            name: {
+                "images": int((labels == c).sum()),
+                "top1_error": float(miss1[labels == c].mean()),
+                "top5_error": float(miss5[labels == c].mean()),
+            }
+            for c, name in enumerate(names)
+            if (labels == c).any()
+        }
+    return result
+
+
+def evaluate(
+    model_path: Path,
+    data: str,
+    *,
+    protocol: str = "center",
+    label_names: Sequence[str] | None = None,
+    per_class: bool = False,
+    batch: int = 32,
+    skip_bad_images: bool = False,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    output: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate the ``.keras`` network at ``model_path`` on ``data`` (a folder: its ``val/`` or its
+    class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
+    with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
+    to outputs (default: the sorted folder names). ``UserError`` for bad input, before the network
+    runs."""
+    from training import feed_images, finetune, rundir
+    from training.image_data import TFDS_DATASETS, TFDS_PREFIX
+
+    if not model_path.is_file():
+        raise UserError(f"--model {model_path}: file not found")
+    model = finetune.load(str(model_path))
+    shape = tuple(model.inputs[0].shape[1:])
+    classes = model.outputs[0].shape[-1]
+    if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
+        raise UserError(f"{model_path} takes {shape}: expected a square image input (S, S, 3)")
+    crop = int(shape[0])
+    if label_names is not None and len(label_names) != classes:
+        raise UserError(f"{len(label_names)} class names for a network of {classes} outputs")
+    skipped: tuple[str, ...] = ()
+    if data.startswith(TFDS_PREFIX):
+        name = data[len(TFDS_PREFIX) :]
+        if name not in TFDS_DATASETS:
+            raise UserError(f"unknown tfds dataset {name!r}: use {TFDS_PREFIX}imagenet2012")
+        from training.tfds_imagenet import load_imagenet
+
+        _, source, names, origin = load_imagenet(data_dir, manual_dir)
+        if label_names is not None and tuple(label_names) != names:
+            raise UserError("--labels differ from imagenet2012's class names")
+    else:
+        from training.image_folder import scan_eval
+
+        found = scan_eval(data, label_names, skip_bad_images=skip_bad_images)
+        names, origin, skipped = (
+            found.class_names,
+            f"{found.root} ({found.val_source})",
+            found.skipped,
+        )
+        source = feed_images.FileImages(found.val.files, found.val.labels)
+    if len(names) != classes:
+        raise UserError(
+            f"{origin} has {len(names)} classes but the network has {classes} outputs: pass the "
+            "network's class names with --labels"
+        )
+    probs, labels = probabilities(model, source, protocol, crop, batch)
+    result: dict[str, Any] = {
+        "model": str(model_path),
+        "data": origin,
+        "protocol": protocol,
+        "image_size": crop,
+        "resize": scaled(RESIZE, crop) if protocol != "multiscale" else None,
+        "scales": [scaled(s, crop) for s in SCALES] if protocol == "multiscale" else None,
+        "classes": classes,
+        "skipped_images": list(skipped),
+        **errors(probs, labels, names if per_class else None),
+    }
+    if output is not None:
+        rundir.write_json(output, result)
+    return result
