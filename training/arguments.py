@@ -165,7 +165,7 @@ def add_image_data(p: argparse.ArgumentParser) -> None:
     """The images of ``python -m training.images``: ``--data``, ``--data-dir``, ``--manual-dir``,
     ``--val-split``, ``--skip-bad-images``, ``--image-size``, ``--augmentation``,
     ``--no-color-augment``, ``--no-augment``, ``--weights``."""
-    from training.feed_images import AUGMENTATIONS
+    from training.image_data import AUGMENTATIONS
 
     g = p.add_argument_group(
         "images",

@@ -32,9 +32,7 @@ import tensorflow as tf
 
 from keras_preact.cli import UserError
 from training import protocols
-
-AUGMENTATIONS = ("scale", "inception", "none")
-"""Values of ``--augmentation``."""
+from training.image_data import AUGMENTATIONS
 
 SCALE_RANGE = (256, 480)
 """Shorter-side range of the ``scale`` augmentation at the reference crop of 224."""

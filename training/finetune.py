@@ -103,7 +103,7 @@ def features_model(
                 "save the network with include_top=True, or include_top=False and pooling='avg'"
             )
         features = keras.layers.GlobalAveragePooling2D(name=FEATURES)(last)
-    body = keras.Model(clone.inputs, features, name=source.name)
+    body = keras.Model(clone.inputs[0], features, name=source.name)
     for layer in body.layers:
         if layer.weights and layer.name in names:
             try:
@@ -146,7 +146,7 @@ def with_classifier(
         name=HEAD[0],
     )(body.outputs[0])
     x = keras.layers.Activation("softmax", dtype="float32", name=HEAD[1])(x)
-    model = keras.Model(body.inputs, x, name=body.name)
+    model = keras.Model(body.inputs[0], x, name=body.name)
     last = frozen_up_to(freeze)
     if last is not None:
         stages = {stage_of(layer.name) for layer in model.layers} - {None}

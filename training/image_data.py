@@ -24,6 +24,9 @@ TFDS_PREFIX = "tfds:"
 TFDS_DATASETS = ("imagenet2012",)
 """What ``--data tfds:NAME`` accepts."""
 
+AUGMENTATIONS = ("scale", "inception", "none")
+"""Values of ``--augmentation`` (see ``training.feed_images``)."""
+
 DEFAULT_IMAGE_SIZE = 224
 PREPROCESSING = "imagenet"
 """The statistics the model's first layer standardises raw pixels with (ImageNet's)."""
@@ -59,9 +62,9 @@ class ImageOptions:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "manual_dir"}
 
     def check(self) -> None:
-        """``UserError`` for any option out of range, without reading the data."""
-        from training.feed_images import AUGMENTATIONS
-
+        """``UserError`` for any option out of range (or without TensorFlow, which the image feed
+        needs), without reading the data."""
+        require_tensorflow()
         name = self.tfds_name
         if name is not None:
             if name not in TFDS_DATASETS:
@@ -244,7 +247,6 @@ def load(
 ) -> ImageData:
     """Scan the folder (or open tfds ``imagenet2012``) and resolve ``options`` into the data source;
     ``log`` gets the scan's one-line report. ``UserError`` for any problem with the data."""
-    require_tensorflow()
     options.check()
     image_size = options.resolved_image_size()
     common = dict(

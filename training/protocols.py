@@ -132,12 +132,29 @@ def fully_convolutional(model: Any) -> Any:
 
     import keras_preact
 
+    inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]), name="image")
     with keras_preact.deep_graph_recursion():
         clone = keras.models.clone_model(
-            model, input_tensors=keras.Input(shape=(None, None, model.inputs[0].shape[-1]))
+            model, input_tensors=[inputs] if isinstance(model.input, list) else inputs
         )
     clone.set_weights(model.get_weights())
     return clone
+
+
+def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``images -> probabilities`` for batches of any size (and, for a fully-convolutional model,
+    any image size) without recompiling for each: on TensorFlow one graph with unknown batch and
+    image sizes; elsewhere Keras' ``predict_on_batch``."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda images: np.asarray(model.predict_on_batch(images), np.float64)
+    channels = model.inputs[0].shape[-1]
+    call = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)],
+    )
+    return lambda images: call(tf.constant(images, tf.float32)).numpy().astype(np.float64)
 
 
 def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -160,24 +177,25 @@ def probabilities(
     images = source.ordered().map(lambda payload, label: (read(payload), label))
     probs, labels = [], []
     if protocol == "multiscale":
-        network = fully_convolutional(model)
+        network = predictor(fully_convolutional(model))
         ds = images.map(
             lambda im, label: (tuple(scale_views(im, crop)), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         for per_scale, label in ds.prefetch(4).as_numpy_iterator():
-            scores = [np.asarray(network.predict_on_batch(v), np.float64) for v in per_scale]
+            scores = [network(v) for v in per_scale]
             probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
             labels.append(np.asarray([label]))
     else:
         count = 1 if protocol == "center" else 10
+        network = predictor(model)
         ds = images.map(
             lambda im, label: (views(im, protocol, crop), label),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
             flat = chunk.reshape(-1, *chunk.shape[2:])
-            scores = np.asarray(model.predict_on_batch(flat), np.float64)
+            scores = network(flat)
             probs.append(scores.reshape(len(chunk), count, -1).mean(axis=1))
             labels.append(label)
     if not probs:

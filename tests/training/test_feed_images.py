@@ -58,8 +58,10 @@ def test_scale_windows_cover_the_papers_range(source):
     assert Augment.make(32).scale_range == (37, 69)
     shape = tf.constant([300, 500])
     sides, tops, lefts = [], [], []
-    for k in range(300):
-        top, left, h, w = feed_images.scale_window(shape, tf.constant([7, k]), augment).numpy()
+    windows = tf.data.Dataset.range(300).map(
+        lambda k: feed_images.scale_window(shape, tf.stack([tf.constant(7, tf.int64), k]), augment)
+    )
+    for top, left, h, w in windows.as_numpy_iterator():
         assert h == w and 0 <= top <= 300 - h and 0 <= left <= 500 - w
         sides.append(h)
         tops.append(top)
@@ -71,8 +73,10 @@ def test_scale_windows_cover_the_papers_range(source):
 def test_inception_windows_keep_area_and_aspect_ratio_in_range():
     shape = tf.constant([200, 300])
     areas, ratios = [], []
-    for k in range(200):
-        top, left, h, w = feed_images.inception_window(shape, tf.constant([1, k])).numpy()
+    windows = tf.data.Dataset.range(200).map(
+        lambda k: feed_images.inception_window(shape, tf.stack([tf.constant(1, tf.int64), k]))
+    )
+    for top, left, h, w in windows.as_numpy_iterator():
         assert top + h <= 200 and left + w <= 300
         areas.append(h * w / 60000)
         ratios.append(w / h)
@@ -84,9 +88,10 @@ def test_inception_windows_keep_area_and_aspect_ratio_in_range():
 
 
 def test_pca_lighting_has_alexnets_covariance():
-    noise = np.stack(
-        [feed_images.lighting_noise(tf.constant([2, k]), 0.1).numpy() for k in range(3000)]
+    draws = tf.data.Dataset.range(3000).map(
+        lambda k: feed_images.lighting_noise(tf.stack([tf.constant(2, tf.int64), k]), 0.1)
     )
+    noise = np.stack(list(draws.as_numpy_iterator()))
     vectors = np.asarray(feed_images.PCA_EIGENVECTORS)
     coefficients = noise @ np.linalg.inv(vectors).T / 255.0  # alpha_i * lambda_i
     expected = 0.1 * np.asarray(feed_images.PCA_EIGENVALUES)

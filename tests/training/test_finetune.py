@@ -130,7 +130,9 @@ def test_other_sizes_precisions_and_bad_stages(saved_network):
         str(path), classes=3, input_shape=(32, 32, 3), weight_decay=0, freeze="backbone"
     )
     assert [v.path for v in whole.trainable_variables] == ["logits/kernel", "logits/bias"]
-    with pytest.raises(UserError, match="has no such stage .it has stem, stage1, stage2, stage3"):
+    with pytest.raises(
+        UserError, match=r"has no such stage \(it has stem, stage1, stage2, stage3\)"
+    ):
         finetune.from_file(
             str(path), classes=3, input_shape=(32, 32, 3), weight_decay=0, freeze="stage4"
         )
