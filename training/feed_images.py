@@ -282,11 +282,17 @@ class ImagePlan:
     augment: Augment | None = None  # None: the evaluation view
     image_size: int = 224
     classes: int | None = None  # one-hot labels of this many classes; None: int32 labels
+    input_context: Any = None  # tf.distribute.InputContext: this worker's part of every batch
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
     """The endless training feed ``plan`` describes: float32 ``(B, S, S, 3)`` raw pixels and int32
-    labels (float32 one-hot with ``plan.classes``), ``B`` the global batch."""
+    labels (float32 one-hot with ``plan.classes``), ``B`` the global batch.
+
+    With ``plan.input_context`` (``tf.distribute``'s, one per worker) the feed is this worker's
+    share of the same global batches: worker ``w`` of ``W`` reads and decodes only the images at
+    positions ``[w B/W, (w+1) B/W)`` of every global batch, in per-replica batches for its local
+    replicas (use with ``strategy.distribute_datasets_from_function``)."""
     if plan.start_epoch < 0 or plan.skip < 0:
         raise UserError("start epoch and batches to skip must be 0 or more")
     per_epoch = plan.steps * plan.global_batch
@@ -308,9 +314,22 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
     ds = tf.data.Dataset.counter(plan.start_epoch, dtype=tf.int64).flat_map(epoch_items)
     if plan.skip:
         ds = ds.skip(plan.skip * plan.global_batch)
+    batch = plan.global_batch
+    context = plan.input_context
+    if context is not None and context.num_input_pipelines > 1:
+        workers, worker = context.num_input_pipelines, context.input_pipeline_id
+        if plan.global_batch % workers:
+            raise UserError(
+                f"global batch {plan.global_batch} does not split evenly over {workers} workers"
+            )
+        share = plan.global_batch // workers
+        ds = ds.enumerate().filter(lambda k, item: (k % plan.global_batch) // share == worker)
+        ds = ds.map(lambda k, item: item)
+    if context is not None:
+        batch = context.get_per_replica_batch_size(plan.global_batch)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(plan.global_batch, drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options())
+    ds = ds.batch(batch, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options(sharded=context is not None))
 
 
 def _loader(source: ImageSource, plan: ImagePlan) -> Callable[..., Any]:
@@ -356,10 +375,11 @@ def _label(label: tf.Tensor, classes: int | None) -> tf.Tensor:
     return label if classes is None else tf.one_hot(label, classes)
 
 
-def options() -> tf.data.Options:
-    """Deterministic order; under multi-worker strategies each worker keeps its part of every
-    batch."""
+def options(*, sharded: bool = False) -> tf.data.Options:
+    """Deterministic order; a feed that is not ``sharded`` already is split by data under
+    multi-worker strategies (each worker keeps its part of every batch)."""
     opts = tf.data.Options()
     opts.deterministic = True
-    opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    policy = tf.data.experimental.AutoShardPolicy
+    opts.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
     return opts

@@ -173,8 +173,10 @@ class ImageData:
         augment: bool = True,
         start_epoch: int = 0,
         skip: int = 0,
+        input_context: Any = None,
     ) -> Any:
-        """The endless training feed (``training.feed_images.train_batches``)."""
+        """The endless training feed (``training.feed_images.train_batches``); with a
+        ``tf.distribute.InputContext``, this worker's share of every global batch."""
         from training import feed_images
 
         plan = feed_images.ImagePlan(
@@ -192,6 +194,7 @@ class ImageData:
             ),
             image_size=self.image_size,
             classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
+            input_context=input_context,
         )
         return feed_images.train_batches(self.train, plan)
 

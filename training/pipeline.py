@@ -140,7 +140,18 @@ class Prepared:
         return self.schedule.steps_per_epoch
 
     def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
-        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``."""
+        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``. Images under
+        ``multi_worker``: a function of the worker's ``tf.distribute.InputContext`` (each worker
+        decodes only its share of every batch: ``training.feed_images.train_batches``)."""
+        if self.runtime.custom_loop and isinstance(self.source, image_data.ImageData):
+            return lambda context: self.source.train_batches(
+                self.recipe,
+                seed=self.seed,
+                augment=self.config.augment,
+                start_epoch=start_epoch,
+                skip=skip,
+                input_context=context,
+            )
         return train_dataset(
             self.source,
             self.recipe,

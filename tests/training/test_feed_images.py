@@ -132,3 +132,17 @@ def test_evaluation_feed_is_every_image_in_order(source):
     np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), source.label_array)
     again = list(feed_images.eval_batches(source, 32, 16).as_numpy_iterator())
     np.testing.assert_array_equal(batches[1][0], again[1][0])
+
+
+def test_each_worker_decodes_only_its_share_of_the_same_global_batches(source):
+    whole = _batches(source, 3, global_batch=10)
+    shares = []
+    for worker in (0, 1):
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2
+        )
+        shares.append(_batches(source, 3, global_batch=10, input_context=context))
+    for step, (x, y) in enumerate(whole):
+        assert shares[0][step][0].shape == (5, 32, 32, 3)
+        np.testing.assert_array_equal(np.concatenate([s[step][0] for s in shares]), x)
+        np.testing.assert_array_equal(np.concatenate([s[step][1] for s in shares]), y)

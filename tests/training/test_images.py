@@ -255,3 +255,20 @@ def test_jax_without_tensorflow_says_the_feed_needs_it(folder, tmp_path, jax_wit
     assert "needs TensorFlow for its input pipeline" in error_line(result)
     assert not out.exists()
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_worker_sharded_feed_trains_through_the_multi_worker_loop(folder):
+    """The loop of ``multi_worker`` takes the image feed as a function of each worker's input
+    context (``distribute_datasets_from_function``); here one worker with one replica."""
+    from training import loop
+    from training.strategy import StrategyOptions
+
+    config = _paper(folder, "unused", strategy=StrategyOptions("mirrored"), verbose="quiet")
+    prepared = prepare(config)
+    strategy = prepared.runtime.strategy
+    feed = lambda context: prepared.source.train_batches(  # noqa: E731
+        prepared.recipe, seed=1, input_context=context
+    )
+    with prepared.runtime.scope():
+        history = loop.fit(prepared.model, strategy, feed, epochs=1, steps_per_epoch=2, verbose=0)
+    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
