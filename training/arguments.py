@@ -161,10 +161,13 @@ def add_model_data(
     )
 
 
-def add_image_data(p: argparse.ArgumentParser) -> None:
-    """The images of ``python -m training.images``: ``--data``, ``--data-dir``, ``--manual-dir``,
-    ``--val-split``, ``--skip-bad-images``, ``--image-size``, ``--augmentation``,
-    ``--no-color-augment``, ``--no-augment``, ``--weights``."""
+def add_image_data(
+    p: argparse.ArgumentParser, *, required: bool = True, shared: bool = True
+) -> None:
+    """The images of ``python -m training.images``: ``--data``, ``--manual-dir``, ``--val-split``,
+    ``--skip-bad-images``, ``--image-size``, ``--augmentation``, ``--no-color-augment``,
+    ``--weights`` and, with ``shared`` (unless the CIFAR options already give them),
+    ``--data-dir`` and ``--no-augment``."""
     from training.image_data import AUGMENTATIONS
 
     g = p.add_argument_group(
@@ -175,14 +178,16 @@ def add_image_data(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--data",
-        required=True,
+        required=required,
         metavar="DIR",
         help="a folder of images, or tfds:imagenet2012 (prepared by tensorflow-datasets from "
         "ImageNet's archives in its manual folder)",
     )
-    g.add_argument(
-        "--data-dir", help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
-    )
+    if shared:
+        g.add_argument(
+            "--data-dir",
+            help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)",
+        )
     g.add_argument(
         "--manual-dir",
         help="where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: "
@@ -220,12 +225,13 @@ def add_image_data(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="without AlexNet's PCA colour augmentation",
     )
-    g.add_argument(
-        "--no-augment",
-        dest="augment",
-        action="store_false",
-        help="train on the centre crop (no random crop, flip or colour)",
-    )
+    if shared:
+        g.add_argument(
+            "--no-augment",
+            dest="augment",
+            action="store_false",
+            help="train on the centre crop (no random crop, flip or colour)",
+        )
     g.add_argument(
         "--weights",
         metavar="FILE.keras",

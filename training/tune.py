@@ -28,6 +28,10 @@ examples:
   # 20 random trials of 10 epochs over lr, weight decay and batch size for ResNet-20 on CIFAR-10
   python -m training.tune --models resnet20v1 --max-trials 20 --epochs 10 --output runs/tune-r20
 
+  # 8 trials of 5 epochs fine-tuning a ResNet-50 on a folder of images (validation: 10 % of train)
+  python -m training.tune --data ~/flowers --weights resnet50.keras --recipe finetune \\
+      --max-trials 8 --epochs 5 --lr-range 0.005,0.1 --batch-sizes 32,64 --output runs/tune-flowers
+
   # Hyperband over depth and width on the embedded sample, two CPU replicas
   python -m training.tune --dataset cifar10-sample --tuner hyperband --max-epochs 9 \\
       --models resnet8v1,resnet14v1,resnet20v1 --widths 1,2 --strategy mirrored --cpu-replicas 2
@@ -221,9 +225,20 @@ def search(
 
 
 def _command(base: Any, values: dict[str, Any]) -> str:
-    """The ``python -m training.cifar`` command that trains a trial's choice with the full recipe."""
-    parts = ["python -m training.cifar", f"--model {values.get('model', base.model)}"]
-    parts += [f"--dataset {base.dataset}", f"--recipe {base.recipe}"]
+    """The ``python -m training.cifar`` (or ``training.images``) command that trains a trial's
+    choice with the full recipe."""
+    if base.images is None:
+        parts = ["python -m training.cifar", f"--model {values.get('model', base.model)}"]
+        parts += [f"--dataset {base.dataset}", f"--recipe {base.recipe}"]
+    else:
+        parts = ["python -m training.images", f"--data {base.images.data}"]
+        if base.images.weights is None:
+            parts.append(f"--model {values.get('model', base.model)}")
+        else:
+            parts.append(f"--weights {base.images.weights}")
+        parts.append(f"--recipe {base.recipe}")
+        if base.images.image_size is not None:
+            parts.append(f"--image-size {base.images.image_size}")
     if "unit" in values:
         parts.append(f"--unit {values['unit']}")
     if "width_multiplier" in values:
@@ -295,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="width multipliers",
     )
     arguments.add_model_data(p, model=False)
+    arguments.add_image_data(p, required=False, shared=False)
     arguments.add_recipe(p, tuned=("epochs", "batch_size", "lr", "weight_decay"))
     arguments.add_distribution(p)
     return p

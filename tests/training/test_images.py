@@ -272,3 +272,18 @@ def test_worker_sharded_feed_trains_through_the_multi_worker_loop(folder):
     with prepared.runtime.scope():
         history = loop.fit(prepared.model, strategy, feed, epochs=1, steps_per_epoch=2, verbose=0)
     assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+
+
+def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder):
+    from training import arguments, pipeline, tune
+
+    args = tune.build_parser().parse_args(["--data", str(folder), "--image-size", "32"])
+    base = arguments.train_config(args, model="resnet8v1")
+    split = tune.holdout(pipeline.load_data(base, log=lambda line: None), 0.5)
+    assert split.num_train == 30 and split.num_test == 30
+    assert np.bincount(split.val.label_array).tolist() == [3] * 10
+    values = {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 20, "model": "resnet8v1"}
+    assert tune._command(base, values) == (
+        f"python -m training.images --data {folder} --model resnet8v1 --recipe paper "
+        "--image-size 32 --lr 0.1 --weight-decay 0.0001 --batch-size 20"
+    )
