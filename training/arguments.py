@@ -255,12 +255,17 @@ def add_recipe(
         length.add_argument(
             "--iterations",
             type=int,
-            help="training length in iterations at batch 128 (paper: 64000), rounded to whole epochs",
+            help="training length in iterations at batch 128 "
+            f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
         )
     if "batch_size" not in tuned:
         g.add_argument("--batch-size", type=int, help="global batch, split over the replicas")
     if "lr" not in tuned:
-        g.add_argument("--lr", type=float, help="peak learning rate at batch 128 (paper: 0.1)")
+        g.add_argument(
+            "--lr",
+            type=float,
+            help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
+        )
     g.add_argument(
         "--no-lr-scaling",
         dest="scale_lr",
@@ -273,7 +278,8 @@ def add_recipe(
         "--lr-decay-at",
         type=comma_separated(float),
         metavar="F,F",
-        help="fractions of training where the step schedule divides the lr (paper: 0.5,0.75)",
+        help="fractions of training where the step schedule divides the lr "
+        f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
     )
     g.add_argument("--lr-decay-factor", type=float, help="step schedule multiplier (paper: 0.1)")
     g.add_argument("--momentum", type=float, help="SGD momentum (paper: 0.9)")
@@ -285,6 +291,10 @@ def add_recipe(
             "--weight-decay", type=float, help="L2 weight decay on the kernels (paper: 1e-4)"
         )
     g.add_argument("--label-smoothing", type=float, help="label smoothing (paper: 0)")
+    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
+    if images:
+        _add_image_recipe(g)
+        return
     g.add_argument(
         "--warmup",
         dest="gated_warmup",
@@ -307,9 +317,10 @@ def add_recipe(
         metavar="ERROR",
         help="fraction (paper: 0.8)",
     )
-    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
-    if not images:
-        return
+
+
+def _add_image_recipe(g: Any) -> None:
+    """``--plateau-patience``, ``--freeze``, ``--backbone-lr-scale`` (image recipes)."""
     g.add_argument(
         "--plateau-patience",
         type=int,

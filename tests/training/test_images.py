@@ -287,3 +287,17 @@ def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder)
         f"python -m training.images --data {folder} --model resnet8v1 --recipe paper "
         "--image-size 32 --lr 0.1 --weight-decay 0.0001 --batch-size 20"
     )
+
+
+@pytest.mark.parametrize("module", [images, evaluate])
+def test_help_documents_every_option(module, capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        module.main(["--help"])
+    assert exit_status.value.code == 0
+    text = capsys.readouterr().out
+    for action in module.build_parser()._actions:
+        for option in action.option_strings:
+            assert option in text
+        if action.option_strings and action.dest != "help":
+            assert action.help, f"{action.option_strings} has no help"
+    assert "examples:" in text and "--data" in text
