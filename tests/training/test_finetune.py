@@ -21,8 +21,7 @@ def _tiny(seed: int = 0) -> keras.Model:
     return keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(x))
 
 
-@pytest.mark.parametrize("nesterov", [False, True])
-@pytest.mark.parametrize("loss_scale", [False, True])
+@pytest.mark.parametrize(("nesterov", "loss_scale"), [(False, True), (True, False)])
 def test_backbone_learns_at_the_scaled_rate_exactly(nesterov, loss_scale):
     """Three steps of ``fit`` with BackboneRateSGD(lr 0.1, scale 0.1) end where SGD at 0.01 on the
     backbone and SGD at 0.1 on the classifier end, with (Nesterov) momentum, also through a
