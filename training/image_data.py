@@ -271,7 +271,12 @@ def load(
     from training.feed_images import FileImages
     from training.image_folder import scan
 
-    found = scan(options.data, val_split=options.val_split, skip_bad_images=options.skip_bad_images)
+    found = scan(
+        options.data,
+        val_split=options.val_split,
+        skip_bad_images=options.skip_bad_images,
+        log=log,
+    )
     if not len(found.val):
         raise UserError(
             f"{found.root} has no validation images: add a val/ folder with the same class "

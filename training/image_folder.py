@@ -24,7 +24,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 SHOWN = 8
 """Paths listed in a message before "and N more"."""
+
+MANY = 20_000
+"""From this many images on, the scan says that it is decoding them."""
 
 
 @dataclass(frozen=True)
@@ -169,8 +172,10 @@ def scan(
     *,
     val_split: float | None = None,
     skip_bad_images: bool = False,
+    log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder (see the module docstring for the layouts and the checks).
+    """Scan a training folder (see the module docstring for the layouts and the checks); ``log``
+    is told when the images to decode are many (ImageNet's take minutes).
 
     ``val_split`` holds out that fraction of each class's training images as the validation split
     (the same images whatever the run's seed); it cannot be combined with a ``val/`` folder. Without
@@ -209,6 +214,9 @@ def scan(
     index = {name: i for i, name in enumerate(class_names)}
     train_split = _split(train.files, index)
     val_split_images = _split(val.files, index)
+    count = len(train_split) + len(val_split_images)
+    if count >= MANY:
+        log(f"data: decoding each of the {count:,} images in {root} once to check it")
     bad = find_undecodable([*train_split.files, *val_split_images.files])
     skipped: tuple[str, ...] = ()
     if bad:
