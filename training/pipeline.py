@@ -2,8 +2,9 @@
 
 ``train(config)`` is what ``python -m training.cifar`` and ``python -m training.images`` run: the data
 is CIFAR in memory (``training.data``) or, when ``config.images`` is set, a folder of images or tfds
-``imagenet2012`` streamed from disk (``training.image_data``); both are a ``data.TrainingData``. ``prepare(config)`` stops before training and
-returns the compiled model and the datasets, so benchmarks and the tuner time and reuse the same path::
+``imagenet2012`` streamed from disk (``training.image_data``); both are a ``data.TrainingData``.
+``prepare(config)`` stops before training and returns the compiled model and the datasets, so
+benchmarks and the tuner time and reuse the same path::
 
     from training.pipeline import TrainConfig, prepare, train
     prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
