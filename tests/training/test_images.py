@@ -236,18 +236,17 @@ def test_two_cpu_replicas_train_on_images(folder, tmp_path):
 
 @pytest.mark.slow
 def test_jax_trains_on_images_fed_by_tensorflow(folder, tmp_path):
-    """tf.data feeds JAX's data parallelism over two CPU devices (TensorFlow kept off the GPUs)."""
+    """Where TensorFlow is installed, its tf.data feed feeds the JAX backend."""
     out = tmp_path / "jax"
     result = cli(
         "training.images",
         *["--data", str(folder), "--model", "resnet8v1", "--image-size", "32", "--epochs", "1"],
-        *["--batch-size", "20", "--strategy", "mirrored", "--cpu-replicas", "2", "--seed", "1"],
-        *["--output", str(out), "--verbose", "line"],
+        *["--batch-size", "20", "--seed", "1", "--output", str(out), "--verbose", "line"],
         KERAS_BACKEND="jax",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    runtime = metrics(out)["config"]["runtime"]
-    assert runtime["backend"] == "jax" and runtime["devices"] == ["cpu:0", "cpu:1"]
+    assert metrics(out)["config"]["runtime"]["backend"] == "jax"
+    assert "epoch 1/1" in result.stdout
 
 
 def test_jax_without_tensorflow_says_the_feed_needs_it(folder, tmp_path, jax_without_tensorflow):
