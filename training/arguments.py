@@ -1,4 +1,5 @@
-"""Command-line options shared by ``python -m training.cifar`` and ``python -m training.tune``.
+"""Command-line options shared by ``python -m training.cifar``, ``python -m training.images`` and
+``python -m training.tune``.
 
 Each ``add_*`` function adds one group of options; ``train_config`` turns parsed options into a
 ``training.pipeline.TrainConfig``. Options that change a recipe default to ``None`` ("keep the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import UserError
@@ -44,8 +46,20 @@ RECIPE_FIELDS = (
     "gated_warmup_lr",
     "gated_warmup_error",
     "warmup_epochs",
+    "plateau_patience",
+    "freeze",
+    "backbone_lr_scale",
 )
 """Options that override fields of ``recipes.Recipe`` (same names)."""
+
+IMAGE_RECIPE_HELP = (
+    "paper (default): He et al. 2015 on ImageNet: SGD momentum 0.9, weight decay 1e-4, batch 256, "
+    "lr 0.1 at batch 256 divided by 10 at epochs 30, 60 and 90 of 120 (--schedule plateau: "
+    "whenever the validation error has not improved for --plateau-patience epochs). finetune: "
+    "from --weights with a new classifier, batch 32, Nesterov, lr 0.01 at batch 32, cosine over 10 "
+    "epochs, the backbone at 0.1x the rate. Learning rates are given at batch 128 and scaled "
+    "linearly with the global batch (lr x batch/128)."
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -82,16 +96,23 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
-    """``--model``, ``--unit``, ``--model-option``, ``--dataset``, ``--data-source``, ``--data-dir``,
-    ``--no-augment``."""
-    g = p.add_argument_group("model and data")
+def add_model_data(
+    p: argparse.ArgumentParser,
+    *,
+    model: bool = True,
+    cifar: bool = True,
+    default_model: str = "resnet20v1",
+) -> None:
+    """``--model``, ``--unit``, ``--model-option`` and, with ``cifar``, ``--dataset``,
+    ``--data-source``, ``--data-dir``, ``--no-verify-checksums``, ``--no-augment``."""
+    g = p.add_argument_group("model and data" if cifar else "model")
     if model:
         g.add_argument(
             "--model",
-            default="resnet20v1",
+            default=None if not cifar else default_model,
             help="resnet20v1 32v1 44v1 56v1 110v1 1202v1, resnet110v2 164v2 1001v2, the ImageNet "
-            "resnet18..200v1/v2, or resnet<DEPTH>v<1|2> for any CIFAR depth (default: resnet20v1)",
+            "resnet18..200v1/v2, or resnet<DEPTH>v<1|2> for any CIFAR depth "
+            f"(default: {default_model})",
         )
         g.add_argument(
             "--unit",
@@ -108,6 +129,8 @@ def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
         help="architecture option of keras_preact (repeatable), e.g. width_multiplier=2, "
         "shortcut=exclusive_gating, placement=relu_before_add",
     )
+    if not cifar:
+        return
     g.add_argument(
         "--dataset",
         default="cifar10",
@@ -138,24 +161,111 @@ def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     )
 
 
-def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> None:
-    """The recipe and its overrides, except the fields in ``tuned`` (chosen by the tuner)."""
-    g = p.add_argument_group("recipe", RECIPE_HELP)
-    g.add_argument(
-        "--recipe", default="paper", help=f"{', '.join(recipes.RECIPES)} (default: paper)"
+def add_image_data(
+    p: argparse.ArgumentParser, *, required: bool = True, shared: bool = True
+) -> None:
+    """The images of ``python -m training.images``: ``--data``, ``--manual-dir``, ``--val-split``,
+    ``--skip-bad-images``, ``--image-size``, ``--augmentation``, ``--no-color-augment``,
+    ``--weights`` and, with ``shared`` (unless the CIFAR options already give them),
+    ``--data-dir`` and ``--no-augment``."""
+    from training.image_data import AUGMENTATIONS
+
+    g = p.add_argument_group(
+        "images",
+        "DIR holds train/<class>/ and val/<class>/ (or only train/, with --val-split; or the class "
+        "folders themselves, with --val-split): JPEG, PNG, BMP, GIF or WebP files of any size; "
+        "grayscale and CMYK images are converted to RGB. The folder is checked before training.",
     )
+    g.add_argument(
+        "--data",
+        required=required,
+        metavar="DIR",
+        help="a folder of images, or tfds:imagenet2012 (prepared by tensorflow-datasets from "
+        "ImageNet's archives in its manual folder)",
+    )
+    if shared:
+        g.add_argument(
+            "--data-dir",
+            help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)",
+        )
+    g.add_argument(
+        "--manual-dir",
+        help="where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: "
+        "<data dir>/downloads/manual)",
+    )
+    g.add_argument(
+        "--val-split",
+        type=float,
+        metavar="F",
+        help="hold out this fraction of each class's training images for validation (when there "
+        "is no val/ folder)",
+    )
+    g.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out (and count) images that cannot be decoded instead of refusing the folder",
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        metavar="S",
+        help="side of the square crop the network sees (default 224, or the input size of "
+        "--weights); the papers' other lengths (256, 480, ...) scale with it",
+    )
+    g.add_argument(
+        "--augmentation",
+        default="scale",
+        help=f"{', '.join(AUGMENTATIONS)}: scale (default): shorter side random in [256, 480], "
+        "random crop, flip (He et al. 2015); inception: random area 8-100%% and aspect ratio "
+        "3/4-4/3, flip (He et al. 2016 for ResNet-200); none: the centre crop",
+    )
+    g.add_argument(
+        "--no-color-augment",
+        dest="color_augment",
+        action="store_false",
+        help="without AlexNet's PCA colour augmentation",
+    )
+    if shared:
+        g.add_argument(
+            "--no-augment",
+            dest="augment",
+            action="store_false",
+            help="train on the centre crop (no random crop, flip or colour)",
+        )
+    g.add_argument(
+        "--weights",
+        metavar="FILE.keras",
+        help="fine-tune this network (e.g. one converted from a torchvision or timm checkpoint): "
+        "its classifier is replaced by one for the folder's classes; --model is not needed",
+    )
+
+
+def add_recipe(
+    p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = (), family: str = "cifar"
+) -> None:
+    """The recipe and its overrides, except the fields in ``tuned`` (chosen by the tuner);
+    ``family`` ``images`` adds the fine-tuning options and describes the image recipes."""
+    images = family == "images"
+    g = p.add_argument_group("recipe", IMAGE_RECIPE_HELP if images else RECIPE_HELP)
+    table = recipes.RECIPE_FAMILIES[family]
+    g.add_argument("--recipe", default="paper", help=f"{', '.join(table)} (default: paper)")
     if "epochs" not in tuned:
         length = g.add_mutually_exclusive_group()
         length.add_argument("--epochs", type=int, help="training length in epochs")
         length.add_argument(
             "--iterations",
             type=int,
-            help="training length in iterations at batch 128 (paper: 64000), rounded to whole epochs",
+            help="training length in iterations at batch 128 "
+            f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
         )
     if "batch_size" not in tuned:
         g.add_argument("--batch-size", type=int, help="global batch, split over the replicas")
     if "lr" not in tuned:
-        g.add_argument("--lr", type=float, help="peak learning rate at batch 128 (paper: 0.1)")
+        g.add_argument(
+            "--lr",
+            type=float,
+            help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
+        )
     g.add_argument(
         "--no-lr-scaling",
         dest="scale_lr",
@@ -168,7 +278,8 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
         "--lr-decay-at",
         type=comma_separated(float),
         metavar="F,F",
-        help="fractions of training where the step schedule divides the lr (paper: 0.5,0.75)",
+        help="fractions of training where the step schedule divides the lr "
+        f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
     )
     g.add_argument("--lr-decay-factor", type=float, help="step schedule multiplier (paper: 0.1)")
     g.add_argument("--momentum", type=float, help="SGD momentum (paper: 0.9)")
@@ -180,6 +291,10 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
             "--weight-decay", type=float, help="L2 weight decay on the kernels (paper: 1e-4)"
         )
     g.add_argument("--label-smoothing", type=float, help="label smoothing (paper: 0)")
+    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
+    if images:
+        _add_image_recipe(g)
+        return
     g.add_argument(
         "--warmup",
         dest="gated_warmup",
@@ -202,7 +317,30 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
         metavar="ERROR",
         help="fraction (paper: 0.8)",
     )
-    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
+
+
+def _add_image_recipe(g: Any) -> None:
+    """``--plateau-patience``, ``--freeze``, ``--backbone-lr-scale`` (image recipes)."""
+    g.add_argument(
+        "--plateau-patience",
+        type=int,
+        metavar="EPOCHS",
+        help="--schedule plateau: divide the lr after this many epochs without a lower "
+        "validation error (default 5)",
+    )
+    g.add_argument(
+        "--freeze",
+        metavar="STAGE",
+        help=f"with --weights: do not train the network up to and including this stage: "
+        f"{', '.join(recipes.FREEZE_STAGES)} (default: none)",
+    )
+    g.add_argument(
+        "--backbone-lr-scale",
+        type=float,
+        metavar="F",
+        help="with --weights: the backbone's learning rate as a fraction of the new classifier's "
+        "(finetune: 0.1)",
+    )
 
 
 def add_distribution(p: argparse.ArgumentParser) -> None:
@@ -294,7 +432,17 @@ def train_config(args: argparse.Namespace, **replace: Any):
     def get(name: str, default: Any = None) -> Any:
         return getattr(args, name, default)
 
-    model = get("model", "resnet20v1")
+    images = image_options(args)
+    model = get("model") or ("resnet20v1" if images is None else "resnet50v1")
+    if images is not None and images.weights is not None:
+        if get("model"):
+            raise UserError(
+                f"--weights {images.weights} holds the network to fine-tune: drop --model"
+            )
+        model = Path(images.weights).stem
+    dataset = get("dataset", "cifar10")
+    if images is not None:
+        dataset = images.tfds_name or Path(images.data).expanduser().name or "images"
     options = dict(get("model_option", []))
     if get("unit"):
         options["unit"] = get("unit")
@@ -302,7 +450,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
     fields: dict[str, Any] = dict(
         model=model,
         model_options=options,
-        dataset=get("dataset", "cifar10"),
+        dataset=dataset,
         data_source=get("data_source", "tfds"),
         data_dir=get("data_dir"),
         verify_checksums=get("verify_checksums", True),
@@ -319,12 +467,32 @@ def train_config(args: argparse.Namespace, **replace: Any):
         ),
         seed=get("seed"),
         deterministic=get("deterministic"),
-        output=get("output")
-        or f"runs/{model.lower()}-{get('dataset', 'cifar10')}-{get('recipe', 'paper')}",
+        output=get("output") or f"runs/{model.lower()}-{dataset}-{get('recipe', 'paper')}",
         overwrite=get("overwrite", False),
         backup_every=get("backup_every", 500),
         eval_batch_size=get("eval_batch_size"),
         verbose=get("verbose", "auto"),
+        images=images,
     )
     fields.update(replace)
     return TrainConfig(**fields)
+
+
+def image_options(args: argparse.Namespace):
+    """The ``training.image_data.ImageOptions`` of parsed ``add_image_data`` options (None when the
+    parser has none)."""
+    from training.image_data import ImageOptions
+
+    data = getattr(args, "data", None)
+    if data is None:
+        return None
+    return ImageOptions(
+        data=data,
+        val_split=args.val_split,
+        skip_bad_images=args.skip_bad_images,
+        image_size=args.image_size,
+        augmentation=args.augmentation,
+        color_augment=args.color_augment,
+        weights=args.weights,
+        manual_dir=args.manual_dir,
+    )

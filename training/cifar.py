@@ -36,7 +36,8 @@ examples:
       python -m training.cifar --model resnet56v1 --strategy multi_worker --output /shared/runs/r56
 
 outputs (in --output): config.json, backup/ (resume state, removed when the run finishes), best.keras
-(highest test accuracy) and last.keras, history.csv, tensorboard/, curves.png (training/test error
+(highest test accuracy) and last.keras, labels.txt (class names in label order, for python -m export
+--labels), history.csv, tensorboard/, curves.png (training/test error
 against iterations, as in the papers' figures) and, once finished, metrics.json (final and best test
 error, epochs, wall time, images/s, versions, full configuration).
 

@@ -1,5 +1,8 @@
 """CIFAR data for training: load the arrays from a source, and the contract of the batches fed from them.
 
+``TrainingData`` is what the pipeline trains on: ``CifarArrays`` here, and ``training.image_data``'s
+``ImageData`` (folders of images and tfds ``imagenet2012``, streamed from disk).
+
 Sources (``load_arrays``): ``tfds`` (tensorflow_datasets, see ``training.tfds_source``), ``folder:PATH``
 (the official CIFAR archives or their extracted folders, see ``training.cifar_archives``) and the embedded
 ``cifar10-sample``. Nothing falls back to the sample when real data is missing: that is an error.
@@ -17,13 +20,16 @@ its own, reproducible, stream.)
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from keras_preact.cli import UserError
+from training import recipes
 
 DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "cifar10-sample")
 """Dataset names ``load_arrays`` accepts."""
@@ -35,9 +41,75 @@ PAD = 4
 """Pixels padded on each side before the random crop (He et al. 2015, section 4.2)."""
 
 
+class TrainingData(Protocol):
+    """A data source of the training pipeline: its splits' sizes, the model input it needs, and the
+    feeds of its training batches (endless, keyed by seed, epoch and step) and validation batches."""
+
+    name: str
+    label_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def num_train(self) -> int: ...
+
+    @property
+    def num_test(self) -> int: ...
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(height, width, channels)`` of the images the feeds yield."""
+        ...
+
+    @property
+    def preprocessing(self) -> str:
+        """The statistics (``keras_preact.DATASET_STATS``) the model standardises raw pixels with."""
+        ...
+
+    def train_batches(
+        self,
+        recipe: recipes.Recipe,
+        *,
+        seed: int,
+        augment: bool = True,
+        start_epoch: int = 0,
+        skip: int = 0,
+    ) -> Any: ...
+
+    def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any: ...
+
+    def holdout(self, fraction: float) -> TrainingData:
+        """The same data with ``fraction`` of the training images as the validation split."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for ``metrics.json``."""
+        ...
+
+
+PREPROCESSING = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10-sample": "cifar10"}
+"""The per-channel statistics the model's first layer standardises with, per dataset."""
+
+
+def feed() -> Any:
+    """The input feed of the Keras backend in use: ``training.feed_tf`` (tf.data) on TensorFlow,
+    ``training.feed_numpy`` (PyDataset, no TensorFlow needed) on the others."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        from training import feed_tf
+
+        return feed_tf
+    from training import feed_numpy
+
+    return feed_numpy
+
+
 @dataclass(frozen=True)
 class CifarArrays:
-    """A CIFAR dataset in memory: uint8 NHWC images and int64 labels for the train and test splits."""
+    """A CIFAR dataset in memory: uint8 NHWC images and int64 labels for the train and test splits
+    (a ``TrainingData``)."""
 
     name: str
     x_train: np.ndarray
@@ -46,6 +118,77 @@ class CifarArrays:
     y_test: np.ndarray
     num_classes: int
     label_names: tuple[str, ...]
+
+    @property
+    def num_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.x_test)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def preprocessing(self) -> str:
+        return PREPROCESSING.get(self.name, "cifar10")
+
+    def train_batches(
+        self,
+        recipe: recipes.Recipe,
+        *,
+        seed: int,
+        augment: bool = True,
+        start_epoch: int = 0,
+        skip: int = 0,
+    ) -> Any:
+        """Endless global batches of the training split for ``recipe`` (one-hot labels when its
+        loss smooths them), from batch ``skip`` of epoch ``start_epoch`` (see ``TrainPlan.make``)."""
+        plan = TrainPlan.make(
+            self.x_train,
+            self.y_train,
+            recipe.batch_size,
+            seed=seed,
+            start_epoch=start_epoch,
+            skip=skip,
+            augment=augment,
+            classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
+        )
+        return feed().train_batches(plan)
+
+    def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any:
+        """The test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
+        return feed().eval_batches(
+            self.x_test,
+            self.y_test,
+            batch,
+            classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
+        )
+
+    def holdout(self, fraction: float) -> CifarArrays:
+        """The last ``fraction`` of the training images as the test split (the papers' 45k/5k)."""
+        count = round(len(self.x_train) * fraction)
+        if not 0 < count < len(self.x_train):
+            raise UserError(
+                f"--validation-split {fraction} leaves no training or no validation images out of "
+                f"{len(self.x_train)}"
+            )
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[:-count],
+            y_train=self.y_train[:-count],
+            x_test=self.x_train[-count:],
+            y_test=self.y_train[-count:],
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "train_examples": self.num_train,
+            "test_examples": self.num_test,
+            "classes": self.num_classes,
+        }
 
 
 def make_arrays(

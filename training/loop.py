@@ -10,6 +10,7 @@ workers (what ``fit`` does on one machine), and the same callbacks are driven th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -26,7 +27,7 @@ def _mean_logs(strategy: tf.distribute.Strategy, per_replica: dict[str, Any]) ->
 def fit(
     model: keras.Model,
     strategy: tf.distribute.Strategy,
-    train_data: tf.data.Dataset,
+    train_data: tf.data.Dataset | Callable[[tf.distribute.InputContext], tf.data.Dataset],
     *,
     epochs: int,
     steps_per_epoch: int,
@@ -37,7 +38,9 @@ def fit(
 ) -> keras.callbacks.History:
     """Train like ``model.fit(train_data, epochs=..., steps_per_epoch=..., initial_epoch=...,
     validation_data=..., callbacks=..., verbose=...)`` with ``strategy`` (model built and compiled in
-    its scope). ``train_data`` yields global batches; ``validation_data`` is evaluated in full."""
+    its scope). ``train_data`` yields global batches, or is a function of each worker's
+    ``tf.distribute.InputContext`` giving that worker's per-replica batches (a feed sharded by
+    the worker itself); ``validation_data`` is evaluated in full."""
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList(
         [*(callbacks or []), history],
@@ -47,7 +50,10 @@ def fit(
         steps=steps_per_epoch,
         model=model,
     )
-    iterator = iter(strategy.experimental_distribute_dataset(train_data))
+    if callable(train_data):
+        iterator = iter(strategy.distribute_datasets_from_function(train_data))
+    else:
+        iterator = iter(strategy.experimental_distribute_dataset(train_data))
 
     @tf.function
     def train_step(iterator):

@@ -16,8 +16,7 @@ import keras
 import keras_preact
 from keras_preact.cli import UserError
 
-PREPROCESSING = {"cifar10": "cifar10", "cifar100": "cifar100", "cifar10-sample": "cifar10"}
-"""The per-channel statistics the model's first layer standardises with, per dataset."""
+CIFAR_INPUT = (32, 32, 3)
 
 
 def describe_names() -> str:
@@ -44,18 +43,20 @@ def build_model(
     options: dict[str, Any],
     *,
     classes: int,
-    dataset: str,
     weight_decay: float,
     synchronized_bn: bool,
+    input_shape: tuple[int, int, int] = CIFAR_INPUT,
+    preprocessing: str = "cifar10",
 ) -> keras.Model:
-    """Build the (uncompiled) model: raw-pixel input (a ``preprocess`` layer with ``dataset``'s
-    statistics), 32x32x3, softmax over ``classes``, the recipe's weight decay as an L2 penalty."""
+    """Build the (uncompiled) model: raw-pixel input of ``input_shape`` (a ``preprocess`` layer with
+    the ``preprocessing`` dataset's statistics), softmax over ``classes``, the recipe's weight decay
+    as an L2 penalty."""
     info = check_model(name, options)
     kwargs = dict(
         {k: v for k, v in options.items() if k != "unit"},
         classes=classes,
-        input_shape=(32, 32, 3),
-        preprocessing=PREPROCESSING.get(dataset, "cifar10"),
+        input_shape=input_shape,
+        preprocessing=preprocessing,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
     )

@@ -1,7 +1,10 @@
 """The training pipeline: config -> strategy -> data -> model -> recipe -> fit -> report.
 
-``train(config)`` is what ``python -m training.cifar`` runs. ``prepare(config)`` stops before training and
-returns the compiled model and the datasets, so benchmarks and the tuner time and reuse the same path::
+``train(config)`` is what ``python -m training.cifar`` and ``python -m training.images`` run: the data
+is CIFAR in memory (``training.data``) or, when ``config.images`` is set, a folder of images or tfds
+``imagenet2012`` streamed from disk (``training.image_data``); both are a ``data.TrainingData``.
+``prepare(config)`` stops before training and returns the compiled model and the datasets, so
+benchmarks and the tuner time and reuse the same path::
 
     from training.pipeline import TrainConfig, prepare, train
     prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
@@ -22,8 +25,9 @@ import keras
 import keras_preact
 from keras_preact.cli import UserError
 from training import callbacks as cb
-from training import data, recipes, report, rundir, strategy
+from training import data, image_data, recipes, report, rundir, strategy
 from training import model as model_lib
+from training.image_data import ImageOptions
 from training.strategy import StrategyOptions
 
 VERBOSITY = ("auto", "bar", "line", "quiet")
@@ -61,10 +65,13 @@ class TrainConfig:
     backup_every: int = 500
     eval_batch_size: int | None = None
     verbose: str = "auto"
+    images: ImageOptions | None = None
 
     def resolved_recipe(self) -> recipes.Recipe:
-        """The named recipe with the overrides applied (``UserError`` if anything is out of range)."""
-        return recipes.get_recipe(self.recipe, **self.recipe_overrides)
+        """The named recipe with the overrides applied (``UserError`` if anything is out of range);
+        image runs take theirs from ``recipes.IMAGE_RECIPES``."""
+        family = "cifar" if self.images is None else "images"
+        return recipes.get_recipe(self.recipe, family, **self.recipe_overrides)
 
     @property
     def is_deterministic(self) -> bool:
@@ -79,17 +86,28 @@ class TrainConfig:
             k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe_overrides.items()
         }
         data["deterministic"] = self.is_deterministic
+        if self.images is None:
+            del data["images"]  # as before image runs existed, so earlier runs still resume
+        else:
+            data["images"] = self.images.identity()
         return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
 
 
 def check(config: TrainConfig) -> recipes.Recipe:
     """Validate every setting that can be checked without data or devices; return the recipe."""
     recipe = config.resolved_recipe()
-    model_lib.check_model(config.model, config.model_options)
-    if config.dataset not in data.DATASETS:
-        raise UserError(
-            f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
-        )
+    if config.images is None:
+        if config.dataset not in data.DATASETS:
+            raise UserError(
+                f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
+            )
+    else:
+        config.images.check()
+    image_data.check_recipe(config.images, recipe)
+    if config.images is None or config.images.weights is None:
+        model_lib.check_model(config.model, config.model_options)
+    elif config.model_options:
+        raise UserError("--model-option applies to new networks, not to one loaded with --weights")
     strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
@@ -111,7 +129,7 @@ class Prepared:
     config: TrainConfig
     recipe: recipes.Recipe
     runtime: strategy.Runtime
-    arrays: Any
+    source: data.TrainingData
     schedule: recipes.Schedule
     model: keras.Model
     eval_dataset: Any
@@ -123,9 +141,20 @@ class Prepared:
         return self.schedule.steps_per_epoch
 
     def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
-        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``."""
+        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``. Images under
+        ``multi_worker``: a function of the worker's ``tf.distribute.InputContext`` (each worker
+        decodes only its share of every batch: ``training.feed_images.train_batches``)."""
+        if self.runtime.custom_loop and isinstance(self.source, image_data.ImageData):
+            return lambda context: self.source.train_batches(
+                self.recipe,
+                seed=self.seed,
+                augment=self.config.augment,
+                start_epoch=start_epoch,
+                skip=skip,
+                input_context=context,
+            )
         return train_dataset(
-            self.arrays,
+            self.source,
             self.recipe,
             seed=self.seed,
             augment=self.config.augment,
@@ -134,20 +163,11 @@ class Prepared:
         )
 
 
-def feed() -> Any:
-    """The input feed of the Keras backend in use: ``training.feed_tf`` (tf.data) on TensorFlow,
-    ``training.feed_numpy`` (PyDataset, no TensorFlow needed) on the others."""
-    if keras.backend.backend() == "tensorflow":
-        from training import feed_tf
-
-        return feed_tf
-    from training import feed_numpy
-
-    return feed_numpy
+feed = data.feed
 
 
 def train_dataset(
-    arrays: Any,
+    source: data.TrainingData,
     recipe: recipes.Recipe,
     *,
     seed: int,
@@ -155,41 +175,39 @@ def train_dataset(
     start_epoch: int = 0,
     skip: int = 0,
 ) -> Any:
-    """Endless global batches of ``arrays``' training split for ``recipe`` (one-hot labels when its
+    """Endless global batches of ``source``'s training split for ``recipe`` (one-hot labels when its
     loss smooths them), from batch ``skip`` of epoch ``start_epoch``."""
-    plan = data.TrainPlan.make(
-        arrays.x_train,
-        arrays.y_train,
-        recipe.batch_size,
-        seed=seed,
-        start_epoch=start_epoch,
-        skip=skip,
-        augment=augment,
-        classes=_one_hot_classes(recipe, arrays.num_classes),
-    )
-    return feed().train_batches(plan)
-
-
-def eval_dataset(arrays: Any, recipe: recipes.Recipe, batch: int) -> Any:
-    """``arrays``' test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
-    return feed().eval_batches(
-        arrays.x_test,
-        arrays.y_test,
-        batch,
-        classes=_one_hot_classes(recipe, arrays.num_classes),
+    return source.train_batches(
+        recipe, seed=seed, augment=augment, start_epoch=start_epoch, skip=skip
     )
 
 
-def _one_hot_classes(recipe: recipes.Recipe, classes: int) -> int | None:
-    return classes if recipes.one_hot_labels(recipe) else None
+def eval_dataset(source: data.TrainingData, recipe: recipes.Recipe, batch: int) -> Any:
+    """``source``'s test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
+    return source.eval_batches(recipe, batch)
 
 
-def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None) -> Prepared:
+def load_data(config: TrainConfig, *, log: Callable[[str], None] = print) -> data.TrainingData:
+    """The data ``config`` names: CIFAR arrays, or the images of ``config.images`` (whose scan
+    reports one line to ``log``)."""
+    if config.images is not None:
+        return image_data.load(config.images, data_dir=config.data_dir, log=log)
+    return data.load_arrays(
+        config.dataset,
+        config.data_source,
+        config.data_dir,
+        verify_checksums=config.verify_checksums,
+    )
+
+
+def prepare(
+    config: TrainConfig, *, seed: int | None = None, arrays: data.TrainingData | None = None
+) -> Prepared:
     """Create the strategy, load the data, resolve the schedule, build and compile the model.
 
     ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory);
-    ``arrays`` (a ``training.data.CifarArrays``, e.g. from ``data.make_arrays``) replaces the data
-    ``config.dataset`` names, for callers that hold their images in memory.
+    ``arrays`` (a ``training.data.TrainingData``, e.g. CIFAR arrays from ``data.make_arrays``)
+    replaces the data ``config`` names, for callers that hold their images in memory.
     """
     recipe = check(config)
     runtime = strategy.create(config.strategy)
@@ -200,22 +218,23 @@ def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None)
 
         seed = secrets.randbits(31)
     seed_everything(seed, deterministic=config.is_deterministic)
-    if arrays is None:
-        arrays = data.load_arrays(
-            config.dataset,
-            config.data_source,
-            config.data_dir,
-            verify_checksums=config.verify_checksums,
-        )
-    steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
+    source = arrays
+    if source is None:
+        quiet = config.verbose == "quiet" or not runtime.is_chief
+        source = load_data(config, log=(lambda line: None) if quiet else _print_line)
+    steps = data.steps_per_epoch(source.num_train, recipe.batch_size)
     schedule = recipes.plan(
-        recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+        recipe, model=config.model, num_examples=source.num_train, steps_per_epoch=steps
     )
     eval_batch = config.eval_batch_size or recipe.batch_size
-    runtime.check_eval(len(arrays.x_test), eval_batch)
-    model = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
-    evaluation = eval_dataset(arrays, recipe, eval_batch)
-    return Prepared(config, recipe, runtime, arrays, schedule, model, evaluation, seed)
+    runtime.check_eval(source.num_test, eval_batch)
+    model = compile_model(config, recipe, runtime, schedule, source=source)
+    evaluation = eval_dataset(source, recipe, eval_batch)
+    return Prepared(config, recipe, runtime, source, schedule, model, evaluation, seed)
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
 
 
 def compile_model(
@@ -224,18 +243,33 @@ def compile_model(
     runtime: strategy.Runtime,
     schedule: recipes.Schedule,
     *,
-    classes: int,
+    source: data.TrainingData,
 ) -> keras.Model:
-    """Build the model in the strategy's scope and compile it with the recipe's optimizer and loss."""
+    """Build the model for ``source``'s images and classes in the strategy's scope (or, with
+    ``config.images.weights``, load it and give it a new classifier: ``training.finetune``) and
+    compile it with the recipe's optimizer and loss."""
     with runtime.scope(), runtime.dtype_policy():
-        model = model_lib.build_model(
-            config.model,
-            config.model_options,
-            classes=classes,
-            dataset=config.dataset,
-            weight_decay=recipe.weight_decay,
-            synchronized_bn=runtime.sync_bn,
-        )
+        if config.images is not None and config.images.weights is not None:
+            from training import finetune
+
+            model = finetune.from_file(
+                config.images.weights,
+                classes=source.num_classes,
+                input_shape=source.input_shape,
+                weight_decay=recipe.weight_decay,
+                synchronized_bn=runtime.sync_bn,
+                freeze=recipe.freeze,
+            )
+        else:
+            model = model_lib.build_model(
+                config.model,
+                config.model_options,
+                classes=source.num_classes,
+                input_shape=source.input_shape,
+                preprocessing=source.preprocessing,
+                weight_decay=recipe.weight_decay,
+                synchronized_bn=runtime.sync_bn,
+            )
         model.compile(
             optimizer=recipes.make_optimizer(
                 recipe, schedule, mixed_precision=config.strategy.mixed_precision
@@ -304,6 +338,9 @@ def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> d
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
         )
+    if runtime.is_chief:
+        names = "".join(f"{name}\n" for name in prepared.source.label_names)
+        rundir.write_bytes(run.file(rundir.LABELS), names.encode())
     callbacks = session.callbacks(step, print_line=line, progress_bar=verbose == 1)
     with keras_preact.deep_graph_recursion(), runtime.scope():
         for initial, end, steps, skip in _phases(step, spe, schedule.epochs):
@@ -403,7 +440,7 @@ class _Session:
                     report.read_history(history),
                     schedule.steps_per_epoch,
                     run.file(rundir.CURVES),
-                    f"{config.model} on {config.dataset} ({config.recipe})",
+                    f"{config.model} on {prepared.source.name} ({config.recipe})",
                 ),
             ]
         callbacks.append(
@@ -421,9 +458,10 @@ class _Session:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json`` once training has finished."""
         prepared = self.prepared
-        config, schedule, arrays = prepared.config, prepared.schedule, prepared.arrays
+        config, schedule = prepared.config, prepared.schedule
         info = keras_preact.MODELS.get(config.model.lower())
-        paper = info.paper_cifar10_error if info and config.dataset == "cifar10" else None
+        cifar10 = config.images is None and config.dataset == "cifar10"
+        paper = info.paper_cifar10_error if info and cifar10 else None
         gated = schedule.gated_lr is not None
         return report.summarize(
             report.read_history(self.run.file(rundir.HISTORY)),
@@ -436,11 +474,7 @@ class _Session:
                 "recipe_resolved": dataclasses.asdict(prepared.recipe),
                 "schedule": schedule.describe(),
                 "runtime": prepared.runtime.describe(),
-                "data": {
-                    "train_examples": len(arrays.x_train),
-                    "test_examples": len(arrays.x_test),
-                    "classes": arrays.num_classes,
-                },
+                "data": prepared.source.describe(),
                 "gated_warmup_ended_at_step": self.controller.gate_opened_at if gated else None,
             },
         )

@@ -27,6 +27,18 @@ for short CIFAR schedules), no error-gated warm-up. Unverified here (no GPU): th
 
 ``demo``: the paper's step schedule shrunk to 30 epochs at batch 64 so that ``make demo`` trains
 ResNet-20 on the embedded 1,000-image sample in about two minutes on two CPU cores.
+
+Recipes of image runs (``python -m training.images``, ``IMAGE_RECIPES``):
+
+``paper``: He et al. 2015 section 3.4 on ImageNet: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr
+0.1 at batch 256 (0.05 at the reference batch 128, scaled linearly), divided by 10 as the error
+plateaus: as a step schedule, at epochs 30, 60 and 90 of 120 (the paper's 60x10^4 iterations at
+batch 256 are 120 epochs of ImageNet's 1.28M images), or with ``schedule="plateau"`` whenever the
+validation error has not improved for ``plateau_patience`` epochs.
+
+``finetune``: from a trained network with a new classifier: SGD with Nesterov momentum, batch 32, lr
+0.01 at batch 32, cosine decay over 10 epochs, the backbone at a tenth of the classifier's rate
+(``backbone_lr_scale``; see ``BackboneRateSGD``), optionally frozen up to a stage (``freeze``).
 """
 
 from __future__ import annotations
@@ -43,8 +55,13 @@ from keras_preact.cli import UserError
 REFERENCE_BATCH = 128
 """The papers' global batch: learning rates and iteration counts of a recipe are given at this batch."""
 
-SCHEDULES = ("step", "cosine")
-"""Learning-rate schedule shapes: the papers' step decay, or cosine decay (after a linear warm-up)."""
+SCHEDULES = ("step", "cosine", "plateau")
+"""Learning-rate schedule shapes: the papers' step decay, cosine decay (after a linear warm-up), or a
+division by ``lr_decay_factor`` whenever the validation error stops improving."""
+
+FREEZE_STAGES = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "backbone")
+"""Values of ``freeze`` (fine-tuning): train everything, or freeze the network up to and including a
+stage (``backbone``: everything but the new classifier)."""
 
 GATED_WARMUP_MODES = ("auto", "on", "off")
 """``auto``: the error-gated warm-up only for the models the papers used it for."""
@@ -81,6 +98,9 @@ class Recipe:
     gated_warmup: str = "auto"
     gated_warmup_lr: float = 0.01
     gated_warmup_error: float = 0.8
+    plateau_patience: int = 5
+    freeze: str = "none"
+    backbone_lr_scale: float = 1.0
 
     def overridden(self, **overrides: Any) -> Recipe:
         """A copy with the given fields replaced (``None`` values are ignored), checked.
@@ -142,6 +162,18 @@ class Recipe:
             ),
             (self.gated_warmup_lr > 0, f"warm-up lr must be > 0, got {self.gated_warmup_lr}"),
             (
+                self.plateau_patience >= 1,
+                f"plateau patience must be at least 1 epoch, got {self.plateau_patience}",
+            ),
+            (
+                self.freeze in FREEZE_STAGES,
+                f"unknown freeze stage {self.freeze!r}: choose one of {', '.join(FREEZE_STAGES)}",
+            ),
+            (
+                self.backbone_lr_scale > 0,
+                f"backbone lr scale must be > 0, got {self.backbone_lr_scale}",
+            ),
+            (
                 0 < self.gated_warmup_error <= 1,
                 f"warm-up error threshold must be in (0, 1], got {self.gated_warmup_error}",
             ),
@@ -182,11 +214,45 @@ RECIPES: dict[str, Recipe] = {
 """Named recipes (``--recipe``)."""
 
 
-def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """The named recipe with command-line overrides applied (``None`` means keep the recipe's value)."""
-    recipe = RECIPES.get(name)
+IMAGE_RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(
+        "paper",
+        "He et al. 2015 on ImageNet: SGD momentum 0.9, wd 1e-4, batch 256, lr 0.1 at batch 256 "
+        "/10 at epochs 30, 60, 90, stop at 120",
+        batch_size=256,
+        lr=0.05,
+        iterations=None,
+        epochs=120,
+        lr_decay_at=(0.25, 0.5, 0.75),
+        gated_warmup="off",
+    ),
+    "finetune": Recipe(
+        "finetune",
+        "a trained network with a new classifier: SGD Nesterov momentum 0.9, wd 1e-4, batch 32, "
+        "lr 0.01 at batch 32, cosine over 10 epochs, backbone at 0.1x the rate",
+        batch_size=32,
+        lr=0.04,
+        nesterov=True,
+        iterations=None,
+        epochs=10,
+        schedule="cosine",
+        gated_warmup="off",
+        backbone_lr_scale=0.1,
+    ),
+}
+"""Named recipes of image runs (``python -m training.images --recipe``)."""
+
+RECIPE_FAMILIES = {"cifar": RECIPES, "images": IMAGE_RECIPES}
+"""The recipe table of each kind of run."""
+
+
+def get_recipe(name: str, family: str = "cifar", **overrides: Any) -> Recipe:
+    """The named recipe of ``family`` (``cifar`` or ``images``) with command-line overrides applied
+    (``None`` means keep the recipe's value)."""
+    table = RECIPE_FAMILIES[family]
+    recipe = table.get(name)
     if recipe is None:
-        raise UserError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
+        raise UserError(f"unknown recipe {name!r}: choose one of {', '.join(table)}")
     return recipe.overridden(**overrides)
 
 
@@ -209,14 +275,16 @@ class Schedule:
     gated_lr: float | None = None
     gated_error: float = 0.8
     gated_window: int = 20
+    plateau_patience: int = 5
 
     @property
     def total_steps(self) -> int:
         """Optimizer steps of the whole run (whole epochs)."""
         return self.epochs * self.steps_per_epoch
 
-    def lr_at(self, step: int, gate_open: bool = True) -> float:
-        """Learning rate of update number ``step`` (0-based); ``gate_open`` ends the gated warm-up."""
+    def lr_at(self, step: int, gate_open: bool = True, plateaus: int = 0) -> float:
+        """Learning rate of update number ``step`` (0-based); ``gate_open`` ends the gated warm-up;
+        ``plateaus`` is how often the validation error has stopped improving so far (``plateau``)."""
         if self.gated_lr is not None and not gate_open:
             return self.gated_lr
         if step < self.warmup_steps:
@@ -225,6 +293,8 @@ class Schedule:
             decay_steps = max(1, self.total_steps - self.warmup_steps)
             progress = min(step - self.warmup_steps, decay_steps) / decay_steps
             return self.peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.kind == "plateau":
+            return self.peak_lr * self.decay_factor**plateaus
         passed = sum(step >= b for b in self.boundaries)
         return self.peak_lr * self.decay_factor**passed
 
@@ -290,6 +360,7 @@ def plan(recipe: Recipe, *, model: str, num_examples: int, steps_per_epoch: int)
         gated_error=recipe.gated_warmup_error,
         # The error is averaged over the same number of images (2,560) whatever the batch.
         gated_window=max(1, round(GATED_WINDOW * REFERENCE_BATCH / batch)),
+        plateau_patience=recipe.plateau_patience,
     )
 
 
@@ -299,16 +370,79 @@ def make_optimizer(
     """SGD with the recipe's momentum; wrapped in a ``LossScaleOptimizer`` under float16.
 
     Weight decay is not an optimizer setting here: it is the model's L2 penalty (``weight_decay`` of the
-    builder), which is how the papers' Torch/Caffe SGD applied it.
+    builder), which is how the papers' Torch/Caffe SGD applied it. With a ``backbone_lr_scale`` other
+    than 1 the optimizer is ``BackboneRateSGD`` (the backbone at that fraction of the rate).
     """
-    optimizer = keras.optimizers.SGD(
+    sgd = dict(
         learning_rate=schedule.keras_learning_rate(),
         momentum=recipe.momentum,
         nesterov=recipe.nesterov,
     )
+    if recipe.backbone_lr_scale != 1.0:
+        optimizer = BackboneRateSGD(backbone_lr_scale=recipe.backbone_lr_scale, **sgd)
+    else:
+        optimizer = keras.optimizers.SGD(**sgd)
     if mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+HEAD_LAYERS = ("logits",)
+"""Layers of the classifier: ``BackboneRateSGD`` updates every other variable at the scaled rate."""
+
+
+@keras.saving.register_keras_serializable(package="keras_preact_training")
+class BackboneRateSGD(keras.optimizers.SGD):
+    """Keras' SGD whose backbone learns at ``backbone_lr_scale`` times the learning rate.
+
+    Keras has no per-layer learning rate; this gets one by scaling the gradients of every variable
+    outside ``head`` (variables whose path starts with one of those layer names, by default the
+    classifier ``logits``) by ``backbone_lr_scale`` before SGD's update. For SGD that is exactly a
+    learning rate of ``lr * backbone_lr_scale`` for those variables, with or without (Nesterov)
+    momentum: the update and the per-variable momentum buffer are linear in the gradient. (The L2
+    weight decay is part of the gradient, so it is scaled with it, as a per-layer rate would.)
+    The scaling happens in ``apply``, which every backend's training step calls, also through a
+    ``LossScaleOptimizer`` and on JAX's stateless path.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        *,
+        backbone_lr_scale: float = 1.0,
+        head: tuple[str, ...] | list[str] = HEAD_LAYERS,
+        name: str = "backbone_rate_sgd",
+        **kwargs: Any,
+    ):
+        super().__init__(learning_rate, momentum, nesterov, name=name, **kwargs)
+        self.backbone_lr_scale = float(backbone_lr_scale)
+        self.head = tuple(head)
+
+    def in_head(self, variable: Any) -> bool:
+        """Whether ``variable`` belongs to the classifier (updated at the full rate)."""
+        return variable.path.split("/")[0] in self.head
+
+    def apply(self, grads, trainable_variables=None):
+        variables = (
+            self._trainable_variables if trainable_variables is None else trainable_variables
+        )
+        variables = list(variables)
+        scaled = [
+            g
+            if g is None or self.in_head(v)
+            else keras.ops.multiply(g, keras.ops.cast(self.backbone_lr_scale, g.dtype))
+            for g, v in zip(grads, variables, strict=True)
+        ]
+        return super().apply(scaled, trainable_variables)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "backbone_lr_scale": self.backbone_lr_scale,
+            "head": list(self.head),
+        }
 
 
 def make_loss(recipe: Recipe) -> Any:
@@ -331,8 +465,12 @@ class LearningRateController(keras.callbacks.Callback):
 
     Keras reports the running mean accuracy of the epoch; the accuracy of each batch is recovered from
     consecutive running means (all batches have the same size). ``state()`` holds everything a resumed
-    run needs (steps done, when the gate opened, the recent errors), so it continues with exactly the
-    rates the uninterrupted run used; pass it back as ``state``.
+    run needs (steps done, when the gate opened, the recent errors, the plateau rule's counts), so it
+    continues with exactly the rates the uninterrupted run used; pass it back as ``state``.
+
+    With a ``plateau`` schedule the rate is divided by the schedule's decay factor whenever the
+    validation error (``1 - val_accuracy`` at an epoch's end) has not improved on its best for
+    ``schedule.plateau_patience`` epochs in a row.
     """
 
     def __init__(self, schedule: Schedule, state: dict[str, Any] | None = None):
@@ -343,6 +481,10 @@ class LearningRateController(keras.callbacks.Callback):
         opened = state.get("gate_opened_at")
         self.gate_opened_at: int | None = opened if schedule.gated_lr is not None else 0
         self.recent_errors: list[float] = list(state.get("recent_errors", []))
+        plateau = state.get("plateau", {})
+        self.plateaus: int = int(plateau.get("plateaus", 0))
+        self.best_error: float | None = plateau.get("best_error")
+        self.epochs_without_gain: int = int(plateau.get("epochs_without_gain", 0))
         self._current: float | None = None
         self._previous_mean = 0.0
         # Without a closed gate the batch-end hook does nothing, so Keras may run it on its own
@@ -357,7 +499,7 @@ class LearningRateController(keras.callbacks.Callback):
 
     def current_lr(self) -> float:
         """Learning rate of the next update."""
-        return self.schedule.lr_at(self.step, self.gate_open)
+        return self.schedule.lr_at(self.step, self.gate_open, self.plateaus)
 
     def state(self, step: int | None = None) -> dict[str, Any]:
         """What a resumed run needs to continue the schedule (JSON-serialisable), after ``step``
@@ -367,6 +509,11 @@ class LearningRateController(keras.callbacks.Callback):
             "step": self.step if step is None else step,
             "gate_opened_at": self.gate_opened_at,
             "recent_errors": list(self.recent_errors),
+            "plateau": {
+                "plateaus": self.plateaus,
+                "best_error": self.best_error,
+                "epochs_without_gain": self.epochs_without_gain,
+            },
         }
 
     def on_train_begin(self, logs=None):
@@ -379,6 +526,18 @@ class LearningRateController(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self._apply()
         self.step += 1  # counted here, in step order, whether batch ends run in order or not
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.schedule.kind != "plateau" or not logs or "val_accuracy" not in logs:
+            return
+        error = 1.0 - float(logs["val_accuracy"])
+        if self.best_error is None or error < self.best_error:
+            self.best_error, self.epochs_without_gain = error, 0
+            return
+        self.epochs_without_gain += 1
+        if self.epochs_without_gain >= self.schedule.plateau_patience:
+            self.plateaus += 1
+            self.epochs_without_gain = 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.gate_open or not logs or "accuracy" not in logs:

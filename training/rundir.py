@@ -31,6 +31,7 @@ LAST = "last.keras"
 HISTORY = "history.csv"
 CURVES = "curves.png"
 TENSORBOARD = "tensorboard"
+LABELS = "labels.txt"
 
 
 def write_json(path: Path, data: Any) -> None:

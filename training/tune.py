@@ -28,6 +28,10 @@ examples:
   # 20 random trials of 10 epochs over lr, weight decay and batch size for ResNet-20 on CIFAR-10
   python -m training.tune --models resnet20v1 --max-trials 20 --epochs 10 --output runs/tune-r20
 
+  # 8 trials of 5 epochs fine-tuning a ResNet-50 on a folder of images (validation: 10 % of train)
+  python -m training.tune --data ~/flowers --weights resnet50.keras --recipe finetune \\
+      --max-trials 8 --epochs 5 --lr-range 0.005,0.1 --batch-sizes 32,64 --output runs/tune-flowers
+
   # Hyperband over depth and width on the embedded sample, two CPU replicas
   python -m training.tune --dataset cifar10-sample --tuner hyperband --max-epochs 9 \\
       --models resnet8v1,resnet14v1,resnet20v1 --widths 1,2 --strategy mirrored --cpu-replicas 2
@@ -67,7 +71,8 @@ class SearchSpace:
 
 def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, seed: int):
     """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``TrainConfig``) with the chosen
-    hyper-parameters, trained on ``arrays`` (its test split is the validation split)."""
+    hyper-parameters, trained on ``arrays`` (a ``training.data.TrainingData``: CIFAR arrays or
+    images; its test split is the validation split)."""
     import keras
     import keras_tuner as kt
 
@@ -98,15 +103,13 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
             config, recipe = self._trial(hp)
             runtime.check_batch(recipe.batch_size)
             schedule = self._schedule(config, recipe, recipe.epochs or 1)
-            return pipeline.compile_model(
-                config, recipe, runtime, schedule, classes=arrays.num_classes
-            )
+            return pipeline.compile_model(config, recipe, runtime, schedule, source=arrays)
 
         def _schedule(self, config: Any, recipe: recipes.Recipe, epochs: int) -> recipes.Schedule:
-            steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
+            steps = data.steps_per_epoch(arrays.num_train, recipe.batch_size)
             recipe = recipe.overridden(epochs=epochs)
             return recipes.plan(
-                recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+                recipe, model=config.model, num_examples=arrays.num_train, steps_per_epoch=steps
             )
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
@@ -132,20 +135,9 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
 
 
 def holdout(arrays: Any, fraction: float) -> Any:
-    """``arrays`` with the last ``fraction`` of the training images as its test split."""
-    count = round(len(arrays.x_train) * fraction)
-    if not 0 < count < len(arrays.x_train):
-        raise UserError(
-            f"--validation-split {fraction} leaves no training or no validation images out of "
-            f"{len(arrays.x_train)}"
-        )
-    return dataclasses.replace(
-        arrays,
-        x_train=arrays.x_train[:-count],
-        y_train=arrays.y_train[:-count],
-        x_test=arrays.x_train[-count:],
-        y_test=arrays.y_train[-count:],
-    )
+    """``arrays`` (a ``training.data.TrainingData``) with ``fraction`` of the training images as its
+    test split: CIFAR's last images, or part of each class of a folder of images."""
+    return arrays.holdout(fraction)
 
 
 def search(
@@ -162,7 +154,7 @@ def search(
 ) -> list[dict[str, Any]]:
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
-    from training import data, pipeline, rundir, strategy
+    from training import pipeline, rundir, strategy
 
     pipeline.check(base)
     space.check()
@@ -199,12 +191,7 @@ def search(
 
     runtime = strategy.create(base.strategy)
     pipeline.seed_everything(seed, deterministic=False)
-    arrays = holdout(
-        data.load_arrays(
-            base.dataset, base.data_source, base.data_dir, verify_checksums=base.verify_checksums
-        ),
-        validation_split,
-    )
+    arrays = holdout(pipeline.load_data(base), validation_split)
     hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
     common = dict(
         objective=kt.Objective("val_accuracy", "max"),
@@ -238,9 +225,20 @@ def search(
 
 
 def _command(base: Any, values: dict[str, Any]) -> str:
-    """The ``python -m training.cifar`` command that trains a trial's choice with the full recipe."""
-    parts = ["python -m training.cifar", f"--model {values.get('model', base.model)}"]
-    parts += [f"--dataset {base.dataset}", f"--recipe {base.recipe}"]
+    """The ``python -m training.cifar`` (or ``training.images``) command that trains a trial's
+    choice with the full recipe."""
+    if base.images is None:
+        parts = ["python -m training.cifar", f"--model {values.get('model', base.model)}"]
+        parts += [f"--dataset {base.dataset}", f"--recipe {base.recipe}"]
+    else:
+        parts = ["python -m training.images", f"--data {base.images.data}"]
+        if base.images.weights is None:
+            parts.append(f"--model {values.get('model', base.model)}")
+        else:
+            parts.append(f"--weights {base.images.weights}")
+        parts.append(f"--recipe {base.recipe}")
+        if base.images.image_size is not None:
+            parts.append(f"--image-size {base.images.image_size}")
     if "unit" in values:
         parts.append(f"--unit {values['unit']}")
     if "width_multiplier" in values:
@@ -312,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="width multipliers",
     )
     arguments.add_model_data(p, model=False)
+    arguments.add_image_data(p, required=False, shared=False)
     arguments.add_recipe(p, tuned=("epochs", "batch_size", "lr", "weight_decay"))
     arguments.add_distribution(p)
     return p

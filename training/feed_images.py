@@ -1,0 +1,385 @@
+"""The tf.data feed of encoded images (files of a folder, or tfds records): decode, augment, batch.
+
+Images are read and decoded on the fly, in parallel, and prefetched: nothing is held in memory but
+the batches ahead. The contract is that of the CIFAR feeds (``training.data``): epoch ``e`` is an
+order of the training images keyed by ``(seed, e)``, cut into full global batches, and the random
+crop, flip and colour of the ``k``-th image of epoch ``e`` are keyed by ``(seed, e, k)``, so a run
+resumed at any batch sees exactly what the uninterrupted run saw, whatever the parallelism and the
+number of replicas. Outputs are float32 raw ``[0, 255]`` RGB pixels: standardisation (the papers'
+mean subtraction) is the model's first layer.
+
+Training augmentations (``Augment.kind``):
+
+* ``scale`` (He et al. 2015, sec. 3.4): the shorter side resized to a random length in [256, 480],
+  a random 224x224 crop, a random horizontal flip, and AlexNet's PCA colour augmentation
+  (``lighting``, Krizhevsky et al. 2012). The crop's window is chosen in the original image and only
+  that window is decoded (JPEG) and resized, which is the same as resizing the whole image first.
+* ``inception`` (used by He et al. 2016 for ResNet-200, from Szegedy et al. 2015): a random window
+  of 8-100 % of the image's area and aspect ratio in [3/4, 4/3], resized to 224x224, flip, lighting.
+* ``none``: the evaluation view (shorter side 256, central 224 crop).
+
+Lengths are given for the papers' 224 crop and scale with ``image_size``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_preact.cli import UserError
+from training import protocols
+from training.image_data import AUGMENTATIONS
+
+SCALE_RANGE = (256, 480)
+"""Shorter-side range of the ``scale`` augmentation at the reference crop of 224."""
+
+INCEPTION_AREA = (0.08, 1.0)
+INCEPTION_RATIO = (3 / 4, 4 / 3)
+
+# AlexNet's PCA colour augmentation, RGB, in [0, 1] pixel units (the eigen-decomposition of ImageNet's
+# pixel covariance, as in fb.resnet.torch); the noise is scaled by 255 for raw pixels.
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+PCA_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
+LIGHTING_STD = 0.1
+"""Standard deviation of AlexNet's per-image PCA coefficients."""
+
+
+@dataclass(frozen=True)
+class Augment:
+    """A training augmentation (see the module docstring); ``scale_range`` is in pixels at
+    ``image_size`` (already scaled from the reference crop)."""
+
+    image_size: int
+    kind: str = "scale"
+    scale_range: tuple[int, int] = SCALE_RANGE
+    flip: bool = True
+    lighting: float = LIGHTING_STD
+
+    @classmethod
+    def make(cls, image_size: int, kind: str = "scale", *, lighting: bool = True) -> Augment:
+        """The augmentation ``kind`` at crop ``image_size`` (``UserError`` for an unknown kind)."""
+        if kind not in AUGMENTATIONS:
+            raise UserError(
+                f"unknown augmentation {kind!r}: choose one of {', '.join(AUGMENTATIONS)}"
+            )
+        low, high = (protocols.scaled(s, image_size) for s in SCALE_RANGE)
+        return cls(
+            image_size,
+            kind,
+            (max(low, image_size), max(high, image_size)),
+            flip=kind != "none",
+            lighting=LIGHTING_STD if lighting and kind != "none" else 0.0,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode(data: tf.Tensor) -> tf.Tensor:
+    """uint8 ``(H, W, 3)`` RGB of an encoded JPEG, PNG, BMP, GIF (first frame) or WebP image;
+    grayscale, palette, 16-bit and CMYK images are converted."""
+    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    return tf.ensure_shape(image, [None, None, 3])
+
+
+def decode_check(path: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(index, decoded shape)`` of the file at ``path`` (an error when it cannot be decoded): the
+    scan's check. JPEGs are decoded at 1/8 scale, which still reads and entropy-decodes the whole
+    file. (The shape is returned so that no graph optimisation can drop the decoding.)"""
+    data = tf.io.read_file(path)
+    shape = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.shape(tf.io.decode_jpeg(data, channels=3, ratio=8)),
+        lambda: tf.shape(decode(data)),
+    )
+    return index, shape
+
+
+def image_shape(data: tf.Tensor) -> tf.Tensor:
+    """``(height, width)`` of an encoded image (JPEGs from their header, others decoded)."""
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.image.extract_jpeg_shape(data)[:2],
+        lambda: tf.shape(decode(data))[:2],
+    )
+
+
+def decode_window(data: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels of ``window`` = ``(top, left, height, width)``; a JPEG decodes only that window."""
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.ensure_shape(
+            tf.image.decode_and_crop_jpeg(data, window, channels=3), [None, None, 3]
+        ),
+        lambda: decode(data)[window[0] : window[0] + window[2], window[1] : window[1] + window[3]],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation
+
+
+def _keys(key: tf.Tensor, count: int) -> list[tf.Tensor]:
+    return [tf.random.experimental.stateless_fold_in(key, i) for i in range(count)]
+
+
+def scale_window(shape: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
+    """The ``scale`` augmentation's crop, as a window of the original image: the shorter side is
+    resized to ``R`` in ``augment.scale_range`` (uniform integer), so the crop covers
+    ``crop * short / R`` original pixels, at a uniform position."""
+    k_scale, k_top, k_left = _keys(key, 3)
+    low, high = augment.scale_range
+    target = tf.random.stateless_uniform([], k_scale, low, high + 1, dtype=tf.int32)
+    height, width = shape[0], shape[1]
+    short = tf.minimum(height, width)
+    side = tf.cast(
+        tf.round(
+            tf.cast(augment.image_size, tf.float32)
+            * tf.cast(short, tf.float32)
+            / tf.cast(target, tf.float32)
+        ),
+        tf.int32,
+    )
+    side = tf.clip_by_value(side, 1, short)
+    top = _uniform_int(k_top, height - side + 1)
+    left = _uniform_int(k_left, width - side + 1)
+    return tf.stack([top, left, side, side])
+
+
+def inception_window(shape: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    """The ``inception`` augmentation's window (area and aspect ratio at random; the whole image
+    when ten draws fail)."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.concat([shape, [3]], axis=0),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=key,
+        min_object_covered=0.1,
+        aspect_ratio_range=INCEPTION_RATIO,
+        area_range=INCEPTION_AREA,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return tf.stack([begin[0], begin[1], size[0], size[1]])
+
+
+def _uniform_int(key: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """A uniform integer in ``[0, count)``."""
+    return tf.random.stateless_uniform([], key, 0, tf.maximum(count, 1), dtype=tf.int32)
+
+
+def lighting_noise(key: tf.Tensor, std: float) -> tf.Tensor:
+    """AlexNet's PCA colour noise in raw pixel units: ``V (alpha * lambda) * 255`` with
+    ``alpha ~ N(0, std)`` per eigenvector."""
+    alpha = tf.random.stateless_normal([3], key, stddev=std)
+    vectors = tf.constant(PCA_EIGENVECTORS, tf.float32)
+    return tf.linalg.matvec(vectors, alpha * tf.constant(PCA_EIGENVALUES, tf.float32)) * 255.0
+
+
+def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
+    """float32 ``(S, S, 3)``: one augmented training view of an encoded image."""
+    size = augment.image_size
+    if augment.kind == "none":
+        return protocols.center(decode(data), size)[0]
+    k_window, k_flip, k_light = _keys(key, 3)
+    shape = image_shape(data)
+    if augment.kind == "scale":
+        window = scale_window(shape, k_window, augment)
+    else:
+        window = inception_window(shape, k_window)
+    pixels = decode_window(data, window)
+    image = tf.image.resize(tf.cast(pixels, tf.float32), [size, size], "bilinear", antialias=True)
+    if augment.flip:
+        flip = tf.random.stateless_uniform([], k_flip) < 0.5
+        image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    if augment.lighting:
+        image = image + lighting_noise(k_light, augment.lighting)
+    return tf.ensure_shape(image, [size, size, 3])
+
+
+def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    """float32 ``(S, S, 3)``: the ``center`` protocol's view of an encoded image."""
+    return tf.ensure_shape(protocols.center(decode(data), image_size)[0], [image_size] * 2 + [3])
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the encoded images come from
+
+
+class ImageSource:
+    """Encoded images and their labels: ``items(order)`` or ``epoch(...)`` yield ``(payload,
+    label)`` where the payload is a file path (``reads_files``) or the encoded bytes."""
+
+    reads_files: bool = True
+    count: int
+
+    def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
+        """The whole split in the order of ``epoch`` (a function of ``(seed, epoch)`` only)."""
+        raise NotImplementedError
+
+    def ordered(self) -> tf.data.Dataset:
+        """The whole split in its stored order."""
+        raise NotImplementedError
+
+
+class FileImages(ImageSource):
+    """Image files (paths) and labels; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
+
+    def __init__(self, files: tuple[str, ...], labels: np.ndarray):
+        self.paths, self.label_array = tuple(files), np.asarray(labels, np.int64)
+        self.files = tf.constant(list(files), tf.string)
+        self.labels = tf.constant(self.label_array.astype(np.int32))
+        self.count = len(files)
+
+    def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
+        key = tf.random.experimental.stateless_fold_in(tf.stack([seed, epoch]), 0)
+        order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=key)
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(self.files, order), tf.gather(self.labels, order))
+        )
+
+    def ordered(self) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices((self.files, self.labels))
+
+
+class RecordImages(ImageSource):
+    """Encoded images from a tf.data dataset of ``(bytes, label)`` (tfds records). Epoch ``e`` is
+    the dataset through a shuffle buffer of ``buffer`` images seeded by ``(seed, e)``."""
+
+    reads_files = False
+
+    def __init__(self, dataset: tf.data.Dataset, count: int, *, buffer: int = 10_000):
+        self.dataset, self.count, self.buffer = dataset, count, buffer
+
+    def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
+        return self.dataset.shuffle(min(self.buffer, self.count), seed=seed * 100_003 + epoch)
+
+    def ordered(self) -> tf.data.Dataset:
+        return self.dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# The feeds
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """Everything a training feed of images needs (see the module docstring)."""
+
+    global_batch: int
+    steps: int  # batches per epoch
+    seed: int
+    start_epoch: int = 0
+    skip: int = 0  # batches of start_epoch already trained
+    augment: Augment | None = None  # None: the evaluation view
+    image_size: int = 224
+    classes: int | None = None  # one-hot labels of this many classes; None: int32 labels
+    input_context: Any = None  # tf.distribute.InputContext: this worker's part of every batch
+
+
+def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
+    """The endless training feed ``plan`` describes: float32 ``(B, S, S, 3)`` raw pixels and int32
+    labels (float32 one-hot with ``plan.classes``), ``B`` the global batch.
+
+    With ``plan.input_context`` (``tf.distribute``'s, one per worker) the feed is this worker's
+    share of the same global batches: worker ``w`` of ``W`` reads and decodes only the images at
+    positions ``[w B/W, (w+1) B/W)`` of every global batch, in per-replica batches for its local
+    replicas (use with ``strategy.distribute_datasets_from_function``)."""
+    if plan.start_epoch < 0 or plan.skip < 0:
+        raise UserError("start epoch and batches to skip must be 0 or more")
+    per_epoch = plan.steps * plan.global_batch
+    if per_epoch > source.count:
+        raise UserError(
+            f"{plan.steps} batches of {plan.global_batch} need {per_epoch} images, "
+            f"there are {source.count}"
+        )
+    seed = tf.constant(plan.seed, tf.int64)
+    load = _loader(source, plan)
+
+    def epoch_items(epoch: tf.Tensor) -> tf.data.Dataset:
+        items = source.epoch(seed, epoch).take(per_epoch)
+        keys = tf.data.Dataset.range(per_epoch).map(
+            lambda k: tf.random.experimental.stateless_fold_in(tf.stack([seed, epoch]), k + 1)
+        )
+        return tf.data.Dataset.zip(keys, items)
+
+    ds = tf.data.Dataset.counter(plan.start_epoch, dtype=tf.int64).flat_map(epoch_items)
+    if plan.skip:
+        ds = ds.skip(plan.skip * plan.global_batch)
+    batch = plan.global_batch
+    context = plan.input_context
+    if context is not None and context.num_input_pipelines > 1:
+        workers, worker = context.num_input_pipelines, context.input_pipeline_id
+        if plan.global_batch % workers:
+            raise UserError(
+                f"global batch {plan.global_batch} does not split evenly over {workers} workers"
+            )
+        share = plan.global_batch // workers
+        ds = ds.enumerate().filter(lambda k, item: (k % plan.global_batch) // share == worker)
+        ds = ds.map(lambda k, item: item)
+    if context is not None:
+        batch = context.get_per_replica_batch_size(plan.global_batch)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options(sharded=context is not None))
+
+
+def _loader(source: ImageSource, plan: ImagePlan) -> Callable[..., Any]:
+    def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
+        payload, label = item
+        data = tf.io.read_file(payload) if source.reads_files else payload
+        if plan.augment is None:
+            image = eval_image(data, plan.image_size)
+        else:
+            image = train_image(data, key, plan.augment)
+        return image, _label(label, plan.classes)
+
+    return load
+
+
+def eval_batches(
+    source: ImageSource,
+    image_size: int,
+    batch: int,
+    *,
+    classes: int | None = None,
+    cache_bytes: int = 512 << 20,
+) -> tf.data.Dataset:
+    """The evaluation feed: every image in order, its ``center`` view, in batches of ``batch`` (the
+    last one may be smaller). Cached in memory after the first pass when the decoded views take
+    less than ``cache_bytes``."""
+    if batch < 1:
+        raise UserError(f"batch size must be at least 1, got {batch}")
+
+    def load(payload: tf.Tensor, label: tf.Tensor):
+        data = tf.io.read_file(payload) if source.reads_files else payload
+        return eval_image(data, image_size), _label(label, classes)
+
+    ds = source.ordered().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch)
+    if source.count * image_size * image_size * 3 * 4 <= cache_bytes:
+        ds = ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options())
+
+
+def _label(label: tf.Tensor, classes: int | None) -> tf.Tensor:
+    label = tf.cast(label, tf.int32)
+    return label if classes is None else tf.one_hot(label, classes)
+
+
+def options(*, sharded: bool = False) -> tf.data.Options:
+    """Deterministic order; a feed that is not ``sharded`` already is split by data under
+    multi-worker strategies (each worker keeps its part of every batch)."""
+    opts = tf.data.Options()
+    opts.deterministic = True
+    policy = tf.data.experimental.AutoShardPolicy
+    opts.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
+    return opts

@@ -1,0 +1,170 @@
+"""Fine-tuning: a trained network from a ``.keras`` file, with a new classifier for new classes.
+
+``from_file`` loads the network (``keras_preact.load_model``), rebuilds it layer by layer from its
+configuration (so that the run's input size, mixed-precision policy, weight decay and batch-norm
+synchronisation apply as they would to a new network), copies every weight, cuts it at its pooled
+features (layer ``avg_pool``; a network without one gets a global average pool) and puts a new
+``logits`` / ``predictions`` classifier on top. ``freeze`` stops training up to and including a stage
+(layer names ``stem_*``, ``stageS_unitU_*``, ``post_*``): frozen batch normalisation runs in inference
+mode with its stored statistics. The lower learning rate of the backbone is the optimizer's
+(``training.recipes.BackboneRateSGD``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import keras
+
+import keras_preact
+from keras_preact.cli import UserError
+
+HEAD = ("logits", "predictions")
+"""Layers of the classifier that is replaced."""
+FEATURES = "avg_pool"
+"""The layer whose output is the pooled features the new classifier reads."""
+
+_STAGE = re.compile(r"^stage(\d+)_")
+
+
+def stage_of(layer_name: str) -> int | None:
+    """The stage a layer belongs to: 0 for ``stem_*``, S for ``stageS_*``, None otherwise."""
+    if layer_name.startswith("stem_"):
+        return 0
+    match = _STAGE.match(layer_name)
+    return int(match.group(1)) if match else None
+
+
+def frozen_up_to(freeze: str) -> int | None:
+    """The last frozen stage for a ``--freeze`` value (None: nothing; a large number: the whole
+    backbone)."""
+    if freeze == "none":
+        return None
+    if freeze == "stem":
+        return 0
+    if freeze == "backbone":
+        return 1 << 30
+    return int(freeze.removeprefix("stage"))
+
+
+def load(path: str) -> keras.Model:
+    """The model in a ``.keras`` file, uncompiled; ``UserError`` when it cannot be loaded."""
+    try:
+        model = keras_preact.load_model(path, compile=False)
+    except Exception as e:  # any loader failure means "not a usable model file"
+        raise UserError(f"cannot load --weights {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(model, keras.Model) or len(model.inputs) != 1:
+        raise UserError(f"--weights {path} is not a network with one image input")
+    return model
+
+
+def _rebuild(layer: keras.layers.Layer, weight_decay: float, sync_bn: bool) -> keras.layers.Layer:
+    config = layer.get_config()
+    config.pop("dtype", None)  # the policy in force now (mixed precision when asked for)
+    if "kernel_regularizer" in config:
+        config["kernel_regularizer"] = (
+            keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+        )
+    if "synchronized" in config:
+        config["synchronized"] = sync_bn
+    return layer.__class__.from_config(config)
+
+
+def features_model(
+    source: keras.Model,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    weight_decay: float = 0.0,
+    synchronized_bn: bool = False,
+) -> keras.Model:
+    """``source`` up to its pooled features, rebuilt under the current dtype policy with an L2
+    penalty of ``weight_decay / 2`` on every kernel and ``input_shape`` (default: the source's),
+    and with the source's weights."""
+    shape = tuple(input_shape or source.inputs[0].shape[1:])
+    inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
+    try:
+        with keras_preact.deep_graph_recursion():
+            clone = keras.models.clone_model(
+                source,
+                input_tensors=inputs,
+                clone_function=lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
+            )
+    except (ValueError, TypeError) as e:
+        raise UserError(f"cannot rebuild {source.name!r} for fine-tuning: {e}") from None
+    names = [layer.name for layer in clone.layers]
+    if FEATURES in names:
+        features = clone.get_layer(FEATURES).output
+    else:
+        last = clone.outputs[0]
+        if len(last.shape) != 4:
+            raise UserError(
+                f"{source.name!r} has no {FEATURES!r} layer and its output is not a feature map: "
+                "save the network with include_top=True, or include_top=False and pooling='avg'"
+            )
+        features = keras.layers.GlobalAveragePooling2D(name=FEATURES)(last)
+    body = keras.Model(clone.inputs[0], features, name=source.name)
+    for layer in body.layers:
+        if layer.weights and layer.name in names:
+            try:
+                layer.set_weights(source.get_layer(layer.name).get_weights())
+            except ValueError as e:
+                raise UserError(
+                    f"weights of layer {layer.name!r} do not fit input {shape}: {e}"
+                ) from None
+    return body
+
+
+def from_file(
+    path: str,
+    *,
+    classes: int,
+    input_shape: tuple[int, int, int],
+    weight_decay: float,
+    synchronized_bn: bool = False,
+    freeze: str = "none",
+) -> keras.Model:
+    """The network in ``path`` with a new classifier over ``classes`` (build inside the strategy's
+    scope and dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``)."""
+    body = features_model(
+        load(path),
+        input_shape=input_shape,
+        weight_decay=weight_decay,
+        synchronized_bn=synchronized_bn,
+    )
+    return with_classifier(body, classes, weight_decay=weight_decay, freeze=freeze)
+
+
+def with_classifier(
+    body: keras.Model, classes: int, *, weight_decay: float = 0.0, freeze: str = "none"
+) -> keras.Model:
+    """``body`` (image -> pooled features) with a new, He-initialised ``logits`` layer and a float32
+    softmax ``predictions``; layers up to the ``freeze`` stage are not trained."""
+    x = keras.layers.Dense(
+        classes,
+        kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
+        name=HEAD[0],
+    )(body.outputs[0])
+    x = keras.layers.Activation("softmax", dtype="float32", name=HEAD[1])(x)
+    model = keras.Model(body.inputs[0], x, name=body.name)
+    last = frozen_up_to(freeze)
+    if last is not None:
+        stages = {stage_of(layer.name) for layer in model.layers} - {None}
+        if last < (1 << 30) and last not in stages:
+            raise UserError(
+                f"--freeze {freeze}: {body.name!r} has no such stage (it has stem"
+                f"{''.join(f', stage{s}' for s in sorted(stages) if s)})"
+            )
+        for layer in model.layers:
+            stage = stage_of(layer.name)
+            in_backbone = layer.name not in HEAD
+            if (stage is not None and stage <= last) or (last >= 1 << 30 and in_backbone):
+                layer.trainable = False
+    return model
+
+
+def describe(model: keras.Model) -> dict[str, Any]:
+    """Trainable and frozen parameter counts, for messages."""
+    trainable = sum(int(v.numpy().size) for v in model.trainable_weights)
+    frozen = sum(int(v.numpy().size) for v in model.non_trainable_weights)
+    return {"trainable_params": trainable, "frozen_params": frozen}

@@ -1,0 +1,293 @@
+"""Image data for training: a folder of images (``training.image_folder``) or tfds ``imagenet2012``
+(``training.tfds_imagenet``), fed by ``training.feed_images``.
+
+``ImageOptions`` is what a run on images adds to ``training.pipeline.TrainConfig`` (its ``images``
+field); ``load`` resolves it once into an ``ImageData``, the data source the pipeline trains on
+(the same interface as ``training.data.CifarArrays``: ``num_train``, ``train_batches``, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keras_preact.cli import UserError
+from training import data, recipes
+
+TFDS_PREFIX = "tfds:"
+TFDS_DATASETS = ("imagenet2012",)
+"""What ``--data tfds:NAME`` accepts."""
+
+AUGMENTATIONS = ("scale", "inception", "none")
+"""Values of ``--augmentation`` (see ``training.feed_images``)."""
+
+DEFAULT_IMAGE_SIZE = 224
+PREPROCESSING = "imagenet"
+"""The statistics the model's first layer standardises raw pixels with (ImageNet's)."""
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """A run on images (``TrainConfig.images``).
+
+    ``data``: a folder (see ``training.image_folder``) or ``tfds:imagenet2012``; ``manual_dir``:
+    where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
+    the square crop the network sees (default 224, or the input size of ``weights``).
+    ``augmentation``: ``training.feed_images.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
+    lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced).
+    """
+
+    data: str
+    val_split: float | None = None
+    skip_bad_images: bool = False
+    image_size: int | None = None
+    augmentation: str = "scale"
+    color_augment: bool = True
+    weights: str | None = None
+    manual_dir: str | None = None
+
+    @property
+    def tfds_name(self) -> str | None:
+        """The tfds dataset name of ``tfds:NAME``, else None (a folder)."""
+        return self.data[len(TFDS_PREFIX) :] if self.data.startswith(TFDS_PREFIX) else None
+
+    def identity(self) -> dict[str, Any]:
+        """The options that decide the result (``manual_dir`` is only where archives are)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "manual_dir"}
+
+    def check(self) -> None:
+        """``UserError`` for any option out of range (or without TensorFlow, which the image feed
+        needs), without reading the data."""
+        require_tensorflow()
+        name = self.tfds_name
+        if name is not None:
+            if name not in TFDS_DATASETS:
+                raise UserError(
+                    f"unknown tfds dataset {name!r} in --data {self.data}: use "
+                    f"{', '.join(TFDS_PREFIX + n for n in TFDS_DATASETS)} or a folder"
+                )
+            if self.val_split is not None:
+                raise UserError("--val-split applies to folders; imagenet2012 has its validation")
+            if self.skip_bad_images:
+                raise UserError("--skip-bad-images applies to folders, not tfds datasets")
+        elif self.manual_dir:
+            raise UserError("--manual-dir applies to --data tfds:imagenet2012, not to a folder")
+        if self.val_split is not None and not 0 < self.val_split < 1:
+            raise UserError(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
+        if self.image_size is not None and self.image_size < 32:
+            raise UserError(f"--image-size must be at least 32 pixels, got {self.image_size}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise UserError(
+                f"unknown augmentation {self.augmentation!r}: choose one of "
+                f"{', '.join(AUGMENTATIONS)}"
+            )
+        if self.weights is not None:
+            keras_input_size(self.weights)  # the file exists and is a .keras model
+
+    def resolved_image_size(self) -> int:
+        """``image_size``, else the input size of ``weights`` when it has one, else 224."""
+        if self.image_size is not None:
+            return self.image_size
+        if self.weights is not None:
+            size = keras_input_size(self.weights)
+            if size is not None:
+                return size
+        return DEFAULT_IMAGE_SIZE
+
+
+def check_recipe(options: ImageOptions | None, recipe: recipes.Recipe) -> None:
+    """``UserError`` when the recipe's fine-tuning settings are given without ``--weights``."""
+    tuned = recipe.freeze != "none" or recipe.backbone_lr_scale != 1.0
+    if tuned and (options is None or options.weights is None):
+        raise UserError(
+            "--freeze and --backbone-lr-scale apply to fine-tuning: give the network to start "
+            "from with --weights FILE.keras"
+        )
+
+
+def keras_input_size(path: str) -> int | None:
+    """The square input size a ``.keras`` file's model takes (None when not fixed or not square),
+    read from the archive's ``config.json`` without building the model."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"--weights {path}: file not found")
+    if file.suffix != ".keras" or not zipfile.is_zipfile(file):
+        raise UserError(f"--weights {path} is not a .keras model file (a zip archive)")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, OSError) as e:
+        raise UserError(f"--weights {path} is not a readable .keras file: {e}") from None
+    layers = config.get("config", {}).get("layers", [])
+    for layer in layers:
+        if layer.get("class_name") == "InputLayer":
+            shape = layer.get("config", {}).get("batch_shape") or []
+            if len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int):
+                return int(shape[1])
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Training and validation images, and how the feed crops and augments them (a data source
+    of ``training.pipeline``: see ``training.data.TrainingData``)."""
+
+    name: str
+    train: Any  # feed_images.ImageSource
+    val: Any
+    label_names: tuple[str, ...]
+    image_size: int
+    augmentation: str
+    color_augment: bool
+    origin: str  # where the images come from, for messages and metrics.json
+    preprocessing: str = PREPROCESSING
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def num_train(self) -> int:
+        return self.train.count
+
+    @property
+    def num_test(self) -> int:
+        return self.val.count
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, 3)
+
+    def train_batches(
+        self,
+        recipe: recipes.Recipe,
+        *,
+        seed: int,
+        augment: bool = True,
+        start_epoch: int = 0,
+        skip: int = 0,
+        input_context: Any = None,
+    ) -> Any:
+        """The endless training feed (``training.feed_images.train_batches``); with a
+        ``tf.distribute.InputContext``, this worker's share of every global batch."""
+        from training import feed_images
+
+        plan = feed_images.ImagePlan(
+            global_batch=recipe.batch_size,
+            steps=data.steps_per_epoch(self.num_train, recipe.batch_size),
+            seed=seed,
+            start_epoch=start_epoch,
+            skip=skip,
+            augment=(
+                feed_images.Augment.make(
+                    self.image_size, self.augmentation, lighting=self.color_augment
+                )
+                if augment
+                else None
+            ),
+            image_size=self.image_size,
+            classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
+            input_context=input_context,
+        )
+        return feed_images.train_batches(self.train, plan)
+
+    def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any:
+        """The validation images' centre views in order (``training.feed_images.eval_batches``)."""
+        from training import feed_images
+
+        classes = self.num_classes if recipes.one_hot_labels(recipe) else None
+        return feed_images.eval_batches(self.val, self.image_size, batch, classes=classes)
+
+    def holdout(self, fraction: float) -> ImageData:
+        """Train on all but ``fraction`` of each class's training images, validate on those."""
+        from training.feed_images import FileImages
+        from training.image_folder import Split, hold_out
+
+        if not isinstance(self.train, FileImages):
+            raise UserError("a validation split of the training images needs a folder of images")
+        kept, held = hold_out(Split(self.train.paths, self.train.label_array), fraction)
+        return dataclasses.replace(
+            self,
+            train=FileImages(kept.files, kept.labels),
+            val=FileImages(held.files, held.labels),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for ``metrics.json``."""
+        return {
+            "source": self.origin,
+            "train_examples": self.num_train,
+            "test_examples": self.num_test,
+            "classes": self.num_classes,
+            "label_names": list(self.label_names),
+            "image_size": self.image_size,
+            "augmentation": self.augmentation,
+            "color_augment": self.color_augment,
+        }
+
+
+def require_tensorflow() -> None:
+    """``UserError`` when TensorFlow cannot be imported: the image feed is tf.data."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(
+            "training on images needs TensorFlow for its input pipeline (tf.data decodes and "
+            "augments the images, also for the JAX backend): pip install tensorflow-cpu"
+        )
+
+
+def load(
+    options: ImageOptions,
+    *,
+    data_dir: str | None = None,
+    log: Callable[[str], None] = print,
+) -> ImageData:
+    """Scan the folder (or open tfds ``imagenet2012``) and resolve ``options`` into the data source;
+    ``log`` gets the scan's one-line report. ``UserError`` for any problem with the data."""
+    options.check()
+    image_size = options.resolved_image_size()
+    common = dict(
+        image_size=image_size,
+        augmentation=options.augmentation,
+        color_augment=options.color_augment,
+    )
+    if options.tfds_name is not None:
+        from training.tfds_imagenet import load_imagenet
+
+        train, val, names, origin = load_imagenet(data_dir, options.manual_dir)
+        log(
+            f"data: {origin}: {len(names)} classes, {train.count:,} training images, "
+            f"{val.count:,} validation images"
+        )
+        return ImageData(options.tfds_name, train, val, names, origin=origin, **common)
+    if data_dir:
+        raise UserError("--data-dir applies to --data tfds:imagenet2012, not to a folder")
+    from training.feed_images import FileImages
+    from training.image_folder import scan
+
+    found = scan(
+        options.data,
+        val_split=options.val_split,
+        skip_bad_images=options.skip_bad_images,
+        log=log,
+    )
+    if not len(found.val):
+        raise UserError(
+            f"{found.root} has no validation images: add a val/ folder with the same class "
+            "folders, or hold out part of the training images with --val-split 0.1"
+        )
+    log(f"data: {found.summary()}")
+    return ImageData(
+        found.root.name,
+        FileImages(found.train.files, found.train.labels),
+        FileImages(found.val.files, found.val.labels),
+        found.class_names,
+        origin=str(found.root),
+        **common,
+    )

@@ -1,0 +1,380 @@
+"""A folder of images, one subfolder per class: scanned and checked before anything trains on it.
+
+Layouts (``find_splits``):
+
+* ``DIR/train/<class>/...`` and ``DIR/val/<class>/...`` (the validation images), or only
+  ``DIR/train/`` with a validation split held out of it (``val_split``);
+* ``DIR/<class>/...``: DIR itself holds the class folders (evaluation, or training with a split).
+
+Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, case-insensitive), at any
+depth below their class folder, of any size and aspect ratio; grayscale, palette, 16-bit and CMYK
+images are decoded to 8-bit RGB. Class indices follow the sorted class folder names.
+
+The scan checks the whole folder before anything is written or trained: class folders without
+images, validation classes that the training images lack, files that are not images (listed and
+left out), and images that cannot be decoded. Every image is decoded once by the same decoder the
+training feed uses (JPEGs at 1/8 scale, which still reads their whole data), so an image that passes
+never stops training later. Undecodable images are refused with their paths, or left out and counted
+with ``skip_bad_images``. Every problem that stops the scan is reported in one ``UserError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_preact.cli import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+"""File name endings taken for images (any case)."""
+
+SHOWN = 8
+"""Paths listed in a message before "and N more"."""
+
+MANY = 20_000
+"""From this many images on, the scan says that it is decoding them."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """The images of one split: absolute paths and their class indices (same order)."""
+
+    files: tuple[str, ...]
+    labels: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def subset(self, keep: np.ndarray) -> Split:
+        """The images at the indices ``keep`` (in that order)."""
+        return Split(tuple(self.files[i] for i in keep), self.labels[keep])
+
+
+@dataclass(frozen=True)
+class FolderScan:
+    """What a scan found: the classes, the checked training and validation images, and what was
+    left out (paths relative to ``root``)."""
+
+    root: Path
+    class_names: tuple[str, ...]
+    train: Split
+    val: Split
+    val_source: str  # "val/", "DIR", "split 0.1" or "" (no validation images)
+    not_images: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        """One line: classes, images per split, and what was skipped or ignored."""
+        parts = [f"{self.root}: {len(self.class_names)} classes"]
+        if len(self.train):
+            parts.append(f"{len(self.train)} training images")
+        if len(self.val):
+            parts.append(f"{len(self.val)} validation images ({self.val_source})")
+        line = ", ".join(parts)
+        if self.skipped:
+            line += f"; skipped {_count(len(self.skipped), 'undecodable image')} " + (
+                f"({_listing(self.skipped)})"
+            )
+        if self.not_images:
+            what = (
+                "file that is not an image"
+                if len(self.not_images) == 1
+                else ("files that are not images")
+            )
+            line += f"; left out {len(self.not_images):,} {what} ({_listing(self.not_images)})"
+        for note in self.notes:
+            line += f"; {note}"
+        return line
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _listing(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:SHOWN])
+    return shown + (f" and {len(paths) - SHOWN:,} more" if len(paths) > SHOWN else "")
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name has one of ``IMAGE_EXTENSIONS``."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def class_folders(directory: Path) -> dict[str, Path]:
+    """The class folders of ``directory`` (its visible subfolders), by name, sorted."""
+    return {
+        p.name: p for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".")
+    }
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every visible file below ``folder``, in sorted order (links followed)."""
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(current) / name
+
+
+@dataclass
+class _Listing:
+    """The files of one split folder, before decoding."""
+
+    files: dict[str, list[str]]  # class name -> image paths
+    not_images: list[str]
+
+
+def _list(directory: Path, root: Path) -> _Listing:
+    listing = _Listing({}, [])
+    for name, folder in class_folders(directory).items():
+        images = []
+        for path in _walk(folder):
+            if is_image_name(path.name):
+                images.append(str(path))
+            else:
+                listing.not_images.append(str(path.relative_to(root)))
+        listing.files[name] = images
+    return listing
+
+
+def find_splits(root: Path, *, training: bool) -> tuple[Path, Path | None, str]:
+    """``(train folder, validation folder or None, how the validation folder is named)``.
+
+    For training: ``root/train`` (and ``root/val`` when present), or ``root`` itself when it holds
+    class folders and no ``train``. For evaluation (``training=False``): ``root/val`` when present,
+    else ``root`` itself; returned as the second element (the first is unused then).
+    """
+    if not root.exists():
+        raise UserError(f"image folder {root} does not exist")
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder: expected one subfolder per class")
+    train, val = root / "train", root / "val"
+    if not training:
+        return root, (val if val.is_dir() else root), ("val/" if val.is_dir() else str(root))
+    if train.is_dir():
+        return train, (val if val.is_dir() else None), "val/"
+    if val.is_dir():
+        raise UserError(f"{root} has val/ but no train/: put the training images in {train}")
+    return root, None, ""
+
+
+def scan(
+    root: str | os.PathLike,
+    *,
+    val_split: float | None = None,
+    skip_bad_images: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> FolderScan:
+    """Scan a training folder (see the module docstring for the layouts and the checks); ``log``
+    is told when the images to decode are many (ImageNet's take minutes).
+
+    ``val_split`` holds out that fraction of each class's training images as the validation split
+    (the same images whatever the run's seed); it cannot be combined with a ``val/`` folder. Without
+    either there are no validation images. ``UserError`` lists every problem found.
+    """
+    root = Path(root).expanduser().absolute()
+    train_dir, val_dir, val_name = find_splits(root, training=True)
+    if val_split is not None:
+        if not 0 < val_split < 1:
+            raise UserError(f"--val-split must be a fraction in (0, 1), got {val_split}")
+        if val_dir is not None:
+            raise UserError(
+                f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
+            )
+    train = _list(train_dir, root)
+    val = _list(val_dir, root) if val_dir is not None else _Listing({}, [])
+    problems = []
+    if not train.files:
+        problems.append(f"no class folders in {train_dir}")
+    empty = [
+        _relative(folder, root)
+        for listing, directory in ((train, train_dir), (val, val_dir))
+        for name, files in listing.files.items()
+        if not files
+        for folder in [directory / name]  # type: ignore[operator]
+    ]
+    if empty:
+        problems.append(f"class folders without images: {_listing(empty)}")
+    unknown = sorted(set(val.files) - set(train.files))
+    if unknown:
+        problems.append(f"classes in val/ that train/ lacks: {_listing(unknown)}")
+    if problems:
+        raise UserError(f"{root}: {'; '.join(problems)}")
+
+    class_names = tuple(train.files)
+    index = {name: i for i, name in enumerate(class_names)}
+    train_split = _split(train.files, index)
+    val_split_images = _split(val.files, index)
+    count = len(train_split) + len(val_split_images)
+    if count >= MANY:
+        log(f"data: decoding each of the {count:,} images in {root} once to check it")
+    bad = find_undecodable([*train_split.files, *val_split_images.files])
+    skipped: tuple[str, ...] = ()
+    if bad:
+        shown = [_relative(Path(p), root) for p in bad]
+        if not skip_bad_images:
+            raise UserError(
+                f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
+                "fix or remove them, or pass --skip-bad-images to leave them out"
+            )
+        skipped = tuple(shown)
+        train_split = _without(train_split, bad)
+        val_split_images = _without(val_split_images, bad)
+    present = set(train_split.labels.tolist())
+    empty_now = [name for i, name in enumerate(class_names) if i not in present]
+    if empty_now:
+        raise UserError(
+            f"{root}: classes without a decodable training image: {_listing(empty_now)}"
+        )
+    if val_split is not None:
+        train_split, val_split_images = hold_out(train_split, val_split)
+        val_name = f"split {val_split:g}"
+    notes = []
+    missing = sorted(set(class_names) - set(val.files)) if val_dir is not None else []
+    if missing:
+        notes.append(f"no validation images of {_listing(missing)}")
+    return FolderScan(
+        root,
+        class_names,
+        train_split,
+        val_split_images,
+        val_name if len(val_split_images) else "",
+        tuple(train.not_images + val.not_images),
+        skipped,
+        tuple(notes),
+    )
+
+
+def scan_eval(
+    root: str | os.PathLike, class_names: Sequence[str] | None = None, *, skip_bad_images=False
+) -> FolderScan:
+    """Scan an evaluation folder: ``root/val`` when present, else ``root`` itself (its class
+    folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
+    the sorted folder names are the labels. The images are in ``FolderScan.val``."""
+    root = Path(root).expanduser().absolute()
+    _, directory, name = find_splits(root, training=False)
+    listing = _list(directory, root)  # type: ignore[arg-type]
+    if not listing.files:
+        raise UserError(f"no class folders in {directory}")
+    names = tuple(class_names) if class_names is not None else tuple(listing.files)
+    problems = []
+    unknown = sorted(set(listing.files) - set(names))
+    if unknown:
+        problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
+    empty = [_relative(directory / n, root) for n, f in listing.files.items() if not f]  # type: ignore[operator]
+    if empty:
+        problems.append(f"class folders without images: {_listing(empty)}")
+    if problems:
+        raise UserError(f"{root}: {'; '.join(problems)}")
+    split = _split(listing.files, {n: i for i, n in enumerate(names)})
+    bad = find_undecodable(split.files)
+    skipped: tuple[str, ...] = ()
+    if bad:
+        shown = [_relative(Path(p), root) for p in bad]
+        if not skip_bad_images:
+            raise UserError(
+                f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
+                "fix or remove them, or pass --skip-bad-images to leave them out"
+            )
+        skipped, split = tuple(shown), _without(split, bad)
+    empty_split = Split((), np.zeros((0,), np.int64))
+    return FolderScan(root, names, empty_split, split, name, tuple(listing.not_images), skipped)
+
+
+def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
+    """``(kept, held out)``: ``fraction`` of each class's images (rounded, at least one of every
+    class with two or more), chosen by a fixed shuffle of the class's images, so the same images
+    whatever the seed of the run."""
+    held: list[int] = []
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        count = round(len(members) * fraction)
+        count = min(max(count, 1), len(members) - 1) if len(members) >= 2 else 0
+        order = np.random.default_rng([0, int(label)]).permutation(len(members))
+        held.extend(members[order[:count]].tolist())
+    held_set = set(held)
+    if not held:
+        raise UserError(f"a validation split of {fraction:g} leaves no validation images")
+    keep = np.array([i for i in range(len(split)) if i not in held_set], np.int64)
+    return split.subset(keep), split.subset(np.array(sorted(held), np.int64))
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _split(files: dict[str, list[str]], index: dict[str, int]) -> Split:
+    paths, labels = [], []
+    for name, images in files.items():
+        paths += images
+        labels += [index[name]] * len(images)
+    return Split(tuple(paths), np.asarray(labels, np.int64))
+
+
+def _without(split: Split, bad: Sequence[str]) -> Split:
+    drop = set(bad)
+    keep = np.array([i for i, f in enumerate(split.files) if f not in drop], np.int64)
+    return split.subset(keep)
+
+
+def find_undecodable(paths: Sequence[str]) -> list[str]:
+    """The paths that the training feed's decoder (``training.feed_images.decode``) cannot decode,
+    in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
+    if not paths:
+        return []
+    import tensorflow as tf
+
+    from training.feed_images import decode_check
+
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
+    ds = ds.map(decode_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.ignore_errors().batch(4096)
+    seen = np.zeros(len(paths), bool)
+    with _quiet_stderr():  # libjpeg prints a line of its own for every corrupt JPEG
+        for indices, _ in ds.as_numpy_iterator():
+            seen[indices] = True
+    return [p for p, ok in zip(paths, seen, strict=True) if not ok]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
+    write it back afterwards without the codec libraries' own lines about corrupt data."""
+    fd = 2
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            kept = [
+                line
+                for line in capture.read().splitlines(keepends=True)
+                if not _codec_chatter(line.decode(errors="replace"))
+            ]
+            if kept:
+                os.write(fd, b"".join(kept))
+
+
+_CODEC_LINES = ("Improper call to JPEG library", "Corrupt JPEG data", "Premature end of JPEG")
+
+
+def _codec_chatter(line: str) -> bool:
+    return any(marker in line for marker in _CODEC_LINES) or line.startswith("libpng")

@@ -1,0 +1,88 @@
+"""``python -m training.images``: train or fine-tune a ResNet on a folder of images or on ImageNet.
+
+This module only parses the command line into a ``training.pipeline.TrainConfig`` (its ``images``
+field: ``training.image_data.ImageOptions``) and calls ``training.pipeline.train``; run it with
+``--help`` for every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from keras_preact.cli import cli_main
+from training import arguments
+
+EXAMPLES = """\
+examples:
+  # fine-tune a trained ResNet-50 (e.g. converted from torchvision) on your own folder of images
+  python -m training.images --data ~/flowers --weights resnet50.keras --recipe finetune \\
+      --freeze stage2 --output runs/flowers
+
+  # the v1 paper's ImageNet recipe for ResNet-50, from tfds imagenet2012 (prepared offline from
+  # ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in ~/imagenet), on every local GPU
+  python -m training.images --data tfds:imagenet2012 --manual-dir ~/imagenet --model resnet50v1 \\
+      --strategy mirrored --mixed-precision bfloat16 --output runs/r50
+
+  # ResNet-200 v2 with the v2 paper's scale and aspect-ratio augmentation, lr divided on plateaus
+  python -m training.images --data /data/imagenet --model resnet200v2 --augmentation inception \\
+      --schedule plateau --strategy mirrored --output runs/r200
+
+  # a small network from scratch on a folder without val/: 10 % of each class held out
+  python -m training.images --data ~/photos --model resnet18v1 --image-size 128 --val-split 0.1 \\
+      --epochs 30 --batch-size 64
+
+DIR is checked before anything is written: class folders without images, val/ classes that
+train/ lacks, files that are not images (left out and listed) and images that cannot be decoded
+(refused with their paths, or left out and counted with --skip-bad-images).
+
+outputs (in --output), as for python -m training.cifar: config.json, backup/ (resume state),
+best.keras (highest validation accuracy) and last.keras (both take raw [0, 255] RGB pixels of
+--image-size), labels.txt (the class names in label order, for python -m export --labels and
+python -m training.evaluate), history.csv, tensorboard/, curves.png and metrics.json. Killing the
+process and re-running the same command resumes from the last backup.
+
+test a trained network with the papers' protocols:
+  python -m training.evaluate --model runs/flowers/best.keras --data ~/flowers --protocol 10crop
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (every option documented; recipe options default to the recipe)."""
+    p = arguments.Parser(
+        prog="python -m training.images",
+        description="Train a ResNet of He et al. (2015, 2016) on a folder of images (one subfolder "
+        "per class) or on ImageNet, from scratch with the papers' recipe or fine-tuned from a "
+        "trained .keras network. Recipe options left unset take the value of --recipe.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    arguments.add_image_data(p)
+    arguments.add_model_data(p, cifar=False, default_model="resnet50v1")
+    arguments.add_recipe(p, family="images")
+    arguments.add_distribution(p)
+    arguments.add_run(p)
+    return p
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, train, print where the results are."""
+    from training.pipeline import train
+
+    config = arguments.train_config(build_parser().parse_args(argv))
+    metrics = train(config)
+    final, best = metrics.get("final_test_error"), metrics.get("best_test_error")
+    if final is not None and best is not None:
+        print(
+            f"done: {config.output}: final validation error {100 * final:.2f}%, best "
+            f"{100 * best:.2f}% (epoch {metrics.get('best_epoch')}), "
+            f"{metrics.get('wall_time_s', 0):.0f}s",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

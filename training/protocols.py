@@ -1,0 +1,306 @@
+"""The papers' testing protocols, as tensor functions of one decoded image (He et al. 2015, sec. 3.4).
+
+* ``center``: the shorter side resized to 256 (for a 224 crop), the central 224x224 crop;
+* ``10crop``: the same resize, the four corner crops and the central one, and their horizontal
+  flips (Krizhevsky et al. 2012), probabilities averaged;
+* ``multiscale``: the fully-convolutional form: the whole image with its shorter side resized to each
+  of 224, 256, 384, 480 and 640, and its flip, through the network (the global average pool turns
+  the classifier into one applied at every position and averaged), probabilities averaged over
+  scales and flips.
+
+Sizes are given for the papers' 224 crop and scale with the crop: at crop ``S`` the shorter side is
+``round(256 * S / 224)`` and the scales are ``round(s * S / 224)``. Resizing is bilinear with
+antialiasing (as PIL), and an image whose shorter side already has the size is not resampled, so a
+crop is then exactly a window of the image: the centre window starts at ``(H - S) // 2``,
+``(W - S) // 2``. Crops come in the order top-left, top-right, bottom-left, bottom-right, centre,
+then the same five flipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_preact.cli import UserError
+
+PROTOCOLS = ("center", "10crop", "multiscale")
+"""Values of ``python -m training.evaluate --protocol``."""
+
+REFERENCE_CROP = 224
+RESIZE = 256
+"""Shorter side before the crop, at the reference crop of 224."""
+SCALES = (224, 256, 384, 480, 640)
+"""Shorter sides of multi-scale testing, at the reference crop of 224 (He et al. 2015, sec. 3.4)."""
+
+
+def scaled(size: int, crop: int) -> int:
+    """``size`` (given at the reference crop of 224) at crop ``crop``."""
+    return max(1, round(size * crop / REFERENCE_CROP))
+
+
+def resize_shorter(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
+    """A float32 ``(H', W', C)`` image whose shorter side is ``size`` (aspect ratio kept, the longer
+    side rounded); the image itself (as float32) when its shorter side is already ``size``."""
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    short = tf.minimum(height, width)
+    size = tf.cast(size, tf.int32)
+
+    def resized() -> tf.Tensor:
+        ratio = tf.cast(size, tf.float64) / tf.cast(short, tf.float64)
+        new_h = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float64) * ratio), tf.int32))
+        new_w = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float64) * ratio), tf.int32))
+        new_h = tf.where(height == short, size, new_h)
+        new_w = tf.where(width == short, size, new_w)
+        return tf.image.resize(image, tf.stack([new_h, new_w]), "bilinear", antialias=True)
+
+    return tf.cond(short == size, lambda: image, resized)
+
+
+def corner_offsets(height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
+    """``(5, 2)`` int32 ``(top, left)`` of the top-left, top-right, bottom-left, bottom-right and
+    centre crops."""
+    bottom, right = height - crop, width - crop
+    zero = tf.zeros_like(bottom)
+    return tf.stack(
+        [
+            tf.stack([zero, zero]),
+            tf.stack([zero, right]),
+            tf.stack([bottom, zero]),
+            tf.stack([bottom, right]),
+            tf.stack([bottom // 2, right // 2]),
+        ]
+    )
+
+
+def center_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
+    """The central ``crop`` x ``crop`` window (see ``corner_offsets``)."""
+    shape = tf.shape(image)
+    top, left = (shape[0] - crop) // 2, (shape[1] - crop) // 2
+    return image[top : top + crop, left : left + crop]
+
+
+def center(image: tf.Tensor, crop: int) -> tf.Tensor:
+    """``(1, crop, crop, 3)``: the ``center`` protocol's view of a decoded image."""
+    return center_crop(resize_shorter(image, scaled(RESIZE, crop)), crop)[None]
+
+
+def ten_crops(image: tf.Tensor, crop: int) -> tf.Tensor:
+    """``(10, crop, crop, 3)``: the ``10crop`` protocol's views (order in the module docstring)."""
+    image = resize_shorter(image, scaled(RESIZE, crop))
+    shape = tf.shape(image)
+    offsets = corner_offsets(shape[0], shape[1], crop)
+    crops = tf.stack(
+        [image[o[0] : o[0] + crop, o[1] : o[1] + crop] for o in tf.unstack(offsets, num=5)]
+    )
+    crops = tf.ensure_shape(crops, [5, crop, crop, None])
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+
+
+def views(image: tf.Tensor, protocol: str, crop: int) -> tf.Tensor:
+    """The fixed-size views of ``center`` and ``10crop`` (``multiscale`` has one per scale: see
+    ``scale_views``)."""
+    if protocol == "center":
+        return center(image, crop)
+    if protocol == "10crop":
+        return ten_crops(image, crop)
+    raise ValueError(f"protocol {protocol!r} has no fixed-size views")
+
+
+def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
+    """For ``multiscale``: per scale, ``(2, H_s, W_s, 3)``: the resized image and its flip."""
+    out = []
+    for size in SCALES:
+        resized = resize_shorter(image, scaled(size, crop))
+        out.append(tf.stack([resized, tf.reverse(resized, axis=[1])]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a network with a protocol
+
+
+def fully_convolutional(model: Any) -> Any:
+    """``model`` taking images of any size (the same layers and weights on an input of shape
+    ``(None, None, 3)``): its global average pool makes it the fully-convolutional form."""
+    import keras
+
+    import keras_preact
+
+    inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]), name="image")
+    with keras_preact.deep_graph_recursion():
+        clone = keras.models.clone_model(
+            model, input_tensors=[inputs] if isinstance(model.input, list) else inputs
+        )
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``images -> probabilities`` for batches of any size (and, for a fully-convolutional model,
+    any image size) without recompiling for each: on TensorFlow one graph with unknown batch and
+    image sizes; elsewhere Keras' ``predict_on_batch``."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return lambda images: np.asarray(model.predict_on_batch(images), np.float64)
+    channels = model.inputs[0].shape[-1]
+    call = tf.function(
+        lambda images: model(images, training=False),
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32)],
+    )
+    return lambda images: call(tf.constant(images, tf.float32)).numpy().astype(np.float64)
+
+
+def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    from training.feed_images import decode
+
+    def read(payload: tf.Tensor) -> tf.Tensor:
+        return decode(tf.io.read_file(payload) if source.reads_files else payload)
+
+    return read
+
+
+def probabilities(
+    model: Any, source: Any, protocol: str, crop: int, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities (N, classes), labels (N,))`` of ``protocol`` for every image of ``source`` (a
+    ``training.feed_images.ImageSource``, in its order), averaged over the protocol's views."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    read = _read(source)
+    images = source.ordered().map(lambda payload, label: (read(payload), label))
+    probs, labels = [], []
+    if protocol == "multiscale":
+        network = predictor(fully_convolutional(model))
+        ds = images.map(
+            lambda im, label: (tuple(scale_views(im, crop)), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        for per_scale, label in ds.prefetch(4).as_numpy_iterator():
+            scores = [network(v) for v in per_scale]
+            probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
+            labels.append(np.asarray([label]))
+    else:
+        count = 1 if protocol == "center" else 10
+        network = predictor(model)
+        ds = images.map(
+            lambda im, label: (views(im, protocol, crop), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
+            flat = chunk.reshape(-1, *chunk.shape[2:])
+            scores = network(flat)
+            probs.append(scores.reshape(len(chunk), count, -1).mean(axis=1))
+            labels.append(label)
+    if not probs:
+        raise UserError("there are no images to evaluate")
+    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+
+
+def errors(
+    probs: np.ndarray, labels: np.ndarray, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Top-1 and top-5 error (fractions) of ``probs`` against ``labels``; with ``names``, also per
+    class (``{name: {"images", "top1_error", "top5_error"}}``, classes without images left out).
+    Top-5 counts a hit when the label is among the five highest scores (all of them when there are
+    fewer than five classes)."""
+    labels = np.asarray(labels, np.int64)
+    k = min(5, probs.shape[1])
+    top = np.argsort(-probs, axis=1, kind="stable")
+    miss1 = top[:, 0] != labels
+    miss5 = ~(top[:, :k] == labels[:, None]).any(axis=1)
+    result: dict[str, Any] = {
+        "images": len(labels),
+        "top1_error": float(miss1.mean()) if len(labels) else None,
+        "top5_error": float(miss5.mean()) if len(labels) else None,
+    }
+    if names is not None:
+        result["per_class"] = {
+            name: {
+                "images": int((labels == c).sum()),
+                "top1_error": float(miss1[labels == c].mean()),
+                "top5_error": float(miss5[labels == c].mean()),
+            }
+            for c, name in enumerate(names)
+            if (labels == c).any()
+        }
+    return result
+
+
+def evaluate(
+    model_path: Path,
+    data: str,
+    *,
+    protocol: str = "center",
+    label_names: Sequence[str] | None = None,
+    per_class: bool = False,
+    batch: int = 32,
+    skip_bad_images: bool = False,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    output: Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate the ``.keras`` network at ``model_path`` on ``data`` (a folder: its ``val/`` or its
+    class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
+    with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
+    to outputs (default: the sorted folder names). ``UserError`` for bad input, before the network
+    runs."""
+    from training import feed_images, finetune, rundir
+    from training.image_data import TFDS_DATASETS, TFDS_PREFIX
+
+    if not model_path.is_file():
+        raise UserError(f"--model {model_path}: file not found")
+    model = finetune.load(str(model_path))
+    shape = tuple(model.inputs[0].shape[1:])
+    classes = model.outputs[0].shape[-1]
+    if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
+        raise UserError(f"{model_path} takes {shape}: expected a square image input (S, S, 3)")
+    crop = int(shape[0])
+    if label_names is not None and len(label_names) != classes:
+        raise UserError(f"{len(label_names)} class names for a network of {classes} outputs")
+    skipped: tuple[str, ...] = ()
+    if data.startswith(TFDS_PREFIX):
+        name = data[len(TFDS_PREFIX) :]
+        if name not in TFDS_DATASETS:
+            raise UserError(f"unknown tfds dataset {name!r}: use {TFDS_PREFIX}imagenet2012")
+        from training.tfds_imagenet import load_imagenet
+
+        _, source, names, origin = load_imagenet(data_dir, manual_dir)
+        if label_names is not None and tuple(label_names) != names:
+            raise UserError("--labels differ from imagenet2012's class names")
+    else:
+        from training.image_folder import scan_eval
+
+        found = scan_eval(data, label_names, skip_bad_images=skip_bad_images)
+        names, origin, skipped = (
+            found.class_names,
+            f"{found.root} ({found.val_source})",
+            found.skipped,
+        )
+        source = feed_images.FileImages(found.val.files, found.val.labels)
+    if len(names) != classes:
+        raise UserError(
+            f"{origin} has {len(names)} classes but the network has {classes} outputs: pass the "
+            "network's class names with --labels"
+        )
+    probs, labels = probabilities(model, source, protocol, crop, batch)
+    result: dict[str, Any] = {
+        "model": str(model_path),
+        "data": origin,
+        "protocol": protocol,
+        "image_size": crop,
+        "resize": scaled(RESIZE, crop) if protocol != "multiscale" else None,
+        "scales": [scaled(s, crop) for s in SCALES] if protocol == "multiscale" else None,
+        "classes": classes,
+        "skipped_images": list(skipped),
+        **errors(probs, labels, names if per_class else None),
+    }
+    if output is not None:
+        rundir.write_json(output, result)
+    return result

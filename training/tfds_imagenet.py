@@ -1,0 +1,74 @@
+"""tfds ``imagenet2012`` from its manual folder: prepared once by tfds, read as encoded JPEGs.
+
+ImageNet cannot be downloaded by tfds: its archives (``ILSVRC2012_img_train.tar`` and
+``ILSVRC2012_img_val.tar``, from https://image-net.org after registering) go into the manual folder
+(``--manual-dir``, default ``<data dir>/downloads/manual``), and tfds prepares the dataset from them
+once, without a network. When the dataset is not prepared and the archives are not there, this
+stops at once with one line saying so; tfds is never asked to download anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_preact.cli import UserError
+from training.tfds_source import resolve_data_dir
+
+NAME = "imagenet2012"
+ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+"""What tfds' imagenet2012 builder reads from the manual folder."""
+
+
+def manual_folder(data_dir: Path, manual_dir: str | None) -> Path:
+    """``manual_dir``, else tfds' default ``<data dir>/downloads/manual``."""
+    return Path(manual_dir).expanduser() if manual_dir else data_dir / "downloads" / "manual"
+
+
+def load_imagenet(data_dir: str | None, manual_dir: str | None):
+    """``(train, validation, label names, origin)``: the two splits as
+    ``training.feed_images.RecordImages`` of encoded JPEGs, prepared first when needed."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    from training.feed_images import RecordImages
+
+    root = resolve_data_dir(data_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"tfds data dir {root} is not a directory")
+    builder = tfds.builder(NAME, data_dir=str(root))
+    if not builder.is_prepared():
+        manual = manual_folder(root, manual_dir)
+        missing = [name for name in ARCHIVES if not (manual / name).is_file()]
+        if missing:
+            raise UserError(
+                f"{NAME} is not prepared in the tfds data dir {root}, and its manual folder "
+                f"{manual} lacks {' and '.join(missing)}: download them from "
+                "https://image-net.org (after registering) into that folder, or point "
+                "--manual-dir at them; tfds then prepares the dataset once, offline"
+            )
+        config = tfds.download.DownloadConfig(manual_dir=str(manual), try_download_gcs=False)
+        try:
+            builder.download_and_prepare(download_config=config)
+        except Exception as e:  # tfds raises many kinds; all mean the archives are unusable
+            raise UserError(
+                f"tfds could not prepare {NAME} from {manual} ({type(e).__name__}: {e})"
+            ) from None
+    splits = []
+    for split in ("train", "validation"):
+        try:
+            ds = builder.as_dataset(
+                split=split,
+                shuffle_files=split == "train",
+                read_config=tfds.ReadConfig(shuffle_seed=0, shuffle_reshuffle_each_iteration=False),
+                decoders={"image": tfds.decode.SkipDecoding()},
+            )
+        except (tf.errors.OpError, OSError, ValueError, KeyError) as e:
+            raise UserError(
+                f"tfds could not read {NAME} {split} from {builder.data_dir}: {e}"
+            ) from None
+        count = int(ds.cardinality())
+        if count < 0:
+            count = builder.info.splits[split].num_examples
+        splits.append(RecordImages(ds.map(lambda ex: (ex["image"], ex["label"])), count))
+    names = tuple(builder.info.features["label"].names)
+    return splits[0], splits[1], names, f"tfds {NAME} in {builder.data_dir}"
