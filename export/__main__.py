@@ -13,13 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see training/__init__.py
 
-# Imported after the environment defaults above, so TensorFlow sees them when it loads.
+# Neither loads TensorFlow: it is imported in main, after parsing, with its log lines filtered.
 from export.options import check_options
-from keras_preact.cli import UserError, cli_main
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 EXIT_VERIFICATION_FAILED = 1
 
@@ -87,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="/models",
         help="where TF Serving sees the repository, for models.config (default /models)",
     )
+    add_native_logs_option(p)
     return p
 
 
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run :func:`export.pipeline.export_model`, print the table."""
     args = build_parser().parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
     # Reject what can be rejected before TensorFlow loads (and logs its start-up lines).
     check_options(
         args.model,

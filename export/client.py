@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 import urllib.error
 import urllib.request
@@ -23,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_preact.cli import UserError, cli_main  # after TF_CPP_MIN_LOG_LEVEL, before TF
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -256,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=32, help="model input size for --send pixels")
     p.add_argument("--version", type=int, help="model version (default: the latest)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    add_native_logs_option(p)
     return p
 
 
@@ -263,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Read the images, send one request, print the top labels of each image."""
     args = build_parser().parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
     if args.image_size < 1:
         raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     files = read_images(args.images)

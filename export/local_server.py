@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import re
 import sys
 import threading
@@ -27,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
-import grpc  # imported after the TF_CPP_MIN_LOG_LEVEL default above
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-from keras_preact.cli import UserError, cli_main
+# TensorFlow, gRPC and tensorflow_serving are imported where they are used, so that the command
+# line parses its arguments (and filters TensorFlow's log lines) before TensorFlow loads.
 
 DEFAULT_SIGNATURE = "serving_default"
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
@@ -44,10 +40,7 @@ class ServingError(Exception):
     """A request the server refuses: HTTP status, gRPC status code and a message."""
 
     def __init__(
-        self,
-        message: str,
-        http_status: int = 400,
-        grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        self, message: str, http_status: int = 400, grpc_code: str = "INVALID_ARGUMENT"
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -76,17 +69,15 @@ class ModelRepository:
         if version is None:
             if not available:
                 raise ServingError(
-                    f"Servable not found for request: Latest({name})",
-                    404,
-                    grpc.StatusCode.NOT_FOUND,
+                    f"Servable not found for request: Latest({name})", 404, "NOT_FOUND"
                 )
             version = available[-1]
         elif version not in available:
             raise ServingError(
-                f"Servable not found for request: Specific({name}, {version})",
-                404,
-                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: Specific({name}, {version})", 404, "NOT_FOUND"
             )
+        import tensorflow as tf
+
         with self._lock:
             key = (name, version)
             if key not in self._loaded:
@@ -97,6 +88,8 @@ class ModelRepository:
         self, name: str, version: int | None, signature_name: str, inputs: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], int]:
         """Run one signature on numpy inputs converted to its dtypes; returns outputs, version."""
+        import tensorflow as tf
+
         loaded, version = self.load(name, version)
         signature_name = signature_name or DEFAULT_SIGNATURE
         if signature_name not in loaded.signatures:
@@ -149,7 +142,7 @@ def _op_error(message: str) -> str:
 # JSON <-> numpy, as TF Serving's REST API maps them
 
 
-def _from_json(value, key: str, dtype: tf.DType) -> np.ndarray:
+def _from_json(value, key: str, dtype) -> np.ndarray:
     def unwrap(v):
         if isinstance(v, dict):
             if set(v) != {"b64"}:
@@ -163,7 +156,7 @@ def _from_json(value, key: str, dtype: tf.DType) -> np.ndarray:
         return v
 
     value = unwrap(value)
-    if dtype == tf.string:
+    if dtype.name == "string":
         flat = np.array(value, dtype=object)
         for item in flat.ravel():
             if not isinstance(item, (bytes, str)):
@@ -305,38 +298,40 @@ def _handler(repository: ModelRepository) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, repository: ModelRepository) -> None:
-        self.repository = repository
+def _prediction_service(repository: ModelRepository):
+    """The gRPC ``PredictionService`` (its ``Predict`` call) over ``repository``."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    def Predict(self, request, context):
-        version = (
-            request.model_spec.version.value if request.model_spec.HasField("version") else None
-        )
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        try:
-            dtypes = self.repository.input_dtypes(request.model_spec.name, version, signature_name)
-            inputs = {}
-            for key, proto in request.inputs.items():
-                expected = dtypes.get(key)
-                if expected is not None and proto.dtype != expected.as_datatype_enum:
-                    got = tf.dtypes.as_dtype(proto.dtype).name
-                    raise ServingError(
-                        f"input {key!r}: expects {expected.name} but {got} is provided"
-                    )
-                inputs[key] = tf.make_ndarray(proto)
-            outputs, version = self.repository.predict(
-                request.model_spec.name, version, signature_name, inputs
-            )
-        except ServingError as e:
-            context.abort(e.grpc_code, e.message)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.signature_name = signature_name
-        response.model_spec.version.value = version
-        for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        return response
+    class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            spec = request.model_spec
+            version = spec.version.value if spec.HasField("version") else None
+            signature_name = spec.signature_name or DEFAULT_SIGNATURE
+            try:
+                dtypes = repository.input_dtypes(spec.name, version, signature_name)
+                inputs = {}
+                for key, proto in request.inputs.items():
+                    expected = dtypes.get(key)
+                    if expected is not None and proto.dtype != expected.as_datatype_enum:
+                        got = tf.dtypes.as_dtype(proto.dtype).name
+                        raise ServingError(
+                            f"input {key!r}: expects {expected.name} but {got} is provided"
+                        )
+                    inputs[key] = tf.make_ndarray(proto)
+                outputs, version = repository.predict(spec.name, version, signature_name, inputs)
+            except ServingError as e:
+                context.abort(getattr(grpc.StatusCode, e.grpc_code), e.message)
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = spec.name
+            response.model_spec.signature_name = signature_name
+            response.model_spec.version.value = version
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+    return PredictionService()
 
 
 class LocalServer:
@@ -349,12 +344,15 @@ class LocalServer:
     """
 
     def __init__(self, root: str | Path, rest_port: int = 0, grpc_port: int = 0) -> None:
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
         self.repository = ModelRepository(root)
         self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _handler(self.repository))
         self._http.daemon_threads = True
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.repository), self._grpc
+            _prediction_service(self.repository), self._grpc
         )
         bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
         self.rest_address = f"127.0.0.1:{self._http.server_address[1]}"
@@ -390,7 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
     p.add_argument("--rest-port", type=int, default=8501)
     p.add_argument("--grpc-port", type=int, default=8500)
+    add_native_logs_option(p)
     args = p.parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
     if not Path(args.repository).is_dir():
         raise UserError(f"model repository not found: {args.repository}")
     server = LocalServer(args.repository, args.rest_port, args.grpc_port).start()
