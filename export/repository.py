@@ -17,16 +17,15 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.options import ARTIFACTS_DIR, check_output_path
+from export.options import ARTIFACTS_DIR, DEFAULT_BASE_PATH
 from keras_preact.cli import UserError
 
 MODELS_CONFIG = "models.config"
-DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
 
 
 def check_output_dir(repository: str | Path) -> Path:
-    """The repository directory, created if missing; an existing file there is an error."""
-    repository = check_output_path(repository)
+    """The repository directory, created if missing."""
+    repository = Path(repository)
     try:
         repository.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -50,8 +49,6 @@ def choose_version(repository: str | Path, name: str, version: int | None) -> in
     existing = versions(repository, name)
     if version is None:
         return (existing[-1] + 1) if existing else 1
-    if version < 1:
-        raise UserError(f"--version must be a positive integer, got {version}")
     if version in existing:
         raise UserError(
             f"version {version} of model {name!r} already exists in {repository}; existing "

@@ -38,6 +38,7 @@ import keras_preact
 from export.client import predict_request
 from export.images import encode_images
 from export.model import InferenceModel
+from export.options import DEFAULT_TOP_K
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -50,7 +51,6 @@ SIGNATURE_INPUTS: dict[str, tuple[str, tf.DType]] = {
     PROBABILITIES_SIGNATURE: ("images", tf.float32),
 }
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-DEFAULT_TOP_K = 5
 
 
 def serving_functions(

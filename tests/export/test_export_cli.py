@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -13,8 +14,8 @@ import tensorflow as tf
 
 import keras_preact
 from export.__main__ import main
+from export.options import plan_export
 from export.pipeline import export_model
-from export.tflite import export_tflite
 from keras_preact.cli import UserError
 
 
@@ -177,11 +178,37 @@ def test_bad_input_one_line_exit_2_nothing_written(
     assert not list(repo_copy.glob(".staging-*"))
 
 
-def test_int8_without_representative_data_in_python(exported, tmp_path):
-    with pytest.raises(UserError, match="int8 quantization needs representative data"):
-        export_tflite(exported.savedmodel, tmp_path, ["int8"], representative_images=None)
+def test_int8_without_representative_data_in_python(trained_model_path, tmp_path):
     with pytest.raises(UserError, match="int8 quantization needs representative data"):
         export_model(tmp_path / "missing.keras", tmp_path / "out", representative_data=None)
+    empty = np.zeros((0, 32, 32, 3), np.uint8)
+    with pytest.raises(UserError, match="int8 quantization needs representative data"):
+        export_model(trained_model_path, tmp_path / "out", representative_data=empty)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_plan_is_resolved_once_from_the_options(trained_model_path, tmp_path):
+    plan = plan_export(
+        trained_model_path,
+        tmp_path / "out",
+        formats="onnx, tflite",
+        quantize=["int8", "float16"],
+        representative_data="sample",
+    )
+    # float32 first, then the modes in their fixed order; the calibration source is kept.
+    assert plan.formats == ("onnx", "tflite")
+    assert plan.tflite_modes == ("float32", "float16", "int8")
+    assert plan.representative_data == "sample" and plan.onnx_opset == 17
+    # Without int8 no calibration images are needed, and without tflite no modes are planned.
+    plan = plan_export(
+        trained_model_path, tmp_path / "out", formats="savedmodel", representative_data=None
+    )
+    assert plan.tflite_modes == () and plan.representative_data is None
+    assert plan.onnx_opset is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.top_k = 3
+    with pytest.raises(UserError, match=r"--latency-runs must be 0 .* got -1"):
+        plan_export(trained_model_path, tmp_path / "out", latency_runs=-1)
     assert list(tmp_path.iterdir()) == []
 
 
