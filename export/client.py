@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -82,18 +84,19 @@ def rest_predict(
     """POST ``body`` to the model's ``:predict`` URL and return the decoded JSON answer.
 
     Raises:
-        UserError: the server is unreachable, or answered with an error (its message included).
+        UserError: the server is unreachable, or answered with an error (its message included)
+            or with something that is not JSON.
     """
     url = rest_url(server, model, version)
     request = urllib.request.Request(
         url,
-        data=json.dumps(body).encode("utf-8"),
+        data=json.dumps(body, allow_nan=False).encode("utf-8"),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            raw = response.read()
     except urllib.error.HTTPError as e:
         raw = e.read()
         try:
@@ -103,20 +106,30 @@ def rest_predict(
         raise UserError(f"{url} answered HTTP {e.code}: {message}") from None
     except urllib.error.URLError as e:
         raise UserError(f"cannot reach TF Serving at {url}: {e.reason}") from None
+    except (OSError, http.client.HTTPException) as e:  # timeout, connection dropped
+        raise UserError(f"no answer from TF Serving at {url}: {e or type(e).__name__}") from None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UserError(f"{url} answered with something that is not JSON: {raw[:80]!r}") from None
 
 
 def labels_from_rest(answer: dict) -> Predictions:
     """``[(label, score), ...]`` per image from a REST ``:predict`` answer (row or columnar)."""
-    if "predictions" in answer:
-        rows = answer["predictions"]
-        return [list(zip(r["top_k_labels"], r["top_k_scores"], strict=True)) for r in rows]
-    if "outputs" in answer:
+    try:
+        if "predictions" in answer:
+            rows = answer["predictions"]
+            return [list(zip(r["top_k_labels"], r["top_k_scores"], strict=True)) for r in rows]
         out = answer["outputs"]
         return [
             list(zip(labels, scores, strict=True))
             for labels, scores in zip(out["top_k_labels"], out["top_k_scores"], strict=True)
         ]
-    raise UserError(f"unexpected answer from the server: {str(answer)[:200]}")
+    except (KeyError, TypeError, ValueError):
+        raise UserError(
+            f"unexpected answer from the server (no top_k_labels and top_k_scores): "
+            f"{str(answer)[:200]}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +215,10 @@ def read_images(paths: Sequence[str | Path]) -> list[bytes]:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"image file not found: {path}")
-        out.append(path.read_bytes())
+        try:
+            out.append(path.read_bytes())
+        except OSError as e:
+            raise UserError(f"cannot read image file {path}: {e.strerror}") from None
     return out
 
 
@@ -215,10 +231,21 @@ def decode_and_resize(files: Sequence[bytes], size: int, names: Sequence[str]) -
         try:
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
-            raise UserError(f"cannot decode image {name}: {e.message}") from None
+            raise UserError(f"cannot decode image {name}: {op_message(e.message)}") from None
         resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
         out.append(np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+def op_message(message: str) -> str:
+    """A TensorFlow op's error message without the graph location TensorFlow puts around it
+    (``{{function_node ...}}``, ``[[{{node ...}}]]``, ``[Op:DecodeImage]``, ``Detected at node``)."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+    lines = [line.strip() for line in message.splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith(noise))
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text or message.strip())
+    text = re.sub(r"\s*\[\[\{\{node .*$", "", text)
+    return re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", text).strip()
 
 
 def format_predictions(names: Sequence[str], predictions: Predictions) -> str:

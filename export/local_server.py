@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.client import op_message
 from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 # TensorFlow, gRPC and tensorflow_serving are imported where they are used, so that the command
@@ -112,7 +113,7 @@ class ModelRepository:
         try:
             outputs = fn(**tensors)
         except tf.errors.InvalidArgumentError as e:
-            raise ServingError(_op_error(e.message)) from None
+            raise ServingError(op_message(e.message)) from None
         except (TypeError, ValueError) as e:  # refused by the Python function binding
             raise ServingError(str(e).strip().splitlines()[0]) from None
         return {key: value.numpy() for key, value in outputs.items()}, version
@@ -127,15 +128,6 @@ class ModelRepository:
             )
         specs = loaded.signatures[signature_name].structured_input_signature[1]
         return {key: spec.dtype for key, spec in specs.items()}
-
-
-def _op_error(message: str) -> str:
-    """The op's own message, without the Python-side traceback preamble eager TF adds."""
-    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
-    lines = [line.strip() for line in message.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(noise)]
-    text = " ".join(lines) or message.strip()
-    return re.sub(r"\s*\[\[\{\{node .*$", "", text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,13 +340,22 @@ class LocalServer:
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         self.repository = ModelRepository(root)
-        self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _handler(self.repository))
+        try:
+            self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _handler(self.repository))
+        except OSError as e:
+            raise UserError(f"cannot serve REST on 127.0.0.1:{rest_port}: {e.strerror}") from None
         self._http.daemon_threads = True
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _prediction_service(self.repository), self._grpc
         )
-        bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        try:
+            bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        except RuntimeError:  # grpcio's "Failed to bind to address"
+            bound = 0
+        if not bound:
+            self._http.server_close()
+            raise UserError(f"cannot serve gRPC on 127.0.0.1:{grpc_port}: address in use")
         self.rest_address = f"127.0.0.1:{self._http.server_address[1]}"
         self.grpc_address = f"127.0.0.1:{bound}"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
@@ -379,12 +380,15 @@ class LocalServer:
         self.stop()
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(f"{message} (see python -m export.local_server --help)")
+
+
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a model repository until interrupted."""
-    p = argparse.ArgumentParser(
-        prog="python -m export.local_server", description=__doc__.split("\n\n")[0]
-    )
+    p = _Parser(prog="python -m export.local_server", description=__doc__.split("\n\n")[0])
     p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
     p.add_argument("--rest-port", type=int, default=8501)
     p.add_argument("--grpc-port", type=int, default=8500)

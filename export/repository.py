@@ -7,6 +7,7 @@ replaced, so a running server never sees a half-written model.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -75,14 +76,25 @@ def publish(staged: Path, target: Path) -> None:
         raise UserError(f"{target} appeared while exporting; not overwriting it")
     # os.rename onto an existing non-empty directory fails, so a concurrent export cannot be
     # clobbered even between the check and the rename.
-    os.rename(staged, target)
+    try:
+        os.rename(staged, target)
+    except FileExistsError:
+        raise UserError(f"{target} appeared while exporting; not overwriting it") from None
+    except OSError as e:
+        if e.errno != errno.ENOTEMPTY:
+            raise
+        raise UserError(f"{target} appeared while exporting; not overwriting it") from None
 
 
 def read_models_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
     """Parse a ``models.config`` (ModelServerConfig text proto)."""
     config = model_server_config_pb2.ModelServerConfig()
     try:
-        text_format.Parse(Path(path).read_text(encoding="utf-8"), config)
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text_format.Parse(text, config)
     except (text_format.ParseError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not a valid ModelServerConfig text proto: {e}") from None
     return config

@@ -144,6 +144,7 @@ BAD_INPUT = {
     "unknown option": (["--colour", "red"], "unrecognized arguments: --colour red"),
     "non-integer version": (["--version", "two"], "invalid int value: 'two'"),
     "corrupt models.config": (["--output", "{badrepo}"], "not a valid ModelServerConfig"),
+    "models.config is a folder": (["--output", "{dirrepo}"], "cannot read {dirrepo}/models.config"),
 }
 
 
@@ -158,8 +159,12 @@ def test_bad_input_one_line_exit_2_nothing_written(
     badrepo = tmp_path / "badrepo"
     badrepo.mkdir()
     (badrepo / "models.config").write_text("model_config_list { config { nme: 'x' } }")
+    dirrepo = tmp_path / "dirrepo"
+    (dirrepo / "models.config").mkdir(parents=True)
     args, message = BAD_INPUT[case]
     values = {"tmp": tmp_path, "plain": no_preprocess_model, "badrepo": badrepo}
+    values["dirrepo"] = dirrepo
+    message = message.format(**values)
     base = {"--model": trained_model_path, "--output": str(repo_copy)}
     extra = [a.format(**values) for a in args]
     for flag in list(base):
