@@ -31,7 +31,8 @@ DEFAULT_LATENCY_RUNS = 10
 DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
 SAMPLE = "sample"  # representative data: the embedded sample's train images
 ARTIFACTS_DIR = "artifacts"  # DIR/artifacts/<name>/<version>/: everything but the SavedModel
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# A model name: a directory of the repository and a segment of TF Serving's URLs.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +162,7 @@ def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) ->
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a usable model name (a directory and URL path segment)."""
-    if not _NAME.match(name) or name == ARTIFACTS_DIR:
+    if not MODEL_NAME.match(name) or name == ARTIFACTS_DIR:
         raise UserError(
             f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
             f"letter or digit (and not {ARTIFACTS_DIR!r})"
