@@ -7,6 +7,9 @@
 ``--send bytes`` (default) posts the files unchanged to the ``serving_bytes`` signature (decoded
 and resized inside the model). ``--send pixels`` decodes and resizes here and sends raw pixels:
 JSON numbers to ``serving_default`` over REST, a uint8 tensor to ``serving_uint8`` over gRPC.
+
+Pixels must be finite: the request builders refuse NaN or infinite values (as the exported
+signatures do), and bodies are sent as strict JSON, which has no such numbers.
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ def rest_url(server: str, model: str, version: int | None = None) -> str:
     return f"{base.rstrip('/')}{path}:predict"
 
 
+def finite_pixels(images) -> np.ndarray:
+    """``images`` as an array, if every value is finite.
+
+    Raises:
+        UserError: a NaN or infinite pixel (it would get NaN probabilities, or invalid JSON).
+    """
+    images = np.asarray(images)
+    if images.dtype.kind in "fc" and not np.all(np.isfinite(images)):
+        bad = int(np.size(images) - np.count_nonzero(np.isfinite(images)))
+        raise UserError(f"{bad} pixel values are NaN or infinite; pixels must be finite")
+    return images
+
+
 def rest_predict_body(
     *,
     images: np.ndarray | None = None,
@@ -62,7 +78,7 @@ def rest_predict_body(
     if (images is None) == (image_bytes is None):
         raise ValueError("give exactly one of images or image_bytes")
     if images is not None:
-        values = np.asarray(images).tolist()
+        values = finite_pixels(images).tolist()
         key = "images"
     else:
         values = [{"b64": base64.b64encode(data).decode("ascii")} for data in image_bytes]
@@ -88,9 +104,13 @@ def rest_predict(
             or with something that is not JSON.
     """
     url = rest_url(server, model, version)
+    try:
+        data = json.dumps(body, allow_nan=False).encode("utf-8")
+    except ValueError:
+        raise UserError("the request body holds NaN or infinite numbers; JSON has none") from None
     request = urllib.request.Request(
         url,
-        data=json.dumps(body, allow_nan=False).encode("utf-8"),
+        data=data,
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -166,7 +186,7 @@ def grpc_predict_request(
     if (images is None) == (image_bytes is None):
         raise ValueError("give exactly one of images or image_bytes")
     if images is not None:
-        images = np.asarray(images)
+        images = finite_pixels(images)
         default = UINT8_SIGNATURE if images.dtype == np.uint8 else DEFAULT_SIGNATURE
         inputs = {"images": images}
     else:

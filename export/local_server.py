@@ -15,8 +15,10 @@ connection is answered, never dropped: a body that is not JSON (or nested too de
 ``Content-Length`` that is missing (411; chunked bodies are not supported), not a number or
 negative (400), a body over ``max_request_bytes`` (413; 64 MiB by default, ``--max-request-mb``),
 a body that does not arrive within ``request_timeout`` (408; a minute by default), an unknown model, version (404) or signature,
-inputs of the wrong names, shape or type (400). When the body was not read, the connection is
-closed after the answer. A failure of the server itself is a 500 with its message.
+inputs of the wrong names, shape or type, NaN or infinite numbers (400). When the body was not
+read, the connection is closed after the answer. A failure of the server itself is a 500 with its
+message; so is a model that answers NaN or infinity for finite input, which JSON cannot carry
+(answers are written as strict JSON, without the ``NaN`` tokens TF Serving itself can emit).
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ class ModelRepository:
                 f"signature {signature_name!r} takes inputs {sorted(specs)}; request has "
                 f"{sorted(inputs)}"
             )
+        for key, value in inputs.items():
+            if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+                raise ServingError(f"input {key!r} holds NaN or infinite numbers")
         # Shapes are left to the signature, as in TF Serving: the exported signatures check
         # them in-graph (tf.ensure_shape) and fail the request with an InvalidArgumentError.
         tensors = {key: tf.constant(inputs[key], dtype=spec.dtype) for key, spec in specs.items()}
@@ -291,7 +296,12 @@ def _handler(
             pass
 
         def _send(self, status: int, payload: dict, close: bool = False) -> None:
-            data = json.dumps(payload).encode("utf-8")
+            try:
+                data = json.dumps(payload, allow_nan=False).encode("utf-8")
+            except ValueError:  # NaN or infinity in a model's answer: no such numbers in JSON
+                status = 500
+                message = "the model answered NaN or infinite numbers, which JSON cannot carry"
+                data = json.dumps({"error": message}).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -7,10 +7,16 @@ import json
 import socket
 import time
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from export import client
 from export.local_server import LocalServer
+from export.model import InferenceModel
+from export.savedmodel import export_savedmodel
+from keras_preact.cli import UserError
 
 LIMIT = 1 << 20
 TIMEOUT = 1.0
@@ -147,3 +153,49 @@ def test_connection_keeps_serving_after_an_error(server, exported):
                     length = int(line.split(b":")[1])
             body = json.loads(reader.read(length))
         assert status.startswith(b"HTTP/1.1 200") and len(body["predictions"]) == 1
+
+
+# --- non-finite numbers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_non_finite_pixels_are_refused_over_rest(server, exported, token):
+    pixels = json.dumps(PIXELS).encode().replace(b"0.0", token, 1)
+    data = post(b'{"instances": ' + pixels + b"}").replace(b"{name}", exported.name.encode())
+    code, _, body, _ = exchange(server, data)
+    assert code == 400 and body == {"error": "input 'images' holds NaN or infinite numbers"}
+
+
+def test_non_finite_pixels_are_refused_over_grpc_and_by_the_signatures(server, exported, sample):
+    pixels = sample.x_test[:2].astype(np.float32)
+    pixels[1, 3, 4, 0] = np.nan
+    request = client.predict_request(exported.name, "serving_default", {"images": pixels})
+    with pytest.raises(UserError, match="INVALID_ARGUMENT: input 'images' holds NaN or infinite"):
+        client.grpc_predict(server.grpc_address, request)
+    # The signatures refuse them themselves, wherever they are served.
+    loaded = tf.saved_model.load(str(exported.savedmodel))
+    for name in ("serving_default", "probabilities"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="images must be finite pixel"):
+            loaded.signatures[name](images=tf.constant(pixels))
+    # And the client does not send them.
+    with pytest.raises(UserError, match="1 pixel values are NaN or infinite"):
+        client.rest_predict_body(images=pixels)
+    with pytest.raises(UserError, match="1 pixel values are NaN or infinite"):
+        client.grpc_predict_request(exported.name, images=pixels)
+    with pytest.raises(UserError, match="NaN or infinite numbers; JSON has none"):
+        client.rest_predict(server.rest_address, exported.name, {"instances": [float("inf")]})
+
+
+def test_a_model_answering_nan_gets_a_500_in_valid_json(tmp_path):
+    # A model whose weights went NaN answers NaN for any input: that is not for the client to fix,
+    # and JSON has no NaN to write it with.
+    inputs = keras.Input((4, 4, 3))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    model.set_weights([np.full(w.shape, np.nan, np.float32) for w in model.get_weights()])
+    inference = InferenceModel(model, (4, 4), 3, "float32", "none")
+    export_savedmodel(inference, tmp_path / "broken" / "1", ["a", "b", "c"], top_k=2)
+    with LocalServer(tmp_path) as broken:
+        data = post(predict(np.zeros((1, 4, 4, 3)).tolist()), "/v1/models/broken:predict")
+        code, _, body, _ = exchange(broken, data)
+    assert code == 500 and "NaN or infinite numbers, which JSON cannot carry" in body["error"]
