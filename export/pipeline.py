@@ -161,6 +161,12 @@ def run_export(
     prepared = _prepare(plan)
     # All input is checked: only now is anything created.
     repository.check_output_dir(plan.output)
+    stale = repository.remove_stale_staging_dirs(plan.output)
+    if stale:
+        say(
+            f"removed {len(stale)} staging folder{'s' * (len(stale) > 1)} left by killed "
+            f"exports: {', '.join(path.name for path in stale)}"
+        )
     inference = prepared.inference
     say(
         f"exporting {prepared.name!r} version {prepared.version} ({inference.image_size[0]}x"

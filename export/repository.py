@@ -3,6 +3,10 @@
 Versions are integers; TF Serving serves the highest one. A version directory is only ever
 created by renaming a complete, staged directory into place, and an existing one is never
 replaced, so a running server never sees a half-written model.
+
+A staging directory is named after the host and process that export in it
+(``.staging-<host>-<pid>-<random>``): when an export is killed before it can remove its own, the
+next export into the repository from the same host removes it, once that process is gone.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +27,7 @@ from export.options import ARTIFACTS_DIR, DEFAULT_BASE_PATH
 from keras_preact.cli import UserError
 
 MODELS_CONFIG = "models.config"
+STAGING_PREFIX = ".staging-"
 
 
 def check_output_dir(repository: str | Path) -> Path:
@@ -61,12 +67,48 @@ def choose_version(repository: str | Path, name: str, version: int | None) -> in
 @contextmanager
 def staging_dir(repository: str | Path) -> Iterator[Path]:
     """A hidden temporary directory inside the repository (same file system, so renames are
-    atomic), removed when the block ends, whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
+    atomic), named after this host and process, removed when the block ends, whatever happens
+    (short of the process being killed: see :func:`remove_stale_staging_dirs`)."""
+    prefix = f"{_staging_prefix()}{os.getpid()}-"
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=repository))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_staging_dirs(repository: str | Path) -> list[Path]:
+    """Remove the staging directories of exports from this host whose process is gone (killed
+    before it could clean up); returns them. Those of running exports, of other hosts (whose
+    processes cannot be seen from here) and any without a process id are left alone."""
+    prefix = _staging_prefix()
+    removed = []
+    for path in sorted(Path(repository).glob(f"{STAGING_PREFIX}*")):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if (
+            path.name.startswith(prefix)
+            and pid.isdigit()
+            and path.is_dir()
+            and not _alive(int(pid))
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _staging_prefix() -> str:
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname())
+    return f"{STAGING_PREFIX}{host or 'host'}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def publish(staged: Path, target: Path) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -13,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
+from export import repository
 from export.__main__ import main
 from export.options import plan_export
 from export.pipeline import export_model
@@ -248,3 +252,28 @@ def test_mixed_precision_model_exports_float32(tmp_path, sample):
     assert np.max(np.abs(probs - reference.predict(images.astype(np.float32), verbose=0))) < 1e-5
     mixed_probs = mixed.predict(images.astype(np.float32), verbose=0)
     assert np.max(np.abs(probs - mixed_probs)) < 5e-2
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_staging_folders_of_killed_exports_are_removed_live_ones_kept(tmp_path):
+    prefix = repository._staging_prefix()
+    stale = tmp_path / f"{prefix}{dead_pid()}-abcd1234"
+    live = tmp_path / f"{prefix}{os.getpid()}-efgh5678"
+    other_host = tmp_path / f"{repository.STAGING_PREFIX}elsewhere-{dead_pid()}-x"
+    unknown = tmp_path / f"{repository.STAGING_PREFIX}k3j4h5g6"  # no process id
+    for folder in (stale, live, other_host, unknown):
+        (folder / "savedmodel").mkdir(parents=True)
+        (folder / "savedmodel" / "saved_model.pb").write_bytes(b"half written")
+    assert repository.remove_stale_staging_dirs(tmp_path) == [stale]
+    assert sorted(tmp_path.iterdir()) == sorted([live, other_host, unknown])
+    # The folder an export stages in carries its process id.
+    with repository.staging_dir(tmp_path) as staging:
+        assert staging.name.startswith(f"{prefix}{os.getpid()}-")
+        assert repository.remove_stale_staging_dirs(tmp_path) == []
+    assert not staging.exists()

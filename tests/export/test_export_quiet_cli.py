@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from export import repository
 from keras_preact.cli import is_native_log_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +48,14 @@ def test_help_answers_without_loading_tensorflow(module):
 
 
 def test_export_run_prints_only_its_own_lines(trained_model_path, tmp_path):
+    # A killed export left its staging folder; a running one is exporting next to it.
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    prefix = repository._staging_prefix()
+    stale = tmp_path / "repo" / f"{prefix}{killed.pid}-k1"
+    live = tmp_path / "repo" / f"{prefix}{os.getpid()}-k2"
+    for folder in (stale, live):
+        (folder / "savedmodel").mkdir(parents=True)
     proc = run(
         "-m",
         "export",
@@ -65,6 +74,7 @@ def test_export_run_prints_only_its_own_lines(trained_model_path, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     expected = [
+        rf"removed 1 staging folder left by killed exports: {stale.name}",
         r"exporting 'resnet20v1' version 1 \(32x32, 10 classes, source dtype policy float32, "
         r"preprocessing: model\)",
         r"savedmodel: 4 signatures \+ warm-up requests \(\d+\.\d s\)",
@@ -77,6 +87,7 @@ def test_export_run_prints_only_its_own_lines(trained_model_path, tmp_path):
     for line, pattern in zip(lines, expected, strict=True):
         assert re.fullmatch(pattern, line), proc.stderr
     assert "tflite:int8" in proc.stdout and "exported 'resnet20v1' version 1" in proc.stdout
+    assert not stale.exists() and live.is_dir()
 
 
 def test_error_after_tensorflow_loaded_is_one_line_and_native_logs_show_on_request(tmp_path):
