@@ -205,14 +205,6 @@ def write_warmup_requests(path: str | Path, requests: Sequence[predict_pb2.Predi
             writer.write(log.SerializeToString())
 
 
-def read_warmup_requests(path: str | Path) -> list[prediction_log_pb2.PredictionLog]:
-    """Parse a warm-up file back into PredictionLog protos."""
-    logs = []
-    for record in tf.data.TFRecordDataset(str(path)):
-        logs.append(prediction_log_pb2.PredictionLog.FromString(record.numpy()))
-    return logs
-
-
 def run_signature(
     loaded, signature_name: str, inputs: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:

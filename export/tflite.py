@@ -117,11 +117,6 @@ class TFLiteRunner:
         """The model's input shape (batch dimension as stored in the file)."""
         return list(interpreter.get_input_details()[0]["shape"])
 
-    @property
-    def input_dtype(self) -> np.dtype:
-        """dtype the file takes its pixels in (float32, or uint8 for the int8 file)."""
-        return np.dtype(self._interpreter(1).get_input_details()[0]["dtype"])
-
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 ``(N, H, W, 3)`` images."""
         interpreter = self._interpreter(len(images))
