@@ -13,7 +13,7 @@ TensorFlow, and XLA, absl, gRPC and LiteRT inside it, write log lines from C++ s
 process's standard error: the oneDNN, CUDA and CPU-instruction notices when TensorFlow loads,
 SavedModel loading, the TFLite converter's chatter, a failed op's status. ``TF_CPP_MIN_LOG_LEVEL``
 does not stop those written while TensorFlow loads. So from the start of a command, file
-descriptor 2 is a pipe read by a small helper process (a second Python, standard library only)
+descriptor 2 is a pipe read by a small filter process (a second Python, standard library only)
 that drops:
 
 * native log lines, ``[IWE]MMDD hh:mm:ss.uuuuuu  pid file:line] ...``, and the indented lines
@@ -30,10 +30,10 @@ display) passes at once, and an unfinished line after a short pause. The filter 
 the process exits, as TensorFlow writes lines while the interpreter shuts down too; when ``main``
 returns and when the process exits, the command waits until everything it wrote has passed.
 
-A helper process rather than a reader thread: a line written just before the process aborts (a
+A filter process rather than a reader thread: a line written just before the process aborts (a
 fatal ``F`` line, a crash report) would die in the pipe with a thread of that process; the
-helper reads the pipe to its end. It runs in a session of its own, so Ctrl-C reaches the command
-only, and the command's last lines still pass.
+filter process reads the pipe to its end. It is detached from the command's process group, so
+Ctrl-C reaches the command only, and the command's last lines still pass.
 
 Python-level noise is silenced at the same time: the ``absl``, ``tensorflow``, ``tf2onnx`` and
 JAX platform loggers below ERROR, and warnings raised inside TensorFlow, Keras, absl, tf2onnx,
@@ -134,7 +134,7 @@ _NOISY_WARNING_MODULES = (
     r"|jax|jaxlib)(\.|$)"
 )
 _HOLD_SECONDS = 0.2  # an unfinished line is passed on after this long without more output
-_WAIT_SECONDS = 2.0  # the longest a command waits for the helper to pass its lines on
+_WAIT_SECONDS = 2.0  # the longest a command waits for the filter to pass its lines on
 _FILTER_ARGUMENT = "--filter-native-log-lines"
 
 
@@ -175,7 +175,7 @@ _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\n|\r)")
 def _filter_stream(source: int, target: int, marker: bytes, ack: int) -> None:
     """Copy ``source`` to ``target`` until end of file, without the lines :class:`_Lines` drops;
     at each ``marker`` (not copied), pass on what came before it and write a byte to ``ack``.
-    The helper process's whole job."""
+    The filter process's whole job."""
     lines = _Lines()
     broken = False
 
@@ -223,10 +223,10 @@ def _filter_stream(source: int, target: int, marker: bytes, ack: int) -> None:
 
 
 class _NativeLogFilter:
-    """fd 2 routed through the helper process, and the Python loggers and warnings quieted."""
+    """fd 2 routed through the filter process, and the Python loggers and warnings quieted."""
 
     def __init__(self) -> None:
-        self.saved_stderr: int | None = None  # where the helper writes: the real stderr
+        self.saved_stderr: int | None = None  # where the filter writes: the real stderr
         self.pipe: int | None = None  # this process's own end of the pipe fd 2 now is
         self.acks: int | None = None
         self.marker = b"\0" + os.urandom(8).hex().encode() + b"\0"
@@ -255,8 +255,8 @@ class _NativeLogFilter:
         read_end, write_end = os.pipe()
         acks, ack_end = os.pipe()
         try:
-            # -I -S: the standard library only, whatever the environment holds. A session of its
-            # own: Ctrl-C and a kill of the command's process group are for the command only.
+            # -I -S: the standard library only, whatever the environment holds. Detached from
+            # the command's process group: Ctrl-C and a kill of the group are for the command only.
             process = subprocess.Popen(
                 [
                     sys.executable,
@@ -284,7 +284,7 @@ class _NativeLogFilter:
         self.saved_stderr, self.pipe, self.acks, self.process = saved, write_end, acks, process
 
     def pass_on(self) -> None:
-        """Return once the helper has passed on (or dropped) everything written so far."""
+        """Return once the filter has passed on (or dropped) everything written so far."""
         if self.pipe is None:
             return
         _flush_stderr()
@@ -295,7 +295,7 @@ class _NativeLogFilter:
         deadline = time.monotonic() + _WAIT_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             if select.select([self.acks], [], [], left)[0]:
-                os.read(self.acks, 64)  # an acknowledgement, or end of file: the helper is gone
+                os.read(self.acks, 64)  # an acknowledgement, or end of file: the filter is gone
                 return
 
     def stop(self) -> None:
@@ -305,7 +305,7 @@ class _NativeLogFilter:
             for fd in (self.saved_stderr, self.pipe, self.acks):
                 os.close(fd)
             self.saved_stderr = self.pipe = self.acks = None
-            # This process no longer writes to the pipe: the helper reads to its end and exits
+            # This process no longer writes to the pipe: the filter reads to its end and exits
             # (later, if a child process still holds the pipe; its lines are filtered until then).
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(_WAIT_SECONDS)
@@ -329,7 +329,7 @@ def quiet_native_logs() -> None:
 
     Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL`` is set. The filter stays on after ``main``
     returns, because TensorFlow writes lines while the interpreter shuts down too; at exit the
-    process waits for the helper to pass on what was written before.
+    process waits for the filter to pass on what was written before.
     """
     global _filter
     if _filter is not None or "TF_CPP_MIN_LOG_LEVEL" in os.environ:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -104,26 +103,3 @@ def test_error_after_tensorflow_loaded_is_one_line_and_native_logs_show_on_reque
     lines = shown.stderr.splitlines()
     assert quiet.stderr.strip() in lines
     assert sum(is_native_log_line(line) for line in lines) >= 3, shown.stderr
-
-
-def test_local_server_is_quiet_and_stops_on_ctrl_c(exported):
-    ports = ["--rest-port", "0", "--grpc-port", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "export.local_server", str(exported.repository), *ports],
-        env=command_env(),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = proc.stdout.readline()  # TensorFlow is loaded by then
-        assert re.fullmatch(
-            r"REST on http://127\.0\.0\.1:\d+, gRPC on 127\.0\.0\.1:\d+ .*\n", first
-        )
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert (proc.returncode, out, err) == (130, "", "interrupted\n")

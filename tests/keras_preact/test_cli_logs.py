@@ -58,14 +58,11 @@ KEPT = [
 ]
 
 
-@pytest.mark.parametrize("line", NATIVE + MULTILINE.splitlines()[:1])
-def test_native_lines_are_recognised(line):
-    assert cli.is_native_log_line(line)
-
-
-@pytest.mark.parametrize("line", KEPT)
-def test_other_lines_are_not(line):
-    assert not cli.is_native_log_line(line)
+def test_native_lines_are_recognised_and_no_others():
+    for line in [*NATIVE, MULTILINE.splitlines()[0]]:
+        assert cli.is_native_log_line(line), line
+    for line in KEPT:
+        assert not cli.is_native_log_line(line), line
 
 
 # A command as the entry points write it, run in a fresh Python that loads keras_preact/cli.py on
@@ -104,6 +101,9 @@ COMMAND = textwrap.dedent(
         if args.mode == "progress":
             os.write(2, b"step 1/2\\r")
             sys.stdin.read()
+        if args.mode == "wait":
+            print("waiting", flush=True)
+            time.sleep(60)
         return 0
 
     # Runs after the filter's own exit handler, as TensorFlow's shutdown does.
@@ -184,3 +184,19 @@ def test_a_progress_line_passes_before_its_line_ends():
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == 0
+
+
+def test_ctrl_c_reaches_the_command_and_its_last_line_passes():
+    # Ctrl-C in a terminal signals the whole foreground process group.
+    proc = run_command(
+        "wait", popen=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        while proc.stdout.readline() not in (b"waiting\n", b""):
+            pass
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, err) == (130, b"own line\ninterrupted\n")
