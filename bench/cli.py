@@ -33,7 +33,7 @@ from bench.runner import run_jobs
 from bench.tasks import STAGE_IMPLS, Settings
 from bench.train_speed import PRECISIONS, SpeedSettings
 from bench.variants import VARIANTS
-from keras_preact.cli import UserError, cli_main
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 STAGES = ("accuracy", "train", "profile", "infer")
 IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))
@@ -145,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {MAX_CONTENDERS})",
     )
     run.add_argument("--reduced", action="store_true", help="tiny smoke run on the embedded sample")
+    add_native_logs_option(run)
     rep = sub.add_parser("report", help="markdown tables of ratios from result files")
     rep.add_argument("files", nargs="+", help="JSON-lines result files")
     rep.add_argument("--output", help="write the markdown here (default: print it)")
@@ -277,6 +278,8 @@ def report_command(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m bench``."""
     args = _parser().parse_args(argv)
+    if getattr(args, "native_logs", False):
+        show_native_logs()
     if args.command == "run":
         run_command(args)
     else:

@@ -32,7 +32,7 @@ from bench.datasets import Images
 from bench.timing import time_rounds
 
 Runner = Callable[[np.ndarray], np.ndarray]
-ONNX_OPSET = 17  # export.onnx_export.OPSET, repeated so the PyTorch process does not import it
+ONNX_OPSET = 17  # export.options.DEFAULT_OPSET, repeated so the PyTorch process does not import it
 TFLITE_IMPLS = {
     "tflite:float32": "tflite-float32",
     "tflite:float16": "tflite-float16",

@@ -13,13 +13,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # see training/__init__.py
+# oneDNN's CPU kernels, which TensorFlow turns on by default only on some Intel CPUs.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-# Imported after the environment defaults above, so TensorFlow sees them when it loads.
-from export.options import check_options
-from keras_preact.cli import UserError, cli_main
+# Neither loads TensorFlow: it is imported in main, after parsing, with its log lines filtered.
+from export.options import (
+    DEFAULT_BASE_PATH,
+    DEFAULT_LATENCY_RUNS,
+    DEFAULT_NUM_IMAGES,
+    DEFAULT_OPSET,
+    DEFAULT_QUANTIZATIONS,
+    DEFAULT_TOP_K,
+    FORMATS,
+    SAMPLE,
+    plan_export,
+)
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 EXIT_VERIFICATION_FAILED = 1
 
@@ -42,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="model repository directory (created if new)")
     p.add_argument(
         "--formats",
-        default="savedmodel,tflite,onnx",
-        help="comma-separated subset of savedmodel,tflite,onnx (default: all)",
+        default=",".join(FORMATS),
+        help=f"comma-separated subset of {','.join(FORMATS)} (default: all)",
     )
     p.add_argument("--name", help="model name in the repository (default: the Keras model name)")
     p.add_argument(
@@ -51,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--quantize",
-        default="float16,dynamic,int8",
-        help="TFLite modes besides float32: subset of float16,dynamic,int8 ('' for none)",
+        default=",".join(DEFAULT_QUANTIZATIONS),
+        help=f"TFLite modes besides float32: subset of {','.join(DEFAULT_QUANTIZATIONS)} "
+        "('' for none)",
     )
     p.add_argument(
         "--labels",
@@ -65,58 +76,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="input normalisation: auto (the model's own 'preprocess' layer; required if it has "
         "none), cifar10, cifar100, imagenet (added in front of the model) or none",
     )
-    p.add_argument("--top-k", type=int, default=5, help="classes in the top_k outputs (default 5)")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        help=f"classes in the top_k outputs (default {DEFAULT_TOP_K})",
+    )
     p.add_argument(
         "--representative-data",
-        default="sample",
-        help="int8 calibration images: 'sample' (embedded CIFAR-10 train images, default) or a "
+        default=SAMPLE,
+        help=f"int8 calibration images: '{SAMPLE}' (embedded CIFAR-10 train images, default) or a "
         ".npy file of uint8 (N, H, W, 3) images",
     )
     p.add_argument(
         "--num-images",
         type=int,
-        default=300,
-        help="real test images used to verify each artifact (default 300, the whole sample)",
+        default=DEFAULT_NUM_IMAGES,
+        help=f"real test images used to verify each artifact (default {DEFAULT_NUM_IMAGES}, the "
+        "whole sample)",
     )
     p.add_argument(
-        "--latency-runs", type=int, default=10, help="timed calls per batch size (0: no timing)"
+        "--latency-runs",
+        type=int,
+        default=DEFAULT_LATENCY_RUNS,
+        help=f"timed calls per batch size (0: no timing; default {DEFAULT_LATENCY_RUNS})",
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})"
+    )
     p.add_argument(
         "--base-path",
-        default="/models",
-        help="where TF Serving sees the repository, for models.config (default /models)",
+        default=DEFAULT_BASE_PATH,
+        help=f"where TF Serving sees the repository, for models.config (default {DEFAULT_BASE_PATH})",
     )
+    add_native_logs_option(p)
     return p
 
 
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments, run :func:`export.pipeline.export_model`, print the table."""
+    """Parse arguments into an export plan, run it (:func:`export.pipeline.run_export`), print
+    the table."""
     args = build_parser().parse_args(argv)
-    # Reject what can be rejected before TensorFlow loads (and logs its start-up lines).
-    check_options(
+    if args.native_logs:
+        show_native_logs()
+    plan = plan_export(
         args.model,
         args.output,
         formats=args.formats,
         quantize=args.quantize,
         name=args.name,
         version=args.version,
-        top_k=args.top_k,
-        num_images=args.num_images,
-        representative_data=args.representative_data,
-        opset=args.opset,
-    )
-    from export.pipeline import export_model
-    from export.verify import format_table
-
-    result = export_model(
-        args.model,
-        args.output,
-        formats=args.formats,
-        name=args.name,
-        version=args.version,
-        quantize=args.quantize,
         labels=args.labels,
         preprocessing=args.preprocessing,
         top_k=args.top_k,
@@ -126,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         opset=args.opset,
         base_path=args.base_path,
     )
+    from export.pipeline import run_export
+    from export.verify import format_table
+
+    result = run_export(plan)
     print(format_table(result.report), flush=True)
     if not result.published:
         print(

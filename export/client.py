@@ -7,14 +7,18 @@
 ``--send bytes`` (default) posts the files unchanged to the ``serving_bytes`` signature (decoded
 and resized inside the model). ``--send pixels`` decodes and resizes here and sends raw pixels:
 JSON numbers to ``serving_default`` over REST, a uint8 tensor to ``serving_uint8`` over gRPC.
+
+Pixels must be finite: the request builders refuse NaN or infinite values (as the exported
+signatures do), and bodies are sent as strict JSON, which has no such numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
-import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -23,9 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_preact.cli import UserError, cli_main  # after TF_CPP_MIN_LOG_LEVEL, before TF
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -46,6 +48,19 @@ def rest_url(server: str, model: str, version: int | None = None) -> str:
     return f"{base.rstrip('/')}{path}:predict"
 
 
+def finite_pixels(images) -> np.ndarray:
+    """``images`` as an array, if every value is finite.
+
+    Raises:
+        UserError: a NaN or infinite pixel (it would get NaN probabilities, or invalid JSON).
+    """
+    images = np.asarray(images)
+    if images.dtype.kind in "fc" and not np.all(np.isfinite(images)):
+        bad = int(np.size(images) - np.count_nonzero(np.isfinite(images)))
+        raise UserError(f"{bad} pixel values are NaN or infinite; pixels must be finite")
+    return images
+
+
 def rest_predict_body(
     *,
     images: np.ndarray | None = None,
@@ -63,7 +78,7 @@ def rest_predict_body(
     if (images is None) == (image_bytes is None):
         raise ValueError("give exactly one of images or image_bytes")
     if images is not None:
-        values = np.asarray(images).tolist()
+        values = finite_pixels(images).tolist()
         key = "images"
     else:
         values = [{"b64": base64.b64encode(data).decode("ascii")} for data in image_bytes]
@@ -85,18 +100,23 @@ def rest_predict(
     """POST ``body`` to the model's ``:predict`` URL and return the decoded JSON answer.
 
     Raises:
-        UserError: the server is unreachable, or answered with an error (its message included).
+        UserError: the server is unreachable, or answered with an error (its message included)
+            or with something that is not JSON.
     """
     url = rest_url(server, model, version)
+    try:
+        data = json.dumps(body, allow_nan=False).encode("utf-8")
+    except ValueError:
+        raise UserError("the request body holds NaN or infinite numbers; JSON has none") from None
     request = urllib.request.Request(
         url,
-        data=json.dumps(body).encode("utf-8"),
+        data=data,
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+            raw = response.read()
     except urllib.error.HTTPError as e:
         raw = e.read()
         try:
@@ -106,20 +126,30 @@ def rest_predict(
         raise UserError(f"{url} answered HTTP {e.code}: {message}") from None
     except urllib.error.URLError as e:
         raise UserError(f"cannot reach TF Serving at {url}: {e.reason}") from None
+    except (OSError, http.client.HTTPException) as e:  # timeout, connection dropped
+        raise UserError(f"no answer from TF Serving at {url}: {e or type(e).__name__}") from None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise UserError(f"{url} answered with something that is not JSON: {raw[:80]!r}") from None
 
 
 def labels_from_rest(answer: dict) -> Predictions:
     """``[(label, score), ...]`` per image from a REST ``:predict`` answer (row or columnar)."""
-    if "predictions" in answer:
-        rows = answer["predictions"]
-        return [list(zip(r["top_k_labels"], r["top_k_scores"], strict=True)) for r in rows]
-    if "outputs" in answer:
+    try:
+        if "predictions" in answer:
+            rows = answer["predictions"]
+            return [list(zip(r["top_k_labels"], r["top_k_scores"], strict=True)) for r in rows]
         out = answer["outputs"]
         return [
             list(zip(labels, scores, strict=True))
             for labels, scores in zip(out["top_k_labels"], out["top_k_scores"], strict=True)
         ]
-    raise UserError(f"unexpected answer from the server: {str(answer)[:200]}")
+    except (KeyError, TypeError, ValueError):
+        raise UserError(
+            f"unexpected answer from the server (no top_k_labels and top_k_scores): "
+            f"{str(answer)[:200]}"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +186,7 @@ def grpc_predict_request(
     if (images is None) == (image_bytes is None):
         raise ValueError("give exactly one of images or image_bytes")
     if images is not None:
-        images = np.asarray(images)
+        images = finite_pixels(images)
         default = UINT8_SIGNATURE if images.dtype == np.uint8 else DEFAULT_SIGNATURE
         inputs = {"images": images}
     else:
@@ -205,7 +235,10 @@ def read_images(paths: Sequence[str | Path]) -> list[bytes]:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"image file not found: {path}")
-        out.append(path.read_bytes())
+        try:
+            out.append(path.read_bytes())
+        except OSError as e:
+            raise UserError(f"cannot read image file {path}: {e.strerror}") from None
     return out
 
 
@@ -218,10 +251,21 @@ def decode_and_resize(files: Sequence[bytes], size: int, names: Sequence[str]) -
         try:
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
-            raise UserError(f"cannot decode image {name}: {e.message}") from None
+            raise UserError(f"cannot decode image {name}: {op_message(e.message)}") from None
         resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
         out.append(np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+def op_message(message: str) -> str:
+    """A TensorFlow op's error message without the graph location TensorFlow puts around it
+    (``{{function_node ...}}``, ``[[{{node ...}}]]``, ``[Op:DecodeImage]``, ``Detected at node``)."""
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+    lines = [line.strip() for line in message.splitlines()]
+    text = " ".join(line for line in lines if line and not line.startswith(noise))
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text or message.strip())
+    text = re.sub(r"\s*\[\[\{\{node .*$", "", text)
+    return re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", text).strip()
 
 
 def format_predictions(names: Sequence[str], predictions: Predictions) -> str:
@@ -256,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=32, help="model input size for --send pixels")
     p.add_argument("--version", type=int, help="model version (default: the latest)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    add_native_logs_option(p)
     return p
 
 
@@ -263,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Read the images, send one request, print the top labels of each image."""
     args = build_parser().parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
     if args.image_size < 1:
         raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     files = read_images(args.images)

@@ -7,7 +7,7 @@ from pathlib import Path
 from keras_preact.cli import UserError
 from keras_preact.datasets import LABEL_NAMES
 
-# The training pipeline's class names: cifar10 (from the embedded sample) and cifar100 (fine labels).
+# The CIFAR class names of keras_preact.datasets: cifar10 and cifar100 (fine labels).
 BUILTIN_LABELS: dict[str, tuple[str, ...]] = dict(LABEL_NAMES)
 
 

@@ -9,6 +9,16 @@ on failure) and model status (``GET /v1/models/<name>``), and the gRPC
 error texts are not reproduced.
 
     python -m export.local_server runs/demo/export --rest-port 8501 --grpc-port 8500
+
+Every request it cannot answer gets an HTTP 4xx and a JSON ``{"error": "..."}`` body, and the
+connection is answered, never dropped: a body that is not JSON (or nested too deeply), a
+``Content-Length`` that is missing (411; chunked bodies are not supported), not a number or
+negative (400), a body over ``max_request_bytes`` (413; 64 MiB by default, ``--max-request-mb``),
+a body that does not arrive within ``request_timeout`` (408; a minute by default), an unknown model, version (404) or signature,
+inputs of the wrong names, shape or type, NaN or infinite numbers (400). When the body was not
+read, the connection is closed after the answer. A failure of the server itself is a 500 with its
+message; so is a model that answers NaN or infinity for finite input, which JSON cannot carry
+(answers are written as strict JSON, without the ``NaN`` tokens TF Serving itself can emit).
 """
 
 from __future__ import annotations
@@ -16,10 +26,12 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import re
+import socket
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Sequence
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,15 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from export.client import op_message
+from export.options import MODEL_NAME
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
-import grpc  # imported after the TF_CPP_MIN_LOG_LEVEL default above
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-from keras_preact.cli import UserError, cli_main
+# TensorFlow, gRPC and tensorflow_serving are imported where they are used, so that the command
+# line parses its arguments (and filters TensorFlow's log lines) before TensorFlow loads.
 
 DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+DEFAULT_REQUEST_TIMEOUT = 60.0  # seconds a client may take to send a request
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?/?$")
 
@@ -44,15 +57,16 @@ class ServingError(Exception):
     """A request the server refuses: HTTP status, gRPC status code and a message."""
 
     def __init__(
-        self,
-        message: str,
-        http_status: int = 400,
-        grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+        self, message: str, http_status: int = 400, grpc_code: str = "INVALID_ARGUMENT"
     ) -> None:
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.grpc_code = grpc_code
+
+
+class _UnreadBody(ServingError):
+    """A REST request whose body was not read: answered, then the connection is closed."""
 
 
 class ModelRepository:
@@ -64,39 +78,43 @@ class ModelRepository:
         self._lock = threading.Lock()
 
     def versions(self, name: str) -> list[int]:
-        """Available versions of ``name``, ascending."""
+        """Available versions of ``name``, ascending (none for a name that is not a model name,
+        such as ``..``)."""
+        return sorted(self._folders(name))
+
+    def _folders(self, name: str) -> dict[int, Path]:
         folder = self.root / name
-        if not folder.is_dir():
-            return []
-        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+        if not MODEL_NAME.match(name) or not folder.is_dir():
+            return {}
+        return {int(p.name): p for p in folder.iterdir() if p.name.isdigit() and p.is_dir()}
 
     def load(self, name: str, version: int | None):
         """The loaded SavedModel and its version (latest when ``version`` is ``None``)."""
-        available = self.versions(name)
+        available = self._folders(name)
         if version is None:
             if not available:
                 raise ServingError(
-                    f"Servable not found for request: Latest({name})",
-                    404,
-                    grpc.StatusCode.NOT_FOUND,
+                    f"Servable not found for request: Latest({name})", 404, "NOT_FOUND"
                 )
-            version = available[-1]
+            version = max(available)
         elif version not in available:
             raise ServingError(
-                f"Servable not found for request: Specific({name}, {version})",
-                404,
-                grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: Specific({name}, {version})", 404, "NOT_FOUND"
             )
+        import tensorflow as tf
+
         with self._lock:
             key = (name, version)
             if key not in self._loaded:
-                self._loaded[key] = tf.saved_model.load(str(self.root / name / str(version)))
+                self._loaded[key] = tf.saved_model.load(str(available[version]))
             return self._loaded[key], version
 
     def predict(
         self, name: str, version: int | None, signature_name: str, inputs: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], int]:
         """Run one signature on numpy inputs converted to its dtypes; returns outputs, version."""
+        import tensorflow as tf
+
         loaded, version = self.load(name, version)
         signature_name = signature_name or DEFAULT_SIGNATURE
         if signature_name not in loaded.signatures:
@@ -113,13 +131,16 @@ class ModelRepository:
                 f"signature {signature_name!r} takes inputs {sorted(specs)}; request has "
                 f"{sorted(inputs)}"
             )
+        for key, value in inputs.items():
+            if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+                raise ServingError(f"input {key!r} holds NaN or infinite numbers")
         # Shapes are left to the signature, as in TF Serving: the exported signatures check
         # them in-graph (tf.ensure_shape) and fail the request with an InvalidArgumentError.
         tensors = {key: tf.constant(inputs[key], dtype=spec.dtype) for key, spec in specs.items()}
         try:
             outputs = fn(**tensors)
         except tf.errors.InvalidArgumentError as e:
-            raise ServingError(_op_error(e.message)) from None
+            raise ServingError(op_message(e.message)) from None
         except (TypeError, ValueError) as e:  # refused by the Python function binding
             raise ServingError(str(e).strip().splitlines()[0]) from None
         return {key: value.numpy() for key, value in outputs.items()}, version
@@ -136,20 +157,11 @@ class ModelRepository:
         return {key: spec.dtype for key, spec in specs.items()}
 
 
-def _op_error(message: str) -> str:
-    """The op's own message, without the Python-side traceback preamble eager TF adds."""
-    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
-    lines = [line.strip() for line in message.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(noise)]
-    text = " ".join(lines) or message.strip()
-    return re.sub(r"\s*\[\[\{\{node .*$", "", text)
-
-
 # ---------------------------------------------------------------------------------------------
 # JSON <-> numpy, as TF Serving's REST API maps them
 
 
-def _from_json(value, key: str, dtype: tf.DType) -> np.ndarray:
+def _from_json(value, key: str, dtype) -> np.ndarray:
     def unwrap(v):
         if isinstance(v, dict):
             if set(v) != {"b64"}:
@@ -163,7 +175,7 @@ def _from_json(value, key: str, dtype: tf.DType) -> np.ndarray:
         return v
 
     value = unwrap(value)
-    if dtype == tf.string:
+    if dtype.name == "string":
         flat = np.array(value, dtype=object)
         for item in flat.ravel():
             if not isinstance(item, (bytes, str)):
@@ -205,14 +217,23 @@ def rest_predict(repository: ModelRepository, name: str, version: int | None, bo
             "request must have exactly one of 'instances' (row format) or "
             "'inputs' (columnar format)"
         )
-    signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+    signature_name = body.get("signature_name")
+    if signature_name is not None and not isinstance(signature_name, str):
+        raise ServingError(f"'signature_name' must be a string, got {json.dumps(signature_name)}")
+    signature_name = signature_name or DEFAULT_SIGNATURE
     dtypes = repository.input_dtypes(name, version, signature_name)
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise ServingError("'instances' must be a non-empty list")
         if all(isinstance(i, dict) and "b64" not in i for i in instances):
-            raw = {key: [i.get(key) for i in instances] for key in dtypes}
+            for n, instance in enumerate(instances):
+                if set(instance) != set(dtypes):
+                    raise ServingError(
+                        f"instance {n} has inputs {sorted(instance)}; signature "
+                        f"{signature_name!r} takes {sorted(dtypes)}"
+                    )
+            raw = {key: [i[key] for i in instances] for key in dtypes}
         elif len(dtypes) == 1:
             raw = {next(iter(dtypes)): instances}
         else:
@@ -247,38 +268,123 @@ def rest_predict(repository: ModelRepository, name: str, version: int | None, bo
     return {"outputs": {key: _to_json(key, value) for key, value in outputs.items()}}
 
 
-def _handler(repository: ModelRepository) -> type[BaseHTTPRequestHandler]:
+def _parse_json(raw: bytes):
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ServingError("JSON Parse error: nested too deeply") from None
+    except ValueError as e:  # not JSON, or not UTF-8
+        raise ServingError(f"JSON Parse error: {e}") from None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)  # a client that went away is no news
+
+
+def _handler(
+    repository: ModelRepository, max_request_bytes: int, request_timeout: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = request_timeout  # a stalled client is answered 408, not waited for
 
         def log_message(self, format, *args):
             pass
 
-        def _send(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode("utf-8")
+        def _send(self, status: int, payload: dict, close: bool = False) -> None:
+            try:
+                data = json.dumps(payload, allow_nan=False).encode("utf-8")
+            except ValueError:  # NaN or infinity in a model's answer: no such numbers in JSON
+                status = 500
+                message = "the model answered NaN or infinite numbers, which JSON cannot carry"
+                data = json.dumps({"error": message}).encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            match = _PREDICT_PATH.match(self.path)
-            if not match:
-                self._send(404, {"error": f"Malformed request: POST {self.path}"})
-                return
-            name, version = match.group(1), match.group(2)
+        def send_error(self, code, message=None, explain=None):
+            # http.server's own refusals (bad request line, headers too long, unknown method)
+            # as JSON too; a method it has no handler for is not allowed rather than unknown.
+            if code == 501:
+                code, message = 405, f"method {self.command} not allowed; use GET or POST"
+            if self.request_version == "HTTP/0.9":  # not HTTP at all: answer in HTTP/1.1 anyway
+                self.request_version = "HTTP/1.1"
+            self._send(code, {"error": message or self.responses[code][0]}, close=True)
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding"):
+                raise _UnreadBody(
+                    "request bodies in chunks (Transfer-Encoding) are not supported; send a "
+                    "Content-Length",
+                    411,
+                )
+            lengths = self.headers.get_all("Content-Length") or []
+            if not lengths:
+                raise _UnreadBody("a POST request needs a Content-Length header", 411)
+            if len(set(lengths)) > 1 or not re.fullmatch(r"[0-9]+", lengths[0].strip()):
+                raise _UnreadBody(f"invalid Content-Length {', '.join(lengths)!r}")
+            length = int(lengths[0])
+            if length > max_request_bytes:
+                raise _UnreadBody(
+                    f"request body of {length} bytes is over this server's limit of "
+                    f"{max_request_bytes} bytes",
+                    413,
+                )
             try:
-                try:
-                    body = json.loads(raw)
-                except ValueError as e:
-                    raise ServingError(f"JSON Parse error: {e}") from None
-                payload = rest_predict(repository, name, int(version) if version else None, body)
-                self._send(200, payload)
+                raw = self.rfile.read(length)
+            except TimeoutError:
+                raise _UnreadBody(
+                    f"request body not received within {request_timeout:g} s", 408
+                ) from None
+            if len(raw) < length:
+                raise _UnreadBody(f"request body ended after {len(raw)} of {length} bytes")
+            return raw
+
+        def _discard_unread_body(self) -> None:
+            # The answer is out; swallow what the client still sends (for a moment), so that
+            # closing the connection does not reset it before the client has read the answer.
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.5)
+                deadline = time.monotonic() + 2.0
+                while time.monotonic() < deadline and self.connection.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
+
+        def do_POST(self):
+            try:
+                raw = self._read_body()
+                match = _PREDICT_PATH.match(self.path)
+                if not match:
+                    raise ServingError(f"Malformed request: POST {self.path}", 404)
+                version = int(match[2]) if match[2] else None
+                payload = rest_predict(repository, match[1], version, _parse_json(raw))
+            except _UnreadBody as e:
+                self._send(e.http_status, {"error": e.message}, close=True)
+                self._discard_unread_body()
+                return
             except ServingError as e:
                 self._send(e.http_status, {"error": e.message})
+                return
+            except RecursionError:
+                self._send(400, {"error": "request nested too deeply"})
+                return
+            except Exception as e:  # a failure of this server: answered, and its traceback logged
+                traceback.print_exc()
+                self._send(500, {"error": f"{type(e).__name__}: {e}"})
+                return
+            self._send(200, payload)
 
         def do_GET(self):
             match = _STATUS_PATH.match(self.path)
@@ -305,42 +411,47 @@ def _handler(repository: ModelRepository) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, repository: ModelRepository) -> None:
-        self.repository = repository
+def _prediction_service(repository: ModelRepository):
+    """The gRPC ``PredictionService`` (its ``Predict`` call) over ``repository``."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    def Predict(self, request, context):
-        version = (
-            request.model_spec.version.value if request.model_spec.HasField("version") else None
-        )
-        signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        try:
-            dtypes = self.repository.input_dtypes(request.model_spec.name, version, signature_name)
-            inputs = {}
-            for key, proto in request.inputs.items():
-                expected = dtypes.get(key)
-                if expected is not None and proto.dtype != expected.as_datatype_enum:
-                    got = tf.dtypes.as_dtype(proto.dtype).name
-                    raise ServingError(
-                        f"input {key!r}: expects {expected.name} but {got} is provided"
-                    )
-                inputs[key] = tf.make_ndarray(proto)
-            outputs, version = self.repository.predict(
-                request.model_spec.name, version, signature_name, inputs
-            )
-        except ServingError as e:
-            context.abort(e.grpc_code, e.message)
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.signature_name = signature_name
-        response.model_spec.version.value = version
-        for key, value in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
-        return response
+    class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            spec = request.model_spec
+            version = spec.version.value if spec.HasField("version") else None
+            signature_name = spec.signature_name or DEFAULT_SIGNATURE
+            try:
+                dtypes = repository.input_dtypes(spec.name, version, signature_name)
+                inputs = {}
+                for key, proto in request.inputs.items():
+                    expected = dtypes.get(key)
+                    if expected is not None and proto.dtype != expected.as_datatype_enum:
+                        got = tf.dtypes.as_dtype(proto.dtype).name
+                        raise ServingError(
+                            f"input {key!r}: expects {expected.name} but {got} is provided"
+                        )
+                    inputs[key] = tf.make_ndarray(proto)
+                outputs, version = repository.predict(spec.name, version, signature_name, inputs)
+            except ServingError as e:
+                context.abort(getattr(grpc.StatusCode, e.grpc_code), e.message)
+            response = predict_pb2.PredictResponse()
+            response.model_spec.name = spec.name
+            response.model_spec.signature_name = signature_name
+            response.model_spec.version.value = version
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            return response
+
+    return PredictionService()
 
 
 class LocalServer:
     """REST and gRPC servers on 127.0.0.1 (ephemeral ports by default), in background threads.
+
+    ``max_request_bytes`` bounds a REST request's body and a gRPC request message;
+    ``request_timeout`` is how many seconds a REST client may take to send its request.
 
     Use as a context manager::
 
@@ -348,15 +459,37 @@ class LocalServer:
             client.rest_predict(server.rest_address, "resnet20v1", body)
     """
 
-    def __init__(self, root: str | Path, rest_port: int = 0, grpc_port: int = 0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        rest_port: int = 0,
+        grpc_port: int = 0,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
         self.repository = ModelRepository(root)
-        self._http = ThreadingHTTPServer(("127.0.0.1", rest_port), _handler(self.repository))
-        self._http.daemon_threads = True
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _PredictionService(self.repository), self._grpc
+        handler = _handler(self.repository, max_request_bytes, request_timeout)
+        try:
+            self._http = _HTTPServer(("127.0.0.1", rest_port), handler)
+        except OSError as e:
+            raise UserError(f"cannot serve REST on 127.0.0.1:{rest_port}: {e.strerror}") from None
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4),
+            options=[("grpc.max_receive_message_length", max_request_bytes)],
         )
-        bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            _prediction_service(self.repository), self._grpc
+        )
+        try:
+            bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        except RuntimeError:  # grpcio's "Failed to bind to address"
+            bound = 0
+        if not bound:
+            self._http.server_close()
+            raise UserError(f"cannot serve gRPC on 127.0.0.1:{grpc_port}: address in use")
         self.rest_address = f"127.0.0.1:{self._http.server_address[1]}"
         self.grpc_address = f"127.0.0.1:{bound}"
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
@@ -381,19 +514,36 @@ class LocalServer:
         self.stop()
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(f"{message} (see python -m export.local_server --help)")
+
+
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a model repository until interrupted."""
-    p = argparse.ArgumentParser(
-        prog="python -m export.local_server", description=__doc__.split("\n\n")[0]
-    )
+    p = _Parser(prog="python -m export.local_server", description=__doc__.split("\n\n")[0])
     p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
     p.add_argument("--rest-port", type=int, default=8501)
     p.add_argument("--grpc-port", type=int, default=8500)
+    p.add_argument(
+        "--max-request-mb",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES >> 20,
+        help="largest request body (REST) or message (gRPC) in MiB; larger REST requests get "
+        f"HTTP 413 (default {DEFAULT_MAX_REQUEST_BYTES >> 20})",
+    )
+    add_native_logs_option(p)
     args = p.parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
     if not Path(args.repository).is_dir():
         raise UserError(f"model repository not found: {args.repository}")
-    server = LocalServer(args.repository, args.rest_port, args.grpc_port).start()
+    if args.max_request_mb < 1:
+        raise UserError(f"--max-request-mb must be at least 1, got {args.max_request_mb}")
+    server = LocalServer(
+        args.repository, args.rest_port, args.grpc_port, args.max_request_mb << 20
+    ).start()
     print(f"REST on http://{server.rest_address}, gRPC on {server.grpc_address} (Ctrl-C stops)")
     try:
         threading.Event().wait()

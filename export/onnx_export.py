@@ -32,7 +32,8 @@ import onnxruntime as ort
 import tf2onnx
 from tf2onnx import tf_loader
 
-OPSET = 17  # supported by tf2onnx 1.17 (max 18) and onnxruntime >= 1.13
+from export.options import DEFAULT_OPSET
+
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 
@@ -40,7 +41,7 @@ OUTPUT_NAME = "probabilities"
 def export_onnx(
     saved_model_dir: str | Path,
     path: str | Path,
-    opset: int = OPSET,
+    opset: int = DEFAULT_OPSET,
     signature: str = "probabilities",
 ) -> Path:
     """Convert a SavedModel signature (float32 ``images`` -> ``probabilities``) to ONNX.

@@ -1,12 +1,20 @@
-"""Checks of export options that need no TensorFlow, so the CLI rejects bad input in one line
-before TensorFlow is even imported (and prints its start-up logs)."""
+"""The export plan: every option of an export, checked once, before anything is loaded or written.
+
+:func:`plan_export` turns the command line's (or :func:`export.export_model`'s) arguments into a
+frozen :class:`ExportPlan`; every later stage reads its choices from the plan. All checks but the
+last need no TensorFlow, so ``python -m export`` rejects a bad option in one line before
+TensorFlow is even imported.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from keras_preact.cli import UserError
 
@@ -16,8 +24,127 @@ DEFAULT_QUANTIZATIONS = ("float16", "dynamic", "int8")
 # tf2onnx 1.17 converts to opsets up to 18; 13 is the oldest this export is tested against
 # and what older runtimes (onnxruntime >= 1.7, TensorRT 8) accept.
 ONNX_OPSETS = range(13, 19)
+DEFAULT_OPSET = 17  # supported by tf2onnx 1.17 (max 18) and onnxruntime >= 1.13
+DEFAULT_TOP_K = 5
+DEFAULT_NUM_IMAGES = 300  # the whole test split of the embedded sample
+DEFAULT_LATENCY_RUNS = 10
+DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
+SAMPLE = "sample"  # representative data: the embedded sample's train images
 ARTIFACTS_DIR = "artifacts"  # DIR/artifacts/<name>/<version>/: everything but the SavedModel
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# A model name: a directory of the repository and a segment of TF Serving's URLs.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportPlan:
+    """What to export, where and how: checked options (see :func:`plan_export`).
+
+    Attributes:
+        model_path: the ``.keras`` (or legacy ``.h5``) file, a zip archive that exists.
+        output: the model repository directory (it may not exist yet; it is not a file).
+        formats: requested subset of :data:`FORMATS`, in the order given.
+        tflite_modes: TFLite files to write, ``float32`` first; empty unless ``tflite`` is in
+            ``formats``.
+        name: model name in the repository, or ``None`` for the Keras model's own name.
+        version: version to write, or ``None`` for the next free one.
+        labels: ``cifar10``, ``cifar100``, a labels file, or ``None`` (by class count).
+        preprocessing: ``auto``, ``none`` or a dataset of ``keras_preact.DATASET_STATS``.
+        top_k: classes in the ``top_k_*`` serving outputs.
+        representative_data: int8 calibration images: :data:`SAMPLE`, an existing ``.npy``
+            file or a non-empty uint8 array; ``None`` when no int8 file is written.
+        num_images: how many of the sample's test images verification uses.
+        latency_runs: timed calls per batch size in verification (0: no timing).
+        opset: ONNX opset.
+        base_path: where TF Serving sees the repository (``models.config`` base paths).
+    """
+
+    model_path: Path
+    output: Path
+    formats: tuple[str, ...]
+    tflite_modes: tuple[str, ...]
+    name: str | None
+    version: int | None
+    labels: str | None
+    preprocessing: str
+    top_k: int
+    representative_data: str | Path | np.ndarray | None
+    num_images: int
+    latency_runs: int
+    opset: int
+    base_path: str
+
+    @property
+    def onnx_opset(self) -> int | None:
+        """The ONNX opset, or ``None`` when no ONNX file is written."""
+        return self.opset if "onnx" in self.formats else None
+
+
+def plan_export(
+    model_path: str | Path,
+    output: str | Path,
+    *,
+    formats: str | Sequence[str] = FORMATS,
+    quantize: str | Sequence[str] = DEFAULT_QUANTIZATIONS,
+    name: str | None = None,
+    version: int | None = None,
+    labels: str | None = None,
+    preprocessing: str = "auto",
+    top_k: int = DEFAULT_TOP_K,
+    representative_data: str | Path | np.ndarray | None = SAMPLE,
+    num_images: int = DEFAULT_NUM_IMAGES,
+    latency_runs: int = DEFAULT_LATENCY_RUNS,
+    opset: int = DEFAULT_OPSET,
+    base_path: str = DEFAULT_BASE_PATH,
+) -> ExportPlan:
+    """Check every option, cheapest first, and return the plan; loads and writes nothing.
+
+    ``formats`` and ``quantize`` are lists or comma-separated strings; ``quantize`` names the
+    TFLite modes besides float32 (subset of ``float16``, ``dynamic``, ``int8``). The other
+    arguments are :class:`ExportPlan`'s attributes.
+
+    Raises:
+        UserError: the first bad option, in one line.
+    """
+    formats = parse_list(formats, FORMATS, "format")
+    if not formats:
+        raise UserError(f"no export format given; expected some of {', '.join(FORMATS)}")
+    quantize = parse_list(quantize, QUANTIZATIONS, "quantization")
+    modes = tuple(m for m in QUANTIZATIONS if m == "float32" or m in quantize)
+    modes = modes if "tflite" in formats else ()
+    if name is not None:
+        check_name(name)
+    if version is not None and version < 1:
+        raise UserError(f"--version must be a positive integer, got {version}")
+    if "onnx" in formats and opset not in ONNX_OPSETS:
+        raise UserError(
+            f"--opset {opset} is not supported; choose {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1}"
+        )
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, got {top_k}")
+    if num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {num_images}")
+    if latency_runs < 0:
+        raise UserError(f"--latency-runs must be 0 (no timing) or more, got {latency_runs}")
+    representative_data = _check_representative_data(representative_data, "int8" in modes)
+    model_path = check_model_file(model_path)
+    output = check_output_path(output)
+    _check_preprocessing(preprocessing)
+    return ExportPlan(
+        model_path=model_path,
+        output=output,
+        formats=formats,
+        tflite_modes=modes,
+        name=name,
+        version=version,
+        labels=labels,
+        preprocessing=preprocessing,
+        top_k=top_k,
+        representative_data=representative_data,
+        num_images=num_images,
+        latency_runs=latency_runs,
+        opset=opset,
+        base_path=base_path,
+    )
 
 
 def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:
@@ -35,7 +162,7 @@ def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) ->
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a usable model name (a directory and URL path segment)."""
-    if not _NAME.match(name) or name == ARTIFACTS_DIR:
+    if not MODEL_NAME.match(name) or name == ARTIFACTS_DIR:
         raise UserError(
             f"invalid model name {name!r}: use letters, digits, '_', '-' or '.', starting with a "
             f"letter or digit (and not {ARTIFACTS_DIR!r})"
@@ -65,58 +192,30 @@ def check_output_path(output: str | Path) -> Path:
     return output
 
 
-def check_options(
-    model_path: str | Path,
-    output: str | Path,
-    formats: str | Sequence[str],
-    quantize: str | Sequence[str],
-    name: str | None,
-    version: int | None,
-    top_k: int,
-    num_images: int,
-    representative_data,
-    opset: int = 17,
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Check everything that can be checked without loading anything.
-
-    Returns:
-        ``(formats, tflite_modes)``: the requested formats and the TFLite modes to write (empty
-        unless ``tflite`` is requested; float32 first whenever it is).
-
-    Raises:
-        UserError: the first bad option, in one line.
-    """
-    formats = parse_list(formats, FORMATS, "format")
-    if not formats:
-        raise UserError(f"no export format given; expected some of {', '.join(FORMATS)}")
-    quantize = parse_list(quantize, QUANTIZATIONS, "quantization")
-    modes = tuple(m for m in QUANTIZATIONS if m == "float32" or m in quantize)
-    modes = modes if "tflite" in formats else ()
-    if name is not None:
-        check_name(name)
-    if version is not None and version < 1:
-        raise UserError(f"--version must be a positive integer, got {version}")
-    if "onnx" in formats and opset not in ONNX_OPSETS:
+def _check_representative_data(data, needed: bool) -> str | Path | np.ndarray | None:
+    """The calibration images' source when int8 is requested (else ``None``)."""
+    if not needed:
+        return None
+    if data is None or (isinstance(data, np.ndarray) and len(data) == 0):
         raise UserError(
-            f"--opset {opset} is not supported; choose {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1}"
+            "int8 quantization needs representative data (real images to calibrate the "
+            "activation ranges); none was given"
         )
-    if top_k < 1:
-        raise UserError(f"--top-k must be at least 1, got {top_k}")
-    if num_images < 1:
-        raise UserError(f"--num-images must be at least 1, got {num_images}")
-    if "int8" in modes:
-        if representative_data is None or (
-            not isinstance(representative_data, (str, Path)) and len(representative_data) == 0
-        ):
-            raise UserError(
-                "int8 quantization needs representative data (real images to calibrate the "
-                "activation ranges); none was given"
-            )
-        is_file_name = (
-            isinstance(representative_data, (str, Path)) and str(representative_data) != "sample"
+    if isinstance(data, np.ndarray):
+        return data
+    if str(data) == SAMPLE:
+        return SAMPLE
+    if not Path(data).is_file():
+        raise UserError(f"representative data file not found: {data}")
+    return Path(data)
+
+
+def _check_preprocessing(preprocessing: str) -> None:
+    # Checked last: the dataset statistics live with the models, which import Keras.
+    from keras_preact.preprocessing import DATASET_STATS
+
+    choices = ("auto", "none", *DATASET_STATS)
+    if preprocessing not in choices:
+        raise UserError(
+            f"unknown preprocessing {preprocessing!r}; expected one of {', '.join(choices)}"
         )
-        if is_file_name and not Path(representative_data).is_file():
-            raise UserError(f"representative data file not found: {representative_data}")
-    check_model_file(model_path)
-    check_output_path(output)
-    return formats, modes

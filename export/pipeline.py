@@ -27,24 +27,25 @@ import tensorflow as tf
 from export import repository
 from export.images import resize_uint8, sample_images
 from export.labels import resolve_labels
-from export.model import (
-    PREPROCESSING_CHOICES,
-    InferenceModel,
-    load_keras_model,
-    prepare_inference_model,
-)
-from export.onnx_export import OPSET, OnnxRunner, export_onnx
+from export.model import InferenceModel, load_keras_model, prepare_inference_model
+from export.onnx_export import OnnxRunner, export_onnx
 from export.options import (
     ARTIFACTS_DIR,
+    DEFAULT_BASE_PATH,
+    DEFAULT_LATENCY_RUNS,
+    DEFAULT_NUM_IMAGES,
+    DEFAULT_OPSET,
     DEFAULT_QUANTIZATIONS,
+    DEFAULT_TOP_K,
     FORMATS,
+    SAMPLE,
+    ExportPlan,
     check_name,
-    check_options,
+    plan_export,
 )
 from export.savedmodel import (
     BYTES_SIGNATURE,
     DEFAULT_SIGNATURE,
-    DEFAULT_TOP_K,
     UINT8_SIGNATURE,
     SavedModelRunner,
     export_savedmodel,
@@ -53,8 +54,6 @@ from export.tflite import DEFAULT_CALIBRATION_IMAGES, TFLiteRunner
 from export.tflite import export_tflite as write_tflite
 from export.verify import Artifact, Report, verify, write_report
 from keras_preact.cli import UserError
-
-DEFAULT_NUM_IMAGES = 300  # the whole test split of the embedded sample
 
 
 @dataclasses.dataclass
@@ -82,28 +81,6 @@ class ExportResult:
     published: bool
 
 
-def load_representative_images(path: str | Path, image_size: tuple[int, int]) -> np.ndarray:
-    """uint8 ``(N, H, W, 3)`` images from a ``.npy`` file (resized to the model's input)."""
-    path = Path(path)
-    try:
-        images = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read representative data {path}: {e}") from None
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise UserError(
-            f"representative data {path} holds {images.dtype} {images.shape}; expected uint8 "
-            "images of shape (N, H, W, 3)"
-        )
-    if len(images) == 0:
-        raise UserError(f"int8 quantization needs representative data, but {path} has no images")
-    return resize_uint8(images, image_size)
-
-
-def _default_name(model_name: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_.-") or "model"
-    return name if name != ARTIFACTS_DIR else "model"
-
-
 def export_model(
     model_path: str | Path,
     output: str | Path,
@@ -115,11 +92,11 @@ def export_model(
     labels: str | None = None,
     preprocessing: str = "auto",
     top_k: int = DEFAULT_TOP_K,
-    representative_data: str | Path | np.ndarray | None = "sample",
+    representative_data: str | Path | np.ndarray | None = SAMPLE,
     num_images: int = DEFAULT_NUM_IMAGES,
-    latency_runs: int = 10,
-    opset: int = OPSET,
-    base_path: str = repository.DEFAULT_BASE_PATH,
+    latency_runs: int = DEFAULT_LATENCY_RUNS,
+    opset: int = DEFAULT_OPSET,
+    base_path: str = DEFAULT_BASE_PATH,
     float_tolerance: float | None = None,
     accuracy_margins: dict[str, float] | None = None,
     log: Callable[[str], None] | None = None,
@@ -150,37 +127,59 @@ def export_model(
     Raises:
         UserError: bad input; nothing has been written.
     """
-    say = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    started = time.perf_counter()
-    plan = _plan(
-        Path(model_path),
-        Path(output),
+    plan = plan_export(
+        model_path,
+        output,
         formats=formats,
+        quantize=quantize,
         name=name,
         version=version,
-        quantize=quantize,
         labels=labels,
         preprocessing=preprocessing,
         top_k=top_k,
         representative_data=representative_data,
         num_images=num_images,
+        latency_runs=latency_runs,
         opset=opset,
+        base_path=base_path,
     )
+    return run_export(
+        plan, float_tolerance=float_tolerance, accuracy_margins=accuracy_margins, log=log
+    )
+
+
+def run_export(
+    plan: ExportPlan,
+    *,
+    float_tolerance: float | None = None,
+    accuracy_margins: dict[str, float] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Carry out a checked :class:`export.options.ExportPlan` (see :func:`export_model`)."""
+    say = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    started = time.perf_counter()
+    prepared = _prepare(plan)
     # All input is checked: only now is anything created.
     repository.check_output_dir(plan.output)
-    inference = plan.inference
+    stale = repository.remove_stale_staging_dirs(plan.output)
+    if stale:
+        say(
+            f"removed {len(stale)} staging folder{'s' * (len(stale) > 1)} left by killed "
+            f"exports: {', '.join(path.name for path in stale)}"
+        )
+    inference = prepared.inference
     say(
-        f"exporting {plan.name!r} version {plan.version} ({inference.image_size[0]}x"
+        f"exporting {prepared.name!r} version {prepared.version} ({inference.image_size[0]}x"
         f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
         f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
     )
-    images, image_labels = sample_images("test", inference.image_size, num_images)
+    images, image_labels = sample_images("test", inference.image_size, plan.num_images)
     # The sample's labels are CIFAR-10 classes: accuracy only means something for such a model.
-    if inference.classes != 10 or tuple(plan.labels) != resolve_labels("cifar10", 10):
+    if inference.classes != 10 or tuple(prepared.labels) != resolve_labels("cifar10", 10):
         image_labels = None
 
     with repository.staging_dir(plan.output) as staging:
-        files, artifacts = _build(plan, staging, images, top_k, opset, say)
+        files, artifacts = _build(prepared, staging, images, say)
         say(f"verifying {len(artifacts)} artifacts on {len(images)} real images")
         model = inference.model
 
@@ -192,18 +191,18 @@ def export_model(
             artifacts,
             images,
             image_labels,
-            latency_runs=latency_runs,
+            latency_runs=plan.latency_runs,
             accuracy_margins=accuracy_margins,
             metadata={
-                "model": str(model_path),
-                "name": plan.name,
-                "version": plan.version,
+                "model": str(plan.model_path),
+                "name": prepared.name,
+                "version": prepared.version,
                 "formats": list(plan.formats),
-                "tflite_modes": list(plan.modes),
-                "onnx_opset": opset if "onnx" in plan.formats else None,
+                "tflite_modes": list(plan.tflite_modes),
+                "onnx_opset": plan.onnx_opset,
                 "image_size": list(inference.image_size),
                 "classes": inference.classes,
-                "labels": labels or "default",
+                "labels": plan.labels or "default",
                 "preprocessing": inference.preprocessing,
                 "source_dtype_policy": inference.source_dtype_policy,
                 "reference": "Keras model, float32",
@@ -213,19 +212,18 @@ def export_model(
             **({} if float_tolerance is None else {"float_tolerance": float_tolerance}),
         )
         write_report(report, staging / "artifacts" / "report.json")
-        result = _publish(plan, staging, files, report, base_path)
+        result = _publish(prepared, staging, files, report)
     verdict = "published" if result.published else "verification failed, kept aside"
-    say(f"{verdict}: version {plan.version} ({time.perf_counter() - started:.0f} s)")
+    say(f"{verdict}: version {prepared.version} ({time.perf_counter() - started:.0f} s)")
     return result
 
 
-@dataclasses.dataclass
-class _Plan:
-    """Checked input: what to export, where, under which name and version."""
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """The plan with what it names loaded and checked: the model, class names, the repository
+    name and version, the int8 calibration images."""
 
-    output: Path
-    formats: tuple[str, ...]
-    modes: tuple[str, ...]
+    plan: ExportPlan
     inference: InferenceModel
     labels: tuple[str, ...]
     name: str
@@ -233,77 +231,75 @@ class _Plan:
     calibration: np.ndarray | None
 
 
-def _plan(
-    model_path: Path,
-    output: Path,
-    *,
-    preprocessing: str,
-    labels: str | None,
-    representative_data,
-    **options,
-) -> _Plan:
-    """Check every input, cheapest first, and load the model; writes nothing.
-
-    ``options`` are :func:`export.options.check_options`' keyword arguments.
-    """
-    formats, modes = check_options(
-        model_path, output, representative_data=representative_data, **options
-    )
-    name, version = options["name"], options["version"]
-    if preprocessing not in PREPROCESSING_CHOICES:
-        raise UserError(
-            f"unknown preprocessing {preprocessing!r}; expected one of "
-            f"{', '.join(PREPROCESSING_CHOICES)}"
-        )
-    config_path = output / repository.MODELS_CONFIG
+def _prepare(plan: ExportPlan) -> _Prepared:
+    """Check the repository, load the model, labels and calibration images; writes nothing."""
+    config_path = plan.output / repository.MODELS_CONFIG
     if config_path.exists():
         repository.read_models_config(config_path)
-    if name is not None:
-        repository.choose_version(output, name, version)
-    keras_model = load_keras_model(model_path)
-    inference = prepare_inference_model(keras_model, preprocessing)
-    class_names = resolve_labels(labels, inference.classes)
-    name = check_name(name or _default_name(keras_model.name))
-    version = repository.choose_version(output, name, version)
+    if plan.name is not None:  # an existing version is refused before the slow model load
+        repository.choose_version(plan.output, plan.name, plan.version)
+    keras_model = load_keras_model(plan.model_path)
+    inference = prepare_inference_model(keras_model, plan.preprocessing)
+    class_names = resolve_labels(plan.labels, inference.classes)
+    name = plan.name or check_name(_default_name(keras_model.name))
+    version = repository.choose_version(plan.output, name, plan.version)
     calibration = None
-    if "int8" in modes:
-        if isinstance(representative_data, np.ndarray):
-            calibration = resize_uint8(representative_data, inference.image_size)
-        elif str(representative_data) == "sample":
-            calibration, _ = sample_images(
-                "train", inference.image_size, DEFAULT_CALIBRATION_IMAGES
-            )
-        else:
-            calibration = load_representative_images(representative_data, inference.image_size)
-    return _Plan(output, formats, modes, inference, class_names, name, version, calibration)
+    if "int8" in plan.tflite_modes:
+        calibration = calibration_images(plan.representative_data, inference.image_size)
+    return _Prepared(plan, inference, class_names, name, version, calibration)
+
+
+def calibration_images(source: str | Path | np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``(N, H, W, 3)`` int8 calibration images at the model's input size, from
+    :data:`export.options.SAMPLE` (the embedded sample's train images), a ``.npy`` file of such
+    images or an array of them."""
+    if isinstance(source, str) and source == SAMPLE:
+        return sample_images("train", image_size, DEFAULT_CALIBRATION_IMAGES)[0]
+    where = "representative data array"
+    images = source
+    if not isinstance(source, np.ndarray):
+        where = f"representative data {source}"
+        try:
+            images = np.load(source, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read {where}: {e}") from None
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise UserError(
+            f"{where} holds {images.dtype} {images.shape}; expected uint8 images of shape "
+            "(N, H, W, 3)"
+        )
+    if len(images) == 0:
+        raise UserError(f"int8 quantization needs representative data, but the {where} is empty")
+    return resize_uint8(images, image_size)
+
+
+def _default_name(model_name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name).strip("_.-") or "model"
+    return name if name != ARTIFACTS_DIR else "model"
 
 
 def _build(
-    plan: _Plan,
-    staging: Path,
-    images: np.ndarray,
-    top_k: int,
-    opset: int,
-    say: Callable[[str], None],
+    prepared: _Prepared, staging: Path, images: np.ndarray, say: Callable[[str], None]
 ) -> tuple[dict[str, Path], list[Artifact]]:
     """Write every requested artifact under ``staging``; return them and their runners."""
+    plan = prepared.plan
     files: dict[str, Path] = {}
     artifacts: list[Artifact] = []
     staged_savedmodel = staging / "savedmodel"
     staged_artifacts = staging / "artifacts"
     staged_artifacts.mkdir()
-    (staged_artifacts / "labels.txt").write_text("\n".join(plan.labels) + "\n", "utf-8")
+    (staged_artifacts / "labels.txt").write_text("\n".join(prepared.labels) + "\n", "utf-8")
 
     # The SavedModel is always built: TFLite and ONNX are converted from its "probabilities"
     # signature. It is published only when asked for.
     t = time.perf_counter()
     export_savedmodel(
-        plan.inference,
+        prepared.inference,
         staged_savedmodel,
-        plan.labels,
-        top_k=top_k,
+        prepared.labels,
+        top_k=plan.top_k,
         warmup_images=images if "savedmodel" in plan.formats else None,
-        model_name=plan.name,
+        model_name=prepared.name,
     )
     say(f"savedmodel: 4 signatures + warm-up requests ({time.perf_counter() - t:.1f} s)")
     if "savedmodel" in plan.formats:
@@ -314,42 +310,49 @@ def _build(
             artifacts.append(
                 Artifact(f"savedmodel:{signature}", "float", staged_savedmodel, runner)
             )
-    if "tflite" in plan.formats:
+    if plan.tflite_modes:
         t = time.perf_counter()
         tflite_files = write_tflite(
-            staged_savedmodel, staged_artifacts, plan.modes, plan.calibration, stem=plan.name
+            staged_savedmodel,
+            staged_artifacts,
+            plan.tflite_modes,
+            prepared.calibration,
+            stem=prepared.name,
         )
         say(f"tflite: {', '.join(tflite_files)} ({time.perf_counter() - t:.1f} s)")
         for mode, path in tflite_files.items():
             files[f"tflite:{mode}"] = path
             check = "float" if mode == "float32" else mode
             artifacts.append(Artifact(f"tflite:{mode}", check, path, TFLiteRunner(path)))
-    if "onnx" in plan.formats:
+    if plan.onnx_opset is not None:
         t = time.perf_counter()
-        onnx_path = export_onnx(staged_savedmodel, staged_artifacts / f"{plan.name}.onnx", opset)
-        say(f"onnx: opset {opset} ({time.perf_counter() - t:.1f} s)")
+        onnx_path = export_onnx(
+            staged_savedmodel, staged_artifacts / f"{prepared.name}.onnx", plan.onnx_opset
+        )
+        say(f"onnx: opset {plan.onnx_opset} ({time.perf_counter() - t:.1f} s)")
         files["onnx"] = onnx_path
         artifacts.append(Artifact("onnx", "float", onnx_path, OnnxRunner(onnx_path)))
     return files, artifacts
 
 
 def _publish(
-    plan: _Plan, staging: Path, files: dict[str, Path], report: Report, base_path: str
+    prepared: _Prepared, staging: Path, files: dict[str, Path], report: Report
 ) -> ExportResult:
     """Rename the staged version into place (or aside, when verification failed)."""
+    plan, name, version = prepared.plan, prepared.name, prepared.version
     staged_savedmodel = staging / "savedmodel"
     staged_artifacts = staging / "artifacts"
-    artifacts_root = plan.output / ARTIFACTS_DIR / plan.name
+    artifacts_root = plan.output / ARTIFACTS_DIR / name
     with_savedmodel = "savedmodel" in plan.formats
     if not report.passed:
-        kept = artifacts_root / f"rejected-{plan.version}-{time.strftime('%Y%m%d-%H%M%S')}"
+        kept = artifacts_root / f"rejected-{version}-{time.strftime('%Y%m%d-%H%M%S')}"
         if with_savedmodel:
             staged_savedmodel.rename(staged_artifacts / "savedmodel")
         repository.publish(staged_artifacts, kept)
         return ExportResult(
             plan.output,
-            plan.name,
-            plan.version,
+            name,
+            version,
             None,
             kept,
             _moved(files, staging, kept),
@@ -357,9 +360,9 @@ def _publish(
             published=False,
         )
 
-    savedmodel_target = plan.output / plan.name / str(plan.version)
-    artifacts_target = artifacts_root / str(plan.version)
-    config = repository.models_config_with(plan.output, plan.name, base_path)
+    savedmodel_target = plan.output / name / str(version)
+    artifacts_target = artifacts_root / str(version)
+    config = repository.models_config_with(plan.output, name, plan.base_path)
     # Artifacts first, SavedModel last: when TF Serving sees the new version, its report exists.
     repository.publish(staged_artifacts, artifacts_target)
     if with_savedmodel:
@@ -373,8 +376,8 @@ def _publish(
     }
     return ExportResult(
         plan.output,
-        plan.name,
-        plan.version,
+        name,
+        version,
         savedmodel_target if with_savedmodel else None,
         artifacts_target,
         files,

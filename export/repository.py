@@ -3,12 +3,18 @@
 Versions are integers; TF Serving serves the highest one. A version directory is only ever
 created by renaming a complete, staged directory into place, and an existing one is never
 replaced, so a running server never sees a half-written model.
+
+A staging directory is named after the host and process that export in it
+(``.staging-<host>-<pid>-<random>``): when an export is killed before it can remove its own, the
+next export into the repository from the same host removes it, once that process is gone.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,16 +23,16 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.options import ARTIFACTS_DIR, check_output_path
+from export.options import ARTIFACTS_DIR, DEFAULT_BASE_PATH
 from keras_preact.cli import UserError
 
 MODELS_CONFIG = "models.config"
-DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
+STAGING_PREFIX = ".staging-"
 
 
 def check_output_dir(repository: str | Path) -> Path:
-    """The repository directory, created if missing; an existing file there is an error."""
-    repository = check_output_path(repository)
+    """The repository directory, created if missing."""
+    repository = Path(repository)
     try:
         repository.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -50,8 +56,6 @@ def choose_version(repository: str | Path, name: str, version: int | None) -> in
     existing = versions(repository, name)
     if version is None:
         return (existing[-1] + 1) if existing else 1
-    if version < 1:
-        raise UserError(f"--version must be a positive integer, got {version}")
     if version in existing:
         raise UserError(
             f"version {version} of model {name!r} already exists in {repository}; existing "
@@ -63,12 +67,48 @@ def choose_version(repository: str | Path, name: str, version: int | None) -> in
 @contextmanager
 def staging_dir(repository: str | Path) -> Iterator[Path]:
     """A hidden temporary directory inside the repository (same file system, so renames are
-    atomic), removed when the block ends, whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=".staging-", dir=repository))
+    atomic), named after this host and process, removed when the block ends, whatever happens
+    (short of the process being killed: see :func:`remove_stale_staging_dirs`)."""
+    prefix = f"{_staging_prefix()}{os.getpid()}-"
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=repository))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_stale_staging_dirs(repository: str | Path) -> list[Path]:
+    """Remove the staging directories of exports from this host whose process is gone (killed
+    before it could clean up); returns them. Those of running exports, of other hosts (whose
+    processes cannot be seen from here) and any without a process id are left alone."""
+    prefix = _staging_prefix()
+    removed = []
+    for path in sorted(Path(repository).glob(f"{STAGING_PREFIX}*")):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if (
+            path.name.startswith(prefix)
+            and pid.isdigit()
+            and path.is_dir()
+            and not _alive(int(pid))
+        ):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _staging_prefix() -> str:
+    host = "".join(c if c.isalnum() or c in "._" else "_" for c in socket.gethostname())
+    return f"{STAGING_PREFIX}{host or 'host'}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def publish(staged: Path, target: Path) -> None:
@@ -78,14 +118,25 @@ def publish(staged: Path, target: Path) -> None:
         raise UserError(f"{target} appeared while exporting; not overwriting it")
     # os.rename onto an existing non-empty directory fails, so a concurrent export cannot be
     # clobbered even between the check and the rename.
-    os.rename(staged, target)
+    try:
+        os.rename(staged, target)
+    except FileExistsError:
+        raise UserError(f"{target} appeared while exporting; not overwriting it") from None
+    except OSError as e:
+        if e.errno != errno.ENOTEMPTY:
+            raise
+        raise UserError(f"{target} appeared while exporting; not overwriting it") from None
 
 
 def read_models_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
     """Parse a ``models.config`` (ModelServerConfig text proto)."""
     config = model_server_config_pb2.ModelServerConfig()
     try:
-        text_format.Parse(Path(path).read_text(encoding="utf-8"), config)
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text_format.Parse(text, config)
     except (text_format.ParseError, UnicodeDecodeError) as e:
         raise UserError(f"{path} is not a valid ModelServerConfig text proto: {e}") from None
     return config

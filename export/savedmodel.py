@@ -17,6 +17,12 @@ A signature has one dtype per input, so float32 and uint8 pixels get one signatu
 ``probabilities`` signature is the plain model (no decoding, no label strings): TFLite and ONNX
 are converted from it, so the edge files hold the very graph TF Serving runs.
 
+Both float32 signatures refuse NaN or infinite pixels (``tf.debugging.check_numerics``: the
+request fails with ``images must be finite pixel values : Tensor had NaN values``) rather than
+answer NaN probabilities with confident-looking labels; the check costs one pass over the input.
+The TFLite converter and tf2onnx drop that op, so the TFLite and ONNX files do not check: their
+callers feed them pixels they decoded themselves.
+
 Written with ``tf.saved_model.save`` and ``tf.function`` signatures over a trackable that holds
 the model's variables, rather than Keras 3's ``keras.export.ExportArchive``: ExportArchive walks
 every Keras layer's trackable children to look for lookup tables and traces each endpoint again at
@@ -38,6 +44,7 @@ import keras_preact
 from export.client import predict_request
 from export.images import encode_images
 from export.model import InferenceModel
+from export.options import DEFAULT_TOP_K
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -50,7 +57,6 @@ SIGNATURE_INPUTS: dict[str, tuple[str, tf.DType]] = {
     PROBABILITIES_SIGNATURE: ("images", tf.float32),
 }
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-DEFAULT_TOP_K = 5
 
 
 def serving_functions(
@@ -91,11 +97,16 @@ def serving_functions(
         # would quietly classify a 16x16 image: fail such a request with a clear message.
         return tf.ensure_shape(images, (None, height, width, 3))
 
+    def finite(images: tf.Tensor) -> tf.Tensor:
+        # NaN or infinite pixels would give NaN probabilities and confident-looking top-k
+        # labels: fail the request instead ("... : Tensor had NaN values").
+        return tf.debugging.check_numerics(images, "images must be finite pixel values")
+
     def serve_float(images):
-        return outputs(checked(images))
+        return outputs(finite(checked(images)))
 
     def serve_probabilities(images):
-        return {"probabilities": probabilities_of(checked(images))}
+        return {"probabilities": probabilities_of(finite(checked(images)))}
 
     def serve_uint8(images):
         return outputs(tf.cast(checked(images), tf.float32))
@@ -192,14 +203,6 @@ def write_warmup_requests(path: str | Path, requests: Sequence[predict_pb2.Predi
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
-
-
-def read_warmup_requests(path: str | Path) -> list[prediction_log_pb2.PredictionLog]:
-    """Parse a warm-up file back into PredictionLog protos."""
-    logs = []
-    for record in tf.data.TFRecordDataset(str(path)):
-        logs.append(prediction_log_pb2.PredictionLog.FromString(record.numpy()))
-    return logs
 
 
 def run_signature(

@@ -18,21 +18,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export.options import QUANTIZATIONS
-from keras_preact.cli import UserError
 
 # How many representative images int8 calibration uses by default (real images, batch 1).
 DEFAULT_CALIBRATION_IMAGES = 200
-
-
-def check_quantizations(modes: Sequence[str]) -> tuple[str, ...]:
-    """Validate TFLite modes; ``float32`` is always included (it is the float reference file)."""
-    unknown = [m for m in modes if m not in QUANTIZATIONS]
-    if unknown:
-        raise UserError(
-            f"unknown quantization {unknown[0]!r}; expected a comma-separated subset of "
-            f"{', '.join(QUANTIZATIONS[1:])}"
-        )
-    return tuple(m for m in QUANTIZATIONS if m == "float32" or m in modes)
 
 
 def convert(
@@ -48,10 +36,12 @@ def convert(
         mode: ``float32`` (no optimisation), ``float16`` (float16 weights), ``dynamic`` (int8
             weights, float activations quantised on the fly) or ``int8`` (all ops int8; uint8
             pixel input, float32 probabilities out).
-        representative_images: uint8 ``(N, H, W, 3)`` real images; required for ``int8``.
+        representative_images: uint8 ``(N, H, W, 3)`` real images; required for ``int8`` (the
+            export plan makes sure there are some, :func:`export.options.plan_export`).
         signature: the signature mapping float32 pixels ``images`` to ``probabilities``.
     """
-    check_quantizations([mode])
+    if mode not in QUANTIZATIONS:
+        raise ValueError(f"unknown TFLite mode {mode!r}; expected one of {QUANTIZATIONS}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved_model_dir), signature_keys=[signature]
     )
@@ -63,10 +53,7 @@ def convert(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode == "int8":
         if representative_images is None or len(representative_images) == 0:
-            raise UserError(
-                "int8 quantization needs representative data: real images to calibrate the "
-                "activation ranges (pass representative_images / --representative-data)"
-            )
+            raise ValueError("int8 conversion needs representative images")
         images = np.asarray(representative_images, np.float32)
 
         def dataset() -> Iterator[list[np.ndarray]]:
@@ -89,13 +76,8 @@ def export_tflite(
     representative_images: np.ndarray | None = None,
     stem: str = "model",
 ) -> dict[str, Path]:
-    """Write ``<stem>_<mode>.tflite`` for each mode into ``output_dir``; returns mode -> path."""
-    modes = check_quantizations(modes)
-    if "int8" in modes and (representative_images is None or len(representative_images) == 0):
-        raise UserError(
-            "int8 quantization needs representative data: real images to calibrate the "
-            "activation ranges (pass representative_images / --representative-data)"
-        )
+    """Write ``<stem>_<mode>.tflite`` for each of ``modes`` (see :func:`convert`) into
+    ``output_dir``; returns mode -> path."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -134,11 +116,6 @@ class TFLiteRunner:
     def input_shape_of(interpreter: Interpreter) -> list[int]:
         """The model's input shape (batch dimension as stored in the file)."""
         return list(interpreter.get_input_details()[0]["shape"])
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        """dtype the file takes its pixels in (float32, or uint8 for the int8 file)."""
-        return np.dtype(self._interpreter(1).get_input_details()[0]["dtype"])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for uint8 ``(N, H, W, 3)`` images."""

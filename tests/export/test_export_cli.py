@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -12,9 +16,10 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
+from export import repository
 from export.__main__ import main
+from export.options import plan_export
 from export.pipeline import export_model
-from export.tflite import export_tflite
 from keras_preact.cli import UserError
 
 
@@ -143,6 +148,7 @@ BAD_INPUT = {
     "unknown option": (["--colour", "red"], "unrecognized arguments: --colour red"),
     "non-integer version": (["--version", "two"], "invalid int value: 'two'"),
     "corrupt models.config": (["--output", "{badrepo}"], "not a valid ModelServerConfig"),
+    "models.config is a folder": (["--output", "{dirrepo}"], "cannot read {dirrepo}/models.config"),
 }
 
 
@@ -157,8 +163,12 @@ def test_bad_input_one_line_exit_2_nothing_written(
     badrepo = tmp_path / "badrepo"
     badrepo.mkdir()
     (badrepo / "models.config").write_text("model_config_list { config { nme: 'x' } }")
+    dirrepo = tmp_path / "dirrepo"
+    (dirrepo / "models.config").mkdir(parents=True)
     args, message = BAD_INPUT[case]
     values = {"tmp": tmp_path, "plain": no_preprocess_model, "badrepo": badrepo}
+    values["dirrepo"] = dirrepo
+    message = message.format(**values)
     base = {"--model": trained_model_path, "--output": str(repo_copy)}
     extra = [a.format(**values) for a in args]
     for flag in list(base):
@@ -177,11 +187,37 @@ def test_bad_input_one_line_exit_2_nothing_written(
     assert not list(repo_copy.glob(".staging-*"))
 
 
-def test_int8_without_representative_data_in_python(exported, tmp_path):
-    with pytest.raises(UserError, match="int8 quantization needs representative data"):
-        export_tflite(exported.savedmodel, tmp_path, ["int8"], representative_images=None)
+def test_int8_without_representative_data_in_python(trained_model_path, tmp_path):
     with pytest.raises(UserError, match="int8 quantization needs representative data"):
         export_model(tmp_path / "missing.keras", tmp_path / "out", representative_data=None)
+    empty = np.zeros((0, 32, 32, 3), np.uint8)
+    with pytest.raises(UserError, match="int8 quantization needs representative data"):
+        export_model(trained_model_path, tmp_path / "out", representative_data=empty)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_plan_is_resolved_once_from_the_options(trained_model_path, tmp_path):
+    plan = plan_export(
+        trained_model_path,
+        tmp_path / "out",
+        formats="onnx, tflite",
+        quantize=["int8", "float16"],
+        representative_data="sample",
+    )
+    # float32 first, then the modes in their fixed order; the calibration source is kept.
+    assert plan.formats == ("onnx", "tflite")
+    assert plan.tflite_modes == ("float32", "float16", "int8")
+    assert plan.representative_data == "sample" and plan.onnx_opset == 17
+    # Without int8 no calibration images are needed, and without tflite no modes are planned.
+    plan = plan_export(
+        trained_model_path, tmp_path / "out", formats="savedmodel", representative_data=None
+    )
+    assert plan.tflite_modes == () and plan.representative_data is None
+    assert plan.onnx_opset is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.top_k = 3
+    with pytest.raises(UserError, match=r"--latency-runs must be 0 .* got -1"):
+        plan_export(trained_model_path, tmp_path / "out", latency_runs=-1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -216,3 +252,28 @@ def test_mixed_precision_model_exports_float32(tmp_path, sample):
     assert np.max(np.abs(probs - reference.predict(images.astype(np.float32), verbose=0))) < 1e-5
     mixed_probs = mixed.predict(images.astype(np.float32), verbose=0)
     assert np.max(np.abs(probs - mixed_probs)) < 5e-2
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_staging_folders_of_killed_exports_are_removed_live_ones_kept(tmp_path):
+    prefix = repository._staging_prefix()
+    stale = tmp_path / f"{prefix}{dead_pid()}-abcd1234"
+    live = tmp_path / f"{prefix}{os.getpid()}-efgh5678"
+    other_host = tmp_path / f"{repository.STAGING_PREFIX}elsewhere-{dead_pid()}-x"
+    unknown = tmp_path / f"{repository.STAGING_PREFIX}k3j4h5g6"  # no process id
+    for folder in (stale, live, other_host, unknown):
+        (folder / "savedmodel").mkdir(parents=True)
+        (folder / "savedmodel" / "saved_model.pb").write_bytes(b"half written")
+    assert repository.remove_stale_staging_dirs(tmp_path) == [stale]
+    assert sorted(tmp_path.iterdir()) == sorted([live, other_host, unknown])
+    # The folder an export stages in carries its process id.
+    with repository.staging_dir(tmp_path) as staging:
+        assert staging.name.startswith(f"{prefix}{os.getpid()}-")
+        assert repository.remove_stale_staging_dirs(tmp_path) == []
+    assert not staging.exists()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import threading
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -221,3 +224,48 @@ def test_client_cli_bad_input(server, exported, sample, tmp_path, capsys, args, 
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "{{" not in err and "[Op:" not in err, err  # the op's message, not its graph location
+
+
+def test_client_names_a_server_that_hangs_up_or_does_not_answer_json():
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if "garbage" in self.path:
+                self.send_response(200)
+                self.send_header("Content-Length", "5")
+                self.end_headers()
+                self.wfile.write(b"hello")
+            else:  # hangs up without an answer
+                self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        address = f"127.0.0.1:{httpd.server_address[1]}"
+        try:
+            with pytest.raises(UserError, match="answered with something that is not JSON"):
+                client.rest_predict(address, "garbage", {"instances": [1]})
+            with pytest.raises(UserError, match="no answer from TF Serving at http://127"):
+                client.rest_predict(address, "hangup", {"instances": [1]})
+        finally:
+            httpd.shutdown()
+            thread.join()
+    with pytest.raises(UserError, match="unexpected answer from the server"):
+        client.labels_from_rest({"predictions": [[0.1, 0.9]]})
+
+
+def test_local_server_on_a_port_in_use_is_a_user_error(exported):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot serve REST on 127.0.0.1:{port}: "):
+            LocalServer(exported.repository, rest_port=port)
+        with pytest.raises(UserError, match=f"cannot serve gRPC on 127.0.0.1:{port}: "):
+            LocalServer(exported.repository, grpc_port=port)

@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.framework import types_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from export.images import encode_images
-from export.savedmodel import WARMUP_FILE, read_warmup_requests
+from export.savedmodel import WARMUP_FILE
 from export.verify import FLOAT_TOLERANCE
 from keras_preact.datasets import CIFAR10_LABELS
 
@@ -153,7 +154,11 @@ def test_wrong_shapes_and_dtypes_are_rejected(loaded, signature, value):
 
 def test_warmup_records_parse_and_replay(exported, loaded, keras_model):
     path = exported.savedmodel / WARMUP_FILE
-    logs = read_warmup_requests(path)
+    # Read as TF Serving replays them: PredictionLog records of a TFRecord file.
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(str(path))
+    ]
     assert len(logs) == 6  # three signatures x batch sizes 1 and 8
     seen = set()
     for log in logs:
