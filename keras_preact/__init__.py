@@ -5,79 +5,67 @@
 >>> keras_preact.get_model("resnet20v1", classes=100)        # doctest: +SKIP
 >>> keras_preact.ResNet(110, version="v1", shortcut="scaling")  # the v2 paper's ablations
 >>> keras_preact.Plain56V1()                                  # the v1 paper's plain network
+
+The package loads lazily: ``import keras_preact`` imports Keras only when a model, a layer helper
+or a table is first used, so ``keras_preact.cli`` and ``keras_preact.datasets`` (standard library
+and NumPy) let command lines answer ``--help`` and quiet TensorFlow's logs before it loads.
 """
 
-from keras_preact.layers import use_fused_batch_norm
-from keras_preact.preprocessing import DATASET_STATS, mean_std, preprocess_input
-from keras_preact.resnet import (
-    FACTORIES,
-    MODEL_NAMES,
-    MODELS,
-    Architecture,
-    ModelInfo,
-    ResNet,
-    architecture,
-    get_model,
-    resolve_model,
-    units_per_stage,
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+# Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "use_fused_batch_norm": "layers",
+    "DATASET_STATS": "preprocessing",
+    "mean_std": "preprocessing",
+    "preprocess_input": "preprocessing",
+    "FACTORIES": "resnet",
+    "MODEL_NAMES": "resnet",
+    "MODELS": "resnet",
+    "Architecture": "resnet",
+    "ModelInfo": "resnet",
+    "ResNet": "resnet",
+    "architecture": "resnet",
+    "get_model": "resnet",
+    "resolve_model": "resnet",
+    "units_per_stage": "resnet",
+    "deep_graph_recursion": "saving",
+    "load_model": "saving",
+    "ModelStats": "summary",
+    "count_macs": "summary",
+    "model_stats": "summary",
+    "PLACEMENTS": "units",
+    "PROJECTIONS": "units",
+    "SHORTCUTS": "units",
+    "UNITS": "units",
+}
+# The named factories (keras_preact.MODELS; a test checks that the two lists agree).
+FACTORY_NAMES: tuple[str, ...] = (
+    *(f"ResNet{depth}V1" for depth in (20, 32, 44, 56, 110, 1202)),
+    *(f"ResNet{depth}V2" for depth in (110, 164, 1001)),
+    *(f"ResNet{depth}V{v}" for v in (1, 2) for depth in (18, 34, 50, 101, 152, 200)),
+    *(f"Plain{depth}V1" for depth in (20, 32, 44, 56, 110, 18, 34)),
 )
-from keras_preact.saving import deep_graph_recursion, load_model
-from keras_preact.summary import ModelStats, count_macs, model_stats
-from keras_preact.units import PLACEMENTS, PROJECTIONS, SHORTCUTS, UNITS
 
-__version__ = "0.1.0"
+__all__ = [*_EXPORTS, *FACTORY_NAMES]
 
-ResNet20V1 = FACTORIES["resnet20v1"]
-ResNet32V1 = FACTORIES["resnet32v1"]
-ResNet44V1 = FACTORIES["resnet44v1"]
-ResNet56V1 = FACTORIES["resnet56v1"]
-ResNet110V1 = FACTORIES["resnet110v1"]
-ResNet1202V1 = FACTORIES["resnet1202v1"]
-ResNet110V2 = FACTORIES["resnet110v2"]
-ResNet164V2 = FACTORIES["resnet164v2"]
-ResNet1001V2 = FACTORIES["resnet1001v2"]
-ResNet18V1 = FACTORIES["resnet18v1"]
-ResNet34V1 = FACTORIES["resnet34v1"]
-ResNet50V1 = FACTORIES["resnet50v1"]
-ResNet101V1 = FACTORIES["resnet101v1"]
-ResNet152V1 = FACTORIES["resnet152v1"]
-ResNet200V1 = FACTORIES["resnet200v1"]
-ResNet18V2 = FACTORIES["resnet18v2"]
-ResNet34V2 = FACTORIES["resnet34v2"]
-ResNet50V2 = FACTORIES["resnet50v2"]
-ResNet101V2 = FACTORIES["resnet101v2"]
-ResNet152V2 = FACTORIES["resnet152v2"]
-ResNet200V2 = FACTORIES["resnet200v2"]
-Plain20V1 = FACTORIES["plain20v1"]
-Plain32V1 = FACTORIES["plain32v1"]
-Plain44V1 = FACTORIES["plain44v1"]
-Plain56V1 = FACTORIES["plain56v1"]
-Plain110V1 = FACTORIES["plain110v1"]
-Plain18V1 = FACTORIES["plain18v1"]
-Plain34V1 = FACTORIES["plain34v1"]
 
-__all__ = [
-    "DATASET_STATS",
-    "Architecture",
-    "MODELS",
-    "MODEL_NAMES",
-    "PLACEMENTS",
-    "PROJECTIONS",
-    "SHORTCUTS",
-    "UNITS",
-    "ModelInfo",
-    "ModelStats",
-    "ResNet",
-    "architecture",
-    "count_macs",
-    "deep_graph_recursion",
-    "get_model",
-    "load_model",
-    "mean_std",
-    "model_stats",
-    "preprocess_input",
-    "resolve_model",
-    "units_per_stage",
-    "use_fused_batch_norm",
-    *(info.name for info in MODELS.values()),
-]
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"keras_preact.{_EXPORTS[name]}"), name)
+    elif name in FACTORY_NAMES:
+        value = importlib.import_module("keras_preact.resnet").FACTORIES[name.lower()]
+    else:
+        raise AttributeError(f"module 'keras_preact' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+

@@ -41,18 +41,17 @@ ONNX, protobuf, LiteRT and JAX.
 
 Showing the logs
 ----------------
-Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL`` is set in the environment (the user chose a level,
-and TensorFlow applies it), and a command shows everything from the point where its user asks
+Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL=0`` is set in the environment (the user asked for
+every TensorFlow log line), and a command shows everything from the point where its user asks
 for it: :func:`add_native_logs_option` adds ``--native-logs`` to its parser, and the command calls
 :func:`show_native_logs` after parsing when it was given. The option is not called ``--verbose``:
 ``training.cifar --verbose`` already chooses a progress display (auto, bar, line, quiet), and one
 option name should not mean two things in the commands of one package.
 
 Lines written while TensorFlow loads are hidden only if the filter is on by then: an entry module
-imports TensorFlow, Keras and the rest of ``keras_preact`` inside ``main``, after parsing, not at
-module level. This module needs only the standard library, but ``from keras_preact.cli import``
-runs the package's ``__init__``, which imports Keras: a package whose commands must start before
-Keras loads this file on its own first (``export/__init__.py`` does).
+imports TensorFlow, Keras and the models inside ``main``, after parsing, not at module level. This
+module needs only the standard library, and ``keras_preact`` loads its other modules lazily, so
+``from keras_preact.cli import cli_main`` does not import Keras.
 """
 
 from __future__ import annotations
@@ -327,12 +326,12 @@ def quiet_native_logs() -> None:
     """Hide TensorFlow's native log lines and Python-level noise from now until the process
     ends, or until :func:`show_native_logs`. :func:`cli_main` calls it as the command starts.
 
-    Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL`` is set. The filter stays on after ``main``
+    Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL=0`` is set. The filter stays on after ``main``
     returns, because TensorFlow writes lines while the interpreter shuts down too; at exit the
     process waits for the filter to pass on what was written before.
     """
     global _filter
-    if _filter is not None or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if _filter is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
     _filter = _NativeLogFilter()
     _filter.start()
@@ -360,8 +359,7 @@ def add_native_logs_option(parser: argparse.ArgumentParser) -> None:
         NATIVE_LOGS_OPTION,
         action="store_true",
         help="show TensorFlow's own log lines (start-up notices, SavedModel loading, converter "
-        "output) and library warnings, hidden by default; also shown when TF_CPP_MIN_LOG_LEVEL "
-        "is set",
+        "output) and library warnings, hidden by default; also shown when TF_CPP_MIN_LOG_LEVEL=0",
     )
 
 
