@@ -83,9 +83,12 @@ def version(package: str) -> str:
 
 
 def source_network(
-    source: SourceArchitecture, checkpoint: Checkpoint
+    source: SourceArchitecture, checkpoint: Checkpoint, size: tuple[int, int] = (224, 224)
 ) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The source framework's network holding the checkpoint, and its name with version.
+
+    ``size``: the height and width of the images it will be given (keras.applications builds
+    for one size).
 
     The network maps RGB images normalised as the source expects (NHWC float32) to logits.
     Raises ``SourceUnavailable`` where the framework is not installed or defines no network
@@ -105,7 +108,12 @@ def source_network(
         import keras
 
         build = getattr(keras.applications, f"ResNet{source.depth}")
-        net = build(weights=checkpoint.path, classes=source.classes, classifier_activation=None)
+        net = build(
+            weights=checkpoint.path,
+            classes=source.classes,
+            input_shape=(*size, 3),
+            classifier_activation=None,
+        )
 
         def run(images: np.ndarray) -> np.ndarray:
             # keras.applications takes BGR ("caffe" mode); the images are RGB.
