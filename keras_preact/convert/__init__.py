@@ -287,6 +287,7 @@ def convert_checkpoint(
         include_top=include_top,
         classes=classes if classes is not None else source.classes,
         classes_given=classes is not None,
+        option_a=option_a,
         model_name=name or default_name,
     )
     if classes is None:
