@@ -15,7 +15,9 @@ before and half after the subsampled input (``F.pad(x[:, :, ::2, ::2], (0, 0, 0,
 keras-preact's appends them after, as He et al.'s Torch code does. The two compute the same
 network up to an order of the channels, so the converter reorders every tensor that reads or
 writes the residual stream (``option_a="split"``, the default); ``option_a="after"`` takes
-checkpoints whose code appends zeros after the input, as keras-preact does. akamaster's current
+checkpoints whose code appends zeros after the input, as keras-preact does. The logits are the
+same either way; the features of a ``include_top=False`` model come in keras-preact's channel
+order, a fixed permutation of akamaster's. akamaster's current
 code names some modules ``compressible_conv1``, ``compressible_linear``: that prefix is ignored.
 
 **v2** (He et al. 2016), the pre-activation layout::

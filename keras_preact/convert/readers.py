@@ -75,8 +75,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if len(head) > 8 and head[8:9] == b"{":
         return Checkpoint(path, "safetensors", _read_safetensors(path))
     raise ValueError(
-        f"{path!r} is not a checkpoint in a format understood ({'; '.join(FORMATS.values())})"
-        + (": the file is empty" if not head else "")
+        f"{path!r} is neither a Keras .weights.h5/.keras file nor a checkpoint in a format "
+        f"understood ({'; '.join(FORMATS.values())})" + (": the file is empty" if not head else "")
     )
 
 
