@@ -437,7 +437,9 @@ Args:
     input_shape: ``(height, width, channels)``; defaults to {default_shape}. Height and width
         must be at least {min_size}.
     pooling: with ``include_top=False``: ``None`` (4-D feature map), ``"avg"`` or ``"max"``.
-    classes: number of classes (default {default_classes}).
+    classes: number of classes (default {default_classes}). With ``weights`` from a checkpoint of
+        another library, a number other than the checkpoint's gets a new, untrained classifier
+        (left at the default, such a checkpoint is refused, naming its ``classes``).
     classifier_activation: activation of the ``predictions`` layer (``None`` returns logits);
         always computed in float32, also under a mixed-precision policy.
     name: model name (default ``{model_name}``).

@@ -70,6 +70,11 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         head = f.read(16)
     if head.startswith(_HDF5_SIGNATURE):
         return Checkpoint(path, "keras-h5", _read_h5(path))
+    if head.startswith(b"PK") and _is_keras_archive(path):
+        raise ValueError(
+            f"{path!r} is a Keras model file (.keras), not a checkpoint to convert: load it with "
+            "keras_preact.load_model, or pass it as weights= to the model it was saved from"
+        )
     if head.startswith(b"PK") or head.startswith(_PICKLE_PROTOCOL_2):
         return Checkpoint(path, "pytorch", _read_torch(path))
     if len(head) > 8 and head[8:9] == b"{":
@@ -78,6 +83,14 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
         f"{path!r} is neither a Keras .weights.h5/.keras file nor a checkpoint in a format "
         f"understood ({'; '.join(FORMATS.values())})" + (": the file is empty" if not head else "")
     )
+
+
+def _is_keras_archive(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {"config.json", "model.weights.h5"} <= set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _read_torch(path: str) -> dict[str, np.ndarray]:
