@@ -143,6 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for note in source.notes:
         print(f"note: {note}")
+    if conversion.preprocessing is None:
+        print(
+            "note: the model takes inputs normalised as the source's were; --preprocessing puts "
+            "that normalisation inside the model (python -m export needs it there or as its "
+            "own --preprocessing)"
+        )
     if args.parity_images:
         try:
             parity = measure_parity(conversion, args.parity_images)

@@ -148,9 +148,7 @@ def describe(tensors: Mapping[str, np.ndarray], option_a: str = "split") -> Sour
     if unit == "bottleneck":
         options["bottleneck_stride"] = "3x3"
     fc = tensors.get("linear.weight", tensors.get("fc.weight"))
-    notes = [
-        "the checkpoint does not say how its inputs were normalised: pass the preprocessing it was trained with"
-    ]
+    notes = []
     if projection == "A" and option_a == "split":
         notes.append(
             "option A zero channels split before and after the input's (akamaster): channels "

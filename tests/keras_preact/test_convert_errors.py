@@ -229,7 +229,7 @@ for name in ("torch", "torchvision", "timm"):
 import keras_preact as kp
 kp.ResNet20V1()
 assert not {{"torch", "torchvision", "timm", "safetensors"}} & set(m for m in sys.modules if sys.modules[m])
-model = kp.ResNet20V1(weights={str(tmp_path / "resnet20.safetensors")!r}, classes=100)
+kp.ResNet20V1(weights={str(tmp_path / "resnet20.safetensors")!r}, classes=100)
 try:
     kp.ResNet20V1(weights={str(resnet20[0])!r}, classes=100)
 except ValueError as e:

@@ -2,8 +2,8 @@
 
 Randomly initialised torchvision networks (built from torchvision's code) with randomised
 batch-norm statistics, saved as ``.pth`` state dicts, converted, and run on real images (the
-embedded sample, upscaled to 224×224 for the full check; 64×64 for the deeper networks, whose
-mapping is what differs).
+embedded sample, upscaled to 224×224 for the full check; 64×64 for ResNet-34 and ResNet-152, whose
+mapping is what differs: ResNet-101's differs from theirs only in the number of units).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from convert_helpers import (
 
 import keras_preact as kp
 from keras_preact.convert import convert_checkpoint
-from keras_preact.convert.parity import measure_parity
 from keras_preact.convert.sources import import_torchvision_models
 
 
@@ -57,12 +56,9 @@ def test_resnet50_converts_with_the_stride_on_the_3x3_and_matches_at_224(models,
     assert conversion.loaded.tensors + conversion.loaded.ignored == len(net.state_dict())
     assert conversion.loaded.ignored == 53
     assert_parity(keras_logits(conversion.model, pixels), torch_logits(net, x))
-    # The CLI's measurement (torchvision's network rebuilt from the file) agrees.
-    parity = measure_parity(conversion, count=2)
-    assert parity.passed and parity.against.startswith("torchvision ")
 
 
-@pytest.mark.parametrize("depth", [34, 101, 152])
+@pytest.mark.parametrize("depth", [34, 152])
 def test_deeper_networks_map_every_tensor(models, tmp_path, depth):
     _, x = images(2, 64)
     net = randomize_torch(getattr(models, f"resnet{depth}")(num_classes=10), depth, nchw(x))
