@@ -87,17 +87,20 @@ def prepare_weights(
 
 
 def _is_keras_file(path: str) -> bool:
-    """``.keras``, or a ``.weights.h5`` in Keras 3's layout (not the legacy one keras.applications
-    caches its weights in, which is a checkpoint to convert)."""
+    """``.keras``, or a ``.weights.h5`` of a keras-preact model (not keras.applications' weights,
+    in the legacy layout Keras caches them in or saved by Keras 3: checkpoints to convert)."""
     if path.endswith(".keras"):
         return True
     if not path.endswith(".weights.h5"):
         return False
     import h5py
 
+    from keras_preact.convert.readers import keras3_applications_depth
+
     try:
         with h5py.File(path, "r") as f:
-            return "layer_names" not in f.attrs and "model_weights" not in f
+            legacy = "layer_names" in f.attrs or "model_weights" in f
+            return not legacy and keras3_applications_depth(f) is None
     except OSError:
         return True  # not readable as HDF5: Keras' loader reports it
 

@@ -7,7 +7,9 @@ Three file formats, recognised by their content (the extension is not trusted):
   anything else. Only when torch is installed; no other unpickler is ever used.
 * safetensors (``.safetensors``): read with the ``safetensors`` package, without torch.
 * Keras HDF5 weights (``.h5``): the legacy layout Keras caches keras.applications weights in
-  (``layer_names`` and per-layer ``weight_names`` attributes), read with ``h5py``.
+  (``layer_names`` and per-layer ``weight_names`` attributes), read with ``h5py``; and
+  keras.applications ResNets saved by Keras 3's ``save_weights`` (``.weights.h5``), loaded into
+  keras.applications' own network (their arrays have no layer names).
 
 A checkpoint that wraps its state dict (``{"state_dict": ...}``, ``{"model": ...}``) is unwrapped,
 and the prefixes ``module.`` (``DataParallel``) and ``_orig_mod.`` (``torch.compile``) are removed.
@@ -191,24 +193,75 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
     try:
         with h5py.File(path, "r") as f:
             root = f.get("model_weights", f)
-            if "layer_names" not in root.attrs:
+            depth = keras3_applications_depth(f)
+            if depth is not None:
+                has_top = "dense" in f["layers"]
+                classes = int(f["layers"]["dense"]["vars"]["0"].shape[-1]) if has_top else None
+            elif "layer_names" not in root.attrs:
                 if "layers" in root and "vars" in root:
                     raise ValueError(
-                        f"{path!r} is a Keras 3 .weights.h5 file, whose arrays are named by "
-                        "layer class and position only; load it with model.load_weights into "
-                        "the model that saved it. keras-preact converts the legacy .h5 layout "
-                        "keras.applications caches its weights in"
+                        f"{path!r} is a Keras 3 .weights.h5 file of a network keras-preact does "
+                        "not convert (its arrays are named by layer class and position only); "
+                        "load it with model.load_weights into the model that saved it"
                     )
                 raise ValueError(f"{path!r} is an HDF5 file but not Keras weights (no layer_names)")
             tensors = {}
-            for layer in _strings(root.attrs["layer_names"]):
+            for layer in _strings(root.attrs.get("layer_names", []) if depth is None else []):
                 group = root[layer]
                 for weight in _strings(group.attrs.get("weight_names", [])):
                     role = weight.rsplit("/", 1)[-1].split(":", 1)[0]
                     tensors[f"{layer}/{role}"] = np.asarray(group[weight], dtype=np.float32)
     except (OSError, KeyError) as e:
         raise ValueError(f"cannot read HDF5 file {path!r}: truncated or corrupt ({e})") from None
+    if depth is not None:
+        return _read_keras3_applications(path, depth, classes)
     return tensors
+
+
+# Convolutions of keras.applications' ResNet50/101/152, all with a bias.
+_KERAS_APPLICATIONS_CONVS = {53: 50, 104: 101, 155: 152}
+
+
+def keras3_applications_depth(f) -> int | None:
+    """The depth of a keras.applications ResNet saved with Keras 3's ``save_weights``
+    (``layers/conv2d_N/vars/{0,1}``, ``layers/dense``) in the open HDF5 file ``f``, else None.
+
+    Keras 3 names those arrays by layer class and position, not by layer name: such a file is
+    read by building keras.applications' own network of that depth and loading it there.
+    """
+    import h5py
+
+    layers = f.get("layers")
+    if not isinstance(layers, h5py.Group) or "vars" not in f:
+        return None
+    convs = [layers[k] for k in layers if k == "conv2d" or k.startswith("conv2d_")]
+    if not convs or any(len(c.get("vars", ())) != 2 for c in convs):  # a kernel and a bias each
+        return None
+    return _KERAS_APPLICATIONS_CONVS.get(len(convs))
+
+
+def _read_keras3_applications(path: str, depth: int, classes: int | None) -> dict[str, np.ndarray]:
+    import keras
+
+    build = getattr(keras.applications, f"ResNet{depth}")
+    if classes is None:
+        net = build(weights=None, include_top=False, input_shape=(None, None, 3))
+    else:
+        net = build(weights=None, classes=classes, classifier_activation=None)
+    try:
+        net.load_weights(path)
+    except ValueError as e:
+        raise ValueError(
+            f"{path!r} looks like keras.applications ResNet{depth} weights saved by Keras 3, but "
+            f"Keras cannot load them into that network: {str(e).splitlines()[0]}"
+        ) from None
+    return {
+        f"{layer.name}/{w.path.rsplit('/', 1)[-1]}": np.asarray(
+            keras.ops.convert_to_numpy(w), dtype=np.float32
+        )
+        for layer in net.layers
+        for w in layer.weights
+    }
 
 
 def _strings(values) -> list[str]:

@@ -78,3 +78,23 @@ def test_resnet101_maps_every_tensor_and_folds_the_epsilon(tmp_path):
     )
     assert model.get_layer("stem_bn").epsilon == 1e-5
     assert_parity(keras_logits(model, x), bgr_logits(source, x))
+
+
+def test_weights_saved_by_keras_3_convert_too(tmp_path):
+    """``save_weights`` of Keras 3 names arrays by layer class and position (``conv2d_12``): the
+    file is read through keras.applications' own network."""
+    build = keras.applications.ResNet50
+    net = build(weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None)
+    randomize_keras(net, seed=3)
+    _, x = images(2, 64, "imagenet_caffe")
+    kernel, bias = net.get_layer("predictions").get_weights()
+    scale = 4.0 / np.abs(bgr_logits(net, x)).max()
+    net.get_layer("predictions").set_weights([kernel * scale, bias * scale])
+    net.save_weights(tmp_path / "resnet50.weights.h5")
+    model = kp.ResNet50V1(
+        weights=tmp_path / "resnet50.weights.h5",
+        input_shape=(64, 64, 3),
+        classes=10,
+        classifier_activation=None,
+    )
+    assert_parity(keras_logits(model, x), bgr_logits(net, x))
