@@ -156,18 +156,17 @@ BAD = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_one_line_exit_2_nothing_written(akamaster, tmp_path, capsys, case):
-    args, message = BAD[case]
+def test_bad_input_one_line_exit_2_nothing_written(akamaster, tmp_path, capsys):
     ckpt = akamaster[0]
     (tmp_path / "half.pth").write_bytes(ckpt.read_bytes()[:5000])
     torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "mlp.pth")
     fill = dict(ckpt=ckpt, half=tmp_path / "half.pth", mlp=tmp_path / "mlp.pth", tmp=tmp_path)
-    argv = [a.format(**fill) for a in args]
-    if "--output" not in argv:
-        argv += ["--output", str(tmp_path / "out" / "model.keras")]
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = run(argv, capsys)
-    assert code == 2 and out == ""
-    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    for case, (args, message) in BAD.items():
+        argv = [a.format(**fill) for a in args]
+        if "--output" not in argv:
+            argv += ["--output", str(tmp_path / "out" / "model.keras")]
+        code, out, err = run(argv, capsys)
+        assert code == 2 and out == "", case
+        assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (case, err)
+        assert sorted(p.name for p in tmp_path.iterdir()) == before, case  # nothing written
