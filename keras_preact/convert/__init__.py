@@ -179,7 +179,7 @@ def _factory_call(source: SourceArchitecture) -> str:
     info = MODELS.get(f"resnet{source.depth}{source.version}")
     if info is not None and (info.family, info.unit) == (source.family, source.unit):
         return f"keras_preact.{info.name}({args})"
-    if source.family == "cifar" and source.unit == "basic":
+    if source.family == "cifar" and source.unit == "basic" and info is None:
         return f"keras_preact.get_model('resnet{source.depth}{source.version}'{', ' + args if args else ''})"
     unit = f", unit={source.unit!r}" if source.family == "cifar" else ""
     return (

@@ -70,7 +70,9 @@ class SourceArchitecture:
         info = MODELS.get(key)
         if info is not None and info.family == self.family and info.unit == self.unit:
             return info.name
-        return f"ResNet{self.depth}{self.version.upper()}"
+        if info is None and self.family == "cifar":  # resnet<DEPTH>v<1|2> of any CIFAR depth
+            return f"ResNet{self.depth}{self.version.upper()}"
+        return f"ResNet({self.depth}, {self.version}, {self.family}, {self.unit})"
 
     @property
     def build_arguments(self) -> dict[str, Any]:
