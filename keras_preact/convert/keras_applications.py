@@ -100,6 +100,8 @@ def describe(tensors: Mapping[str, np.ndarray]) -> SourceArchitecture:
         preprocessing="imagenet_caffe",
         notes=(
             "convolution biases folded into the following batch norms' moving means",
+            "batch norms with keras.applications' epsilon 1.001e-5 (through weights= into a "
+            "model built with another, the difference goes into the moving variances)",
             "stem kernel's input channels reversed: the model takes RGB "
             "(preprocessing 'imagenet_caffe': RGB mean subtraction, no scaling), not "
             "keras.applications' BGR",
