@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preprocessing",
         default="auto",
         help="input normalisation: auto (the model's own 'preprocess' layer; required if it has "
-        "none), cifar10, cifar100, imagenet (added in front of the model) or none",
+        "none), cifar10, cifar100, imagenet, imagenet_inception, imagenet_caffe (added in front "
+        "of the model) or none",
     )
     p.add_argument(
         "--top-k",

@@ -5,6 +5,10 @@
 >>> keras_preact.get_model("resnet20v1", classes=100)        # doctest: +SKIP
 >>> keras_preact.ResNet(110, version="v1", shortcut="scaling")  # the v2 paper's ablations
 >>> keras_preact.Plain56V1()                                  # the v1 paper's plain network
+>>> keras_preact.ResNet50V1(weights="resnet50-0676ba61.pth", bottleneck_stride="3x3")  # doctest: +SKIP
+
+``weights=`` also converts the checkpoints of torchvision, timm, keras.applications and the PyTorch
+CIFAR ResNets exactly (``keras_preact.convert``; ``python -m keras_preact.convert``).
 
 The package loads lazily: ``import keras_preact`` imports Keras only when a model, a layer helper
 or a table is first used, so ``keras_preact.cli`` and ``keras_preact.datasets`` (standard library
@@ -68,4 +72,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
-

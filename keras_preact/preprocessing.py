@@ -14,6 +14,14 @@ DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, f
     "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
     "cifar100": ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # ImageNet weights trained on other normalisations (see keras_preact.convert):
+    # pixels scaled to [-1, 1] (timm's resnetv2 weights; Inception's preprocessing) ...
+    "imagenet_inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # ... and the RGB mean subtracted, no scaling (keras.applications' ResNets, "caffe" mode).
+    "imagenet_caffe": (
+        (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0),
+        (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0),
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from keras import layers
 from keras_preact import preprocessing as preprocessing_lib
 from keras_preact import units
 from keras_preact.layers import use_fused_batch_norm
-from keras_preact.saving import deep_graph_recursion, load_weights_file
+from keras_preact.saving import deep_graph_recursion, prepare_weights
 
 FAMILIES = ("cifar", "imagenet")
 VERSIONS = ("v1", "v2")
@@ -161,8 +161,9 @@ def _check_weights(weights: Any) -> str | None:
     path = os.fspath(weights)
     if path == "imagenet" or "://" in path:
         raise ValueError(
-            f"weights={path!r}: keras-preact downloads nothing; pass None or the path of a "
-            "local .weights.h5 or .keras file"
+            f"weights={path!r}: keras-preact downloads nothing; pass None, the path of a "
+            "local .weights.h5 or .keras file, or of a checkpoint to convert (torchvision or "
+            "PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
         )
     if not os.path.isfile(path):
         raise ValueError(f"weights file not found: {path!r}")
@@ -369,6 +370,17 @@ def ResNet(
     weights_path = _check_weights(weights)
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
+    load_weights = None
+    if weights_path is not None:
+        # A checkpoint is read and checked against the architecture before anything is built.
+        load_weights = prepare_weights(
+            weights_path,
+            arch,
+            include_top=head.include_top,
+            classes=head.classes,
+            classes_given=classes is not None,
+            model_name=name or arch.default_name,
+        )
     data_format = arch.layers.data_format
     if input_tensor is not None:
         if not keras.utils.is_keras_tensor(input_tensor):
@@ -402,8 +414,8 @@ def ResNet(
         x = _head(x, arch, head)
         model = keras.Model(inputs, x, name=name or arch.default_name)
     use_fused_batch_norm(model)
-    if weights_path is not None:
-        load_weights_file(model, weights_path)
+    if load_weights is not None:
+        load_weights(model)
     return model
 
 
@@ -416,13 +428,18 @@ RESNET_DOC = """Instantiate {title}.
 
 Args:
     include_top: whether to include the global average pooling and the classifier.
-    weights: ``None`` (random He initialisation) or the path of a local ``.weights.h5`` or
-        ``.keras`` file for this architecture; nothing is ever downloaded.
+    weights: ``None`` (random He initialisation), the path of a local ``.weights.h5`` or
+        ``.keras`` file for this architecture, or of a checkpoint of another library that holds
+        it (``keras_preact.convert``: torchvision, timm, keras.applications, PyTorch CIFAR
+        ResNets), recognised from its content and converted exactly; a checkpoint that needs
+        other arguments is refused with a line naming them. Nothing is ever downloaded.
     input_tensor: optional Keras tensor (output of ``keras.Input``) to use as the model's input.
     input_shape: ``(height, width, channels)``; defaults to {default_shape}. Height and width
         must be at least {min_size}.
     pooling: with ``include_top=False``: ``None`` (4-D feature map), ``"avg"`` or ``"max"``.
-    classes: number of classes (default {default_classes}).
+    classes: number of classes (default {default_classes}). With ``weights`` from a checkpoint of
+        another library, a number other than the checkpoint's gets a new, untrained classifier
+        (left at the default, such a checkpoint is refused, naming its ``classes``).
     classifier_activation: activation of the ``predictions`` layer (``None`` returns logits);
         always computed in float32, also under a mixed-precision policy.
     name: model name (default ``{model_name}``).

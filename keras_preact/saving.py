@@ -1,5 +1,9 @@
 """Loading and saving: the deepest graphs' recursion limit, ``load_model``, and ``weights=`` files.
 
+``weights=`` takes keras-preact's own files (``.weights.h5``, ``.keras``) and the checkpoints
+``keras_preact.convert`` understands (torchvision, timm, keras.applications, PyTorch CIFAR
+ResNets), told apart by their content.
+
 Files written by keras-preact hold only Keras' own layers, so they load with
 ``keras.saving.load_model(path, safe_mode=True)`` wherever Keras is installed, without this package
 (ResNet-1001 and -1202 need ``sys.setrecursionlimit`` raised there, as ``deep_graph_recursion``
@@ -12,8 +16,9 @@ from __future__ import annotations
 import os
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import keras
 
@@ -48,6 +53,56 @@ def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
     with deep_graph_recursion():
         model = keras.saving.load_model(path, **kwargs)
     return use_fused_batch_norm(model)
+
+
+def prepare_weights(
+    path: str | os.PathLike,
+    architecture: Any,
+    *,
+    include_top: bool,
+    classes: int,
+    classes_given: bool,
+    model_name: str | None = None,
+) -> Callable[[keras.Model], Any]:
+    """What loads ``weights=path`` into the model about to be built from ``architecture``.
+
+    keras-preact's own files load as they are; a checkpoint of another library is read, and
+    checked against the architecture and head, now, before the model is built (a ValueError
+    names the arguments it needs); the returned function then converts it into the model.
+    """
+    path = os.fspath(path)
+    if _is_keras_file(path):
+        return lambda model: load_weights_file(model, path)
+    from keras_preact.convert import plan_checkpoint
+
+    plan = plan_checkpoint(
+        path,
+        architecture,
+        include_top=include_top,
+        classes=classes,
+        classes_given=classes_given,
+        model_name=model_name,
+    )
+    return plan.load_into
+
+
+def _is_keras_file(path: str) -> bool:
+    """``.keras``, or a ``.weights.h5`` of a keras-preact model (not keras.applications' weights,
+    in the legacy layout Keras caches them in or saved by Keras 3: checkpoints to convert)."""
+    if path.endswith(".keras"):
+        return True
+    if not path.endswith(".weights.h5"):
+        return False
+    import h5py
+
+    from keras_preact.convert.readers import keras3_applications_depth
+
+    try:
+        with h5py.File(path, "r") as f:
+            legacy = "layer_names" in f.attrs or "model_weights" in f
+            return not legacy and keras3_applications_depth(f) is None
+    except OSError:
+        return True  # not readable as HDF5: Keras' loader reports it
 
 
 def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:

@@ -83,7 +83,7 @@ def test_bad_arguments_raise_a_clear_value_error(build, message):
 def test_a_file_that_is_not_a_weights_file_is_rejected(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not weights")
-    with pytest.raises(ValueError, match=r"must end in .weights.h5"):
+    with pytest.raises(ValueError, match=r"is neither a Keras .weights.h5/.keras file nor a"):
         kp.ResNet20V1(weights=str(bad))
     corrupt = tmp_path / "corrupt.weights.h5"
     corrupt.write_bytes(b"\x89HDF\r\n garbage")

@@ -1,0 +1,187 @@
+"""``python -m keras_preact.convert``: a checkpoint of another library -> a keras-preact ``.keras`` file.
+
+    python -m keras_preact.convert resnet50-0676ba61.pth --output resnet50.keras
+
+Prints the detected source and architecture, how many tensors were mapped and, where the source
+framework is installed, the parity measured on the embedded sample; then writes the ``.keras``
+file atomically (nothing is left behind on error, an existing file is kept unless --overwrite).
+Exit 0 on success, 1 when the parity check fails (nothing written), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+
+EXIT_PARITY_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one ``error:`` line (exit 2), without the usage."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see python -m keras_preact.convert --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options (documented in ``--help``)."""
+    p = _Parser(
+        prog="python -m keras_preact.convert",
+        description="Convert a torchvision, timm, keras.applications or PyTorch CIFAR ResNet "
+        "checkpoint into a keras-preact .keras model, exactly, and measure the parity.",
+    )
+    p.add_argument("checkpoint", help=".pth/.pt/.th, .safetensors or keras.applications .h5")
+    p.add_argument("--output", required=True, help="the .keras file to write")
+    p.add_argument(
+        "--model",
+        help="the keras-preact model the checkpoint must hold, e.g. resnet50v1 (default: the "
+        "one it holds)",
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        help="number of classes (default: the checkpoint's); another number gets a new, "
+        "untrained classifier",
+    )
+    p.add_argument(
+        "--input-size", type=int, help="input height and width (default: 224 ImageNet, 32 CIFAR)"
+    )
+    p.add_argument(
+        "--preprocessing",
+        default="source",
+        help="input normalisation inside the model: source (what the source's weights expect, "
+        "where the checkpoint tells it; default), none, or cifar10, cifar100, imagenet, "
+        "imagenet_inception, imagenet_caffe",
+    )
+    p.add_argument(
+        "--option-a",
+        default="split",
+        help="PyTorch CIFAR v1 option A shortcuts: split (zero channels before and after the "
+        "input's, akamaster; default) or after",
+    )
+    p.add_argument(
+        "--parity-images",
+        type=int,
+        default=8,
+        help="sample images the parity is measured on, where the source framework is "
+        "installed (default 8; 0: not measured)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_native_logs_option(p)
+    return p
+
+
+def _check_output(output: str, overwrite: bool) -> Path:
+    path = Path(output)
+    if path.suffix != ".keras":
+        raise UserError(f"--output {output!r} must end in .keras")
+    if path.is_dir():
+        raise UserError(f"--output {output!r} is a directory")
+    if path.exists() and not overwrite:
+        raise UserError(f"--output {output!r} exists; pass --overwrite to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--output {output!r}: {str(parent)!r} is not a directory")
+    return path
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, convert, measure parity, write."""
+    args = build_parser().parse_args(argv)
+    if args.native_logs:
+        show_native_logs()
+    output = _check_output(args.output, args.overwrite)
+    if args.classes is not None and args.classes < 1:
+        raise UserError(f"--classes must be a positive integer, got {args.classes}")
+    if args.input_size is not None and args.input_size < 1:
+        raise UserError(f"--input-size must be a positive integer, got {args.input_size}")
+    if args.parity_images < 0:
+        raise UserError(f"--parity-images must be 0 or more, got {args.parity_images}")
+    from keras_preact.preprocessing import DATASET_STATS
+
+    choices = ("source", "none", *DATASET_STATS)
+    if args.preprocessing not in choices:
+        raise UserError(
+            f"unknown --preprocessing {args.preprocessing!r}; expected one of {', '.join(choices)}"
+        )
+
+    from keras_preact.convert import convert_checkpoint
+    from keras_preact.convert.parity import measure_parity
+    from keras_preact.convert.sources import SourceUnavailable
+
+    try:
+        conversion = convert_checkpoint(
+            args.checkpoint,
+            model=args.model,
+            classes=args.classes,
+            input_shape=None if args.input_size is None else (args.input_size,) * 2 + (3,),
+            preprocessing=None if args.preprocessing == "none" else args.preprocessing,
+            option_a=args.option_a,
+        )
+    except ValueError as e:  # the checkpoint or the options: the user's input
+        raise UserError(str(e)) from None
+    source, loaded = conversion.source, conversion.loaded
+    print(f"source: {source.source} ({conversion.checkpoint.description}, {args.checkpoint})")
+    print(f"architecture: {source.summary()}")
+    h, w = conversion.model.input_shape[1:3]
+    print(
+        f"model: {conversion.model.name}, input {h}×{w}, preprocessing "
+        f"{conversion.preprocessing or 'none (inputs must come normalised)'}"
+    )
+    extra = [f"{loaded.ignored} batch-norm step counters ignored"] if loaded.ignored else []
+    if loaded.classifier == "new":
+        extra.append(f"classifier ({loaded.dropped} tensors) replaced by a new one")
+    print(
+        f"mapped: {loaded.tensors} tensors into {loaded.layers} layers"
+        + (f" ({'; '.join(extra)})" if extra else "")
+    )
+    for note in source.notes:
+        print(f"note: {note}")
+    if conversion.preprocessing is None:
+        print(
+            "note: the model takes inputs normalised as the source's were; --preprocessing puts "
+            "that normalisation inside the model (python -m export needs it there or as its "
+            "own --preprocessing)"
+        )
+    if args.parity_images:
+        try:
+            parity = measure_parity(conversion, args.parity_images)
+        except SourceUnavailable as e:
+            print(f"parity: not measured ({e})")
+        else:
+            verdict = "ok" if parity.passed else f"FAILED (tolerance {parity.tolerance:.1e})"
+            print(f"parity: {parity} — {verdict}", flush=True)
+            if not parity.passed:
+                print("error: the converted network does not compute what the source does; "
+                      "nothing written", file=sys.stderr)  # fmt: skip
+                return EXIT_PARITY_FAILED
+    _save_atomically(conversion.model, output)
+    print(f"wrote {output}")
+    return 0
+
+
+def _save_atomically(model, output: Path) -> None:
+    """Save to a temporary file beside ``output``, then rename it into place."""
+    from keras_preact.saving import deep_graph_recursion
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.parent / f".{output.stem}.{uuid.uuid4().hex[:12]}.keras"
+
+    try:
+        with deep_graph_recursion():
+            model.save(tmp)
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

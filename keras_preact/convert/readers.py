@@ -1,0 +1,268 @@
+"""Reading checkpoints safely: named arrays out, no code of the file ever run.
+
+Three file formats, recognised by their content (the extension is not trusted):
+
+* PyTorch (``torch.save``: ``.pth``, ``.pt``, ``.th``, ``.pth.tar``): read with
+  ``torch.load(weights_only=True)``, which unpickles tensors and plain containers only and refuses
+  anything else. Only when torch is installed; no other unpickler is ever used.
+* safetensors (``.safetensors``): read with the ``safetensors`` package, without torch.
+* Keras HDF5 weights (``.h5``): the legacy layout Keras caches keras.applications weights in
+  (``layer_names`` and per-layer ``weight_names`` attributes), read with ``h5py``; and
+  keras.applications ResNets saved by Keras 3's ``save_weights`` (``.weights.h5``), loaded into
+  keras.applications' own network (their arrays have no layer names).
+
+A checkpoint that wraps its state dict (``{"state_dict": ...}``, ``{"model": ...}``) is unwrapped,
+and the prefixes ``module.`` (``DataParallel``) and ``_orig_mod.`` (``torch.compile``) are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import zipfile
+
+import numpy as np
+
+FORMATS = {
+    "pytorch": "PyTorch state dict (.pth, .pt, .th)",
+    "safetensors": "safetensors (.safetensors)",
+    "keras-h5": "Keras HDF5 weights (.h5, as keras.applications caches them)",
+}
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# ``torch.save``'s legacy (non-zip) files start with a pickled magic number: protocol 2.
+_PICKLE_PROTOCOL_2 = b"\x80\x02"
+# Keys under which training scripts store the model's state dict next to epochs and metrics.
+_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """The arrays of a checkpoint, by name, in the source framework's own layout.
+
+    Attributes:
+        path: the file.
+        format: one of ``FORMATS``.
+        tensors: name -> array. Floating-point tensors are float32 (half and bfloat16 upcast
+            exactly); integer tensors (batch-norm counters) keep their type.
+    """
+
+    path: str
+    format: str
+    tensors: dict[str, np.ndarray]
+
+    @property
+    def description(self) -> str:
+        """The format in words."""
+        return FORMATS[self.format]
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint's tensors (see the module docstring for the formats).
+
+    Raises:
+        ValueError: the file is missing, truncated or corrupt, in no format understood, holds
+            Python objects other than tensors (PyTorch), or needs torch and torch is not installed.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint not found: {path!r}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(_HDF5_SIGNATURE):
+        return Checkpoint(path, "keras-h5", _read_h5(path))
+    if head.startswith(b"PK") and _is_keras_archive(path):
+        raise ValueError(
+            f"{path!r} is a Keras model file (.keras), not a checkpoint to convert: load it with "
+            "keras_preact.load_model, or pass it as weights= to the model it was saved from"
+        )
+    if head.startswith(b"PK") or head.startswith(_PICKLE_PROTOCOL_2):
+        return Checkpoint(path, "pytorch", _read_torch(path))
+    if len(head) > 8 and head[8:9] == b"{":
+        return Checkpoint(path, "safetensors", _read_safetensors(path))
+    raise ValueError(
+        f"{path!r} is neither a Keras .weights.h5/.keras file nor a checkpoint in a format "
+        f"understood ({'; '.join(FORMATS.values())})" + (": the file is empty" if not head else "")
+    )
+
+
+def _is_keras_archive(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return {"config.json", "model.weights.h5"} <= set(z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _read_torch(path: str) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(
+            f"{path!r} is a PyTorch checkpoint; reading it needs torch "
+            "(pip install 'keras-preact[convert]'), or save its state dict as .safetensors"
+        ) from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
+            raise ValueError(
+                f"{path!r} holds Python objects besides tensors, and keras-preact loads only "
+                "weights-only checkpoints (torch.load(weights_only=True)); it never runs a "
+                f"pickle's code. Save the state dict alone (torch.save(model.state_dict(), ...)) "
+                f"or as .safetensors ({first})"
+            ) from None
+        raise ValueError(f"cannot read PyTorch checkpoint {path!r}: corrupt ({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"cannot read PyTorch checkpoint {path!r}: truncated or corrupt ({first})"
+        ) from None
+    state = _state_dict(obj, path)
+    tensors = {}
+    for name, value in state.items():
+        if value.is_floating_point():
+            tensors[name] = value.detach().to(torch.float32).numpy()
+        else:
+            tensors[name] = value.detach().numpy()
+    return tensors
+
+
+def _state_dict(obj, path: str) -> dict:
+    """The ``name -> tensor`` mapping of a loaded PyTorch object, unwrapped and unprefixed."""
+    import torch
+
+    if isinstance(obj, dict):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, dict) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(
+            f"{path!r} holds no state dict (a mapping of names to tensors, or one under "
+            f"{', '.join(map(repr, _WRAPPER_KEYS))})"
+        )
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    return _strip_prefixes(state)
+
+
+def _strip_prefixes(state: dict) -> dict:
+    for prefix in _PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def _read_safetensors(path: str) -> dict[str, np.ndarray]:
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise ValueError(
+            f"{path!r} is a safetensors file; reading it needs the safetensors package "
+            "(pip install 'keras-preact[convert]')"
+        ) from None
+    tensors = {}
+    try:
+        with safe_open(path, framework="numpy") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensors[name] = f.get_tensor(name)
+    except SafetensorError as e:
+        raise ValueError(
+            f"cannot read safetensors file {path!r}: truncated or corrupt ({e})"
+        ) from None
+    except TypeError as e:  # numpy has no bfloat16
+        raise ValueError(f"cannot read safetensors file {path!r} without torch: {e}") from None
+    return _strip_prefixes(
+        {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in tensors.items()}
+    )
+
+
+def _read_h5(path: str) -> dict[str, np.ndarray]:
+    """Keras' legacy HDF5 weights: ``{layer}/{weight}`` -> array (``kernel``, ``gamma``, ...).
+
+    The layout (Keras 2's ``save_weights`` to ``.h5``, and the files keras.applications downloads
+    and caches): the root (or its ``model_weights`` group, in a whole-model file) lists its layers
+    in the ``layer_names`` attribute; each layer's group lists ``weight_names`` such as
+    ``conv1_conv/kernel:0``, the paths of its arrays inside the group.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            root = f.get("model_weights", f)
+            depth = keras3_applications_depth(f)
+            if depth is not None:
+                has_top = "dense" in f["layers"]
+                classes = int(f["layers"]["dense"]["vars"]["0"].shape[-1]) if has_top else None
+            elif "layer_names" not in root.attrs:
+                if "layers" in root and "vars" in root:
+                    raise ValueError(
+                        f"{path!r} is a Keras 3 .weights.h5 file of a network keras-preact does "
+                        "not convert (its arrays are named by layer class and position only); "
+                        "load it with model.load_weights into the model that saved it"
+                    )
+                raise ValueError(f"{path!r} is an HDF5 file but not Keras weights (no layer_names)")
+            tensors = {}
+            for layer in _strings(root.attrs.get("layer_names", []) if depth is None else []):
+                group = root[layer]
+                for weight in _strings(group.attrs.get("weight_names", [])):
+                    role = weight.rsplit("/", 1)[-1].split(":", 1)[0]
+                    tensors[f"{layer}/{role}"] = np.asarray(group[weight], dtype=np.float32)
+    except (OSError, KeyError) as e:
+        raise ValueError(f"cannot read HDF5 file {path!r}: truncated or corrupt ({e})") from None
+    if depth is not None:
+        return _read_keras3_applications(path, depth, classes)
+    return tensors
+
+
+# Convolutions of keras.applications' ResNet50/101/152, all with a bias.
+_KERAS_APPLICATIONS_CONVS = {53: 50, 104: 101, 155: 152}
+
+
+def keras3_applications_depth(f) -> int | None:
+    """The depth of a keras.applications ResNet saved with Keras 3's ``save_weights``
+    (``layers/conv2d_N/vars/{0,1}``, ``layers/dense``) in the open HDF5 file ``f``, else None.
+
+    Keras 3 names those arrays by layer class and position, not by layer name: such a file is
+    read by building keras.applications' own network of that depth and loading it there.
+    """
+    import h5py
+
+    layers = f.get("layers")
+    if not isinstance(layers, h5py.Group) or "vars" not in f:
+        return None
+    convs = [layers[k] for k in layers if k == "conv2d" or k.startswith("conv2d_")]
+    if not convs or any(len(c.get("vars", ())) != 2 for c in convs):  # a kernel and a bias each
+        return None
+    return _KERAS_APPLICATIONS_CONVS.get(len(convs))
+
+
+def _read_keras3_applications(path: str, depth: int, classes: int | None) -> dict[str, np.ndarray]:
+    import keras
+
+    build = getattr(keras.applications, f"ResNet{depth}")
+    if classes is None:
+        net = build(weights=None, include_top=False, input_shape=(None, None, 3))
+    else:
+        net = build(weights=None, classes=classes, classifier_activation=None)
+    try:
+        net.load_weights(path)
+    except ValueError as e:
+        raise ValueError(
+            f"{path!r} looks like keras.applications ResNet{depth} weights saved by Keras 3, but "
+            f"Keras cannot load them into that network: {str(e).splitlines()[0]}"
+        ) from None
+    return {
+        f"{layer.name}/{w.path.rsplit('/', 1)[-1]}": np.asarray(
+            keras.ops.convert_to_numpy(w), dtype=np.float32
+        )
+        for layer in net.layers
+        for w in layer.weights
+    }
+
+
+def _strings(values) -> list[str]:
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]

@@ -1,0 +1,252 @@
+"""Bad checkpoints get one clear ValueError, and nothing is loaded: truncated files, unknown layouts,
+another depth or width, a v1 checkpoint into a v2 model, arguments the checkpoint needs, tensors
+without a place, and pickles that are not weights only (never run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import torch
+from convert_helpers import CifarResNet, images, nchw, randomize_torch, torch_logits
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import save_file as save_torch
+
+import keras_preact as kp
+from keras_preact.convert import convert_checkpoint, inspect_checkpoint
+from keras_preact.convert.sources import import_torchvision_models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def resnet20(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+    """A PyTorch CIFAR ResNet-20 v1 checkpoint (100 classes) and its network."""
+    net = randomize_torch(CifarResNet("v1", 3, classes=100), seed=1)
+    path = tmp_path_factory.mktemp("ckpt") / "resnet20.pth"
+    torch.save(net.state_dict(), path)
+    return path, net
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def truncate(path: Path, target: Path) -> Path:
+    data = path.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    return target
+
+
+def test_truncated_files_are_refused(resnet20, tmp_path):
+    pth, net = resnet20
+    cases = {truncate(pth, tmp_path / "half.pth"): "truncated or corrupt"}
+    save_torch(net.state_dict(), tmp_path / "whole.safetensors")
+    cases[truncate(tmp_path / "whole.safetensors", tmp_path / "half.safetensors")] = (
+        "truncated or corrupt"
+    )
+    source = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=3)
+    from keras.src.legacy.saving import legacy_h5_format  # Keras' own writer of the layout
+
+    with h5py.File(tmp_path / "whole.h5", "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, source)
+    cases[truncate(tmp_path / "whole.h5", tmp_path / "half.h5")] = "truncated or corrupt"
+    (tmp_path / "empty.pth").write_bytes(b"")
+    cases[tmp_path / "empty.pth"] = "the file is empty"
+    for path, message in cases.items():
+        with pytest.raises(ValueError, match=message) as e:
+            kp.ResNet20V1(weights=path, classes=100)
+        assert repr(str(path)) in one_line(e)
+
+
+def test_an_unknown_key_layout_lists_the_layouts_understood(tmp_path):
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 4)).state_dict(), tmp_path / "mlp.pth")
+    with pytest.raises(ValueError, match="key layout keras-preact does not know") as e:
+        kp.ResNet20V1(weights=tmp_path / "mlp.pth")
+    message = one_line(e)
+    for layout in ("torchvision resnet18", "timm resnetv2_50", "keras.applications ResNet50",
+                   "PyTorch CIFAR"):  # fmt: skip
+        assert layout in message
+    assert "'0.weight'" in message
+
+
+def test_another_depth_names_the_argument(resnet20):
+    with pytest.raises(ValueError, match=r"needs depth=20 \(the model has depth=32\)") as e:
+        kp.ResNet32V1(weights=resnet20[0], classes=100)
+    assert "build keras_preact.ResNet20V1()" in one_line(e)
+
+
+def test_another_width_names_the_first_tensor_and_both_shapes(tmp_path):
+    net = CifarResNet("v1", 3)
+    state = net.state_dict()
+    state["layer2.0.conv1.weight"] = torch.zeros(48, 16, 3, 3)  # a wider second stage
+    torch.save(state, tmp_path / "wide.pth")
+    with pytest.raises(ValueError) as e:
+        kp.ResNet20V1(weights=tmp_path / "wide.pth")
+    assert one_line(e) == (
+        "checkpoint tensor 'layer2.0.conv1.weight' has shape (48, 16, 3, 3), but resnet20v1's "
+        "stage2_unit1_conv1 needs (32, 16, 3, 3): the checkpoint is another depth or width"
+    )
+
+
+def test_a_v1_checkpoint_does_not_load_into_a_v2_model(resnet20):
+    with pytest.raises(ValueError, match="a v1 \\(post-activation\\) network; it cannot load") as e:
+        kp.get_model("resnet20v2", weights=resnet20[0], classes=100)
+    assert "into resnet20v2, a v2 network: build keras_preact.ResNet20V1()" in one_line(e)
+
+
+def test_torchvision_bottlenecks_need_the_3x3_stride(tmp_path):
+    models = import_torchvision_models()
+    torch.save(models.resnet50().state_dict(), tmp_path / "resnet50.pth")
+    keras.backend.clear_session()
+    with pytest.raises(ValueError) as e:
+        kp.ResNet50V1(weights=tmp_path / "resnet50.pth")
+    assert one_line(e) == (
+        f"{str(tmp_path / 'resnet50.pth')!r} holds torchvision resnet50; resnet50v1 needs "
+        "bottleneck_stride='3x3' (the model has bottleneck_stride='1x1'): build "
+        "keras_preact.ResNet50V1(bottleneck_stride='3x3')"
+    )
+    # Refused before anything was built.
+    assert keras.layers.Conv2D(1, 1).name == "conv2d"
+
+
+def test_classes_refused_replaced_or_dropped(resnet20):
+    path, net = resnet20
+    with pytest.raises(ValueError, match="with 100 classes; pass classes=100"):
+        kp.ResNet20V1(weights=path)
+    _, x = images(4, 32, "cifar10")
+    # Another number of classes: a new classifier, every other weight loaded.
+    model = kp.ResNet20V1(weights=path, classes=10)
+    assert model.get_layer("logits").units == 10
+    np.testing.assert_array_equal(
+        model.get_layer("stem_conv").kernel.numpy(),
+        net.conv1.weight.detach().numpy().transpose(2, 3, 1, 0),
+    )
+    # No classifier: the features torch's classifier reads, in keras-preact's channel order
+    # (akamaster's option A puts the input's channels in the middle, keras-preact's first).
+    features = kp.ResNet20V1(weights=path, include_top=False, pooling="avg")
+    with torch.no_grad():
+        captured = []
+        hook = net.linear.register_forward_hook(lambda m, i, o: captured.append(i[0]))
+        net(torch.from_numpy(nchw(x)))
+        hook.remove()
+    order = np.arange(16)
+    for width in (32, 64):
+        pad = (width - len(order)) // 2
+        order = np.concatenate([pad + order, np.setdiff1d(np.arange(width), pad + order)])
+    np.testing.assert_allclose(features(x), captured[0].numpy()[:, order], rtol=0, atol=1e-4)
+
+
+def test_a_tensor_without_a_place_is_refused(resnet20, tmp_path):
+    state = torch.load(resnet20[0], weights_only=True)
+    state["layer1.0.se.fc.weight"] = torch.zeros(4, 16)
+    torch.save(state, tmp_path / "se.pth")
+    with pytest.raises(ValueError) as e:
+        kp.ResNet20V1(weights=tmp_path / "se.pth", classes=100)
+    assert one_line(e) == (
+        "the checkpoint has 1 tensor(s) the pytorch-cifar layout has no place for in a "
+        "keras-preact network: 'layer1.0.se.fc.weight'"
+    )
+
+
+class _Payload:
+    """Unpickling this would create a file: a pickle that is not weights only."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_that_is_not_weights_only_is_refused_and_never_run(resnet20, tmp_path):
+    marker = tmp_path / "payload-ran"
+    state = torch.load(resnet20[0], weights_only=True)
+    torch.save({"state_dict": state, "payload": _Payload(marker)}, tmp_path / "unsafe.pth")
+    assert not marker.exists()
+    with pytest.raises(ValueError, match="holds Python objects besides tensors") as e:
+        kp.ResNet20V1(weights=tmp_path / "unsafe.pth", classes=100)
+    assert "weights_only=True" in one_line(e)
+    assert not marker.exists()
+
+
+def test_networks_keras_preact_does_not_build_are_refused_by_name(tmp_path):
+    state = CifarResNet("v2", 2, bottleneck=True).state_dict()
+    state = {k.replace("shortcut.0", "downsample.0"): v for k, v in state.items()}
+    torch.save(state, tmp_path / "preresnet.pth")
+    with pytest.raises(ValueError, match="bearpaw/pytorch-classification's PreResNet"):
+        inspect_checkpoint(tmp_path / "preresnet.pth")
+
+    conv = np.zeros((8, 8, 1, 1), "float32")
+    save_numpy(
+        {"stem.conv.weight": conv, "stages.0.blocks.0.conv1.weight": conv, "norm.weight": conv[0, 0, 0]},
+        tmp_path / "bit.safetensors",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="group-norm \\(BiT"):
+        inspect_checkpoint(tmp_path / "bit.safetensors")
+
+    with h5py.File(tmp_path / "resnet50v2.h5", "w") as f:
+        f.attrs["layer_names"] = [b"conv1_conv", b"conv2_block1_preact_bn", b"post_bn"]
+        for layer, weight in (("conv1_conv", "kernel"), ("conv2_block1_preact_bn", "gamma"),
+                              ("post_bn", "gamma")):  # fmt: skip
+            group = f.create_group(layer)
+            group.attrs["weight_names"] = [f"{layer}/{weight}:0".encode()]
+            group.create_dataset(f"{layer}/{weight}:0", data=np.zeros(3, "float32"))
+    with pytest.raises(ValueError, match=r"keras\.applications weights are a ResNetV2"):
+        inspect_checkpoint(tmp_path / "resnet50v2.h5")
+
+
+def test_keras_preact_files_still_load_and_other_files_are_named(tmp_path):
+    model = kp.ResNet20V1()
+    model.save_weights(tmp_path / "own.weights.h5")
+    loaded = kp.ResNet20V1(weights=tmp_path / "own.weights.h5")
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+    (tmp_path / "notes.txt").write_text("not weights")
+    with pytest.raises(
+        ValueError, match=r"is neither a Keras \.weights\.h5/\.keras file nor a checkpoint"
+    ):
+        kp.ResNet20V1(weights=tmp_path / "notes.txt")
+
+
+def test_models_need_none_of_the_converter_packages(tmp_path, resnet20):
+    """``import keras_preact`` and building models import none of torch, torchvision, timm and
+    safetensors; without torch, a .pth checkpoint is refused by name, a .safetensors one loads."""
+    _, net = resnet20
+    save_torch(net.state_dict(), tmp_path / "resnet20.safetensors")
+    code = f"""
+import sys
+for name in ("torch", "torchvision", "timm"):
+    sys.modules[name] = None
+import keras_preact as kp
+kp.ResNet20V1()
+assert not {{"torch", "torchvision", "timm", "safetensors"}} & set(m for m in sys.modules if sys.modules[m])
+kp.ResNet20V1(weights={str(tmp_path / "resnet20.safetensors")!r}, classes=100)
+try:
+    kp.ResNet20V1(weights={str(resnet20[0])!r}, classes=100)
+except ValueError as e:
+    print("refused:", e)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"refused: .*is a PyTorch checkpoint; reading it needs torch", result.stdout)
+
+
+def test_parity_differs_when_the_layout_is_misread(resnet20):
+    """The parity check has teeth: two different networks disagree by far more than 1e-4."""
+    _, x = images(2, 32, "cifar10")
+    conversion = convert_checkpoint(resnet20[0], classifier_activation=None)
+    ours = np.asarray(conversion.model(x))
+    other = randomize_torch(CifarResNet("v1", 3, classes=100), seed=2)
+    assert np.abs(ours - torch_logits(other, x)).max() > 1e-2
