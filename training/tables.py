@@ -347,10 +347,19 @@ def markdown(
             f"| {_cell(row['train_error'])} | {row['epochs'] or '—'} | {_wall(row['wall_s'])} "
             f"| {_notes(row, epochs_planned)} |"
         )
+    curves = (
+        "training error (dashed) and test error (bold) against iterations, as the v1 paper draws "
+        "them"
+        if experiment.curves == "error"
+        else "training loss (dashed, left axis: Keras' loss, which includes the weight-decay "
+        "penalty) and test error (solid, right axis) against iterations, as the v2 paper draws "
+        "them"
+    )
     lines += [
         "",
         "Errors in %: test error after the last epoch, the lowest test error of any epoch, and the "
-        "training error of the last epoch (mean over its batches). Params: trainable parameters.",
+        "training error of the last epoch (mean over its batches). Params: trainable parameters. "
+        f"Figure: {curves}.",
     ]
     lines += [f"{note}" for note in ("", *experiment.notes)] if experiment.notes else []
     if found is not None:
@@ -367,8 +376,8 @@ def markdown(
 # figure.png
 
 
-def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title: str) -> None:
-    """Draw the experiment's panels (PNG, atomically) from the runs' histories."""
+def draw(experiment: ex.Experiment, results: Sequence[Result], title: str):
+    """The figure (a ``matplotlib.figure.Figure``): the experiment's panels, from the histories."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,7 +388,6 @@ def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title
     columns = min(3, len(panels))
     lines = math.ceil(len(panels) / columns)
     figure = Figure(figsize=(4.6 * columns, 3.8 * lines + 0.5), dpi=110)
-    drawn_any = False
     for k, panel in enumerate(panels):
         axes = figure.add_subplot(lines, columns, k + 1)
         drawn = [by_name[n] for n in panel.runs if n in by_name and by_name[n].history]
@@ -387,11 +395,15 @@ def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title
             _error_panel(axes, panel, drawn)
         else:
             _loss_panel(axes, panel, drawn)
-        drawn_any = drawn_any or bool(drawn)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title: str) -> None:
+    """Write the figure (PNG, atomically)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    draw(experiment, results, title).savefig(buffer, format="png")
     rundir.write_bytes(path, buffer.getvalue())
 
 
@@ -400,20 +412,23 @@ def _iterations(result: Result) -> tuple[list[float], float]:
     return [(row["epoch"] + 1) * steps for row in result.history], steps
 
 
-def _x_axis(axes, drawn: Sequence[Result]) -> float:
-    """Iterations in units of 1e4 (as the papers) once a run is that long; returns the unit."""
+def _x_unit(drawn: Sequence[Result]) -> tuple[float, float]:
+    """``(unit, longest)``: iterations in units of 1e4 (as the papers) once a run is that long."""
     longest = max(
         ((r.history[-1]["epoch"] + 1) * (r.steps_per_epoch or 1) for r in drawn), default=0
     )
-    unit = 1e4 if longest >= 1e4 else 1.0
+    return (1e4 if longest >= 1e4 else 1.0), float(longest)
+
+
+def _x_axis(axes, unit: float, longest: float) -> None:
+    """Label the iterations axis and fit it to the longest run (after the curves are drawn)."""
     axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
-    axes.set_xlim(left=0)
-    return unit
+    axes.set_xlim(0, max(longest / unit, 1e-9) if longest else 1)
 
 
 def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
     """v1 paper, Fig. 6: training error dashed, test error bold, one colour per network."""
-    unit = _x_axis(axes, drawn)
+    unit, longest = _x_unit(drawn)
     highest = 20.0
     for result in drawn:
         x, _ = _iterations(result)
@@ -426,12 +441,13 @@ def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
         highest = max([highest, *train, *test])
     # The paper's panels show 0-20 %; a short run's errors are higher.
     axes.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
+    _x_axis(axes, unit, longest)
     axes.set_ylabel("error (%)")
     axes.set_title(panel.title, fontsize=10)
     axes.grid(alpha=0.3)
     if drawn:
         axes.legend(
-            loc="upper right", fontsize=8, title="dashed: training, bold: test", title_fontsize=7
+            loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7
         )
     else:
         axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
@@ -439,7 +455,7 @@ def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
 
 def _loss_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
     """v2 paper, Fig. 1, 3 and 6: training loss dashed (left axis), test error solid (right)."""
-    unit = _x_axis(axes, drawn)
+    unit, longest = _x_unit(drawn)
     right = axes.twinx()
     highest = 20.0
     for result in drawn:
@@ -451,6 +467,7 @@ def _loss_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
         axes.plot(x[: len(loss)], loss, "--", color=color, lw=1)
         right.plot(x[: len(test)], test, "-", color=color, lw=1.6, label=result.run.label)
         highest = max([highest, *test])
+    _x_axis(axes, unit, longest)
     axes.set_ylabel("training loss (dashed)")
     axes.set_ylim(bottom=0)
     right.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
@@ -458,7 +475,7 @@ def _loss_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
     axes.set_title(panel.title, fontsize=10)
     axes.grid(alpha=0.3)
     if drawn:
-        right.legend(loc="upper right", fontsize=7)
+        right.legend(loc="best", fontsize=7)
     else:
         axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
 

@@ -265,6 +265,7 @@ def test_table_and_figure_from_fabricated_histories(tmp_path):
     )
     png = (tmp_path / "figure.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    _check_curves(tables.draw(e, results, "t"), {"plain networks": 6, "ResNets": 4})
 
     # The v2 paper's layout (training loss and test error on two axes), "fail" and the rows no
     # option expresses.
@@ -281,6 +282,26 @@ def test_table_and_figure_from_fabricated_histories(tmp_path):
     rows = json.loads((tmp_path / "s" / "table.json").read_text())["rows"]
     assert rows[-1]["run"] is None and rows[-1]["paper_note"] == ex.FAIL
     assert (tmp_path / "s" / "figure.png").stat().st_size > 10_000
+    # Loss on the left axis, test error on the right one: two lines per run.
+    _check_curves(tables.draw(s, results, "t"), {"constant scaling": 2, "dropout shortcut": 4})
+
+
+def _check_curves(figure, expected):
+    """Every curve lies inside its axes' limits; ``expected`` lines per panel title."""
+    lines = {}
+    for axes in figure.axes:
+        title = axes.get_title() or next(
+            a.get_title()
+            for a in figure.axes
+            if a is not axes and a.bbox.bounds == axes.bbox.bounds
+        )
+        (x0, x1), (y0, y1) = axes.get_xlim(), axes.get_ylim()
+        for line in axes.get_lines():
+            x, y = line.get_xdata(), line.get_ydata()
+            assert len(x) and min(x) >= x0 and max(x) <= x1 + 1e-9, (title, x, x1)
+            assert min(y) >= y0 and max(y) <= y1, (title, y, y1)
+            lines[title] = lines.get(title, 0) + 1
+    assert {t: n for t, n in lines.items() if t in expected} == expected
 
 
 # ---------------------------------------------------------------------------------------------
