@@ -23,11 +23,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keras_preact.cli import UserError
 from training import experiments as ex
 from training import rundir
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainConfig
+    from training.recipes import Schedule
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class PlannedRun:
     holds now (``new``, ``unfinished`` or ``finished``)."""
 
     run: ex.Run
-    config: Any  # training.pipeline.TrainConfig
+    config: TrainConfig
     state: str
 
     @property
@@ -115,7 +119,7 @@ def unavailable(run: ex.Run, scale: ex.Scale, choices: Choices) -> str | None:
 
 def train_config(
     experiment: ex.Experiment, run: ex.Run, scale: ex.Scale, choices: Choices, output: Path
-):
+) -> TrainConfig:
     """The ``TrainConfig`` of one run (not checked: ``plan`` checks it)."""
     from training.pipeline import TrainConfig
 
@@ -286,7 +290,7 @@ def check_data(campaign: Campaign) -> None:
         )
 
 
-def schedule(config: Any):
+def schedule(config: TrainConfig) -> Schedule:
     """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
     pipeline plans the same from the images it loads)."""
     from training import data, recipes
@@ -297,7 +301,7 @@ def schedule(config: Any):
     return recipes.plan(recipe, model=config.model, num_examples=images, steps_per_epoch=steps)
 
 
-def images_seen(config: Any) -> int:
+def images_seen(config: TrainConfig) -> int:
     """Images one run sees in training: whole epochs of full batches."""
     return schedule(config).total_steps * config.resolved_recipe().batch_size
 

@@ -446,9 +446,7 @@ def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
     axes.set_title(panel.title, fontsize=10)
     axes.grid(alpha=0.3)
     if drawn:
-        axes.legend(
-            loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7
-        )
+        axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
     else:
         axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
 
