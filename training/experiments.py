@@ -228,13 +228,13 @@ SHORTCUTS = Experiment(
         _r110("original", "original (identity)", 6.61),
         Run(
             "plain",
-            "constant scaling, 0 on shortcut, 1 on F (a plain net)",
+            "constant scaling: shortcut 0, F 1 (plain net)",
             "plain110v1",
             paper_note=FAIL,
         ),
         _r110(
             "scaling-0.5",
-            "constant scaling, 0.5 on shortcut, 0.5 on F (frozen gating)",
+            "constant scaling: shortcut 0.5, F 0.5",
             12.35,
             shortcut="scaling",
             shortcut_scale=0.5,
@@ -299,7 +299,7 @@ SHORTCUTS = Experiment(
     warmup="on",
     unexpressible=(
         Unexpressible(
-            "constant scaling, 0.5 on shortcut, 1 on F",
+            "constant scaling: shortcut 0.5, F 1",
             None,
             FAIL,
             "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ",
@@ -307,7 +307,7 @@ SHORTCUTS = Experiment(
     ),
     notes=(
         "Every run is ResNet110V1 (original units, ReLU after the addition) with one shortcut "
-        "option; 'constant scaling, 0 on shortcut' is the plain network plain110v1.",
+        "option; 'constant scaling: shortcut 0, F 1' is the plain network plain110v1.",
         "The paper tried every exclusive-gating b_g from 0 to -10 and reports 0 to -5 together "
         "as failing; b_g = 0 stands for them here.",
     ),

@@ -27,7 +27,7 @@ experiments:
                CIFAR-10 and CIFAR-100
 
 examples:
-  # the degradation problem in about 20 minutes on 2 CPU cores (embedded sample, not the paper's setting)
+  # the degradation problem in about 15 minutes on 2 CPU cores (embedded sample, not the paper's setting)
   python -m training.reproduce degradation --scale quick
 
   # the full v1 Fig. 6 on CIFAR-10 (tfds), one run per GPU on a machine with 4 GPUs
@@ -154,7 +154,7 @@ def listing(campaign) -> str:
         f"scale {campaign.scale.name}: {campaign.scale.description}",
         f"output: {campaign.output}",
         "",
-        f"{'run':<22} {'network':<42} {'data':<15} {'images seen':>12}  state",
+        f"{'run':<22} {'network':<46} {'data':<15} {'images seen':>12}  state",
     ]
     total = 0
     for p in campaign.every:
@@ -172,10 +172,10 @@ def listing(campaign) -> str:
             elif p.state != "finished":
                 total += seen
         lines.append(
-            f"{name:<22} {p.run.label[:42]:<42} {p.config.dataset:<15} {cost:>12}  {state}"
+            f"{name:<22} {p.run.label[:46]:<46} {p.config.dataset:<15} {cost:>12}  {state}"
         )
     for u in e.unexpressible:
-        lines.append(f"{'—':<22} {u.label[:42]:<42} {u.dataset:<15} {'—':>12}  not expressible")
+        lines.append(f"{'—':<22} {u.label[:46]:<46} {u.dataset:<15} {'—':>12}  not expressible")
     lines += ["", f"to train: {total:,} images seen"]
     return "\n".join(lines)
 
