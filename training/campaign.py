@@ -1,0 +1,448 @@
+"""An experiment's runs: plan them (checked, before anything is written), then train them.
+
+``plan`` turns an experiment of ``training.experiments``, a scale and the command-line choices into
+one ``training.pipeline.TrainConfig`` per run, each writing its own run folder under the output
+directory, and checks everything that can be known before training: names, settings, data, and what
+each run folder already holds. A finished run is reused, an unfinished one with the same settings
+resumes (the pipeline's own resume, ``training.rundir``), a folder holding anything else is refused.
+
+``train_here`` trains the remaining runs one after another in this process; ``train_on_devices``
+sends them out one per GPU, each in its own ``python -m training.reproduce ... --runs NAME``
+process that sees only its GPU (``CUDA_VISIBLE_DEVICES``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keras_preact.cli import UserError
+from training import experiments as ex
+from training import rundir
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainConfig
+    from training.recipes import Schedule
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the command line chose besides the experiment (``None``: the scale's default)."""
+
+    scale: str = "paper"
+    output: str | None = None
+    runs: tuple[str, ...] = ()
+    data_source: str | None = None
+    data_dir: str | None = None
+    verify_checksums: bool = True
+    seed: int | None = None
+    epochs: int | None = None
+    verbose: str = "auto"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the campaign: its definition, its training configuration and what its folder
+    holds now (``new``, ``unfinished`` or ``finished``)."""
+
+    run: ex.Run
+    config: TrainConfig
+    state: str
+
+    @property
+    def path(self) -> Path:
+        """The run folder."""
+        return Path(self.config.output)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A planned experiment: the runs it trains (``selected``, in table order) and every run of the
+    experiment at this scale (``every``: the table shows them all, with results where there are)."""
+
+    experiment: ex.Experiment
+    scale: ex.Scale
+    choices: Choices
+    output: Path
+    selected: tuple[PlannedRun, ...]
+    every: tuple[PlannedRun, ...]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def on_sample(self) -> bool:
+        """Whether the runs train on the embedded sample."""
+        return self.scale.sample and self.choices.data_source is None
+
+    def to_train(self) -> list[PlannedRun]:
+        """The selected runs that are not finished yet."""
+        return [p for p in self.selected if p.state != "finished"]
+
+
+def default_output(experiment: str, scale: str) -> str:
+    """``runs/reproduce/<experiment>`` at the paper scale, ``runs/reproduce/<experiment>-<scale>``
+    otherwise, so that the two scales never share run folders."""
+    return f"runs/reproduce/{experiment}" + ("" if scale == "paper" else f"-{scale}")
+
+
+def get_experiment(name: str) -> ex.Experiment:
+    """The experiment called ``name``, or ``UserError`` naming the choices."""
+    if name not in ex.EXPERIMENTS:
+        raise UserError(f"unknown experiment {name!r}: choose one of {', '.join(ex.EXPERIMENTS)}")
+    return ex.EXPERIMENTS[name]
+
+
+def get_scale(name: str) -> ex.Scale:
+    """The scale called ``name``, or ``UserError`` naming the choices."""
+    if name not in ex.SCALES:
+        raise UserError(f"unknown scale {name!r}: choose one of {', '.join(ex.SCALES)}")
+    return ex.SCALES[name]
+
+
+def unavailable(run: ex.Run, scale: ex.Scale, choices: Choices) -> str | None:
+    """Why ``run`` cannot train at ``scale`` with the data chosen (``None`` if it can)."""
+    if scale.sample and choices.data_source is None and run.dataset != "cifar10":
+        return (
+            f"trains on {run.dataset}, and the embedded sample is CIFAR-10: give --data-source "
+            f"with {run.dataset} to train it at the {scale.name} scale"
+        )
+    return None
+
+
+def train_config(
+    experiment: ex.Experiment, run: ex.Run, scale: ex.Scale, choices: Choices, output: Path
+) -> TrainConfig:
+    """The ``TrainConfig`` of one run (not checked: ``plan`` checks it)."""
+    from training.pipeline import TrainConfig
+
+    sample = scale.sample and choices.data_source is None
+    overrides = dict(scale.overrides)
+    if scale.name == "paper" and experiment.warmup != "auto":
+        overrides["gated_warmup"] = experiment.warmup
+    if choices.epochs is not None:
+        overrides.pop("iterations", None)
+        overrides["epochs"] = choices.epochs
+    return TrainConfig(
+        model=run.model,
+        model_options=dict(run.options),
+        dataset="cifar10-sample" if sample else run.dataset,
+        data_source="tfds" if sample else (choices.data_source or "tfds"),
+        data_dir=None if sample else choices.data_dir,
+        verify_checksums=choices.verify_checksums,
+        augment=scale.augment,
+        recipe=scale.recipe,
+        recipe_overrides=overrides,
+        seed=scale.seed if choices.seed is None else choices.seed,
+        output=str(output / run.name),
+        verbose=choices.verbose,
+    )
+
+
+def selection(experiment: ex.Experiment, scale: ex.Scale, choices: Choices) -> list[ex.Run]:
+    """The runs to train: those named by ``--runs`` (``UserError`` for an unknown or unavailable
+    one), else every run at the paper scale and the ``quick`` ones at a smaller scale."""
+    if choices.runs:
+        unknown = [name for name in choices.runs if name not in experiment.run_names]
+        if unknown:
+            raise UserError(
+                f"{experiment.name} has no run {unknown[0]!r}: choose from "
+                f"{', '.join(experiment.run_names)}"
+            )
+        picked = [experiment.run(name) for name in dict.fromkeys(choices.runs)]
+        for run in picked:
+            why = unavailable(run, scale, choices)
+            if why:
+                raise UserError(f"run {run.name} {why}")
+        return picked
+    return [
+        run
+        for run in experiment.runs
+        if (scale.name == "paper" or run.quick) and unavailable(run, scale, choices) is None
+    ]
+
+
+def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> Campaign:
+    """Plan and check the campaign (``UserError`` with one line for anything wrong, before any file
+    is written): names, settings, every run folder, and (with ``load_data``) that the data of the
+    runs still to train loads."""
+    from training import pipeline
+
+    experiment = get_experiment(experiment_name)
+    scale = get_scale(choices.scale)
+    if choices.epochs is not None and choices.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {choices.epochs}")
+    if scale.sample and choices.data_dir and choices.data_source is None:
+        raise UserError("--data-dir applies with --data-source tfds, not to the embedded sample")
+    output = Path(choices.output or default_output(experiment.name, scale.name)).expanduser()
+    output = output.absolute()
+    check_writable(output)
+    picked = {run.name for run in selection(experiment, scale, choices)}
+    every, left_out = [], {}
+    for run in experiment.runs:
+        config = train_config(experiment, run, scale, choices, output)
+        pipeline.check(config)
+        try:  # the architecture options, validated without building the network
+            architecture(run)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"run {run.name}: {e}") from None
+        state = folder_state(run.name, Path(config.output), config.identity())
+        every.append(PlannedRun(run, config, state))
+        why = unavailable(run, scale, choices)
+        if why:
+            left_out[run.name] = why
+    selected = tuple(p for p in every if p.run.name in picked)
+    campaign = Campaign(experiment, scale, choices, output, selected, tuple(every), left_out)
+    if load_data:
+        check_data(campaign)
+    return campaign
+
+
+def architecture(run: ex.Run):
+    """The ``keras_preact.Architecture`` ``run`` builds (checked, not built; ``ValueError`` or
+    ``TypeError`` for a bad option)."""
+    import keras_preact
+
+    info = keras_preact.resolve_model(run.model, run.unit)
+    options = {k: v for k, v in run.options.items() if k != "unit"}
+    if info.plain:
+        options.setdefault("shortcut", "none")
+    return keras_preact.architecture(info.depth, info.version, info.family, info.unit, **options)
+
+
+def folder_state(name: str, path: Path, identity: dict[str, Any]) -> str:
+    """``new``, ``unfinished`` or ``finished`` for a folder that is free or holds this very run;
+    ``UserError`` for a folder holding anything else (it is never overwritten)."""
+    state = rundir.status(path)
+    if state == "foreign":
+        raise UserError(
+            f"run {name}: {path} is not empty and holds no training run: move it away or choose "
+            "another --output"
+        )
+    if state == "new":
+        return state
+    saved = rundir.read_json(path / rundir.CONFIG)
+    if not same_run(saved, identity):
+        raise UserError(
+            f"run {name}: {path} holds a run with other settings ({differences(saved, identity)}); "
+            "it is never overwritten: move it away or choose another --output"
+        )
+    return state
+
+
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from ``config.json`` (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def same_run(saved: dict[str, Any], identity: dict[str, Any]) -> bool:
+    """Whether a ``config.json`` holds the run ``identity`` describes (a ``None`` seed: any seed,
+    as ``training.rundir`` decides when it resumes)."""
+    wanted = _json(identity)
+    if wanted.get("seed") is None:
+        saved = {k: v for k, v in saved.items() if k != "seed"}
+        wanted.pop("seed", None)
+    return saved == wanted
+
+
+def differences(saved: dict[str, Any], identity: dict[str, Any]) -> str:
+    """The first few settings that differ, as ``key: saved -> wanted``."""
+    wanted = _json(identity)
+    keys = sorted(
+        k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k) and k != "seed"
+    ) or ["seed"]
+    shown = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:3])
+    return shown + (", ..." if len(keys) > 3 else "")
+
+
+def check_writable(path: Path) -> None:
+    """``UserError`` unless ``path`` (a folder) can be created and written; leaves nothing."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot write to --output {path}: {existing} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to --output {path}: {e.strerror or e}") from None
+
+
+def check_data(campaign: Campaign) -> None:
+    """Load each dataset the remaining runs need once (``UserError`` if it cannot be)."""
+    from training import data
+
+    needed = {
+        (p.config.dataset, p.config.data_source, p.config.data_dir) for p in campaign.to_train()
+    }
+    for dataset, source, data_dir in sorted(needed, key=str):
+        data.load_arrays(
+            dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums
+        )
+
+
+def schedule(config: TrainConfig) -> Schedule:
+    """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
+    pipeline plans the same from the images it loads)."""
+    from training import data, recipes
+
+    recipe = config.resolved_recipe()
+    images = ex.TRAIN_IMAGES[config.dataset]
+    steps = data.steps_per_epoch(images, recipe.batch_size)
+    return recipes.plan(recipe, model=config.model, num_examples=images, steps_per_epoch=steps)
+
+
+def images_seen(config: TrainConfig) -> int:
+    """Images one run sees in training: whole epochs of full batches."""
+    return schedule(config).total_steps * config.resolved_recipe().batch_size
+
+
+def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
+    """Train the remaining runs one after another in this process; ``after_each`` runs after every
+    run (it redraws the table). Returns the runs that diverged."""
+    import keras
+
+    from training import pipeline
+    from training.callbacks import TrainingDiverged
+
+    remaining = campaign.to_train()
+    diverged = []
+    for i, planned in enumerate(remaining, start=1):
+        verb = "resuming" if planned.state == "unfinished" else "training"
+        print(f"[{i}/{len(remaining)}] {verb} {planned.run.name} ({planned.run.label})", flush=True)
+        try:
+            metrics = pipeline.train(planned.config)
+        except TrainingDiverged as e:
+            print(f"{planned.run.name}: {e}", flush=True)
+            diverged.append(planned.run.name)
+        else:
+            error = metrics.get("final_test_error")
+            if error is not None:
+                print(f"{planned.run.name}: test error {100 * error:.2f} %", flush=True)
+        keras.backend.clear_session()
+        after_each()
+    return diverged
+
+
+# ---------------------------------------------------------------------------------------------
+# One run per GPU.
+
+
+def count_gpus() -> int:
+    """NVIDIA GPUs on this machine, as the driver lists them (nothing is started on them)."""
+    listed = Path("/proc/driver/nvidia/gpus")
+    if listed.is_dir():
+        return sum(1 for _ in listed.iterdir())
+    try:
+        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    if result.returncode != 0:
+        return 0
+    return sum(line.startswith("GPU ") for line in result.stdout.splitlines())
+
+
+def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
+    """``--devices`` (GPU indices or ``gpu:N``) as ``CUDA_VISIBLE_DEVICES`` values; ``UserError``
+    for a device that is not there. Indices count the GPUs this process may see: ``available``
+    ones, or those ``CUDA_VISIBLE_DEVICES`` already names."""
+    from training.strategy import normalize_device
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = None
+    if visible is not None:
+        ids = []
+        for entry in visible.split(","):  # CUDA stops at the first invalid entry
+            if not entry.strip() or entry.strip().startswith("-"):
+                break
+            ids.append(entry.strip())
+        available = len(ids)
+    resolved = []
+    for spec in specs:
+        kind, index = normalize_device(spec)
+        if kind != "gpu":
+            raise UserError(f"--devices takes GPUs (0, 1 or gpu:0, ...), got {spec!r}")
+        if index >= available:
+            seen = f"{available} GPU{'s' if available != 1 else ''}" if available else "no GPU"
+            raise UserError(f"--devices names GPU {index}, and this machine has {seen}")
+        physical = ids[index] if ids is not None else str(index)
+        if physical in resolved:
+            raise UserError(f"--devices names GPU {index} twice")
+        resolved.append(physical)
+    return resolved
+
+
+def child_command(campaign: Campaign, run: str) -> list[str]:
+    """The command that trains one run of the campaign, and nothing else."""
+    c = campaign.choices
+    command = [sys.executable, "-m", "training.reproduce", campaign.experiment.name]
+    command += ["--scale", c.scale, "--output", str(campaign.output), "--runs", run, "--no-table"]
+    command += ["--verbose", "line"]
+    if c.data_source:
+        command += ["--data-source", c.data_source]
+    if c.data_dir:
+        command += ["--data-dir", c.data_dir]
+    if not c.verify_checksums:
+        command.append("--no-verify-checksums")
+    if c.seed is not None:
+        command += ["--seed", str(c.seed)]
+    if c.epochs is not None:
+        command += ["--epochs", str(c.epochs)]
+    return command
+
+
+def _pump(stream, prefix: str) -> None:
+    for line in stream:
+        print(f"[{prefix}] {line}", end="", flush=True)
+
+
+def train_on_devices(
+    campaign: Campaign, devices: Sequence[str], after_each: Callable[[], None]
+) -> list[str]:
+    """Train the remaining runs in parallel, one process per GPU (``devices``: values of
+    ``CUDA_VISIBLE_DEVICES``), each starting when a GPU becomes free. Returns the runs that failed."""
+    queue = [p.run.name for p in campaign.to_train()]
+    running: dict[str, tuple[subprocess.Popen, str, threading.Thread]] = {}
+    failed = []
+    try:
+        while queue or running:
+            for device in devices:
+                if device not in running and queue:
+                    run = queue.pop(0)
+                    print(f"{run}: starting on GPU {device}", flush=True)
+                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+                    child = subprocess.Popen(
+                        child_command(campaign, run),
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    )
+                    pump = threading.Thread(target=_pump, args=(child.stdout, run), daemon=True)
+                    pump.start()
+                    running[device] = (child, run, pump)
+            time.sleep(1.0)
+            for device, (child, run, pump) in list(running.items()):
+                if child.poll() is None:
+                    continue
+                pump.join()
+                del running[device]
+                if child.returncode != 0:
+                    print(f"{run}: failed (exit status {child.returncode})", flush=True)
+                    failed.append(run)
+                after_each()
+    finally:
+        for child, _, _ in running.values():
+            child.terminate()
+        for child, _, _ in running.values():
+            child.wait()
+    return failed

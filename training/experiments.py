@@ -1,0 +1,454 @@
+"""The papers' CIFAR experiments as data: which networks each trains, and what the papers report.
+
+An ``Experiment`` is a list of ``Run``s (a network name and its architecture options, a dataset) with
+the paper's number for each, rows of the paper's table that no option of ``keras_preact`` expresses
+(``Unexpressible``: shown in the table, never trained), and the panels of its figure. A ``Scale``
+says how long and on what data every run of an experiment trains. ``training.campaign`` turns an
+experiment and a scale into ordinary training runs, ``training.tables`` into a table and a figure.
+
+Sources (errors in %, CIFAR test set; "fail" is the v2 paper's word for a test error above 20 %):
+
+* v1 paper: He et al., "Deep Residual Learning for Image Recognition" (2015), Table 6 and Fig. 6.
+* v2 paper: He et al., "Identity Mappings in Deep Residual Networks" (2016), Tables 1-3, Fig. 1,
+  3 and 6.
+
+This module imports nothing heavy (no Keras), so listing an experiment is instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+FAIL = "fail (> 20 %)"
+"""The v2 paper's entry for a network whose test error is above 20 %."""
+
+V1 = "v1 paper"
+V2 = "v2 paper"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One network of an experiment: one ordinary training run, one row of the table.
+
+    ``name`` is the run's folder under the experiment's ``--output`` and what ``--runs`` takes.
+    ``paper_error`` is the paper's test error in % (``None`` where it reports none, e.g. "fail",
+    which ``paper_note`` then says). ``quick`` runs are trained at the quick scale by default (the
+    others only when named with ``--runs``); ``twin`` names the plain network a residual one is
+    compared with.
+    """
+
+    name: str
+    label: str
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "cifar10"
+    paper_error: float | None = None
+    paper_note: str = ""
+    quick: bool = True
+    twin: str | None = None
+
+    @property
+    def unit(self) -> str | None:
+        """The ``unit`` option (generic CIFAR names such as ``resnet164v1`` need it)."""
+        return self.options.get("unit")
+
+
+@dataclass(frozen=True)
+class Unexpressible:
+    """A row of the paper's table that no option of ``keras_preact`` builds: shown, never trained."""
+
+    label: str
+    paper_error: float | None
+    paper_note: str
+    reason: str
+    dataset: str = "cifar10"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the figure: a title and the runs drawn in it (in this order)."""
+
+    title: str
+    runs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the papers' experiments (see the module docstring).
+
+    ``curves`` is how the paper draws its training curves: ``"error"`` (v1 paper: training error
+    dashed, test error bold, one axis) or ``"loss"`` (v2 paper: training loss dashed on the left
+    axis, test error solid on the right one). ``warmup`` is the recipe's error-gated warm-up at the
+    paper scale: ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (the v2 paper warms up every
+    CIFAR run). ``check`` names the finding the summary line checks (``training.tables.FINDINGS``).
+    """
+
+    name: str
+    title: str
+    source: str
+    runs: tuple[Run, ...]
+    panels: tuple[Panel, ...]
+    curves: str = "error"
+    warmup: str = "auto"
+    unexpressible: tuple[Unexpressible, ...] = ()
+    notes: tuple[str, ...] = ()
+    check: str | None = None
+
+    def run(self, name: str) -> Run:
+        """The run called ``name`` (``KeyError`` if there is none)."""
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(name)
+
+    @property
+    def run_names(self) -> tuple[str, ...]:
+        """Every run's name, in table order."""
+        return tuple(run.name for run in self.runs)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How every run of an experiment trains: a named recipe with overrides, augmentation, and the
+    data (``sample``: the embedded 1,000-image CIFAR-10 sample unless a data source is given)."""
+
+    name: str
+    description: str
+    recipe: str
+    overrides: dict[str, Any]
+    augment: bool
+    sample: bool
+    seed: int | None
+
+
+SCALES: dict[str, Scale] = {
+    "paper": Scale(
+        "paper",
+        "the papers' recipe and length: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 "
+        "divided by 10 at 32k and 48k iterations, 64k iterations (164 epochs), pad-and-crop and "
+        "flip augmentation, on the full CIFAR-10/100 training sets",
+        recipe="paper",
+        overrides={},
+        augment=True,
+        sample=False,
+        seed=None,
+    ),
+    "quick": Scale(
+        "quick",
+        "a CPU-sized run, not the paper's setting: 15 epochs at batch 50 on the embedded "
+        "1,000-image CIFAR-10 sample (or the data source given), the paper's lr scaled to the "
+        "batch (0.1 x 50/128 = 0.039) and kept constant, no augmentation, no warm-up",
+        recipe="paper",
+        overrides={
+            "epochs": 15,
+            "batch_size": 50,
+            "lr": 0.1,
+            "lr_decay_factor": 1.0,
+            "gated_warmup": "off",
+        },
+        augment=False,
+        sample=True,
+        seed=1,
+    ),
+}
+"""``--scale`` choices; ``paper`` is the default."""
+
+
+def _v1(depth: int, paper: float | None = None, note: str = "", **kw: Any) -> Run:
+    return Run(
+        f"resnet{depth}v1",
+        f"ResNet-{depth}",
+        f"resnet{depth}v1",
+        paper_error=paper,
+        paper_note=note,
+        **kw,
+    )
+
+
+def _plain(depth: int, **kw: Any) -> Run:
+    return Run(f"plain{depth}v1", f"plain-{depth}", f"plain{depth}v1", **kw)
+
+
+DEGRADATION = Experiment(
+    "degradation",
+    "Plain against residual networks on CIFAR-10",
+    f"{V1}, Fig. 6 (left: plain networks, middle: ResNets)",
+    runs=(
+        _plain(20),
+        _plain(32),
+        _plain(44),
+        _plain(56),
+        _plain(110, quick=False, paper_note="above 60 % (not drawn in Fig. 6)"),
+        _v1(20, 8.75, twin="plain20v1"),
+        _v1(32, 7.51, twin="plain32v1"),
+        _v1(44, 7.17, twin="plain44v1"),
+        _v1(56, 6.97, twin="plain56v1"),
+        _v1(110, 6.43, "best of 5 (mean 6.61 ± 0.16)", twin="plain110v1", quick=False),
+    ),
+    panels=(
+        Panel("plain networks", ("plain20v1", "plain32v1", "plain44v1", "plain56v1", "plain110v1")),
+        Panel("ResNets", ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")),
+    ),
+    notes=(
+        "The plain networks are the ResNets without their shortcuts (same convolutions, BN and "
+        "ReLU); the v1 paper reports their curves (Fig. 6), not their errors.",
+    ),
+    check="degradation",
+)
+
+DEPTH = Experiment(
+    "depth",
+    "ResNet-20 to ResNet-1202 (v1) on CIFAR-10",
+    f"{V1}, Table 6 and Fig. 6 (middle, right)",
+    runs=(
+        _v1(20, 8.75),
+        _v1(32, 7.51),
+        _v1(44, 7.17),
+        _v1(56, 6.97),
+        _v1(110, 6.43, "best of 5 (mean 6.61 ± 0.16)"),
+        _v1(1202, 7.93, quick=False),
+    ),
+    panels=(
+        Panel("ResNets", ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")),
+        Panel("ResNet-110 and ResNet-1202", ("resnet110v1", "resnet1202v1")),
+    ),
+)
+
+
+def _r110(name: str, label: str, paper: float | None, note: str = "", **options: Any) -> Run:
+    return Run(name, label, "resnet110v1", options, paper_error=paper, paper_note=note)
+
+
+SHORTCUTS = Experiment(
+    "shortcuts",
+    "Shortcut kinds on ResNet-110 (v1 units) on CIFAR-10",
+    f"{V2}, Table 1 and Fig. 3",
+    runs=(
+        _r110("original", "original (identity)", 6.61),
+        Run(
+            "plain",
+            "constant scaling: shortcut 0, F 1 (plain net)",
+            "plain110v1",
+            paper_note=FAIL,
+        ),
+        _r110(
+            "scaling-0.5",
+            "constant scaling: shortcut 0.5, F 0.5",
+            12.35,
+            shortcut="scaling",
+            shortcut_scale=0.5,
+        ),
+        _r110(
+            "exclusive-gating-bg0",
+            "exclusive gating, b_g = 0",
+            None,
+            "fail (> 20 %) for every b_g from 0 to -5",
+            shortcut="exclusive_gating",
+            gate_bias=0.0,
+        ),
+        _r110(
+            "exclusive-gating-bg-6",
+            "exclusive gating, b_g = -6",
+            8.70,
+            shortcut="exclusive_gating",
+            gate_bias=-6.0,
+        ),
+        _r110(
+            "exclusive-gating-bg-7",
+            "exclusive gating, b_g = -7",
+            9.81,
+            shortcut="exclusive_gating",
+            gate_bias=-7.0,
+        ),
+        _r110(
+            "shortcut-gating-bg0",
+            "shortcut-only gating, b_g = 0",
+            12.86,
+            shortcut="shortcut_gating",
+            gate_bias=0.0,
+        ),
+        _r110(
+            "shortcut-gating-bg-6",
+            "shortcut-only gating, b_g = -6",
+            6.91,
+            shortcut="shortcut_gating",
+            gate_bias=-6.0,
+        ),
+        _r110("conv-shortcut", "1×1 conv shortcut", 12.22, shortcut="conv"),
+        _r110(
+            "dropout-shortcut",
+            "dropout shortcut (0.5)",
+            None,
+            FAIL,
+            shortcut="dropout",
+            shortcut_dropout=0.5,
+        ),
+    ),
+    panels=(
+        Panel("constant scaling", ("original", "scaling-0.5", "plain")),
+        Panel(
+            "exclusive gating",
+            ("original", "exclusive-gating-bg-6", "exclusive-gating-bg-7", "exclusive-gating-bg0"),
+        ),
+        Panel("shortcut-only gating", ("original", "shortcut-gating-bg-6", "shortcut-gating-bg0")),
+        Panel("1×1 conv shortcut", ("original", "conv-shortcut")),
+        Panel("dropout shortcut", ("original", "dropout-shortcut")),
+    ),
+    curves="loss",
+    warmup="on",
+    unexpressible=(
+        Unexpressible(
+            "constant scaling: shortcut 0.5, F 1",
+            None,
+            FAIL,
+            "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ",
+        ),
+    ),
+    notes=(
+        "Every run is ResNet110V1 (original units, ReLU after the addition) with one shortcut "
+        "option; 'constant scaling: shortcut 0, F 1' is the plain network plain110v1.",
+        "The paper tried every exclusive-gating b_g from 0 to -10 and reports 0 to -5 together "
+        "as failing; b_g = 0 stands for them here.",
+    ),
+)
+
+
+def _placement(depth: int, placement: str, label: str, paper: float) -> Run:
+    # Only the placement changes: ResNet-110 keeps ResNet110V1's parameter-free shortcuts (the
+    # paper's baseline [1]); ResNet-164 is ResNet164V2's bottleneck network.
+    model = "resnet110v1" if depth == 110 else "resnet164v2"
+    return Run(
+        f"{depth}-{placement.replace('_', '-')}",
+        f"ResNet-{depth}, {label}",
+        model,
+        {"placement": placement},
+        paper_error=paper,
+    )
+
+
+_PLACEMENT_ROWS = (
+    ("original", "original", 6.61, 5.93),
+    ("bn_after_add", "BN after addition", 8.17, 6.50),
+    ("relu_before_add", "ReLU before addition", 7.84, 6.14),
+    ("relu_preact", "ReLU-only pre-activation", 6.71, 5.91),
+    ("full_preact", "full pre-activation", 6.37, 5.46),
+)
+
+PLACEMENTS = Experiment(
+    "placements",
+    "Activation placements on ResNet-110 and ResNet-164 on CIFAR-10",
+    f"{V2}, Table 2 and Fig. 6",
+    runs=tuple(
+        _placement(depth, placement, label, e110 if depth == 110 else e164)
+        for depth in (110, 164)
+        for placement, label, e110, e164 in _PLACEMENT_ROWS
+    ),
+    panels=(
+        Panel("ResNet-110: BN after addition", ("110-original", "110-bn-after-add")),
+        Panel("ResNet-164: full pre-activation", ("164-original", "164-full-preact")),
+    ),
+    curves="loss",
+    warmup="on",
+    notes=(
+        "Only the placement of BN and ReLU changes within a depth: the ResNet-110 rows are "
+        "ResNet110V1 (parameter-free shortcuts) with placement=..., the ResNet-164 rows "
+        "ResNet164V2 (bottlenecks, 1×1 projections where the shape changes) with placement=....",
+        "The figure shows the v2 paper's two panels (Fig. 6); the other placements are in the "
+        "table.",
+    ),
+)
+
+
+def _pair(depth: int, dataset: str, original: float, preact: float, note: str = "") -> tuple:
+    suffix = "" if dataset == "cifar10" else "-c100"
+    where = "" if dataset == "cifar10" else ", CIFAR-100"
+    quick = dataset == "cifar10" and depth < 1001
+    if depth == 110:
+        v1 = Run(
+            f"110-v1{suffix}",
+            f"ResNet-110 v1{where}",
+            "resnet110v1",
+            dataset=dataset,
+            paper_error=original,
+            quick=quick,
+        )
+        v2 = Run(
+            f"110-v2{suffix}",
+            f"ResNet-110 v2{where}",
+            "resnet110v2",
+            dataset=dataset,
+            paper_error=preact,
+            quick=quick,
+        )
+        return v1, v2
+    model = f"resnet{depth}v2"
+    v1 = Run(
+        f"{depth}-v1{suffix}",
+        f"ResNet-{depth} v1 (original units){where}",
+        model,
+        {"placement": "original"},
+        dataset,
+        original,
+        quick=quick,
+    )
+    v2 = Run(
+        f"{depth}-v2{suffix}",
+        f"ResNet-{depth} v2{where}",
+        model,
+        dataset=dataset,
+        paper_error=preact,
+        paper_note=note,
+        quick=quick,
+    )
+    return v1, v2
+
+
+PREACT = Experiment(
+    "preact",
+    "Original (v1) against pre-activation (v2) units on CIFAR-10 and CIFAR-100",
+    f"{V2}, Table 3, Fig. 1 and Fig. 6",
+    runs=(
+        *_pair(110, "cifar10", 6.61, 6.37),
+        *_pair(164, "cifar10", 5.93, 5.46),
+        *_pair(1001, "cifar10", 7.61, 4.92, "median of 5 (mean 4.89 ± 0.14)"),
+        *_pair(164, "cifar100", 25.16, 24.33),
+        *_pair(1001, "cifar100", 27.82, 22.71, "median of 5 (mean 22.68 ± 0.22)"),
+    ),
+    panels=(
+        Panel("ResNet-110, CIFAR-10", ("110-v1", "110-v2")),
+        Panel("ResNet-164, CIFAR-10", ("164-v1", "164-v2")),
+        Panel("ResNet-1001, CIFAR-10", ("1001-v1", "1001-v2")),
+        Panel("ResNet-164, CIFAR-100", ("164-v1-c100", "164-v2-c100")),
+        Panel("ResNet-1001, CIFAR-100", ("1001-v1-c100", "1001-v2-c100")),
+    ),
+    curves="loss",
+    warmup="on",
+    unexpressible=(
+        Unexpressible(
+            "ResNet-110 (1-layer skip) v1",
+            9.90,
+            "",
+            "keras_preact's units have two or three convolutions, not one",
+        ),
+        Unexpressible(
+            "ResNet-110 (1-layer skip) v2",
+            8.91,
+            "",
+            "keras_preact's units have two or three convolutions, not one",
+        ),
+    ),
+    notes=(
+        "ResNet-110: the named ResNet110V1 and ResNet110V2 (parameter-free shortcuts in v1, 1×1 "
+        "projections where the shape changes in v2). ResNet-164 and ResNet-1001: ResNet164V2 and "
+        "ResNet1001V2, with placement='original' for the v1 rows, so that only the units differ.",
+    ),
+)
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in (DEGRADATION, DEPTH, SHORTCUTS, PLACEMENTS, PREACT)
+}
+"""Every experiment by name (``python -m training.reproduce NAME``)."""
+
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "cifar10-sample": 1_000}
+"""Training images of each dataset, for the cost ``--list`` shows before any data is loaded."""

@@ -1,0 +1,247 @@
+"""``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command.
+
+This module only parses the command line and calls the stages: ``training.campaign`` plans and
+trains the runs (ordinary ``training.pipeline`` runs, one folder each), ``training.tables`` writes
+the table and the figure. The experiments themselves are data, in ``training.experiments``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_preact.cli import cli_main
+from training import experiments
+
+EXAMPLES = """\
+experiments:
+  degradation  v1 paper, Fig. 6: plain-20/32/44/56/110 against ResNet-20/32/44/56/110
+  depth        v1 paper, Table 6: ResNet-20, 32, 44, 56, 110, 1202
+  shortcuts    v2 paper, Table 1: shortcut kinds on ResNet-110
+  placements   v2 paper, Table 2: activation placements on ResNet-110 and ResNet-164
+  preact       v2 paper, Table 3: original against pre-activation units, ResNet-110/164/1001,
+               CIFAR-10 and CIFAR-100
+
+examples:
+  # the degradation problem in about 15 minutes on 2 CPU cores (embedded sample, not the paper's setting)
+  python -m training.reproduce degradation --scale quick
+
+  # the full v1 Fig. 6 on CIFAR-10 (tfds), one run per GPU on a machine with 4 GPUs
+  python -m training.reproduce degradation --devices 0,1,2,3
+
+  # what an experiment trains and what it costs, without training
+  python -m training.reproduce preact --list
+
+  # two runs of Table 2 only, CIFAR-10 from the official archive in a local folder
+  python -m training.reproduce placements --runs 110-original,110-full-preact \\
+      --data-source folder:~/cifar-10-python.tar.gz
+
+outputs (in --output, default runs/reproduce/EXPERIMENT, or runs/reproduce/EXPERIMENT-quick): one
+run folder per network (what python -m training.cifar writes), table.md and table.json (the
+paper's test error beside the measured test, best test and training errors, in %) and figure.png
+(the paper's training curves). A finished run is reused, an unfinished one resumes: re-running a
+killed command continues where it stopped. A folder holding another run is never overwritten.
+Exit status 1 when a run failed or the experiment's finding does not hold.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    from training.arguments import Parser, comma_separated
+    from training.pipeline import VERBOSITY
+
+    p = Parser(
+        prog="python -m training.reproduce",
+        description="Train the networks of one of the papers' CIFAR experiments with the "
+        "papers' recipe (or a CPU-sized one), then write a table beside the paper's numbers and "
+        "a figure in the paper's layout.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("experiment", help=", ".join(experiments.EXPERIMENTS))
+    p.add_argument(
+        "--scale",
+        default="paper",
+        help="paper (default): the papers' recipe and length on CIFAR-10/100 (tfds or "
+        "--data-source); quick: a CPU-sized run on the embedded 1,000-image sample (or "
+        "--data-source), not the paper's setting",
+    )
+    p.add_argument("--output", help="folder of the experiment (default: runs/reproduce/...)")
+    p.add_argument(
+        "--list", action="store_true", help="print the runs and their cost, and train nothing"
+    )
+    p.add_argument(
+        "--runs",
+        type=comma_separated(str),
+        default=(),
+        metavar="A,B",
+        help="train these runs only (default: all at the paper scale, the CPU-sized ones at the "
+        "quick scale; --list names them)",
+    )
+    p.add_argument(
+        "--devices",
+        type=comma_separated(str),
+        default=(),
+        metavar="LIST",
+        help="GPUs to train on in parallel, one run per GPU, e.g. 0,1,2,3 (default: one run "
+        "after another in this process)",
+    )
+    p.add_argument(
+        "--data-source",
+        help="tfds or folder:PATH (an official CIFAR archive, its extracted folder, or a folder "
+        "holding the CIFAR-10 and CIFAR-100 archives); at the quick scale it replaces the "
+        "embedded sample",
+    )
+    p.add_argument("--data-dir", help="tfds data directory")
+    p.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="accept a folder: archive whose md5 differs from the official one",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="seed of every run (default: 1 at the quick scale, a random seed per run, recorded, "
+        "at the paper scale)",
+    )
+    p.add_argument("--epochs", type=int, help="train every run this many epochs instead")
+    p.add_argument(
+        "--no-table",
+        dest="table",
+        action="store_false",
+        help="only train: leave table.md, table.json and figure.png as they are",
+    )
+    p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
+    return p
+
+
+def setting(campaign) -> str:
+    """What the runs trained on, for the table (plainly so when it is not the paper's setting)."""
+    scale, choices = campaign.scale, campaign.choices
+    parts = [f"Scale: **{scale.name}**: {scale.description}."]
+    if scale.name != "paper":
+        parts.append(
+            "**This is not the paper's setting** (64k iterations on 50,000 images with "
+            "augmentation): compare the order of the rows and the shape of the curves, not the "
+            "numbers."
+        )
+    if campaign.on_sample:
+        parts.append("Data: the embedded CIFAR-10 sample (1,000 training and 300 test images).")
+    else:
+        parts.append(f"Data: {choices.data_source or 'tfds'}.")
+    if choices.epochs is not None:
+        parts.append(f"Length: {choices.epochs} epochs per run (--epochs).")
+    if scale.name == "paper" and campaign.experiment.warmup == "on":
+        parts.append(
+            "Warm-up: lr 0.01 until the training error is below 80 % (the v2 paper warms every "
+            "CIFAR run up with lr 0.01 for its first 400 iterations)."
+        )
+    return " ".join(parts)
+
+
+def listing(campaign) -> str:
+    """``--list``: every run, its data, its cost in images seen, and what its folder holds."""
+    from training.campaign import images_seen
+
+    e, selected = campaign.experiment, {p.run.name for p in campaign.selected}
+    lines = [
+        f"{e.name}: {e.title} ({e.source})",
+        f"scale {campaign.scale.name}: {campaign.scale.description}",
+        f"output: {campaign.output}",
+        "",
+        f"{'run':<22} {'network':<46} {'data':<15} {'images seen':>12}  state",
+    ]
+    total = 0
+    for p in campaign.every:
+        name = p.run.name
+        if name in campaign.left_out:
+            cost, state = "—", f"left out: {campaign.left_out[name]}"
+        else:
+            seen = images_seen(p.config)
+            cost = f"{seen:,}"
+            state = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}[
+                p.state
+            ]
+            if name not in selected:
+                state = "not selected (--runs NAME trains it)"
+            elif p.state != "finished":
+                total += seen
+        lines.append(
+            f"{name:<22} {p.run.label[:46]:<46} {p.config.dataset:<15} {cost:>12}  {state}"
+        )
+    for u in e.unexpressible:
+        lines.append(f"{'—':<22} {u.label[:46]:<46} {u.dataset:<15} {'—':>12}  not expressible")
+    lines += ["", f"to train: {total:,} images seen"]
+    return "\n".join(lines)
+
+
+@cli_main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, plan, train, write the table and the figure; print the finding."""
+    args = build_parser().parse_args(argv)
+    from training import campaign as campaign_lib
+    from training import tables
+
+    choices = campaign_lib.Choices(
+        scale=args.scale,
+        output=args.output,
+        runs=args.runs,
+        data_source=args.data_source,
+        data_dir=args.data_dir,
+        verify_checksums=args.verify_checksums,
+        seed=args.seed,
+        epochs=args.epochs,
+        verbose=args.verbose,
+    )
+    devices: list[str] = []
+    if args.devices and not args.list:
+        campaign_lib.get_experiment(args.experiment)  # name errors first, before the GPU count
+        devices = campaign_lib.resolve_devices(args.devices, campaign_lib.count_gpus())
+        # This process only plans and draws: the GPUs are the runs'.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    campaign = campaign_lib.plan(args.experiment, choices, load_data=not args.list)
+    if args.list:
+        print(listing(campaign))
+        return 0
+    remaining = campaign.to_train()
+    reused = len(campaign.selected) - len(remaining)
+    print(
+        f"{campaign.experiment.name} ({campaign.scale.name} scale): {len(remaining)} run(s) to "
+        f"train, {reused} finished and reused; output {campaign.output}",
+        flush=True,
+    )
+
+    def draw() -> tables.Finding | None:
+        if not args.table:
+            return None
+        results = tables.collect(campaign)
+        return tables.write(
+            campaign.experiment,
+            results,
+            campaign.output,
+            scale=campaign.scale.name,
+            setting=setting(campaign),
+        )
+
+    if devices:
+        failed = campaign_lib.train_on_devices(campaign, devices, draw)
+    else:
+        failed = campaign_lib.train_here(campaign, draw)
+    found = draw()
+    if args.table:
+        print(f"table: {campaign.output / tables.TABLE_MD}", flush=True)
+        print(f"figure: {campaign.output / tables.FIGURE}", flush=True)
+    if found is not None:
+        print(found.line(), flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", flush=True)
+    return 1 if failed or (found is not None and found.holds is False) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
