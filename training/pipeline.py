@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +62,6 @@ class TrainConfig:
     eval_batch_size: int | None = None
     verbose: str = "auto"
 
-    def resolved_recipe(self) -> recipes.Recipe:
-        """The named recipe with the overrides applied (``UserError`` if anything is out of range)."""
-        return recipes.get_recipe(self.recipe, **self.recipe_overrides)
-
     @property
     def is_deterministic(self) -> bool:
         """Whether TensorFlow's ops are made deterministic (default: when a seed is given)."""
@@ -82,15 +78,35 @@ class TrainConfig:
         return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
 
 
-def check(config: TrainConfig) -> recipes.Recipe:
-    """Validate every setting that can be checked without data or devices; return the recipe."""
-    recipe = config.resolved_recipe()
-    model_lib.check_model(config.model, config.model_options)
+@dataclass(frozen=True)
+class Resolved:
+    """A ``TrainConfig`` checked, with every choice it names resolved once (what ``check``
+    returns): every later stage reads these instead of interpreting the config's strings again."""
+
+    config: TrainConfig
+    recipe: recipes.Recipe
+    model: keras_preact.ModelInfo
+    model_options: Mapping[str, Any]
+    """The builder's options (``config.model_options`` without ``unit``, which ``model`` carries)."""
+    strategy: strategy.StrategyPlan
+
+    @property
+    def paper_error(self) -> float | None:
+        """The papers' CIFAR-10 test error (%) of this network, when the run trains exactly it."""
+        same = self.config.dataset == "cifar10" and not self.model_options
+        return self.model.paper_cifar10_error if same else None
+
+
+def check(config: TrainConfig) -> Resolved:
+    """Validate every setting that can be checked without data or devices and resolve the recipe,
+    the model and the strategy (``UserError`` naming the first bad setting)."""
+    recipe = recipes.get_recipe(config.recipe, **config.recipe_overrides)
+    model, model_options = model_lib.resolve(config.model, config.model_options)
     if config.dataset not in data.DATASETS:
         raise UserError(
             f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
         )
-    strategy.check(config.strategy)
+    plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
     if config.eval_batch_size is not None and config.eval_batch_size < 1:
@@ -101,21 +117,30 @@ def check(config: TrainConfig) -> recipes.Recipe:
         )
     if config.seed is not None and not 0 <= config.seed < 2**31:
         raise UserError(f"--seed must be in [0, 2^31), got {config.seed}")
-    return recipe
+    return Resolved(config, recipe, model, model_options, plan)
 
 
 @dataclass
 class Prepared:
     """A compiled model and its data, ready to train (what ``prepare`` returns)."""
 
-    config: TrainConfig
-    recipe: recipes.Recipe
+    resolved: Resolved
     runtime: strategy.Runtime
     arrays: Any
     schedule: recipes.Schedule
     model: keras.Model
     eval_dataset: Any
     seed: int
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's settings."""
+        return self.resolved.config
+
+    @property
+    def recipe(self) -> recipes.Recipe:
+        """The recipe with the run's overrides."""
+        return self.resolved.recipe
 
     @property
     def steps_per_epoch(self) -> int:
@@ -184,15 +209,19 @@ def _one_hot_classes(recipe: recipes.Recipe, classes: int) -> int | None:
     return classes if recipes.one_hot_labels(recipe) else None
 
 
-def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None) -> Prepared:
+def prepare(
+    config: TrainConfig | Resolved, *, seed: int | None = None, arrays: Any = None
+) -> Prepared:
     """Create the strategy, load the data, resolve the schedule, build and compile the model.
 
-    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory);
-    ``arrays`` (a ``training.data.CifarArrays``, e.g. from ``data.make_arrays``) replaces the data
+    ``config`` is checked here unless it is already (a ``Resolved`` from ``check``). ``seed``
+    overrides ``config.seed`` (``train`` passes the one recorded in the run directory); ``arrays``
+    (a ``training.data.CifarArrays``, e.g. from ``data.make_arrays``) replaces the data
     ``config.dataset`` names, for callers that hold their images in memory.
     """
-    recipe = check(config)
-    runtime = strategy.create(config.strategy)
+    resolved = config if isinstance(config, Resolved) else check(config)
+    config, recipe = resolved.config, resolved.recipe
+    runtime = strategy.create(resolved.strategy)
     runtime.check_batch(recipe.batch_size)
     seed = config.seed if seed is None else seed
     if seed is None:
@@ -209,36 +238,36 @@ def prepare(config: TrainConfig, *, seed: int | None = None, arrays: Any = None)
         )
     steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
     schedule = recipes.plan(
-        recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+        recipe, model=resolved.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
     )
     eval_batch = config.eval_batch_size or recipe.batch_size
     runtime.check_eval(len(arrays.x_test), eval_batch)
-    model = compile_model(config, recipe, runtime, schedule, classes=arrays.num_classes)
+    model = compile_model(resolved, runtime, schedule, classes=arrays.num_classes)
     evaluation = eval_dataset(arrays, recipe, eval_batch)
-    return Prepared(config, recipe, runtime, arrays, schedule, model, evaluation, seed)
+    return Prepared(resolved, runtime, arrays, schedule, model, evaluation, seed)
 
 
 def compile_model(
-    config: TrainConfig,
-    recipe: recipes.Recipe,
+    resolved: Resolved,
     runtime: strategy.Runtime,
     schedule: recipes.Schedule,
     *,
     classes: int,
 ) -> keras.Model:
     """Build the model in the strategy's scope and compile it with the recipe's optimizer and loss."""
+    recipe = resolved.recipe
     with runtime.scope(), runtime.dtype_policy():
         model = model_lib.build_model(
-            config.model,
-            config.model_options,
+            resolved.model,
+            resolved.model_options,
             classes=classes,
-            dataset=config.dataset,
+            dataset=resolved.config.dataset,
             weight_decay=recipe.weight_decay,
             synchronized_bn=runtime.sync_bn,
         )
         model.compile(
             optimizer=recipes.make_optimizer(
-                recipe, schedule, mixed_precision=config.strategy.mixed_precision
+                recipe, schedule, mixed_precision=resolved.config.strategy.mixed_precision
             ),
             loss=recipes.make_loss(recipe),
             metrics=["accuracy"],
@@ -272,10 +301,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ``callbacks.TrainingDiverged`` if the loss becomes NaN.
     """
     started = time.perf_counter()
-    check(config)
+    resolved = check(config)
     identity = config.identity()
     # Only the chief writes the run; another multi_worker process keeps just its own resume state.
-    worker = strategy.tf_config_worker_index() if config.strategy.name == "multi_worker" else 0
+    worker = resolved.strategy.worker_index
     if worker == 0:
         run = rundir.open_run(config.output, identity, overwrite=config.overwrite)
     else:
@@ -284,7 +313,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         # A replacement that finished but was not swapped in yet: only the swap is left.
         run.finish()
         return rundir.read_json(run.final / rundir.METRICS)
-    prepared = prepare(config, seed=run.config["seed"])
+    prepared = prepare(resolved, seed=run.config["seed"])
     run.claim()  # only now: a run that fails its checks or cannot load its data leaves nothing
     return _fit_and_report(prepared, run, started)
 
@@ -421,19 +450,25 @@ class _Session:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json`` once training has finished."""
         prepared = self.prepared
-        config, schedule, arrays = prepared.config, prepared.schedule, prepared.arrays
-        info = keras_preact.MODELS.get(config.model.lower())
-        paper = info.paper_cifar10_error if info and config.dataset == "cifar10" else None
+        schedule, arrays, info = prepared.schedule, prepared.arrays, prepared.resolved.model
         gated = schedule.gated_lr is not None
         return report.summarize(
             report.read_history(self.run.file(rundir.HISTORY)),
             steps_per_epoch=schedule.steps_per_epoch,
             global_batch=prepared.recipe.batch_size,
             wall_seconds=self.wall_seconds(),
-            paper_error=paper,
+            paper_error=prepared.resolved.paper_error,
             config={
                 **self.run.config,
                 "recipe_resolved": dataclasses.asdict(prepared.recipe),
+                "model_resolved": {
+                    "name": info.name,
+                    "family": info.family,
+                    "version": info.version,
+                    "depth": info.depth,
+                    "unit": info.unit,
+                    "shortcut": prepared.resolved.model_options.get("shortcut", info.shortcut),
+                },
                 "schedule": schedule.describe(),
                 "runtime": prepared.runtime.describe(),
                 "data": {

@@ -38,6 +38,7 @@ from typing import Any
 
 import keras
 
+from keras_preact import ModelInfo
 from keras_preact.cli import UserError
 
 REFERENCE_BATCH = 128
@@ -47,13 +48,11 @@ SCHEDULES = ("step", "cosine")
 """Learning-rate schedule shapes: the papers' step decay, or cosine decay (after a linear warm-up)."""
 
 GATED_WARMUP_MODES = ("auto", "on", "off")
-"""``auto``: the error-gated warm-up only for the models the papers used it for."""
+"""``auto``: the error-gated warm-up only for the models the papers used it for
+(``keras_preact.ModelInfo.paper_warmup``)."""
 
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
-
-GATED_WARMUP_MODELS = ("resnet110v1", "resnet110v2", "resnet1001v2")
-"""Models the papers warmed up with lr 0.01 until the training error fell below 80 %."""
 
 
 @dataclass(frozen=True)
@@ -253,15 +252,16 @@ class Schedule:
         return {**dataclasses.asdict(self), "total_steps": self.total_steps}
 
 
-def uses_gated_warmup(recipe: Recipe, model: str) -> bool:
+def uses_gated_warmup(recipe: Recipe, model: ModelInfo) -> bool:
     """Whether the error-gated warm-up applies to ``model`` under ``recipe``."""
     if recipe.gated_warmup == "auto":
-        return model.lower() in GATED_WARMUP_MODELS
+        return model.paper_warmup
     return recipe.gated_warmup == "on"
 
 
-def plan(recipe: Recipe, *, model: str, num_examples: int, steps_per_epoch: int) -> Schedule:
-    """Resolve ``recipe`` for ``num_examples`` training images cut into ``steps_per_epoch`` batches.
+def plan(recipe: Recipe, *, model: ModelInfo, num_examples: int, steps_per_epoch: int) -> Schedule:
+    """Resolve ``recipe`` for ``model`` (``training.model.resolve``) and ``num_examples`` training
+    images cut into ``steps_per_epoch`` batches.
 
     Lengths and decay points are converted through images seen, so they do not depend on the batch;
     the learning rates are scaled by ``batch / 128`` unless ``recipe.scale_lr`` is off.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,25 +50,43 @@ class SearchSpace:
     units: tuple[str, ...] = ()
     widths: tuple[int, ...] = (1,)
 
-    def check(self) -> None:
-        """``UserError`` for an empty or impossible space (every model/unit pair must exist)."""
-        from training.model import check_model
+    def resolve(self, options: dict[str, Any]) -> dict[tuple[str, str, int], tuple[Any, dict]]:
+        """Check the space (``UserError`` for an empty or impossible one) and resolve every model
+        it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
+        -> ``training.model.resolve``'s ``(ModelInfo, builder options)``."""
+        from training import model as model_lib
 
         for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
-            if not 0 < low <= high:
+            if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
                 raise UserError(f"{name} range must be 0 < LOW <= HIGH, got {low},{high}")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise UserError("batch sizes must be positive integers")
         if not self.models or not self.widths or min(self.widths) < 1:
             raise UserError("give at least one model and widths of at least 1")
+        resolved = {}
         for model in self.models:
-            for unit in self.units or (None,):
-                check_model(model, {"unit": unit} if unit else {})
+            for unit in self.units or (options.get("unit", ""),):
+                for width in self.widths:
+                    chosen = dict(options)
+                    if unit:
+                        chosen["unit"] = unit
+                    if width != 1:
+                        chosen["width_multiplier"] = width
+                    resolved[model, unit, width] = model_lib.resolve(model, chosen)
+        return resolved
 
 
-def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, seed: int):
-    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``TrainConfig``) with the chosen
-    hyper-parameters, trained on ``arrays`` (its test split is the validation split)."""
+def build_hypermodel(
+    base: Any,
+    space: SearchSpace,
+    models: dict[tuple[str, str, int], tuple[Any, dict]],
+    runtime: Any,
+    arrays: Any,
+    seed: int,
+):
+    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``training.pipeline.Resolved``)
+    with the hyper-parameters chosen in ``space`` (its ``models`` resolved by
+    ``SearchSpace.resolve``), trained on ``arrays`` (its test split is the validation split)."""
     import keras
     import keras_tuner as kt
 
@@ -76,52 +95,55 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
     class CifarHyperModel(kt.HyperModel):
         """Trials of the training pipeline (see ``build_hypermodel``)."""
 
-        def _trial(self, hp: Any) -> tuple[Any, recipes.Recipe]:
-            overrides = dict(base.recipe_overrides)
+        def _trial(self, hp: Any) -> Any:
+            config = base.config
+            overrides = dict(config.recipe_overrides)
             overrides["lr"] = hp.Float("lr", *space.lr, sampling="log")
             overrides["weight_decay"] = hp.Float(
                 "weight_decay", *space.weight_decay, sampling="log"
             )
             overrides["batch_size"] = hp.Choice("batch_size", list(space.batch_sizes))
-            options = dict(base.model_options)
-            model = hp.Choice("model", list(space.models))
-            if space.units:
-                options["unit"] = hp.Choice("unit", list(space.units))
-            if space.widths != (1,):
-                options["width_multiplier"] = hp.Choice("width_multiplier", list(space.widths))
-            config = dataclasses.replace(
-                base, model=model, model_options=options, recipe_overrides=overrides
+            name = hp.Choice("model", list(space.models))
+            unit = hp.Choice("unit", list(space.units)) if space.units else ""
+            width = hp.Choice("width_multiplier", list(space.widths)) if space.widths != (1,) else 1
+            info, options = models[name, unit or config.model_options.get("unit", ""), width]
+            return dataclasses.replace(
+                base,
+                config=dataclasses.replace(config, model=name, recipe_overrides=overrides),
+                recipe=recipes.get_recipe(config.recipe, **overrides),
+                model=info,
+                model_options=options,
             )
-            return config, config.resolved_recipe()
 
         def build(self, hp):
-            config, recipe = self._trial(hp)
-            runtime.check_batch(recipe.batch_size)
-            schedule = self._schedule(config, recipe, recipe.epochs or 1)
-            return pipeline.compile_model(
-                config, recipe, runtime, schedule, classes=arrays.num_classes
-            )
+            trial = self._trial(hp)
+            runtime.check_batch(trial.recipe.batch_size)
+            schedule = self._schedule(trial, trial.recipe.epochs or 1)
+            return pipeline.compile_model(trial, runtime, schedule, classes=arrays.num_classes)
 
-        def _schedule(self, config: Any, recipe: recipes.Recipe, epochs: int) -> recipes.Schedule:
-            steps = data.steps_per_epoch(len(arrays.x_train), recipe.batch_size)
-            recipe = recipe.overridden(epochs=epochs)
+        def _schedule(self, trial: Any, epochs: int) -> recipes.Schedule:
+            steps = data.steps_per_epoch(len(arrays.x_train), trial.recipe.batch_size)
             return recipes.plan(
-                recipe, model=config.model, num_examples=len(arrays.x_train), steps_per_epoch=steps
+                trial.recipe.overridden(epochs=epochs),
+                model=trial.model,
+                num_examples=len(arrays.x_train),
+                steps_per_epoch=steps,
             )
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
-            config, recipe = self._trial(hp)
-            schedule = self._schedule(config, recipe, epochs)
+            trial = self._trial(hp)
+            recipe = trial.recipe
+            schedule = self._schedule(trial, epochs)
             extra = [keras.callbacks.TerminateOnNaN()]
             if schedule.needs_controller:
                 extra.append(recipes.LearningRateController(schedule))
             return model.fit(
-                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.augment),
+                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.config.augment),
                 steps_per_epoch=schedule.steps_per_epoch,
                 epochs=epochs,
                 initial_epoch=kwargs.get("initial_epoch", 0),
                 validation_data=pipeline.eval_dataset(
-                    arrays, recipe, base.eval_batch_size or recipe.batch_size
+                    arrays, recipe, base.config.eval_batch_size or recipe.batch_size
                 ),
                 callbacks=[*(callbacks or []), *extra],
                 shuffle=False,
@@ -164,8 +186,10 @@ def search(
     ``best_trials.json``)."""
     from training import data, pipeline, rundir, strategy
 
-    pipeline.check(base)
-    space.check()
+    resolved = pipeline.check(base)
+    models = space.resolve(dict(base.model_options))
+    if not (math.isfinite(validation_split) and 0 < validation_split < 1):
+        raise UserError(f"--validation-split must be in (0, 1), got {validation_split}")
     if tuner not in TUNERS:
         raise UserError(f"unknown tuner {tuner!r}: choose one of {', '.join(TUNERS)}")
     if base.strategy.name == "multi_worker":
@@ -197,7 +221,7 @@ def search(
 
     import keras_tuner as kt
 
-    runtime = strategy.create(base.strategy)
+    runtime = strategy.create(resolved.strategy)
     pipeline.seed_everything(seed, deterministic=False)
     arrays = holdout(
         data.load_arrays(
@@ -205,7 +229,7 @@ def search(
         ),
         validation_split,
     )
-    hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
+    hypermodel = build_hypermodel(resolved, space, models, runtime, arrays, seed)
     common = dict(
         objective=kt.Objective("val_accuracy", "max"),
         directory=str(directory),

@@ -47,6 +47,10 @@ def _fails(capsys, argv, expected):
         (["--seed", "-1"], ["--seed must be in"]),
         (["--verbose", "loud"], ["unknown verbosity 'loud'"]),
         (["--model-option", "width"], ["expected KEY=VALUE"]),
+        (["--model-option", "weight_decay=0.1"], ["weight_decay", "--weight-decay"]),
+        (["--model-option", "synchronized_bn=true"], ["synchronized_bn", "--sync-bn"]),
+        (["--model-option", "shortcut=bogus"], ["model resnet20v1", "bogus"]),
+        (["--model", "plain20v1", "--model-option", "shortcut=projection"], ["no shortcuts"]),
     ],
 )
 def test_bad_arguments(capsys, tmp_path, argv, expected):

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_preact
 from keras_preact.cli import UserError
 from training import recipes
 
@@ -15,7 +16,12 @@ CIFAR_TRAIN = 50_000
 
 
 def _plan(recipe: recipes.Recipe, model: str = "resnet20v1", n: int = CIFAR_TRAIN):
-    return recipes.plan(recipe, model=model, num_examples=n, steps_per_epoch=n // recipe.batch_size)
+    return recipes.plan(
+        recipe,
+        model=keras_preact.resolve_model(model),
+        num_examples=n,
+        steps_per_epoch=n // recipe.batch_size,
+    )
 
 
 def test_paper_recipe_at_batch_128_is_the_papers_schedule():
@@ -193,7 +199,7 @@ def test_controller_state_resumes_the_same_rates():
 
 def test_controller_applies_boundaries_at_the_exact_steps():
     recipe = recipes.get_recipe("paper", epochs=4)
-    schedule = recipes.plan(recipe, model="resnet20v1", num_examples=1280, steps_per_epoch=10)
+    schedule = _plan(recipe, n=1280)
     assert schedule.boundaries == (20, 30)
     lrs, _ = _controller_run(schedule, [0.5] * 40)
     assert [i for i in range(1, 40) if not math.isclose(lrs[i], lrs[i - 1])] == [20, 30]

@@ -120,6 +120,35 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
     assert small.steps_per_epoch == 4 and small.schedule.total_steps == 4 * 30
 
 
+def test_check_resolves_every_choice_once(tmp_path, monkeypatch):
+    """``check`` resolves the model and the strategy; ``prepare`` builds from what it resolved and
+    interprets neither string again."""
+    from training import pipeline, strategy
+
+    resolved = pipeline.check(_config(tmp_path, model="ResNet110V1"))
+    assert resolved.model is keras_preact.MODELS["resnet110v1"] and resolved.model.paper_warmup
+    assert resolved.model_options == {} and resolved.paper_error is None  # not on cifar10
+    assert isinstance(resolved.strategy, strategy.StrategyPlan)
+    cifar10 = pipeline.check(_config(tmp_path, dataset="cifar10", model="resnet110v1"))
+    assert cifar10.paper_error == 6.43
+    wider = pipeline.check(
+        _config(tmp_path, dataset="cifar10", model_options={"unit": "basic", "width_multiplier": 2})
+    )
+    assert wider.model.unit == "basic" and wider.model_options == {"width_multiplier": 2}
+    assert wider.paper_error is None  # not the network the paper measured
+
+    resolved = pipeline.check(_config(tmp_path, recipe_overrides={"batch_size": 100}))
+
+    def again(*args, **kwargs):
+        raise AssertionError("resolved twice")
+
+    monkeypatch.setattr(keras_preact, "resolve_model", again)
+    monkeypatch.setattr(strategy, "check", again)
+    prepared = prepare(resolved)
+    assert prepared.resolved is resolved and prepared.model.name == "resnet8v1"
+    assert prepared.schedule.gated_lr is None  # ResNet-8: no paper warm-up
+
+
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e:
         cifar.main(["--help"])
