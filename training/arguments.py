@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -55,12 +56,25 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+def finite_float(text: str) -> float:
+    """An argparse ``type`` for a number option: a finite float (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
     """An argparse ``type`` for ``A,B,...``: a non-empty tuple of ``kind`` values."""
 
     def parse(text: str) -> tuple[Any, ...]:
         try:
             values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} in {text!r}") from None
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated values, got {text!r}"
@@ -72,12 +86,17 @@ def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ..
     return parse
 
 
+def _not_finite(name: str) -> Any:
+    raise argparse.ArgumentTypeError(f"expected a finite number, got {name}")
+
+
 def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE as JSON (a number, true, a list, ...), else as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)
+        return key, json.loads(value, parse_constant=_not_finite)
     except json.JSONDecodeError:
         return key, value
 
@@ -155,7 +174,9 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
     if "batch_size" not in tuned:
         g.add_argument("--batch-size", type=int, help="global batch, split over the replicas")
     if "lr" not in tuned:
-        g.add_argument("--lr", type=float, help="peak learning rate at batch 128 (paper: 0.1)")
+        g.add_argument(
+            "--lr", type=finite_float, help="peak learning rate at batch 128 (paper: 0.1)"
+        )
     g.add_argument(
         "--no-lr-scaling",
         dest="scale_lr",
@@ -166,20 +187,22 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
     g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(recipes.SCHEDULES)}")
     g.add_argument(
         "--lr-decay-at",
-        type=comma_separated(float),
+        type=comma_separated(finite_float),
         metavar="F,F",
         help="fractions of training where the step schedule divides the lr (paper: 0.5,0.75)",
     )
-    g.add_argument("--lr-decay-factor", type=float, help="step schedule multiplier (paper: 0.1)")
-    g.add_argument("--momentum", type=float, help="SGD momentum (paper: 0.9)")
+    g.add_argument(
+        "--lr-decay-factor", type=finite_float, help="step schedule multiplier (paper: 0.1)"
+    )
+    g.add_argument("--momentum", type=finite_float, help="SGD momentum (paper: 0.9)")
     g.add_argument(
         "--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum"
     )
     if "weight_decay" not in tuned:
         g.add_argument(
-            "--weight-decay", type=float, help="L2 weight decay on the kernels (paper: 1e-4)"
+            "--weight-decay", type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
         )
-    g.add_argument("--label-smoothing", type=float, help="label smoothing (paper: 0)")
+    g.add_argument("--label-smoothing", type=finite_float, help="label smoothing (paper: 0)")
     g.add_argument(
         "--warmup",
         dest="gated_warmup",
@@ -191,18 +214,20 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
     g.add_argument(
         "--warmup-lr",
         dest="gated_warmup_lr",
-        type=float,
+        type=finite_float,
         metavar="LR",
         help="at batch 128 (paper: 0.01)",
     )
     g.add_argument(
         "--warmup-error",
         dest="gated_warmup_error",
-        type=float,
+        type=finite_float,
         metavar="ERROR",
         help="fraction (paper: 0.8)",
     )
-    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
+    g.add_argument(
+        "--warmup-epochs", type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
+    )
 
 
 def add_distribution(p: argparse.ArgumentParser) -> None:

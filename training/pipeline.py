@@ -314,15 +314,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
         run.finish()
         return rundir.read_json(run.final / rundir.METRICS)
     prepared = prepare(resolved, seed=run.config["seed"])
+    state = {}
+    if run.resuming:  # the newest readable backup, or UserError when none can be read
+        with prepared.runtime.scope():
+            state = cb.restore(run.backup_dir, prepared.model) or {}
     run.claim()  # only now: a run that fails its checks or cannot load its data leaves nothing
-    return _fit_and_report(prepared, run, started)
+    return _fit_and_report(prepared, run, state, started)
 
 
-def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> dict[str, Any]:
-    """Restore the newest backup, train the remaining steps, write ``metrics.json``, finish."""
+def _fit_and_report(
+    prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
+) -> dict[str, Any]:
+    """Train the steps left after the backup ``state`` (``{}``: from scratch), write
+    ``metrics.json``, finish."""
     schedule, runtime = prepared.schedule, prepared.runtime
-    with runtime.scope():
-        state = cb.restore(run.backup_dir, prepared.model) or {}
     step = min(int(state.get("step", 0)), schedule.total_steps)
     spe = schedule.steps_per_epoch
     # Rows of epochs that will be trained again (written after the last backup) go.

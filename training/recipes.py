@@ -103,7 +103,13 @@ class Recipe:
         return recipe
 
     def check(self) -> None:
-        """Raise ``UserError`` naming the first out-of-range setting."""
+        """Raise ``UserError`` naming the first out-of-range or non-finite setting."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                shown = ",".join(map(str, numbers))
+                raise UserError(f"{f.name.replace('_', ' ')} must be finite, got {shown}")
         problems = [
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),

@@ -297,17 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--validation-split",
-        type=float,
+        type=arguments.finite_float,
         default=0.1,
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
     g.add_argument(
-        "--lr-range", type=arguments.comma_separated(float), default=(0.02, 0.4), metavar="LOW,HIGH"
+        "--lr-range",
+        type=arguments.comma_separated(arguments.finite_float),
+        default=(0.02, 0.4),
+        metavar="LOW,HIGH",
     )
     g.add_argument(
         "--weight-decay-range",
-        type=arguments.comma_separated(float),
+        type=arguments.comma_separated(arguments.finite_float),
         default=(1e-5, 1e-3),
         metavar="LOW,HIGH",
     )

@@ -123,6 +123,23 @@ def test_bad_overrides_are_one_line_user_errors():
         recipes.get_recipe("paper", epochs=3, iterations=100)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lr", math.inf),
+        ("lr", math.nan),
+        ("weight_decay", math.inf),
+        ("warmup_epochs", math.inf),
+        ("gated_warmup_lr", math.inf),
+        ("lr_decay_at", (0.5, math.nan)),
+        ("lr_decay_factor", math.nan),
+    ],
+)
+def test_non_finite_settings_are_refused(key, value):
+    with pytest.raises(UserError, match=f"{key.replace('_', ' ')} must be finite, got"):
+        recipes.get_recipe("paper", **{key: value})
+
+
 def _controller_run(schedule, accuracies, state=None, start_batch=0):
     """Drive a LearningRateController through ``accuracies`` (per batch) like fit does; return the
     learning rate the optimizer had at each step and the controller."""
