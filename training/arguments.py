@@ -13,10 +13,17 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from keras_preact.cli import UserError
-from training import recipes
-from training.pipeline import VERBOSITY
-from training.strategy import STRATEGIES
+# Nothing here imports Keras, keras_preact or the pipeline at module level: --help and usage errors
+# answer before TensorFlow loads. The choices --help lists are written out for the same reason;
+# tests/training/test_train.py checks them against the modules that define them.
+RECIPES = ("paper", "fast", "demo")
+"""``training.recipes.RECIPES``."""
+SCHEDULES = ("step", "cosine")
+"""``training.recipes.SCHEDULES``."""
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
+"""``training.strategy.STRATEGIES``."""
+VERBOSITY = ("auto", "bar", "line", "quiet")
+"""``training.pipeline.VERBOSITY``."""
 
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
@@ -50,10 +57,13 @@ RECIPE_FIELDS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (``error: ...``, exit 2) like the others."""
+    """An ``ArgumentParser`` whose errors are one line (``error: ...``, exit 2) like the others.
+
+    It prints the line itself instead of raising ``keras_preact.cli.UserError``, whose import
+    loads Keras: a usage error answers at once."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see {self.prog} --help)")
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def finite_float(text: str) -> float:
@@ -160,9 +170,7 @@ def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
 def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> None:
     """The recipe and its overrides, except the fields in ``tuned`` (chosen by the tuner)."""
     g = p.add_argument_group("recipe", RECIPE_HELP)
-    g.add_argument(
-        "--recipe", default="paper", help=f"{', '.join(recipes.RECIPES)} (default: paper)"
-    )
+    g.add_argument("--recipe", default="paper", help=f"{', '.join(RECIPES)} (default: paper)")
     if "epochs" not in tuned:
         length = g.add_mutually_exclusive_group()
         length.add_argument("--epochs", type=int, help="training length in epochs")
@@ -184,7 +192,7 @@ def add_recipe(p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = ()) -> No
         default=None,
         help="use the learning rate as is, whatever the batch",
     )
-    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(recipes.SCHEDULES)}")
+    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(SCHEDULES)}")
     g.add_argument(
         "--lr-decay-at",
         type=comma_separated(finite_float),

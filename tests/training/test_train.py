@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from training_helpers import ROOT, env
 
 import keras_preact
 from keras_preact.cli import UserError
@@ -162,6 +165,32 @@ def test_help_documents_every_option(capsys):
             assert action.help, f"{action.option_strings} has no help"
     for needle in ("examples:", "lr x batch/128", "metrics.json", "KERAS_BACKEND=jax", "TF_CONFIG"):
         assert needle in text
+
+
+def test_help_and_usage_errors_answer_without_tensorflow():
+    """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds)."""
+    for args, code in ((["--help"], 0), (["--lr", "inf"], 2)):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "training.cifar", *args],
+            cwd=ROOT,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == code, result.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+        assert not {"tensorflow", "keras", "jax", "keras_preact"} & imported, args
+    assert "examples:" not in result.stdout and result.stderr.splitlines()[-1].startswith(
+        "error: argument --lr: expected a finite number"
+    )
+    # The choices --help lists are those the pipeline takes.
+    from training import arguments, pipeline, recipes, strategy
+
+    assert tuple(recipes.RECIPES) == arguments.RECIPES
+    assert arguments.SCHEDULES == recipes.SCHEDULES
+    assert arguments.STRATEGIES == strategy.STRATEGIES
+    assert arguments.VERBOSITY == pipeline.VERBOSITY
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
