@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help="JSON-lines file to write")
     run.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     run.add_argument(
-        "--workdir", help="trained models and exported files (default: next to --output)"
+        "--workdir",
+        help="trained models and exported files (default: runs/bench/<output name>-<date-time>)",
     )
     run.add_argument(
         "--stages",

@@ -145,9 +145,9 @@ def add_model_data(p: argparse.ArgumentParser, *, model: bool = True) -> None:
     )
     g.add_argument(
         "--data-source",
-        default="tfds",
-        help="tfds (tensorflow-datasets, default) or folder:PATH (the official CIFAR python or "
-        "binary archive, or its extracted folder)",
+        help="tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
+        "official CIFAR python or binary archive, or its extracted folder); cifar10-sample takes "
+        "none",
     )
     g.add_argument(
         "--data-dir", help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
@@ -336,7 +336,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
         model=model,
         model_options=options,
         dataset=get("dataset", "cifar10"),
-        data_source=get("data_source", "tfds"),
+        data_source=get("data_source"),
         data_dir=get("data_dir"),
         verify_checksums=get("verify_checksums", True),
         augment=get("augment", True),

@@ -38,6 +38,7 @@ _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "
 class TrainConfig:
     """Everything a run needs; the CLI fills it from its arguments.
 
+    ``data_source`` ``None`` is the dataset's usual source (``data.DEFAULT_SOURCES``).
     ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
     replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
     random seed (recorded in ``config.json``). ``deterministic`` makes TensorFlow's ops deterministic
@@ -47,7 +48,7 @@ class TrainConfig:
     model: str = "resnet20v1"
     model_options: dict[str, Any] = field(default_factory=dict)
     dataset: str = "cifar10"
-    data_source: str = "tfds"
+    data_source: str | None = None
     data_dir: str | None = None
     verify_checksums: bool = True
     augment: bool = True
@@ -69,13 +70,15 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide the result (stored in ``config.json``; resuming needs the same)."""
-        data = dataclasses.asdict(self)
-        data["strategy"]["devices"] = list(data["strategy"]["devices"])
-        data["recipe_overrides"] = {
+        settings = dataclasses.asdict(self)
+        settings["strategy"]["devices"] = list(settings["strategy"]["devices"])
+        settings["recipe_overrides"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe_overrides.items()
         }
-        data["deterministic"] = self.is_deterministic
-        return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
+        settings["deterministic"] = self.is_deterministic
+        # The default spelled out, so that giving it or not is the same run.
+        settings["data_source"] = self.data_source or data.DEFAULT_SOURCES.get(self.dataset)
+        return {k: v for k, v in settings.items() if k not in _NOT_IDENTITY}
 
 
 @dataclass(frozen=True)
@@ -477,6 +480,7 @@ class _Session:
                 "schedule": schedule.describe(),
                 "runtime": prepared.runtime.describe(),
                 "data": {
+                    "source": arrays.source,
                     "train_examples": len(arrays.x_train),
                     "test_examples": len(arrays.x_test),
                     "classes": arrays.num_classes,

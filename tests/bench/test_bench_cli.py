@@ -110,7 +110,15 @@ def test_reduced_run_on_jax_without_tensorflow_like_the_gpu_machine(
     assert train["keras-preact"].backend == train["plain-keras"].backend == "jax"
     assert all(r.value > 0 for r in train.values())
     assert all("tensorflow" not in r.versions for r in records)
-    explicit = bench(*args, "--stages", "infer", "--overwrite", **jax_without_tensorflow)
+    explicit = bench(
+        *args,
+        "--stages",
+        "infer",
+        "--overwrite",
+        "--workdir",
+        str(tmp_path / "work2"),
+        **jax_without_tensorflow,
+    )
     assert explicit.returncode == 2 and "TensorFlow, which is not installed" in explicit.stderr
 
 

@@ -135,8 +135,9 @@ def test_the_default_run_profiles_only_where_onednn_runs(
 def test_without_onednn_convolutions_the_profile_fails_in_one_line_per_process(tmp_path):
     out = tmp_path / "r.jsonl"
     args = ["--stages", "profile", "--models", "ResNet8V1", "--batch", "8", "--steps", "1"]
+    args += ["--repeats", "1", "--output", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", *args, "--repeats", "1", "--output", str(out)],
+        [sys.executable, "-m", "bench", "run", *args],
         cwd=ROOT,
         env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,

@@ -53,6 +53,11 @@ def test_sample_run_end_to_end(tmp_path, capsys):
     assert saved["images_per_second"] > 0 and saved["wall_time_s"] > 0
     assert saved["versions"]["keras"] == keras.__version__
     assert saved["config"]["schedule"]["peak_lr"] == pytest.approx(0.1 * 50 / 128)
+    # Where the images came from: not tfds, the default source of the real datasets.
+    assert saved["config"]["data_source"] is None
+    assert saved["config"]["data"]["source"] == (
+        "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
+    )
     assert (out / rundir.CURVES).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((out / rundir.TENSORBOARD).rglob("events.out.tfevents.*"))
     assert not (out / rundir.BACKUP).exists()
@@ -91,7 +96,13 @@ def test_tfds_mock_data_run(tmp_path):
         metrics = train(config)
     rows = read_history(tmp_path / "run" / rundir.HISTORY)
     assert len(rows) == 2 and rows[1]["loss"] < rows[0]["loss"]
-    assert metrics["config"]["data"] == {"train_examples": 128, "test_examples": 128, "classes": 10}
+    assert metrics["config"]["data"] == {
+        "source": f"tfds cifar10 in {builder.data_dir}",
+        "train_examples": 128,
+        "test_examples": 128,
+        "classes": 10,
+    }
+    assert metrics["config"]["data_source"] == "tfds"  # the default, spelled out
     assert metrics["config"]["model_options"] == {}
 
 
