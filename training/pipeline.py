@@ -337,6 +337,10 @@ def _fit_and_report(
     report.trim_history(run.file(rundir.HISTORY), step // spe)
     session = _Session(prepared, run, state, started)
     verbose, line = _verbosity(prepared.config.verbose, runtime.is_chief)
+    if verbose or line:
+        note = recipes.compression_note(prepared.recipe, schedule)
+        if note:
+            print(note, flush=True)
     if line and step:
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True

@@ -274,13 +274,7 @@ def plan(recipe: Recipe, *, model: ModelInfo, num_examples: int, steps_per_epoch
     """
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
-    if recipe.iterations is not None:
-        # Length in steps at this batch (a float), then whole epochs.
-        length = recipe.iterations * REFERENCE_BATCH / batch
-        epochs = max(1, round(length / steps_per_epoch))
-    else:
-        epochs = int(recipe.epochs)  # type: ignore[arg-type]
-        length = float(epochs * steps_per_epoch)
+    epochs, length = _length(recipe, steps_per_epoch)
     boundaries = tuple(round(f * length) for f in recipe.lr_decay_at)
     warmup_steps = round(recipe.warmup_epochs * num_examples / batch)
     gated = uses_gated_warmup(recipe, model)
@@ -296,6 +290,51 @@ def plan(recipe: Recipe, *, model: ModelInfo, num_examples: int, steps_per_epoch
         gated_error=recipe.gated_warmup_error,
         # The error is averaged over the same number of images (2,560) whatever the batch.
         gated_window=max(1, round(GATED_WINDOW * REFERENCE_BATCH / batch)),
+    )
+
+
+def _length(recipe: Recipe, steps_per_epoch: int) -> tuple[int, float]:
+    """``(whole epochs, length in steps)`` of ``recipe`` at its batch."""
+    if recipe.iterations is not None:
+        # Length in steps at this batch (a float), then whole epochs.
+        length = recipe.iterations * REFERENCE_BATCH / recipe.batch_size
+        return max(1, round(length / steps_per_epoch)), length
+    epochs = int(recipe.epochs)  # type: ignore[arg-type]
+    return epochs, float(epochs * steps_per_epoch)
+
+
+def compression_note(recipe: Recipe, schedule: Schedule) -> str | None:
+    """One line saying that ``schedule`` squeezes the named recipe into fewer epochs than it has
+    (``--epochs`` or ``--iterations`` shortened it) and where the learning rate now changes, e.g.
+    ``recipe 'paper' compressed to 1 epoch (its full length: 164 epochs): lr 0.1, 0.01 from
+    epoch 0.5, 0.001 from epoch 0.75``; ``None`` when it is not shortened."""
+    named = RECIPES.get(recipe.name)
+    if named is None:
+        return None
+    full_recipe = dataclasses.replace(recipe, epochs=named.epochs, iterations=named.iterations)
+    full, _ = _length(full_recipe, schedule.steps_per_epoch)
+    if schedule.epochs >= full:
+        return None
+
+    def epoch(step: int) -> str:
+        return f"{step / schedule.steps_per_epoch:.3g}"
+
+    lr = f"lr {schedule.peak_lr:.3g}"
+    if schedule.warmup_steps:
+        lr = f"lr from 0 to {schedule.peak_lr:.3g} by epoch {epoch(schedule.warmup_steps)}"
+    if schedule.gated_lr is not None:
+        lr = (
+            f"lr {schedule.gated_lr:.3g} until the training error is below "
+            f"{100 * schedule.gated_error:.3g} %, then {lr}"
+        )
+    if schedule.kind == "cosine":
+        lr += f", cosine decay to 0 by epoch {schedule.epochs}"
+    for boundary in schedule.boundaries:
+        lr += f", {schedule.lr_at(boundary):.3g} from epoch {epoch(boundary)}"
+    unit = "epoch" if schedule.epochs == 1 else "epochs"
+    return (
+        f"recipe {recipe.name!r} compressed to {schedule.epochs} {unit} (its full length: "
+        f"{full} epochs): {lr}"
     )
 
 

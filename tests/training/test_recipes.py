@@ -140,6 +140,26 @@ def test_non_finite_settings_are_refused(key, value):
         recipes.get_recipe("paper", **{key: value})
 
 
+def test_a_shortened_recipe_says_how_it_is_compressed():
+    one_epoch = _plan(recipes.get_recipe("paper", epochs=1))
+    assert recipes.compression_note(recipes.get_recipe("paper", epochs=1), one_epoch) == (
+        "recipe 'paper' compressed to 1 epoch (its full length: 164 epochs): lr 0.1, 0.01 from "
+        "epoch 0.5, 0.001 from epoch 0.749"
+    )
+    gated = recipes.get_recipe("paper", iterations=1000)
+    assert recipes.compression_note(gated, _plan(gated, model="resnet110v1")) == (
+        "recipe 'paper' compressed to 3 epochs (its full length: 164 epochs): lr 0.01 until the "
+        "training error is below 80 %, then lr 0.1, 0.01 from epoch 1.28, 0.001 from epoch 1.92"
+    )
+    fast = recipes.get_recipe("fast", epochs=3)
+    assert recipes.compression_note(fast, _plan(fast)) == (
+        "recipe 'fast' compressed to 3 epochs (its full length: 75 epochs): lr from 0 to 0.2 by "
+        "epoch 2.01, cosine decay to 0 by epoch 3"
+    )
+    for full in (recipes.get_recipe("paper"), recipes.get_recipe("fast", epochs=80)):
+        assert recipes.compression_note(full, _plan(full)) is None
+
+
 def _controller_run(schedule, accuracies, state=None, start_batch=0):
     """Drive a LearningRateController through ``accuracies`` (per batch) like fit does; return the
     learning rate the optimizer had at each step and the controller."""

@@ -42,8 +42,14 @@ def test_sample_run_end_to_end(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [0, 1]
     assert rows[1]["loss"] < rows[0]["loss"]
     assert {"lr", "train_seconds", "images_per_second", "val_accuracy"} <= set(rows[0])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    printed = capsys.readouterr().out.splitlines()
+    lines = [line for line in printed if line.startswith("epoch ")]
     assert len(lines) == 2 and "test err" in lines[0]  # one line per epoch off a terminal
+    # The demo recipe's 30 epochs squeezed into 2: said once, before the first epoch.
+    assert printed[0] == (
+        "recipe 'demo' compressed to 2 epochs (its full length: 30 epochs): lr 0.0391, "
+        "0.00391 from epoch 1, 0.000391 from epoch 1.5"
+    )
 
     saved = json.loads((out / rundir.METRICS).read_text())
     assert saved == json.loads(json.dumps(metrics))
