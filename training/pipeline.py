@@ -383,6 +383,7 @@ class _Session:
         self.controller = recipes.LearningRateController(
             schedule, state.get("lr", {"step": state.get("step", 0)})
         )
+        self.epoch_means = cb.EpochMeans(schedule.steps_per_epoch, state.get("epoch_means"))
         models = state.get("models", {})
         self.saver = cb.SaveModels(
             run.file(rundir.BEST),
@@ -399,6 +400,7 @@ class _Session:
         """What a session resumed after ``step`` steps needs besides the weights."""
         return {
             "lr": self.controller.state(step),
+            "epoch_means": self.epoch_means.state(step),
             "models": self.saver.state(),
             "wall_seconds": self.wall_seconds(),
         }
@@ -406,13 +408,14 @@ class _Session:
     def callbacks(
         self, step: int, *, print_line: bool, progress_bar: bool
     ) -> list[keras.callbacks.Callback]:
-        """The callbacks, in the order they must run at the end of an epoch (statistics first,
-        the backup last, so that a resumed run never skips an epoch's outputs). All of them let
-        Keras run batch ends late (on JAX: without waiting for each step) unless the gated warm-up
-        needs each step's accuracy."""
+        """The callbacks, in the order they must run at the end of an epoch (the epoch's means
+        and statistics first, the backup last, so that a resumed run never skips an epoch's
+        outputs). All of them let Keras run batch ends late (on JAX: without waiting for each
+        step) unless the gated warm-up needs each step's accuracy."""
         prepared, run = self.prepared, self.run
         schedule, config = prepared.schedule, prepared.config
         callbacks: list[keras.callbacks.Callback] = [
+            self.epoch_means,
             cb.EpochStats(
                 global_batch=prepared.recipe.batch_size,
                 epochs=schedule.epochs,
