@@ -18,8 +18,11 @@ from bench.turns import paired_ratio
 
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
+"""The training speed keras-preact aims for, in times PyTorch's images/s, per model."""
 INT8_LATENCY_TARGET_MS = 0.5
+"""The batch-1 latency TFLite int8 aims for (ResNet-20)."""
 INT8_ACC_LOSS_POINTS = 1.0
+"""The most accuracy (percentage points) TFLite int8 may lose against Keras."""
 INFER_ORDER = (
     "keras-preact",
     "savedmodel",
@@ -293,7 +296,9 @@ def mean_and_spread(values: list[float]) -> tuple[float, float]:
 
 
 def targets(records: list[Record]) -> list[str]:
-    """The issue's targets that these records can decide, one line each."""
+    """The benchmark's targets that these records can decide, one line each: TFLite int8
+    latency and accuracy loss (``INT8_*``), and keras-preact's trained accuracy at least
+    PyTorch's."""
     lines = []
     for model in ("ResNet20V1",):
         int8 = _find(records, stage="infer", model=model, impl="tflite-int8", metric="lat1_ms")

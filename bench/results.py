@@ -1,6 +1,6 @@
 """Benchmark results as JSON lines: one measurement per line, appended as it is taken.
 
-Required keys (issue 6): ``impl``, ``model``, ``metric``, ``value``, ``batch``, ``device``, ``backend``,
+Required keys: ``impl``, ``model``, ``metric``, ``value``, ``batch``, ``device``, ``backend``,
 ``versions``; optional ``stage``, ``seed``, ``n``, ``variant`` (a profiling variant, e.g. ``synthetic-data``),
 ``foreign_load`` (CPU cores other processes used while it ran) and ``extra`` (per-repeat samples, ...).
 """
@@ -111,8 +111,8 @@ def cpu_device(cpuinfo: str | None = None) -> str:
     use and its vector ISA.
 
     ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). The numbers are there because
-    cloud VMs often report a bare model name: three different CPUs have all called themselves
-    "AMD EPYC" in this project's benchmarks.
+    cloud VMs often report a bare model name: three different CPUs in bench/results/ all call
+    themselves "AMD EPYC".
     """
     model = platform.processor() or platform.machine()
     generation: dict[str, str] = {}

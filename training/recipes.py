@@ -23,7 +23,7 @@ measured training error, not by a step count (``LearningRateController``).
 ``fast``: a short GPU schedule aimed at >= 94 % CIFAR-10 test accuracy with ResNet-164V2 in 75 epochs
 instead of 164. Changes from ``paper``: batch 256 (lr 0.2 after scaling), Nesterov momentum, cosine
 decay to 0 after a 2-epoch linear warm-up from 0, label smoothing 0.1, weight decay 5e-4 (the usual value
-for short CIFAR schedules), no error-gated warm-up. Unverified here (no GPU): the GPU issue measures it.
+for short CIFAR schedules), no error-gated warm-up. Not yet measured on a GPU.
 
 ``demo``: the paper's step schedule shrunk to 30 epochs at batch 64 so that ``make demo`` trains
 ResNet-20 on the embedded 1,000-image sample in about two minutes on two CPU cores.

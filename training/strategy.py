@@ -66,7 +66,7 @@ def backend() -> str:
 
 
 def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported here (the JAX-only GPU machine has none)."""
+    """Whether TensorFlow can be imported here (a machine set up for JAX alone may have none)."""
     return importlib.util.find_spec("tensorflow") is not None
 
 

@@ -1,6 +1,7 @@
 """Kill a run mid-epoch, re-run the same command: it resumes from the backup and ends like a run that
 was never interrupted (same seed: same weights, same test error). On TensorFlow (tf.data feed) and on
-JAX in a Python without TensorFlow, like the GPU machine's (NumPy feed, no TensorBoard logs)."""
+JAX in a Python without TensorFlow, like a GPU machine set up for JAX alone (NumPy feed, no
+TensorBoard logs)."""
 
 from __future__ import annotations
 
