@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-
-def median_and_spread(samples: list[float]) -> tuple[float, float]:
-    """Median and (max - min) / 2 of repeated measurements."""
-    return statistics.median(samples), (max(samples) - min(samples)) / 2
 
 
 def time_rounds(
