@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.results import Record, read_records
 from bench.step_profile import WHOLE
 from bench.turns import paired_ratio
+from keras_preact.cli import UserError
 
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
@@ -41,7 +42,7 @@ def load(paths: Iterable[Path]) -> list[Record]:
     latest: dict[tuple, Record] = {}
     for path in paths:
         if not Path(path).is_file():
-            raise ValueError(f"result file not found: {path}")
+            raise UserError(f"result file not found: {path}")
         for r in read_records(Path(path)):
             key = (r.stage, r.impl, r.model, r.metric, r.batch, r.seed, r.variant, _device(r))
             # The profile stage's parts of one step; a model's defaults in each of its turn groups.

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from keras_preact.cli import UserError
+
 IMPLS = (
     "keras-preact",
     "plain-keras",
@@ -149,12 +151,16 @@ def write_records(path: Path, records: Iterable[Record]) -> None:
 
 
 def read_records(path: Path) -> Iterator[Record]:
-    """Records of one JSON-lines file; ValueError names the file and line of a bad one."""
-    with path.open(encoding="utf-8") as f:
+    """Records of one JSON-lines file; ``UserError`` names the file and line of a bad one."""
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+    with f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 yield Record.from_dict(json.loads(line))
             except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: not a benchmark record: {e}") from None
+                raise UserError(f"{path}:{lineno}: not a benchmark record: {e}") from None

@@ -197,6 +197,7 @@ def search(
     if min(max_trials, epochs, max_epochs) < 1:
         raise UserError("--max-trials, --epochs and --max-epochs must be at least 1")
     directory = Path(output).expanduser().absolute()
+    rundir.check_writable(directory)
     settings = {
         "config": base.identity(),
         "space": dataclasses.asdict(space),

@@ -26,6 +26,7 @@ from bench.step_profile import (
 )
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
+from keras_preact.cli import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV = "mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1"
@@ -102,7 +103,7 @@ def test_parts_add_up_to_the_step_and_small_kinds_are_summed():
 def test_the_environment_is_set_by_the_runner_not_guessed(monkeypatch):
     for key, _ in PROFILE_ENV:
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(ValueError, match="ONEDNN_VERBOSE=profile_exec TF_NUM_INTEROP_THREADS=1"):
+    with pytest.raises(UserError, match="ONEDNN_VERBOSE=profile_exec TF_NUM_INTEROP_THREADS=1"):
         profile_step("ResNet8V1", SpeedSettings(batch=8, steps=1, repeats=1))
 
 

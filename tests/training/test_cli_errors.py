@@ -187,3 +187,22 @@ def test_divergence_stops_with_a_clear_message(capsys, tmp_path):
     assert "nan" in line or "inf" in line or "NaN or infinite" in line
     assert not (out / "metrics.json").exists() and not (out / "best.keras").exists()
     diverged_states_are_finite(out)
+
+
+@pytest.mark.parametrize(
+    "bug", [TypeError("bug"), ValueError("bug"), OSError(5, "bug"), KeyError("bug")]
+)
+def test_a_bug_shows_its_traceback_not_an_error_line(capsys, tmp_path, monkeypatch, bug):
+    """Only input errors get the one line: anything else a stage raises is a bug, and it comes out
+    of the command as it is (Python prints its traceback), even a ValueError or an OSError."""
+    from training import pipeline
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(pipeline, "prepare", broken)
+    with pytest.raises(type(bug)) as raised:
+        cifar.main([*SAMPLE_RUN, "--output", str(tmp_path / "run")])
+    assert raised.value is bug
+    assert "error:" not in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
