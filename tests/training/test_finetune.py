@@ -104,6 +104,10 @@ def test_new_classifier_on_the_same_features_frozen_up_to_a_stage(saved_network)
 
     frozen = {layer.name for layer in model.layers if layer.weights and not layer.trainable}
     trained = {layer.name for layer in model.layers if layer.weights and layer.trainable}
+    # Option A's shortcut padding is a fixed 0/1 convolution, never trained.
+    pads = {n for n in frozen if n.endswith("_shortcut_pad")}
+    assert pads and all(not model.get_layer(n).trainable for n in pads)
+    frozen -= pads
     assert frozen and all(n.startswith(("stem_", "stage1_")) for n in frozen)
     assert {n for n in trained if n.startswith(("stem_", "stage1_"))} == set()
     assert "logits" in trained and any(n.startswith("stage3_") for n in trained)
