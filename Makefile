@@ -1,4 +1,7 @@
 # Two entry points: `make demo` (train on the shipped CIFAR-10 sample, export, verify) and `make test`.
+# Each installs into $(VENV) what it runs: the demo the train and export extras; the tests those
+# and the test and benchmark tools (JAX, PyTorch, pytest, ruff). One stamp file per set, so either
+# command may follow the other.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -7,35 +10,42 @@ BENCH_NAME ?= cpu-$(shell nproc)core-$(shell date +%Y%m%d)
 
 .PHONY: demo test lint format bench gpu-prep clean
 
-$(VENV)/.installed: pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed-demo: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[train,export]"
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test,bench]"
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-demo
 	$(PY) -m training.cifar --dataset cifar10-sample --model resnet20v1 --recipe demo --output $(DEMO)/train --overwrite
 	$(PY) -m export --model $(DEMO)/train/best.keras --output $(DEMO)/export --labels cifar10
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
 
-format: $(VENV)/.installed
+format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 # make bench DATA=path/to/cifar10.npz (x_train, y_train, x_test, y_test; real CIFAR-10 images)
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-test
 	@test -n "$(DATA)" || { echo "error: make bench needs DATA=path/to/cifar10.npz"; exit 2; }
 	$(PY) -m bench run --data $(DATA) --output bench/results/$(BENCH_NAME).jsonl
 	$(PY) -m bench report bench/results/$(BENCH_NAME).jsonl
 
-# make gpu-prep DATA=path/to/cifar10.npz: what bench/gpu_run.sh needs on the lent GPU machine, which
-# has Python 3.12, JAX and PyTorch but no Keras and no package registry (carry .whl and .data).
+# make gpu-prep DATA=path/to/cifar10.npz: what bench/gpu_run.sh needs on a GPU machine without
+# TensorFlow or a package index (Python 3.12 with JAX and PyTorch): Keras' wheels in .whl/ and the
+# images in .data/, to copy there with the checkout.
 KERAS_REQ := $(shell grep -o '"keras>=[^"]*"' pyproject.toml)
 gpu-prep:
 	@test -n "$(DATA)" || { echo "error: make gpu-prep needs DATA=path/to/cifar10.npz"; exit 2; }

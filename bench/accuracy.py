@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.datasets import Images
+from keras_preact.cli import UserError
 
 RECIPE = "paper"
 
@@ -108,7 +109,7 @@ def keras_preact_accuracy(
 def write_recipe(path: Path, recipe: Any, schedule: Any) -> None:
     """The resolved recipe as JSON: settings, schedule, and the learning rate of every step."""
     if schedule.gated_lr is not None:
-        raise ValueError(
+        raise UserError(
             "the error-gated warm-up cannot be replayed step by step; use a ResNet-20/56"
         )
     payload = {
@@ -135,13 +136,11 @@ def pytorch_accuracy(
 
     path = recipe_path(workdir, model)
     if not path.is_file():
-        raise ValueError(
-            f"{path} is missing: the keras-preact accuracy run writes the recipe first"
-        )
+        raise UserError(f"{path} is missing: the keras-preact accuracy run writes the recipe first")
     resolved = json.loads(path.read_text())
     r, sched, lrs = resolved["recipe"], resolved["schedule"], resolved["lr_per_step"]
     if sched["steps_per_epoch"] != len(images.x_train) // r["batch_size"]:
-        raise ValueError(f"{path} was resolved for a different training set; rerun keras-preact")
+        raise UserError(f"{path} was resolved for a different training set; rerun keras-preact")
     recipe = TorchRecipe(
         lr_at=lambda step: lrs[min(step, len(lrs) - 1)],
         momentum=r["momentum"],

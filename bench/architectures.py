@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from keras_preact.cli import UserError
+
 
 class Architecture(NamedTuple):
     """One CIFAR ResNet: v1 basic blocks (option-A shortcuts) or v2 pre-activation bottlenecks."""
@@ -47,8 +49,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 
 def get_architecture(name: str) -> Architecture:
-    """Look an architecture up by name, case-insensitively; ValueError names the allowed ones."""
+    """Look an architecture up by name, case-insensitively; ``UserError`` names the allowed ones."""
     for arch in ARCHITECTURES.values():
         if arch.name.lower() == name.lower():
             return arch
-    raise ValueError(f"unknown model {name!r}; allowed: {', '.join(ARCHITECTURES)}")
+    raise UserError(f"unknown model {name!r}; allowed: {', '.join(ARCHITECTURES)}")

@@ -69,8 +69,8 @@ def select_stages(option: str | None, backend: str, device: str) -> tuple[str, .
 
     The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only,
     and by default only where oneDNN is expected. The infer stage exports through TensorFlow
-    (SavedModel, TFLite, tf2onnx): by default only where TensorFlow is installed (the GPU machine
-    has none).
+    (SavedModel, TFLite, tf2onnx): by default only where TensorFlow is installed (bench/gpu_run.sh
+    measures on a GPU machine without it).
     """
     profiles = backend == "tensorflow" and device == "cpu"
     # Asked without importing it: this parent process stays free of any framework.
@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help="JSON-lines file to write")
     run.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     run.add_argument(
-        "--workdir", help="trained models and exported files (default: next to --output)"
+        "--workdir",
+        help="trained models and exported files (default: runs/bench/<output name>-<date-time>)",
     )
     run.add_argument(
         "--stages",

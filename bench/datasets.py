@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_preact.cli import UserError
+
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 CLASSES = 10
 
@@ -29,31 +31,31 @@ class Images(NamedTuple):
 
 def _check(name: str, x: np.ndarray, y: np.ndarray, where: str) -> None:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
-        raise ValueError(
+        raise UserError(
             f"{where}: x_{name} must be uint8 images of shape (N, 32, 32, 3), "
             f"got {x.dtype} {x.shape}"
         )
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"{where}: y_{name} must hold one label per image, got shape {y.shape}")
+        raise UserError(f"{where}: y_{name} must hold one label per image, got shape {y.shape}")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= CLASSES:
-        raise ValueError(f"{where}: y_{name} must be integer labels 0-{CLASSES - 1}")
+        raise UserError(f"{where}: y_{name} must be integer labels 0-{CLASSES - 1}")
 
 
 def load_npz(path: str | Path) -> Images:
-    """Load and check a CIFAR-10 ``.npz``; ValueError/OSError with one clear line otherwise."""
+    """Load and check a CIFAR-10 ``.npz``; ``UserError`` with one clear line otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"--data {path}: no such file (expected a .npz with {', '.join(KEYS)})")
+        raise UserError(f"--data {path}: no such file (expected a .npz with {', '.join(KEYS)})")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"--data {path}: not a readable .npz file (not a zip archive)")
+        raise UserError(f"--data {path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as d:
             arrays = {k: d[k] for k in KEYS if k in d.files}
-    except (zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise ValueError(f"--data {path}: not a readable .npz file ({e})") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        raise UserError(f"--data {path}: not a readable .npz file ({e})") from None
     missing = [k for k in KEYS if k not in arrays]
     if missing:
-        raise ValueError(f"--data {path}: missing arrays {missing}; needs {', '.join(KEYS)}")
+        raise UserError(f"--data {path}: missing arrays {missing}; needs {', '.join(KEYS)}")
     for name in ("train", "test"):
         _check(name, arrays[f"x_{name}"], arrays[f"y_{name}"], f"--data {path}")
     return Images(

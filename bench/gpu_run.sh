@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The GPU measurements of the benchmark, in one call on a lent GPU machine (../shared/DEVICE.md).
+# The GPU measurements of the benchmark in one command, for a GPU machine with Python 3.12, JAX
+# (CUDA), PyTorch and NumPy but without TensorFlow, Keras or a package index.
 #
-# That machine has Python 3.12 with JAX (CUDA), PyTorch and NumPy, but no TensorFlow and no Keras,
-# and reaches no package registry. So, here first:
+# First, on a machine with a package index:
 #     make gpu-prep DATA=path/to/cifar10.npz     # Keras' wheels into .whl/, the images into .data/
-# then, with the device tool: command "bash bench/gpu_run.sh", carry [".whl", ".data"].
+# then copy the checkout with .whl/ and .data/ to the GPU machine and run, from its root:
+#     bash bench/gpu_run.sh
 #
 # keras-preact trains through its own pipeline on the JAX backend (the NumPy feed: no TensorFlow),
-# beside the plain Keras model and PyTorch, in bfloat16 as the issue asks. Each part has its own
-# time limit and JSON-lines file under $OUT, so a part that overruns costs only itself; the report
-# of everything measured comes last. Copy the files into bench/results/ afterwards.
+# beside the plain Keras model and PyTorch, in bfloat16. Each part has its own time limit and
+# JSON-lines file under $OUT, so a part that overruns costs only itself; the report of everything
+# measured comes last. Copy the files into bench/results/ afterwards.
 #
 # Environment: OUT (default runs/gpu), DEVICE (default gpu; cpu for a dry run of the script
-# here), SKIP_INSTALL=1 (Keras is already importable), BENCH_ARGS (added to every part, e.g.
+# on a CPU), SKIP_INSTALL=1 (Keras is already importable), BENCH_ARGS (added to every part, e.g.
 # "--steps 2 --repeats 1" for a dry run), LIMIT (seconds for every part instead of each one's own),
-# PARTS (the parts to run, by name; default all four). ResNet-1001V2's XLA compile alone took 83 s
-# on this project's 2-core CPU; if its 170 s turn out too few, give it a call of its own:
+# PARTS (the parts to run, by name; default all four). ResNet-1001V2's XLA compile alone takes
+# 83 s on a 2-core CPU; if its 170 s turn out too few, run it on its own:
 #     PARTS="r164v2-bf16 cifar-v1-bf16 accuracy" bash bench/gpu_run.sh
 #     PARTS=r1001v2-bf16 LIMIT=400 bash bench/gpu_run.sh
 set -uo pipefail
@@ -27,12 +28,13 @@ done
 OUT=${OUT:-runs/gpu}
 DEVICE=${DEVICE:-gpu}
 DATA=.data/cifar10.npz
+SITE=.whl/site  # where Keras' wheels are installed, inside the checkout
 mkdir -p "$OUT"
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || { echo "error: cannot install .whl/ (make gpu-prep)"; exit 2; }
-    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+        --target "$SITE" .whl/*.whl || { echo "error: cannot install .whl/ (make gpu-prep)"; exit 2; }
+    export PYTHONPATH="$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 [ -f "$DATA" ] || { echo "error: no $DATA (make gpu-prep DATA=...)"; exit 2; }
@@ -53,9 +55,9 @@ part() {  # part NAME SECONDS ARGS...: one bench run with its own file, log and 
     [ "$rc" = 0 ] || tail -n 3 "$OUT/$name.log"
 }
 
-# The issue's GPU target first: ResNet-164V2 at batch 128 in bfloat16 (>= 6,100 images/s on an H100).
-# Every part checks first that the three implementations have the same parameters (parity).
-# The limits add up to 520 s: one call of the device tool may run 600 s.
+# The benchmark's GPU target first: ResNet-164V2 at batch 128 in bfloat16 (>= 6,100 images/s on
+# an H100). Every part checks first that the three implementations have the same parameters
+# (parity). The limits add up to 520 s, under ten minutes in all.
 part r164v2-bf16 140 --stages train --models ResNet164V2 --precision bfloat16
 part cifar-v1-bf16 120 --stages train --models ResNet20V1,ResNet110V1,ResNet56V1 --precision bfloat16
 part accuracy 90 --stages accuracy --models ResNet20V1

@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.datasets import Images
 from bench.timing import time_rounds
+from keras_preact.cli import UserError
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ONNX_OPSET = 17  # export.options.DEFAULT_OPSET, repeated so the PyTorch process does not import it
@@ -234,7 +235,7 @@ def onnxruntime_side(
     for impl in ("onnx", "pytorch-onnx"):
         path = onnx_path(workdir, impl, model)
         if not path.is_file():
-            raise ValueError(f"{path} is missing: the keras and pytorch inference runs write it")
+            raise UserError(f"{path} is missing: the keras and pytorch inference runs write it")
         runners[impl] = OnnxRunner(path, num_threads=s.threads)
         details[impl] = {"file": path.name}
     # The target compares these two: they take turns so that drift cannot favour either.

@@ -64,7 +64,7 @@ def build_plain_keras(
     classes: int = 10,
     weight_decay: float = 1e-4,
 ) -> keras.Model:
-    """The network for raw NHWC pixels in [0, 255]; softmax output (``ValueError`` if unknown)."""
+    """The network for raw NHWC pixels in [0, 255]; softmax output (``UserError`` if unknown)."""
     arch = get_architecture(name)
     inputs = keras.Input((32, 32, 3))
     x = layers.Normalization(mean=mean, variance=[s * s for s in std])(inputs)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from bench.tasks import STAGE_IMPLS, Task
 from bench.variants import get_variant
 
-# The models per stage; GPU runs train the two deepest networks too.
+# The models each stage measures by default; GPU runs train the two deepest networks too.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
     "accuracy": ("ResNet20V1",),
     "train": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),

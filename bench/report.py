@@ -15,11 +15,15 @@ from pathlib import Path
 from bench.results import Record, read_records
 from bench.step_profile import WHOLE
 from bench.turns import paired_ratio
+from keras_preact.cli import UserError
 
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
+"""The training speed keras-preact aims for, in times PyTorch's images/s, per model."""
 INT8_LATENCY_TARGET_MS = 0.5
+"""The batch-1 latency TFLite int8 aims for (ResNet-20)."""
 INT8_ACC_LOSS_POINTS = 1.0
+"""The most accuracy (percentage points) TFLite int8 may lose against Keras."""
 INFER_ORDER = (
     "keras-preact",
     "savedmodel",
@@ -38,7 +42,7 @@ def load(paths: Iterable[Path]) -> list[Record]:
     latest: dict[tuple, Record] = {}
     for path in paths:
         if not Path(path).is_file():
-            raise ValueError(f"result file not found: {path}")
+            raise UserError(f"result file not found: {path}")
         for r in read_records(Path(path)):
             key = (r.stage, r.impl, r.model, r.metric, r.batch, r.seed, r.variant, _device(r))
             # The profile stage's parts of one step; a model's defaults in each of its turn groups.
@@ -293,7 +297,9 @@ def mean_and_spread(values: list[float]) -> tuple[float, float]:
 
 
 def targets(records: list[Record]) -> list[str]:
-    """The issue's targets that these records can decide, one line each."""
+    """The benchmark's targets that these records can decide, one line each: TFLite int8
+    latency and accuracy loss (``INT8_*``), and keras-preact's trained accuracy at least
+    PyTorch's."""
     lines = []
     for model in ("ResNet20V1",):
         int8 = _find(records, stage="infer", model=model, impl="tflite-int8", metric="lat1_ms")

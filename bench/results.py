@@ -1,6 +1,6 @@
 """Benchmark results as JSON lines: one measurement per line, appended as it is taken.
 
-Required keys (issue 6): ``impl``, ``model``, ``metric``, ``value``, ``batch``, ``device``, ``backend``,
+Required keys: ``impl``, ``model``, ``metric``, ``value``, ``batch``, ``device``, ``backend``,
 ``versions``; optional ``stage``, ``seed``, ``n``, ``variant`` (a profiling variant, e.g. ``synthetic-data``),
 ``foreign_load`` (CPU cores other processes used while it ran) and ``extra`` (per-repeat samples, ...).
 """
@@ -15,6 +15,8 @@ import platform
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from keras_preact.cli import UserError
 
 IMPLS = (
     "keras-preact",
@@ -111,8 +113,8 @@ def cpu_device(cpuinfo: str | None = None) -> str:
     use and its vector ISA.
 
     ``cpuinfo`` is the text of ``/proc/cpuinfo`` (read when None). The numbers are there because
-    cloud VMs often report a bare model name: three different CPUs have all called themselves
-    "AMD EPYC" in this project's benchmarks.
+    cloud VMs often report a bare model name: three different CPUs in bench/results/ all call
+    themselves "AMD EPYC".
     """
     model = platform.processor() or platform.machine()
     generation: dict[str, str] = {}
@@ -149,12 +151,16 @@ def write_records(path: Path, records: Iterable[Record]) -> None:
 
 
 def read_records(path: Path) -> Iterator[Record]:
-    """Records of one JSON-lines file; ValueError names the file and line of a bad one."""
-    with path.open(encoding="utf-8") as f:
+    """Records of one JSON-lines file; ``UserError`` names the file and line of a bad one."""
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+    with f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 yield Record.from_dict(json.loads(line))
             except (ValueError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: not a benchmark record: {e}") from None
+                raise UserError(f"{path}:{lineno}: not a benchmark record: {e}") from None

@@ -33,6 +33,7 @@ from typing import Any
 
 from bench.train_speed import SpeedSettings, fit_windows, keras_preact_training, keras_timer
 from bench.turns import Gate
+from keras_preact.cli import UserError
 
 PROFILE_ENV = (("ONEDNN_VERBOSE", "profile_exec"), ("TF_NUM_INTEROP_THREADS", "1"))
 BEGIN = "bench-profile-window-begin"
@@ -182,7 +183,7 @@ class _MarkerGate(Gate):
 def _check_environment() -> None:
     missing = [f"{k}={v}" for k, v in PROFILE_ENV if os.environ.get(k) != v]
     if missing:
-        raise ValueError(
+        raise UserError(
             f"the profile stage needs {' '.join(missing)} set before TensorFlow starts; "
             "run it through `python -m bench run --stages profile`"
         )
@@ -195,7 +196,7 @@ def profile_step(model: str, s: SpeedSettings) -> StepProfile:
 
     _check_environment()
     if keras.backend.backend() != "tensorflow":
-        raise ValueError(
+        raise UserError(
             f"the profile stage reads TensorFlow's oneDNN kernels; the Keras backend is "
             f"{keras.backend.backend()!r}"
         )
@@ -208,7 +209,7 @@ def profile_step(model: str, s: SpeedSettings) -> StepProfile:
         with open(log, encoding="utf-8", errors="replace") as f:
             parts, windows = parse_verbose(f)
     if windows != s.repeats or not any(p.flop for p in parts.values()):
-        raise ValueError(
+        raise UserError(
             f"expected oneDNN's timings of {s.repeats} windows with convolutions, found {windows} "
             f"windows and {', '.join(parts) or 'no primitives'}: is TensorFlow running its "
             "convolutions on oneDNN (TF_ENABLE_ONEDNN_OPTS=1)?"

@@ -123,7 +123,7 @@ RUNTIME_BACKENDS = {
 
 
 def run_task(task: Task, s: Settings, gate: Gate = FREE) -> list[Record]:
-    """Do ``task`` here and now; ValueError for impossible settings.
+    """Do ``task`` here and now; ``UserError`` for impossible settings.
 
     ``gate`` brackets the timed windows of a training task (a `bench.turns.TurnGate` in a turn
     group, which then also measures other processes' CPU use per window instead of overall).

@@ -158,7 +158,7 @@ def build_torch_resnet(
     std: tuple[float, ...],
     classes: int = 10,
 ) -> CifarResNet:
-    """The PyTorch network for a benchmark model name (``ValueError`` if unknown)."""
+    """The PyTorch network for a benchmark model name (``UserError`` if unknown)."""
     return CifarResNet(get_architecture(name), classes, mean, std)
 
 

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from keras_preact.cli import UserError
+
 PAD = 4
 
 
@@ -94,7 +96,7 @@ def batches(
     partial batch dropped."""
     n = len(x)
     if n < batch_size:
-        raise ValueError(f"batch size {batch_size} is larger than the {n} training images")
+        raise UserError(f"batch size {batch_size} is larger than the {n} training images")
     if device is not None and device.type != "cpu":
         # The whole set lives on the accelerator; batches are gathered and augmented there.
         x, y = x.to(device), y.to(device)

@@ -18,7 +18,7 @@ from bench.results import write_records
 from bench.tasks import Settings, Task, run_task
 from bench.train_speed import FREE
 from bench.turns import TurnGate
-from keras_preact.cli import cli_main
+from keras_preact.cli import UserError, cli_main
 
 
 def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> None:
@@ -29,7 +29,7 @@ def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> No
     gate = FREE
     if turn_group:
         if len(tasks) != 1 or tasks[0].stage != "train":
-            raise ValueError("a turn-group worker does exactly one training task")
+            raise UserError("a turn-group worker does exactly one training task")
         gate = TurnGate.from_stdio(turn_group, windows=1 + settings.speed.repeats)
     if any(t.impl in ("keras-preact", "keras") for t in tasks):
         # As in `python -m training.cifar`: the pipeline's package is imported before Keras and
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--turn-group"] and len(args) > 1:
         turn_group, args = args[1], args[2:]
     if len(args) != 2:
-        raise ValueError("usage: python -m bench.worker [--turn-group G] JOB.json OUT.jsonl")
+        raise UserError("usage: python -m bench.worker [--turn-group G] JOB.json OUT.jsonl")
     run_job(Path(args[0]), Path(args[1]), turn_group)
 
 

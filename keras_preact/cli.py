@@ -83,7 +83,7 @@ class UserError(Exception):
 
 
 # Errors that come from what the user gave us (files, options), not from bugs in this package.
-_USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, OSError)
+_USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
 
 def cli_main(fn: Callable[..., T]) -> Callable[..., T]:

@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError
-from training import recipes
-from training.pipeline import VERBOSITY
-from training.strategy import STRATEGIES
+# Nothing here imports Keras, keras_preact or the pipeline at module level: --help and usage errors
+# answer before TensorFlow loads. The choices --help lists are written out for the same reason;
+# tests/training/test_train.py checks them against the modules that define them.
+RECIPES = ("paper", "fast", "demo")
+"""``training.recipes.RECIPES``."""
+IMAGE_RECIPES = ("paper", "finetune")
+"""``training.recipes.IMAGE_RECIPES``."""
+SCHEDULES = ("step", "cosine", "plateau")
+"""``training.recipes.SCHEDULES``."""
+FREEZE_STAGES = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "backbone")
+"""``training.recipes.FREEZE_STAGES``."""
+AUGMENTATIONS = ("scale", "inception", "none")
+"""``training.image_data.AUGMENTATIONS``."""
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
+"""``training.strategy.STRATEGIES``."""
+VERBOSITY = ("auto", "bar", "line", "quiet")
+"""``training.pipeline.VERBOSITY``."""
 
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
@@ -63,10 +77,24 @@ IMAGE_RECIPE_HELP = (
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (``error: ...``, exit 2) like the others."""
+    """An ``ArgumentParser`` whose errors are one line (``error: ...``, exit 2) like the others.
+
+    It prints the line itself instead of raising ``keras_preact.cli.UserError``: a usage error
+    answers before the command imports anything else."""
 
     def error(self, message: str):  # type: ignore[override]
-        raise UserError(f"{message} (see {self.prog} --help)")
+        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def finite_float(text: str) -> float:
+    """An argparse ``type`` for a number option: a finite float (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
@@ -75,6 +103,8 @@ def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ..
     def parse(text: str) -> tuple[Any, ...]:
         try:
             values = tuple(kind(v) for v in text.split(",") if v.strip())
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{e} in {text!r}") from None
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated values, got {text!r}"
@@ -86,12 +116,17 @@ def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ..
     return parse
 
 
+def _not_finite(name: str) -> Any:
+    raise argparse.ArgumentTypeError(f"expected a finite number, got {name}")
+
+
 def _option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE``: VALUE as JSON (a number, true, a list, ...), else as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value)
+        return key, json.loads(value, parse_constant=_not_finite)
     except json.JSONDecodeError:
         return key, value
 
@@ -139,9 +174,9 @@ def add_model_data(
     )
     g.add_argument(
         "--data-source",
-        default="tfds",
-        help="tfds (tensorflow-datasets, default) or folder:PATH (the official CIFAR python or "
-        "binary archive, or its extracted folder)",
+        help="tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
+        "official CIFAR python or binary archive, or its extracted folder); cifar10-sample takes "
+        "none",
     )
     g.add_argument(
         "--data-dir", help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
@@ -168,8 +203,6 @@ def add_image_data(
     ``--skip-bad-images``, ``--image-size``, ``--augmentation``, ``--no-color-augment``,
     ``--weights`` and, with ``shared`` (unless the CIFAR options already give them),
     ``--data-dir`` and ``--no-augment``."""
-    from training.image_data import AUGMENTATIONS
-
     g = p.add_argument_group(
         "images",
         "DIR holds train/<class>/ and val/<class>/ (or only train/, with --val-split; or the class "
@@ -195,7 +228,7 @@ def add_image_data(
     )
     g.add_argument(
         "--val-split",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="hold out this fraction of each class's training images for validation (when there "
         "is no val/ folder)",
@@ -247,7 +280,7 @@ def add_recipe(
     ``family`` ``images`` adds the fine-tuning options and describes the image recipes."""
     images = family == "images"
     g = p.add_argument_group("recipe", IMAGE_RECIPE_HELP if images else RECIPE_HELP)
-    table = recipes.RECIPE_FAMILIES[family]
+    table = IMAGE_RECIPES if images else RECIPES
     g.add_argument("--recipe", default="paper", help=f"{', '.join(table)} (default: paper)")
     if "epochs" not in tuned:
         length = g.add_mutually_exclusive_group()
@@ -263,7 +296,7 @@ def add_recipe(
     if "lr" not in tuned:
         g.add_argument(
             "--lr",
-            type=float,
+            type=finite_float,
             help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
         )
     g.add_argument(
@@ -273,25 +306,29 @@ def add_recipe(
         default=None,
         help="use the learning rate as is, whatever the batch",
     )
-    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(recipes.SCHEDULES)}")
+    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(SCHEDULES)}")
     g.add_argument(
         "--lr-decay-at",
-        type=comma_separated(float),
+        type=comma_separated(finite_float),
         metavar="F,F",
         help="fractions of training where the step schedule divides the lr "
         f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
     )
-    g.add_argument("--lr-decay-factor", type=float, help="step schedule multiplier (paper: 0.1)")
-    g.add_argument("--momentum", type=float, help="SGD momentum (paper: 0.9)")
+    g.add_argument(
+        "--lr-decay-factor", type=finite_float, help="step schedule multiplier (paper: 0.1)"
+    )
+    g.add_argument("--momentum", type=finite_float, help="SGD momentum (paper: 0.9)")
     g.add_argument(
         "--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum"
     )
     if "weight_decay" not in tuned:
         g.add_argument(
-            "--weight-decay", type=float, help="L2 weight decay on the kernels (paper: 1e-4)"
+            "--weight-decay", type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
         )
-    g.add_argument("--label-smoothing", type=float, help="label smoothing (paper: 0)")
-    g.add_argument("--warmup-epochs", type=float, help="linear warm-up from 0, in epochs (fast: 2)")
+    g.add_argument("--label-smoothing", type=finite_float, help="label smoothing (paper: 0)")
+    g.add_argument(
+        "--warmup-epochs", type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
+    )
     if images:
         _add_image_recipe(g)
         return
@@ -306,14 +343,14 @@ def add_recipe(
     g.add_argument(
         "--warmup-lr",
         dest="gated_warmup_lr",
-        type=float,
+        type=finite_float,
         metavar="LR",
         help="at batch 128 (paper: 0.01)",
     )
     g.add_argument(
         "--warmup-error",
         dest="gated_warmup_error",
-        type=float,
+        type=finite_float,
         metavar="ERROR",
         help="fraction (paper: 0.8)",
     )
@@ -332,11 +369,11 @@ def _add_image_recipe(g: Any) -> None:
         "--freeze",
         metavar="STAGE",
         help=f"with --weights: do not train the network up to and including this stage: "
-        f"{', '.join(recipes.FREEZE_STAGES)} (default: none)",
+        f"{', '.join(FREEZE_STAGES)} (default: none)",
     )
     g.add_argument(
         "--backbone-lr-scale",
-        type=float,
+        type=finite_float,
         metavar="F",
         help="with --weights: the backbone's learning rate as a fraction of the new classifier's "
         "(finetune: 0.1)",
@@ -426,6 +463,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace, **replace: Any):
     """The ``TrainConfig`` for parsed options (options a parser lacks keep their defaults);
     ``replace`` sets fields directly."""
+    from keras_preact.cli import UserError
     from training.pipeline import TrainConfig
     from training.strategy import StrategyOptions
 
@@ -451,7 +489,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
         model=model,
         model_options=options,
         dataset=dataset,
-        data_source=get("data_source", "tfds"),
+        data_source=get("data_source"),
         data_dir=get("data_dir"),
         verify_checksums=get("verify_checksums", True),
         augment=get("augment", True),

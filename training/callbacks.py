@@ -188,10 +188,62 @@ class SaveModels(keras.callbacks.Callback):
         os.replace(tmp, path)
 
 
+class EpochMeans(keras.callbacks.Callback):
+    """Keep an epoch's training loss and accuracy over the whole epoch across a resume.
+
+    Keras' logs at an epoch's end hold running means over the batches its ``fit`` call trained, and
+    a run resumed in the middle of an epoch trains only that epoch's remaining batches.
+    ``state(step)`` is what the resume state keeps: the means over the epoch's batches so far
+    (those trained before an earlier resume included); given back as ``carried``, they are merged
+    into the resumed epoch's logs, weighted by batches, before any other callback reads them (put
+    this one first in the list).
+    """
+
+    async_safe = True
+
+    def __init__(self, steps_per_epoch: int, carried: dict[str, Any] | None = None):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.carried = carried
+
+    def state(self, step: int) -> dict[str, Any] | None:
+        """``{"epoch", "batches", "means"}`` after ``step`` steps (all of them complete: called as
+        the next one begins); ``None`` at an epoch boundary."""
+        epoch, batches = divmod(step, self.steps_per_epoch)
+        if not batches:
+            return None
+        means = {
+            name: float(keras.ops.convert_to_numpy(value))
+            for name, value in self.model.get_metrics_result().items()
+        }
+        return {"epoch": epoch, "batches": batches, "means": self._merged(epoch, means, batches)}
+
+    def _merged(self, epoch: int, means: dict[str, float], batches: int) -> dict[str, float]:
+        """``means`` over this session's part of ``batches`` batches of ``epoch``, merged with the
+        carried means of the batches before it."""
+        carried = self.carried
+        if not carried or carried["epoch"] != epoch:
+            return means
+        before = carried["batches"]
+        return {
+            name: (before * carried["means"][name] + (batches - before) * value) / batches
+            if name in carried["means"]
+            else value
+            for name, value in means.items()
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self.carried or self.carried["epoch"] != epoch:
+            return
+        trained = {name: float(logs[name]) for name in self.carried["means"] if name in logs}
+        logs.update(self._merged(epoch, trained, self.steps_per_epoch))
+
+
 class EpochStats(keras.callbacks.Callback):
     """Add ``lr``, ``train_seconds`` and ``images_per_second`` to each epoch's logs (so the CSV history
     and TensorBoard get them) and, when ``print_line`` is set, print one line per epoch (used when the
-    output is not a terminal, instead of Keras' progress bar). Must come first in the callback list."""
+    output is not a terminal, instead of Keras' progress bar). Must come before the callbacks that
+    write the logs."""
 
     def __init__(self, *, global_batch: int, epochs: int, print_line: bool, stream=None):
         super().__init__()

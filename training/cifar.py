@@ -10,7 +10,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from keras_preact.cli import cli_main
 from training import arguments
 
 EXAMPLES = """\
@@ -65,12 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, train, print where the results are."""
+    """Parse ``argv``, train, print where the results are.
+
+    ``--help`` and usage errors answer before Keras and TensorFlow load (seconds): only training
+    imports them.
+    """
+    args = build_parser().parse_args(argv)
+    from keras_preact.cli import cli_main
+
+    return cli_main(_train)(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from training.pipeline import train
 
-    config = arguments.train_config(build_parser().parse_args(argv))
+    config = arguments.train_config(args)
     metrics = train(config)
     final, best = metrics.get("final_test_error"), metrics.get("best_test_error")
     if final is not None and best is not None:

@@ -37,6 +37,17 @@ DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "cifar10-sample")
 SOURCES_HELP = "tfds or folder:PATH"
 """What ``load_arrays(source=...)`` accepts, for messages and CLI help."""
 
+DEFAULT_SOURCES: dict[str, str | None] = {
+    "cifar10": "tfds",
+    "cifar100": "tfds",
+    "cifar10-sample": None,
+}
+"""The source ``load_arrays`` reads each dataset from when none is given (the embedded sample takes
+none)."""
+
+SAMPLE_ORIGIN = "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
+"""Where ``cifar10-sample``'s images come from (``CifarArrays.source``)."""
+
 PAD = 4
 """Pixels padded on each side before the random crop (He et al. 2015, section 4.2)."""
 
@@ -108,8 +119,9 @@ def feed() -> Any:
 
 @dataclass(frozen=True)
 class CifarArrays:
-    """A CIFAR dataset in memory: uint8 NHWC images and int64 labels for the train and test splits
-    (a ``TrainingData``)."""
+    """A CIFAR dataset in memory: uint8 NHWC images and int64 labels for the train and test splits,
+    and where they came from (``source``: the embedded sample, the archive or folder, the tfds data
+    dir); a ``TrainingData``."""
 
     name: str
     x_train: np.ndarray
@@ -118,6 +130,7 @@ class CifarArrays:
     y_test: np.ndarray
     num_classes: int
     label_names: tuple[str, ...]
+    source: str = ""
 
     @property
     def num_train(self) -> int:
@@ -185,6 +198,7 @@ class CifarArrays:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "source": self.source,
             "train_examples": self.num_train,
             "test_examples": self.num_test,
             "classes": self.num_classes,
@@ -201,7 +215,8 @@ def make_arrays(
     *,
     origin: str,
 ) -> CifarArrays:
-    """Check what a source produced and wrap it; ``origin`` names the source in the error message."""
+    """Check what a source produced and wrap it; ``origin`` says where it came from (the error
+    messages and ``CifarArrays.source`` name it)."""
     num_classes = len(label_names)
     arrays = {}
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
@@ -224,21 +239,22 @@ def make_arrays(
         *arrays["test"],
         num_classes=num_classes,
         label_names=tuple(label_names),
+        source=origin,
     )
 
 
 def load_arrays(
     dataset: str,
-    source: str = "tfds",
+    source: str | None = None,
     data_dir: str | None = None,
     *,
     verify_checksums: bool = True,
 ) -> CifarArrays:
     """Load ``dataset`` (one of ``DATASETS``) from ``source`` into memory.
 
-    ``source`` is ``"tfds"`` (honours ``data_dir``, else ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``;
-    fails fast when the dataset is not prepared there and its download host is unreachable) or
-    ``"folder:PATH"`` (an official CIFAR archive, its extracted folder, or a folder holding either).
+    ``source`` is ``None`` (the dataset's ``DEFAULT_SOURCES``), ``"tfds"`` (honours ``data_dir``,
+    else ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``; fails fast when the dataset is not
+    prepared there and its download host is unreachable) or ``"folder:PATH"`` (an official CIFAR archive, its extracted folder, or a folder holding either).
     ``verify_checksums`` applies to ``folder:``: turn it off for partial or re-packed copies (structure is
     always validated). ``cifar10-sample`` is the embedded sample and takes no source or data_dir.
     Raises ``UserError`` with one line on any bad input.
@@ -246,11 +262,8 @@ def load_arrays(
     name = dataset.strip().lower()
     if name not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
-    kind, _, path = source.partition(":")
-    if (kind, path) != ("tfds", "") and not (kind == "folder" and path):
-        raise UserError(f"unknown data source {source!r}: use {SOURCES_HELP}")
     if name == "cifar10-sample":
-        if kind != "tfds" or data_dir:
+        if source is not None or data_dir:
             raise UserError(
                 "cifar10-sample is the embedded sample: it takes no data source or data dir"
             )
@@ -258,8 +271,12 @@ def load_arrays(
 
         s = load_sample()
         return make_arrays(
-            name, s.x_train, s.y_train, s.x_test, s.y_test, s.label_names, origin="embedded sample"
+            name, s.x_train, s.y_train, s.x_test, s.y_test, s.label_names, origin=SAMPLE_ORIGIN
         )
+    source = DEFAULT_SOURCES[name] if source is None else source
+    kind, _, path = source.partition(":")
+    if (kind, path) != ("tfds", "") and not (kind == "folder" and path):
+        raise UserError(f"unknown data source {source!r}: use {SOURCES_HELP}")
     if kind == "folder":
         if data_dir:
             raise UserError(

@@ -11,8 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_preact.cli import UserError, cli_main
 from training import arguments
+
+PROTOCOLS = ("center", "10crop", "multiscale")
+"""``training.protocols.PROTOCOLS``, written out so that ``--help`` and usage errors answer before
+TensorFlow loads (a test checks that they agree)."""
 
 EXAMPLES = """\
 examples:
@@ -35,8 +38,6 @@ Prints top-1 and top-5 error; --output writes them (and the settings) as JSON.
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (documented in ``--help``)."""
-    from training.protocols import PROTOCOLS
-
     p = arguments.Parser(
         prog="python -m training.evaluate",
         description="Top-1 and top-5 error of a trained .keras classifier on a folder of images "
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _label_names(labels: str | None, model_path: Path) -> tuple[str, ...] | None:
+    from keras_preact.cli import UserError
+
     path = Path(labels) if labels else model_path.with_name("labels.txt")
     if not path.is_file():
         if labels:
@@ -83,11 +86,20 @@ def _label_names(labels: str | None, model_path: Path) -> tuple[str, ...] | None
     return tuple(n for n in names if n)
 
 
-@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, evaluate, print the errors (and write them with ``--output``)."""
+    """Parse ``argv``, evaluate, print the errors (and write them with ``--output``).
+
+    ``--help`` and usage errors answer before Keras and TensorFlow load: only evaluating imports
+    them.
+    """
     args = build_parser().parse_args(argv)
-    from training.protocols import PROTOCOLS
+    from keras_preact.cli import cli_main
+
+    return cli_main(_evaluate)(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from keras_preact.cli import UserError
 
     if args.protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -95,8 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     model_path = Path(args.model).expanduser()
     output = Path(args.output).expanduser() if args.output else None
-    if output is not None and output.exists():
-        raise UserError(f"--output {output} exists: choose a new file")
+    if output is not None:
+        from training import rundir
+
+        if output.exists():
+            raise UserError(f"--output {output} exists: choose a new file")
+        rundir.check_writable(output)
     from training.image_data import require_tensorflow
 
     require_tensorflow()

@@ -2,8 +2,10 @@
 (``training.tfds_imagenet``), fed by ``training.feed_images``.
 
 ``ImageOptions`` is what a run on images adds to ``training.pipeline.TrainConfig`` (its ``images``
-field); ``load`` resolves it once into an ``ImageData``, the data source the pipeline trains on
-(the same interface as ``training.data.CifarArrays``: ``num_train``, ``train_batches``, ...).
+field). ``ImageOptions.check`` validates it without reading the data and resolves the crop size
+(``CheckedImages``, kept in ``training.pipeline.Resolved``); ``load`` then reads the images into
+an ``ImageData``, the data source the pipeline trains on (the same interface as
+``training.data.CifarArrays``: ``num_train``, ``train_batches``, ...).
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ class ImageOptions:
         """The options that decide the result (``manual_dir`` is only where archives are)."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "manual_dir"}
 
-    def check(self) -> None:
-        """``UserError`` for any option out of range (or without TensorFlow, which the image feed
-        needs), without reading the data."""
+    def check(self) -> CheckedImages:
+        """These options checked, with the crop size resolved (the input size of ``weights`` read
+        once); ``UserError`` for any option out of range (or without TensorFlow, which the image
+        feed needs), without reading the data."""
         require_tensorflow()
         name = self.tfds_name
         if name is not None:
@@ -87,18 +90,19 @@ class ImageOptions:
                 f"unknown augmentation {self.augmentation!r}: choose one of "
                 f"{', '.join(AUGMENTATIONS)}"
             )
-        if self.weights is not None:
-            keras_input_size(self.weights)  # the file exists and is a .keras model
+        # The file exists and is a .keras model; the crop is the size it takes unless given.
+        weights_size = keras_input_size(self.weights) if self.weights is not None else None
+        return CheckedImages(self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE)
 
-    def resolved_image_size(self) -> int:
-        """``image_size``, else the input size of ``weights`` when it has one, else 224."""
-        if self.image_size is not None:
-            return self.image_size
-        if self.weights is not None:
-            size = keras_input_size(self.weights)
-            if size is not None:
-                return size
-        return DEFAULT_IMAGE_SIZE
+
+@dataclass(frozen=True)
+class CheckedImages:
+    """``ImageOptions`` checked (what ``ImageOptions.check`` returns) and the side of the square
+    crop the network sees: ``image_size``, else the input size of ``weights`` when it has one,
+    else 224."""
+
+    options: ImageOptions
+    image_size: int
 
 
 def check_recipe(options: ImageOptions | None, recipe: recipes.Recipe) -> None:
@@ -243,17 +247,18 @@ def require_tensorflow() -> None:
 
 
 def load(
-    options: ImageOptions,
+    images: ImageOptions | CheckedImages,
     *,
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ImageData:
-    """Scan the folder (or open tfds ``imagenet2012``) and resolve ``options`` into the data source;
-    ``log`` gets the scan's one-line report. ``UserError`` for any problem with the data."""
-    options.check()
-    image_size = options.resolved_image_size()
+    """Scan the folder (or open tfds ``imagenet2012``) of ``images`` (checked here unless it is
+    already: ``ImageOptions.check``) into the data source; ``log`` gets the scan's one-line
+    report. ``UserError`` for any problem with the data."""
+    checked = images if isinstance(images, CheckedImages) else images.check()
+    options = checked.options
     common = dict(
-        image_size=image_size,
+        image_size=checked.image_size,
         augmentation=options.augmentation,
         color_augment=options.color_augment,
     )

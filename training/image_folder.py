@@ -111,9 +111,11 @@ def is_image_name(name: str) -> bool:
 
 def class_folders(directory: Path) -> dict[str, Path]:
     """The class folders of ``directory`` (its visible subfolders), by name, sorted."""
-    return {
-        p.name: p for p in sorted(directory.iterdir()) if p.is_dir() and not p.name.startswith(".")
-    }
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as e:
+        raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
+    return {p.name: p for p in entries if p.is_dir() and not p.name.startswith(".")}
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -1,14 +1,17 @@
-"""The network a run trains: any name ``keras_preact.resolve_model`` takes.
+"""The network a run trains: any name ``keras_preact.resolve_model`` takes, resolved once.
 
 ``--model`` takes a registry name (``keras_preact.MODEL_NAMES``: resnet20v1 ... resnet1001v2, the
 plain networks plain20v1 ... plain110v1, and the ImageNet ones) or ``resnet<DEPTH>v<1|2>`` /
 ``plain<DEPTH>v<1|2>`` for any valid CIFAR depth (6n+2 with basic units, 9n+2 with
 ``unit=bottleneck``), e.g. ``resnet8v1`` for tests or ``resnet272v2`` with bottlenecks.
-Architecture options (``unit``, ``width_multiplier``, ``shortcut``, ...) go to the builder unchanged.
+Architecture options (``unit``, ``width_multiplier``, ``shortcut``, ...) are checked with the name
+(``resolve``) and go to the builder unchanged.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -17,30 +20,57 @@ import keras_preact
 from keras_preact.cli import UserError
 
 CIFAR_INPUT = (32, 32, 3)
+"""The input of a CIFAR network (``build_model``'s default)."""
+
+_SET_BY_THE_RUN = {
+    "weight_decay": "the recipe sets it (--weight-decay)",
+    "synchronized_bn": "--sync-bn sets it",
+}
+OPTIONS: tuple[str, ...] = (
+    "unit",
+    *(
+        name
+        for name, p in inspect.signature(keras_preact.architecture).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name not in _SET_BY_THE_RUN
+    ),
+)
+"""The architecture options ``--model-option`` takes (those of ``keras_preact.ResNet``)."""
 
 
-def describe_names() -> str:
-    """The accepted model names, for messages and ``--help``."""
-    return (
-        f"{', '.join(keras_preact.MODEL_NAMES)}, or resnet<DEPTH>v<1|2> / plain<DEPTH>v<1|2> "
-        "(any CIFAR depth)"
-    )
-
-
-def check_model(name: str, options: dict[str, Any]) -> keras_preact.ModelInfo:
-    """The resolved model (``UserError`` for an unknown name or an impossible depth), unbuilt."""
+def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelInfo, dict[str, Any]]:
+    """The model ``name`` with ``options``, checked without building anything: its ``ModelInfo``
+    and the builder's options (without ``unit``, which the info carries). ``UserError`` for an
+    unknown name or option, an impossible depth, or an option value the builder refuses."""
     fixed = {"family", "version", "depth"} & set(options)
     if fixed:
         raise UserError(f"{name} fixes {', '.join(sorted(fixed))}; choose them in the name")
+    for option, why in _SET_BY_THE_RUN.items():
+        if option in options:
+            raise UserError(f"model option {option} is not taken: {why}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise UserError(
+            f"unknown model option(s) {', '.join(unknown)}: choose from {', '.join(OPTIONS)}"
+        )
     try:
-        return keras_preact.resolve_model(name, options.get("unit"))
+        info = keras_preact.resolve_model(name, options.get("unit"))
     except ValueError as e:
         raise UserError(str(e)) from None
+    build = {k: v for k, v in options.items() if k != "unit"}
+    if info.plain and build.get("shortcut", "none") != "none":
+        raise UserError(f"{info.key} has no shortcuts; got shortcut={build['shortcut']!r}")
+    try:
+        keras_preact.architecture(
+            info.depth, info.version, info.family, info.unit, **{"shortcut": info.shortcut, **build}
+        )
+    except ValueError as e:
+        raise UserError(f"model {info.key}: {e}") from None
+    return info, build
 
 
 def build_model(
-    name: str,
-    options: dict[str, Any],
+    info: keras_preact.ModelInfo,
+    options: Mapping[str, Any],
     *,
     classes: int,
     weight_decay: float,
@@ -48,19 +78,14 @@ def build_model(
     input_shape: tuple[int, int, int] = CIFAR_INPUT,
     preprocessing: str = "cifar10",
 ) -> keras.Model:
-    """Build the (uncompiled) model: raw-pixel input of ``input_shape`` (a ``preprocess`` layer with
-    the ``preprocessing`` dataset's statistics), softmax over ``classes``, the recipe's weight decay
-    as an L2 penalty."""
-    info = check_model(name, options)
-    kwargs = dict(
-        {k: v for k, v in options.items() if k != "unit"},
+    """Build the (uncompiled) model ``resolve`` checked: raw-pixel input of ``input_shape`` (a
+    ``preprocess`` layer with the ``preprocessing`` dataset's statistics: the data source's),
+    softmax over ``classes``, the recipe's weight decay as an L2 penalty."""
+    return info.build(
+        **options,
         classes=classes,
         input_shape=input_shape,
         preprocessing=preprocessing,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
     )
-    try:
-        return info.build(**kwargs)
-    except TypeError as e:  # an option the builder does not know
-        raise UserError(f"model {name!r}: {e}") from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "
 class TrainConfig:
     """Everything a run needs; the CLI fills it from its arguments.
 
+    ``data_source`` ``None`` is the dataset's usual source (``data.DEFAULT_SOURCES``).
     ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
     replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
     random seed (recorded in ``config.json``). ``deterministic`` makes TensorFlow's ops deterministic
@@ -51,7 +52,7 @@ class TrainConfig:
     model: str = "resnet20v1"
     model_options: dict[str, Any] = field(default_factory=dict)
     dataset: str = "cifar10"
-    data_source: str = "tfds"
+    data_source: str | None = None
     data_dir: str | None = None
     verify_checksums: bool = True
     augment: bool = True
@@ -67,12 +68,6 @@ class TrainConfig:
     verbose: str = "auto"
     images: ImageOptions | None = None
 
-    def resolved_recipe(self) -> recipes.Recipe:
-        """The named recipe with the overrides applied (``UserError`` if anything is out of range);
-        image runs take theirs from ``recipes.IMAGE_RECIPES``."""
-        family = "cifar" if self.images is None else "images"
-        return recipes.get_recipe(self.recipe, family, **self.recipe_overrides)
-
     @property
     def is_deterministic(self) -> bool:
         """Whether TensorFlow's ops are made deterministic (default: when a seed is given)."""
@@ -80,35 +75,89 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide the result (stored in ``config.json``; resuming needs the same)."""
-        data = dataclasses.asdict(self)
-        data["strategy"]["devices"] = list(data["strategy"]["devices"])
-        data["recipe_overrides"] = {
+        settings = dataclasses.asdict(self)
+        settings["strategy"]["devices"] = list(settings["strategy"]["devices"])
+        settings["recipe_overrides"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe_overrides.items()
         }
-        data["deterministic"] = self.is_deterministic
+        settings["deterministic"] = self.is_deterministic
         if self.images is None:
-            del data["images"]  # as before image runs existed, so earlier runs still resume
+            del settings["images"]  # as before image runs existed, so earlier runs still resume
+            # The default spelled out, so that giving it or not is the same run.
+            settings["data_source"] = self.data_source or data.DEFAULT_SOURCES.get(self.dataset)
         else:
-            data["images"] = self.images.identity()
-        return {k: v for k, v in data.items() if k not in _NOT_IDENTITY}
+            settings["images"] = self.images.identity()
+        return {k: v for k, v in settings.items() if k not in _NOT_IDENTITY}
+
+    @property
+    def recipe_family(self) -> str:
+        """The recipe table ``recipe`` names: ``images`` (``recipes.IMAGE_RECIPES``) for a run on
+        images, else ``cifar``."""
+        return "cifar" if self.images is None else "images"
 
 
-def check(config: TrainConfig) -> recipes.Recipe:
-    """Validate every setting that can be checked without data or devices; return the recipe."""
-    recipe = config.resolved_recipe()
+@dataclass(frozen=True)
+class Resolved:
+    """A ``TrainConfig`` checked, with every choice it names resolved once (what ``check``
+    returns): every later stage reads these instead of interpreting the config's strings again."""
+
+    config: TrainConfig
+    recipe: recipes.Recipe
+    model: keras_preact.ModelInfo | None
+    """The network to build; ``None`` when the run fine-tunes ``config.images.weights``."""
+    model_options: Mapping[str, Any]
+    """The builder's options (``config.model_options`` without ``unit``, which ``model`` carries)."""
+    strategy: strategy.StrategyPlan
+    images: image_data.CheckedImages | None = None
+    """``config.images`` checked, with the crop size resolved (``None`` for CIFAR)."""
+
+    @property
+    def paper_error(self) -> float | None:
+        """The papers' CIFAR-10 test error (%) of this network, when the run trains exactly it."""
+        same = (
+            self.model is not None
+            and self.images is None
+            and self.config.dataset == "cifar10"
+            and not self.model_options
+        )
+        return self.model.paper_cifar10_error if same else None
+
+    def describe_model(self) -> dict[str, Any]:
+        """The network, for ``metrics.json``."""
+        if self.model is None:
+            return {"weights": self.config.images.weights}  # type: ignore[union-attr]
+        info = self.model
+        return {
+            "name": info.name,
+            "family": info.family,
+            "version": info.version,
+            "depth": info.depth,
+            "unit": info.unit,
+            "shortcut": self.model_options.get("shortcut", info.shortcut),
+        }
+
+
+def check(config: TrainConfig) -> Resolved:
+    """Validate every setting that can be checked without data or devices and resolve the recipe,
+    the model, the images' options and the strategy (``UserError`` naming the first bad
+    setting)."""
+    recipe = recipes.get_recipe(config.recipe, config.recipe_family, **config.recipe_overrides)
+    images = None
     if config.images is None:
         if config.dataset not in data.DATASETS:
             raise UserError(
                 f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
             )
     else:
-        config.images.check()
+        images = config.images.check()
     image_data.check_recipe(config.images, recipe)
     if config.images is None or config.images.weights is None:
-        model_lib.check_model(config.model, config.model_options)
+        model, model_options = model_lib.resolve(config.model, config.model_options)
     elif config.model_options:
         raise UserError("--model-option applies to new networks, not to one loaded with --weights")
-    strategy.check(config.strategy)
+    else:
+        model, model_options = None, {}
+    plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
     if config.eval_batch_size is not None and config.eval_batch_size < 1:
@@ -119,21 +168,30 @@ def check(config: TrainConfig) -> recipes.Recipe:
         )
     if config.seed is not None and not 0 <= config.seed < 2**31:
         raise UserError(f"--seed must be in [0, 2^31), got {config.seed}")
-    return recipe
+    return Resolved(config, recipe, model, model_options, plan, images)
 
 
 @dataclass
 class Prepared:
     """A compiled model and its data, ready to train (what ``prepare`` returns)."""
 
-    config: TrainConfig
-    recipe: recipes.Recipe
+    resolved: Resolved
     runtime: strategy.Runtime
     source: data.TrainingData
     schedule: recipes.Schedule
     model: keras.Model
     eval_dataset: Any
     seed: int
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's settings."""
+        return self.resolved.config
+
+    @property
+    def recipe(self) -> recipes.Recipe:
+        """The recipe with the run's overrides."""
+        return self.resolved.recipe
 
     @property
     def steps_per_epoch(self) -> int:
@@ -187,11 +245,15 @@ def eval_dataset(source: data.TrainingData, recipe: recipes.Recipe, batch: int) 
     return source.eval_batches(recipe, batch)
 
 
-def load_data(config: TrainConfig, *, log: Callable[[str], None] = print) -> data.TrainingData:
-    """The data ``config`` names: CIFAR arrays, or the images of ``config.images`` (whose scan
-    reports one line to ``log``)."""
-    if config.images is not None:
-        return image_data.load(config.images, data_dir=config.data_dir, log=log)
+def load_data(
+    config: TrainConfig | Resolved, *, log: Callable[[str], None] = print
+) -> data.TrainingData:
+    """The data ``config`` names (checked here unless it is already: ``check``): CIFAR arrays, or
+    the images of ``config.images`` (whose scan reports one line to ``log``)."""
+    resolved = config if isinstance(config, Resolved) else check(config)
+    config = resolved.config
+    if resolved.images is not None:
+        return image_data.load(resolved.images, data_dir=config.data_dir, log=log)
     return data.load_arrays(
         config.dataset,
         config.data_source,
@@ -201,16 +263,21 @@ def load_data(config: TrainConfig, *, log: Callable[[str], None] = print) -> dat
 
 
 def prepare(
-    config: TrainConfig, *, seed: int | None = None, arrays: data.TrainingData | None = None
+    config: TrainConfig | Resolved,
+    *,
+    seed: int | None = None,
+    arrays: data.TrainingData | None = None,
 ) -> Prepared:
     """Create the strategy, load the data, resolve the schedule, build and compile the model.
 
-    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run directory);
-    ``arrays`` (a ``training.data.TrainingData``, e.g. CIFAR arrays from ``data.make_arrays``)
-    replaces the data ``config`` names, for callers that hold their images in memory.
+    ``config`` is checked here unless it is already (a ``Resolved`` from ``check``). ``seed``
+    overrides ``config.seed`` (``train`` passes the one recorded in the run directory); ``arrays``
+    (a ``training.data.TrainingData``, e.g. CIFAR arrays from ``data.make_arrays``) replaces the
+    data ``config`` names, for callers that hold their images in memory.
     """
-    recipe = check(config)
-    runtime = strategy.create(config.strategy)
+    resolved = config if isinstance(config, Resolved) else check(config)
+    config, recipe = resolved.config, resolved.recipe
+    runtime = strategy.create(resolved.strategy)
     runtime.check_batch(recipe.batch_size)
     seed = config.seed if seed is None else seed
     if seed is None:
@@ -221,16 +288,16 @@ def prepare(
     source = arrays
     if source is None:
         quiet = config.verbose == "quiet" or not runtime.is_chief
-        source = load_data(config, log=(lambda line: None) if quiet else _print_line)
+        source = load_data(resolved, log=(lambda line: None) if quiet else _print_line)
     steps = data.steps_per_epoch(source.num_train, recipe.batch_size)
     schedule = recipes.plan(
-        recipe, model=config.model, num_examples=source.num_train, steps_per_epoch=steps
+        recipe, model=resolved.model, num_examples=source.num_train, steps_per_epoch=steps
     )
     eval_batch = config.eval_batch_size or recipe.batch_size
     runtime.check_eval(source.num_test, eval_batch)
-    model = compile_model(config, recipe, runtime, schedule, source=source)
+    model = compile_model(resolved, runtime, schedule, source=source)
     evaluation = eval_dataset(source, recipe, eval_batch)
-    return Prepared(config, recipe, runtime, source, schedule, model, evaluation, seed)
+    return Prepared(resolved, runtime, source, schedule, model, evaluation, seed)
 
 
 def _print_line(line: str) -> None:
@@ -238,22 +305,22 @@ def _print_line(line: str) -> None:
 
 
 def compile_model(
-    config: TrainConfig,
-    recipe: recipes.Recipe,
+    resolved: Resolved,
     runtime: strategy.Runtime,
     schedule: recipes.Schedule,
     *,
     source: data.TrainingData,
 ) -> keras.Model:
-    """Build the model for ``source``'s images and classes in the strategy's scope (or, with
-    ``config.images.weights``, load it and give it a new classifier: ``training.finetune``) and
-    compile it with the recipe's optimizer and loss."""
+    """Build the model ``resolved`` names for ``source``'s images and classes in the strategy's
+    scope (or, when it fine-tunes ``config.images.weights``, load that network and give it a new
+    classifier: ``training.finetune``) and compile it with the recipe's optimizer and loss."""
+    recipe = resolved.recipe
     with runtime.scope(), runtime.dtype_policy():
-        if config.images is not None and config.images.weights is not None:
+        if resolved.model is None:
             from training import finetune
 
             model = finetune.from_file(
-                config.images.weights,
+                resolved.config.images.weights,  # type: ignore[union-attr]
                 classes=source.num_classes,
                 input_shape=source.input_shape,
                 weight_decay=recipe.weight_decay,
@@ -262,8 +329,8 @@ def compile_model(
             )
         else:
             model = model_lib.build_model(
-                config.model,
-                config.model_options,
+                resolved.model,
+                resolved.model_options,
                 classes=source.num_classes,
                 input_shape=source.input_shape,
                 preprocessing=source.preprocessing,
@@ -272,7 +339,7 @@ def compile_model(
             )
         model.compile(
             optimizer=recipes.make_optimizer(
-                recipe, schedule, mixed_precision=config.strategy.mixed_precision
+                recipe, schedule, mixed_precision=resolved.config.strategy.mixed_precision
             ),
             loss=recipes.make_loss(recipe),
             metrics=["accuracy"],
@@ -306,10 +373,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     ``callbacks.TrainingDiverged`` if the loss becomes NaN.
     """
     started = time.perf_counter()
-    check(config)
+    resolved = check(config)
     identity = config.identity()
     # Only the chief writes the run; another multi_worker process keeps just its own resume state.
-    worker = strategy.tf_config_worker_index() if config.strategy.name == "multi_worker" else 0
+    worker = resolved.strategy.worker_index
     if worker == 0:
         run = rundir.open_run(config.output, identity, overwrite=config.overwrite)
     else:
@@ -318,22 +385,33 @@ def train(config: TrainConfig) -> dict[str, Any]:
         # A replacement that finished but was not swapped in yet: only the swap is left.
         run.finish()
         return rundir.read_json(run.final / rundir.METRICS)
-    prepared = prepare(config, seed=run.config["seed"])
+    prepared = prepare(resolved, seed=run.config["seed"])
+    state = {}
+    if run.resuming:  # the newest readable backup, or UserError when none can be read
+        with prepared.runtime.scope():
+            state = cb.restore(run.backup_dir, prepared.model) or {}
     run.claim()  # only now: a run that fails its checks or cannot load its data leaves nothing
-    return _fit_and_report(prepared, run, started)
+    return _fit_and_report(prepared, run, state, started)
 
 
-def _fit_and_report(prepared: Prepared, run: rundir.RunDir, started: float) -> dict[str, Any]:
-    """Restore the newest backup, train the remaining steps, write ``metrics.json``, finish."""
+def _fit_and_report(
+    prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
+) -> dict[str, Any]:
+    """Train the steps left after the backup ``state`` (``{}``: from scratch), write
+    ``metrics.json``, finish."""
     schedule, runtime = prepared.schedule, prepared.runtime
-    with runtime.scope():
-        state = cb.restore(run.backup_dir, prepared.model) or {}
     step = min(int(state.get("step", 0)), schedule.total_steps)
     spe = schedule.steps_per_epoch
     # Rows of epochs that will be trained again (written after the last backup) go.
     report.trim_history(run.file(rundir.HISTORY), step // spe)
     session = _Session(prepared, run, state, started)
     verbose, line = _verbosity(prepared.config.verbose, runtime.is_chief)
+    if verbose or line:
+        note = recipes.compression_note(
+            prepared.recipe, schedule, family=prepared.config.recipe_family
+        )
+        if note:
+            print(note, flush=True)
     if line and step:
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
@@ -379,6 +457,7 @@ class _Session:
         self.controller = recipes.LearningRateController(
             schedule, state.get("lr", {"step": state.get("step", 0)})
         )
+        self.epoch_means = cb.EpochMeans(schedule.steps_per_epoch, state.get("epoch_means"))
         models = state.get("models", {})
         self.saver = cb.SaveModels(
             run.file(rundir.BEST),
@@ -395,6 +474,7 @@ class _Session:
         """What a session resumed after ``step`` steps needs besides the weights."""
         return {
             "lr": self.controller.state(step),
+            "epoch_means": self.epoch_means.state(step),
             "models": self.saver.state(),
             "wall_seconds": self.wall_seconds(),
         }
@@ -402,13 +482,14 @@ class _Session:
     def callbacks(
         self, step: int, *, print_line: bool, progress_bar: bool
     ) -> list[keras.callbacks.Callback]:
-        """The callbacks, in the order they must run at the end of an epoch (statistics first,
-        the backup last, so that a resumed run never skips an epoch's outputs). All of them let
-        Keras run batch ends late (on JAX: without waiting for each step) unless the gated warm-up
-        needs each step's accuracy."""
+        """The callbacks, in the order they must run at the end of an epoch (the epoch's means
+        and statistics first, the backup last, so that a resumed run never skips an epoch's
+        outputs). All of them let Keras run batch ends late (on JAX: without waiting for each
+        step) unless the gated warm-up needs each step's accuracy."""
         prepared, run = self.prepared, self.run
         schedule, config = prepared.schedule, prepared.config
         callbacks: list[keras.callbacks.Callback] = [
+            self.epoch_means,
             cb.EpochStats(
                 global_batch=prepared.recipe.batch_size,
                 epochs=schedule.epochs,
@@ -458,20 +539,18 @@ class _Session:
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json`` once training has finished."""
         prepared = self.prepared
-        config, schedule = prepared.config, prepared.schedule
-        info = keras_preact.MODELS.get(config.model.lower())
-        cifar10 = config.images is None and config.dataset == "cifar10"
-        paper = info.paper_cifar10_error if info and cifar10 else None
+        schedule = prepared.schedule
         gated = schedule.gated_lr is not None
         return report.summarize(
             report.read_history(self.run.file(rundir.HISTORY)),
             steps_per_epoch=schedule.steps_per_epoch,
             global_batch=prepared.recipe.batch_size,
             wall_seconds=self.wall_seconds(),
-            paper_error=paper,
+            paper_error=prepared.resolved.paper_error,
             config={
                 **self.run.config,
                 "recipe_resolved": dataclasses.asdict(prepared.recipe),
+                "model_resolved": prepared.resolved.describe_model(),
                 "schedule": schedule.describe(),
                 "runtime": prepared.runtime.describe(),
                 "data": prepared.source.describe(),

@@ -23,7 +23,7 @@ measured training error, not by a step count (``LearningRateController``).
 ``fast``: a short GPU schedule aimed at >= 94 % CIFAR-10 test accuracy with ResNet-164V2 in 75 epochs
 instead of 164. Changes from ``paper``: batch 256 (lr 0.2 after scaling), Nesterov momentum, cosine
 decay to 0 after a 2-epoch linear warm-up from 0, label smoothing 0.1, weight decay 5e-4 (the usual value
-for short CIFAR schedules), no error-gated warm-up. Unverified here (no GPU): the GPU issue measures it.
+for short CIFAR schedules), no error-gated warm-up. Not yet measured on a GPU.
 
 ``demo``: the paper's step schedule shrunk to 30 epochs at batch 64 so that ``make demo`` trains
 ResNet-20 on the embedded 1,000-image sample in about two minutes on two CPU cores.
@@ -50,6 +50,7 @@ from typing import Any
 
 import keras
 
+from keras_preact import ModelInfo
 from keras_preact.cli import UserError
 
 REFERENCE_BATCH = 128
@@ -64,13 +65,11 @@ FREEZE_STAGES = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "backbo
 stage (``backbone``: everything but the new classifier)."""
 
 GATED_WARMUP_MODES = ("auto", "on", "off")
-"""``auto``: the error-gated warm-up only for the models the papers used it for."""
+"""``auto``: the error-gated warm-up only for the models the papers used it for
+(``keras_preact.ModelInfo.paper_warmup``)."""
 
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
-
-GATED_WARMUP_MODELS = ("resnet110v1", "resnet110v2", "resnet1001v2")
-"""Models the papers warmed up with lr 0.01 until the training error fell below 80 %."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,13 @@ class Recipe:
         return recipe
 
     def check(self) -> None:
-        """Raise ``UserError`` naming the first out-of-range setting."""
+        """Raise ``UserError`` naming the first out-of-range or non-finite setting."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                shown = ",".join(map(str, numbers))
+                raise UserError(f"{f.name.replace('_', ' ')} must be finite, got {shown}")
         problems = [
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
             (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
@@ -323,28 +328,26 @@ class Schedule:
         return {**dataclasses.asdict(self), "total_steps": self.total_steps}
 
 
-def uses_gated_warmup(recipe: Recipe, model: str) -> bool:
-    """Whether the error-gated warm-up applies to ``model`` under ``recipe``."""
+def uses_gated_warmup(recipe: Recipe, model: ModelInfo | None) -> bool:
+    """Whether the error-gated warm-up applies to ``model`` under ``recipe`` (``None``: a trained
+    network being fine-tuned, which ``auto`` never warms up)."""
     if recipe.gated_warmup == "auto":
-        return model.lower() in GATED_WARMUP_MODELS
+        return model is not None and model.paper_warmup
     return recipe.gated_warmup == "on"
 
 
-def plan(recipe: Recipe, *, model: str, num_examples: int, steps_per_epoch: int) -> Schedule:
-    """Resolve ``recipe`` for ``num_examples`` training images cut into ``steps_per_epoch`` batches.
+def plan(
+    recipe: Recipe, *, model: ModelInfo | None, num_examples: int, steps_per_epoch: int
+) -> Schedule:
+    """Resolve ``recipe`` for ``model`` (``training.model.resolve``; ``None`` when a trained network
+    is fine-tuned) and ``num_examples`` training images cut into ``steps_per_epoch`` batches.
 
     Lengths and decay points are converted through images seen, so they do not depend on the batch;
     the learning rates are scaled by ``batch / 128`` unless ``recipe.scale_lr`` is off.
     """
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
-    if recipe.iterations is not None:
-        # Length in steps at this batch (a float), then whole epochs.
-        length = recipe.iterations * REFERENCE_BATCH / batch
-        epochs = max(1, round(length / steps_per_epoch))
-    else:
-        epochs = int(recipe.epochs)  # type: ignore[arg-type]
-        length = float(epochs * steps_per_epoch)
+    epochs, length = _length(recipe, steps_per_epoch)
     boundaries = tuple(round(f * length) for f in recipe.lr_decay_at)
     warmup_steps = round(recipe.warmup_epochs * num_examples / batch)
     gated = uses_gated_warmup(recipe, model)
@@ -361,6 +364,56 @@ def plan(recipe: Recipe, *, model: str, num_examples: int, steps_per_epoch: int)
         # The error is averaged over the same number of images (2,560) whatever the batch.
         gated_window=max(1, round(GATED_WINDOW * REFERENCE_BATCH / batch)),
         plateau_patience=recipe.plateau_patience,
+    )
+
+
+def _length(recipe: Recipe, steps_per_epoch: int) -> tuple[int, float]:
+    """``(whole epochs, length in steps)`` of ``recipe`` at its batch."""
+    if recipe.iterations is not None:
+        # Length in steps at this batch (a float), then whole epochs.
+        length = recipe.iterations * REFERENCE_BATCH / recipe.batch_size
+        return max(1, round(length / steps_per_epoch)), length
+    epochs = int(recipe.epochs)  # type: ignore[arg-type]
+    return epochs, float(epochs * steps_per_epoch)
+
+
+def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar") -> str | None:
+    """One line saying that ``schedule`` squeezes the recipe ``recipe.name`` of ``family`` into
+    fewer epochs than it has (``--epochs`` or ``--iterations`` shortened it) and where the learning
+    rate now changes, e.g. ``recipe 'paper' compressed to 1 epoch (its full length: 164 epochs):
+    lr 0.1, 0.01 from epoch 0.5, 0.001 from epoch 0.75``; ``None`` when it is not shortened."""
+    named = RECIPE_FAMILIES[family].get(recipe.name)
+    if named is None:
+        return None
+    full_recipe = dataclasses.replace(recipe, epochs=named.epochs, iterations=named.iterations)
+    full, _ = _length(full_recipe, schedule.steps_per_epoch)
+    if schedule.epochs >= full:
+        return None
+
+    def epoch(step: int) -> str:
+        return f"{step / schedule.steps_per_epoch:.3g}"
+
+    lr = f"lr {schedule.peak_lr:.3g}"
+    if schedule.warmup_steps:
+        lr = f"lr from 0 to {schedule.peak_lr:.3g} by epoch {epoch(schedule.warmup_steps)}"
+    if schedule.gated_lr is not None:
+        lr = (
+            f"lr {schedule.gated_lr:.3g} until the training error is below "
+            f"{100 * schedule.gated_error:.3g} %, then {lr}"
+        )
+    if schedule.kind == "cosine":
+        lr += f", cosine decay to 0 by epoch {schedule.epochs}"
+    if schedule.kind == "plateau":
+        lr += (
+            f", x{schedule.decay_factor:.3g} after {schedule.plateau_patience} epochs without a "
+            "lower validation error"
+        )
+    for boundary in schedule.boundaries:
+        lr += f", {schedule.lr_at(boundary):.3g} from epoch {epoch(boundary)}"
+    unit = "epoch" if schedule.epochs == 1 else "epochs"
+    return (
+        f"recipe {recipe.name!r} compressed to {schedule.epochs} {unit} (its full length: "
+        f"{full} epochs): {lr}"
     )
 
 

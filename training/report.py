@@ -15,6 +15,7 @@ from typing import Any
 
 import keras
 
+from keras_preact.cli import UserError
 from training.rundir import write_bytes
 
 
@@ -45,12 +46,14 @@ def trim_history(path: Path, epochs_done: int) -> None:
     lines = text.splitlines(keepends=True)
     if not lines:
         return
-    reader = csv.reader(lines[1:])
-    kept = [lines[0]] + [
-        line
-        for line, row in zip(lines[1:], reader, strict=True)
-        if row and int(row[0]) < epochs_done
-    ]
+    try:
+        kept = [lines[0]] + [
+            line
+            for line, row in zip(lines[1:], csv.reader(lines[1:]), strict=True)
+            if row and int(row[0]) < epochs_done
+        ]
+    except (ValueError, csv.Error) as e:
+        raise UserError(f"cannot read {path} ({e}): is it the history this run wrote?") from None
     if len(kept) != len(lines):
         write_bytes(path, "".join(kept).encode())
 

@@ -151,7 +151,7 @@ def _complete_interrupted_swap(final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Prove that ``path`` can be created and written, without leaving anything behind."""
     existing = path
     while not existing.exists():
@@ -201,7 +201,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
     """
     final = Path(output).expanduser().absolute()
     _complete_interrupted_swap(final)
-    _check_writable(final)
+    check_writable(final)
     state = status(final)
     if state == "foreign":
         raise UserError(
@@ -234,5 +234,5 @@ def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_in
     final = Path(output).expanduser().absolute()
     # A sibling, not inside the chief's directory (which must stay empty until the chief claims it).
     path = final.parent / f".{final.name}.worker-{worker_index}"
-    _check_writable(path)
+    check_writable(path)
     return _decide(path, config, final, staged=False)

@@ -1,8 +1,8 @@
 """Where the replicas run: ``tf.distribute`` strategies on TensorFlow, ``keras.distribution`` on JAX.
 
-``check`` validates the options without touching any device (so bad input fails before heavy work);
-``create`` then configures the devices and returns a ``Runtime`` whose ``scope()`` the model is built,
-compiled and trained in.
+``check`` validates the options without touching any device (so bad input fails before heavy work)
+and returns a ``StrategyPlan``; ``create`` then configures the devices the plan names and returns a
+``Runtime`` whose ``scope()`` the model is built, compiled and trained in.
 
 TensorFlow backend:
 
@@ -66,7 +66,7 @@ def backend() -> str:
 
 
 def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported here (the JAX-only GPU machine has none)."""
+    """Whether TensorFlow can be imported here (a machine set up for JAX alone may have none)."""
     return importlib.util.find_spec("tensorflow") is not None
 
 
@@ -132,17 +132,38 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return config
 
 
-def tf_config_worker_index(config: dict[str, Any] | None = None) -> int:
-    """This process's rank in a ``multi_worker`` cluster: 0 is the chief (the ``chief`` task, or worker
-    0 when there is none), which writes the run's outputs."""
-    config = config or read_tf_config()
+def tf_config_worker_index(config: Mapping[str, Any]) -> int:
+    """This process's rank in the ``multi_worker`` cluster of ``config`` (``read_tf_config``): 0 is
+    the chief (the ``chief`` task, or worker 0 when there is none), which writes the run's outputs."""
     task, cluster = config["task"], config["cluster"]
     if task["type"] == "chief":
         return 0
     return task["index"] + (1 if "chief" in cluster else 0)
 
 
-def check(options: StrategyOptions) -> None:
+@dataclass(frozen=True)
+class StrategyPlan:
+    """Strategy options checked for the backend in use (what ``check`` returns and ``create``
+    sets up): the devices asked for, parsed, and the ``multi_worker`` cluster read from
+    ``TF_CONFIG``."""
+
+    options: StrategyOptions
+    backend: str
+    devices: tuple[tuple[str, int], ...] = ()
+    tf_config: Mapping[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The strategy (``--strategy``)."""
+        return self.options.name
+
+    @property
+    def worker_index(self) -> int:
+        """This process's rank in a ``multi_worker`` cluster (0, the chief, otherwise)."""
+        return tf_config_worker_index(self.tf_config) if self.tf_config is not None else 0
+
+
+def check(options: StrategyOptions) -> StrategyPlan:
     """Validate ``options`` for the current backend without touching any device."""
     if options.name not in STRATEGIES:
         raise UserError(f"unknown strategy {options.name!r}: choose one of {', '.join(STRATEGIES)}")
@@ -155,8 +176,7 @@ def check(options: StrategyOptions) -> None:
             f"unknown mixed precision {options.mixed_precision!r}: choose one of "
             f"{', '.join(PRECISIONS)}"
         )
-    for device in options.devices:
-        normalize_device(device)
+    devices = tuple(normalize_device(device) for device in options.devices)
     if options.devices and options.name in ("default", "multi_worker"):
         raise UserError(f"--devices applies to one_device and mirrored, not {options.name}")
     if options.name == "one_device" and len(options.devices) > 1:
@@ -168,6 +188,9 @@ def check(options: StrategyOptions) -> None:
             raise UserError(f"--cpu-replicas applies to the mirrored strategy, not {options.name}")
         if options.devices:
             raise UserError("give either --devices or --cpu-replicas, not both")
+    if backend() not in ("tensorflow", "jax"):
+        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    tf_config = None
     if options.name == "multi_worker":
         if options.jit_compile == "on":
             raise UserError(
@@ -179,7 +202,8 @@ def check(options: StrategyOptions) -> None:
                 "multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow); on JAX use "
                 "--strategy mirrored on each machine's devices"
             )
-        read_tf_config()
+        tf_config = read_tf_config()
+    return StrategyPlan(options, backend(), devices, tf_config)
 
 
 @dataclass
@@ -279,19 +303,17 @@ class Runtime:
 _STRATEGIES: dict[tuple[Any, ...], Any] = {}
 
 
-def create(options: StrategyOptions) -> Runtime:
-    """Configure the devices and create the strategy (call before any other TensorFlow work).
+def create(plan: StrategyPlan) -> Runtime:
+    """Configure the devices and create the strategy ``plan`` describes (call before any other
+    TensorFlow work).
 
     A process reuses the ``tf.distribute`` strategy it created for the same placement: TensorFlow's
     collectives break when a second ``MirroredStrategy`` over the same devices is created in one
     process (tests and the tuner build several models).
     """
-    check(options)
-    if backend() == "jax":
-        return _create_jax(options)
-    if backend() != "tensorflow":
-        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
-    return _create_tensorflow(options)
+    if plan.backend == "jax":
+        return _create_jax(plan)
+    return _create_tensorflow(plan)
 
 
 def _cached(key: tuple[Any, ...], make: Any) -> Any:
@@ -300,27 +322,30 @@ def _cached(key: tuple[Any, ...], make: Any) -> Any:
     return _STRATEGIES[key]
 
 
-def _create_tensorflow(options: StrategyOptions) -> Runtime:
+def _create_tensorflow(plan: StrategyPlan) -> Runtime:
     import tensorflow as tf
 
+    options = plan.options
     if options.cpu_replicas is not None:
         _make_logical_cpus(tf, options.cpu_replicas)
     name = options.name
-    if name == "multi_worker":  # first: its collectives must be set up before TensorFlow starts
-        config = read_tf_config()
+    if plan.tf_config is not None:  # first: its collectives must be set up before TensorFlow starts
         strategy = _cached(("multi_worker",), tf.distribute.MultiWorkerMirroredStrategy)
-        workers = sum(len(v) for v in config["cluster"].values())
+        workers = sum(len(v) for v in plan.tf_config["cluster"].values())
         return Runtime(
             options,
             "tensorflow",
             strategy.num_replicas_in_sync,
             tuple(strategy.extended.worker_devices),
             strategy=strategy,
-            worker_index=tf_config_worker_index(config),
+            worker_index=plan.worker_index,
             num_workers=workers,
         )
     gpus = tf.config.list_logical_devices("GPU")
-    devices = tuple(_tf_device(tf, d) for d in options.devices)
+    devices = tuple(
+        _tf_device(tf, spec, kind, index)
+        for spec, (kind, index) in zip(options.devices, plan.devices, strict=True)
+    )
     if name == "default":
         return Runtime(options, "tensorflow", 1, (gpus[0].name if gpus else "/cpu:0",))
     if name == "one_device":
@@ -338,9 +363,9 @@ def _create_tensorflow(options: StrategyOptions) -> Runtime:
     return Runtime(options, "tensorflow", strategy.num_replicas_in_sync, devices, strategy=strategy)
 
 
-def _tf_device(tf: Any, spec: str) -> str:
-    """A TensorFlow device name for ``spec``, checked against the local devices."""
-    kind, index = normalize_device(spec)
+def _tf_device(tf: Any, spec: str, kind: str, index: int) -> str:
+    """The TensorFlow device name of ``spec`` (parsed: ``kind``, ``index``), checked against the
+    local devices."""
     available = tf.config.list_logical_devices(kind.upper())
     if index >= len(available):
         raise UserError(
@@ -366,7 +391,8 @@ def _make_logical_cpus(tf: Any, count: int) -> None:
             ) from None
 
 
-def _create_jax(options: StrategyOptions) -> Runtime:
+def _create_jax(plan: StrategyPlan) -> Runtime:
+    options = plan.options
     # Training on JAX needs no TensorFlow (the NumPy feed), but where it is installed Keras uses it
     # anyway (seeding, the TensorBoard callback): keep it off the accelerators JAX uses.
     if tensorflow_installed():
@@ -391,8 +417,7 @@ def _create_jax(options: StrategyOptions) -> Runtime:
             )
         available = cpus
     devices = []
-    for spec in options.devices:
-        kind, index = normalize_device(spec)
+    for spec, (kind, index) in zip(options.devices, plan.devices, strict=True):
         try:
             of_kind = keras.distribution.list_devices(kind)
         except RuntimeError:  # JAX has no backend of that kind here

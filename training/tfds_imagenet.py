@@ -35,8 +35,12 @@ def load_imagenet(data_dir: str | None, manual_dir: str | None):
     root = resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise UserError(f"tfds data dir {root} is not a directory")
-    builder = tfds.builder(NAME, data_dir=str(root))
-    if not builder.is_prepared():
+    try:
+        builder = tfds.builder(NAME, data_dir=str(root))
+        prepared = builder.is_prepared()
+    except OSError as e:
+        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
+    if not prepared:
         manual = manual_folder(root, manual_dir)
         missing = [name for name in ARCHIVES if not (manual / name).is_file()]
         if missing:

@@ -114,8 +114,12 @@ def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
     root = resolve_data_dir(data_dir)
     if root.exists() and not root.is_dir():
         raise UserError(f"tfds data dir {root} is not a directory")
-    builder = tfds.builder(dataset, data_dir=str(root))
-    if not builder.is_prepared():
+    try:
+        builder = tfds.builder(dataset, data_dir=str(root))
+        prepared = builder.is_prepared()
+    except OSError as e:
+        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
+    if not prepared:
         host, port = _probe_address(DOWNLOAD_URLS[dataset])
         if not reachable(host, port):
             raise _unavailable(dataset, root, host)

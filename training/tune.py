@@ -2,10 +2,12 @@
 
 Each trial builds and compiles its model with ``training.pipeline.compile_model`` and trains it on
 ``training.pipeline.train_dataset`` with the recipe's schedule (resolved for the trial's batch and
-length), under the same data and strategy options as ``python -m training.cifar``. Trials are scored on
-a validation split held out from the training images (``--validation-split``, the papers' 45k/5k
-protocol), never on the test set. The tuner directory is resumable: re-running the same command
-continues the search; a different command on it is refused.
+length), under the same data and strategy options as ``python -m training.cifar`` (or, with
+``--data``, ``python -m training.images``: a folder of images, or a network to fine-tune with
+``--weights``). Trials are scored on a validation split held out from the training images
+(``--validation-split``, the papers' 45k/5k protocol), never on the test set. The tuner directory
+is resumable: re-running the same command continues the search; a different command on it is
+refused.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError, cli_main
+# Nothing Keras or TensorFlow at module level: --help and usage errors answer at once.
 
 TUNERS = ("random", "hyperband", "bayesian")
 """Values of ``--tuner``: keras-tuner's RandomSearch, Hyperband and BayesianOptimization."""
@@ -53,26 +56,46 @@ class SearchSpace:
     units: tuple[str, ...] = ()
     widths: tuple[int, ...] = (1,)
 
-    def check(self) -> None:
-        """``UserError`` for an empty or impossible space (every model/unit pair must exist)."""
-        from training.model import check_model
+    def resolve(self, options: dict[str, Any]) -> dict[tuple[str, str, int], tuple[Any, dict]]:
+        """Check the space (``UserError`` for an empty or impossible one) and resolve every model
+        it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
+        -> ``training.model.resolve``'s ``(ModelInfo, builder options)``."""
+        from keras_preact.cli import UserError
+        from training import model as model_lib
 
         for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
-            if not 0 < low <= high:
+            if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
                 raise UserError(f"{name} range must be 0 < LOW <= HIGH, got {low},{high}")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise UserError("batch sizes must be positive integers")
         if not self.models or not self.widths or min(self.widths) < 1:
             raise UserError("give at least one model and widths of at least 1")
+        resolved = {}
         for model in self.models:
-            for unit in self.units or (None,):
-                check_model(model, {"unit": unit} if unit else {})
+            for unit in self.units or (options.get("unit", ""),):
+                for width in self.widths:
+                    chosen = dict(options)
+                    if unit:
+                        chosen["unit"] = unit
+                    if width != 1:
+                        chosen["width_multiplier"] = width
+                    resolved[model, unit, width] = model_lib.resolve(model, chosen)
+        return resolved
 
 
-def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, seed: int):
-    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``TrainConfig``) with the chosen
-    hyper-parameters, trained on ``arrays`` (a ``training.data.TrainingData``: CIFAR arrays or
-    images; its test split is the validation split)."""
+def build_hypermodel(
+    base: Any,
+    space: SearchSpace,
+    models: dict[tuple[str, str, int], tuple[Any, dict]],
+    runtime: Any,
+    arrays: Any,
+    seed: int,
+):
+    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``training.pipeline.Resolved``)
+    with the hyper-parameters chosen in ``space`` (its ``models`` resolved by
+    ``SearchSpace.resolve``; none when ``base`` fine-tunes a trained network), trained on
+    ``arrays`` (a ``training.data.TrainingData``: CIFAR arrays or images; its test split is the
+    validation split)."""
     import keras
     import keras_tuner as kt
 
@@ -81,50 +104,62 @@ def build_hypermodel(base: Any, space: SearchSpace, runtime: Any, arrays: Any, s
     class CifarHyperModel(kt.HyperModel):
         """Trials of the training pipeline (see ``build_hypermodel``)."""
 
-        def _trial(self, hp: Any) -> tuple[Any, recipes.Recipe]:
-            overrides = dict(base.recipe_overrides)
+        def _trial(self, hp: Any) -> Any:
+            config = base.config
+            overrides = dict(config.recipe_overrides)
             overrides["lr"] = hp.Float("lr", *space.lr, sampling="log")
             overrides["weight_decay"] = hp.Float(
                 "weight_decay", *space.weight_decay, sampling="log"
             )
             overrides["batch_size"] = hp.Choice("batch_size", list(space.batch_sizes))
-            options = dict(base.model_options)
-            model = hp.Choice("model", list(space.models))
-            if space.units:
-                options["unit"] = hp.Choice("unit", list(space.units))
-            if space.widths != (1,):
-                options["width_multiplier"] = hp.Choice("width_multiplier", list(space.widths))
-            config = dataclasses.replace(
-                base, model=model, model_options=options, recipe_overrides=overrides
+            recipe = recipes.get_recipe(config.recipe, config.recipe_family, **overrides)
+            if base.model is None:  # a trained network fine-tuned: no model to choose
+                return dataclasses.replace(
+                    base,
+                    config=dataclasses.replace(config, recipe_overrides=overrides),
+                    recipe=recipe,
+                )
+            name = hp.Choice("model", list(space.models))
+            unit = hp.Choice("unit", list(space.units)) if space.units else ""
+            width = hp.Choice("width_multiplier", list(space.widths)) if space.widths != (1,) else 1
+            info, options = models[name, unit or config.model_options.get("unit", ""), width]
+            return dataclasses.replace(
+                base,
+                config=dataclasses.replace(config, model=name, recipe_overrides=overrides),
+                recipe=recipe,
+                model=info,
+                model_options=options,
             )
-            return config, config.resolved_recipe()
 
         def build(self, hp):
-            config, recipe = self._trial(hp)
-            runtime.check_batch(recipe.batch_size)
-            schedule = self._schedule(config, recipe, recipe.epochs or 1)
-            return pipeline.compile_model(config, recipe, runtime, schedule, source=arrays)
+            trial = self._trial(hp)
+            runtime.check_batch(trial.recipe.batch_size)
+            schedule = self._schedule(trial, trial.recipe.epochs or 1)
+            return pipeline.compile_model(trial, runtime, schedule, source=arrays)
 
-        def _schedule(self, config: Any, recipe: recipes.Recipe, epochs: int) -> recipes.Schedule:
-            steps = data.steps_per_epoch(arrays.num_train, recipe.batch_size)
-            recipe = recipe.overridden(epochs=epochs)
+        def _schedule(self, trial: Any, epochs: int) -> recipes.Schedule:
+            steps = data.steps_per_epoch(arrays.num_train, trial.recipe.batch_size)
             return recipes.plan(
-                recipe, model=config.model, num_examples=arrays.num_train, steps_per_epoch=steps
+                trial.recipe.overridden(epochs=epochs),
+                model=trial.model,
+                num_examples=arrays.num_train,
+                steps_per_epoch=steps,
             )
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
-            config, recipe = self._trial(hp)
-            schedule = self._schedule(config, recipe, epochs)
+            trial = self._trial(hp)
+            recipe = trial.recipe
+            schedule = self._schedule(trial, epochs)
             extra = [keras.callbacks.TerminateOnNaN()]
             if schedule.needs_controller:
                 extra.append(recipes.LearningRateController(schedule))
             return model.fit(
-                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.augment),
+                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.config.augment),
                 steps_per_epoch=schedule.steps_per_epoch,
                 epochs=epochs,
                 initial_epoch=kwargs.get("initial_epoch", 0),
                 validation_data=pipeline.eval_dataset(
-                    arrays, recipe, base.eval_batch_size or recipe.batch_size
+                    arrays, recipe, base.config.eval_batch_size or recipe.batch_size
                 ),
                 callbacks=[*(callbacks or []), *extra],
                 shuffle=False,
@@ -154,17 +189,28 @@ def search(
 ) -> list[dict[str, Any]]:
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
+    from keras_preact.cli import UserError
     from training import pipeline, rundir, strategy
 
-    pipeline.check(base)
-    space.check()
+    resolved = pipeline.check(base)
+    if resolved.model is None:
+        if space.units or space.widths != (1,):
+            raise UserError(
+                "--units and --widths choose new networks, not one given with --weights"
+            )
+        models = {}
+    else:
+        models = space.resolve(dict(base.model_options))
+    if not (math.isfinite(validation_split) and 0 < validation_split < 1):
+        raise UserError(f"--validation-split must be in (0, 1), got {validation_split}")
     if tuner not in TUNERS:
         raise UserError(f"unknown tuner {tuner!r}: choose one of {', '.join(TUNERS)}")
-    if base.strategy.name == "multi_worker":
+    if resolved.strategy.name == "multi_worker":
         raise UserError("the tuner runs on one machine: use default, one_device or mirrored")
     if min(max_trials, epochs, max_epochs) < 1:
         raise UserError("--max-trials, --epochs and --max-epochs must be at least 1")
     directory = Path(output).expanduser().absolute()
+    rundir.check_writable(directory)
     settings = {
         "config": base.identity(),
         "space": dataclasses.asdict(space),
@@ -189,10 +235,10 @@ def search(
 
     import keras_tuner as kt
 
-    runtime = strategy.create(base.strategy)
+    runtime = strategy.create(resolved.strategy)
     pipeline.seed_everything(seed, deterministic=False)
-    arrays = holdout(pipeline.load_data(base), validation_split)
-    hypermodel = build_hypermodel(base, space, runtime, arrays, seed)
+    arrays = holdout(pipeline.load_data(resolved), validation_split)
+    hypermodel = build_hypermodel(resolved, space, models, runtime, arrays, seed)
     common = dict(
         objective=kt.Objective("val_accuracy", "max"),
         directory=str(directory),
@@ -271,17 +317,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--validation-split",
-        type=float,
+        type=arguments.finite_float,
         default=0.1,
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
     g.add_argument(
-        "--lr-range", type=arguments.comma_separated(float), default=(0.02, 0.4), metavar="LOW,HIGH"
+        "--lr-range",
+        type=arguments.comma_separated(arguments.finite_float),
+        default=(0.02, 0.4),
+        metavar="LOW,HIGH",
     )
     g.add_argument(
         "--weight-decay-range",
-        type=arguments.comma_separated(float),
+        type=arguments.comma_separated(arguments.finite_float),
         default=(1e-5, 1e-3),
         metavar="LOW,HIGH",
     )
@@ -291,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--models",
         type=arguments.comma_separated(str),
-        default=("resnet20v1",),
         metavar="M,M",
-        help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2",
+        help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2 "
+        "(default: resnet20v1; not with --weights, whose network is the one trained)",
     )
     g.add_argument(
         "--units",
@@ -316,25 +365,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the search."""
+    """Parse ``argv`` and run the search (``--help`` and usage errors answer before Keras and
+    TensorFlow load)."""
+    args = build_parser().parse_args(argv)
+    from keras_preact.cli import cli_main
+
+    return cli_main(_search)(args)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from keras_preact.cli import UserError
     from training import arguments
 
-    args = build_parser().parse_args(argv)
     for pair in (args.lr_range, args.weight_decay_range):
         if len(pair) != 2:
             raise UserError(f"a range is LOW,HIGH, got {','.join(map(str, pair))}")
+    if args.weights and args.models:
+        raise UserError("--models chooses new networks: --weights fine-tunes the one it holds")
     space = SearchSpace(
         lr=args.lr_range,
         weight_decay=args.weight_decay_range,
         batch_sizes=args.batch_sizes,
-        models=tuple(m.lower() for m in args.models),
+        models=tuple(m.lower() for m in args.models or ("resnet20v1",)),
         units=args.units,
         widths=args.widths,
     )
+    # A new network: the first model to choose from; a fine-tuned one: the network --weights holds.
+    model = {} if args.weights else {"model": space.models[0]}
     base = arguments.train_config(
-        args, model=space.models[0], output=args.output, seed=args.seed, verbose="quiet"
+        args, output=args.output, seed=args.seed, verbose="quiet", **model
     )
     best = search(
         base,

@@ -11,6 +11,7 @@ import keras_preact
 from bench import parity, torch_resnet
 from bench.architectures import CIFAR10_MEAN, CIFAR10_STD, get_architecture
 from bench.torch_train import augment
+from keras_preact.cli import UserError
 
 
 def test_resnet20_has_the_papers_parameter_count_everywhere():
@@ -34,7 +35,7 @@ def test_parity_rejects_a_different_network(monkeypatch):
 
 
 def test_unknown_model_names_the_allowed_ones():
-    with pytest.raises(ValueError, match="allowed: ResNet8V1, ResNet20V1"):
+    with pytest.raises(UserError, match="allowed: ResNet8V1, ResNet20V1"):
         get_architecture("resnet21v1")
 
 

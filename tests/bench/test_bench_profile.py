@@ -26,6 +26,7 @@ from bench.step_profile import (
 )
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
+from keras_preact.cli import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV = "mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1"
@@ -102,7 +103,7 @@ def test_parts_add_up_to_the_step_and_small_kinds_are_summed():
 def test_the_environment_is_set_by_the_runner_not_guessed(monkeypatch):
     for key, _ in PROFILE_ENV:
         monkeypatch.delenv(key, raising=False)
-    with pytest.raises(ValueError, match="ONEDNN_VERBOSE=profile_exec TF_NUM_INTEROP_THREADS=1"):
+    with pytest.raises(UserError, match="ONEDNN_VERBOSE=profile_exec TF_NUM_INTEROP_THREADS=1"):
         profile_step("ResNet8V1", SpeedSettings(batch=8, steps=1, repeats=1))
 
 
@@ -135,8 +136,9 @@ def test_the_default_run_profiles_only_where_onednn_runs(
 def test_without_onednn_convolutions_the_profile_fails_in_one_line_per_process(tmp_path):
     out = tmp_path / "r.jsonl"
     args = ["--stages", "profile", "--models", "ResNet8V1", "--batch", "8", "--steps", "1"]
+    args += ["--repeats", "1", "--output", str(out), "--workdir", str(tmp_path / "work")]
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", *args, "--repeats", "1", "--output", str(out)],
+        [sys.executable, "-m", "bench", "run", *args],
         cwd=ROOT,
         env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,

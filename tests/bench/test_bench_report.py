@@ -11,6 +11,7 @@ import pytest
 from bench import report
 from bench.results import Record, cpu_device, read_records, write_records
 from bench.timing import ForeignLoad, device_label
+from keras_preact.cli import UserError
 
 DEVICE = "cpu: Test CPU, 2 cores"
 
@@ -51,7 +52,7 @@ def test_a_bad_line_is_named_by_file_and_line(tmp_path, line, message):
     write_records(path, [rec("onnx", "ResNet20V1", "lat1_ms", 1.0, "infer")])
     with path.open("a") as f:
         f.write(line + "\n")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         list(read_records(path))
 
 

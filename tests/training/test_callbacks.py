@@ -199,3 +199,39 @@ def test_history_trim_and_summary(tmp_path):
     assert summary["iterations"] == 10 and summary["paper_test_error"] == pytest.approx(0.0875)
     report.plot_curves(rows, 5, tmp_path / "curves.png", "test")
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_epoch_means_cover_the_whole_epoch_across_a_resume():
+    """An epoch cut after 3 of its 4 batches and resumed logs the means of all 4, as if it had
+    never been cut; a second cut in the same epoch carries both parts."""
+    x, y = _data()
+    straight = _model().fit(x, y, batch_size=10, epochs=1, shuffle=False, verbose=0).history
+
+    for cuts in ((3,), (1, 3)):
+        model, carried, done = _model(), None, 0
+        for cut in cuts:
+            means = cb.EpochMeans(steps_per_epoch=4, carried=carried)
+            model.fit(
+                x[10 * done : 10 * cut],
+                y[10 * done : 10 * cut],
+                batch_size=10,
+                shuffle=False,
+                callbacks=[means],
+                verbose=0,
+            )
+            carried, done = means.state(cut), cut  # what the backup keeps at step `cut`
+            assert carried["epoch"] == 0 and carried["batches"] == cut
+        assert cb.EpochMeans(4).state(4) is None  # an epoch boundary needs nothing carried
+        means = cb.EpochMeans(steps_per_epoch=4, carried=carried)
+        rest = model.fit(
+            x[10 * done :],
+            y[10 * done :],
+            batch_size=10,
+            shuffle=False,
+            callbacks=[means],
+            verbose=0,
+        ).history
+        assert rest["loss"][0] == pytest.approx(straight["loss"][0], rel=1e-6)
+        assert rest["accuracy"][0] == pytest.approx(straight["accuracy"][0], abs=1e-6)
+        alone = float(model.get_metrics_result()["loss"])  # what Keras alone would log
+        assert alone != pytest.approx(straight["loss"][0], rel=1e-3)

@@ -3,12 +3,16 @@ nothing created or lost, and before any heavy work."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import math
 
 import pytest
 from training_helpers import SAMPLE_RUN, cli, diverged_states_are_finite, error_line
 
+from keras_preact.cli import UserError
 from training import cifar
+from training.pipeline import TrainConfig, train
 
 
 def _fails(capsys, argv, expected):
@@ -47,12 +51,52 @@ def _fails(capsys, argv, expected):
         (["--seed", "-1"], ["--seed must be in"]),
         (["--verbose", "loud"], ["unknown verbosity 'loud'"]),
         (["--model-option", "width"], ["expected KEY=VALUE"]),
+        (["--lr", "inf"], ["argument --lr", "finite", "'inf'"]),
+        (["--momentum", "nan"], ["argument --momentum", "finite", "'nan'"]),
+        (["--warmup-epochs=-inf"], ["argument --warmup-epochs", "finite"]),
+        (["--lr-decay-at", "0.5,nan"], ["argument --lr-decay-at", "finite"]),
+        (["--weight-decay", "1e400"], ["argument --weight-decay", "finite"]),
+        (["--model-option", "gate_bias=NaN"], ["--model-option", "finite", "NaN"]),
+        (["--model-option", "weight_decay=0.1"], ["weight_decay", "--weight-decay"]),
+        (["--model-option", "synchronized_bn=true"], ["synchronized_bn", "--sync-bn"]),
+        (["--model-option", "shortcut=bogus"], ["model resnet20v1", "bogus"]),
+        (["--model", "plain20v1", "--model-option", "shortcut=projection"], ["no shortcuts"]),
     ],
 )
 def test_bad_arguments(capsys, tmp_path, argv, expected):
     out = tmp_path / "run"
     _fails(capsys, [*argv, "--output", str(out)], expected)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "override", [{"lr": math.inf}, {"weight_decay": math.inf}, {"warmup_epochs": math.nan}]
+)
+def test_non_finite_settings_write_nothing(tmp_path, override):
+    """Through the API too: refused before the run directory exists, and a finished run given
+    --overwrite stays exactly as it was."""
+    config = TrainConfig(
+        model="resnet8v1",
+        dataset="cifar10-sample",
+        recipe="demo",
+        recipe_overrides=override,
+        output=str(tmp_path / "new"),
+    )
+    with pytest.raises(UserError, match="must be finite"):
+        train(config)
+    assert not (tmp_path / "new").exists()
+
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "config.json").write_text("{}")
+    (finished / "metrics.json").write_text('{"final_test_error": 0.5}')
+    with pytest.raises(UserError, match="must be finite"):
+        train(dataclasses.replace(config, output=str(finished), overwrite=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["finished"]  # no staging sibling
+    assert {p.name: p.read_text() for p in finished.iterdir()} == {
+        "config.json": "{}",
+        "metrics.json": '{"final_test_error": 0.5}',
+    }
 
 
 def test_malformed_tf_config(capsys, tmp_path, monkeypatch):
@@ -143,3 +187,22 @@ def test_divergence_stops_with_a_clear_message(capsys, tmp_path):
     assert "nan" in line or "inf" in line or "NaN or infinite" in line
     assert not (out / "metrics.json").exists() and not (out / "best.keras").exists()
     diverged_states_are_finite(out)
+
+
+@pytest.mark.parametrize(
+    "bug", [TypeError("bug"), ValueError("bug"), OSError(5, "bug"), KeyError("bug")]
+)
+def test_a_bug_shows_its_traceback_not_an_error_line(capsys, tmp_path, monkeypatch, bug):
+    """Only input errors get the one line: anything else a stage raises is a bug, and it comes out
+    of the command as it is (Python prints its traceback), even a ValueError or an OSError."""
+    from training import pipeline
+
+    def broken(*args, **kwargs):
+        raise bug
+
+    monkeypatch.setattr(pipeline, "prepare", broken)
+    with pytest.raises(type(bug)) as raised:
+        cifar.main([*SAMPLE_RUN, "--output", str(tmp_path / "run")])
+    assert raised.value is bug
+    assert "error:" not in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -228,6 +228,7 @@ def test_sample_source():
     assert arrays.label_names == SAMPLE.label_names
     assert arrays.x_train.shape == (1000, 32, 32, 3) and arrays.x_test.shape == (300, 32, 32, 3)
     assert arrays.y_train.dtype == np.int64
+    assert arrays.source == "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
     np.testing.assert_array_equal(arrays.x_train, SAMPLE.x_train)
     np.testing.assert_array_equal(arrays.y_test, SAMPLE.y_test)
 
@@ -447,6 +448,10 @@ def test_missing_or_empty_folder_never_falls_back_to_the_sample(tmp_path):
             "embedded sample: it takes no data source",
         ),
         (
+            {"dataset": "cifar10-sample", "source": "tfds"},
+            "embedded sample: it takes no data source",
+        ),
+        (
             {"dataset": "cifar10", "source": "folder:/x", "data_dir": "/y"},
             "applies to the tfds source only",
         ),
@@ -478,6 +483,7 @@ def test_cli_trains_from_a_folder_archive_once_checksums_are_turned_off(archives
     assert cifar.main([*argv, "--no-verify-checksums"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["data"] == {
+        "source": str(archive),
         "classes": 10,
         "train_examples": 1000,
         "test_examples": 300,

@@ -61,7 +61,9 @@ def test_backbone_rate_survives_serialisation():
     assert isinstance(again, recipes.BackboneRateSGD)
     assert again.backbone_lr_scale == 0.25 and again.head == ("fc",) and again.nesterov
     recipe = recipes.get_recipe("finetune", "images")
-    schedule = recipes.plan(recipe, model="m", num_examples=320, steps_per_epoch=10)
+    # A trained network fine-tuned (no ModelInfo): never the papers' gated warm-up.
+    schedule = recipes.plan(recipe, model=None, num_examples=320, steps_per_epoch=10)
+    assert schedule.gated_lr is None
     assert isinstance(recipes.make_optimizer(recipe, schedule), recipes.BackboneRateSGD)
     plain = recipes.get_recipe("paper", "images")
     assert type(recipes.make_optimizer(plain, schedule)) is keras.optimizers.SGD
@@ -102,6 +104,10 @@ def test_new_classifier_on_the_same_features_frozen_up_to_a_stage(saved_network)
 
     frozen = {layer.name for layer in model.layers if layer.weights and not layer.trainable}
     trained = {layer.name for layer in model.layers if layer.weights and layer.trainable}
+    # Option A's shortcut padding is a fixed 0/1 convolution, never trained.
+    pads = {n for n in frozen if n.endswith("_shortcut_pad")}
+    assert pads and all(not model.get_layer(n).trainable for n in pads)
+    frozen -= pads
     assert frozen and all(n.startswith(("stem_", "stage1_")) for n in frozen)
     assert {n for n in trained if n.startswith(("stem_", "stage1_"))} == set()
     assert "logits" in trained and any(n.startswith("stage3_") for n in trained)
@@ -139,8 +145,23 @@ def test_other_sizes_precisions_and_bad_stages(saved_network):
 
 def test_plateau_rule_divides_the_rate_after_patience_epochs_without_gain():
     recipe = recipes.get_recipe("paper", "images", schedule="plateau", plateau_patience=2)
-    schedule = recipes.plan(recipe, model="resnet50v1", num_examples=2560, steps_per_epoch=10)
+    schedule = recipes.plan(
+        recipe,
+        model=keras_preact.resolve_model("resnet50v1"),
+        num_examples=2560,
+        steps_per_epoch=10,
+    )
     assert schedule.kind == "plateau" and schedule.needs_controller
+    assert recipes.compression_note(recipe, schedule, family="images") is None  # 120 epochs
+    short = recipe.overridden(epochs=3)
+    assert recipes.compression_note(
+        short,
+        recipes.plan(short, model=None, num_examples=2560, steps_per_epoch=10),
+        family="images",
+    ) == (
+        "recipe 'paper' compressed to 3 epochs (its full length: 120 epochs): lr 0.1, x0.1 after "
+        "2 epochs without a lower validation error"
+    )
     controller = recipes.LearningRateController(schedule)
     rates = []
     for accuracy in (0.30, 0.40, 0.39, 0.40, 0.41, 0.41, 0.40, 0.40):

@@ -115,6 +115,8 @@ def test_finetune_evaluate_every_protocol_and_export(bad_folder, pretrained, tmp
     result = metrics(out)
     assert result["config"]["model"] == "resnet8" and result["config"]["data"]["classes"] == 10
     assert result["config"]["recipe_resolved"]["backbone_lr_scale"] == 0.1
+    assert result["config"]["model_resolved"] == {"weights": str(pretrained)}
+    assert result["config"]["data"]["image_size"] == 32  # the input size of --weights
 
     best = out / rundir.BEST
     errors = {}
@@ -155,6 +157,8 @@ def test_finetune_evaluate_every_protocol_and_export(bad_folder, pretrained, tmp
         (["--recipe", "fast"], "unknown recipe 'fast': choose one of paper, finetune"),
         (["--image-size", "16"], "--image-size must be at least 32 pixels"),
         (["--weights", "missing.keras"], "--weights missing.keras: file not found"),
+        (["--model-option", "bogus=1"], "unknown model option(s) bogus"),
+        (["--model", "resnet51v1"], "resnet51v1"),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_written(
@@ -167,6 +171,77 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and expected.format(root=bad_folder) in errors[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["--protocol", "5crop"],
+            "unknown protocol '5crop': choose one of center, 10crop, multiscale",
+        ),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--output", "{taken}"], "exists: choose a new file"),
+        (["--output", "{taken}/errors.json"], "cannot write to --output"),
+        (["--labels", "{missing}"], "file not found"),
+        (["--model", "{missing}"], "file not found"),
+    ],
+)
+def test_evaluate_refuses_bad_input_in_one_line(
+    folder, pretrained, tmp_path, capsys, extra, expected
+):
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    missing = tmp_path / "missing"
+    argv = ["--model", str(pretrained), "--data", str(folder)]
+    with pytest.raises(SystemExit) as exit_status:
+        evaluate.main([*argv, *(a.format(taken=taken, missing=missing) for a in extra)])
+    assert exit_status.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.json"] and taken.read_text() == "{}"
+
+
+def test_check_resolves_an_image_run_once(folder, pretrained, tmp_path, monkeypatch):
+    """``pipeline.check`` resolves an image run's recipe (the image table), network, crop size
+    and strategy; ``prepare`` builds from that, the input shape and preprocessing coming from the
+    data, and interprets none of them again, for a new network and for a fine-tuned one."""
+    from training import pipeline, strategy
+
+    new = pipeline.check(_paper(folder, tmp_path / "new"))
+    assert new.model.key == "resnet8v1" and new.images.image_size == 32
+    assert new.recipe.lr_decay_at == (0.25, 0.5, 0.75) and new.paper_error is None
+    tuned = pipeline.check(
+        TrainConfig(
+            model="resnet8",
+            images=ImageOptions(data=str(folder), weights=str(pretrained)),
+            recipe="finetune",
+            recipe_overrides={"epochs": 1, "batch_size": 20},
+        )
+    )
+    assert tuned.model is None and tuned.model_options == {}
+    assert tuned.images.image_size == 32  # read once from the --weights file
+    with pytest.raises(UserError, match="--model-option applies to new networks"):
+        pipeline.check(
+            TrainConfig(
+                images=ImageOptions(data=str(folder), weights=str(pretrained)),
+                model_options={"width_multiplier": 2},
+            )
+        )
+
+    def again(*args, **kwargs):
+        raise AssertionError("resolved twice")
+
+    monkeypatch.setattr(keras_preact, "resolve_model", again)
+    monkeypatch.setattr(strategy, "check", again)
+    monkeypatch.setattr(image_data, "keras_input_size", again)
+    monkeypatch.setattr(ImageOptions, "check", again)
+    built = prepare(new)
+    assert built.resolved is new and tuple(built.model.inputs[0].shape) == (None, 32, 32, 3)
+    assert built.model.get_layer("preprocess") is not None
+    finetuned = prepare(tuned)
+    assert finetuned.model.get_layer("logits").units == 10
+    assert tuple(finetuned.model.inputs[0].shape) == (None, 32, 32, 3)
 
 
 def test_weights_and_model_are_not_both_given(pretrained, folder, capsys):
@@ -289,6 +364,36 @@ def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder)
         f"python -m training.images --data {folder} --model resnet8v1 --recipe paper "
         "--image-size 32 --lr 0.1 --weight-decay 0.0001 --batch-size 20"
     )
+
+
+def test_tuner_trials_fine_tune_the_network_of_weights(folder, pretrained, tmp_path, capsys):
+    """With --weights the trials choose the recipe's numbers, not a network: each one builds the
+    --weights network with a new classifier; --models, --units and --widths are refused."""
+    import keras_tuner as kt
+
+    from training import arguments, pipeline, recipes, strategy, tune
+
+    argv = ["--data", str(folder), "--weights", str(pretrained), "--recipe", "finetune"]
+    resolved = pipeline.check(arguments.train_config(tune.build_parser().parse_args(argv)))
+    assert resolved.model is None and resolved.images.image_size == 32
+    arrays = tune.holdout(pipeline.load_data(resolved, log=lambda line: None), 0.5)
+    space = tune.SearchSpace(batch_sizes=(20,))
+    runtime = strategy.create(resolved.strategy)
+    hp = kt.HyperParameters()
+    model = tune.build_hypermodel(resolved, space, {}, runtime, arrays, seed=0).build(hp)
+    assert set(hp.values) == {"lr", "weight_decay", "batch_size"}
+    assert model.get_layer("logits").units == 10
+    assert isinstance(model.optimizer, recipes.BackboneRateSGD)
+
+    out = tmp_path / "search"
+    for extra, expected in (
+        (["--models", "resnet8v1"], "--models chooses new networks"),
+        (["--widths", "1,2"], "--units and --widths choose new networks"),
+    ):
+        with pytest.raises(SystemExit):
+            tune.main([*argv, *extra, "--output", str(out)])
+        assert expected in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("module", [images, evaluate])

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_preact
 from keras_preact.cli import UserError
 from training import recipes
 
@@ -15,7 +16,12 @@ CIFAR_TRAIN = 50_000
 
 
 def _plan(recipe: recipes.Recipe, model: str = "resnet20v1", n: int = CIFAR_TRAIN):
-    return recipes.plan(recipe, model=model, num_examples=n, steps_per_epoch=n // recipe.batch_size)
+    return recipes.plan(
+        recipe,
+        model=keras_preact.resolve_model(model),
+        num_examples=n,
+        steps_per_epoch=n // recipe.batch_size,
+    )
 
 
 def test_paper_recipe_at_batch_128_is_the_papers_schedule():
@@ -117,6 +123,43 @@ def test_bad_overrides_are_one_line_user_errors():
         recipes.get_recipe("paper", epochs=3, iterations=100)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("lr", math.inf),
+        ("lr", math.nan),
+        ("weight_decay", math.inf),
+        ("warmup_epochs", math.inf),
+        ("gated_warmup_lr", math.inf),
+        ("lr_decay_at", (0.5, math.nan)),
+        ("lr_decay_factor", math.nan),
+    ],
+)
+def test_non_finite_settings_are_refused(key, value):
+    with pytest.raises(UserError, match=f"{key.replace('_', ' ')} must be finite, got"):
+        recipes.get_recipe("paper", **{key: value})
+
+
+def test_a_shortened_recipe_says_how_it_is_compressed():
+    one_epoch = _plan(recipes.get_recipe("paper", epochs=1))
+    assert recipes.compression_note(recipes.get_recipe("paper", epochs=1), one_epoch) == (
+        "recipe 'paper' compressed to 1 epoch (its full length: 164 epochs): lr 0.1, 0.01 from "
+        "epoch 0.5, 0.001 from epoch 0.749"
+    )
+    gated = recipes.get_recipe("paper", iterations=1000)
+    assert recipes.compression_note(gated, _plan(gated, model="resnet110v1")) == (
+        "recipe 'paper' compressed to 3 epochs (its full length: 164 epochs): lr 0.01 until the "
+        "training error is below 80 %, then lr 0.1, 0.01 from epoch 1.28, 0.001 from epoch 1.92"
+    )
+    fast = recipes.get_recipe("fast", epochs=3)
+    assert recipes.compression_note(fast, _plan(fast)) == (
+        "recipe 'fast' compressed to 3 epochs (its full length: 75 epochs): lr from 0 to 0.2 by "
+        "epoch 2.01, cosine decay to 0 by epoch 3"
+    )
+    for full in (recipes.get_recipe("paper"), recipes.get_recipe("fast", epochs=80)):
+        assert recipes.compression_note(full, _plan(full)) is None
+
+
 def _controller_run(schedule, accuracies, state=None, start_batch=0):
     """Drive a LearningRateController through ``accuracies`` (per batch) like fit does; return the
     learning rate the optimizer had at each step and the controller."""
@@ -193,7 +236,7 @@ def test_controller_state_resumes_the_same_rates():
 
 def test_controller_applies_boundaries_at_the_exact_steps():
     recipe = recipes.get_recipe("paper", epochs=4)
-    schedule = recipes.plan(recipe, model="resnet20v1", num_examples=1280, steps_per_epoch=10)
+    schedule = _plan(recipe, n=1280)
     assert schedule.boundaries == (20, 30)
     lrs, _ = _controller_run(schedule, [0.5] * 40)
     assert [i for i in range(1, 40) if not math.isclose(lrs[i], lrs[i - 1])] == [20, 30]

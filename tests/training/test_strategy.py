@@ -88,6 +88,17 @@ def test_multi_worker_checks_tf_config_first(monkeypatch):
         strategy.check(StrategyOptions(name="multi_worker"))
 
 
+def test_the_plan_carries_what_was_checked(monkeypatch):
+    """Devices are parsed and TF_CONFIG is read once, by ``check``; later stages read the plan."""
+    plan = strategy.check(StrategyOptions(name="mirrored", devices=("1", "/GPU:0")))
+    assert plan.devices == (("gpu", 1), ("gpu", 0)) and plan.worker_index == 0
+    assert plan.tf_config is None
+    monkeypatch.setenv("TF_CONFIG", json.dumps(GOOD))
+    plan = strategy.check(StrategyOptions(name="multi_worker"))
+    monkeypatch.delenv("TF_CONFIG")  # the plan holds the cluster it was checked with
+    assert plan.tf_config == GOOD and plan.worker_index == 1
+
+
 def test_device_names():
     assert strategy.normalize_device("1") == ("gpu", 1)
     assert strategy.normalize_device("/device:GPU:3") == ("gpu", 3)
@@ -110,11 +121,14 @@ def test_global_batch_must_split_over_the_replicas():
 
 
 def test_runtimes_in_process():
-    runtime = strategy.create(StrategyOptions())
+    def create(**options):
+        return strategy.create(strategy.check(StrategyOptions(**options)))
+
+    runtime = create()
     assert runtime.num_replicas == 1 and runtime.is_chief and not runtime.custom_loop
     assert runtime.strategy is None and runtime.devices == ("/cpu:0",)
-    one = strategy.create(StrategyOptions(name="one_device", devices=("cpu:0",)))
-    again = strategy.create(StrategyOptions(name="one_device", devices=("cpu:0",), sync_bn=True))
+    one = create(name="one_device", devices=("cpu:0",))
+    again = create(name="one_device", devices=("/device:CPU:0",), sync_bn=True)
     assert one.strategy is again.strategy and again.sync_bn  # one strategy per placement
     with pytest.raises(UserError, match="does not exist"):
-        strategy.create(StrategyOptions(name="one_device", devices=("gpu:3",)))
+        create(name="one_device", devices=("gpu:3",))

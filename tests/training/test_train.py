@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from training_helpers import ROOT, env
 
 import keras_preact
 from keras_preact.cli import UserError
@@ -39,8 +42,14 @@ def test_sample_run_end_to_end(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [0, 1]
     assert rows[1]["loss"] < rows[0]["loss"]
     assert {"lr", "train_seconds", "images_per_second", "val_accuracy"} <= set(rows[0])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    printed = capsys.readouterr().out.splitlines()
+    lines = [line for line in printed if line.startswith("epoch ")]
     assert len(lines) == 2 and "test err" in lines[0]  # one line per epoch off a terminal
+    # The demo recipe's 30 epochs squeezed into 2: said once, before the first epoch.
+    assert printed[0] == (
+        "recipe 'demo' compressed to 2 epochs (its full length: 30 epochs): lr 0.0391, "
+        "0.00391 from epoch 1, 0.000391 from epoch 1.5"
+    )
 
     saved = json.loads((out / rundir.METRICS).read_text())
     assert saved == json.loads(json.dumps(metrics))
@@ -50,6 +59,11 @@ def test_sample_run_end_to_end(tmp_path, capsys):
     assert saved["images_per_second"] > 0 and saved["wall_time_s"] > 0
     assert saved["versions"]["keras"] == keras.__version__
     assert saved["config"]["schedule"]["peak_lr"] == pytest.approx(0.1 * 50 / 128)
+    # Where the images came from: not tfds, the default source of the real datasets.
+    assert saved["config"]["data_source"] is None
+    assert saved["config"]["data"]["source"] == (
+        "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
+    )
     assert (out / rundir.CURVES).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((out / rundir.TENSORBOARD).rglob("events.out.tfevents.*"))
     assert not (out / rundir.BACKUP).exists()
@@ -88,7 +102,13 @@ def test_tfds_mock_data_run(tmp_path):
         metrics = train(config)
     rows = read_history(tmp_path / "run" / rundir.HISTORY)
     assert len(rows) == 2 and rows[1]["loss"] < rows[0]["loss"]
-    assert metrics["config"]["data"] == {"train_examples": 128, "test_examples": 128, "classes": 10}
+    assert metrics["config"]["data"] == {
+        "source": f"tfds cifar10 in {builder.data_dir}",
+        "train_examples": 128,
+        "test_examples": 128,
+        "classes": 10,
+    }
+    assert metrics["config"]["data_source"] == "tfds"  # the default, spelled out
     assert metrics["config"]["model_options"] == {}
 
 
@@ -120,6 +140,35 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
     assert small.steps_per_epoch == 4 and small.schedule.total_steps == 4 * 30
 
 
+def test_check_resolves_every_choice_once(tmp_path, monkeypatch):
+    """``check`` resolves the model and the strategy; ``prepare`` builds from what it resolved and
+    interprets neither string again."""
+    from training import pipeline, strategy
+
+    resolved = pipeline.check(_config(tmp_path, model="ResNet110V1"))
+    assert resolved.model is keras_preact.MODELS["resnet110v1"] and resolved.model.paper_warmup
+    assert resolved.model_options == {} and resolved.paper_error is None  # not on cifar10
+    assert isinstance(resolved.strategy, strategy.StrategyPlan)
+    cifar10 = pipeline.check(_config(tmp_path, dataset="cifar10", model="resnet110v1"))
+    assert cifar10.paper_error == 6.43
+    wider = pipeline.check(
+        _config(tmp_path, dataset="cifar10", model_options={"unit": "basic", "width_multiplier": 2})
+    )
+    assert wider.model.unit == "basic" and wider.model_options == {"width_multiplier": 2}
+    assert wider.paper_error is None  # not the network the paper measured
+
+    resolved = pipeline.check(_config(tmp_path, recipe_overrides={"batch_size": 100}))
+
+    def again(*args, **kwargs):
+        raise AssertionError("resolved twice")
+
+    monkeypatch.setattr(keras_preact, "resolve_model", again)
+    monkeypatch.setattr(strategy, "check", again)
+    prepared = prepare(resolved)
+    assert prepared.resolved is resolved and prepared.model.name == "resnet8v1"
+    assert prepared.schedule.gated_lr is None  # ResNet-8: no paper warm-up
+
+
 def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e:
         cifar.main(["--help"])
@@ -133,6 +182,49 @@ def test_help_documents_every_option(capsys):
             assert action.help, f"{action.option_strings} has no help"
     for needle in ("examples:", "lr x batch/128", "metrics.json", "KERAS_BACKEND=jax", "TF_CONFIG"):
         assert needle in text
+
+
+@pytest.mark.parametrize(
+    ("command", "bad"),
+    [
+        ("training.cifar", ["--lr", "inf"]),
+        ("training.images", ["--data", "x", "--val-split", "nan"]),
+        ("training.evaluate", ["--model", "m.keras", "--data", "x", "--batch-size", "two"]),
+        ("training.tune", ["--lr-range", "0.1,inf"]),
+    ],
+)
+def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
+    """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds)."""
+    for args, code in ((["--help"], 0), (bad, 2)):
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", command, *args],
+            cwd=ROOT,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == code, result.stderr[-2000:]
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+        assert not {"tensorflow", "keras", "jax", "keras_preact"} & imported, args
+    assert "examples:" not in result.stdout
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"error: argument {bad[-2]}: ") and last.endswith(
+        f"(see python -m {command} --help)"
+    )
+
+
+def test_the_choices_help_lists_are_those_the_pipeline_takes():
+    from training import arguments, evaluate, image_data, pipeline, protocols, recipes, strategy
+
+    assert tuple(recipes.RECIPES) == arguments.RECIPES
+    assert tuple(recipes.IMAGE_RECIPES) == arguments.IMAGE_RECIPES
+    assert arguments.SCHEDULES == recipes.SCHEDULES
+    assert arguments.FREEZE_STAGES == recipes.FREEZE_STAGES
+    assert arguments.AUGMENTATIONS == image_data.AUGMENTATIONS
+    assert arguments.STRATEGIES == strategy.STRATEGIES
+    assert arguments.VERBOSITY == pipeline.VERBOSITY
+    assert evaluate.PROTOCOLS == protocols.PROTOCOLS
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
