@@ -30,7 +30,7 @@ from training import experiments as ex
 from training import rundir
 
 if TYPE_CHECKING:
-    from training.pipeline import TrainConfig
+    from training.pipeline import Resolved, TrainConfig
     from training.recipes import Schedule
 
 
@@ -51,12 +51,18 @@ class Choices:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of the campaign: its definition, its training configuration and what its folder
-    holds now (``new``, ``unfinished`` or ``finished``)."""
+    """One run of the campaign: its definition, its training settings resolved once by
+    ``training.pipeline.check``, and what its folder holds now (``new``, ``unfinished`` or
+    ``finished``)."""
 
     run: ex.Run
-    config: TrainConfig
+    resolved: Resolved
     state: str
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's training configuration."""
+        return self.resolved.config
 
     @property
     def path(self) -> Path:
@@ -134,7 +140,7 @@ def train_config(
         model=run.model,
         model_options=dict(run.options),
         dataset="cifar10-sample" if sample else run.dataset,
-        data_source="tfds" if sample else (choices.data_source or "tfds"),
+        data_source=None if sample else choices.data_source,
         data_dir=None if sample else choices.data_dir,
         verify_checksums=choices.verify_checksums,
         augment=scale.augment,
@@ -188,13 +194,9 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
     every, left_out = [], {}
     for run in experiment.runs:
         config = train_config(experiment, run, scale, choices, output)
-        pipeline.check(config)
-        try:  # the architecture options, validated without building the network
-            architecture(run)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"run {run.name}: {e}") from None
+        resolved = pipeline.check(config)  # names and options, validated without building
         state = folder_state(run.name, Path(config.output), config.identity())
-        every.append(PlannedRun(run, config, state))
+        every.append(PlannedRun(run, resolved, state))
         why = unavailable(run, scale, choices)
         if why:
             left_out[run.name] = why
@@ -290,20 +292,20 @@ def check_data(campaign: Campaign) -> None:
         )
 
 
-def schedule(config: TrainConfig) -> Schedule:
+def schedule(resolved: Resolved) -> Schedule:
     """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
     pipeline plans the same from the images it loads)."""
     from training import data, recipes
 
-    recipe = config.resolved_recipe()
-    images = ex.TRAIN_IMAGES[config.dataset]
+    recipe = resolved.recipe
+    images = ex.TRAIN_IMAGES[resolved.config.dataset]
     steps = data.steps_per_epoch(images, recipe.batch_size)
-    return recipes.plan(recipe, model=config.model, num_examples=images, steps_per_epoch=steps)
+    return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
 
 
-def images_seen(config: TrainConfig) -> int:
+def images_seen(resolved: Resolved) -> int:
     """Images one run sees in training: whole epochs of full batches."""
-    return schedule(config).total_steps * config.resolved_recipe().batch_size
+    return schedule(resolved).total_steps * resolved.recipe.batch_size
 
 
 def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
@@ -320,7 +322,7 @@ def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
         verb = "resuming" if planned.state == "unfinished" else "training"
         print(f"[{i}/{len(remaining)}] {verb} {planned.run.name} ({planned.run.label})", flush=True)
         try:
-            metrics = pipeline.train(planned.config)
+            metrics = pipeline.train(planned.resolved)
         except TrainingDiverged as e:
             print(f"{planned.run.name}: {e}", flush=True)
             diverged.append(planned.run.name)

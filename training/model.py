@@ -11,6 +11,7 @@ Architecture options (``unit``, ``width_multiplier``, ``shortcut``, ...) are che
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,13 +29,16 @@ _SET_BY_THE_RUN = {
 }
 OPTIONS: tuple[str, ...] = (
     "unit",
+    "weights",
     *(
         name
         for name, p in inspect.signature(keras_preact.architecture).parameters.items()
         if p.kind is p.KEYWORD_ONLY and name not in _SET_BY_THE_RUN
     ),
 )
-"""The architecture options ``--model-option`` takes (those of ``keras_preact.ResNet``)."""
+"""The options ``--model-option`` takes: the architecture options of ``keras_preact.ResNet`` and
+``weights``, the network's starting weights (a ``.keras`` or ``.weights.h5`` file, or a checkpoint
+``keras_preact.convert`` reads)."""
 
 
 def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelInfo, dict[str, Any]]:
@@ -57,6 +61,9 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
     except ValueError as e:
         raise UserError(str(e)) from None
     build = {k: v for k, v in options.items() if k != "unit"}
+    weights = build.pop("weights", None)
+    if weights is not None and not os.path.isfile(weights):
+        raise UserError(f"model option weights={weights!r}: no such file")
     if info.plain and build.get("shortcut", "none") != "none":
         raise UserError(f"{info.key} has no shortcuts; got shortcut={build['shortcut']!r}")
     try:
@@ -65,7 +72,7 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
         )
     except ValueError as e:
         raise UserError(f"model {info.key}: {e}") from None
-    return info, build
+    return info, build if weights is None else {**build, "weights": weights}
 
 
 def build_model(
@@ -80,12 +87,19 @@ def build_model(
 ) -> keras.Model:
     """Build the (uncompiled) model ``resolve`` checked: raw-pixel input of ``input_shape`` (a
     ``preprocess`` layer with the ``preprocessing`` dataset's statistics: the data source's),
-    softmax over ``classes``, the recipe's weight decay as an L2 penalty."""
-    return info.build(
-        **options,
+    softmax over ``classes``, the recipe's weight decay as an L2 penalty. Starting weights that do
+    not fit the network are a ``UserError``."""
+    kwargs = dict(
+        options,
         classes=classes,
         input_shape=input_shape,
         preprocessing=preprocessing,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
     )
+    if "weights" not in options:
+        return info.build(**kwargs)
+    try:
+        return info.build(**kwargs)
+    except ValueError as e:  # everything else was checked by resolve: the file is the input
+        raise UserError(f"model option weights={options['weights']!r}: {e}") from None

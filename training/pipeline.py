@@ -366,14 +366,16 @@ def _verbosity(mode: str, chief: bool) -> tuple[int, bool]:
     return (1, False) if mode == "bar" else (0, True)
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) the run ``config`` describes and return its ``metrics.json`` content.
+def train(config: TrainConfig | Resolved) -> dict[str, Any]:
+    """Train (or resume) the run ``config`` describes (or that ``check`` resolved from it) and
+    return its ``metrics.json`` content.
 
     Raises ``UserError`` for bad input (before any heavy work where it can be known then),
     ``callbacks.TrainingDiverged`` if the loss becomes NaN.
     """
     started = time.perf_counter()
-    resolved = check(config)
+    resolved = config if isinstance(config, Resolved) else check(config)
+    config = resolved.config
     identity = config.identity()
     # Only the chief writes the run; another multi_worker process keeps just its own resume state.
     worker = resolved.strategy.worker_index

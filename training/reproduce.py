@@ -162,7 +162,7 @@ def listing(campaign) -> str:
         if name in campaign.left_out:
             cost, state = "—", f"left out: {campaign.left_out[name]}"
         else:
-            seen = images_seen(p.config)
+            seen = images_seen(p.resolved)
             cost = f"{seen:,}"
             state = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}[
                 p.state

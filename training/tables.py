@@ -93,7 +93,7 @@ def collect(campaign, params: Callable[[ex.Run], int | None] | None = None) -> l
             result.history = report.read_history(path / rundir.HISTORY)
             if status == "finished":
                 result.metrics = rundir.read_json(path / rundir.METRICS)
-            schedule = campaign_lib.schedule(planned.config)
+            schedule = campaign_lib.schedule(planned.resolved)
             result.steps_per_epoch, result.epochs_planned = (
                 schedule.steps_per_epoch,
                 schedule.epochs,
