@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from training import arguments
+from training import arguments, command
 
 EXAMPLES = """\
 examples:
@@ -70,25 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--help`` and usage errors answer before Keras and TensorFlow load (seconds): only training
     imports them.
     """
-    args = build_parser().parse_args(argv)
-    from keras_preact.cli import cli_main
-
-    return cli_main(_train)(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from training.pipeline import train
-
-    config = arguments.train_config(args)
-    metrics = train(config)
-    final, best = metrics.get("final_test_error"), metrics.get("best_test_error")
-    if final is not None and best is not None:
-        print(
-            f"done: {config.output}: final test error {100 * final:.2f}%, best {100 * best:.2f}% "
-            f"(epoch {metrics.get('best_epoch')}), {metrics.get('wall_time_s', 0):.0f}s",
-            flush=True,
-        )
-    return 0
+    return command.run(build_parser(), argv, command.train)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import arguments
+from training import arguments, command
 
 PROTOCOLS = ("center", "10crop", "multiscale")
 """``training.protocols.PROTOCOLS``, written out so that ``--help`` and usage errors answer before
@@ -92,10 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--help`` and usage errors answer before Keras and TensorFlow load: only evaluating imports
     them.
     """
-    args = build_parser().parse_args(argv)
-    from keras_preact.cli import cli_main
-
-    return cli_main(_evaluate)(args)
+    return command.run(build_parser(), argv, _evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

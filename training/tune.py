@@ -368,10 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the search (``--help`` and usage errors answer before Keras and
     TensorFlow load)."""
-    args = build_parser().parse_args(argv)
-    from keras_preact.cli import cli_main
+    from training import command
 
-    return cli_main(_search)(args)
+    return command.run(build_parser(), argv, _search)
 
 
 def _search(args: argparse.Namespace) -> int:
