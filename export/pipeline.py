@@ -18,8 +18,9 @@ import dataclasses
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -29,20 +30,7 @@ from export.images import resize_uint8, sample_images
 from export.labels import resolve_labels
 from export.model import InferenceModel, load_keras_model, prepare_inference_model
 from export.onnx_export import OnnxRunner, export_onnx
-from export.options import (
-    ARTIFACTS_DIR,
-    DEFAULT_BASE_PATH,
-    DEFAULT_LATENCY_RUNS,
-    DEFAULT_NUM_IMAGES,
-    DEFAULT_OPSET,
-    DEFAULT_QUANTIZATIONS,
-    DEFAULT_TOP_K,
-    FORMATS,
-    SAMPLE,
-    ExportPlan,
-    check_name,
-    plan_export,
-)
+from export.options import ARTIFACTS_DIR, SAMPLE, ExportPlan, check_name, plan_export
 from export.savedmodel import (
     BYTES_SIGNATURE,
     DEFAULT_SIGNATURE,
@@ -85,66 +73,31 @@ def export_model(
     model_path: str | Path,
     output: str | Path,
     *,
-    formats: str | Sequence[str] = FORMATS,
-    name: str | None = None,
-    version: int | None = None,
-    quantize: str | Sequence[str] = DEFAULT_QUANTIZATIONS,
-    labels: str | None = None,
-    preprocessing: str = "auto",
-    top_k: int = DEFAULT_TOP_K,
-    representative_data: str | Path | np.ndarray | None = SAMPLE,
-    num_images: int = DEFAULT_NUM_IMAGES,
-    latency_runs: int = DEFAULT_LATENCY_RUNS,
-    opset: int = DEFAULT_OPSET,
-    base_path: str = DEFAULT_BASE_PATH,
     float_tolerance: float | None = None,
     accuracy_margins: dict[str, float] | None = None,
     log: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> ExportResult:
-    """Export a ``.keras`` classifier to TF Serving / TFLite / ONNX and verify every artifact.
+    """Export a ``.keras`` classifier to TF Serving / TFLite / ONNX and verify every artifact:
+    :func:`export.options.plan_export`, then :func:`run_export`.
 
     Args:
         model_path: the ``.keras`` file (e.g. ``runs/demo/train/best.keras``).
         output: the model repository directory (created if missing).
-        formats: subset of ``savedmodel``, ``tflite``, ``onnx`` (list or comma-separated).
-        name: model name in the repository; defaults to the Keras model's name.
-        version: version number to write; defaults to the next free one. Never overwritten.
-        quantize: TFLite modes besides float32: subset of ``float16``, ``dynamic``, ``int8``.
-        labels: ``cifar10``, ``cifar100`` or a file with one class name per line; defaults by
-            class count (see :func:`export.labels.resolve_labels`).
-        preprocessing: see :func:`export.model.prepare_inference_model`.
-        top_k: number of classes in the ``top_k_*`` serving outputs.
-        representative_data: int8 calibration images: ``"sample"`` (the embedded sample's
-            train images), a ``.npy`` path, a uint8 array, or ``None`` (then int8 is an error).
-        num_images: how many of the sample's test images verification uses.
-        latency_runs: timed calls per batch size in verification (0: no timing).
-        opset: ONNX opset.
-        base_path: where TF Serving sees the repository (``models.config`` base paths).
-        float_tolerance: override of :data:`export.verify.FLOAT_TOLERANCE`.
-        accuracy_margins: override of :data:`export.verify.ACCURACY_MARGINS`.
-        log: progress messages (default: stderr).
+        float_tolerance, accuracy_margins, log: see :func:`run_export`.
+        **options: the options of :func:`export.options.plan_export` (the attributes of
+            :class:`export.options.ExportPlan`): ``formats``, ``quantize``, ``name``,
+            ``version``, ``labels``, ``preprocessing``, ``top_k``, ``representative_data``,
+            ``num_images``, ``latency_runs``, ``opset``, ``base_path``.
 
     Raises:
         UserError: bad input; nothing has been written.
     """
-    plan = plan_export(
-        model_path,
-        output,
-        formats=formats,
-        quantize=quantize,
-        name=name,
-        version=version,
-        labels=labels,
-        preprocessing=preprocessing,
-        top_k=top_k,
-        representative_data=representative_data,
-        num_images=num_images,
-        latency_runs=latency_runs,
-        opset=opset,
-        base_path=base_path,
-    )
     return run_export(
-        plan, float_tolerance=float_tolerance, accuracy_margins=accuracy_margins, log=log
+        plan_export(model_path, output, **options),
+        float_tolerance=float_tolerance,
+        accuracy_margins=accuracy_margins,
+        log=log,
     )
 
 
@@ -155,7 +108,15 @@ def run_export(
     accuracy_margins: dict[str, float] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Carry out a checked :class:`export.options.ExportPlan` (see :func:`export_model`)."""
+    """Carry out a checked :class:`export.options.ExportPlan`: build every artifact in a staging
+    directory, verify it, publish it when verification passes.
+
+    Args:
+        plan: what :func:`export.options.plan_export` returned.
+        float_tolerance: override of :data:`export.verify.FLOAT_TOLERANCE`.
+        accuracy_margins: override of :data:`export.verify.ACCURACY_MARGINS`.
+        log: progress messages (default: stderr).
+    """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
     prepared = _prepare(plan)
