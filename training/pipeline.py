@@ -14,6 +14,7 @@ benchmarks and the tuner time and reuse the same path::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -202,47 +203,20 @@ class Prepared:
         """The endless training dataset from batch ``skip`` of epoch ``start_epoch``. Images under
         ``multi_worker``: a function of the worker's ``tf.distribute.InputContext`` (each worker
         decodes only its share of every batch: ``training.feed_images.train_batches``)."""
-        if self.runtime.custom_loop and isinstance(self.source, image_data.ImageData):
-            return lambda context: self.source.train_batches(
-                self.recipe,
-                seed=self.seed,
-                augment=self.config.augment,
-                start_epoch=start_epoch,
-                skip=skip,
-                input_context=context,
-            )
-        return train_dataset(
-            self.source,
+        batches = functools.partial(
+            self.source.train_batches,
             self.recipe,
             seed=self.seed,
             augment=self.config.augment,
             start_epoch=start_epoch,
             skip=skip,
         )
+        if self.runtime.custom_loop and isinstance(self.source, image_data.ImageData):
+            return lambda context: batches(input_context=context)
+        return batches()
 
 
 feed = data.feed
-
-
-def train_dataset(
-    source: data.TrainingData,
-    recipe: recipes.Recipe,
-    *,
-    seed: int,
-    augment: bool = True,
-    start_epoch: int = 0,
-    skip: int = 0,
-) -> Any:
-    """Endless global batches of ``source``'s training split for ``recipe`` (one-hot labels when its
-    loss smooths them), from batch ``skip`` of epoch ``start_epoch``."""
-    return source.train_batches(
-        recipe, seed=seed, augment=augment, start_epoch=start_epoch, skip=skip
-    )
-
-
-def eval_dataset(source: data.TrainingData, recipe: recipes.Recipe, batch: int) -> Any:
-    """``source``'s test split in order, in batches of ``batch``, labelled for ``recipe``'s loss."""
-    return source.eval_batches(recipe, batch)
 
 
 def load_data(
@@ -296,7 +270,7 @@ def prepare(
     eval_batch = config.eval_batch_size or recipe.batch_size
     runtime.check_eval(source.num_test, eval_batch)
     model = compile_model(resolved, runtime, schedule, source=source)
-    evaluation = eval_dataset(source, recipe, eval_batch)
+    evaluation = source.eval_batches(recipe, eval_batch)
     return Prepared(resolved, runtime, source, schedule, model, evaluation, seed)
 
 

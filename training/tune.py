@@ -1,13 +1,13 @@
 """``python -m training.tune``: keras-tuner search over the training pipeline's hyper-parameters.
 
 Each trial builds and compiles its model with ``training.pipeline.compile_model`` and trains it on
-``training.pipeline.train_dataset`` with the recipe's schedule (resolved for the trial's batch and
-length), under the same data and strategy options as ``python -m training.cifar`` (or, with
-``--data``, ``python -m training.images``: a folder of images, or a network to fine-tune with
-``--weights``). Trials are scored on a validation split held out from the training images
-(``--validation-split``, the papers' 45k/5k protocol), never on the test set. The tuner directory
-is resumable: re-running the same command continues the search; a different command on it is
-refused.
+the data's training batches (``training.data.TrainingData.train_batches``) with the recipe's
+schedule (resolved for the trial's batch and length), under the same data and strategy options as
+``python -m training.cifar`` (or, with ``--data``, ``python -m training.images``: a folder of
+images, or a network to fine-tune with ``--weights``). Trials are scored on a validation split
+held out from the training images (``--validation-split``, the papers' 45k/5k protocol), never on
+the test set. The tuner directory is resumable: re-running the same command continues the
+search; a different command on it is refused.
 """
 
 from __future__ import annotations
@@ -154,12 +154,12 @@ def build_hypermodel(
             if schedule.needs_controller:
                 extra.append(recipes.LearningRateController(schedule))
             return model.fit(
-                pipeline.train_dataset(arrays, recipe, seed=seed, augment=base.config.augment),
+                arrays.train_batches(recipe, seed=seed, augment=base.config.augment),
                 steps_per_epoch=schedule.steps_per_epoch,
                 epochs=epochs,
                 initial_epoch=kwargs.get("initial_epoch", 0),
-                validation_data=pipeline.eval_dataset(
-                    arrays, recipe, base.config.eval_batch_size or recipe.batch_size
+                validation_data=arrays.eval_batches(
+                    recipe, base.config.eval_batch_size or recipe.batch_size
                 ),
                 callbacks=[*(callbacks or []), *extra],
                 shuffle=False,
