@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_preact.cli import UserError
-from training.tfds_source import resolve_data_dir
+from training.tfds_source import open_builder
 
 NAME = "imagenet2012"
 ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
@@ -32,14 +32,7 @@ def load_imagenet(data_dir: str | None, manual_dir: str | None):
 
     from training.feed_images import RecordImages
 
-    root = resolve_data_dir(data_dir)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"tfds data dir {root} is not a directory")
-    try:
-        builder = tfds.builder(NAME, data_dir=str(root))
-        prepared = builder.is_prepared()
-    except OSError as e:
-        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
+    builder, root, prepared = open_builder(NAME, data_dir)
     if not prepared:
         manual = manual_folder(root, manual_dir)
         missing = [name for name in ARCHIVES if not (manual / name).is_file()]

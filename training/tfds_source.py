@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,23 @@ def resolve_data_dir(data_dir: str | None) -> Path:
     """
     chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     return Path(chosen).expanduser()
+
+
+def open_builder(name: str, data_dir: str | None) -> tuple[Any, Path, bool]:
+    """``(builder, data dir, prepared)``: tfds' builder of dataset ``name`` in the data dir
+    (``resolve_data_dir``) and whether the dataset is prepared there; one line when the data dir
+    is not a readable directory. Asks tfds to download nothing."""
+    import tensorflow_datasets as tfds
+
+    root = resolve_data_dir(data_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"tfds data dir {root} is not a directory")
+    try:
+        builder = tfds.builder(name, data_dir=str(root))
+        prepared = builder.is_prepared()
+    except OSError as e:
+        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
+    return builder, root, prepared
 
 
 def _probe_address(url: str) -> tuple[str, int]:
@@ -109,16 +127,8 @@ def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
     Fails fast with one line when it is not prepared in the data dir and the download host is unreachable.
     """
     import tensorflow as tf
-    import tensorflow_datasets as tfds
 
-    root = resolve_data_dir(data_dir)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"tfds data dir {root} is not a directory")
-    try:
-        builder = tfds.builder(dataset, data_dir=str(root))
-        prepared = builder.is_prepared()
-    except OSError as e:
-        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
+    builder, root, prepared = open_builder(dataset, data_dir)
     if not prepared:
         host, port = _probe_address(DOWNLOAD_URLS[dataset])
         if not reachable(host, port):
