@@ -219,18 +219,9 @@ def scan(
     count = len(train_split) + len(val_split_images)
     if count >= MANY:
         log(f"data: decoding each of the {count:,} images in {root} once to check it")
-    bad = find_undecodable([*train_split.files, *val_split_images.files])
-    skipped: tuple[str, ...] = ()
-    if bad:
-        shown = [_relative(Path(p), root) for p in bad]
-        if not skip_bad_images:
-            raise UserError(
-                f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
-                "fix or remove them, or pass --skip-bad-images to leave them out"
-            )
-        skipped = tuple(shown)
-        train_split = _without(train_split, bad)
-        val_split_images = _without(val_split_images, bad)
+    (train_split, val_split_images), skipped = _decodable(
+        (train_split, val_split_images), root, skip_bad_images
+    )
     present = set(train_split.labels.tolist())
     empty_now = [name for i, name in enumerate(class_names) if i not in present]
     if empty_now:
@@ -278,16 +269,7 @@ def scan_eval(
     if problems:
         raise UserError(f"{root}: {'; '.join(problems)}")
     split = _split(listing.files, {n: i for i, n in enumerate(names)})
-    bad = find_undecodable(split.files)
-    skipped: tuple[str, ...] = ()
-    if bad:
-        shown = [_relative(Path(p), root) for p in bad]
-        if not skip_bad_images:
-            raise UserError(
-                f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
-                "fix or remove them, or pass --skip-bad-images to leave them out"
-            )
-        skipped, split = tuple(shown), _without(split, bad)
+    (split,), skipped = _decodable((split,), root, skip_bad_images)
     empty_split = Split((), np.zeros((0,), np.int64))
     return FolderScan(root, names, empty_split, split, name, tuple(listing.not_images), skipped)
 
@@ -329,6 +311,24 @@ def _without(split: Split, bad: Sequence[str]) -> Split:
     drop = set(bad)
     keep = np.array([i for i, f in enumerate(split.files) if f not in drop], np.int64)
     return split.subset(keep)
+
+
+def _decodable(
+    splits: Sequence[Split], root: Path, skip_bad_images: bool
+) -> tuple[list[Split], tuple[str, ...]]:
+    """``splits`` without the images that cannot be decoded (decoded in one pass), and those
+    images' paths relative to ``root``; refused in one line naming them unless
+    ``skip_bad_images``."""
+    bad = find_undecodable([f for split in splits for f in split.files])
+    if not bad:
+        return list(splits), ()
+    shown = [_relative(Path(p), root) for p in bad]
+    if not skip_bad_images:
+        raise UserError(
+            f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
+            "fix or remove them, or pass --skip-bad-images to leave them out"
+        )
+    return [_without(split, bad) for split in splits], tuple(shown)
 
 
 def find_undecodable(paths: Sequence[str]) -> list[str]:
