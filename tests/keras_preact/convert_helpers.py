@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import torch
 import torch.nn.functional as F
+from model_helpers import randomize_batch_norm
 from torch import nn
 
 from keras_preact.convert.parity import sample_images
@@ -86,15 +87,7 @@ def randomize_keras(model: keras.Model, seed: int) -> keras.Model:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, c).astype("float32"),
-                    rng.normal(0, 0.2, c).astype("float32"),
-                    rng.normal(0, 0.2, c).astype("float32"),
-                    rng.uniform(0.5, 2.0, c).astype("float32"),
-                ]
-            )
+            randomize_batch_norm(layer, rng)
         elif isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, rng.normal(0, 0.2, bias.shape).astype("float32")])

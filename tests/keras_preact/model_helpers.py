@@ -32,3 +32,17 @@ def train_step(model: keras.Model, x, y) -> float:
     assert np.isfinite(loss)
     assert changed == len(before)
     return loss
+
+
+def randomize_batch_norm(layer: keras.layers.BatchNormalization, rng: np.random.Generator) -> None:
+    """Non-trivial batch-norm statistics and affine parameters: gamma in [0.5, 1.5), beta and the
+    moving mean from N(0, 0.2), the moving variance in [0.5, 2)."""
+    c = layer.gamma.shape[0]
+    layer.set_weights(
+        [
+            rng.uniform(0.5, 1.5, c).astype("float32"),
+            rng.normal(0.0, 0.2, c).astype("float32"),
+            rng.normal(0.0, 0.2, c).astype("float32"),
+            rng.uniform(0.5, 2.0, c).astype("float32"),
+        ]
+    )

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import randomize_batch_norm
 from torch import nn
 
 import keras_preact as kp
@@ -131,15 +132,7 @@ def randomize(model: keras.Model, seed: int, images: np.ndarray) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
-            c = layer.gamma.shape[0]
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, c).astype("float32"),
-                    rng.normal(0.0, 0.2, c).astype("float32"),
-                    rng.normal(0.0, 0.2, c).astype("float32"),
-                    rng.uniform(0.5, 2.0, c).astype("float32"),
-                ]
-            )
+            randomize_batch_norm(layer, rng)
     logits = model.get_layer("logits")
     scale = 3.0 / np.abs(np.asarray(model(images, training=False))).max()
     logits.set_weights([w * scale for w in logits.get_weights()])
