@@ -124,21 +124,27 @@ class LambdaLayer(nn.Module):
         return self.fn(x)
 
 
+def unit_convs(cin, planes, stride, bottleneck):
+    """``(cout, [(in, out, kernel, stride), ...])``: the convolutions of a CIFAR unit, 3×3 and 3×3
+    (basic) or 1×1, 3×3 with the stride, 1×1 to 4× ``planes`` (bottleneck)."""
+    cout = planes * (4 if bottleneck else 1)
+    kernels = (1, 3, 1) if bottleneck else (3, 3)
+    widths = (cin, planes, planes, cout) if bottleneck else (cin, planes, cout)
+    strides = (1, stride, 1) if bottleneck else (stride, 1)
+    return cout, list(zip(widths[:-1], widths[1:], kernels, strides, strict=True))
+
+
 class CifarBlockV1(nn.Module):
     """akamaster/pytorch_resnet_cifar10's BasicBlock (option A: zeros split before and after;
     option B: ``shortcut.0`` 1×1 conv, ``shortcut.1`` BN); a bottleneck with the stride on the 3×3."""
 
     def __init__(self, cin, planes, stride, option, bottleneck, zeros="split"):
         super().__init__()
-        cout = planes * (4 if bottleneck else 1)
-        kernels = (1, 3, 1) if bottleneck else (3, 3)
-        widths = (cin, planes, planes, cout) if bottleneck else (cin, planes, cout)
-        strides = (1, stride, 1) if bottleneck else (stride, 1)
-        for i, (k, s) in enumerate(zip(kernels, strides, strict=True), start=1):
-            conv = nn.Conv2d(widths[i - 1], widths[i], k, s, k // 2, bias=False)
-            setattr(self, f"conv{i}", conv)
-            setattr(self, f"bn{i}", nn.BatchNorm2d(widths[i]))
-        self.n = len(kernels)
+        cout, convs = unit_convs(cin, planes, stride, bottleneck)
+        for i, (c_in, c_out, k, s) in enumerate(convs, start=1):
+            setattr(self, f"conv{i}", nn.Conv2d(c_in, c_out, k, s, k // 2, bias=False))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(c_out))
+        self.n = len(convs)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
             if option == "A":
@@ -167,14 +173,11 @@ class CifarBlockV2(nn.Module):
 
     def __init__(self, cin, planes, stride, bottleneck, first):
         super().__init__()
-        cout = planes * (4 if bottleneck else 1)
-        kernels = (1, 3, 1) if bottleneck else (3, 3)
-        widths = (cin, planes, planes, cout) if bottleneck else (cin, planes, cout)
-        strides = (1, stride, 1) if bottleneck else (stride, 1)
-        for i, (k, s) in enumerate(zip(kernels, strides, strict=True), start=1):
-            setattr(self, f"bn{i}", nn.BatchNorm2d(widths[i - 1]))
-            setattr(self, f"conv{i}", nn.Conv2d(widths[i - 1], widths[i], k, s, k // 2, bias=False))
-        self.n, self.first = len(kernels), first
+        cout, convs = unit_convs(cin, planes, stride, bottleneck)
+        for i, (c_in, c_out, k, s) in enumerate(convs, start=1):
+            setattr(self, f"bn{i}", nn.BatchNorm2d(c_in))
+            setattr(self, f"conv{i}", nn.Conv2d(c_in, c_out, k, s, k // 2, bias=False))
+        self.n, self.first = len(convs), first
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False))
 
