@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from image_helpers import add_bad_files, write_folder
-from training_helpers import cli, error_line, metrics
+from training_helpers import cli, error_line, main_error_line, metrics
 
 import keras_preact
 from keras_preact.cli import UserError
@@ -165,11 +165,8 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     bad_folder, tmp_path, capsys, extra, expected
 ):
     out = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_status:
-        images.main(["--data", str(bad_folder), "--output", str(out), *extra])
-    assert exit_status.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected.format(root=bad_folder) in errors[0]
+    argv = ["--data", str(bad_folder), "--output", str(out), *extra]
+    assert expected.format(root=bad_folder) in main_error_line(images.main, argv, capsys)
     assert not out.exists()
 
 
@@ -194,11 +191,8 @@ def test_evaluate_refuses_bad_input_in_one_line(
     taken.write_text("{}")
     missing = tmp_path / "missing"
     argv = ["--model", str(pretrained), "--data", str(folder)]
-    with pytest.raises(SystemExit) as exit_status:
-        evaluate.main([*argv, *(a.format(taken=taken, missing=missing) for a in extra)])
-    assert exit_status.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected in errors[0]
+    argv += [a.format(taken=taken, missing=missing) for a in extra]
+    assert expected in main_error_line(evaluate.main, argv, capsys)
     assert [p.name for p in tmp_path.iterdir()] == ["taken.json"] and taken.read_text() == "{}"
 
 
@@ -245,9 +239,10 @@ def test_check_resolves_an_image_run_once(folder, pretrained, tmp_path, monkeypa
 
 
 def test_weights_and_model_are_not_both_given(pretrained, folder, capsys):
-    with pytest.raises(SystemExit):
-        images.main(["--data", str(folder), "--weights", str(pretrained), "--model", "resnet8v1"])
-    assert "holds the network to fine-tune: drop --model" in capsys.readouterr().err
+    argv = ["--data", str(folder), "--weights", str(pretrained), "--model", "resnet8v1"]
+    assert "holds the network to fine-tune: drop --model" in main_error_line(
+        images.main, argv, capsys
+    )
 
 
 def test_imagenet_without_its_archives_fails_at_once_without_downloading(tmp_path, monkeypatch):
@@ -390,9 +385,7 @@ def test_tuner_trials_fine_tune_the_network_of_weights(folder, pretrained, tmp_p
         (["--models", "resnet8v1"], "--models chooses new networks"),
         (["--widths", "1,2"], "--units and --widths choose new networks"),
     ):
-        with pytest.raises(SystemExit):
-            tune.main([*argv, *extra, "--output", str(out)])
-        assert expected in capsys.readouterr().err
+        assert expected in main_error_line(tune.main, [*argv, *extra, "--output", str(out)], capsys)
     assert not out.exists()
 
 

@@ -7,8 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,6 +72,17 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
+    return errors[0]
+
+
+def main_error_line(main: Callable[[list[str]], Any], argv: list[str], capsys) -> str:
+    """Run a command's ``main`` in this process; check that it exits with status 2 and printed
+    exactly one ``error:`` line; return that line."""
+    with pytest.raises(SystemExit) as exit_status:
+        main(argv)
+    assert exit_status.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
     return errors[0]
 
 
