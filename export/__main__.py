@@ -29,21 +29,19 @@ from export.options import (
     SAMPLE,
     plan_export,
 )
-from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+from keras_preact.cli import (
+    ArgumentParser,
+    add_native_logs_option,
+    cli_main,
+    show_native_logs,
+)
 
 EXIT_VERIFICATION_FAILED = 1
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one ``error:`` line (exit 2), without the usage."""
-
-    def error(self, message: str):
-        raise UserError(f"{message} (see python -m export --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (documented in ``--help``)."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m export",
         description="Export a trained .keras classifier to a TF Serving model repository "
         "(SavedModel), TFLite and ONNX, and verify every artifact against the Keras model.",

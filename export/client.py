@@ -27,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+from keras_preact.cli import (
+    ArgumentParser,
+    UserError,
+    add_native_logs_option,
+    cli_main,
+    show_native_logs,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -276,14 +282,9 @@ def format_predictions(names: Sequence[str], predictions: Predictions) -> str:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(f"{message} (see python -m export.client --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The client's command-line options."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m export.client",
         description="Classify image files with a model served by TF Serving (REST or gRPC).",
     )

@@ -23,7 +23,6 @@ message; so is a model that answers NaN or infinity for finite input, which JSON
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import re
@@ -41,7 +40,13 @@ import numpy as np
 
 from export.client import op_message
 from export.options import MODEL_NAME
-from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+from keras_preact.cli import (
+    ArgumentParser,
+    UserError,
+    add_native_logs_option,
+    cli_main,
+    show_native_logs,
+)
 
 # TensorFlow, gRPC and tensorflow_serving are imported where they are used, so that the command
 # line parses its arguments (and filters TensorFlow's log lines) before TensorFlow loads.
@@ -514,15 +519,10 @@ class LocalServer:
         self.stop()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(f"{message} (see python -m export.local_server --help)")
-
-
 @cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a model repository until interrupted."""
-    p = _Parser(prog="python -m export.local_server", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m export.local_server", description=__doc__.split("\n\n")[0])
     p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
     p.add_argument("--rest-port", type=int, default=8501)
     p.add_argument("--grpc-port", type=int, default=8500)

@@ -56,6 +56,7 @@ module needs only the standard library, and ``keras_preact`` loads its other mod
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import functools
@@ -68,10 +69,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    import argparse
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -106,6 +104,14 @@ def cli_main(fn: Callable[..., T]) -> Callable[..., T]:
             _pass_on_written_lines()
 
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``argparse.ArgumentParser`` whose usage errors are :class:`UserError`: under
+    :func:`cli_main`, one ``error: <message> (see <prog> --help)`` line, exit 2, without the usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,21 +17,20 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+from keras_preact.cli import (
+    ArgumentParser,
+    UserError,
+    add_native_logs_option,
+    cli_main,
+    show_native_logs,
+)
 
 EXIT_PARITY_FAILED = 1
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one ``error:`` line (exit 2), without the usage."""
-
-    def error(self, message: str):
-        raise UserError(f"{message} (see python -m keras_preact.convert --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (documented in ``--help``)."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m keras_preact.convert",
         description="Convert a torchvision, timm, keras.applications or PyTorch CIFAR ResNet "
         "checkpoint into a keras-preact .keras model, exactly, and measure the parity.",
