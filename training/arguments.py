@@ -1,5 +1,5 @@
 """Command-line options shared by ``python -m training.cifar``, ``python -m training.images`` and
-``python -m training.tune``.
+``python -m training.tune``, and the parser of every training command (``Parser``).
 
 Each ``add_*`` function adds one group of options; ``train_config`` turns parsed options into a
 ``training.pipeline.TrainConfig``. Options that change a recipe default to ``None`` ("keep the
@@ -15,8 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Nothing here imports Keras, keras_preact or the pipeline at module level: --help and usage errors
-# answer before TensorFlow loads. The choices --help lists are written out for the same reason;
+from keras_preact.cli import add_native_logs_option
+
+# Nothing here imports Keras or the pipeline at module level (keras_preact.cli is the standard
+# library only): --help and usage errors answer before TensorFlow loads. The choices --help lists are written out for the same reason;
 # tests/training/test_train.py checks them against the modules that define them.
 RECIPES = ("paper", "fast", "demo")
 """``training.recipes.RECIPES``."""
@@ -77,10 +79,16 @@ IMAGE_RECIPE_HELP = (
 
 
 class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line (``error: ...``, exit 2) like the others.
+    """The parser of a training command: its errors are one line (``error: ...``, exit 2) like
+    the others', and it has ``--native-logs`` (``keras_preact.cli.add_native_logs_option``), which
+    ``training.command.run`` applies.
 
-    It prints the line itself instead of raising ``keras_preact.cli.UserError``: a usage error
-    answers before the command imports anything else."""
+    It prints the error line itself instead of raising ``keras_preact.cli.UserError``: a usage
+    error answers before the command imports anything else."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_native_logs_option(self)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")

@@ -47,6 +47,7 @@ class Choices:
     seed: int | None = None
     epochs: int | None = None
     verbose: str = "auto"
+    native_logs: bool = False
 
 
 @dataclass(frozen=True)
@@ -399,6 +400,8 @@ def child_command(campaign: Campaign, run: str) -> list[str]:
         command += ["--seed", str(c.seed)]
     if c.epochs is not None:
         command += ["--epochs", str(c.epochs)]
+    if c.native_logs:
+        command.append("--native-logs")
     return command
 
 

@@ -1,8 +1,9 @@
 """What the training commands do once their options are parsed.
 
 ``run`` calls a command's body under ``keras_preact.cli.cli_main`` (bad input: one ``error:``
-line, exit 2; TensorFlow's log lines hidden). ``train`` is the body of ``python -m training.cifar``
-and ``python -m training.images``: train the parsed configuration and print where the results are.
+line, exit 2; TensorFlow's log lines hidden unless ``--native-logs``). ``train`` is the body of
+``python -m training.cifar`` and ``python -m training.images``: train the parsed configuration and
+print where the results are.
 
 Nothing here imports Keras, TensorFlow or the pipeline at module level: ``--help`` and usage errors
 answer before they load.
@@ -21,11 +22,18 @@ def run(
     argv: Sequence[str] | None,
     body: Callable[[argparse.Namespace], int],
 ) -> int:
-    """Parse ``argv`` with ``parser``, then return ``body(args)`` under ``cli_main``."""
+    """Parse ``argv`` with ``parser`` (a ``training.arguments.Parser``), then return ``body(args)``
+    under ``cli_main``; with ``--native-logs``, TensorFlow's log lines are shown."""
     args = parser.parse_args(argv)
-    from keras_preact.cli import cli_main
+    from keras_preact.cli import cli_main, show_native_logs
 
-    return cli_main(body)(args)
+    @cli_main
+    def command(args: argparse.Namespace) -> int:
+        if args.native_logs:
+            show_native_logs()
+        return body(args)
+
+    return command(args)
 
 
 def train(args: argparse.Namespace) -> int:

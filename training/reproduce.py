@@ -12,10 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_preact.cli import cli_main
-from training import experiments
+from training import arguments, command, experiments
 
 EXAMPLES = """\
 experiments:
@@ -51,10 +48,7 @@ Exit status 1 when a run failed or the experiment's finding does not hold.
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    from training.arguments import Parser, comma_separated
-    from training.pipeline import VERBOSITY
-
-    p = Parser(
+    p = arguments.Parser(
         prog="python -m training.reproduce",
         description="Train the networks of one of the papers' CIFAR experiments with the "
         "papers' recipe (or a CPU-sized one), then write a table beside the paper's numbers and "
@@ -76,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runs",
-        type=comma_separated(str),
+        type=arguments.comma_separated(str),
         default=(),
         metavar="A,B",
         help="train these runs only (default: all at the paper scale, the CPU-sized ones at the "
@@ -84,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--devices",
-        type=comma_separated(str),
+        type=arguments.comma_separated(str),
         default=(),
         metavar="LIST",
         help="GPUs to train on in parallel, one run per GPU, e.g. 0,1,2,3 (default: one run "
@@ -116,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="only train: leave table.md, table.json and figure.png as they are",
     )
-    p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
+    p.add_argument(
+        "--verbose", default="auto", help=f"{', '.join(arguments.VERBOSITY)} (default: auto)"
+    )
     return p
 
 
@@ -180,10 +176,12 @@ def listing(campaign) -> str:
     return "\n".join(lines)
 
 
-@cli_main
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, plan, train, write the table and the figure; print the finding."""
-    args = build_parser().parse_args(argv)
+    return command.run(build_parser(), argv, _reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
     from training import campaign as campaign_lib
     from training import tables
 
@@ -197,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         epochs=args.epochs,
         verbose=args.verbose,
+        native_logs=args.native_logs,
     )
     devices: list[str] = []
     if args.devices and not args.list:

@@ -5,6 +5,7 @@ after an interruption, and sent out one run per device."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -400,6 +401,11 @@ def test_runs_go_out_one_per_device_in_parallel(tmp_path, capsys, monkeypatch):
     assert (args.output, args.seed, args.epochs, args.verify_checksums) == (
         str(tmp_path / "d"), 5, 3, False,
     )  # fmt: skip
+    # --native-logs goes out to the runs' processes too.
+    assert not args.native_logs
+    shown = dataclasses.replace(campaign, choices=dataclasses.replace(choices, native_logs=True))
+    command = campaign_lib.child_command(shown, "plain56v1")
+    assert reproduce.build_parser().parse_args(command[3:]).native_logs
 
     # The dispatch, in table order: one process per device at a time, each seeing only its device; a run that
     # fails is reported and the others go on. (The processes stand in for training runs: the

@@ -191,10 +191,12 @@ def test_help_documents_every_option(capsys):
         ("training.images", ["--data", "x", "--val-split", "nan"]),
         ("training.evaluate", ["--model", "m.keras", "--data", "x", "--batch-size", "two"]),
         ("training.tune", ["--lr-range", "0.1,inf"]),
+        ("training.reproduce", ["degradation", "--seed", "one"]),
     ],
 )
 def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
-    """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds)."""
+    """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds), nor
+    any of keras_preact but its standard-library ``keras_preact.cli``."""
     for args, code in ((["--help"], 0), (bad, 2)):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", command, *args],
@@ -206,7 +208,13 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
         )
         assert result.returncode == code, result.stderr[-2000:]
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
-        assert not {"tensorflow", "keras", "jax", "keras_preact"} & imported, args
+        assert not {"tensorflow", "keras", "jax"} & imported, args
+        assert {m for m in imported if m.startswith("keras_preact")} <= {
+            "keras_preact",
+            "keras_preact.cli",
+        }, args
+        if code == 0:
+            assert "--native-logs" in result.stdout
     assert "examples:" not in result.stdout
     last = result.stderr.splitlines()[-1]
     assert last.startswith(f"error: argument {bad[-2]}: ") and last.endswith(
