@@ -28,7 +28,16 @@ IMPLS = (
     "tflite-int8",
     "onnx",
 )
-METRICS = ("train_img_s", "lat1_ms", "img_s_b32", "acc", "peak_mem_mb", "train_time_s", "params")
+METRICS = (
+    "train_img_s",
+    "feed_img_s",
+    "lat1_ms",
+    "img_s_b32",
+    "acc",
+    "peak_mem_mb",
+    "train_time_s",
+    "params",
+)
 REQUIRED = ("impl", "model", "metric", "value", "batch", "device", "backend", "versions")
 VERSIONED = (
     "keras",
