@@ -63,6 +63,7 @@ ARCHITECTURES: dict[str, Architecture | ImageNetArchitecture] = {
         Architecture("ResNet110V1", 1, 18),
         Architecture("ResNet164V2", 2, 18),
         Architecture("ResNet1001V2", 2, 111),
+        ImageNetArchitecture("ResNet18V1", 18, "resnet18"),  # the reduced mode's, basic units
         ImageNetArchitecture("ResNet50V1", 50, "resnet50", (("bottleneck_stride", "3x3"),)),
     )
 }

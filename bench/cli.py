@@ -41,8 +41,8 @@ from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_n
 
 STAGES = ("accuracy", "feed", "train", "profile", "infer")
 # The reduced mode's image stages: a tiny folder, small crops.
-REDUCED_IMAGE_SIZE = 64
-REDUCED_FOLDER = FolderSpec(train_per_class=4, val_per_class=2, copies=1, sides=(72, 120))
+REDUCED_IMAGE_SIZE = 32
+REDUCED_FOLDER = FolderSpec(train_per_class=4, val_per_class=2, copies=1, sides=(40, 64))
 IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))
 BACKENDS = ("tensorflow", "jax")
 DEVICES = ("cpu", "gpu")
@@ -243,7 +243,9 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
         seeds = tuple(int(s) for s in _csv(args.seeds, None, "seeds"))
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    workers = _positive(args.workers, "workers") if args.workers else len(os.sched_getaffinity(0))
+    workers = (
+        len(os.sched_getaffinity(0)) if args.workers is None else _positive(args.workers, "workers")
+    )
     if args.reduced:
         return Settings(
             workdir=str(workdir),

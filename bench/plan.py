@@ -21,7 +21,7 @@ DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
 }
 GPU_TRAIN_MODELS = ("ResNet20V1", "ResNet56V1", "ResNet110V1", "ResNet164V2", "ResNet1001V2")
 REDUCED_MODEL = "ResNet8V1"
-REDUCED_IMAGE_MODEL = "ResNet50V1"  # at a small image size in the reduced mode
+REDUCED_IMAGE_MODEL = "ResNet18V1"  # at a small image size in the reduced mode
 IMAGE_STAGES = ("train",)  # the stages that take the ImageNet networks
 # Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
 # keras and pytorch inference write the ONNX files onnxruntime measures.

@@ -66,11 +66,13 @@ class Lighting(nn.Module):
         self.eigenvalues = torch.tensor(PCA_EIGENVALUES)
         self.eigenvectors = torch.tensor(PCA_EIGENVECTORS)
 
+    def noise(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The RGB offset, in raw pixel units, of the coefficients ``alpha``."""
+        return self.eigenvectors @ (alpha * self.eigenvalues) * 255.0
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """The image with one draw of the colour noise added."""
-        alpha = torch.randn(3) * self.std
-        rgb = self.eigenvectors @ (alpha * self.eigenvalues) * 255.0
-        return image + rgb.view(3, 1, 1)
+        return image + self.noise(torch.randn(3) * self.std).view(3, 1, 1)
 
 
 def paper_transform(image_size: int = 224) -> nn.Module:
