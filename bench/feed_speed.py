@@ -90,22 +90,16 @@ def keras_preact_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     """keras-preact's tf.data feed of the folder's training images, bounded to ``s.workers``."""
     import tensorflow as tf
 
-    from bench import torch_images
+    from bench import augment as bench_augment
     from training import feed_images
     from training.image_folder import scan
 
+    # The PyTorch side repeats keras-preact's constants: measure only while they are the same.
+    if not bench_augment.same_as_keras_preact(s.image_size):
+        raise RuntimeError("bench.augment no longer repeats keras-preact's augmentation")
     found = scan(folder)
     source = feed_images.FileImages(found.train.files, found.train.labels)
     augment = feed_images.Augment.make(s.image_size, "scale", lighting=True)
-    # The PyTorch side repeats these constants: measure only if they are still the same.
-    same = (
-        augment.scale_range == torch_images.scale_range(s.image_size)
-        and augment.lighting == torch_images.LIGHTING_STD
-        and feed_images.PCA_EIGENVALUES == torch_images.PCA_EIGENVALUES
-        and feed_images.PCA_EIGENVECTORS == torch_images.PCA_EIGENVECTORS
-    )
-    if not same:
-        raise RuntimeError("bench.torch_images no longer repeats keras-preact's augmentation")
     plan = feed_images.ImagePlan(
         global_batch=s.batch,
         steps=source.count // s.batch,
@@ -135,6 +129,7 @@ def torchvision_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     import torch
 
     from bench import torch_images
+    from bench.augment import scale_range
 
     loader = torch_images.image_loader(folder / "train", s.image_size, s.batch, s.workers)
     seconds = _time_windows(lambda: iter(loader), s, gate)
@@ -143,7 +138,7 @@ def torchvision_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
         s,
         pipeline="torchvision ImageFolder (PIL) + DataLoader, transforms.v2 + PCA lighting",
         parallelism=f"DataLoader num_workers={s.workers} (1 thread each)",
-        scale_range=list(torch_images.scale_range(s.image_size)),
+        scale_range=list(scale_range(s.image_size)),
         images=len(loader.dataset),
         torch_threads=torch.get_num_threads(),
         **gate.details(),

@@ -10,8 +10,7 @@ The augmentation is keras-preact's ``scale`` augmentation (``training.feed_image
 way torchvision users write it: the shorter side resized to a random length in [256, 480]
 (``RandomResize``; bilinear, antialiased, as keras-preact resizes), a random 224x224 crop, a random
 horizontal flip, and AlexNet's PCA lighting (`Lighting`, which torchvision does not have), on raw
-[0, 255] float32 pixels. Its constants are repeated here so that the PyTorch process never imports
-TensorFlow; tests/bench checks they are keras-preact's.
+[0, 255] float32 pixels, with the constants of `bench.augment`.
 """
 
 from __future__ import annotations
@@ -24,17 +23,8 @@ import torch
 from torch import nn
 
 from bench.architectures import IMAGENET_MEAN, IMAGENET_STD, get_architecture
+from bench.augment import LIGHTING_STD, PCA_EIGENVALUES, PCA_EIGENVECTORS, scale_range
 from bench.torch_resnet import Normalize
-
-SCALE_RANGE = (256, 480)
-REFERENCE_CROP = 224
-PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
-PCA_EIGENVECTORS = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
-)
-LIGHTING_STD = 0.1
 
 
 def torchvision() -> types.ModuleType:
@@ -47,13 +37,6 @@ def torchvision() -> types.ModuleType:
     import torchvision.transforms.v2
 
     return torchvision
-
-
-def scale_range(image_size: int) -> tuple[int, int]:
-    """The shorter-side range of the scale augmentation at crop ``image_size`` (keras-preact's
-    ``Augment.make``: [256, 480] at 224, scaled with the crop, never below the crop)."""
-    low, high = (max(1, round(s * image_size / REFERENCE_CROP)) for s in SCALE_RANGE)
-    return max(low, image_size), max(high, image_size)
 
 
 class Lighting(nn.Module):
