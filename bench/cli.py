@@ -285,7 +285,7 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
         device=args.device,
         seeds=seeds,
         speed=SpeedSettings(
-            batch=_positive(args.batch, "batch") if args.batch else 0,
+            batch=0 if args.batch is None else _positive(args.batch, "batch"),
             steps=_positive(args.steps, "steps") if args.steps else 0,
             repeats=_positive(args.repeats, "repeats"),
             precision=args.precision,
@@ -343,6 +343,8 @@ def run_command(args: argparse.Namespace) -> Path:
     variants = _csv(args.variants, tuple(VARIANTS), "variants") if args.variants else ()
     if variants and "train" not in stages:
         raise UserError("--variants profile the training stage; add train to --stages")
+    if variants and all(get_architecture(m).family != "cifar" for m in per_stage["train"]):
+        raise UserError("--variants profile the training of the CIFAR networks; --models has none")
     tasks = plan_tasks(stages, per_stage, impls, variants)
     try:
         jobs = group_jobs(tasks, isolate, pairing, _positive(args.max_contenders, "max-contenders"))

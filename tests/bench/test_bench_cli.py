@@ -190,6 +190,11 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
         (["--output", "{tmp}/nodir/r.jsonl"], "nodir does not exist"),
         (["--epochs", "0", "--stages", "train"], "--epochs must be at least 1, got 0"),
         (["--workers", "0", "--stages", "feed"], "--workers must be at least 1, got 0"),
+        (["--batch", "0", "--stages", "train"], "--batch must be at least 1, got 0"),
+        (
+            ["--stages", "train", "--models", "ResNet50V1", "--variants", "keras-bn"],
+            "--variants profile the training of the CIFAR networks; --models has none",
+        ),
         (
             ["--stages", "train,infer", "--models", "ResNet50V1"],
             "ImageNet networks train in the train stage only, and --stages infer has no other",
