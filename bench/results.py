@@ -44,6 +44,8 @@ VERSIONED = (
     "tensorflow",
     "jax",
     "torch",
+    "torchvision",
+    "pillow",
     "onnxruntime",
     "tf2onnx",
     "ai-edge-litert",
