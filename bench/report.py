@@ -96,10 +96,10 @@ def _latency_ratio(peer: Record | None, ours: Record | None) -> float | None:
     return _ratio(peer, ours)
 
 
-def _paired_note(rows: list[Record]) -> str:
+def _paired_note(rows: list[Record], who: str = "every implementation of a model") -> str:
     if rows and all(r.extra.get("turn_group") for r in rows):
         return (
-            "; every implementation of a model in its own warm process, timed window by window "
+            f"; {who} in its own warm process, timed window by window "
             "in turn; ratios are medians of per-round ratios"
         )
     return ""
@@ -201,7 +201,7 @@ def feed_table(records: list[Record]) -> list[str]:
         f"{folder['train_images']:,} JPEGs of {folder['mean_width']:.0f}×"
         f"{folder['mean_height']:.0f} pixels and {folder['mean_kib']:.0f} KiB on average; "
         "keras-preact's tf.data feed on a private pool of as many threads as torchvision's "
-        f"DataLoader has worker processes{_paired_note(rows)}):",
+        f"DataLoader has worker processes{_paired_note(rows, 'each side')}):",
         "",
         "| workers | batch | keras-preact (tf.data) | torchvision (ImageFolder + DataLoader) "
         "| vs torchvision |",
