@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -171,17 +172,30 @@ def test_measurements_under_load_are_starred(tmp_path):
     assert f"Measured on {DEVICE};" in text
 
 
+BUSY = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"
+# Started by a process that ends at once: not this process's child (whose CPU time is its own).
+DETACHED = (
+    "import subprocess, sys\n"
+    f"busy = subprocess.Popen([sys.executable, '-c', {BUSY!r}], "
+    "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "print(busy.pid)"
+)
+
+
 def test_foreign_load_counts_other_processes_only():
-    busy = subprocess.Popen(
-        [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"]
+    starter = subprocess.run(
+        [sys.executable, "-c", DETACHED], capture_output=True, text=True, check=True
     )
+    busy = int(starter.stdout)
     try:
         time.sleep(0.2)
         with ForeignLoad() as load:
             time.sleep(1.0)
     finally:
-        busy.wait()
-    # The child kept one core busy while this process slept.
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{busy}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # The other process kept one core busy while this process slept.
     assert load.cores is not None and load.cores >= 0.6
     assert device_label(DEVICE, load.cores).startswith(f"{DEVICE} (under load: ")
     assert device_label(DEVICE, 0.1) == DEVICE
