@@ -9,7 +9,7 @@ usually below the upper end of the papers' [256, 480] scale range and is often e
 The upscaled images are smooth, so Gaussian grain (``FolderSpec.grain`` levels) is added: a JPEG's
 entropy decoding costs in proportion to its bytes, and with the grain the files hold about as many
 bytes per pixel (~0.55 at quality 90) as ImageNet's training JPEGs (~0.6: 138 GB for 1.28 M images
-of about 470x390 on average); without it they would hold a quarter of that.
+of about 470x390 on average); without it they would hold about a sixth of that.
 The folder is written once per work directory and reused; several processes asking for it at once
 wait for the first one to finish writing it.
 """
