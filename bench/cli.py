@@ -18,24 +18,31 @@ from bench import report
 from bench.accuracy import AccuracySettings
 from bench.architectures import get_architecture
 from bench.datasets import load_npz
+from bench.feed_speed import FEED_MODEL, FeedSettings
 from bench.infer_speed import InferSettings
+from bench.jpeg_folder import FolderSpec
 from bench.plan import (
     DEFAULT_MODELS,
     GPU_TRAIN_MODELS,
+    IMAGE_STAGES,
     ISOLATION,
     MAX_CONTENDERS,
     PAIRING,
+    REDUCED_IMAGE_MODEL,
     REDUCED_MODEL,
     group_jobs,
     plan_tasks,
 )
 from bench.runner import run_jobs
 from bench.tasks import STAGE_IMPLS, Settings
-from bench.train_speed import PRECISIONS, SpeedSettings
+from bench.train_speed import CIFAR_BATCH, IMAGENET_BATCH, PRECISIONS, SpeedSettings
 from bench.variants import VARIANTS
 from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
 
-STAGES = ("accuracy", "train", "profile", "infer")
+STAGES = ("accuracy", "feed", "train", "profile", "infer")
+# The reduced mode's image stages: a tiny folder, small crops.
+REDUCED_IMAGE_SIZE = 32
+REDUCED_FOLDER = FolderSpec(train_per_class=4, val_per_class=2, copies=1, sides=(40, 64))
 IMPLS = tuple(dict.fromkeys(i for stage in STAGES for i in STAGE_IMPLS[stage]))
 BACKENDS = ("tensorflow", "jax")
 DEVICES = ("cpu", "gpu")
@@ -64,22 +71,27 @@ def onednn_expected() -> bool:
     return x86 and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
 
 
+def tensorflow_installed() -> bool:
+    """Asked without importing it: the parent process stays free of any framework."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def select_stages(option: str | None, backend: str, device: str) -> tuple[str, ...]:
     """The stages of ``--stages`` (None: all that apply here); UserError for impossible ones.
 
     The profile stage reads TensorFlow's oneDNN kernels: CPU runs on the TensorFlow backend only,
     and by default only where oneDNN is expected. The infer stage exports through TensorFlow
-    (SavedModel, TFLite, tf2onnx): by default only where TensorFlow is installed (bench/gpu_run.sh
-    measures on a GPU machine without it).
+    (SavedModel, TFLite, tf2onnx), and keras-preact's image feed is tf.data: both by default only
+    where TensorFlow is installed (bench/gpu_run.sh measures on a GPU machine without it).
     """
     profiles = backend == "tensorflow" and device == "cpu"
-    # Asked without importing it: this parent process stays free of any framework.
-    exports = importlib.util.find_spec("tensorflow") is not None
+    exports = tensorflow_installed()
     if option is None:
         return tuple(
             s
             for s in STAGES
-            if (s != "profile" or (profiles and onednn_expected())) and (s != "infer" or exports)
+            if (s != "profile" or (profiles and onednn_expected()))
+            and (s not in ("infer", "feed") or exports)
         )
     stages = _csv(option, STAGES, "stages")
     if "profile" in stages and not profiles:
@@ -92,7 +104,57 @@ def select_stages(option: str | None, backend: str, device: str) -> tuple[str, .
             "--stages infer exports SavedModel, TFLite and ONNX through TensorFlow, which is not "
             "installed here; leave infer out"
         )
+    if "feed" in stages and not exports:
+        raise UserError(
+            "--stages feed times keras-preact's tf.data image feed, and TensorFlow is not "
+            "installed here; leave feed out"
+        )
     return stages
+
+
+def select_models(
+    option: str | None, stages: tuple[str, ...], stages_given: bool, reduced: bool, device: str
+) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
+    """The models of every stage, and the stages left with any; UserError for impossible ones.
+
+    ``--models`` applies to every stage that takes the model: the ImageNet networks (at 224x224,
+    from JPEG files) only to the training stage, where keras-preact feeds them through its tf.data
+    image pipeline. The feed stage has no model. Stages named in ``--stages`` must keep a model;
+    the default stages left without one are dropped.
+    """
+    if option:
+        models = tuple(get_architecture(m).name for m in _csv(option, None, "models"))
+        per_stage = {
+            stage: tuple(
+                m
+                for m in models
+                if get_architecture(m).family != "imagenet" or stage in IMAGE_STAGES
+            )
+            for stage in STAGES
+        }
+    elif reduced:
+        per_stage = {stage: (REDUCED_MODEL,) for stage in STAGES}
+        if tensorflow_installed():
+            per_stage["train"] += (REDUCED_IMAGE_MODEL,)
+    else:
+        per_stage = dict(DEFAULT_MODELS)
+        if device == "gpu":
+            per_stage["train"] = GPU_TRAIN_MODELS
+    per_stage["feed"] = (FEED_MODEL,)
+    empty = [s for s in stages if not per_stage[s]]
+    if empty and stages_given:
+        raise UserError(
+            f"--models {option}: ImageNet networks train in the train stage only, and "
+            f"--stages {','.join(empty)} has no other model"
+        )
+    stages = tuple(s for s in stages if per_stage[s])
+    image_models = [m for m in per_stage.get("train", ()) if get_architecture(m).family != "cifar"]
+    if "train" in stages and image_models and not tensorflow_installed():
+        raise UserError(
+            f"{image_models[0]} trains on JPEG files through keras-preact's tf.data image "
+            "pipeline, and TensorFlow is not installed here"
+        )
+    return per_stage, stages
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,7 +179,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--device", default="cpu", help="cpu or gpu (training and accuracy)")
     run.add_argument("--precision", default="float32", help=f"{', '.join(PRECISIONS)}")
-    run.add_argument("--batch", type=int, default=128, help="training batch (default 128)")
+    run.add_argument(
+        "--batch",
+        type=int,
+        help=f"training batch (default {CIFAR_BATCH}; ImageNet networks {IMAGENET_BATCH['cpu']} "
+        f"on the CPU, {IMAGENET_BATCH['gpu']} on a GPU)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="decoding workers of the image stages: torchvision's DataLoader num_workers, and the "
+        "threads of keras-preact's tf.data feed in the feed stage (default: the cores available)",
+    )
+    run.add_argument(
+        "--feed-batch", type=int, default=64, help="batch of the feed stage (default 64)"
+    )
     run.add_argument("--steps", type=int, help="steps per timed window (default: per model)")
     run.add_argument("--repeats", type=int, default=3, help="timed windows (default 3)")
     run.add_argument("--epochs", type=int, default=10, help="accuracy epochs (default 10)")
@@ -165,6 +241,9 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
         seeds = tuple(int(s) for s in _csv(args.seeds, None, "seeds"))
     except ValueError:
         raise UserError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    workers = (
+        len(os.sched_getaffinity(0)) if args.workers is None else _positive(args.workers, "workers")
+    )
     if args.reduced:
         return Settings(
             workdir=str(workdir),
@@ -172,7 +251,14 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
             backend=args.backend,
             device=args.device,
             seeds=seeds[:1],
-            speed=SpeedSettings(batch=16, steps=2, repeats=1, precision=args.precision),
+            speed=SpeedSettings(
+                batch=16,
+                steps=2,
+                repeats=1,
+                precision=args.precision,
+                image_size=REDUCED_IMAGE_SIZE,
+                workers=workers,
+            ),
             infer=InferSettings(
                 warmup=2,
                 repeats=5,
@@ -185,6 +271,10 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
             accuracy=AccuracySettings(
                 epochs=1, batch=32, train_images=256, precision=args.precision
             ),
+            feed=FeedSettings(
+                batch=8, workers=workers, steps=2, repeats=1, image_size=REDUCED_IMAGE_SIZE
+            ),
+            folder=REDUCED_FOLDER,
         )
     return Settings(
         workdir=str(workdir),
@@ -193,16 +283,23 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
         device=args.device,
         seeds=seeds,
         speed=SpeedSettings(
-            batch=_positive(args.batch, "batch"),
+            batch=0 if args.batch is None else _positive(args.batch, "batch"),
             steps=_positive(args.steps, "steps") if args.steps else 0,
             repeats=_positive(args.repeats, "repeats"),
             precision=args.precision,
             device=args.device,
+            workers=workers,
         ),
         accuracy=AccuracySettings(
             epochs=_positive(args.epochs, "epochs"),
             precision=args.precision,
             device=args.device,
+        ),
+        feed=FeedSettings(
+            batch=_positive(args.feed_batch, "feed-batch"),
+            workers=workers,
+            repeats=_positive(args.repeats, "repeats"),
+            **({"steps": _positive(args.steps, "steps")} if args.steps else {}),
         ),
     )
 
@@ -222,15 +319,9 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UserError(
             "--impls: the pytorch accuracy run replays keras-preact's recipe; include keras-preact"
         )
-    if args.models:
-        models = tuple(get_architecture(m).name for m in _csv(args.models, None, "models"))
-        per_stage = {stage: models for stage in STAGES}
-    elif args.reduced:
-        per_stage = {stage: (REDUCED_MODEL,) for stage in STAGES}
-    else:
-        per_stage = dict(DEFAULT_MODELS)
-        if args.device == "gpu":
-            per_stage["train"] = GPU_TRAIN_MODELS
+    per_stage, stages = select_models(
+        args.models, stages, args.stages is not None, args.reduced, args.device
+    )
     isolate = args.isolate or ("framework" if args.reduced else "task")
     if isolate not in ISOLATION:
         raise UserError(f"unknown --isolate {isolate!r}; allowed: {', '.join(ISOLATION)}")
@@ -250,6 +341,8 @@ def run_command(args: argparse.Namespace) -> Path:
     variants = _csv(args.variants, tuple(VARIANTS), "variants") if args.variants else ()
     if variants and "train" not in stages:
         raise UserError("--variants profile the training stage; add train to --stages")
+    if variants and all(get_architecture(m).family != "cifar" for m in per_stage["train"]):
+        raise UserError("--variants profile the training of the CIFAR networks; --models has none")
     tasks = plan_tasks(stages, per_stage, impls, variants)
     try:
         jobs = group_jobs(tasks, isolate, pairing, _positive(args.max_contenders, "max-contenders"))

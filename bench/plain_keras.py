@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from bench.architectures import BOTTLENECK_EXPANSION, STAGE_WIDTHS, get_architecture
+from bench.architectures import BOTTLENECK_EXPANSION, STAGE_WIDTHS, cifar_architecture
 
 
 def _conv(filters: int, kernel: int, stride: int, weight_decay: float) -> layers.Conv2D:
@@ -65,7 +65,7 @@ def build_plain_keras(
     weight_decay: float = 1e-4,
 ) -> keras.Model:
     """The network for raw NHWC pixels in [0, 255]; softmax output (``UserError`` if unknown)."""
-    arch = get_architecture(name)
+    arch = cifar_architecture(name)
     inputs = keras.Input((32, 32, 3))
     x = layers.Normalization(mean=mean, variance=[s * s for s in std])(inputs)
     x = layers.ReLU()(_bn()(_conv(STAGE_WIDTHS[0], 3, 1, weight_decay)(x)))
@@ -115,3 +115,15 @@ def count_trainable(model: keras.Model) -> int:
 def weight_shapes(model: keras.Model) -> list[tuple[int, ...]]:
     """Trainable weight shapes, sorted: compare with `bench.torch_resnet.weight_shapes`."""
     return sorted(tuple(w.shape) for w in model.trainable_weights)
+
+
+def conv_strides(model: keras.Model) -> list[tuple[int, ...]]:
+    """Every convolution with trainable weights as ``(kernel h, kernel w, in, out, stride h,
+    stride w)``, sorted: where a network downsamples, which weight shapes alone do not show (compare
+    with `bench.torch_resnet.conv_strides`). An option-A shortcut's fixed subsampling is no such
+    convolution."""
+    return sorted(
+        (*layer.kernel.shape, *layer.strides)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel.trainable
+    )

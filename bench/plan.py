@@ -5,21 +5,27 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from bench.tasks import STAGE_IMPLS, Task
+from bench.architectures import get_architecture
+from bench.feed_speed import FEED_MODEL
+from bench.tasks import STAGE_IMPLS, TURN_STAGES, Task
 from bench.variants import get_variant
 
 # The models each stage measures by default; GPU runs train the two deepest networks too.
+# ResNet50V1 (at 224x224, from JPEG files) trains when asked for (--models ResNet50V1).
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
     "accuracy": ("ResNet20V1",),
+    "feed": (FEED_MODEL,),
     "train": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
     "profile": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
     "infer": ("ResNet20V1", "ResNet164V2"),
 }
 GPU_TRAIN_MODELS = ("ResNet20V1", "ResNet56V1", "ResNet110V1", "ResNet164V2", "ResNet1001V2")
 REDUCED_MODEL = "ResNet8V1"
+REDUCED_IMAGE_MODEL = "ResNet18V1"  # at a small image size in the reduced mode
+IMAGE_STAGES = ("train",)  # the stages that take the ImageNet networks
 # Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
 # keras and pytorch inference write the ONNX files onnxruntime measures.
-STAGE_ORDER = ("parity", "accuracy", "train", "profile", "infer")
+STAGE_ORDER = ("parity", "accuracy", "feed", "train", "profile", "infer")
 PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")  # with isolate="framework"
 ISOLATION = ("task", "framework")
 # How the training contenders of one model are timed: "turns" (warm workers taking turns window by
@@ -51,26 +57,35 @@ def plan_tasks(
 ) -> list[Task]:
     """The tasks of the stages, in dependency order; ``impls`` filters implementations (None: all).
 
-    A parity check of every model comes first, before anything is timed. Each profiling variant
-    adds a training task per model and implementation it applies to, after the default ones.
+    A parity check of every network comes first, before anything is timed (the feed stage trains
+    none). Each profiling variant adds a training task per CIFAR model and implementation it
+    applies to, after the default ones. The ImageNet networks have no plain Keras model.
     """
     tasks: list[Task] = []
-    all_models = list(dict.fromkeys(m for stage in stages for m in models.get(stage, ())))
-    tasks += [Task("parity", "all", m) for m in all_models]
+    networks = [m for stage in stages if stage != "feed" for m in models.get(stage, ())]
+    tasks += [Task("parity", "all", m) for m in dict.fromkeys(networks)]
     for stage in STAGE_ORDER[1:]:
         if stage not in stages:
             continue
         for model in models[stage]:
             for impl in STAGE_IMPLS[stage]:
                 if impls is None or impl in impls:
+                    if impl == "plain-keras" and _imagenet(model):
+                        continue
                     tasks.append(Task(stage, impl, model))
     if "train" in stages:
         for name in variants:
             for model in models["train"]:
+                if _imagenet(model):
+                    continue
                 for impl in get_variant(name).impls:
                     if impls is None or impl in impls:
                         tasks.append(Task("train", impl, model, name))
     return tasks
+
+
+def _imagenet(model: str) -> bool:
+    return get_architecture(model).family == "imagenet"
 
 
 def split_turn_group(tasks: list[Task], max_contenders: int = MAX_CONTENDERS) -> list[Job]:
@@ -105,20 +120,21 @@ def group_jobs(
     imports PyTorch, but only builds a model with it): one process start less. A profiling variant
     and the profile stage change their process's environment, so each gets a process of its own.
 
-    With ``pairing="turns"`` the training tasks of each model form one turn group instead (a job
-    whose tasks each get a process and run together, see `bench.turns`), at the training stage's
-    place (before inference) or, grouped by framework, last: no other stage depends on them. A
-    model with more than ``max_contenders`` contenders gets several groups (`split_turn_group`).
+    With ``pairing="turns"`` the training tasks of each model, and the feed stage's tasks, form
+    one turn group each instead (a job whose tasks each get a process and run together, see
+    `bench.turns`), at the training stage's place (before inference) or, grouped by framework,
+    last: no other stage depends on them. A model with more than ``max_contenders`` contenders gets
+    several groups (`split_turn_group`).
     """
     turn_groups: list[Job] = []
     if pairing == TURNS:
-        by_model: dict[str, list[Task]] = {}
+        by_model: dict[tuple[str, str], list[Task]] = {}
         for t in tasks:
-            if t.stage == "train":
-                by_model.setdefault(t.model, []).append(t)
+            if t.stage in TURN_STAGES:
+                by_model.setdefault((t.stage, t.model), []).append(t)
         for model_tasks in by_model.values():
             turn_groups += split_turn_group(model_tasks, max_contenders)
-        tasks = [t for t in tasks if t.stage != "train"]
+        tasks = [t for t in tasks if t.stage not in TURN_STAGES]
     if isolate == "task":
         jobs = [Job(t.process, [t]) for t in tasks]
         if turn_groups:  # at the training stage's place: before inference

@@ -20,6 +20,7 @@ from keras_preact.cli import UserError
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
 """The training speed keras-preact aims for, in times PyTorch's images/s, per model."""
+FEED_TARGET = 1.0  # keras-preact's image feed against torchvision's, same workers
 INT8_LATENCY_TARGET_MS = 0.5
 """The batch-1 latency TFLite int8 aims for (ResNet-20)."""
 INT8_ACC_LOSS_POINTS = 1.0
@@ -99,10 +100,10 @@ def _latency_ratio(peer: Record | None, ours: Record | None) -> float | None:
     return _ratio(peer, ours)
 
 
-def _paired_note(rows: list[Record]) -> str:
+def _paired_note(rows: list[Record], who: str = "every implementation of a model") -> str:
     if rows and all(r.extra.get("turn_group") for r in rows):
         return (
-            "; every implementation of a model in its own warm process, timed window by window "
+            f"; {who} in its own warm process, timed window by window "
             "in turn; ratios are medians of per-round ratios"
         )
     return ""
@@ -124,10 +125,18 @@ def _models(records: list[Record]) -> list[str]:
     )
 
 
+def _from_images(r: Record) -> bool:
+    """A training record of an ImageNet network, trained from JPEG files."""
+    return "image_size" in r.extra
+
+
 def train_table(records: list[Record]) -> list[str]:
     """Training images/s and the ratios keras-preact / PyTorch and keras-preact / plain Keras."""
     rows = [
-        r for r in records if r.stage == "train" and r.metric == "train_img_s" and not r.variant
+        r
+        for r in records
+        if r.stage == "train" and r.metric == "train_img_s" and not r.variant
+        if not _from_images(r)
     ]
     if not rows:
         return []
@@ -146,6 +155,68 @@ def train_table(records: list[Record]) -> list[str]:
             f"| {model} | {_fmt(ours)} | {_fmt(plain)} | {_fmt(torch)} "
             f"| {_x(_speed_ratio(ours, torch), TRAIN_TARGETS.get(model))} "
             f"| {_x(_speed_ratio(ours, plain), 1.0)} |"
+        )
+    return [*lines, ""]
+
+
+def image_train_table(records: list[Record]) -> list[str]:
+    """Training images/s of the ImageNet networks from JPEG files, keras-preact / PyTorch."""
+    rows = [
+        r
+        for r in records
+        if r.stage == "train" and r.metric == "train_img_s" and not r.variant and _from_images(r)
+    ]
+    if not rows:
+        return []
+    workers = {r.extra["loader_workers"] for r in rows if "loader_workers" in r.extra}
+    workers_note = f" of {', '.join(map(str, sorted(workers)))} worker processes" if workers else ""
+    size = rows[0].extra["image_size"]
+    lines = [
+        f"Training at {size}×{size} from JPEG files, images/s (each side decodes and augments the "
+        "folder's JPEGs with the v1 paper's scale augmentation while it trains: keras-preact "
+        "through its tf.data image pipeline, PyTorch through torchvision's ImageFolder and "
+        f"DataLoader{workers_note}; steady state, median of timed windows{_paired_note(rows)}):",
+        "",
+        "| model | batch | keras-preact | PyTorch | vs PyTorch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for model in _models(rows):
+        ours = _find(rows, model=model, impl="keras-preact")
+        torch = _find(rows, model=model, impl="pytorch")
+        batch = (ours or torch).batch
+        lines.append(
+            f"| {model} | {batch} | {_fmt(ours)} | {_fmt(torch)} | {_x(_speed_ratio(ours, torch))} |"
+        )
+    return [*lines, ""]
+
+
+def feed_table(records: list[Record]) -> list[str]:
+    """Images/s of decoding and augmenting JPEGs: keras-preact's tf.data feed / torchvision's."""
+    rows = [r for r in records if r.stage == "feed" and r.metric == "feed_img_s"]
+    if not rows:
+        return []
+    first = rows[0].extra
+    folder = first["folder"]
+    size = first["image_size"]
+    low, high = first["scale_range"]
+    lines = [
+        f"Decoding and augmenting JPEG files on the CPU, images/s (the v1 paper's augmentation: "
+        f"shorter side random in [{low}, {high}], random {size}×{size} crop, flip, PCA lighting; "
+        f"{folder['train_images']:,} JPEGs of {folder['mean_width']:.0f}×"
+        f"{folder['mean_height']:.0f} pixels and {folder['mean_kib']:.0f} KiB on average; "
+        "keras-preact's tf.data feed on a private pool of as many threads as torchvision's "
+        f"DataLoader has worker processes{_paired_note(rows, 'each side')}):",
+        "",
+        "| workers | batch | keras-preact (tf.data) | torchvision (ImageFolder + DataLoader) "
+        "| vs torchvision |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for workers, batch in sorted({(r.extra["workers"], r.batch) for r in rows}):
+        same = [r for r in rows if (r.extra["workers"], r.batch) == (workers, batch)]
+        ours, theirs = _find(same, impl="keras-preact"), _find(same, impl="pytorch")
+        lines.append(
+            f"| {workers} | {batch} | {_fmt(ours)} | {_fmt(theirs)} "
+            f"| {_x(_speed_ratio(ours, theirs), FEED_TARGET)} |"
         )
     return [*lines, ""]
 
@@ -352,6 +423,7 @@ def render(records: list[Record]) -> str:
         "",
     ]
     out += train_table(records) + profile_table(records) + step_table(records)
+    out += feed_table(records) + image_train_table(records)
     out += infer_table(records) + accuracy_table(records)
     target_lines = targets(records)
     if target_lines:

@@ -30,13 +30,24 @@ IMPLS = (
     "tflite-int8",
     "onnx",
 )
-METRICS = ("train_img_s", "lat1_ms", "img_s_b32", "acc", "peak_mem_mb", "train_time_s", "params")
+METRICS = (
+    "train_img_s",
+    "feed_img_s",
+    "lat1_ms",
+    "img_s_b32",
+    "acc",
+    "peak_mem_mb",
+    "train_time_s",
+    "params",
+)
 REQUIRED = ("impl", "model", "metric", "value", "batch", "device", "backend", "versions")
 VERSIONED = (
     "keras",
     "tensorflow",
     "jax",
     "torch",
+    "torchvision",
+    "pillow",
     "onnxruntime",
     "tf2onnx",
     "ai-edge-litert",

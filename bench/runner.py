@@ -71,7 +71,9 @@ def _run_turns(
 ) -> tuple[list[Path], str | None]:
     """A turn group: one warm worker per task, timed window by window in turn (bench.turns)."""
     # Unique within the run (a model may have several groups) and across runs.
-    group = f"{job.tasks[0].model}-{time.strftime('%Y%m%d-%H%M%S')}-job{number}"
+    first = job.tasks[0]
+    name = first.model.replace(" ", "-") if first.stage == "train" else first.stage
+    group = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-job{number}"
     outs, contenders = [], []
     for i, task in enumerate(job.tasks):
         job_file = _job_file(tmp / f"job{i}.json", settings, [task])
@@ -80,7 +82,7 @@ def _run_turns(
         argv = _worker("--turn-group", group, job_file, outs[-1])
         contenders.append((name, argv, worker_env(Job(task.process, [task]), settings)))
     try:
-        run_turns(contenders, 1 + settings.speed.repeats, ROOT, log)
+        run_turns(contenders, settings.windows(job.tasks[0].stage), ROOT, log)
     except TurnError as e:
         return outs, str(e)
     return outs, None

@@ -12,24 +12,30 @@ from pathlib import Path
 from typing import Any
 
 from bench.accuracy import AccuracySettings, trained_model_path
+from bench.architectures import get_architecture
 from bench.datasets import load_images
+from bench.feed_speed import FeedSettings
 from bench.infer_speed import InferSettings
+from bench.jpeg_folder import FolderSpec, ensure_folder, folder_stats
 from bench.results import Record, cpu_device, versions
 from bench.timing import ForeignLoad, device_label
 from bench.train_speed import FREE, SpeedSettings
 from bench.turns import Gate
 from bench.variants import get_variant
 
-STAGES = ("parity", "accuracy", "train", "profile", "infer")
+STAGES = ("parity", "accuracy", "feed", "train", "profile", "infer")
 # Which implementations each stage has, and the worker process kind each one runs in
 # ("keras": the Keras backend of the run; the others are fixed).
 STAGE_IMPLS: dict[str, dict[str, str]] = {
     "parity": {"all": "parity"},
     "accuracy": {"keras-preact": "keras", "pytorch": "torch"},
+    "feed": {"keras-preact": "keras", "pytorch": "torch"},
     "train": {"keras-preact": "keras", "plain-keras": "keras", "pytorch": "torch"},
     "profile": {"keras-preact": "keras"},
     "infer": {"keras": "keras", "pytorch": "torch", "onnxruntime": "onnxruntime"},
 }
+# The stages whose contenders are timed window by window in turn (bench.turns).
+TURN_STAGES = ("feed", "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Settings:
     speed: SpeedSettings = dataclasses.field(default_factory=SpeedSettings)
     infer: InferSettings = dataclasses.field(default_factory=InferSettings)
     accuracy: AccuracySettings = dataclasses.field(default_factory=AccuracySettings)
+    feed: FeedSettings = dataclasses.field(default_factory=FeedSettings)
+    folder: FolderSpec = dataclasses.field(default_factory=FolderSpec)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the job file."""
@@ -59,8 +67,18 @@ class Settings:
                 "speed": SpeedSettings(**d["speed"]),
                 "infer": InferSettings(**d["infer"]),
                 "accuracy": AccuracySettings(**d["accuracy"]),
+                "feed": FeedSettings(**d["feed"]),
+                "folder": FolderSpec(**{**d["folder"], "sides": tuple(d["folder"]["sides"])}),
             }
         )
+
+    def windows(self, stage: str) -> int:
+        """Windows a contender of ``stage`` times, the warm-up included."""
+        return 1 + (self.feed.repeats if stage == "feed" else self.speed.repeats)
+
+    def image_folder(self) -> Path:
+        """The JPEG folder of the image stages, in the work directory (written once)."""
+        return ensure_folder(self.workdir, self.folder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +87,7 @@ class Task:
 
     stage: str
     impl: str
-    model: str
+    model: str  # a network, or for the feed stage `bench.feed_speed.FEED_MODEL`
     variant: str | None = None  # a `bench.variants` name (train stage only)
 
     @property
@@ -125,8 +143,8 @@ RUNTIME_BACKENDS = {
 def run_task(task: Task, s: Settings, gate: Gate = FREE) -> list[Record]:
     """Do ``task`` here and now; ``UserError`` for impossible settings.
 
-    ``gate`` brackets the timed windows of a training task (a `bench.turns.TurnGate` in a turn
-    group, which then also measures other processes' CPU use per window instead of overall).
+    ``gate`` brackets the timed windows of a training or feed task (a `bench.turns.TurnGate` in
+    a turn group, which then also measures other processes' CPU use per window instead of overall).
     """
     images = load_images(s.data)
     workdir = Path(s.workdir)
@@ -134,6 +152,8 @@ def run_task(task: Task, s: Settings, gate: Gate = FREE) -> list[Record]:
     with ForeignLoad() as load:
         if task.stage == "train":
             rows = _train(task, s, images, workdir, gate)
+        elif task.stage == "feed":
+            rows = _feed(task, s, gate)
         else:
             rows = _STAGES[task.stage](task, s, images, workdir)
     cores = gate.foreign_cores()
@@ -180,7 +200,11 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     precision = get_variant(task.variant).precision if task.variant else None
     if precision:
         speed = dataclasses.replace(speed, precision=precision)
-    r = MEASURES[task.impl](task.model, images, speed, task.variant, gate)
+    imagenet = get_architecture(task.model).family == "imagenet"
+    folder = s.image_folder() if imagenet else None
+    r = MEASURES[task.impl](task.model, images, speed, task.variant, gate, folder)
+    if folder is not None:
+        r.details["folder"] = folder_stats(folder)
     backend = "torch" if task.impl == "pytorch" else _keras_backend()
     extra = {
         "n": speed.steps * speed.batch,
@@ -195,6 +219,25 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     if r.peak_mem_mb is not None:
         rows.append((task.impl, "peak_mem_mb", r.peak_mem_mb, speed.batch, backend, extra))
     return rows
+
+
+def _feed(task: Task, s: Settings, gate: Gate) -> list[Row]:
+    from bench.feed_speed import MEASURES
+
+    folder = s.image_folder()
+    r = MEASURES[task.impl](folder, s.feed, gate)
+    backend = "torch" if task.impl == "pytorch" else "tensorflow"
+    extra = {
+        "n": s.feed.steps * s.feed.batch,
+        "extra": {
+            "windows_img_s": r.windows,
+            "workers": s.feed.workers,
+            "image_size": s.feed.image_size,
+            "folder": folder_stats(folder),
+            **r.details,
+        },
+    }
+    return [(task.impl, "feed_img_s", r.img_s, s.feed.batch, backend, extra)]
 
 
 def _profile(task: Task, s: Settings, images, workdir: Path) -> list[Row]:

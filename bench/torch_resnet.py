@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import BOTTLENECK_EXPANSION, STAGE_WIDTHS, Architecture, get_architecture
+from bench.architectures import (
+    BOTTLENECK_EXPANSION,
+    STAGE_WIDTHS,
+    Architecture,
+    cifar_architecture,
+)
 
 
 class Normalize(nn.Module):
@@ -159,7 +164,7 @@ def build_torch_resnet(
     classes: int = 10,
 ) -> CifarResNet:
     """The PyTorch network for a benchmark model name (``UserError`` if unknown)."""
-    return CifarResNet(get_architecture(name), classes, mean, std)
+    return CifarResNet(cifar_architecture(name), classes, mean, std)
 
 
 def count_params(model: nn.Module) -> int:
@@ -178,3 +183,13 @@ def weight_shapes(model: nn.Module) -> list[tuple[int, ...]]:
             shape = (shape[1], shape[0])
         shapes.append(shape)
     return sorted(shapes)
+
+
+def conv_strides(model: nn.Module) -> list[tuple[int, ...]]:
+    """Every convolution as ``(kernel h, kernel w, in, out, stride h, stride w)`` in Keras' order,
+    sorted (compare with `bench.plain_keras.conv_strides`)."""
+    return sorted(
+        (m.weight.shape[2], m.weight.shape[3], m.weight.shape[1], m.weight.shape[0], *m.stride)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    )

@@ -13,6 +13,14 @@ windows are kept in ``extra``).
 * plain-keras: `bench.plain_keras` and ``model.fit(x, y, batch_size=...)`` on NumPy arrays.
 * pytorch: `bench.torch_resnet` and the loop of `bench.torch_train`.
 
+The ImageNet networks (``ResNet50V1``) train at 224x224 on the JPEG folder `bench.jpeg_folder`
+writes, each side through its own image pipeline: keras-preact through ``training.pipeline.prepare``
+with the folder as its ``images`` (the tf.data feed of ``python -m training.images``, the v1 paper's
+scale augmentation, untouched: its own thread pools), PyTorch from torchvision's ``ImageFolder`` in
+a ``DataLoader`` of ``workers`` worker processes with the same augmentation
+(`bench.torch_images`), into torchvision's network. Both decode and augment while they train, on
+the same cores. There is no plain Keras model of them.
+
 A window is one Keras epoch of ``steps`` steps (timed by a callback at epoch begin/end, so nothing
 is added to the step itself). Every window passes a `bench.turns.Gate`: standalone, windows run
 back to back; in a turn group (the default on the CPU) each waits for its turn, so that the
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,31 +45,50 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 # Steps per window when none is given: about 10 s per window on two CPU cores, or 50 GPU steps.
-CPU_WINDOW_STEPS = {"ResNet8V1": 20, "ResNet20V1": 20, "ResNet56V1": 8, "ResNet110V1": 4}
+CPU_WINDOW_STEPS = {
+    "ResNet8V1": 20,
+    "ResNet20V1": 20,
+    "ResNet56V1": 8,
+    "ResNet110V1": 4,
+    "ResNet50V1": 3,
+}
 CPU_WINDOW_STEPS_DEEP = 2
 GPU_WINDOW_STEPS = 50
+# Batch when none is given: the papers' 128 for CIFAR; for the ImageNet networks at 224 one that two
+# training processes hold at once in a 24 GiB machine on the CPU.
+CIFAR_BATCH = 128
+IMAGENET_BATCH = {"cpu": 16, "gpu": 128}
 
 
 @dataclasses.dataclass(frozen=True)
 class SpeedSettings:
-    """How long to measure: one warm-up window, then ``repeats`` windows of ``steps`` steps
-    (``steps=0``: the per-model default)."""
+    """How long to measure: one warm-up window, then ``repeats`` windows of ``steps`` steps of
+    ``batch`` images (``0``: the per-model defaults). ImageNet networks train at ``image_size``,
+    PyTorch's from a DataLoader of ``workers`` worker processes."""
 
-    batch: int = 128
+    batch: int = 0
     steps: int = 0
     repeats: int = 3
     precision: str = "float32"
     device: str = "cpu"  # "cpu" or "gpu"
+    image_size: int = 224
+    workers: int = 2
 
     def for_model(self, model: str) -> SpeedSettings:
-        """These settings with the window length resolved for ``model``."""
-        if self.steps:
-            return self
-        if self.device == "gpu":
-            steps = GPU_WINDOW_STEPS
-        else:
-            steps = CPU_WINDOW_STEPS.get(model, CPU_WINDOW_STEPS_DEEP)
-        return dataclasses.replace(self, steps=steps)
+        """These settings with the batch and the window length resolved for ``model``."""
+        from bench.architectures import get_architecture
+
+        batch = self.batch
+        if not batch:
+            imagenet = get_architecture(model).family == "imagenet"
+            batch = IMAGENET_BATCH[self.device] if imagenet else CIFAR_BATCH
+        steps = self.steps
+        if not steps:
+            if self.device == "gpu":
+                steps = GPU_WINDOW_STEPS
+            else:
+                steps = CPU_WINDOW_STEPS.get(model, CPU_WINDOW_STEPS_DEEP)
+        return dataclasses.replace(self, batch=batch, steps=steps)
 
 
 @dataclasses.dataclass
@@ -120,20 +148,24 @@ def keras_timer(gate: Gate):
     return WindowTimer()
 
 
-def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = None):
+def keras_preact_training(
+    model: str, s: SpeedSettings, variant: str | None = None, folder: Path | None = None
+):
     """keras-preact's training as its pipeline sets it up: the prepared run (model compiled with
-    the recipe), its endless training dataset and its per-step callbacks, for ``variant``."""
+    the recipe), its endless training dataset and its per-step callbacks, for ``variant``. An
+    ImageNet network trains on the image ``folder``, as ``python -m training.images`` would."""
     import keras
 
+    from bench.architectures import get_architecture
     from keras_preact.layers import use_fused_batch_norm
     from training import callbacks as cb
     from training import recipes
     from training.pipeline import TrainConfig, prepare
     from training.strategy import StrategyOptions
 
-    config = TrainConfig(
+    arch = get_architecture(model)
+    common = dict(
         model=model.lower(),
-        dataset="cifar10-sample",
         augment=variant != "no-augment",
         recipe="paper",
         recipe_overrides={"batch_size": s.batch},
@@ -142,7 +174,16 @@ def keras_preact_training(model: str, s: SpeedSettings, variant: str | None = No
         ),
         verbose="quiet",
     )
-    # The sample's images feed the pipeline: images/s do not depend on which images they are.
+    if arch.family == "imagenet":
+        from training.image_data import ImageOptions
+
+        if folder is None:
+            raise ValueError(f"{model} trains on a folder of images; none was given")
+        images = ImageOptions(data=str(folder), image_size=s.image_size)
+        config = TrainConfig(model_options=dict(arch.options), images=images, **common)
+    else:
+        # The sample's images feed the pipeline: images/s do not depend on which images they are.
+        config = TrainConfig(dataset="cifar10-sample", **common)
     prepared = prepare(config)
     if variant == "keras-bn":
         use_fused_batch_norm(prepared.model, enabled=False)
@@ -176,13 +217,18 @@ def _one_batch_repeated(feed):
 
 
 def keras_preact_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
+    model: str,
+    images: Images,
+    s: SpeedSettings,
+    variant: str | None = None,
+    gate: Gate = FREE,
+    folder: Path | None = None,
 ) -> SpeedResult:
     """Train ``model`` through the keras-preact pipeline and time it."""
     from bench.plain_keras import count_trainable
 
-    del images  # the pipeline reads its own sample (see keras_preact_training)
-    prepared, data, callbacks = keras_preact_training(model, s, variant)
+    del images  # the pipeline reads its own sample or the folder (see keras_preact_training)
+    prepared, data, callbacks = keras_preact_training(model, s, variant, folder)
     timer = keras_timer(gate)
     fit_windows(prepared.model, data, s, [*callbacks, timer], timer)
     result = _result(
@@ -192,6 +238,7 @@ def keras_preact_speed(
         jit_compile=str(prepared.model.jit_compile),
         compute_dtype=conv_compute_dtype(prepared.model),
         pipeline="training.pipeline.prepare + model.fit",
+        **_image_details(model, s),
         **gate.details(),
     )
     result.peak_mem_mb = keras_peak_memory_mb()
@@ -212,8 +259,22 @@ def fit_windows(model, data, s: SpeedSettings, callbacks, timer) -> None:
         raise RuntimeError(f"expected {s.repeats} timed windows, got {len(timer.seconds)}")
 
 
+def _image_details(model: str, s: SpeedSettings) -> dict[str, Any]:
+    """What the records of an ImageNet network say about its images (nothing for CIFAR ones)."""
+    from bench.architectures import get_architecture
+
+    if get_architecture(model).family != "imagenet":
+        return {}
+    return {"image_size": s.image_size, "data": "JPEG folder, scale augmentation"}
+
+
 def plain_keras_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
+    model: str,
+    images: Images,
+    s: SpeedSettings,
+    variant: str | None = None,
+    gate: Gate = FREE,
+    folder: Path | None = None,
 ) -> SpeedResult:
     """Train the plain Keras model with ``model.fit`` on NumPy arrays and time it."""
     import keras
@@ -221,6 +282,7 @@ def plain_keras_speed(
     from bench.architectures import CIFAR10_MEAN, CIFAR10_STD
     from bench.plain_keras import build_plain_keras, count_trainable, plain_training_model
 
+    del folder  # CIFAR networks only
     if s.precision != "float32":
         keras.config.set_dtype_policy(f"mixed_{s.precision}")
     net = build_plain_keras(model, CIFAR10_MEAN, CIFAR10_STD)
@@ -262,33 +324,51 @@ def plain_keras_speed(
 
 
 def pytorch_speed(
-    model: str, images: Images, s: SpeedSettings, variant: str | None = None, gate: Gate = FREE
+    model: str,
+    images: Images,
+    s: SpeedSettings,
+    variant: str | None = None,
+    gate: Gate = FREE,
+    folder: Path | None = None,
 ) -> SpeedResult:
     """Train the PyTorch network with the plain loop and time it."""
     import torch
 
-    from bench.architectures import CIFAR10_MEAN, CIFAR10_STD
+    from bench.architectures import CIFAR10_MEAN, CIFAR10_STD, get_architecture
     from bench.torch_resnet import build_torch_resnet, count_params
     from bench.torch_train import TorchRecipe, Trainer, batches, to_nchw
 
     device = torch.device("cuda" if s.device == "gpu" else "cpu")
-    net = build_torch_resnet(model, CIFAR10_MEAN, CIFAR10_STD).to(device)
     memory_format = torch.channels_last if variant == "channels-last" else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
+    if get_architecture(model).family == "imagenet":
+        from bench import torch_images
+        from bench.parity import IMAGE_CLASSES
+
+        if folder is None:
+            raise ValueError(f"{model} trains on a folder of images; none was given")
+        net = torch_images.build_torchvision_resnet(model, IMAGE_CLASSES)
+        loader = torch_images.image_loader(
+            folder / "train", s.image_size, s.batch, s.workers, persistent=True
+        )
+        data = _on_device(torch_images.endless(loader), device, memory_format)
+        pipeline = "torchvision ImageFolder + DataLoader, eager loop"
+        details = {"loader_workers": s.workers}
+    else:
+        net = build_torch_resnet(model, CIFAR10_MEAN, CIFAR10_STD)
+        data = batches(
+            to_nchw(images.x_train),
+            torch.from_numpy(images.y_train),
+            s.batch,
+            torch.Generator().manual_seed(0),
+            fill=train_mean(images),
+            device=device,
+            memory_format=memory_format,
+        )
+        pipeline = "in-memory tensors, batched augmentation, eager loop"
+        details = {}
+    net = net.to(device).to(memory_format=memory_format)
     autocast = torch.bfloat16 if s.precision == "bfloat16" else None
     trainer = Trainer(net, TorchRecipe(lr_at=lambda step: 0.1, batch_size=s.batch), autocast)
-    generator = torch.Generator().manual_seed(0)
-    x = to_nchw(images.x_train)
-    y = torch.from_numpy(images.y_train)
-    data = batches(
-        x,
-        y,
-        s.batch,
-        generator,
-        fill=train_mean(images),
-        device=device,
-        memory_format=memory_format,
-    )
     windows = []
     for _ in range(1 + s.repeats):
         gate.before()
@@ -301,12 +381,20 @@ def pytorch_speed(
         count_params(net),
         threads=torch.get_num_threads(),
         compute_dtype=str(autocast or torch.float32).removeprefix("torch."),
-        pipeline="in-memory tensors, batched augmentation, eager loop",
+        pipeline=pipeline,
+        **details,
+        **_image_details(model, s),
         **gate.details(),
     )
     if device.type == "cuda":
         result.peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+def _on_device(data, device, memory_format):
+    """The loader's batches moved to ``device`` in ``memory_format``."""
+    for x, y in data:
+        yield x.to(device).contiguous(memory_format=memory_format), y.to(device)
 
 
 def conv_compute_dtype(model) -> str:

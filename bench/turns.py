@@ -2,9 +2,9 @@
 
 A 2-core cloud VM drifts by 10-20 % over minutes, more than the differences the training table
 reports, so implementations timed one after the other (minutes apart) compare badly. Here every
-contender of one model (keras-preact, plain Keras, PyTorch and the profiling variants) is its own
-worker process, with its own framework, thread pools and environment, and all of them are started
-and prepared up front. The parent then hands out turns: in round ``r`` each contender in a rotated
+contender of one model (keras-preact, plain Keras, PyTorch and the profiling variants; or the two
+image feeds of the feed stage) is its own worker process, with its own framework, thread pools and
+environment, and all of them are started and prepared up front. The parent then hands out turns: in round ``r`` each contender in a rotated
 order runs one window of ``steps`` training steps while the others wait, blocked on their pipe,
 idle. Round 0 is every contender's warm-up. Window ``i`` of two contenders was measured within
 seconds of each other, so the ratio of one model's contenders is the median of per-round ratios

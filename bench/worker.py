@@ -2,8 +2,8 @@
 
 Started by `bench.runner`, one process per job, so that every framework measures with its own
 thread pools and memory and no other framework loaded. Records are appended to ``OUT.jsonl`` as
-each task finishes. With ``--turn-group`` the job is one training task of a turn group: its windows
-wait for the parent's turns on stdin and report on stdout (`bench.turns.TurnGate`).
+each task finishes. With ``--turn-group`` the job is one training or feed task of a turn group: its
+windows wait for the parent's turns on stdin and report on stdout (`bench.turns.TurnGate`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.results import write_records
-from bench.tasks import Settings, Task, run_task
+from bench.tasks import TURN_STAGES, Settings, Task, run_task
 from bench.train_speed import FREE
 from bench.turns import TurnGate
 from keras_preact.cli import UserError, cli_main
@@ -28,9 +28,9 @@ def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> No
     tasks = [Task(**t) for t in job["tasks"]]
     gate = FREE
     if turn_group:
-        if len(tasks) != 1 or tasks[0].stage != "train":
-            raise UserError("a turn-group worker does exactly one training task")
-        gate = TurnGate.from_stdio(turn_group, windows=1 + settings.speed.repeats)
+        if len(tasks) != 1 or tasks[0].stage not in TURN_STAGES:
+            raise UserError("a turn-group worker does exactly one training or feed task")
+        gate = TurnGate.from_stdio(turn_group, windows=settings.windows(tasks[0].stage))
     if any(t.impl in ("keras-preact", "keras") for t in tasks):
         # As in `python -m training.cifar`: the pipeline's package is imported before Keras and
         # TensorFlow, so any process-wide setup it does applies to what is measured.

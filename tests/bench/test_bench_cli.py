@@ -52,19 +52,44 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     raw = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(set(REQUIRED) <= set(d) for d in raw)
     records = list(read_records(out))
-    assert {r.model for r in records} == {"ResNet8V1"}
+    assert {r.model for r in records} == {"ResNet8V1", "ResNet18V1", "JPEG folder"}
 
-    def values(stage, metric):
-        return {r.impl: r.value for r in records if r.stage == stage and r.metric == metric}
+    def values(stage, metric, model="ResNet8V1"):
+        return {
+            r.impl: r.value
+            for r in records
+            if r.stage == stage and r.metric == metric and r.model == model
+        }
 
     # Same network everywhere, checked before timing.
     assert set(values("parity", "params").values()) == {75_290}
-    train = [r for r in records if r.stage == "train"]
+    assert values("parity", "params", "ResNet18V1") == {
+        "keras-preact": 11_181_642,
+        "pytorch": 11_181_642,
+    }
+    train = [r for r in records if r.stage == "train" and r.model == "ResNet8V1"]
     assert {r.impl for r in train} == {"keras-preact", "plain-keras", "pytorch"}
     assert all(r.value > 0 and r.batch == 16 and r.extra["params"] == 75_290 for r in train)
     assert {r.backend for r in train} == {"tensorflow", "torch"}
     # On the CPU the three take turns window by window (bench.turns).
     assert len({r.extra["turn_group"] for r in train}) == 1
+
+    # The ImageNet network trains on the JPEG folder, each side through its image pipeline.
+    images = {r.impl: r for r in records if r.stage == "train" and r.model == "ResNet18V1"}
+    assert set(images) == {"keras-preact", "pytorch"}
+    for r in images.values():
+        assert r.value > 0 and r.extra["params"] == 11_181_642 and r.extra["image_size"] == 32
+        assert r.extra["folder"]["train_images"] == 40
+    assert images["pytorch"].extra["loader_workers"] == 2
+    # Decoding and augmenting the folder's JPEGs, the two sides in turn with the same workers.
+    feed = {r.impl: r for r in records if r.stage == "feed"}
+    assert set(feed) == {"keras-preact", "pytorch"}
+    assert {(r.metric, r.batch, r.extra["workers"], r.n) for r in feed.values()} == {
+        ("feed_img_s", 8, 2, 16)
+    }
+    assert all(r.value > 0 and r.extra["scale_range"] == [37, 69] for r in feed.values())
+    assert len({r.extra["turn_group"] for r in feed.values()}) == 1
+    assert feed["keras-preact"].backend == "tensorflow"
 
     # Where keras-preact's step goes: oneDNN's primitives and the rest add up to the whole step.
     parts = {r.extra["part"]: r for r in records if r.stage == "profile"}
@@ -91,6 +116,8 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     assert bench("report", str(out), "--output", str(table)).returncode == 0
     assert table.read_text() in proc.stdout
     assert "| ResNet8V1 | tflite-int8 |" in table.read_text()
+    assert "| ResNet18V1 | 16 |" in table.read_text()  # training from JPEG files
+    assert "torchvision (ImageFolder + DataLoader) | vs torchvision |" in table.read_text()
 
 
 @pytest.mark.slow
@@ -119,6 +146,12 @@ def test_reduced_run_on_jax_without_tensorflow(tmp_path, jax_without_tensorflow)
         **jax_without_tensorflow,
     )
     assert explicit.returncode == 2 and "TensorFlow, which is not installed" in explicit.stderr
+    # keras-preact's image feed and image training are tf.data.
+    explicit = bench(*args, "--stages", "feed", "--overwrite", **jax_without_tensorflow)
+    assert explicit.returncode == 2 and "tf.data image feed, and TensorFlow" in explicit.stderr
+    image_model = ["--stages", "train", "--models", "ResNet50V1", "--overwrite"]
+    explicit = bench(*args, *image_model, **jax_without_tensorflow)
+    assert explicit.returncode == 2 and "image pipeline, and TensorFlow" in explicit.stderr
 
 
 def test_a_failed_job_keeps_earlier_output_and_what_it_measured(tmp_path):
@@ -148,7 +181,10 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--stages", "train,speed"], "unknown stages 'speed'; allowed: accuracy, train, profile"),
+        (
+            ["--stages", "train,speed"],
+            "unknown stages 'speed'; allowed: accuracy, feed, train, profile",
+        ),
         (["--stages", "profile", "--backend", "jax"], "it needs --backend tensorflow --device cpu"),
         (["--impls", "tensorflow"], "unknown impls 'tensorflow'; allowed: keras-preact"),
         (["--models", "resnet21v1"], "unknown model 'resnet21v1'; allowed: ResNet8V1"),
@@ -160,6 +196,16 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
         (["--stages", "accuracy", "--impls", "pytorch"], "include keras-preact"),
         (["--output", "{tmp}/nodir/r.jsonl"], "nodir does not exist"),
         (["--epochs", "0", "--stages", "train"], "--epochs must be at least 1, got 0"),
+        (["--workers", "0", "--stages", "feed"], "--workers must be at least 1, got 0"),
+        (["--batch", "0", "--stages", "train"], "--batch must be at least 1, got 0"),
+        (
+            ["--stages", "train", "--models", "ResNet50V1", "--variants", "keras-bn"],
+            "--variants profile the training of the CIFAR networks; --models has none",
+        ),
+        (
+            ["--stages", "train,infer", "--models", "ResNet50V1"],
+            "ImageNet networks train in the train stage only, and --stages infer has no other",
+        ),
         (["--pairing", "mixed", "--stages", "train"], "unknown --pairing 'mixed'; allowed: turns"),
         (["--max-contenders", "0", "--stages", "train"], "--max-contenders must be at least 1"),
         (

@@ -215,3 +215,37 @@ def test_runners_take_turns_in_rotated_blocks_after_settle_calls():
         "ccc",
     ]
     assert all(t >= 0 for ts in times for block in ts for t in block)
+
+
+def test_imagenet_networks_and_the_feed_stage_in_the_plan():
+    from bench.feed_speed import FEED_MODEL
+
+    stages = ["feed", "train"]
+    models = {"feed": [FEED_MODEL], "train": ["ResNet8V1", "ResNet50V1"]}
+    tasks = plan_tasks(stages, models, None, ["keras-bn"])
+    # Networks only are checked for parity; ImageNet ones have no plain Keras model or variants.
+    assert [t.model for t in tasks if t.stage == "parity"] == ["ResNet8V1", "ResNet50V1"]
+    assert [t.impl for t in tasks if t.model == "ResNet50V1" and t.stage == "train"] == [
+        "keras-preact",
+        "pytorch",
+    ]
+    groups = [j for j in group_jobs(tasks, "task", "turns") if j.process == TURNS]
+    assert [[(t.stage, t.model, t.impl) for t in g.tasks] for g in groups] == [
+        [("feed", FEED_MODEL, "keras-preact"), ("feed", FEED_MODEL, "pytorch")],
+        [
+            ("train", "ResNet8V1", "keras-preact"),
+            ("train", "ResNet8V1", "plain-keras"),
+            ("train", "ResNet8V1", "pytorch"),
+            ("train", "ResNet8V1", "keras-preact"),
+        ],
+        [("train", "ResNet50V1", "keras-preact"), ("train", "ResNet50V1", "pytorch")],
+    ]
+    settings = Settings(workdir="w", speed=SpeedSettings(repeats=3))
+    settings = dataclasses.replace(settings, feed=dataclasses.replace(settings.feed, repeats=5))
+    assert (settings.windows("train"), settings.windows("feed")) == (4, 6)
+    assert Settings.from_dict(settings.to_dict()) == settings
+    # Batches by family unless given: the papers' 128 for CIFAR, 16 at 224 on the CPU.
+    assert SpeedSettings().for_model("ResNet50V1").batch == 16
+    assert SpeedSettings(device="gpu").for_model("ResNet50V1").batch == 128
+    assert SpeedSettings().for_model("ResNet20V1").batch == 128
+    assert SpeedSettings(batch=32).for_model("ResNet50V1").batch == 32
