@@ -63,21 +63,27 @@ def _own_seconds() -> float:
 
 def _live_children_seconds() -> float:
     """CPU seconds of this process's running child processes (Linux /proc; 0 elsewhere)."""
+    return sum(_live_children().values())
+
+
+def _live_children() -> dict[int, float]:
+    """CPU seconds of each running child process of this process, by pid (Linux /proc; none
+    elsewhere)."""
     children: set[str] = set()
     try:
         for task in Path("/proc/self/task").iterdir():
             children.update((task / "children").read_text().split())
     except OSError:
-        return 0.0
-    ticks = 0
+        return {}
+    seconds: dict[int, float] = {}
     for pid in children:
         try:
             # After the command name (which may hold spaces): utime and stime, fields 14 and 15.
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # it ended meanwhile
             continue
-        ticks += int(stat[11]) + int(stat[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds[int(pid)] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
 
 
 class ForeignLoad:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,11 +129,17 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
         raise ValueError(
             f"weights file {path!r} must end in .weights.h5 (model.save_weights) or .keras"
         )
-    try:
-        model.load_weights(path)
-    except Exception as e:
-        # Keras reports mismatches in several exception types; the user needs one line.
-        raise ValueError(f"weights file {path!r} does not fit {model.name}: {e}") from None
+    # A file that does not fit makes Keras warn once per layer before it raises; the user needs
+    # only the one line below. The warnings of a load that succeeds are passed on.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except Exception as e:
+            # Keras reports mismatches in several exception types.
+            raise ValueError(f"weights file {path!r} does not fit {model.name}: {e}") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _copy_matching(source: keras.Model, target: keras.Model, path: str) -> None:
