@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         "of the model) or none",
     )
     p.add_argument(
+        "--bytes-resize",
+        default="stretch",
+        help="how serving_bytes sizes an encoded image: stretch (the whole image resized to the "
+        "model's input; default) or center-crop (the shorter side resized to 256/224 of the "
+        "input and the centre cropped, as training.images validates and training.evaluate "
+        "--protocol center tests)",
+    )
+    p.add_argument(
         "--top-k",
         type=int,
         default=DEFAULT_TOP_K,
@@ -128,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         version=args.version,
         labels=args.labels,
         preprocessing=args.preprocessing,
+        bytes_resize=args.bytes_resize,
         top_k=args.top_k,
         representative_data=args.representative_data,
         num_images=args.num_images,

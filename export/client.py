@@ -248,9 +248,15 @@ def read_images(paths: Sequence[str | Path]) -> list[bytes]:
     return out
 
 
-def decode_and_resize(files: Sequence[bytes], size: int, names: Sequence[str]) -> np.ndarray:
-    """Decode JPEG/PNG/GIF/BMP bytes and resize to ``size`` x ``size``: uint8 ``(N, H, W, 3)``."""
+def decode_and_resize(
+    files: Sequence[bytes], size: int, names: Sequence[str], resize: str = "stretch"
+) -> np.ndarray:
+    """Decode JPEG/PNG/GIF/BMP bytes to uint8 ``(N, size, size, 3)``, each image resized whole
+    (``resize="stretch"``) or as the ``center-crop`` view of ``serving_bytes`` (see
+    ``python -m export --bytes-resize``)."""
     import tensorflow as tf
+
+    from keras_preact import image_views
 
     out = []
     for data, name in zip(files, names, strict=True):
@@ -258,7 +264,10 @@ def decode_and_resize(files: Sequence[bytes], size: int, names: Sequence[str]) -
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
             raise UserError(f"cannot decode image {name}: {op_message(e.message)}") from None
-        resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+        if resize == "center-crop":
+            resized = image_views.center(image, size)[0]
+        else:
+            resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
         out.append(np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8))
     return np.stack(out)
 
@@ -299,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="encoded files (serving_bytes) or decoded pixels (default: bytes)",
     )
     p.add_argument("--image-size", type=int, default=32, help="model input size for --send pixels")
+    p.add_argument(
+        "--resize",
+        choices=("stretch", "center-crop"),
+        default="stretch",
+        help="how --send pixels sizes an image: as the export's --bytes-resize does (default "
+        "stretch)",
+    )
     p.add_argument("--version", type=int, help="model version (default: the latest)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     add_native_logs_option(p)
@@ -315,7 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
     files = read_images(args.images)
     names = [Path(p).name for p in args.images]
-    pixels = decode_and_resize(files, args.image_size, names) if args.send == "pixels" else None
+    pixels = (
+        decode_and_resize(files, args.image_size, names, args.resize)
+        if args.send == "pixels"
+        else None
+    )
     if args.protocol == "rest":
         server = args.server or f"localhost:{REST_PORT}"
         body = (

@@ -28,6 +28,10 @@ DEFAULT_OPSET = 17  # supported by tf2onnx 1.17 (max 18) and onnxruntime >= 1.13
 DEFAULT_TOP_K = 5
 DEFAULT_NUM_IMAGES = 300  # the whole test split of the embedded sample
 DEFAULT_LATENCY_RUNS = 10
+BYTES_RESIZES = ("stretch", "center-crop")
+"""How ``serving_bytes`` sizes an encoded image: the whole image resized to the model's input, or
+the shorter side resized to 256/224 of it and the centre cropped (the view ``training.images``
+validates on and ``training.evaluate --protocol center`` tests on)."""
 DEFAULT_BASE_PATH = "/models"  # where the compose file mounts the repository in the container
 SAMPLE = "sample"  # representative data: the embedded sample's train images
 ARTIFACTS_DIR = "artifacts"  # DIR/artifacts/<name>/<version>/: everything but the SavedModel
@@ -49,6 +53,7 @@ class ExportPlan:
         version: version to write, or ``None`` for the next free one.
         labels: ``cifar10``, ``cifar100``, a labels file, or ``None`` (by class count).
         preprocessing: ``auto``, ``none`` or a dataset of ``keras_preact.DATASET_STATS``.
+        bytes_resize: one of :data:`BYTES_RESIZES`.
         top_k: classes in the ``top_k_*`` serving outputs.
         representative_data: int8 calibration images: :data:`SAMPLE`, an existing ``.npy``
             file or a non-empty uint8 array; ``None`` when no int8 file is written.
@@ -66,6 +71,7 @@ class ExportPlan:
     version: int | None
     labels: str | None
     preprocessing: str
+    bytes_resize: str
     top_k: int
     representative_data: str | Path | np.ndarray | None
     num_images: int
@@ -89,6 +95,7 @@ def plan_export(
     version: int | None = None,
     labels: str | None = None,
     preprocessing: str = "auto",
+    bytes_resize: str = "stretch",
     top_k: int = DEFAULT_TOP_K,
     representative_data: str | Path | np.ndarray | None = SAMPLE,
     num_images: int = DEFAULT_NUM_IMAGES,
@@ -119,6 +126,10 @@ def plan_export(
         raise UserError(
             f"--opset {opset} is not supported; choose {ONNX_OPSETS.start}..{ONNX_OPSETS.stop - 1}"
         )
+    if bytes_resize not in BYTES_RESIZES:
+        raise UserError(
+            f"unknown --bytes-resize {bytes_resize!r}; expected one of {', '.join(BYTES_RESIZES)}"
+        )
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     if num_images < 1:
@@ -138,6 +149,7 @@ def plan_export(
         version=version,
         labels=labels,
         preprocessing=preprocessing,
+        bytes_resize=bytes_resize,
         top_k=top_k,
         representative_data=representative_data,
         num_images=num_images,

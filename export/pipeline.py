@@ -87,7 +87,7 @@ def export_model(
         float_tolerance, accuracy_margins, log: see :func:`run_export`.
         **options: the options of :func:`export.options.plan_export` (the attributes of
             :class:`export.options.ExportPlan`): ``formats``, ``quantize``, ``name``,
-            ``version``, ``labels``, ``preprocessing``, ``top_k``, ``representative_data``,
+            ``version``, ``labels``, ``preprocessing``, ``bytes_resize``, ``top_k``, ``representative_data``,
             ``num_images``, ``latency_runs``, ``opset``, ``base_path``.
 
     Raises:
@@ -165,6 +165,7 @@ def run_export(
                 "classes": inference.classes,
                 "labels": plan.labels or "default",
                 "preprocessing": inference.preprocessing,
+                "bytes_resize": plan.bytes_resize,
                 "source_dtype_policy": inference.source_dtype_policy,
                 "reference": "Keras model, float32",
                 "images": "embedded CIFAR-10 sample, test split",
@@ -201,6 +202,12 @@ def _prepare(plan: ExportPlan) -> _Prepared:
         repository.choose_version(plan.output, plan.name, plan.version)
     keras_model = load_keras_model(plan.model_path)
     inference = prepare_inference_model(keras_model, plan.preprocessing)
+    height, width = inference.image_size
+    if plan.bytes_resize == "center-crop" and height != width:
+        raise UserError(
+            f"--bytes-resize center-crop needs a square input; {plan.model_path} takes "
+            f"{height}x{width} images"
+        )
     class_names = resolve_labels(plan.labels, inference.classes)
     name = plan.name or check_name(_default_name(keras_model.name))
     version = repository.choose_version(plan.output, name, plan.version)
@@ -261,13 +268,14 @@ def _build(
         top_k=plan.top_k,
         warmup_images=images if "savedmodel" in plan.formats else None,
         model_name=prepared.name,
+        bytes_resize=plan.bytes_resize,
     )
     say(f"savedmodel: 4 signatures + warm-up requests ({time.perf_counter() - t:.1f} s)")
     if "savedmodel" in plan.formats:
         files["savedmodel"] = staged_savedmodel
         loaded = tf.saved_model.load(str(staged_savedmodel))
         for signature in (DEFAULT_SIGNATURE, UINT8_SIGNATURE, BYTES_SIGNATURE):
-            runner = SavedModelRunner(loaded, signature)
+            runner = SavedModelRunner(loaded, signature, plan.bytes_resize)
             artifacts.append(
                 Artifact(f"savedmodel:{signature}", "float", staged_savedmodel, runner)
             )

@@ -45,6 +45,7 @@ from export.client import predict_request
 from export.images import encode_images
 from export.model import InferenceModel
 from export.options import DEFAULT_TOP_K
+from keras_preact import image_views
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -60,7 +61,10 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def serving_functions(
-    inference: InferenceModel, labels: Sequence[str], top_k: int = DEFAULT_TOP_K
+    inference: InferenceModel,
+    labels: Sequence[str],
+    top_k: int = DEFAULT_TOP_K,
+    bytes_resize: str = "stretch",
 ) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
     """The serving endpoints as ``{signature_name: (function, input_signature)}``.
 
@@ -68,6 +72,9 @@ def serving_functions(
         inference: the float32 raw-pixel model (see :func:`export.model.prepare_inference_model`).
         labels: one name per class, returned for the top-k ids.
         top_k: how many classes ``top_k_*`` outputs hold (at most the number of classes).
+        bytes_resize: how ``serving_bytes`` sizes a decoded image (``export.options.BYTES_RESIZES``):
+            ``stretch`` resizes the whole image to the input; ``center-crop`` takes
+            ``keras_preact.image_views.center`` of it (square inputs only).
     """
     model = inference.model
     height, width = inference.image_size
@@ -115,6 +122,9 @@ def serving_functions(
         # decode_image fails the request with a clear InvalidArgumentError ("Unknown image file
         # format", "Invalid PNG", "Input is empty", ...) rather than crashing the server.
         image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        if bytes_resize == "center-crop":
+            # The view training.images validates on (the input is square: see the export plan).
+            return image_views.center(image, height)[0]
         # Bilinear resizing of an image that already has the model's size is an exact copy.
         return tf.image.resize(image, (height, width), method="bilinear", antialias=True)
 
@@ -144,6 +154,7 @@ def export_savedmodel(
     top_k: int = DEFAULT_TOP_K,
     warmup_images: np.ndarray | None = None,
     model_name: str = "model",
+    bytes_resize: str = "stretch",
 ) -> Path:
     """Write the serving SavedModel (four signatures) to a new directory ``path``.
 
@@ -155,12 +166,15 @@ def export_savedmodel(
         warmup_images: uint8 ``(N, H, W, 3)`` real images for
             ``assets.extra/tf_serving_warmup_requests`` (none written when ``None``).
         model_name: model name recorded in the warm-up requests.
+        bytes_resize: how ``serving_bytes`` sizes a decoded image (see :func:`serving_functions`).
     """
     path = Path(path)
     with keras_preact.deep_graph_recursion():  # deep graphs: be safe wherever Python recurses
         signatures = {
             name: tf.function(fn, input_signature=spec, autograph=False).get_concrete_function()
-            for name, (fn, spec) in serving_functions(inference, labels, top_k).items()
+            for name, (fn, spec) in serving_functions(
+                inference, labels, top_k, bytes_resize
+            ).items()
         }
         # Save the tf.Variables the traced graphs capture (not the Keras variables wrapping
         # them), as ExportArchive does: a SavedModel whose variables hang under other objects
@@ -218,14 +232,20 @@ class SavedModelRunner:
     """Probabilities from one signature of an exported SavedModel, for verification.
 
     ``signature`` picks how the uint8 images are sent: as float32 pixels, as uint8 pixels, or
-    PNG-encoded bytes.
+    PNG-encoded bytes. For a ``center-crop`` ``serving_bytes`` (``bytes_resize``), each image is
+    sent framed by a border of its own edge pixels, sized so that the signature's central crop is
+    exactly the image: its answer is then comparable with the model's on the image itself, while
+    the decoding and cropping run as they do in serving.
     """
 
-    def __init__(self, saved_model, signature: str = DEFAULT_SIGNATURE) -> None:
+    def __init__(
+        self, saved_model, signature: str = DEFAULT_SIGNATURE, bytes_resize: str = "stretch"
+    ) -> None:
         # A path, or an already loaded SavedModel (loading a deep one takes a while).
         is_path = isinstance(saved_model, (str, Path))
         self.loaded = tf.saved_model.load(str(saved_model)) if is_path else saved_model
         self.signature = signature
+        self.bytes_resize = bytes_resize
         self.input_key = SIGNATURE_INPUTS[signature][0]
         # PNG encodings by image batch, so timing serving_bytes times the model, not the client.
         self._encoded: dict[bytes, np.ndarray] = {}
@@ -240,6 +260,21 @@ class SavedModelRunner:
         else:
             key = hashlib.sha1(images.tobytes()).digest() + bytes(str(images.shape), "ascii")
             if key not in self._encoded:
-                self._encoded[key] = np.array(encode_images(images, "png"), dtype=object)
+                framed = (
+                    framed_for_center_crop(images) if self.bytes_resize != "stretch" else images
+                )
+                self._encoded[key] = np.array(encode_images(framed, "png"), dtype=object)
             value = self._encoded[key]
         return run_signature(self.loaded, self.signature, {self.input_key: value})["probabilities"]
+
+
+def framed_for_center_crop(images: np.ndarray) -> np.ndarray:
+    """Square uint8 ``(N, S, S, 3)`` images framed by their edge pixels to the side
+    ``keras_preact.image_views`` resizes to before its central ``S`` x ``S`` crop, placed where
+    that crop starts: the crop of the framed image is the image, pixel for pixel."""
+    side = images.shape[1]
+    border = image_views.scaled(image_views.RESIZE, side) - side
+    before = border // 2
+    return np.pad(
+        images, ((0, 0), (before, border - before), (before, border - before), (0, 0)), "edge"
+    )

@@ -216,9 +216,6 @@ class Prepared:
         return batches()
 
 
-feed = data.feed
-
-
 def load_data(
     config: TrainConfig | Resolved, *, log: Callable[[str], None] = print
 ) -> data.TrainingData:

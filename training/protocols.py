@@ -13,7 +13,8 @@ Sizes are given for the papers' 224 crop and scale with the crop: at crop ``S`` 
 antialiasing (as PIL), and an image whose shorter side already has the size is not resampled, so a
 crop is then exactly a window of the image: the centre window starts at ``(H - S) // 2``,
 ``(W - S) // 2``. Crops come in the order top-left, top-right, bottom-left, bottom-right, centre,
-then the same five flipped.
+then the same five flipped. The ``center`` view is ``keras_preact.image_views``', shared with the
+exported ``serving_bytes`` signature (``python -m export --bytes-resize center-crop``).
 """
 
 from __future__ import annotations
@@ -26,40 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_preact.cli import UserError
+from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
 
 PROTOCOLS = ("center", "10crop", "multiscale")
 """Values of ``python -m training.evaluate --protocol``."""
 
-REFERENCE_CROP = 224
-RESIZE = 256
-"""Shorter side before the crop, at the reference crop of 224."""
 SCALES = (224, 256, 384, 480, 640)
 """Shorter sides of multi-scale testing, at the reference crop of 224 (He et al. 2015, sec. 3.4)."""
-
-
-def scaled(size: int, crop: int) -> int:
-    """``size`` (given at the reference crop of 224) at crop ``crop``."""
-    return max(1, round(size * crop / REFERENCE_CROP))
-
-
-def resize_shorter(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
-    """A float32 ``(H', W', C)`` image whose shorter side is ``size`` (aspect ratio kept, the longer
-    side rounded); the image itself (as float32) when its shorter side is already ``size``."""
-    image = tf.cast(image, tf.float32)
-    shape = tf.shape(image)
-    height, width = shape[0], shape[1]
-    short = tf.minimum(height, width)
-    size = tf.cast(size, tf.int32)
-
-    def resized() -> tf.Tensor:
-        ratio = tf.cast(size, tf.float64) / tf.cast(short, tf.float64)
-        new_h = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float64) * ratio), tf.int32))
-        new_w = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float64) * ratio), tf.int32))
-        new_h = tf.where(height == short, size, new_h)
-        new_w = tf.where(width == short, size, new_w)
-        return tf.image.resize(image, tf.stack([new_h, new_w]), "bilinear", antialias=True)
-
-    return tf.cond(short == size, lambda: image, resized)
 
 
 def corner_offsets(height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
@@ -76,18 +50,6 @@ def corner_offsets(height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
             tf.stack([bottom // 2, right // 2]),
         ]
     )
-
-
-def center_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
-    """The central ``crop`` x ``crop`` window (see ``corner_offsets``)."""
-    shape = tf.shape(image)
-    top, left = (shape[0] - crop) // 2, (shape[1] - crop) // 2
-    return image[top : top + crop, left : left + crop]
-
-
-def center(image: tf.Tensor, crop: int) -> tf.Tensor:
-    """``(1, crop, crop, 3)``: the ``center`` protocol's view of a decoded image."""
-    return center_crop(resize_shorter(image, scaled(RESIZE, crop)), crop)[None]
 
 
 def ten_crops(image: tf.Tensor, crop: int) -> tf.Tensor:

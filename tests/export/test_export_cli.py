@@ -121,6 +121,14 @@ def no_preprocess_model(tmp_path_factory) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory) -> str:
+    """A ResNet-20 taking 32x48 images, saved untrained."""
+    path = tmp_path_factory.mktemp("wide") / "wide.keras"
+    keras_preact.ResNet20V1(input_shape=(32, 48, 3), preprocessing="cifar10").save(path)
+    return str(path)
+
+
 BAD_INPUT = {
     "missing model file": (["--model", "{tmp}/missing.keras"], "model file not found"),
     "non-Keras file": (["--model", "{tmp}/text.keras"], "is not a Keras model"),
@@ -142,6 +150,11 @@ BAD_INPUT = {
     "labels file with wrong count": (["--labels", "{tmp}/labels.txt"], "has 3 names but"),
     "bad name": (["--name", "../evil"], "invalid model name '../evil'"),
     "unknown preprocessing": (["--preprocessing", "zca"], "unknown preprocessing 'zca'"),
+    "unknown bytes resize": (["--bytes-resize", "crop"], "unknown --bytes-resize 'crop'"),
+    "center crop of a non-square input": (
+        ["--model", "{wide}", "--bytes-resize", "center-crop"],
+        "--bytes-resize center-crop needs a square input; {wide} takes 32x48 images",
+    ),
     "double preprocessing": (["--preprocessing", "cifar10"], "already normalises its input"),
     "no preprocess layer": (["--model", "{plain}"], "has no 'preprocess' layer"),
     "unsupported opset": (["--opset", "30"], "--opset 30 is not supported; choose 13..18"),
@@ -154,7 +167,7 @@ BAD_INPUT = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_one_line_exit_2_nothing_written(
-    case, repo_copy, trained_model_path, no_preprocess_model, tmp_path, capsys
+    case, repo_copy, trained_model_path, no_preprocess_model, wide_model, tmp_path, capsys
 ):
     (tmp_path / "text.keras").write_text("not a zip archive")
     (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
@@ -167,6 +180,7 @@ def test_bad_input_one_line_exit_2_nothing_written(
     (dirrepo / "models.config").mkdir(parents=True)
     args, message = BAD_INPUT[case]
     values = {"tmp": tmp_path, "plain": no_preprocess_model, "badrepo": badrepo}
+    values["wide"] = wide_model
     values["dirrepo"] = dirrepo
     message = message.format(**values)
     base = {"--model": trained_model_path, "--output": str(repo_copy)}

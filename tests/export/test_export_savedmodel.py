@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -205,3 +206,46 @@ def test_deploy_files_match_what_export_writes(exported, tmp_path):
     assert f":{repository.DEFAULT_BASE_PATH}:ro" in compose
     assert f"--model_config_file={repository.DEFAULT_BASE_PATH}/models.config" in compose
     assert '"8500:8500"' in compose and '"8501:8501"' in compose
+
+
+def test_center_crop_bytes_serve_the_view_training_validates_on(
+    trained_model_path, keras_model, sample, tmp_path
+):
+    from export.client import decode_and_resize
+    from export.pipeline import export_model
+    from training.feed_images import eval_image
+
+    result = export_model(
+        trained_model_path,
+        tmp_path / "repo",
+        formats="savedmodel",
+        labels="cifar10",
+        bytes_resize="center-crop",
+        num_images=32,
+        latency_runs=0,
+        log=lambda message: None,
+    )
+    # Verification sent serving_bytes framed images whose central crop is the image itself.
+    assert result.published and result.report.passed
+    assert "savedmodel:serving_bytes" in [row.name for row in result.report.rows]
+    report = json.loads((result.artifacts_dir / "report.json").read_text())
+    assert report["bytes_resize"] == "center-crop"
+    loaded = tf.saved_model.load(str(result.savedmodel))
+    # Photos of other sizes and aspect ratios, as JPEG and PNG.
+    photos = []
+    for i, (size, fmt) in enumerate([((48, 80), "jpeg"), ((90, 40), "png"), ((37, 37), "jpeg")]):
+        image = tf.image.resize(sample.x_test[i : i + 1], size, antialias=True)
+        photos += encode_images(np.round(image.numpy()).astype(np.uint8), fmt)
+    served = loaded.signatures["serving_bytes"](image_bytes=tf.constant(photos))["probabilities"]
+    # training.images validates (and training.evaluate --protocol center tests) on this view.
+    views = np.stack([eval_image(tf.constant(p), 32).numpy() for p in photos])
+    expected = keras_model.predict(views, verbose=0)
+    assert np.max(np.abs(served.numpy() - expected)) <= FLOAT_TOLERANCE
+    # A stretched photo is another input: the comparison above can tell the two apart.
+    stretched = np.stack(
+        [tf.image.resize(tf.io.decode_image(p, 3), (32, 32), antialias=True) for p in photos]
+    )
+    assert np.max(np.abs(keras_model.predict(stretched, verbose=0) - expected)) > 1e-3
+    # export.client --send pixels --resize center-crop sends the same view, in whole pixels.
+    pixels = decode_and_resize(photos, 32, ["a", "b", "c"], "center-crop")
+    np.testing.assert_array_equal(pixels, np.clip(np.round(views), 0, 255).astype(np.uint8))
