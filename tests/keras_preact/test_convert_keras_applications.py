@@ -1,9 +1,10 @@
 """keras.applications ResNets -> keras-preact v1: the logits of keras.applications, to 1e-4.
 
-keras.applications' ``ResNet50`` (at 224×224) and ``ResNet101`` (64×64) built with ``weights=None``, batch-norm statistics and
-convolution biases randomised, their weights written in the legacy HDF5 layout of the files Keras
-downloads and caches (read back by Keras itself to check the layout), converted, and run on real
-images: BGR "caffe" inputs for keras.applications, RGB for keras-preact.
+keras.applications' ``ResNet50`` (at 224×224), ``ResNet101`` and ``ResNet152`` (64×64) built with
+``weights=None``, batch-norm statistics and convolution biases randomised, their weights written in
+the legacy HDF5 layout of the files Keras downloads and caches (read back by Keras itself to check
+the layout), converted, and run on real images: BGR "caffe" inputs for keras.applications, RGB for
+keras-preact.
 """
 
 from __future__ import annotations
@@ -66,14 +67,14 @@ def test_resnet50_h5_matches_keras_applications_at_224(tmp_path):
     assert_parity(keras_logits(conversion.model, pixels), bgr_logits(source, x))
 
 
-def test_resnet101_maps_every_tensor_and_folds_the_epsilon(tmp_path):
+@pytest.mark.parametrize("depth", [101, 152])
+def test_deeper_networks_map_every_tensor_and_fold_the_epsilon(tmp_path, depth):
     """Through ``weights=`` into a model built with keras-preact's epsilon (1e-5): the difference
-    to keras.applications' 1.001e-5 is folded into the moving variances. (ResNet-152's mapping
-    differs from ResNet-101's only in the number of units.)"""
-    path = tmp_path / "resnet101.h5"
-    source = source_with_weights(101, path, 64, 10, seed=101)
+    to keras.applications' 1.001e-5 is folded into the moving variances."""
+    path = tmp_path / f"resnet{depth}.h5"
+    source = source_with_weights(depth, path, 64, 10, seed=depth)
     _, x = images(2, 64, "imagenet_caffe")
-    model = kp.ResNet101V1(
+    model = getattr(kp, f"ResNet{depth}V1")(
         weights=path, input_shape=(64, 64, 3), classes=10, classifier_activation=None
     )
     assert model.get_layer("stem_bn").epsilon == 1e-5

@@ -2,8 +2,7 @@
 
 Randomly initialised torchvision networks (built from torchvision's code) with randomised
 batch-norm statistics, saved as ``.pth`` state dicts, converted, and run on real images (the
-embedded sample, upscaled to 224×224 for the full check; 64×64 for ResNet-34 and ResNet-152, whose
-mapping is what differs: ResNet-101's differs from theirs only in the number of units).
+embedded sample, upscaled to 224×224 for the full check; 64×64 for ResNet-34, -101 and -152).
 """
 
 from __future__ import annotations
@@ -58,7 +57,7 @@ def test_resnet50_converts_with_the_stride_on_the_3x3_and_matches_at_224(models,
     assert_parity(keras_logits(conversion.model, pixels), torch_logits(net, x))
 
 
-@pytest.mark.parametrize("depth", [34, 152])
+@pytest.mark.parametrize("depth", [34, 101, 152])
 def test_deeper_networks_map_every_tensor(models, tmp_path, depth):
     _, x = images(2, 64)
     net = randomize_torch(getattr(models, f"resnet{depth}")(num_classes=10), depth, nchw(x))
