@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import sysconfig
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The image scan's cache (training.checked_images) in a temporary folder, never the user's.
+os.environ["KERAS_PREACT_CACHE"] = tempfile.mkdtemp(prefix="keras-preact-cache-")
 
 import keras
 import pytest

@@ -126,6 +126,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
         output=output,
+        log=print,
     )
     top5 = result["top5_error"]
     print(

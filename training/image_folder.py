@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_preact.cli import UserError
+from training.checked_images import CheckedImages
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 """File name endings taken for images (any case)."""
@@ -216,11 +217,8 @@ def scan(
     index = {name: i for i, name in enumerate(class_names)}
     train_split = _split(train.files, index)
     val_split_images = _split(val.files, index)
-    count = len(train_split) + len(val_split_images)
-    if count >= MANY:
-        log(f"data: decoding each of the {count:,} images in {root} once to check it")
     (train_split, val_split_images), skipped = _decodable(
-        (train_split, val_split_images), root, skip_bad_images
+        (train_split, val_split_images), root, skip_bad_images, log
     )
     present = set(train_split.labels.tolist())
     empty_now = [name for i, name in enumerate(class_names) if i not in present]
@@ -248,11 +246,16 @@ def scan(
 
 
 def scan_eval(
-    root: str | os.PathLike, class_names: Sequence[str] | None = None, *, skip_bad_images=False
+    root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    *,
+    skip_bad_images: bool = False,
+    log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
     """Scan an evaluation folder: ``root/val`` when present, else ``root`` itself (its class
     folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
-    the sorted folder names are the labels. The images are in ``FolderScan.val``."""
+    the sorted folder names are the labels. The images are in ``FolderScan.val``; ``log`` as for
+    ``scan``."""
     root = Path(root).expanduser().absolute()
     _, directory, name = find_splits(root, training=False)
     listing = _list(directory, root)  # type: ignore[arg-type]
@@ -269,7 +272,7 @@ def scan_eval(
     if problems:
         raise UserError(f"{root}: {'; '.join(problems)}")
     split = _split(listing.files, {n: i for i, n in enumerate(names)})
-    (split,), skipped = _decodable((split,), root, skip_bad_images)
+    (split,), skipped = _decodable((split,), root, skip_bad_images, log)
     empty_split = Split((), np.zeros((0,), np.int64))
     return FolderScan(root, names, empty_split, split, name, tuple(listing.not_images), skipped)
 
@@ -314,12 +317,17 @@ def _without(split: Split, bad: Sequence[str]) -> Split:
 
 
 def _decodable(
-    splits: Sequence[Split], root: Path, skip_bad_images: bool
+    splits: Sequence[Split], root: Path, skip_bad_images: bool, log: Callable[[str], None]
 ) -> tuple[list[Split], tuple[str, ...]]:
     """``splits`` without the images that cannot be decoded (decoded in one pass), and those
     images' paths relative to ``root``; refused in one line naming them unless
-    ``skip_bad_images``."""
-    bad = find_undecodable([f for split in splits for f in split.files])
+    ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
+    (``training.checked_images``), so that the next scan decodes only new or changed files."""
+    paths = [f for split in splits for f in split.files]
+    if len(paths) >= MANY:
+        bad = _undecodable_remembered(paths, root, log)
+    else:
+        bad = find_undecodable(paths)
     if not bad:
         return list(splits), ()
     shown = [_relative(Path(p), root) for p in bad]
@@ -329,6 +337,25 @@ def _decodable(
             "fix or remove them, or pass --skip-bad-images to leave them out"
         )
     return [_without(split, bad) for split in splits], tuple(shown)
+
+
+def _undecodable_remembered(
+    paths: Sequence[str], root: Path, log: Callable[[str], None]
+) -> list[str]:
+    import tensorflow as tf
+
+    checked = CheckedImages(root, f"tensorflow {tf.__version__}", log)
+    unchanged, stats = checked.unchanged(paths)
+    todo = [p for p in paths if p not in unchanged]
+    if unchanged:
+        log(f"data: {len(unchanged):,} images in {root} unchanged since they were last checked")
+    if todo:
+        which = "new or changed images" if unchanged else "images"
+        log(f"data: decoding each of the {len(todo):,} {which} in {root} once to check it")
+    bad = find_undecodable(todo)
+    failed = set(bad)
+    checked.remember([p for p in todo if p not in failed], stats)
+    return bad
 
 
 def find_undecodable(paths: Sequence[str]) -> list[str]:

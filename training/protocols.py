@@ -207,12 +207,13 @@ def evaluate(
     data_dir: str | None = None,
     manual_dir: str | None = None,
     output: Path | None = None,
+    log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """Evaluate the ``.keras`` network at ``model_path`` on ``data`` (a folder: its ``val/`` or its
     class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
     with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
-    to outputs (default: the sorted folder names). ``UserError`` for bad input, before the network
-    runs."""
+    to outputs (default: the sorted folder names); ``log`` hears how the scan of a large folder
+    goes. ``UserError`` for bad input, before the network runs."""
     from training import feed_images, finetune, rundir
     from training.image_data import TFDS_DATASETS, TFDS_PREFIX
 
@@ -239,7 +240,7 @@ def evaluate(
     else:
         from training.image_folder import scan_eval
 
-        found = scan_eval(data, label_names, skip_bad_images=skip_bad_images)
+        found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
         names, origin, skipped = (
             found.class_names,
             f"{found.root} ({found.val_source})",

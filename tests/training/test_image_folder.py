@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from image_helpers import add_bad_files, write_folder
 from PIL import Image
 
 from keras_preact.cli import UserError
-from training import feed_images
+from training import checked_images, feed_images, image_folder
 from training.image_folder import hold_out, scan, scan_eval
 
 
@@ -135,3 +136,67 @@ def test_a_png_in_a_jpeg_name_is_an_image(copy):
     path.write_bytes(out.getvalue())
     found = scan(copy)
     assert str(path) in found.train.files
+
+
+def test_a_large_folder_remembers_which_images_decoded(copy, tmp_path, monkeypatch):
+    """From ``MANY`` images on, a scan decodes only the images it has not seen decode before at
+    their size and mtime: a resumed run does not check ImageNet again."""
+    monkeypatch.setattr(image_folder, "MANY", 50)  # the folder's 82 images count as many
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KERAS_PREACT_CACHE", str(cache))
+    bad = add_bad_files(copy)
+    decoded: list[list[str]] = []
+    real = image_folder.find_undecodable
+    monkeypatch.setattr(
+        image_folder, "find_undecodable", lambda paths: decoded.append(list(paths)) or real(paths)
+    )
+    lines: list[str] = []
+
+    def scan_it():
+        lines.clear()
+        return scan(copy, skip_bad_images=True, log=lines.append)
+
+    first = scan_it()
+    everything = [*first.train.files, *first.val.files]
+    assert len(decoded[-1]) == len(everything) + 2 and first.skipped == tuple(bad)
+    assert lines == [f"data: decoding each of the 82 images in {copy} once to check it"]
+    assert (cache / checked_images.FILE_NAME).is_file()
+
+    again = scan_it()  # only the two bad images, which are never remembered, are decoded again
+    assert [image_folder._relative(Path(p), copy) for p in decoded[-1]] == bad
+    assert (again.train.files, again.val.files, again.skipped) == (
+        first.train.files,
+        first.val.files,
+        first.skipped,
+    )
+    assert lines[0] == f"data: 80 images in {copy} unchanged since they were last checked"
+
+    changed = Path(first.train.files[0])  # spoilt since: decoded again, and found
+    changed.write_bytes(b"not an image any more")
+    spoilt = scan_it()
+    assert str(changed) in decoded[-1] and len(decoded[-1]) == 3
+    assert image_folder._relative(changed, copy) in spoilt.skipped
+    assert "decoding each of the 3 new or changed images" in lines[1]
+
+    # A damaged cache is moved aside and started afresh; "off" keeps none.
+    (cache / checked_images.FILE_NAME).write_bytes(b"not a database")
+    scan_it()
+    assert len(decoded[-1]) == len(everything) + 2
+    assert "was damaged; moved aside to checked-images.sqlite.damaged-" in lines[0]
+    assert len(list(cache.glob("*.damaged-*"))) == 1
+    scan_it()
+    assert len(decoded[-1]) == 3
+    monkeypatch.setenv("KERAS_PREACT_CACHE", checked_images.OFF)
+    scan_it()
+    assert len(decoded[-1]) == len(everything) + 2
+
+
+def test_an_unusable_scan_cache_costs_a_line_not_the_scan(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(image_folder, "MANY", 50)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("KERAS_PREACT_CACHE", str(blocker / "cache"))
+    lines: list[str] = []
+    found = scan(folder, log=lines.append)
+    assert len(found.train) == 60
+    assert lines[0].startswith(f"data: cannot use the scan cache {blocker}/cache/")
