@@ -311,9 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resize",
         choices=("stretch", "center-crop"),
-        default="stretch",
-        help="how --send pixels sizes an image: as the export's --bytes-resize does (default "
-        "stretch)",
+        help="how --send pixels sizes an image, as the export's --bytes-resize does (default "
+        "stretch; encoded images are sized by the server)",
     )
     p.add_argument("--version", type=int, help="model version (default: the latest)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
@@ -329,10 +328,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_native_logs()
     if args.image_size < 1:
         raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
+    if args.resize is not None and args.send != "pixels":
+        raise UserError(
+            "--resize applies to --send pixels; the server sizes encoded images as its export's "
+            "--bytes-resize says"
+        )
     files = read_images(args.images)
     names = [Path(p).name for p in args.images]
     pixels = (
-        decode_and_resize(files, args.image_size, names, args.resize)
+        decode_and_resize(files, args.image_size, names, args.resize or "stretch")
         if args.send == "pixels"
         else None
     )

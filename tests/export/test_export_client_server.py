@@ -211,6 +211,7 @@ def test_client_cli_rest_grpc_and_pixels(
         (["{tmp}/broken.png"], "answered HTTP 400"),
         (["{tmp}/ok.png", "--server", "127.0.0.1:9"], "cannot reach TF Serving"),
         (["{tmp}/ok.png", "--protocol", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["{tmp}/ok.png", "--resize", "center-crop"], "--resize applies to --send pixels"),
     ],
 )
 def test_client_cli_bad_input(server, exported, sample, tmp_path, capsys, args, message):
