@@ -90,13 +90,9 @@ def keras_preact_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     """keras-preact's tf.data feed of the folder's training images, bounded to ``s.workers``."""
     import tensorflow as tf
 
-    from bench import augment as bench_augment
     from training import feed_images
     from training.image_folder import scan
 
-    # The PyTorch side repeats keras-preact's constants: measure only while they are the same.
-    if not bench_augment.same_as_keras_preact(s.image_size):
-        raise RuntimeError("bench.augment no longer repeats keras-preact's augmentation")
     found = scan(folder)
     source = feed_images.FileImages(found.train.files, found.train.labels)
     augment = feed_images.Augment.make(s.image_size, "scale", lighting=True)
@@ -129,7 +125,7 @@ def torchvision_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     import torch
 
     from bench import torch_images
-    from bench.augment import scale_range
+    from training.paper_augmentation import scale_range
 
     loader = torch_images.image_loader(folder / "train", s.image_size, s.batch, s.workers)
     seconds = _time_windows(lambda: iter(loader), s, gate)

@@ -10,7 +10,8 @@ The augmentation is keras-preact's ``scale`` augmentation (``training.feed_image
 way torchvision users write it: the shorter side resized to a random length in [256, 480]
 (``RandomResize``; bilinear, antialiased, as keras-preact resizes), a random 224x224 crop, a random
 horizontal flip, and AlexNet's PCA lighting (`Lighting`, which torchvision does not have), on raw
-[0, 255] float32 pixels, with the constants of `bench.augment`.
+[0, 255] float32 pixels, with the parameters keras-preact's feed takes too
+(``training.paper_augmentation``, which imports no TensorFlow).
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ import torch
 from torch import nn
 
 from bench.architectures import IMAGENET_MEAN, IMAGENET_STD, get_architecture
-from bench.augment import LIGHTING_STD, PCA_EIGENVALUES, PCA_EIGENVECTORS, scale_range
 from bench.torch_resnet import Normalize
+from training.paper_augmentation import (
+    LIGHTING_STD,
+    PCA_EIGENVALUES,
+    PCA_EIGENVECTORS,
+    scale_range,
+)
 
 
 def torchvision() -> types.ModuleType:

@@ -9,12 +9,16 @@ resampled, so the crop is then exactly a window of the image, starting at ``(H -
 
 ``training.images`` validates on this view, ``training.evaluate --protocol center`` tests on it and
 ``python -m export --bytes-resize center-crop`` serves encoded images through it. The models
-themselves never need it (nor TensorFlow).
+themselves never need it. TensorFlow is imported by the view functions only: the sizes
+(``scaled``) serve code that runs without it, such as the benchmark's PyTorch side.
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 REFERENCE_CROP = 224
 RESIZE = 256
@@ -29,6 +33,8 @@ def scaled(size: int, crop: int) -> int:
 def resize_shorter(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
     """A float32 ``(H', W', C)`` image whose shorter side is ``size`` (aspect ratio kept, the longer
     side rounded); the image itself (as float32) when its shorter side is already ``size``."""
+    import tensorflow as tf
+
     image = tf.cast(image, tf.float32)
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
@@ -48,6 +54,8 @@ def resize_shorter(image: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
 
 def center_crop(image: tf.Tensor, crop: int) -> tf.Tensor:
     """The central ``crop`` x ``crop`` window, from ``((H - crop) // 2, (W - crop) // 2)``."""
+    import tensorflow as tf
+
     shape = tf.shape(image)
     top, left = (shape[0] - crop) // 2, (shape[1] - crop) // 2
     return image[top : top + crop, left : left + crop]

@@ -95,7 +95,10 @@ class CheckedImages:
         return self._connect(retry=False)
 
     def unchanged(self, paths: Sequence[str]) -> tuple[set[str], dict[str, tuple[int, int]]]:
-        """``(paths known to decode and unchanged, size and mtime of every path found)``."""
+        """``(paths known to decode and unchanged, size and mtime of every path found)``; nothing
+        (and no file looked at) when the cache is off."""
+        if self.path is None:
+            return set(), {}
         stats = {p: s for p in paths if (s := _stat(p)) is not None}
         connection = self._connect()
         if connection is None:

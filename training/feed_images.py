@@ -33,23 +33,16 @@ import tensorflow as tf
 from keras_preact.cli import UserError
 from training import protocols
 from training.image_data import AUGMENTATIONS
-
-SCALE_RANGE = (256, 480)
-"""Shorter-side range of the ``scale`` augmentation at the reference crop of 224."""
+from training.paper_augmentation import (
+    LIGHTING_STD,
+    PCA_EIGENVALUES,
+    PCA_EIGENVECTORS,
+    SCALE_RANGE,
+    scale_range,
+)
 
 INCEPTION_AREA = (0.08, 1.0)
 INCEPTION_RATIO = (3 / 4, 4 / 3)
-
-# AlexNet's PCA colour augmentation, RGB, in [0, 1] pixel units (the eigen-decomposition of ImageNet's
-# pixel covariance, as in fb.resnet.torch); the noise is scaled by 255 for raw pixels.
-PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
-PCA_EIGENVECTORS = (
-    (-0.5675, 0.7192, 0.4009),
-    (-0.5808, -0.0045, -0.8140),
-    (-0.5836, -0.6948, 0.4203),
-)
-LIGHTING_STD = 0.1
-"""Standard deviation of AlexNet's per-image PCA coefficients."""
 
 
 @dataclass(frozen=True)
@@ -70,11 +63,10 @@ class Augment:
             raise UserError(
                 f"unknown augmentation {kind!r}: choose one of {', '.join(AUGMENTATIONS)}"
             )
-        low, high = (protocols.scaled(s, image_size) for s in SCALE_RANGE)
         return cls(
             image_size,
             kind,
-            (max(low, image_size), max(high, image_size)),
+            scale_range(image_size),
             flip=kind != "none",
             lighting=LIGHTING_STD if lighting and kind != "none" else 0.0,
         )

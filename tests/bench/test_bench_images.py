@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 import keras_preact
-from bench import architectures, augment, parity, torch_images
+from bench import architectures, parity, torch_images
 from bench.jpeg_folder import MARKER, FolderSpec, ensure_folder, folder_stats
 from bench.timing import _live_children, _own_seconds
 from training import feed_images
@@ -46,15 +46,15 @@ def test_the_folder_is_written_once_with_real_jpegs_at_the_spec_sizes(tmp_path):
     assert ensure_folder(tmp_path, FolderSpec(**{**TINY.__dict__, "seed": 1})) != root
 
 
-def test_torchvisions_augmentation_uses_keras_preacts_constants(monkeypatch):
-    assert augment.PCA_EIGENVALUES == feed_images.PCA_EIGENVALUES
-    assert augment.PCA_EIGENVECTORS == feed_images.PCA_EIGENVECTORS
-    assert augment.LIGHTING_STD == feed_images.LIGHTING_STD
+def test_torchvisions_augmentation_uses_keras_preacts_constants():
+    lighting = torch_images.Lighting()
+    assert torch.equal(lighting.eigenvalues, torch.tensor(feed_images.PCA_EIGENVALUES))
+    assert torch.equal(lighting.eigenvectors, torch.tensor(feed_images.PCA_EIGENVECTORS))
+    assert lighting.std == feed_images.Augment.make(224, "scale").lighting
     for size in (32, 64, 100, 224, 320):
-        assert augment.scale_range(size) == feed_images.Augment.make(size, "scale").scale_range
-        assert augment.same_as_keras_preact(size)
-    monkeypatch.setattr(feed_images, "PCA_EIGENVALUES", (0.2, 0.02, 0.005))
-    assert not augment.same_as_keras_preact(224)
+        resize = torch_images.paper_transform(size).transforms[0]
+        expected = feed_images.Augment.make(size, "scale").scale_range
+        assert (resize.min_size, resize.max_size - 1) == expected
     mean, std = keras_preact.mean_std("imagenet")
     np.testing.assert_allclose(architectures.IMAGENET_MEAN, mean, rtol=1e-6)
     np.testing.assert_allclose(architectures.IMAGENET_STD, std, rtol=1e-6)
@@ -74,7 +74,7 @@ def test_lighting_adds_the_same_colour_noise_as_keras_preact_for_the_same_draw()
 
 def test_the_transform_resizes_the_shorter_side_into_the_range_then_crops():
     transform = torch_images.paper_transform(64)
-    low, high = augment.scale_range(64)
+    low, high = feed_images.Augment.make(64, "scale").scale_range
     image = Image.fromarray(np.zeros((90, 150, 3), np.uint8))
     out = transform(image)
     assert out.shape == (3, 64, 64) and out.dtype == torch.float32
