@@ -1,4 +1,4 @@
-"""``python -m export``: .keras -> TF Serving repository, TFLite, ONNX, verified.
+"""``python -m export``: .keras -> TF Serving repository, TFLite, ONNX, OpenVINO, verified.
 
     python -m export --model runs/demo/train/best.keras --output runs/demo/export --labels cifar10
 
@@ -44,14 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="python -m export",
         description="Export a trained .keras classifier to a TF Serving model repository "
-        "(SavedModel), TFLite and ONNX, and verify every artifact against the Keras model.",
+        "(SavedModel), TFLite, ONNX and OpenVINO, and verify every artifact against the Keras "
+        "model.",
     )
     p.add_argument("--model", required=True, help="the .keras file to export")
     p.add_argument("--output", required=True, help="model repository directory (created if new)")
     p.add_argument(
         "--formats",
-        default=",".join(FORMATS),
-        help=f"comma-separated subset of {','.join(FORMATS)} (default: all)",
+        help=f"comma-separated subset of {','.join(FORMATS)} (default: all whose runtime is "
+        "installed; openvino needs the openvino extra)",
     )
     p.add_argument("--name", help="model name in the repository (default: the Keras model name)")
     p.add_argument(
@@ -60,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quantize",
         default=",".join(DEFAULT_QUANTIZATIONS),
-        help=f"TFLite modes besides float32: subset of {','.join(DEFAULT_QUANTIZATIONS)} "
-        "('' for none)",
+        help=f"low-precision artifacts besides float32: subset of {','.join(DEFAULT_QUANTIZATIONS)} "
+        "('' for none); float16 and dynamic are TFLite files, bfloat16 an OpenVINO precision "
+        "(where the CPU has it), int8 a TFLite, an ONNX and an OpenVINO file, all calibrated on "
+        "--representative-data",
     )
     p.add_argument(
         "--labels",

@@ -18,9 +18,19 @@ import numpy as np
 
 from keras_preact.cli import UserError
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")  # TFLite modes; float32 always made
-DEFAULT_QUANTIZATIONS = ("float16", "dynamic", "int8")
+FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
+OPTIONAL_FORMATS = ("openvino",)  # need an extra; left out of the default when not installed
+QUANTIZATIONS = ("float32", "float16", "dynamic", "bfloat16", "int8")
+DEFAULT_QUANTIZATIONS = ("float16", "dynamic", "bfloat16", "int8")
+TFLITE_MODES = ("float32", "float16", "dynamic", "int8")
+# The low-precision modes each format has (float32 is always made): TFLite files, ONNX's int8
+# file (onnxruntime static quantisation), OpenVINO's bfloat16 (a load-time precision of the IR,
+# where the CPU has it) and int8 IR (NNCF).
+FORMAT_MODES = {
+    "tflite": ("float16", "dynamic", "int8"),
+    "onnx": ("int8",),
+    "openvino": ("bfloat16", "int8"),
+}
 # tf2onnx 1.17 converts to opsets up to 18; 13 is the oldest this export is tested against
 # and what older runtimes (onnxruntime >= 1.7, TensorRT 8) accept.
 ONNX_OPSETS = range(13, 19)
@@ -46,9 +56,15 @@ class ExportPlan:
     Attributes:
         model_path: the ``.keras`` (or legacy ``.h5``) file, a zip archive that exists.
         output: the model repository directory (it may not exist yet; it is not a file).
-        formats: requested subset of :data:`FORMATS`, in the order given.
+        formats: requested subset of :data:`FORMATS`, in the order given (the default: every
+            format whose runtime is installed).
         tflite_modes: TFLite files to write, ``float32`` first; empty unless ``tflite`` is in
             ``formats``.
+        onnx_modes: ONNX files to write (``float32``, ``int8``); empty without ``onnx``.
+        openvino_modes: OpenVINO artifacts (``float32``, ``bfloat16``, ``int8``); empty without
+            ``openvino``.
+        skipped: what the defaults asked for that cannot be made here, one phrase each (an
+            optional runtime not installed, bfloat16 on a CPU without it).
         name: model name in the repository, or ``None`` for the Keras model's own name.
         version: version to write, or ``None`` for the next free one.
         labels: ``cifar10``, ``cifar100``, a labels file, or ``None`` (by class count).
@@ -67,6 +83,9 @@ class ExportPlan:
     output: Path
     formats: tuple[str, ...]
     tflite_modes: tuple[str, ...]
+    onnx_modes: tuple[str, ...]
+    openvino_modes: tuple[str, ...]
+    skipped: tuple[str, ...]
     name: str | None
     version: int | None
     labels: str | None
@@ -84,12 +103,22 @@ class ExportPlan:
         """The ONNX opset, or ``None`` when no ONNX file is written."""
         return self.opset if "onnx" in self.formats else None
 
+    @property
+    def needs_onnx(self) -> bool:
+        """Whether an ONNX file is converted (published or not): OpenVINO's IR is made from it."""
+        return "onnx" in self.formats or "openvino" in self.formats
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether any int8 artifact is made (they all calibrate on the same real images)."""
+        return "int8" in (*self.tflite_modes, *self.onnx_modes, *self.openvino_modes)
+
 
 def plan_export(
     model_path: str | Path,
     output: str | Path,
     *,
-    formats: str | Sequence[str] = FORMATS,
+    formats: str | Sequence[str] | None = None,
     quantize: str | Sequence[str] = DEFAULT_QUANTIZATIONS,
     name: str | None = None,
     version: int | None = None,
@@ -105,19 +134,35 @@ def plan_export(
 ) -> ExportPlan:
     """Check every option, cheapest first, and return the plan; loads and writes nothing.
 
-    ``formats`` and ``quantize`` are lists or comma-separated strings; ``quantize`` names the
-    TFLite modes besides float32 (subset of ``float16``, ``dynamic``, ``int8``). The other
-    arguments are :class:`ExportPlan`'s attributes.
+    ``formats`` and ``quantize`` are lists or comma-separated strings. ``formats`` defaults to
+    every format whose runtime is installed (OpenVINO is an optional extra); naming ``openvino``
+    without it installed is an error. ``quantize`` names the low-precision modes besides float32,
+    each made for the formats that have it (:data:`FORMAT_MODES`): ``float16`` and ``dynamic``
+    (TFLite), ``bfloat16`` (OpenVINO, where the CPU runs it), ``int8`` (TFLite, ONNX, and
+    OpenVINO when NNCF is installed). The other arguments are :class:`ExportPlan`'s attributes.
 
     Raises:
         UserError: the first bad option, in one line.
     """
-    formats = parse_list(formats, FORMATS, "format")
+    skipped: list[str] = []
+    if formats is None:
+        formats = FORMATS
+        chosen = False
+    else:
+        formats = parse_list(formats, FORMATS, "format")
+        chosen = True
     if not formats:
         raise UserError(f"no export format given; expected some of {', '.join(FORMATS)}")
     quantize = parse_list(quantize, QUANTIZATIONS, "quantization")
     modes = tuple(m for m in QUANTIZATIONS if m == "float32" or m in quantize)
-    modes = modes if "tflite" in formats else ()
+    per_format = {
+        f: tuple(m for m in modes if m == "float32" or m in FORMAT_MODES[f]) if f in formats else ()
+        for f in FORMAT_MODES
+    }
+    if "openvino" in formats:
+        formats, per_format["openvino"] = _openvino_plan(
+            formats, per_format["openvino"], chosen, skipped
+        )
     if name is not None:
         check_name(name)
     if version is not None and version < 1:
@@ -136,7 +181,8 @@ def plan_export(
         raise UserError(f"--num-images must be at least 1, got {num_images}")
     if latency_runs < 0:
         raise UserError(f"--latency-runs must be 0 (no timing) or more, got {latency_runs}")
-    representative_data = _check_representative_data(representative_data, "int8" in modes)
+    int8 = any("int8" in m for m in per_format.values())
+    representative_data = _check_representative_data(representative_data, int8)
     model_path = check_model_file(model_path)
     output = check_output_path(output)
     _check_preprocessing(preprocessing)
@@ -144,7 +190,10 @@ def plan_export(
         model_path=model_path,
         output=output,
         formats=formats,
-        tflite_modes=modes,
+        tflite_modes=per_format["tflite"],
+        onnx_modes=per_format["onnx"],
+        openvino_modes=per_format["openvino"],
+        skipped=tuple(skipped),
         name=name,
         version=version,
         labels=labels,
@@ -157,6 +206,30 @@ def plan_export(
         opset=opset,
         base_path=base_path,
     )
+
+
+def _openvino_plan(
+    formats: tuple[str, ...], modes: tuple[str, ...], chosen: bool, skipped: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The formats and OpenVINO modes that can be made here; what cannot is added to
+    ``skipped`` (or, for OpenVINO named in ``--formats`` but not installed, an error)."""
+    from export.openvino_export import INSTALL_HINT, availability
+
+    found = availability()
+    if not found.openvino:
+        if chosen:
+            raise UserError(
+                f"--formats openvino needs OpenVINO, which is not installed: {INSTALL_HINT}"
+            )
+        skipped.append(f"openvino (not installed: {INSTALL_HINT})")
+        return tuple(f for f in formats if f != "openvino"), ()
+    if "bfloat16" in modes and not found.bfloat16:
+        skipped.append("openvino bfloat16 (this CPU has no bfloat16 instructions)")
+        modes = tuple(m for m in modes if m != "bfloat16")
+    if "int8" in modes and not found.nncf:
+        skipped.append(f"openvino int8 (NNCF is not installed: {INSTALL_HINT})")
+        modes = tuple(m for m in modes if m != "int8")
+    return formats, modes
 
 
 def parse_list(value: str | Sequence[str], allowed: Sequence[str], what: str) -> tuple[str, ...]:

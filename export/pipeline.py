@@ -1,10 +1,12 @@
-"""The whole export: .keras -> SavedModel (TF Serving layout) -> TFLite, ONNX -> verify -> publish.
+"""The whole export: .keras -> SavedModel (TF Serving layout) -> TFLite, ONNX -> OpenVINO ->
+verify -> publish.
 
 Layout of the output directory (a TF Serving model repository)::
 
     DIR/models.config                        ModelServerConfig for every model in DIR
     DIR/<name>/<version>/                    serving SavedModel (+ assets.extra warm-up requests)
-    DIR/artifacts/<name>/<version>/          TFLite files, ONNX file, labels.txt, report.json
+    DIR/artifacts/<name>/<version>/          TFLite files, ONNX files, labels.txt, report.json
+    DIR/artifacts/<name>/<version>/openvino/ OpenVINO IR (.xml + .bin), float32 and int8
     DIR/artifacts/<name>/rejected-<version>-<time>/   a run whose verification failed
 
 Everything is built in a hidden staging directory inside DIR and verified there; only then are
@@ -29,7 +31,7 @@ from export import repository
 from export.images import resize_uint8, sample_images
 from export.labels import resolve_labels
 from export.model import InferenceModel, load_keras_model, prepare_inference_model
-from export.onnx_export import OnnxRunner, export_onnx
+from export.onnx_export import OnnxRunner, export_onnx, quantize_onnx
 from export.options import ARTIFACTS_DIR, SAMPLE, ExportPlan, check_name, plan_export
 from export.savedmodel import (
     BYTES_SIGNATURE,
@@ -119,6 +121,8 @@ def run_export(
     """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
+    if plan.skipped:
+        say(f"skipped: {'; '.join(plan.skipped)}")
     prepared = _prepare(plan)
     # All input is checked: only now is anything created.
     repository.check_output_dir(plan.output)
@@ -160,6 +164,9 @@ def run_export(
                 "version": prepared.version,
                 "formats": list(plan.formats),
                 "tflite_modes": list(plan.tflite_modes),
+                "onnx_modes": list(plan.onnx_modes),
+                "openvino_modes": list(plan.openvino_modes),
+                "skipped": list(plan.skipped),
                 "onnx_opset": plan.onnx_opset,
                 "image_size": list(inference.image_size),
                 "classes": inference.classes,
@@ -212,7 +219,7 @@ def _prepare(plan: ExportPlan) -> _Prepared:
     name = plan.name or check_name(_default_name(keras_model.name))
     version = repository.choose_version(plan.output, name, plan.version)
     calibration = None
-    if "int8" in plan.tflite_modes:
+    if plan.needs_calibration:
         calibration = calibration_images(plan.representative_data, inference.image_size)
     return _Prepared(plan, inference, class_names, name, version, calibration)
 
@@ -293,15 +300,61 @@ def _build(
             files[f"tflite:{mode}"] = path
             check = "float" if mode == "float32" else mode
             artifacts.append(Artifact(f"tflite:{mode}", check, path, TFLiteRunner(path)))
-    if plan.onnx_opset is not None:
+    if plan.needs_onnx:
+        # OpenVINO's IR is converted from the ONNX file, which is published only when asked for.
         t = time.perf_counter()
-        onnx_path = export_onnx(
-            staged_savedmodel, staged_artifacts / f"{prepared.name}.onnx", plan.onnx_opset
-        )
-        say(f"onnx: opset {plan.onnx_opset} ({time.perf_counter() - t:.1f} s)")
-        files["onnx"] = onnx_path
-        artifacts.append(Artifact("onnx", "float", onnx_path, OnnxRunner(onnx_path)))
+        onnx_dir = staged_artifacts if "onnx" in plan.formats else staging
+        onnx_path = export_onnx(staged_savedmodel, onnx_dir / f"{prepared.name}.onnx", plan.opset)
+        say(f"onnx: opset {plan.opset} ({time.perf_counter() - t:.1f} s)")
+        if "onnx" in plan.formats:
+            files["onnx"] = onnx_path
+            artifacts.append(Artifact("onnx", "float", onnx_path, OnnxRunner(onnx_path)))
+        if "int8" in plan.onnx_modes:
+            t = time.perf_counter()
+            int8_path = quantize_onnx(
+                onnx_path, staged_artifacts / f"{prepared.name}_int8.onnx", prepared.calibration
+            )
+            say(f"onnx: int8, {len(prepared.calibration)} images ({time.perf_counter() - t:.1f} s)")
+            files["onnx:int8"] = int8_path
+            artifacts.append(Artifact("onnx:int8", "int8", int8_path, OnnxRunner(int8_path)))
+        if plan.openvino_modes:
+            _build_openvino(
+                prepared, onnx_path, staged_artifacts / "openvino", files, artifacts, say
+            )
     return files, artifacts
+
+
+def _build_openvino(
+    prepared: _Prepared,
+    onnx_path: Path,
+    folder: Path,
+    files: dict[str, Path],
+    artifacts: list[Artifact],
+    say: Callable[[str], None],
+) -> None:
+    """The OpenVINO IR from the ONNX file, its precisions and its int8 form (NNCF)."""
+    # Imported here: OpenVINO is an optional extra, and the plan only asks for it when installed.
+    from export.openvino_export import OpenVINORunner, export_openvino, quantize_openvino
+
+    folder.mkdir()
+    t = time.perf_counter()
+    xml = export_openvino(onnx_path, folder / f"{prepared.name}.xml")
+    say(f"openvino: IR from ONNX ({time.perf_counter() - t:.1f} s)")
+    for mode in ("float32", "bfloat16"):
+        if mode in prepared.plan.openvino_modes:
+            runner = OpenVINORunner(xml, precision=mode)
+            files[f"openvino:{mode}"] = xml
+            check = "float" if mode == "float32" else mode
+            artifacts.append(Artifact(f"openvino:{mode}", check, xml, runner, runner.precision_run))
+    if "int8" in prepared.plan.openvino_modes:
+        t = time.perf_counter()
+        int8 = quantize_openvino(xml, prepared.calibration, folder / f"{prepared.name}_int8.xml")
+        runner = OpenVINORunner(int8)
+        say(
+            f"openvino: int8 (NNCF), {len(prepared.calibration)} images ({time.perf_counter() - t:.1f} s)"
+        )
+        files["openvino:int8"] = int8
+        artifacts.append(Artifact("openvino:int8", "int8", int8, runner, runner.precision_run))
 
 
 def _publish(

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from export.options import QUANTIZATIONS
+from export.options import TFLITE_MODES
 
 # How many representative images int8 calibration uses by default (real images, batch 1).
 DEFAULT_CALIBRATION_IMAGES = 200
@@ -40,8 +40,8 @@ def convert(
             export plan makes sure there are some, :func:`export.options.plan_export`).
         signature: the signature mapping float32 pixels ``images`` to ``probabilities``.
     """
-    if mode not in QUANTIZATIONS:
-        raise ValueError(f"unknown TFLite mode {mode!r}; expected one of {QUANTIZATIONS}")
+    if mode not in TFLITE_MODES:
+        raise ValueError(f"unknown TFLite mode {mode!r}; expected one of {TFLITE_MODES}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved_model_dir), signature_keys=[signature]
     )
@@ -72,7 +72,7 @@ def convert(
 def export_tflite(
     saved_model_dir: str | Path,
     output_dir: str | Path,
-    modes: Sequence[str] = QUANTIZATIONS,
+    modes: Sequence[str] = TFLITE_MODES,
     representative_images: np.ndarray | None = None,
     stem: str = "model",
 ) -> dict[str, Path]:

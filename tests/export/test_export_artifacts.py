@@ -10,8 +10,16 @@ import onnxruntime as ort
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from export.openvino_export import availability
 from export.verify import ACCURACY_MARGINS, FLOAT_TOLERANCE, format_table
 
+# The test environment installs OpenVINO and NNCF (the openvino extra); bfloat16 is made only on
+# a CPU that runs it.
+OPENVINO_ROWS = [
+    "openvino:float32",
+    *(["openvino:bfloat16"] if availability().bfloat16 else []),
+    "openvino:int8",
+]
 EXPECTED_ROWS = [
     "keras",
     "savedmodel:serving_default",
@@ -22,6 +30,8 @@ EXPECTED_ROWS = [
     "tflite:dynamic",
     "tflite:int8",
     "onnx",
+    "onnx:int8",
+    *OPENVINO_ROWS,
 ]
 
 
@@ -31,7 +41,8 @@ def test_export_publishes_every_format_and_passes_verification(exported):
     assert exported.savedmodel == exported.repository / exported.name / "1"
     assert (exported.savedmodel / "saved_model.pb").is_file()
     assert [row.name for row in exported.report.rows] == EXPECTED_ROWS
-    for key in ("tflite:float32", "tflite:float16", "tflite:dynamic", "tflite:int8", "onnx"):
+    keys = ("tflite:float32", "tflite:float16", "tflite:dynamic", "tflite:int8", "onnx")
+    for key in (*keys, "onnx:int8", *OPENVINO_ROWS):
         assert exported.files[key].is_file() and exported.files[key].stat().st_size > 10_000
     # Nothing left over from staging.
     assert not [p for p in exported.repository.iterdir() if p.name.startswith(".")]
@@ -56,6 +67,13 @@ def test_report_numbers_meet_the_stated_criteria(exported):
     # Quantised files really are smaller than the float32 one.
     assert rows["tflite:int8"].size_bytes < 0.5 * rows["tflite:float32"].size_bytes
     assert rows["tflite:float16"].size_bytes < 0.6 * rows["tflite:float32"].size_bytes
+    assert rows["onnx:int8"].size_bytes < 0.5 * rows["onnx"].size_bytes
+    assert rows["openvino:int8"].size_bytes < 0.5 * rows["openvino:float32"].size_bytes
+    # OpenVINO's own word on what each compiled model computes in.
+    assert rows["openvino:float32"].precision == "float32"
+    assert rows["openvino:int8"].precision.startswith("int8, other ops ")
+    if "openvino:bfloat16" in rows:
+        assert rows["openvino:bfloat16"].precision == "bfloat16"
 
 
 def test_report_json_matches_the_report(exported):
@@ -65,7 +83,10 @@ def test_report_json_matches_the_report(exported):
     assert data["num_images"] == 300 and data["accuracy_meaningful"] is True
     assert data["float_tolerance"] == FLOAT_TOLERANCE
     assert data["onnx_opset"] == 17
+    assert data["onnx_modes"] == ["float32", "int8"] and data["skipped"] == []
+    assert data["openvino_modes"] == ["float32", *(m.split(":")[1] for m in OPENVINO_ROWS[1:])]
     assert [a["name"] for a in data["artifacts"]] == EXPECTED_ROWS
+    assert {a["name"]: a["precision"] for a in data["artifacts"]}["openvino:float32"] == "float32"
     table = format_table(exported.report)
     for name in EXPECTED_ROWS:
         assert name in table

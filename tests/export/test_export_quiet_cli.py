@@ -103,3 +103,42 @@ def test_error_after_tensorflow_loaded_is_one_line_and_native_logs_show_on_reque
     lines = shown.stderr.splitlines()
     assert quiet.stderr.strip() in lines
     assert sum(is_native_log_line(line) for line in lines) >= 3, shown.stderr
+
+
+def test_openvino_export_prints_only_its_own_lines(trained_model_path, tmp_path):
+    # OpenVINO's converter and NNCF's calibration (progress bars, telemetry) stay silent.
+    proc = run(
+        "-m",
+        "export",
+        "--model",
+        trained_model_path,
+        "--output",
+        str(tmp_path / "repo"),
+        "--formats",
+        "openvino",
+        "--quantize",
+        "int8",
+        "--num-images",
+        "8",
+        "--latency-runs",
+        "0",
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = [
+        r"exporting 'resnet20v1' version 1 \(32x32, 10 classes, source dtype policy float32, "
+        r"preprocessing: model\)",
+        r"savedmodel: 4 signatures \+ warm-up requests \(\d+\.\d s\)",
+        r"onnx: opset 17 \(\d+\.\d s\)",
+        r"openvino: IR from ONNX \(\d+\.\d s\)",
+        r"openvino: int8 \(NNCF\), 200 images \(\d+\.\d s\)",
+        r"verifying 2 artifacts on 8 real images",
+        r"published: version 1 \(\d+ s\)",
+    ]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == len(expected), proc.stderr
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), proc.stderr
+    assert "openvino:int8" in proc.stdout and "openvino:float32" in proc.stdout
+    # The ONNX file the IR was made from is not published: only what was asked for.
+    artifacts = tmp_path / "repo" / "artifacts" / "resnet20v1" / "1"
+    assert sorted(p.name for p in artifacts.iterdir()) == ["labels.txt", "openvino", "report.json"]
