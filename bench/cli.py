@@ -76,6 +76,12 @@ def tensorflow_installed() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def openvino_installed() -> bool:
+    """Asked without importing it (the optional extra of the inference stage's OpenVINO
+    contenders)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
 def select_stages(option: str | None, backend: str, device: str) -> tuple[str, ...]:
     """The stages of ``--stages`` (None: all that apply here); UserError for impossible ones.
 
@@ -117,25 +123,36 @@ def select_models(
 ) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     """The models of every stage, and the stages left with any; UserError for impossible ones.
 
-    ``--models`` applies to every stage that takes the model: the ImageNet networks (at 224x224,
-    from JPEG files) only to the training stage, where keras-preact feeds them through its tf.data
-    image pipeline. The feed stage has no model. Stages named in ``--stages`` must keep a model;
-    the default stages left without one are dropped.
+    ``--models`` applies to every stage that takes the model: the ImageNet networks (at 224x224)
+    only to the training stage (from JPEG files, through keras-preact's tf.data image pipeline)
+    and the inference stage. A model written ``STAGE:MODEL`` applies to that stage only (e.g.
+    ``train:ResNet164V2,infer:ResNet50V1``). The feed stage has no model. Stages named in
+    ``--stages`` must keep a model; the default stages left without one are dropped.
     """
     if option:
-        models = tuple(get_architecture(m).name for m in _csv(option, None, "models"))
-        per_stage = {
-            stage: tuple(
-                m
-                for m in models
-                if get_architecture(m).family != "imagenet" or stage in IMAGE_STAGES
-            )
-            for stage in STAGES
-        }
+        per_stage = {stage: () for stage in STAGES}
+        for item in _csv(option, None, "models"):
+            stage, _, name = item.rpartition(":")
+            if stage and stage not in STAGES:
+                raise UserError(
+                    f"--models {item}: unknown stage {stage!r}; allowed: {', '.join(STAGES)}"
+                )
+            model = get_architecture(name).name
+            for target in (stage,) if stage else STAGES:
+                if get_architecture(model).family == "imagenet" and target not in IMAGE_STAGES:
+                    if stage:
+                        raise UserError(
+                            f"--models {item}: ImageNet networks are measured in the "
+                            f"{' and '.join(IMAGE_STAGES)} stages only"
+                        )
+                    continue
+                if model not in per_stage[target]:
+                    per_stage[target] += (model,)
     elif reduced:
         per_stage = {stage: (REDUCED_MODEL,) for stage in STAGES}
         if tensorflow_installed():
             per_stage["train"] += (REDUCED_IMAGE_MODEL,)
+            per_stage["infer"] += (REDUCED_IMAGE_MODEL,)
     else:
         per_stage = dict(DEFAULT_MODELS)
         if device == "gpu":
@@ -144,8 +161,9 @@ def select_models(
     empty = [s for s in stages if not per_stage[s]]
     if empty and stages_given:
         raise UserError(
-            f"--models {option}: ImageNet networks train in the train stage only, and "
-            f"--stages {','.join(empty)} has no other model"
+            f"--models {option}: ImageNet networks are measured in the "
+            f"{' and '.join(IMAGE_STAGES)} stages only, and --stages {','.join(empty)} has no "
+            "other model"
         )
     stages = tuple(s for s in stages if per_stage[s])
     image_models = [m for m in per_stage.get("train", ()) if get_architecture(m).family != "cifar"]
@@ -267,6 +285,7 @@ def settings_from_args(args: argparse.Namespace, workdir: Path) -> Settings:
                 settle=1,
                 calibration_images=16,
                 verify_images=16,
+                image_size=REDUCED_IMAGE_SIZE,
             ),
             accuracy=AccuracySettings(
                 epochs=1, batch=32, train_images=256, precision=args.precision
@@ -343,6 +362,12 @@ def run_command(args: argparse.Namespace) -> Path:
         raise UserError("--variants profile the training stage; add train to --stages")
     if variants and all(get_architecture(m).family != "cifar" for m in per_stage["train"]):
         raise UserError("--variants profile the training of the CIFAR networks; --models has none")
+    if "infer" in stages and not openvino_installed() and (impls is None or "openvino" in impls):
+        impls = tuple(i for i in (impls or IMPLS) if i != "openvino")
+        print(
+            '[bench] OpenVINO is not installed (pip install ".[bench]"): the inference '
+            "stage measures no OpenVINO contender"
+        )
     tasks = plan_tasks(stages, per_stage, impls, variants)
     try:
         jobs = group_jobs(tasks, isolate, pairing, _positive(args.max_contenders, "max-contenders"))

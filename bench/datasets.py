@@ -81,6 +81,22 @@ def load_embedded_sample() -> Images:
     )
 
 
+def at_size(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 NHWC images resized to ``size`` (height, width), bilinear (PIL, so that every
+    process of a run, with or without TensorFlow, makes the same pixels)."""
+    from PIL import Image  # the benchmark's own dependency (pillow), needed here only
+
+    if images.shape[1:3] == tuple(size):
+        return images
+    height, width = size
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+            for image in images
+        ]
+    )
+
+
 def load_images(path: str | Path | None) -> Images:
     """The ``--data`` file, or the embedded sample when no path is given."""
     return load_embedded_sample() if path is None else load_npz(path)

@@ -11,22 +11,26 @@ from bench.tasks import STAGE_IMPLS, TURN_STAGES, Task
 from bench.variants import get_variant
 
 # The models each stage measures by default; GPU runs train the two deepest networks too.
-# ResNet50V1 (at 224x224, from JPEG files) trains when asked for (--models ResNet50V1).
+# ResNet50V1 (at 224x224, from JPEG files) trains when asked for (--models ResNet50V1); it is a
+# default of the inference stage (at 224x224, random weights).
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
     "accuracy": ("ResNet20V1",),
     "feed": (FEED_MODEL,),
     "train": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
     "profile": ("ResNet20V1", "ResNet56V1", "ResNet164V2"),
-    "infer": ("ResNet20V1", "ResNet164V2"),
+    "infer": ("ResNet20V1", "ResNet50V1"),  # ResNet50V1 at 224x224
 }
 GPU_TRAIN_MODELS = ("ResNet20V1", "ResNet56V1", "ResNet110V1", "ResNet164V2", "ResNet1001V2")
 REDUCED_MODEL = "ResNet8V1"
 REDUCED_IMAGE_MODEL = "ResNet18V1"  # at a small image size in the reduced mode
-IMAGE_STAGES = ("train",)  # the stages that take the ImageNet networks
+IMAGE_STAGES = ("train", "infer")  # the stages that take the ImageNet networks
+# Contenders an ImageNet network has not: no plain Keras model of them; torch.compile trains the
+# CIFAR networks only (its compile of a 224x224 training step is minutes on two cores).
+IMAGENET_LEFT_OUT = {"train": ("plain-keras", "pytorch-compile")}
 # Order matters: accuracy writes the recipe PyTorch replays and the models inference reuses;
 # keras and pytorch inference write the ONNX files onnxruntime measures.
 STAGE_ORDER = ("parity", "accuracy", "feed", "train", "profile", "infer")
-PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime")  # with isolate="framework"
+PROCESS_ORDER = ("parity", "keras", "torch", "onnxruntime", "openvino")  # isolate="framework"
 ISOLATION = ("task", "framework")
 # How the training contenders of one model are timed: "turns" (warm workers taking turns window by
 # window, see bench.turns; the default on the CPU) or "sequential" (one after the other).
@@ -70,7 +74,7 @@ def plan_tasks(
         for model in models[stage]:
             for impl in STAGE_IMPLS[stage]:
                 if impls is None or impl in impls:
-                    if impl == "plain-keras" and _imagenet(model):
+                    if impl in IMAGENET_LEFT_OUT.get(stage, ()) and _imagenet(model):
                         continue
                     tasks.append(Task(stage, impl, model))
     if "train" in stages:

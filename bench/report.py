@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
+from bench.infer_speed import PRECISION_CLASSES, PRECISIONS
 from bench.results import Record, read_records
 from bench.step_profile import WHOLE
 from bench.turns import paired_ratio
@@ -20,6 +21,11 @@ from keras_preact.cli import UserError
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}
 """The training speed keras-preact aims for, in times PyTorch's images/s, per model."""
+COMPILE_TARGETS = {"ResNet20V1": 1.0, "ResNet164V2": 1.0}
+"""The same against PyTorch compiled by ``torch.compile`` (float32)."""
+CLASS_TARGET = 1.0
+"""Inference: keras-preact's fastest verified artifact of a precision class against the fastest
+peer of the same class, at batch 1 (latency) and batch 32 (images/s)."""
 FEED_TARGET = 1.0  # keras-preact's image feed against torchvision's, same workers
 INT8_LATENCY_TARGET_MS = 0.5
 """The batch-1 latency TFLite int8 aims for (ResNet-20)."""
@@ -33,9 +39,19 @@ INFER_ORDER = (
     "tflite-dynamic",
     "tflite-int8",
     "onnx",
+    "onnx-int8",
+    "openvino-float32",
+    "openvino-bfloat16",
+    "openvino-int8",
     "pytorch",
+    "pytorch-compile",
     "pytorch-onnx",
+    "pytorch-onnx-int8",
+    "pytorch-openvino-float32",
+    "pytorch-openvino-bfloat16",
+    "pytorch-openvino-int8",
 )
+OURS = tuple(i for i in INFER_ORDER if not i.startswith("pytorch"))
 
 
 def load(paths: Iterable[Path]) -> list[Record]:
@@ -142,19 +158,55 @@ def train_table(records: list[Record]) -> list[str]:
         return []
     lines = [
         f"Training, images/s (batch {rows[0].batch}, steady state, median of timed windows"
-        f"{_paired_note(rows)}):",
+        f"{_paired_note(rows)}; torch.compile: TorchInductor, default mode, its compiling "
+        "first step timed apart):",
         "",
-        "| model | keras-preact | plain Keras | PyTorch | vs PyTorch | vs plain Keras |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| model | keras-preact | plain Keras | PyTorch | torch.compile | vs PyTorch "
+        "| vs torch.compile | vs plain Keras |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    compiles = []
     for model in _models(rows):
         ours = _find(rows, model=model, impl="keras-preact")
         plain = _find(rows, model=model, impl="plain-keras")
         torch = _find(rows, model=model, impl="pytorch")
+        compiled = _find(rows, model=model, impl="pytorch-compile")
         lines.append(
-            f"| {model} | {_fmt(ours)} | {_fmt(plain)} | {_fmt(torch)} "
+            f"| {model} | {_fmt(ours)} | {_fmt(plain)} | {_fmt(torch)} | {_fmt(compiled)} "
             f"| {_x(_speed_ratio(ours, torch), TRAIN_TARGETS.get(model))} "
+            f"| {_x(_speed_ratio(ours, compiled), COMPILE_TARGETS.get(model))} "
             f"| {_x(_speed_ratio(ours, plain), 1.0)} |"
+        )
+        if compiled is not None and "compile_s" in compiled.extra:
+            compiles.append(f"{model} {compiled.extra['compile_s']:.0f} s")
+    if compiles:
+        lines += ["", f"torch.compile's first (compiling) step: {', '.join(compiles)}."]
+    return [*lines, ""]
+
+
+def bfloat16_train_table(records: list[Record]) -> list[str]:
+    """The bfloat16 variant of every implementation: keras-preact against PyTorch eager and
+    compiled, all in bfloat16 (where the CPU has AVX-512 BF16 or AMX)."""
+    rows = [
+        r
+        for r in records
+        if r.stage == "train" and r.metric == "train_img_s" and r.variant == "bfloat16"
+    ]
+    if not rows:
+        return []
+    lines = [
+        "Training in bfloat16 (mixed precision: bfloat16 compute, float32 variables), images/s:",
+        "",
+        "| model | keras-preact | PyTorch | torch.compile | vs PyTorch | vs torch.compile |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in _models(rows):
+        ours = _find(rows, model=model, impl="keras-preact")
+        torch = _find(rows, model=model, impl="pytorch")
+        compiled = _find(rows, model=model, impl="pytorch-compile")
+        lines.append(
+            f"| {model} | {_fmt(ours)} | {_fmt(torch)} | {_fmt(compiled)} "
+            f"| {_x(_speed_ratio(ours, torch))} | {_x(_speed_ratio(ours, compiled), 1.0)} |"
         )
     return [*lines, ""]
 
@@ -309,8 +361,9 @@ def infer_table(records: list[Record]) -> list[str]:
         )
         + "):",
         "",
-        "| model | runtime | batch-1 ms | batch-32 img/s | accuracy | batch-1 vs PyTorch ONNX |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | runtime | precision | batch-1 ms | batch-32 img/s | accuracy "
+        "| batch-1 vs PyTorch ONNX |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for model in _models(rows):
         peer = _find(rows, model=model, impl="pytorch-onnx", metric="lat1_ms")
@@ -322,10 +375,72 @@ def infer_table(records: list[Record]) -> list[str]:
             acc = _find(rows, model=model, impl=impl, metric="acc")
             ratio = _latency_ratio(peer, lat)
             target = 1.0 if impl == "onnx" else None
+            precision = lat.extra.get("precision", "–")
             lines.append(
-                f"| {model} | {impl} | {_fmt(lat, '.2f')} | {_fmt(b32, '.0f')} "
+                f"| {model} | {impl} | {precision} | {_fmt(lat, '.2f')} | {_fmt(b32, '.0f')} "
                 f"| {_fmt(acc, '.3f')} | {_x(ratio, target)} |"
             )
+    return [*lines, ""]
+
+
+def _class_of(r: Record) -> str | None:
+    klass = r.extra.get("precision_class")
+    return klass or (PRECISIONS[r.impl][1] if r.impl in PRECISIONS else None)
+
+
+def _throughput_ratio(ours: Record | None, peer: Record | None) -> float | None:
+    """How many times more images/s ``ours`` makes at batch 32: paired when the two took turns."""
+    if (
+        ours is not None
+        and peer is not None
+        and peer.impl in ours.extra.get("interleaved_with", ())
+        and ours.impl in peer.extra.get("interleaved_with", ())
+    ):
+        return paired_ratio(ours.extra["rounds_img_s_b32"], peer.extra["rounds_img_s_b32"])
+    return _ratio(ours, peer)
+
+
+def _named(r: Record | None) -> str:
+    """``impl (precision) value unit`` of an inference record."""
+    if r is None:
+        return "–"
+    value = f"{_fmt(r, '.2f')} ms" if r.metric == "lat1_ms" else f"{_fmt(r, '.0f')} img/s"
+    return f"{r.impl} ({r.extra.get('precision', '?')}) {value}"
+
+
+def precision_table(records: list[Record]) -> list[str]:
+    """Per model and precision class: keras-preact's fastest verified artifact against the
+    fastest peer of the same class, at batch 1 and 32 (the inference targets)."""
+    rows = [r for r in records if r.stage == "infer" and not r.variant and _class_of(r)]
+    if not any(r.impl.startswith("pytorch-") for r in rows):
+        return []  # nothing but the eager peer: the table above says it all
+    lines = [
+        "Inference targets: keras-preact's fastest verified artifact of each precision class "
+        f"against the fastest PyTorch peer of the same class (≥ {CLASS_TARGET}×; paired ratios "
+        "where the two took turns in one process):",
+        "",
+        "| model | class | batch | keras-preact (fastest) | peer (fastest) | ratio |",
+        "|---|---|---:|---|---|---:|",
+    ]
+    for model in _models(rows):
+        for klass in PRECISION_CLASSES:
+            same = [r for r in rows if r.model == model and _class_of(r) == klass]
+            ours_all = [r for r in same if r.impl in OURS and r.extra.get("export_verified", True)]
+            peers = [r for r in same if r.impl.startswith("pytorch")]
+            for metric, batch, best, ratio_of in (
+                ("lat1_ms", 1, min, lambda o, p: _latency_ratio(p, o)),
+                ("img_s_b32", 32, max, _throughput_ratio),
+            ):
+                ours = [r for r in ours_all if r.metric == metric]
+                theirs = [r for r in peers if r.metric == metric]
+                if not ours and not theirs:
+                    continue
+                fastest = best(ours, key=lambda r: r.value) if ours else None
+                peer = best(theirs, key=lambda r: r.value) if theirs else None
+                lines.append(
+                    f"| {model} | {klass} | {batch} | {_named(fastest)} | {_named(peer)} "
+                    f"| {_x(ratio_of(fastest, peer), CLASS_TARGET)} |"
+                )
     return [*lines, ""]
 
 
@@ -422,9 +537,9 @@ def render(records: list[Record]) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         "",
     ]
-    out += train_table(records) + profile_table(records) + step_table(records)
-    out += feed_table(records) + image_train_table(records)
-    out += infer_table(records) + accuracy_table(records)
+    out += train_table(records) + bfloat16_train_table(records) + profile_table(records)
+    out += step_table(records) + feed_table(records) + image_train_table(records)
+    out += infer_table(records) + precision_table(records) + accuracy_table(records)
     target_lines = targets(records)
     if target_lines:
         out += ["Targets:", "", *target_lines, ""]

@@ -22,13 +22,22 @@ IMPLS = (
     "keras-preact",
     "plain-keras",
     "pytorch",
+    "pytorch-compile",
     "pytorch-onnx",
+    "pytorch-onnx-int8",
+    "pytorch-openvino-float32",
+    "pytorch-openvino-bfloat16",
+    "pytorch-openvino-int8",
     "savedmodel",
     "tflite-float32",
     "tflite-float16",
     "tflite-dynamic",
     "tflite-int8",
     "onnx",
+    "onnx-int8",
+    "openvino-float32",
+    "openvino-bfloat16",
+    "openvino-int8",
 )
 METRICS = (
     "train_img_s",
@@ -39,6 +48,7 @@ METRICS = (
     "peak_mem_mb",
     "train_time_s",
     "params",
+    "compile_s",
 )
 REQUIRED = ("impl", "model", "metric", "value", "batch", "device", "backend", "versions")
 VERSIONED = (
@@ -49,6 +59,8 @@ VERSIONED = (
     "torchvision",
     "pillow",
     "onnxruntime",
+    "openvino",
+    "nncf",
     "tf2onnx",
     "ai-edge-litert",
     "numpy",

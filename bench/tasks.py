@@ -30,9 +30,19 @@ STAGE_IMPLS: dict[str, dict[str, str]] = {
     "parity": {"all": "parity"},
     "accuracy": {"keras-preact": "keras", "pytorch": "torch"},
     "feed": {"keras-preact": "keras", "pytorch": "torch"},
-    "train": {"keras-preact": "keras", "plain-keras": "keras", "pytorch": "torch"},
+    "train": {
+        "keras-preact": "keras",
+        "plain-keras": "keras",
+        "pytorch": "torch",
+        "pytorch-compile": "torch",
+    },
     "profile": {"keras-preact": "keras"},
-    "infer": {"keras": "keras", "pytorch": "torch", "onnxruntime": "onnxruntime"},
+    "infer": {
+        "keras": "keras",
+        "pytorch": "torch",
+        "onnxruntime": "onnxruntime",
+        "openvino": "openvino",
+    },
 }
 # The stages whose contenders are timed window by window in turn (bench.turns).
 TURN_STAGES = ("feed", "train")
@@ -135,8 +145,17 @@ RUNTIME_BACKENDS = {
     "tflite-dynamic": "litert",
     "tflite-int8": "litert",
     "onnx": "onnxruntime",
+    "onnx-int8": "onnxruntime",
+    "openvino-float32": "openvino",
+    "openvino-bfloat16": "openvino",
+    "openvino-int8": "openvino",
     "pytorch-onnx": "onnxruntime",
+    "pytorch-onnx-int8": "onnxruntime",
+    "pytorch-openvino-float32": "openvino",
+    "pytorch-openvino-bfloat16": "openvino",
+    "pytorch-openvino-int8": "openvino",
     "pytorch": "torch",
+    "pytorch-compile": "torch",
 }
 
 
@@ -205,7 +224,7 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
     r = MEASURES[task.impl](task.model, images, speed, task.variant, gate, folder)
     if folder is not None:
         r.details["folder"] = folder_stats(folder)
-    backend = "torch" if task.impl == "pytorch" else _keras_backend()
+    backend = "torch" if task.impl.startswith("pytorch") else _keras_backend()
     extra = {
         "n": speed.steps * speed.batch,
         "extra": {
@@ -216,6 +235,8 @@ def _train(task: Task, s: Settings, images, workdir: Path, gate: Gate) -> list[R
         },
     }
     rows: list[Row] = [(task.impl, "train_img_s", r.img_s, speed.batch, backend, extra)]
+    if "compile_s" in r.details:
+        rows.append((task.impl, "compile_s", r.details["compile_s"], speed.batch, backend, extra))
     if r.peak_mem_mb is not None:
         rows.append((task.impl, "peak_mem_mb", r.peak_mem_mb, speed.batch, backend, extra))
     return rows
@@ -296,9 +317,12 @@ def _infer(task: Task, s: Settings, images, workdir: Path) -> list[Row]:
         results = infer_speed.pytorch_side(task.model, images, s.infer, workdir, trained)
     else:
         trained = keras_file if keras_file.is_file() and torch_file.is_file() else None
-        results = infer_speed.onnxruntime_side(
-            task.model, images, s.infer, workdir, trained is not None
+        side = (
+            infer_speed.onnxruntime_side
+            if task.impl == "onnxruntime"
+            else infer_speed.openvino_side
         )
+        results = side(task.model, images, s.infer, workdir, trained is not None)
     rows: list[Row] = []
     for r in results:
         backend = RUNTIME_BACKENDS.get(r.impl) or _keras_backend()

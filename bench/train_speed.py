@@ -12,6 +12,10 @@ windows are kept in ``extra``).
   CSV, TensorBoard) are left out: they are per-epoch I/O, not step time.
 * plain-keras: `bench.plain_keras` and ``model.fit(x, y, batch_size=...)`` on NumPy arrays.
 * pytorch: `bench.torch_resnet` and the loop of `bench.torch_train`.
+* pytorch-compile: the same network and loop with ``torch.compile(net)`` (TorchInductor, default
+  mode), as a PyTorch user who wants speed on the CPU runs it. Its first step compiles the
+  forward and backward graphs; that step is timed on its own (``compile_s``, before the warm-up
+  window) and left out of the images/s. The optimizer step stays eager.
 
 The ImageNet networks (``ResNet50V1``) train at 224x224 on the JPEG folder `bench.jpeg_folder`
 writes, each side through its own image pipeline: keras-preact through ``training.pipeline.prepare``
@@ -323,7 +327,7 @@ def plain_keras_speed(
     return result
 
 
-def pytorch_speed(
+def pytorch_compile_speed(
     model: str,
     images: Images,
     s: SpeedSettings,
@@ -331,7 +335,20 @@ def pytorch_speed(
     gate: Gate = FREE,
     folder: Path | None = None,
 ) -> SpeedResult:
-    """Train the PyTorch network with the plain loop and time it."""
+    """`pytorch_speed` with the network compiled by ``torch.compile`` (TorchInductor)."""
+    return pytorch_speed(model, images, s, variant, gate, folder, compile_net=True)
+
+
+def pytorch_speed(
+    model: str,
+    images: Images,
+    s: SpeedSettings,
+    variant: str | None = None,
+    gate: Gate = FREE,
+    folder: Path | None = None,
+    compile_net: bool = False,
+) -> SpeedResult:
+    """Train the PyTorch network with the plain loop and time it (compiled: see the module)."""
     import torch
 
     from bench.architectures import CIFAR10_MEAN, CIFAR10_STD, get_architecture
@@ -367,8 +384,16 @@ def pytorch_speed(
         pipeline = "in-memory tensors, batched augmentation, eager loop"
         details = {}
     net = net.to(device).to(memory_format=memory_format)
+    params = count_params(net)
     autocast = torch.bfloat16 if s.precision == "bfloat16" else None
+    if compile_net:
+        net = torch.compile(net)  # TorchInductor, default mode
     trainer = Trainer(net, TorchRecipe(lr_at=lambda step: 0.1, batch_size=s.batch), autocast)
+    if compile_net:
+        start = time.perf_counter()
+        trainer.run(data, 1)  # compiles the forward and backward graphs
+        details["compile_s"] = round(time.perf_counter() - start, 2)
+        details["compiler"] = "torch.compile (inductor, default mode)"
     windows = []
     for _ in range(1 + s.repeats):
         gate.before()
@@ -378,7 +403,7 @@ def pytorch_speed(
     result = _result(
         windows,
         s,
-        count_params(net),
+        params,
         threads=torch.get_num_threads(),
         compute_dtype=str(autocast or torch.float32).removeprefix("torch."),
         pipeline=pipeline,
@@ -416,4 +441,5 @@ MEASURES = {
     "keras-preact": keras_preact_speed,
     "plain-keras": plain_keras_speed,
     "pytorch": pytorch_speed,
+    "pytorch-compile": pytorch_compile_speed,
 }

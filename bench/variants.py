@@ -16,7 +16,7 @@ model, and is recorded with ``variant`` set, so ``report`` can show before/after
   TensorFlow kernel.
 * ``synthetic-data``: one batch repeated, no input pipeline (keras-preact only): the pipeline's cost.
 * ``no-augment``: the pipeline without pad/crop/flip (keras-preact only): the augmentation's cost.
-* ``channels-last``: PyTorch with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
+* ``channels-last``: PyTorch (eager) with ``torch.channels_last`` tensors (its oneDNN-friendly layout).
 * ``bfloat16``: mixed precision (bfloat16 compute, float32 variables) for every implementation:
   Keras' ``mixed_bfloat16`` policy through each pipeline's own option, PyTorch's bfloat16 autocast.
   On a CPU with AVX-512 BF16 oneDNN runs the convolutions on its bfloat16 kernels; without it
@@ -32,7 +32,9 @@ from __future__ import annotations
 import dataclasses
 
 KERAS_IMPLS = ("keras-preact", "plain-keras")
-ALL_IMPLS = (*KERAS_IMPLS, "pytorch")
+# torch.compile before eager PyTorch: a turn group that has room for only some of the variants
+# then times keras-preact's next to the compiled peer's.
+ALL_IMPLS = (*KERAS_IMPLS, "pytorch-compile", "pytorch")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,7 +36,7 @@ def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> No
         # TensorFlow, so any process-wide setup it does applies to what is measured.
         import training  # noqa: F401
     deep: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if any(t.impl != "pytorch" for t in tasks):
+    if any(t.process in ("keras", "parity") for t in tasks):
         # Keras walks a graph recursively, one frame per layer: ResNet-1001 is deeper than Python's
         # default limit, for the plain Keras model as much as for keras-preact (whose pipeline
         # raises it the same way), so every Keras task runs with the raised limit.

@@ -61,14 +61,17 @@ def export_openvino(onnx_path: str | Path, xml_path: str | Path) -> Path:
     return Path(xml_path)
 
 
-def quantize_openvino(xml_path: str | Path, calibration: np.ndarray, out_path: str | Path) -> Path:
-    """NNCF's post-training int8 quantisation of the IR, calibrated on uint8 ``(N, H, W, 3)``
-    real images (one at a time, every one of them)."""
+def quantize_openvino(
+    model_path: str | Path, calibration: np.ndarray, out_path: str | Path
+) -> Path:
+    """NNCF's post-training int8 quantisation of an IR (or an ONNX file, which OpenVINO reads
+    too), calibrated on uint8 ``(N, H, W, 3)`` real images (one at a time, every one of them),
+    saved as an IR."""
     import nncf
     import openvino as ov
 
     nncf.set_log_level(logging.ERROR)
-    model = ov.Core().read_model(str(xml_path))
+    model = ov.Core().read_model(str(model_path))
     images = [image[None].astype(np.float32) for image in np.asarray(calibration)]
     # NNCF draws progress bars (rich) on the terminal; the export prints its own lines.
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -15,9 +15,12 @@ from bench.plan import Job
 from bench.results import REQUIRED, read_records
 from bench.runner import partial_path, run_jobs
 from bench.tasks import Settings, Task
+from export.openvino_export import availability
 from keras_preact.cli import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
+# The test environment has OpenVINO (the openvino extra); bfloat16 only where the CPU runs it.
+BFLOAT16 = availability().bfloat16
 INFER_IMPLS = {
     "keras-preact",
     "savedmodel",
@@ -26,8 +29,16 @@ INFER_IMPLS = {
     "tflite-dynamic",
     "tflite-int8",
     "onnx",
+    "onnx-int8",
+    "openvino-float32",
+    "openvino-int8",
     "pytorch",
+    "pytorch-compile",
     "pytorch-onnx",
+    "pytorch-onnx-int8",
+    "pytorch-openvino-float32",
+    "pytorch-openvino-int8",
+    *(["openvino-bfloat16", "pytorch-openvino-bfloat16"] if BFLOAT16 else []),
 }
 
 
@@ -67,10 +78,18 @@ def test_reduced_run_measures_every_implementation(tmp_path):
         "keras-preact": 11_181_642,
         "pytorch": 11_181_642,
     }
-    train = [r for r in records if r.stage == "train" and r.model == "ResNet8V1"]
-    assert {r.impl for r in train} == {"keras-preact", "plain-keras", "pytorch"}
+    train = [
+        r
+        for r in records
+        if r.stage == "train" and r.model == "ResNet8V1" and r.metric != "compile_s"
+    ]
+    assert {r.impl for r in train} == {"keras-preact", "plain-keras", "pytorch", "pytorch-compile"}
     assert all(r.value > 0 and r.batch == 16 and r.extra["params"] == 75_290 for r in train)
     assert {r.backend for r in train} == {"tensorflow", "torch"}
+    # torch.compile's compiling first step is timed apart, outside the windows.
+    (compiled,) = [r for r in records if r.metric == "compile_s"]
+    assert compiled.impl == "pytorch-compile" and compiled.value > 0
+    assert compiled.extra["compiler"] == "torch.compile (inductor, default mode)"
     # On the CPU the three take turns window by window (bench.turns).
     assert len({r.extra["turn_group"] for r in train}) == 1
 
@@ -102,8 +121,35 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     assert all(v > 0 for v in [*lat.values(), *b32.values()])
     # The float formats are the same trained network: the same accuracy on the same images.
     floats = {acc[i] for i in ("keras-preact", "savedmodel", "tflite-float32", "onnx")}
-    assert len(floats) == 1
-    assert acc["pytorch"] == acc["pytorch-onnx"]
+    assert len(floats | {acc["openvino-float32"]}) == 1
+    assert acc["pytorch"] == acc["pytorch-onnx"] == acc["pytorch-compile"]
+    infer = {
+        r.impl: r
+        for r in records
+        if r.stage == "infer" and r.model == "ResNet8V1" and r.metric == "lat1_ms"
+    }
+    # What each contender ran in, OpenVINO's as OpenVINO reports it, and its class.
+    assert infer["openvino-float32"].extra["precision"] == "float32"
+    assert infer["pytorch-openvino-int8"].extra["precision"].startswith("int8, other ops ")
+    assert infer["onnx-int8"].extra["precision_class"] == "int8"
+    if BFLOAT16:
+        assert infer["pytorch-openvino-bfloat16"].extra["precision"] == "bfloat16"
+    assert infer["openvino-int8"].extra["export_verified"] is True
+    # The ONNX runtimes take turns, and so do the OpenVINO ones.
+    assert set(infer["onnx"].extra["interleaved_with"]) == {
+        "onnx-int8",
+        "pytorch-onnx",
+        "pytorch-onnx-int8",
+    }
+    assert "pytorch-openvino-int8" in infer["openvino-float32"].extra["interleaved_with"]
+    assert set(infer["pytorch-compile"].extra["compile_s"]) == {"batch_1", "batch_32"}
+    # The ImageNet network, upscaled images, every contender of the CIFAR one.
+    imagenet = {
+        r.impl: r
+        for r in records
+        if r.stage == "infer" and r.model == "ResNet18V1" and r.metric == "lat1_ms"
+    }
+    assert set(imagenet) == INFER_IMPLS and all(r.value > 0 for r in imagenet.values())
 
     trained = [r for r in records if r.stage == "accuracy" and r.metric == "acc"]
     assert {r.impl for r in trained} == {"keras-preact", "pytorch"}
@@ -115,7 +161,8 @@ def test_reduced_run_measures_every_implementation(tmp_path):
     table = tmp_path / "README.md"
     assert bench("report", str(out), "--output", str(table)).returncode == 0
     assert table.read_text() in proc.stdout
-    assert "| ResNet8V1 | tflite-int8 |" in table.read_text()
+    assert "| ResNet8V1 | tflite-int8 | int8 |" in table.read_text()
+    assert "| ResNet8V1 | int8 | 1 | " in table.read_text()  # the precision classes' targets
     assert "| ResNet18V1 | 16 |" in table.read_text()  # training from JPEG files
     assert "torchvision (ImageFolder + DataLoader) | vs torchvision |" in table.read_text()
 
@@ -203,9 +250,15 @@ def _wrong_shape_npz(tmp_path: Path) -> Path:
             "--variants profile the training of the CIFAR networks; --models has none",
         ),
         (
-            ["--stages", "train,infer", "--models", "ResNet50V1"],
-            "ImageNet networks train in the train stage only, and --stages infer has no other",
+            ["--stages", "train,profile", "--models", "ResNet50V1"],
+            "ImageNet networks are measured in the train and infer stages only, and --stages "
+            "profile has no other",
         ),
+        (
+            ["--stages", "train", "--models", "profile:ResNet50V1"],
+            "--models profile:ResNet50V1: ImageNet networks are measured in the train and infer",
+        ),
+        (["--stages", "train", "--models", "speed:ResNet20V1"], "unknown stage 'speed'"),
         (["--pairing", "mixed", "--stages", "train"], "unknown --pairing 'mixed'; allowed: turns"),
         (["--max-contenders", "0", "--stages", "train"], "--max-contenders must be at least 1"),
         (
@@ -285,7 +338,12 @@ def test_bfloat16_variant_trains_every_implementation_in_bfloat16(tmp_path):
     out = tmp_path / "r.jsonl"
     run_jobs(variant_jobs, settings, out, log=lambda m: None)
     records = [r for r in read_records(out) if r.metric == "train_img_s"]
-    assert sorted(r.impl for r in records) == ["keras-preact", "plain-keras", "pytorch"]
+    assert sorted(r.impl for r in records) == [
+        "keras-preact",
+        "plain-keras",
+        "pytorch",
+        "pytorch-compile",
+    ]
     for r in records:
         assert r.variant == "bfloat16" and r.value > 0
         # What the network computed in, read back from the model (not the requested setting).

@@ -96,9 +96,12 @@ def test_report_shows_ratios_and_targets(tmp_path):
         ],
     )
     text = report.render(report.load([path]))
-    assert "| ResNet20V1 | 300.0 | 320.0 | 200.0 | 1.50× ✅ | 0.94× ❌ (target ≥ 1.0×) |" in text
-    assert "| ResNet164V2 | 20.0 | – | 18.0 | 1.11× ❌ (target ≥ 1.3×) | – |" in text
-    assert "| ResNet20V1 | onnx | 0.80 | – | – | 1.05× ✅ |" in text
+    assert (
+        "| ResNet20V1 | 300.0 | 320.0 | 200.0 | – | 1.50× ✅ | – | 0.94× ❌ (target ≥ 1.0×) |"
+        in text
+    )
+    assert "| ResNet164V2 | 20.0 | – | 18.0 | – | 1.11× ❌ (target ≥ 1.3×) | – | – |" in text
+    assert "| ResNet20V1 | onnx | – | 0.80 | – | – | 1.05× ✅ |" in text
     assert "| ResNet20V1 | keras-preact | 3 | 10 | 5170 | 517 | 62.0 ± 2.0 % | 80 |" in text
     assert "TFLite int8 ResNet20V1 batch-1: 0.400 ms (✅ target ≤ 0.5 ms)" in text
     assert "accuracy loss vs Keras: 1.5 points (❌ target ≤ 1.0)" in text
@@ -114,10 +117,71 @@ def test_onnx_runtimes_that_took_turns_compare_by_per_round_ratios():
     ours = onnx_rec("onnx", "pytorch-onnx", [0.50, 0.45, 0.40, 0.90])
     peer = onnx_rec("pytorch-onnx", "onnx", [0.60, 0.54, 0.48, 0.50])
     text = report.render([ours, peer])
-    assert "| ResNet20V1 | onnx | 0.50 | – | – | 1.20× ✅ |" in text
+    assert "| ResNet20V1 | onnx | – | 0.50 | – | – | 1.20× ✅ |" in text
     assert "took turns" in text
     alone = [rec("onnx", "ResNet20V1", "lat1_ms", 0.5, "infer", batch=1), peer]
-    assert "| ResNet20V1 | onnx | 0.50 | – | – | 1.00× ✅ |" in report.render(alone)
+    assert "| ResNet20V1 | onnx | – | 0.50 | – | – | 1.00× ✅ |" in report.render(alone)
+
+
+def test_training_against_torch_compile_with_its_compile_time_apart():
+    def img_s(impl, windows, variant=None, **extra):
+        extra = {"turn_group": "g", "windows_img_s": windows, **extra}
+        r = rec(impl, "ResNet20V1", "train_img_s", sorted(windows)[1], "train", extra=extra)
+        return dataclasses.replace(r, variant=variant)
+
+    records = [
+        img_s("keras-preact", [500, 520, 540]),
+        img_s("pytorch", [360, 370, 380]),
+        # Faster than keras-preact in two rounds of three: the paired ratio is below 1.
+        img_s("pytorch-compile", [520, 540, 500], compile_s=41.3),
+        img_s("keras-preact", [1000, 1000, 1000], "bfloat16"),
+        img_s("pytorch-compile", [800, 900, 1000], "bfloat16"),
+        img_s("pytorch", [700, 700, 700], "bfloat16"),
+    ]
+    text = report.render(records)
+    assert (
+        "| ResNet20V1 | 520.0 | – | 370.0 | 520.0 | 1.41× ❌ (target ≥ 1.5×) "
+        "| 0.96× ❌ (target ≥ 1.0×) | – |" in text
+    )
+    assert "torch.compile's first (compiling) step: ResNet20V1 41 s." in text
+    assert "| ResNet20V1 | 1000.0 | 700.0 | 900.0 | 1.43× | 1.11× ✅ |" in text
+
+
+def test_inference_classes_compare_the_fastest_verified_artifact_with_the_fastest_peer():
+    def lat(impl, ms, rounds=None, **extra):
+        if rounds:
+            others = ["openvino-bfloat16", "pytorch-openvino-bfloat16"]
+            extra["interleaved_with"] = [o for o in others if o != impl]
+            extra["rounds_lat1_ms"] = rounds
+        return rec(impl, "ResNet50V1", "lat1_ms", ms, "infer", batch=1, extra=extra)
+
+    records = [
+        lat("onnx", 40.0, precision="float32", export_verified=True),
+        lat("openvino-float32", 38.0, precision="float32", export_verified=True),
+        lat("pytorch-compile", 36.0, precision="float32"),
+        lat("pytorch-openvino-float32", 37.0, precision="float32"),
+        # Unverified artifacts do not count, however fast.
+        lat("tflite-int8", 5.0, precision="int8", export_verified=False),
+        lat("openvino-int8", 12.0, precision="int8, other ops bfloat16", export_verified=True),
+        lat("pytorch-onnx-int8", 15.0, precision="int8 (QDQ), float32 input"),
+        lat("openvino-bfloat16", 22.0, [20.0, 22.0, 24.0], precision="bfloat16"),
+        lat("pytorch-openvino-bfloat16", 22.0, [22.0, 24.2, 26.4], precision="bfloat16"),
+    ]
+    text = report.render(records)
+    assert "| ResNet50V1 | openvino-float32 | float32 | 38.00 |" in text
+    assert (
+        "| ResNet50V1 | float32 | 1 | openvino-float32 (float32) 38.00 ms "
+        "| pytorch-compile (float32) 36.00 ms | 0.95× ❌ (target ≥ 1.0×) |" in text
+    )
+    # Paired: 1.1 in every round, although the medians are equal.
+    assert (
+        "| ResNet50V1 | bfloat16/float16 | 1 | openvino-bfloat16 (bfloat16) 22.00 ms "
+        "| pytorch-openvino-bfloat16 (bfloat16) 22.00 ms | 1.10× ✅ |" in text
+    )
+    assert (
+        "| ResNet50V1 | int8 | 1 | openvino-int8 (int8, other ops bfloat16) 12.00 ms "
+        "| pytorch-onnx-int8 (int8 (QDQ), float32 input) 15.00 ms | 1.25× ✅ |" in text
+    )
 
 
 def test_the_step_profile_shows_shares_and_the_convolutions_bound(tmp_path):

@@ -103,13 +103,14 @@ def test_turn_groups_replace_the_training_tasks_per_model():
     stages, models = ["train", "infer"], {"train": ["ResNet8V1"], "infer": ["ResNet8V1"]}
     tasks = plan_tasks(stages, models, None, ["eigen"])
     for isolate, where in (("task", 1), ("framework", -1)):
-        jobs = group_jobs(tasks, isolate, "turns")
+        jobs = group_jobs(tasks, isolate, "turns", max_contenders=6)
         groups = [j for j in jobs if j.process == TURNS]
         assert len(groups) == 1 and jobs.index(groups[0]) % len(jobs) == where % len(jobs)
         assert [(t.impl, t.variant) for t in groups[0].tasks] == [
             ("keras-preact", None),
             ("plain-keras", None),
             ("pytorch", None),
+            ("pytorch-compile", None),
             ("keras-preact", "eigen"),
             ("plain-keras", "eigen"),
         ]
@@ -119,17 +120,26 @@ def test_turn_groups_replace_the_training_tasks_per_model():
 def test_a_big_turn_group_is_split_and_every_part_has_the_defaults():
     variants = ["eigen", "xla", "keras-bn", "bfloat16"]
     tasks = plan_tasks(["train"], {"train": ["ResNet8V1"]}, None, variants)[1:]  # no parity
-    assert len(tasks) == 3 + 8
-    groups = [j for j in group_jobs(tasks, "task", "turns", max_contenders=5) if j.process == TURNS]
+    assert len(tasks) == 4 + 9
+    groups = [j for j in group_jobs(tasks, "task", "turns", max_contenders=6) if j.process == TURNS]
     contenders = [[(t.impl, t.variant) for t in g.tasks] for g in groups]
-    defaults = [("keras-preact", None), ("plain-keras", None), ("pytorch", None)]
-    assert all(c[:3] == defaults and len(c) <= 5 for c in contenders)
-    assert [v for c in contenders for v in c[3:]] == [(t.impl, t.variant) for t in tasks[3:]]
-    assert len(groups) == 4
+    defaults = [
+        ("keras-preact", None),
+        ("plain-keras", None),
+        ("pytorch", None),
+        ("pytorch-compile", None),
+    ]
+    assert all(c[:4] == defaults and len(c) <= 6 for c in contenders)
+    assert [v for c in contenders for v in c[4:]] == [(t.impl, t.variant) for t in tasks[4:]]
+    assert len(groups) == 5
+    # The compiled peer's bfloat16 variant comes before eager PyTorch's: it shares a group with
+    # keras-preact's when the group has room for only some of them.
+    bf16 = [t.impl for t in tasks if t.variant == "bfloat16"]
+    assert bf16 == ["keras-preact", "plain-keras", "pytorch-compile", "pytorch"]
     # Small enough: one group, as before.
     assert len(split_turn_group(tasks[:5], 5)) == 1
-    with pytest.raises(ValueError, match="no room for a variant beside the 3 default ones"):
-        split_turn_group(tasks, 3)
+    with pytest.raises(ValueError, match="no room for a variant beside the 4 default ones"):
+        split_turn_group(tasks, 4)
 
 
 def test_each_variant_is_divided_by_the_default_of_its_own_turn_group():
@@ -223,7 +233,8 @@ def test_imagenet_networks_and_the_feed_stage_in_the_plan():
     stages = ["feed", "train"]
     models = {"feed": [FEED_MODEL], "train": ["ResNet8V1", "ResNet50V1"]}
     tasks = plan_tasks(stages, models, None, ["keras-bn"])
-    # Networks only are checked for parity; ImageNet ones have no plain Keras model or variants.
+    # Networks only are checked for parity; ImageNet ones have no plain Keras model, no compiled
+    # PyTorch peer in training, and no variants.
     assert [t.model for t in tasks if t.stage == "parity"] == ["ResNet8V1", "ResNet50V1"]
     assert [t.impl for t in tasks if t.model == "ResNet50V1" and t.stage == "train"] == [
         "keras-preact",
@@ -236,6 +247,7 @@ def test_imagenet_networks_and_the_feed_stage_in_the_plan():
             ("train", "ResNet8V1", "keras-preact"),
             ("train", "ResNet8V1", "plain-keras"),
             ("train", "ResNet8V1", "pytorch"),
+            ("train", "ResNet8V1", "pytorch-compile"),
             ("train", "ResNet8V1", "keras-preact"),
         ],
         [("train", "ResNet50V1", "keras-preact"), ("train", "ResNet50V1", "pytorch")],
