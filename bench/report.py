@@ -177,8 +177,14 @@ def train_table(records: list[Record]) -> list[str]:
             f"| {_x(_speed_ratio(ours, compiled), COMPILE_TARGETS.get(model))} "
             f"| {_x(_speed_ratio(ours, plain), 1.0)} |"
         )
-        if compiled is not None and "compile_s" in compiled.extra:
-            compiles.append(f"{model} {compiled.extra['compile_s']:.0f} s")
+        # The coldest compile of the model (a later turn group finds the graph in the cache).
+        seconds = [
+            r.extra["compile_s"]
+            for r in rows
+            if r.model == model and r.impl == "pytorch-compile" and "compile_s" in r.extra
+        ]
+        if seconds:
+            compiles.append(f"{model} {max(seconds):.0f} s")
     if compiles:
         lines += ["", f"torch.compile's first (compiling) step: {', '.join(compiles)}."]
     return [*lines, ""]

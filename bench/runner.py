@@ -32,11 +32,15 @@ def partial_path(output: Path) -> Path:
 
 def worker_env(job: Job, settings: Settings) -> dict[str, str]:
     """Environment of a worker: the Keras backend, the repository importable, quieter TensorFlow,
-    and what a profiling variant or the profile stage sets (only one-task jobs have those)."""
+    torch.compile's cache folder, and what a profiling variant or the profile stage sets (only
+    one-task jobs have those)."""
     env = dict(os.environ)
     env["KERAS_BACKEND"] = settings.backend if job.process in ("keras", "parity") else "tensorflow"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # torch.compile's caches in the run's work directory: its first compile in a run is cold, as
+    # a user's first one is, and later ones of the same graph (another turn group) are warm.
+    env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(settings.workdir).resolve() / "torchinductor")
     for task in job.tasks:
         if task.variant:
             env.update(dict(get_variant(task.variant).env))

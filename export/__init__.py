@@ -1,4 +1,5 @@
-"""Export a trained .keras classifier to TF Serving (SavedModel), TFLite and ONNX, verified.
+"""Export a trained .keras classifier to TF Serving (SavedModel), TFLite, ONNX and OpenVINO,
+verified.
 
     python -m export --model runs/demo/train/best.keras --output runs/demo/export --labels cifar10
 
@@ -10,8 +11,8 @@ or from Python::
 
 Stages, one module each: ``model`` (load, float32, preprocessing) -> ``savedmodel`` (signatures,
 warm-up) and ``repository`` (TF Serving layout, models.config) -> ``tflite`` and ``onnx_export``
--> ``verify``; ``pipeline`` runs them, ``client`` talks to TF Serving, ``local_server`` stands in
-for it in tests.
+-> ``openvino_export`` (an optional extra) -> ``verify``; ``pipeline`` runs them, ``client``
+talks to TF Serving, ``local_server`` stands in for it in tests.
 """
 
 from __future__ import annotations
