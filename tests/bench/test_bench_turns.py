@@ -10,6 +10,7 @@ import textwrap
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.plan import TURNS, group_jobs, plan_tasks, split_turn_group
@@ -261,3 +262,35 @@ def test_imagenet_networks_and_the_feed_stage_in_the_plan():
     assert SpeedSettings(device="gpu").for_model("ResNet50V1").batch == 128
     assert SpeedSettings().for_model("ResNet20V1").batch == 128
     assert SpeedSettings(batch=32).for_model("ResNet50V1").batch == 32
+
+
+def test_models_given_per_stage_and_imagenet_inference_settings():
+    from bench.cli import select_models
+    from bench.datasets import load_embedded_sample
+    from bench.infer_speed import InferSettings, model_images
+
+    option = "train:ResNet20V1,train:ResNet164V2,infer:resnet20v1,infer:ResNet50V1"
+    per_stage, stages = select_models(option, ("train", "infer"), True, False, "cpu")
+    assert stages == ("train", "infer")
+    assert per_stage["train"] == ("ResNet20V1", "ResNet164V2")
+    assert per_stage["infer"] == ("ResNet20V1", "ResNet50V1")
+    # Without a stage, a model goes to every stage that takes it: ResNet50V1 to these two.
+    per_stage, _ = select_models("ResNet50V1", ("train", "infer"), True, False, "cpu")
+    assert per_stage["train"] == per_stage["infer"] == ("ResNet50V1",)
+    assert per_stage["profile"] == ()
+    # At 224x224 a call costs ~100 CIFAR calls: fewer calls, rounds and images.
+    s = InferSettings()
+    assert s.for_model("ResNet20V1") is s
+    big = s.for_model("ResNet50V1")
+    assert (big.warmup, big.repeats, big.repeats_b32, big.rounds, big.settle) == (5, 50, 10, 5, 3)
+    assert (big.calibration_images, big.verify_images, big.image_size) == (100, 64, 224)
+    sample = load_embedded_sample()
+    images = model_images("ResNet50V1", sample, big)
+    assert images.x_test.shape == (32, 224, 224, 3) and images.x_train.shape == (100, 224, 224, 3)
+    assert images.x_test.dtype == np.uint8
+    # The same pixels in every process (PIL, no TensorFlow), and the picture is the image's.
+    again = model_images("ResNet50V1", sample, big)
+    np.testing.assert_array_equal(images.x_train, again.x_train)
+    shrunk = images.x_test[:, 3::7, 3::7].astype(float)  # 32x32 again, roughly
+    assert np.abs(shrunk - sample.x_test[:32]).mean() < 20
+    assert model_images("ResNet20V1", sample, s) is sample
