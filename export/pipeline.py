@@ -121,11 +121,11 @@ def run_export(
     """
     say = log or (lambda message: print(message, file=sys.stderr, flush=True))
     started = time.perf_counter()
+    prepared = _prepare(plan)
+    # All input is checked: only now is anything created (or said).
+    repository.check_output_dir(plan.output)
     if plan.skipped:
         say(f"skipped: {'; '.join(plan.skipped)}")
-    prepared = _prepare(plan)
-    # All input is checked: only now is anything created.
-    repository.check_output_dir(plan.output)
     stale = repository.remove_stale_staging_dirs(plan.output)
     if stale:
         say(
