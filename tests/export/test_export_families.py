@@ -26,6 +26,7 @@ def test_imagenet_family_without_preprocess_layer(tmp_path, sample):
         tmp_path / "repo",
         preprocessing="imagenet",
         formats="savedmodel,onnx",
+        quantize="",
         num_images=16,
         latency_runs=0,
         log=lambda message: None,
