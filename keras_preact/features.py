@@ -53,10 +53,13 @@ def stage_names(family_stages: int) -> tuple[str, ...]:
     return tuple(f"stage{s}" for s in range(1, family_stages + 1))
 
 
-def check_stages(stages: Any, available: Sequence[str]) -> tuple[str, ...]:
+def check_stages(
+    stages: Any, available: Sequence[str], argument: str = "features"
+) -> tuple[str, ...]:
     """Validate a choice of stages (None: all of them; one name; or a sequence of names).
 
-    Returns the chosen names in stage order; raises ValueError echoing a bad value.
+    Returns the chosen names in stage order; raises ValueError echoing the bad value as
+    ``{argument}=...``.
     """
     if stages is None:
         return tuple(available)
@@ -67,17 +70,17 @@ def check_stages(stages: Any, available: Sequence[str]) -> tuple[str, ...]:
         or not all(isinstance(s, str) for s in chosen)
     ):
         raise ValueError(
-            f"features must be a stage name or a non-empty sequence of them "
+            f"{argument} must be a stage name or a non-empty sequence of them "
             f"({', '.join(map(repr, available))}), got {stages!r}"
         )
     unknown = [s for s in chosen if s not in available]
     if unknown:
         raise ValueError(
-            f"unknown stage {unknown[0]!r} in features={stages!r}; this network has "
+            f"unknown stage {unknown[0]!r} in {argument}={stages!r}; this network has "
             f"{', '.join(map(repr, available))}"
         )
     if len(set(chosen)) != len(chosen):
-        raise ValueError(f"features names a stage twice: {stages!r}")
+        raise ValueError(f"{argument} names a stage twice: {stages!r}")
     return tuple(s for s in available if s in chosen)
 
 
@@ -142,7 +145,7 @@ def feature_extractor(
             f"model {model.name!r} has no keras-preact stages (layers named stage1_unit1_...); "
             "feature_extractor takes a network built by keras-preact or loaded from its .keras file"
         )
-    chosen = check_stages(stages, available)
+    chosen = check_stages(stages, available, "stages")
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     return stage_model(model, chosen, name)

@@ -252,7 +252,10 @@ def test_feature_extractor_refuses_other_models():
     with pytest.raises(ValueError, match=r"takes a functional keras\.Model"):
         kp.feature_extractor("resnet20v1")
     model = kp.ResNet20V1()
-    with pytest.raises(ValueError, match=r"unknown stage 'stage4'.*'stage1', 'stage2', 'stage3'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown stage 'stage4' in stages=\['stage4'\].*'stage1', 'stage2', 'stage3'",
+    ):
         kp.feature_extractor(model, ["stage4"])
     with pytest.raises(ValueError, match="name must be a non-empty string, got ''"):
         kp.feature_extractor(model, name="")
