@@ -116,7 +116,11 @@ def _check_probs(probs: Any) -> np.ndarray:
         array = np.asarray(probs)
     except (TypeError, ValueError):  # ragged nested lists and the like
         array = None
-    if array is None or array.dtype.kind not in "biuf":
+    # bfloat16 and float8 (ml_dtypes, the outputs of mixed-precision models) are floats too.
+    numeric = array is not None and (
+        array.dtype.kind in "biuf" or array.dtype.name.startswith(("bfloat", "float"))
+    )
+    if not numeric:
         raise ValueError(
             f"probs must be a numeric array of shape (batch, classes), got {_short(probs)}"
         )

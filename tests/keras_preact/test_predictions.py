@@ -92,6 +92,8 @@ def test_decode_predictions_options():
     logits = np.zeros((1, 10))
     logits[0, 3] = -1.0  # logits are ranked too: the cat comes last
     assert kp.decode_predictions(logits, top=10, labels="cifar10")[0][-1].name == "cat"
+    half = keras.ops.cast(np.eye(100)[[42]], "bfloat16")  # a mixed-precision model's logits
+    assert kp.decode_predictions(half, top=1)[0][0].name == kp.label_names("cifar100")[42]
     assert kp.decode_predictions([[0.0, 1.0] + [0.0] * 8], top=1) == [
         [labels.Prediction("1", "automobile", 1.0)]
     ]
