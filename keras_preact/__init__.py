@@ -6,6 +6,8 @@
 >>> keras_preact.ResNet(110, version="v1", shortcut="scaling")  # the v2 paper's ablations
 >>> keras_preact.Plain56V1()                                  # the v1 paper's plain network
 >>> keras_preact.ResNet50V1(weights="resnet50-0676ba61.pth", bottleneck_stride="3x3")  # doctest: +SKIP
+>>> keras_preact.decode_predictions(model.predict(images), top=5)  # doctest: +SKIP
+>>> keras_preact.ResNet50V2(include_top=False, features=("stage2", "stage3", "stage4"))  # doctest: +SKIP
 
 ``weights=`` also converts the checkpoints of torchvision, timm, keras.applications and the PyTorch
 CIFAR ResNets exactly (``keras_preact.convert``; ``python -m keras_preact.convert``).
@@ -24,6 +26,9 @@ __version__ = "0.2.0"
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
+    "feature_extractor": "features",
+    "decode_predictions": "labels",
+    "label_names": "labels",
     "use_fused_batch_norm": "layers",
     "DATASET_STATS": "preprocessing",
     "mean_std": "preprocessing",

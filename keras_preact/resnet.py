@@ -18,6 +18,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from keras_preact import features as features_lib
 from keras_preact import preprocessing as preprocessing_lib
 from keras_preact import units
 from keras_preact.layers import use_fused_batch_norm
@@ -343,6 +344,7 @@ def ResNet(
     classifier_activation: Any = "softmax",
     name: str | None = None,
     preprocessing: str | None = None,
+    features: str | Sequence[str] | None = None,
     **options: Any,
 ) -> keras.Model:
     """Build a ResNet of any valid depth: CIFAR 6n+2 (basic) / 9n+2 (bottleneck), ImageNet 18…200.
@@ -367,6 +369,7 @@ def ResNet(
         DEFAULT_CLASSES[family] if classes is None else classes,
         classifier_activation,
     )
+    stages = _check_features(features, head, len(arch.counts))
     weights_path = _check_weights(weights)
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
@@ -416,6 +419,8 @@ def ResNet(
     use_fused_batch_norm(model)
     if load_weights is not None:
         load_weights(model)
+    if stages is not None:
+        model = features_lib.stage_model(model, stages, model.name)
     return model
 
 
@@ -448,6 +453,12 @@ Args:
     preprocessing: ``None`` (inputs already standardised) or ``"cifar10"``, ``"cifar100"``,
         ``"imagenet"``: a first ``Normalization`` layer named ``preprocess`` standardises raw
         [0, 255] pixels with that dataset's per-channel mean and standard deviation.
+    features: with ``include_top=False`` and no ``pooling``: the stages to return, e.g.
+        ``("stage2", "stage3", "stage4")`` (or one name): the model's output is then a dict of
+        those stages' feature maps, a backbone for detection or segmentation (strides 4, 8, 16,
+        32 for ImageNet networks, 1, 2, 4 for CIFAR; v1 stages are taken after the unit's ReLU,
+        v2 stages are the pre-activation sums, the last one without the head's BN-ReLU; see
+        ``keras_preact.feature_extractor``).
     **options: architecture options of ``keras_preact.ResNet`` — ``placement``, ``shortcut``,
         ``projection``, ``bottleneck_stride``, ``shortcut_scale``, ``gate_bias``,
         ``shortcut_dropout``, ``kernel_initializer``, ``bn_momentum``, ``bn_epsilon``,
@@ -629,3 +640,21 @@ def get_model(name: str, **kwargs: Any) -> keras.Model:
     for any CIFAR depth; ``kwargs`` are those of the named factories.
     """
     return resolve_model(name, kwargs.pop("unit", None)).build(**kwargs)
+
+
+def _check_features(features: Any, head: _Head, stages: int) -> tuple[str, ...] | None:
+    """The stages ``features=`` asks for (None: the usual model), checked against the head."""
+    if features is None:
+        return None
+    chosen = features_lib.check_stages(features, features_lib.stage_names(stages))
+    if head.include_top:
+        raise ValueError(
+            f"features={features!r} returns stage outputs, not the classifier: pass "
+            "include_top=False with it (got include_top=True)"
+        )
+    if head.pooling is not None:
+        raise ValueError(
+            f"features={features!r} returns the stages' feature maps: pass pooling=None with it "
+            f"(got pooling={head.pooling!r})"
+        )
+    return chosen
