@@ -154,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parity = measure_parity(conversion, args.parity_images)
         except SourceUnavailable as e:
             print(f"parity: not measured ({e})")
+        except ValueError as e:  # the source itself is broken
+            raise UserError(str(e)) from None
         else:
             verdict = "ok" if parity.passed else f"FAILED (tolerance {parity.tolerance:.1e})"
             print(f"parity: {parity} — {verdict}", flush=True)

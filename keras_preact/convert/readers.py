@@ -13,6 +13,11 @@ Three file formats, recognised by their content (the extension is not trusted):
 
 A checkpoint that wraps its state dict (``{"state_dict": ...}``, ``{"model": ...}``) is unwrapped,
 and the prefixes ``module.`` (``DataParallel``) and ``_orig_mod.`` (``torch.compile``) are removed.
+
+Every tensor is checked as it is read, before anything is built from it: a weight must be
+floating point (half, bfloat16 and double are converted to float32) and finite, and a batch-norm
+variance must not be negative; only batch-norm step counters (``num_batches_tracked``) may be
+integers. A checkpoint that breaks this is refused with a ``ValueError`` naming the tensor.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import zipfile
 
+import ml_dtypes  # noqa: F401  (gives NumPy bfloat16 for safetensors files; installed with Keras)
 import numpy as np
 
 FORMATS = {
@@ -35,6 +42,10 @@ _PICKLE_PROTOCOL_2 = b"\x80\x02"
 # Keys under which training scripts store the model's state dict next to epochs and metrics.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net")
 _PREFIXES = ("module.", "_orig_mod.")
+# PyTorch's batch-norm step counters: integer tensors that are no part of the network's function.
+COUNTERS = ("num_batches_tracked",)
+# Batch-norm variances, by their last name component (PyTorch, Keras).
+_VARIANCES = ("running_var", "moving_variance")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +55,8 @@ class Checkpoint:
     Attributes:
         path: the file.
         format: one of ``FORMATS``.
-        tensors: name -> array. Floating-point tensors are float32 (half and bfloat16 upcast
-            exactly); integer tensors (batch-norm counters) keep their type.
+        tensors: name -> array. Weights are float32 (half and bfloat16 upcast exactly) and
+            finite; batch-norm step counters (``COUNTERS``) keep their integer type.
     """
 
     path: str
@@ -62,29 +73,78 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint's tensors (see the module docstring for the formats).
 
     Raises:
-        ValueError: the file is missing, truncated or corrupt, in no format understood, holds
-            Python objects other than tensors (PyTorch), or needs torch and torch is not installed.
+        ValueError: the file is missing, unreadable, truncated or corrupt, in no format understood,
+            holds Python objects other than tensors (PyTorch), needs torch and torch is not
+            installed, or holds values that cannot be weights (see the module docstring).
     """
     path = os.fspath(path)
+    fmt, tensors = _read(path)
+    return Checkpoint(path, fmt, _weights(path, tensors))
+
+
+def _read(path: str) -> tuple[str, dict[str, np.ndarray]]:
+    """The format and the raw arrays of the file at ``path``."""
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is a directory, not a checkpoint file")
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint not found: {path!r}")
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise ValueError(f"cannot read checkpoint {path!r}: {e.strerror or e}") from None
     if head.startswith(_HDF5_SIGNATURE):
-        return Checkpoint(path, "keras-h5", _read_h5(path))
+        return "keras-h5", _read_h5(path)
     if head.startswith(b"PK") and _is_keras_archive(path):
         raise ValueError(
             f"{path!r} is a Keras model file (.keras), not a checkpoint to convert: load it with "
             "keras_preact.load_model, or pass it as weights= to the model it was saved from"
         )
     if head.startswith(b"PK") or head.startswith(_PICKLE_PROTOCOL_2):
-        return Checkpoint(path, "pytorch", _read_torch(path))
+        return "pytorch", _read_torch(path)
     if len(head) > 8 and head[8:9] == b"{":
-        return Checkpoint(path, "safetensors", _read_safetensors(path))
+        return "safetensors", _read_safetensors(path)
     raise ValueError(
         f"{path!r} is neither a Keras .weights.h5/.keras file nor a checkpoint in a format "
         f"understood ({'; '.join(FORMATS.values())})" + (": the file is empty" if not head else "")
     )
+
+
+def _weights(path: str, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The tensors with every weight as float32, or a ValueError naming the first that cannot be
+    a weight: not floating point, NaN or infinite (also once in float32), a negative variance."""
+    checked = {}
+    for name, array in tensors.items():
+        leaf = re.split(r"[./]", name)[-1]
+        if leaf in COUNTERS:
+            checked[name] = array
+            continue
+        what = f"{path!r}: tensor {name!r} {tuple(array.shape)}"
+        if not _is_float(array.dtype):
+            raise ValueError(
+                f"{what} is {array.dtype}; weights are floating point (only batch-norm step "
+                f"counters, {', '.join(COUNTERS)}, may be integers): not a checkpoint of weights"
+            )
+        value = np.asarray(array, dtype=np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:
+            beyond = bad > np.count_nonzero(~np.isfinite(array.astype(np.float64)))
+            raise ValueError(
+                f"{what} has {bad} NaN or infinite value{'s' if bad > 1 else ''} (of "
+                f"{value.size}{', beyond float32' if beyond else ''}): the checkpoint is broken"
+            )
+        if leaf in _VARIANCES and (value < 0).any():
+            raise ValueError(
+                f"{what} is a batch-norm variance with {int((value < 0).sum())} negative "
+                "value(s): the checkpoint is broken"
+            )
+        checked[name] = value
+    return checked
+
+
+def _is_float(dtype: np.dtype) -> bool:
+    """NumPy's floating-point types, and ml_dtypes' (bfloat16, float8_*)."""
+    return dtype.kind == "f" or (dtype.kind == "V" and dtype.name.startswith(("bfloat", "float")))
 
 
 def _is_keras_archive(path: str) -> bool:
@@ -123,10 +183,16 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
     state = _state_dict(obj, path)
     tensors = {}
     for name, value in state.items():
-        if value.is_floating_point():
-            tensors[name] = value.detach().to(torch.float32).numpy()
-        else:
-            tensors[name] = value.detach().numpy()
+        try:
+            if value.is_floating_point():  # bfloat16 has no NumPy type: float32 here
+                tensors[name] = value.detach().to(torch.float32).numpy()
+            else:
+                tensors[name] = value.detach().numpy()
+        except (RuntimeError, TypeError) as e:  # quantized, sparse, meta tensors
+            raise ValueError(
+                f"{path!r}: tensor {name!r} ({value.dtype}, {value.layout}) is not a plain array "
+                f"of weights: {str(e).splitlines()[0]}"
+            ) from None
     return tensors
 
 
@@ -173,11 +239,9 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
         raise ValueError(
             f"cannot read safetensors file {path!r}: truncated or corrupt ({e})"
         ) from None
-    except TypeError as e:  # numpy has no bfloat16
-        raise ValueError(f"cannot read safetensors file {path!r} without torch: {e}") from None
-    return _strip_prefixes(
-        {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in tensors.items()}
-    )
+    except TypeError as e:  # a dtype NumPy and ml_dtypes do not know
+        raise ValueError(f"cannot read safetensors file {path!r}: {e}") from None
+    return _strip_prefixes(tensors)
 
 
 def _read_h5(path: str) -> dict[str, np.ndarray]:
@@ -210,7 +274,7 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
                 group = root[layer]
                 for weight in _strings(group.attrs.get("weight_names", [])):
                     role = weight.rsplit("/", 1)[-1].split(":", 1)[0]
-                    tensors[f"{layer}/{role}"] = np.asarray(group[weight], dtype=np.float32)
+                    tensors[f"{layer}/{role}"] = np.asarray(group[weight])
     except (OSError, KeyError) as e:
         raise ValueError(f"cannot read HDF5 file {path!r}: truncated or corrupt ({e})") from None
     if depth is not None:
@@ -256,9 +320,7 @@ def _read_keras3_applications(path: str, depth: int, classes: int | None) -> dic
             f"Keras cannot load them into that network: {str(e).splitlines()[0]}"
         ) from None
     return {
-        f"{layer.name}/{w.path.rsplit('/', 1)[-1]}": np.asarray(
-            keras.ops.convert_to_numpy(w), dtype=np.float32
-        )
+        f"{layer.name}/{w.path.rsplit('/', 1)[-1]}": np.asarray(keras.ops.convert_to_numpy(w))
         for layer in net.layers
         for w in layer.weights
     }

@@ -250,3 +250,59 @@ def test_parity_differs_when_the_layout_is_misread(resnet20):
     ours = np.asarray(conversion.model(x))
     other = randomize_torch(CifarResNet("v1", 3, classes=100), seed=2)
     assert np.abs(ours - torch_logits(other, x)).max() > 1e-2
+
+
+def _broken(state: dict, key: str, value) -> dict:
+    """``state`` with one tensor replaced (or changed in place when ``value`` is a float)."""
+    state = dict(state)
+    if isinstance(value, float):
+        state[key] = state[key].clone()
+        state[key].view(-1)[1] = value
+    else:
+        state[key] = value
+    return state
+
+
+def test_broken_values_are_refused_naming_the_tensor_before_anything_is_built(resnet20, tmp_path):
+    """NaN, infinite, integer or boolean weights and negative variances never load (not through
+    ``weights=``, not through ``convert_checkpoint``): one line naming the file and the tensor,
+    before any layer is built. Batch-norm step counters are integers legitimately."""
+    state = torch.load(resnet20[0], weights_only=True)
+    assert state["bn1.num_batches_tracked"].dtype == torch.int64
+    conv = "layer1.0.conv1.weight"
+    cases = {
+        "nan.pth": (_broken(state, conv, float("nan")), conv, "1 NaN or infinite value"),
+        "inf.safetensors": (
+            _broken(state, "bn1.running_mean", float("inf")),
+            "bn1.running_mean",
+            "1 NaN or infinite value",
+        ),
+        "int.pth": (
+            _broken(state, "linear.weight", state["linear.weight"].to(torch.int64)),
+            "linear.weight",
+            "int64",
+        ),
+        "bool.pth": (_broken(state, "bn1.weight", state["bn1.weight"] > 0), "bn1.weight", "bool"),
+        "negative-variance.pth": (
+            _broken(state, "bn1.running_var", -state["bn1.running_var"]),
+            "bn1.running_var",
+            "negative",
+        ),
+    }
+    for name, (broken, key, problem) in cases.items():
+        path = tmp_path / name
+        if name.endswith(".safetensors"):
+            save_torch(broken, path)
+        else:
+            torch.save(broken, path)
+        for load in (
+            lambda p: kp.ResNet20V1(weights=p, classes=100),
+            lambda p: convert_checkpoint(p),
+        ):
+            keras.backend.clear_session()
+            with pytest.raises(ValueError) as e:
+                load(path)
+            message = one_line(e)
+            assert repr(str(path)) in message and repr(key) in message, message
+            assert problem in message, message
+            assert keras.layers.Conv2D(1, 1).name == "conv2d", name  # nothing was built
