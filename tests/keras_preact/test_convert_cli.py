@@ -231,3 +231,29 @@ def test_broken_weights_are_refused_with_and_without_the_source_framework(tmp_pa
     )
     _refused(result.returncode, result.stdout, result.stderr, "'bn1.running_var'", "infinite")
     assert not output.parent.exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_converting(akamaster, tmp_path, capsys):
+    """Below a file, where nothing can be created, or in a folder nobody may write into (sysfs
+    refuses new files also to root, whom permission bits do not stop): one line, exit 2 (exit 1
+    means a failed parity), before any conversion line; nothing is written and the file in the
+    way is kept."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    for output, reason in (
+        (blocker / "sub" / "model.keras", "is a file, not a folder"),
+        (Path("/proc/keras-preact/model.keras"), "No such file or directory"),
+        (Path("/sys/model.keras"), "Permission denied"),
+    ):
+        code, out, err = run([akamaster[0], "--output", output], capsys)
+        _refused(code, out, err, f"cannot write --output {str(output)!r}", reason)
+    assert blocker.read_text() == "keep me"
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_the_output_cannot_be_the_checkpoint_itself(akamaster, tmp_path, capsys):
+    checkpoint = tmp_path / "resnet20.keras"  # a PyTorch file, named as the user chose
+    checkpoint.write_bytes(akamaster[0].read_bytes())
+    code, out, err = run([checkpoint, "--output", checkpoint, "--overwrite"], capsys)
+    _refused(code, out, err, "is the checkpoint itself")
+    assert checkpoint.read_bytes() == akamaster[0].read_bytes()
