@@ -165,6 +165,8 @@ def _check_weights(weights: Any) -> str | None:
             "local .weights.h5 or .keras file, or of a checkpoint to convert (torchvision or "
             "PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
         )
+    if os.path.isdir(path):
+        raise ValueError(f"weights={path!r} is a directory, not a weights file")
     if not os.path.isfile(path):
         raise ValueError(f"weights file not found: {path!r}")
     return path

@@ -169,10 +169,10 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise ValueError(
-                f"{path!r} holds Python objects besides tensors, and keras-preact loads only "
-                "weights-only checkpoints (torch.load(weights_only=True)); it never runs a "
-                f"pickle's code. Save the state dict alone (torch.save(model.state_dict(), ...)) "
-                f"or as .safetensors ({first})"
+                f"{path!r} holds Python objects besides tensors{_refers_to(str(e))}, and "
+                "keras-preact loads only weights-only checkpoints (torch.load(weights_only=True));"
+                " it never runs a pickle's code. Save the state dict alone "
+                "(torch.save(model.state_dict(), ...)) or as .safetensors"
             ) from None
         raise ValueError(f"cannot read PyTorch checkpoint {path!r}: corrupt ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
@@ -194,6 +194,13 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
                 f"of weights: {str(e).splitlines()[0]}"
             ) from None
     return tensors
+
+
+def _refers_to(message: str) -> str:
+    """``" (it refers to pathlib.Path.touch)"``: the object torch's weights-only unpickler
+    refused, from its message (whose advice, to load it anyway, is not passed on)."""
+    name = re.search(r"GLOBAL ([\w.]+)", message)
+    return f" (it refers to {name.group(1)})" if name else ""
 
 
 def _state_dict(obj, path: str) -> dict:

@@ -157,6 +157,7 @@ BAD = {
     "unknown option_a": (["{ckpt}", "--option-a", "middle"], "unknown option_a 'middle'"),
     "not .keras": (["{ckpt}", "--output", "{tmp}/model.h5"], "must end in .keras"),
     "missing checkpoint": (["{tmp}/none.pth"], "checkpoint not found"),
+    "directory checkpoint": (["{tmp}"], "is a directory, not a checkpoint file"),
     "bad classes": (["{ckpt}", "--classes", "0"], "--classes must be a positive integer"),
 }  # fmt: skip
 
