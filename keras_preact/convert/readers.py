@@ -11,8 +11,8 @@ Three file formats, recognised by their content (the extension is not trusted):
   keras.applications ResNets saved by Keras 3's ``save_weights`` (``.weights.h5``), loaded into
   keras.applications' own network (their arrays have no layer names).
 
-A checkpoint that wraps its state dict (``{"state_dict": ...}``, ``{"model": ...}``) is unwrapped,
-and the prefixes ``module.`` (``DataParallel``) and ``_orig_mod.`` (``torch.compile``) are removed.
+A checkpoint that wraps its state dict (``{"state_dict": ...}``, ``{"model": ...}``, or a single
+mapping of tensors under any other key, a few levels deep) is unwrapped, and the prefixes ``module.`` (``DataParallel``) and ``_orig_mod.`` (``torch.compile``) are removed.
 
 Every tensor is checked as it is read, before anything is built from it: a weight must be
 floating point (half, bfloat16 and double are converted to float32) and finite, and a batch-norm
@@ -26,6 +26,7 @@ import dataclasses
 import os
 import pickle
 import re
+import warnings
 import zipfile
 
 import ml_dtypes  # noqa: F401  (gives NumPy bfloat16 for safetensors files; installed with Keras)
@@ -164,9 +165,11 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
             "(pip install 'keras-preact[convert]'), or save its state dict as .safetensors"
         ) from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on TorchScript and legacy storages
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = _torch_reason(e)
         if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
             raise ValueError(
                 f"{path!r} holds Python objects besides tensors{_refers_to(str(e))}, and "
@@ -176,7 +179,13 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
             ) from None
         raise ValueError(f"cannot read PyTorch checkpoint {path!r}: corrupt ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "TorchScript" in str(e):
+            raise ValueError(
+                f"{path!r} is a TorchScript archive (torch.jit.save), which holds code; "
+                "keras-preact reads state dicts only: save torch.save(model.state_dict(), ...) "
+                "or a .safetensors file"
+            ) from None
+        first = _torch_reason(e)
         raise ValueError(
             f"cannot read PyTorch checkpoint {path!r}: truncated or corrupt ({first})"
         ) from None
@@ -196,6 +205,13 @@ def _read_torch(path: str) -> dict[str, np.ndarray]:
     return tensors
 
 
+def _torch_reason(error: BaseException) -> str:
+    """The first line of torch's message, without its advice to retry with weights_only=False."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return re.split(r"\s*(?:In PyTorch 2\.6|Re-running|This file can still be loaded)", first)[0]
+
+
 def _refers_to(message: str) -> str:
     """``" (it refers to pathlib.Path.touch)"``: the object torch's weights-only unpickler
     refused, from its message (whose advice, to load it anyway, is not passed on)."""
@@ -204,22 +220,56 @@ def _refers_to(message: str) -> str:
 
 
 def _state_dict(obj, path: str) -> dict:
-    """The ``name -> tensor`` mapping of a loaded PyTorch object, unwrapped and unprefixed."""
+    """The ``name -> tensor`` mapping of a loaded PyTorch object, unwrapped and unprefixed.
+
+    A mapping under one of ``_WRAPPER_KEYS`` is taken first; otherwise the object itself, or the
+    one mapping of tensors under any other key, a few levels deep (``{"ema": {"model": ...}}``).
+    Several mappings of tensors side by side are refused rather than one of them guessed.
+    """
     import torch
 
-    if isinstance(obj, dict):
-        for key in _WRAPPER_KEYS:
-            inner = obj.get(key)
-            if isinstance(inner, dict) and any(isinstance(v, torch.Tensor) for v in inner.values()):
-                obj = inner
-                break
-    if not isinstance(obj, dict) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
+    def holds_tensors(value) -> bool:
+        return isinstance(value, dict) and any(isinstance(v, torch.Tensor) for v in value.values())
+
+    top = obj
+    for _ in range(4):
+        if not isinstance(obj, dict):
+            break
+        wrapped = next((obj[k] for k in _WRAPPER_KEYS if holds_tensors(obj.get(k))), None)
+        if wrapped is not None:
+            obj = wrapped
+            break
+        if holds_tensors(obj):
+            break
+        mappings = [k for k, v in obj.items() if isinstance(v, dict)]
+        states = [k for k in mappings if holds_tensors(obj[k])]
+        if len(states) > 1:
+            raise ValueError(
+                f"{path!r} holds several state dicts ({', '.join(map(repr, states[:4]))}); save "
+                "the one to convert alone (torch.save(state_dict, ...))"
+            )
+        if len(states) != 1 and len(mappings) != 1:
+            break
+        obj = obj[(states or mappings)[0]]
+    if not holds_tensors(obj):
         raise ValueError(
-            f"{path!r} holds no state dict (a mapping of names to tensors, or one under "
-            f"{', '.join(map(repr, _WRAPPER_KEYS))})"
+            f"{path!r} holds no state dict (a mapping of names to tensors, at its top level or "
+            f"under a key such as {', '.join(map(repr, _WRAPPER_KEYS))}): it holds "
+            f"{_contents(top)}"
         )
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     return _strip_prefixes(state)
+
+
+def _contents(obj) -> str:
+    """``{'epoch': int, 'weights': a mapping of 3 entries}``: what a loaded object holds."""
+    if not isinstance(obj, dict):
+        return f"a {type(obj).__name__}"
+    items = [
+        f"{k!r}: " + (f"a mapping of {len(v)} entries" if isinstance(v, dict) else type(v).__name__)
+        for k, v in list(obj.items())[:6]
+    ]
+    return "{" + ", ".join(items) + (", ..." if len(obj) > 6 else "") + "}"
 
 
 def _strip_prefixes(state: dict) -> dict:

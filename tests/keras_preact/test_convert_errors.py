@@ -310,3 +310,72 @@ def test_broken_values_are_refused_naming_the_tensor_before_anything_is_built(re
             assert repr(str(path)) in message and repr(key) in message, message
             assert problem in message, message
             assert keras.layers.Conv2D(1, 1).name == "conv2d", name  # nothing was built
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
+def test_other_files_that_are_not_plain_weights_are_named(resnet20, tmp_path):
+    """A TorchScript archive, quantized or sparse tensors, two state dicts side by side, a file
+    that cannot be read: one line each, saying what the file is; torch's advice to load with
+    weights_only=False is never passed on."""
+    state = torch.load(resnet20[0], weights_only=True)
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "script.pt")
+    quantized = dict(state)
+    quantized["linear.weight"] = torch.quantize_per_tensor(
+        state["linear.weight"], 0.1, 0, torch.qint8
+    )
+    torch.save(quantized, tmp_path / "quantized.pth")
+    sparse = dict(state, **{"linear.weight": state["linear.weight"].to_sparse()})
+    torch.save(sparse, tmp_path / "sparse.pth")
+    torch.save({"student": state, "teacher": state, "epoch": 3}, tmp_path / "two.pth")
+    torch.save({"epoch": 3, "best": [0.9]}, tmp_path / "metrics.pth")
+    cases = {
+        tmp_path / "script.pt": "is a TorchScript archive (torch.jit.save), which holds code",
+        tmp_path / "quantized.pth": "tensor 'linear.weight' (torch.qint8, torch.strided) is not a plain array",
+        tmp_path / "sparse.pth": "tensor 'linear.weight' (torch.float32, torch.sparse_coo) is not a plain array",
+        tmp_path / "two.pth": "holds several state dicts ('student', 'teacher')",
+        tmp_path / "metrics.pth": "holds no state dict (a mapping of names to tensors, at its top level or under a key such as 'state_dict', 'model_state_dict', 'model', 'net'): it holds {'epoch': int, 'best': list}",
+        Path("/proc/self/mem"): "cannot read checkpoint '/proc/self/mem': Input/output error",
+    }  # fmt: skip
+    for path, problem in cases.items():
+        with pytest.raises(ValueError) as e:
+            kp.ResNet20V1(weights=path, classes=100)
+        message = one_line(e)
+        assert problem in message and "weights_only=False" not in message, message
+
+
+def test_a_state_dict_under_another_key_or_in_half_precision_converts(resnet20, tmp_path):
+    """One mapping of tensors under any key, a few levels deep, is the state dict; float16 and
+    bfloat16 tensors are upcast exactly, from .pth and from .safetensors (read without torch)."""
+    path, net = resnet20
+    state = torch.load(path, weights_only=True)
+    torch.save({"ema": {"weights": state}, "epoch": 3}, tmp_path / "nested.pth")
+    kernel = net.conv1.weight.detach().numpy().transpose(2, 3, 1, 0)
+    model = kp.ResNet20V1(weights=tmp_path / "nested.pth", classes=100)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), kernel)
+
+    for dtype in (torch.float16, torch.bfloat16):
+        half = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(half, tmp_path / "half.pth")
+        save_torch(half, tmp_path / "half.safetensors")
+        expected = half["conv1.weight"].float().numpy().transpose(2, 3, 1, 0)
+        for name in ("half.pth", "half.safetensors"):
+            keras.backend.clear_session()
+            model = kp.ResNet20V1(weights=tmp_path / name, classes=100)
+            np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), expected)
+    # bfloat16 safetensors, where nothing has taught NumPy the type yet (no torch, no Keras).
+    code = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "tensorflow", "keras", "jax"):
+            raise ImportError(name)
+sys.meta_path.insert(0, NoTorch())
+from keras_preact.convert.readers import read_checkpoint
+tensors = read_checkpoint({str(tmp_path / "half.safetensors")!r}).tensors
+print(tensors["conv1.weight"].dtype, float(abs(tensors["conv1.weight"]).sum()))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    dtype, total = result.stdout.split()
+    assert dtype == "float32" and float(total) == pytest.approx(float(np.abs(expected).sum()))
