@@ -167,6 +167,8 @@ def _check_weights(weights: Any) -> str | None:
         )
     if os.path.isdir(path):
         raise ValueError(f"weights={path!r} is a directory, not a weights file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"weights={path!r} is not a regular file (a device, pipe or socket)")
     if not os.path.isfile(path):
         raise ValueError(f"weights file not found: {path!r}")
     return path

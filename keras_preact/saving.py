@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import keras
+import numpy as np
 
 # Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
 _RECURSION_HEADROOM = 2000
@@ -153,6 +154,7 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
         except Exception as e:  # Keras reports a damaged archive in many exception types
             raise ValueError(f"cannot read model file {path!r}: {_first_line(e)}") from None
         _copy_matching(source, model, path)
+        _check_finite(model, path)
         return
     if not path.endswith(".weights.h5"):
         raise ValueError(
@@ -171,6 +173,18 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
             ) from None
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    _check_finite(model, path)
+
+
+def _check_finite(model: keras.Model, path: str) -> None:
+    """Refuse weights with NaN or infinite values (say of a run that diverged), naming the first."""
+    for weight in model.weights:
+        bad = int(np.count_nonzero(~np.isfinite(keras.ops.convert_to_numpy(weight))))
+        if bad:
+            raise ValueError(
+                f"weights file {path!r}: {weight.path} has {bad} NaN or infinite value"
+                f"{'s' if bad > 1 else ''} (of {int(np.prod(weight.shape))}): the weights are broken"
+            )
 
 
 def _first_line(error: BaseException) -> str:

@@ -87,6 +87,8 @@ def _read(path: str) -> tuple[str, dict[str, np.ndarray]]:
     """The format and the raw arrays of the file at ``path``."""
     if os.path.isdir(path):
         raise ValueError(f"checkpoint {path!r} is a directory, not a checkpoint file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"checkpoint {path!r} is not a regular file (a device, pipe or socket)")
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint not found: {path!r}")
     try:

@@ -153,3 +153,31 @@ def test_weights_of_another_depth_are_refused_in_one_line(tmp_path):
     assert "the first stage2_unit1_conv1 with shape (3, 3, 16, 16) in the file, (3, 3, 16, 32)" in (
         message
     )
+
+
+def test_own_weights_with_nan_and_files_that_are_not_files_are_refused(tmp_path):
+    """keras-preact's own .weights.h5 and .keras files (say of a run that diverged) holding NaN
+    are refused naming the layer; a device or a pipe is said not to be a file, not "not found"."""
+    import os
+
+    import numpy as np
+
+    from keras_preact.convert import read_checkpoint
+
+    model = kp.ResNet20V1()
+    kernel = model.get_layer("stage2_unit1_conv1").kernel
+    kernel.assign(np.where(np.arange(kernel.shape[-1]) == 3, np.nan, kernel.numpy()))
+    model.save_weights(tmp_path / "diverged.weights.h5")
+    model.save(tmp_path / "diverged.keras")
+    for name in ("diverged.weights.h5", "diverged.keras"):
+        with pytest.raises(ValueError) as e:
+            kp.ResNet20V1(weights=tmp_path / name)
+        message = str(e.value)
+        assert "\n" not in message and repr(str(tmp_path / name)) in message, message
+        assert "stage2_unit1_conv1/kernel has 144 NaN or infinite values" in message, message
+    os.mkfifo(tmp_path / "pipe.pth")
+    for path in ("/dev/zero", str(tmp_path / "pipe.pth")):
+        with pytest.raises(ValueError, match=f"weights={path!r} is not a regular file"):
+            kp.ResNet20V1(weights=path)
+        with pytest.raises(ValueError, match=f"checkpoint {path!r} is not a regular file"):
+            read_checkpoint(path)
