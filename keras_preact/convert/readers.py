@@ -128,7 +128,8 @@ def _weights(path: str, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]
                 f"{what} is {array.dtype}; weights are floating point (only batch-norm step "
                 f"counters, {', '.join(COUNTERS)}, may be integers): not a checkpoint of weights"
             )
-        value = np.asarray(array, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a double beyond float32 is refused just below
+            value = np.asarray(array, dtype=np.float32)
         bad = int(np.count_nonzero(~np.isfinite(value)))
         if bad:
             beyond = bad > np.count_nonzero(~np.isfinite(array.astype(np.float64)))

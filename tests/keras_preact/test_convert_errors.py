@@ -310,6 +310,11 @@ def test_broken_values_are_refused_naming_the_tensor_before_anything_is_built(
             "int64",
         ),
         "bool.pth": (_broken(state, "bn1.weight", state["bn1.weight"] > 0), "bn1.weight", "bool"),
+        "double.safetensors": (
+            _broken(state, "linear.bias", state["linear.bias"].double() * 1e300),
+            "linear.bias",
+            "beyond float32",
+        ),
         "negative-variance.pth": (
             _broken(state, "bn1.running_var", -state["bn1.running_var"]),
             "bn1.running_var",
