@@ -166,6 +166,10 @@ def _check_weights(weights: Any) -> str | None:
             "local .weights.h5 or .keras file, or of a checkpoint to convert (torchvision or "
             "PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
         )
+    if os.path.isdir(path):
+        raise ValueError(f"weights={path!r} is a directory, not a weights file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"weights={path!r} is not a regular file (a device, pipe or socket)")
     if not os.path.isfile(path):
         raise ValueError(f"weights file not found: {path!r}")
     return path

@@ -5,14 +5,18 @@
 Prints the detected source and architecture, how many tensors were mapped and, where the source
 framework is installed, the parity measured on the embedded sample; then writes the ``.keras``
 file atomically (nothing is left behind on error, an existing file is kept unless --overwrite).
-Exit 0 on success, 1 when the parity check fails (nothing written), 2 on bad input.
+Exit 0 on success, 1 when the parity check fails (nothing written), 2 on bad input (a checkpoint
+that cannot be read or converted, an --output that cannot be written: one line, before the
+conversion).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,17 +80,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_output(output: str, overwrite: bool) -> Path:
+def _check_output(output: str, overwrite: bool, checkpoint: str) -> Path:
+    """``--output`` as a path, once it is sure that it can be written (nothing is left behind)."""
     path = Path(output)
     if path.suffix != ".keras":
         raise UserError(f"--output {output!r} must end in .keras")
     if path.is_dir():
         raise UserError(f"--output {output!r} is a directory")
+    if path.exists() and os.path.exists(checkpoint) and os.path.samefile(path, checkpoint):
+        raise UserError(f"--output {output!r} is the checkpoint itself; write to another file")
     if path.exists() and not overwrite:
         raise UserError(f"--output {output!r} exists; pass --overwrite to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise UserError(f"--output {output!r}: {str(parent)!r} is not a directory")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(
+            f"cannot write --output {output!r}: {str(existing)!r} is a file, not a folder"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".keras-preact-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"cannot write --output {output!r}: {e.strerror or e}") from None
     return path
 
 
@@ -96,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.native_logs:
         show_native_logs()
-    output = _check_output(args.output, args.overwrite)
+    output = _check_output(args.output, args.overwrite, args.checkpoint)
     if args.classes is not None and args.classes < 1:
         raise UserError(f"--classes must be a positive integer, got {args.classes}")
     if args.input_size is not None and args.input_size < 1:
@@ -154,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parity = measure_parity(conversion, args.parity_images)
         except SourceUnavailable as e:
             print(f"parity: not measured ({e})")
+        except ValueError as e:  # the source itself is broken
+            raise UserError(str(e)) from None
         else:
             verdict = "ok" if parity.passed else f"FAILED (tolerance {parity.tolerance:.1e})"
             print(f"parity: {parity} — {verdict}", flush=True)
@@ -161,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("error: the converted network does not compute what the source does; "
                       "nothing written", file=sys.stderr)  # fmt: skip
                 return EXIT_PARITY_FAILED
-    _save_atomically(conversion.model, output)
+    try:
+        _save_atomically(conversion.model, output)
+    except OSError as e:  # the disk filled up, or the folder changed since it was checked
+        raise UserError(f"cannot write --output {args.output!r}: {e.strerror or e}") from None
     print(f"wrote {output}")
     return 0
 
@@ -170,15 +192,18 @@ def _save_atomically(model, output: Path) -> None:
     """Save to a temporary file beside ``output``, then rename it into place."""
     from keras_preact.saving import deep_graph_recursion
 
-    output.parent.mkdir(parents=True, exist_ok=True)
+    created = [p for p in (output.parent, *output.parent.parents) if not p.exists()]
     tmp = output.parent / f".{output.stem}.{uuid.uuid4().hex[:12]}.keras"
-
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
         with deep_graph_recursion():
             model.save(tmp)
         os.replace(tmp, output)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        for folder in created:  # innermost first; only the folders made here, if left empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
