@@ -231,7 +231,7 @@ def _download(entry: WeightsEntry, url: str, target: Path, log) -> str:
                 target,
             ) from None
         except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EROFS):
                 raise _fail(
                     entry, url, f"cannot write {target.parent}: {_reason(e)}", target
                 ) from None

@@ -70,17 +70,14 @@ class WeightsEntry:
         return f"{self.source}:{self.tag}"
 
 
-_TORCHVISION_LICENCE = (
-    "torchvision: BSD-3-Clause code; weights trained on ImageNet-1k, whose terms allow "
-    "non-commercial research and education"
-)
-_KERAS_LICENCE = (
-    "keras.applications: weights ported from Kaiming He's original Caffe models (MIT); "
-    "trained on ImageNet-1k (non-commercial research terms)"
-)
-_TIMM_LICENCE = "timm: apache-2.0 (its pretrained config); trained on ImageNet-1k"
-_AKAMASTER_LICENCE = "akamaster/pytorch_resnet_cifar10: BSD-2-Clause"
-_CHENYAOFO_LICENCE = "chenyaofo/pytorch-cifar-models: BSD-3-Clause"
+# ImageNet's terms of access allow non-commercial research and education; the sources' licences
+# cover their code and files.
+_IMAGENET = "trained on ImageNet-1k (its terms: non-commercial research and education)"
+_TORCHVISION_LICENCE = f"BSD-3-Clause (torchvision); {_IMAGENET}"
+_KERAS_LICENCE = f"MIT (He et al.'s Caffe models, ported by Keras); {_IMAGENET}"
+_TIMM_LICENCE = f"apache-2.0 (timm's pretrained config); {_IMAGENET}"
+_AKAMASTER_LICENCE = "BSD-2-Clause (akamaster/pytorch_resnet_cifar10)"
+_CHENYAOFO_LICENCE = "BSD-3-Clause (chenyaofo/pytorch-cifar-models)"
 
 _TORCHVISION = "https://download.pytorch.org/models/"
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
