@@ -161,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from keras_preact.weights import fetch
 
             path, _ = fetch.fetch(entry)
-            print(f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}")
+            print(
+                f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}"
+            )
             checkpoint = str(path)
             if preprocessing == "source":  # the checkpoint cannot tell; the table does
                 preprocessing = entry.preprocessing

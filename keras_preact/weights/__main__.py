@@ -34,7 +34,8 @@ def describe(entry) -> str:
     first = next(
         e
         for e in ENTRIES
-        if (e.model, e.dataset, dict(e.options)) == (entry.model, entry.dataset, dict(entry.options))
+        if (e.model, e.dataset, dict(e.options))
+        == (entry.model, entry.dataset, dict(entry.options))
     )
     name = entry.dataset if first is entry else entry.qualified
     call = f"{MODELS[entry.model].name}(weights={name!r}{', ' + need if need else ''})"
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     if not entries:
-        raise UserError(f"no published weights hold {args.model}; see python -m keras_preact.weights")
+        raise UserError(
+            f"no published weights hold {args.model}; see python -m keras_preact.weights"
+        )
     for entry in entries:
         print(describe(entry))
     return 0

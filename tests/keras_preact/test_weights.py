@@ -32,7 +32,7 @@ from weights_helpers import Server
 import keras_preact as kp
 import keras_preact.convert
 import keras_preact.weights as weights_lib
-from keras_preact.weights import ENTRIES, fetch
+from keras_preact.weights import ENTRIES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,8 +101,10 @@ def test_table_agrees_with_torchvision_timm_and_keras():
         assert entry.file_name == published.url.rsplit("/", 1)[-1]
         # torch.hub's convention: the file name carries the first hex digits of the SHA-256.
         assert entry.file_name.split("-")[-1].split(".")[0] == entry.file_hash
-        assert entry.published == f"ImageNet top-1 {published.meta['_metrics']['ImageNet-1K']['acc@1']:.3f} %"
-        assert published.meta["num_classes"] if "num_classes" in published.meta else True
+        assert (
+            entry.published
+            == f"ImageNet top-1 {published.meta['_metrics']['ImageNet-1K']['acc@1']:.3f} %"
+        )
         assert len(published.meta["categories"]) == entry.classes
         assert entry.options.get("bottleneck_stride") == ("3x3" if depth >= 50 else None)
 
@@ -244,7 +246,9 @@ def test_first_use_fetches_and_converts_then_the_cache_alone_serves(
 
     # A feature extractor and a new classifier from the same cache entry, no conversion either.
     features = kp.ResNet20V1(weights="akamaster:cifar10", include_top=False, pooling="avg")
-    assert features.output_shape == (None, 64) and "logits" not in [la.name for la in features.layers]
+    assert features.output_shape == (None, 64) and "logits" not in [
+        la.name for la in features.layers
+    ]
     new = kp.ResNet20V1(weights="cifar10", classes=3, preprocessing=None)
     assert new.output_shape == (None, 3) and "preprocess" not in [la.name for la in new.layers]
     np.testing.assert_array_equal(
@@ -280,7 +284,9 @@ def test_a_damaged_cache_entry_is_rebuilt_and_a_tampered_download_fetched_again(
     for f in (cache / "converted").iterdir():
         f.unlink()
     server.stop()
-    with pytest.raises(ValueError, match=f"cannot fetch akamaster:cifar10 weights from {entry.url}: "):
+    with pytest.raises(
+        ValueError, match=f"cannot fetch akamaster:cifar10 weights from {entry.url}: "
+    ):
         kp.ResNet20V1(weights="cifar10")
     assert not download.exists() and len(conversions) == 2
 
@@ -304,7 +310,9 @@ def test_a_mirror_serves_the_files_under_their_names_with_the_same_checks(
         if f.is_file():
             f.unlink()
     server.files["sub/" + entry.file_name] = path.read_bytes()[::-1]
-    with pytest.raises(ValueError, match="the file fetched is not the published one \\(its SHA-256"):
+    with pytest.raises(
+        ValueError, match="the file fetched is not the published one \\(its SHA-256"
+    ):
         kp.ResNet20V1(weights="cifar10")
     assert sorted(p.name for p in (cache / "downloads").iterdir()) == [f".{entry.file_name}.lock"]
 
@@ -364,7 +372,11 @@ def test_an_unwritable_cache_is_one_line(akamaster, server, tmp_path, monkeypatc
 def _child(script: str, env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)],
-        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'keras_preact'}", **env},
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'keras_preact'}",
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -455,7 +467,7 @@ def test_ctrl_c_mid_download_leaves_nothing(akamaster, server, cache, tmp_path, 
         time.sleep(0.1)
     time.sleep(0.3)
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=60)
+    _out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted"
     assert [p.name for p in (cache / "downloads").iterdir()] == [f".{entry.file_name}.lock"]

@@ -18,7 +18,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         server: Server = self.server.owner  # type: ignore[attr-defined]
         name = self.path.lstrip("/")
         server.requests.append(name)
