@@ -472,3 +472,106 @@ def test_ctrl_c_mid_download_leaves_nothing(akamaster, server, cache, tmp_path, 
     assert err.strip().splitlines()[-1] == "interrupted"
     assert [p.name for p in (cache / "downloads").iterdir()] == [f".{entry.file_name}.lock"]
     assert not output.exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Each source's path end to end
+
+
+@pytest.fixture(scope="module")
+def torchvision_resnet18(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+    """torchvision's resnet18, random, batch norms randomised, saved as torchvision publishes it."""
+    from keras_preact.convert.sources import import_torchvision_models
+
+    _, x = images(2, 64, "imagenet")
+    net = randomize_torch(import_torchvision_models().resnet18(), seed=3, images=nchw(x))
+    path = tmp_path_factory.mktemp("torchvision") / "resnet18.pth"
+    torch.save(net.state_dict(), path)
+    return path, net
+
+
+def test_torchvision_weights_by_qualified_name_and_the_convert_command(
+    torchvision_resnet18, server, conversions, monkeypatch, tmp_path, capsys
+):
+    from keras_preact.convert.__main__ import main
+
+    path, net = torchvision_resnet18
+    entry = server.publish("torchvision:IMAGENET1K_V1", "resnet18v1", path, monkeypatch)
+    model = kp.ResNet18V1(weights="torchvision:IMAGENET1K_V1", input_shape=(64, 64, 3))
+    pixels, x = images(2, 64, "imagenet")
+    assert_parity(keras_logits(model, pixels), torch_logits(net, x))
+    assert model.output_shape == (None, 1000) and len(conversions) == 1
+    capsys.readouterr()
+
+    # The command fetches nothing more (the file is cached), converts and measures the parity
+    # against torchvision's own network; the .keras file takes raw pixels (export needs no flag).
+    output = tmp_path / "r18.keras"
+    code = main(
+        ["imagenet", "--model", "resnet18v1", "--output", str(output), "--parity-images", "2"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.splitlines()[0].startswith(
+        "weights: torchvision:IMAGENET1K_V1 (ImageNet top-1 69.758 % as its source publishes it), "
+    )
+    assert "model: resnet18v1, input 224×224, preprocessing imagenet" in out
+    assert "against torchvision 0.28.0 — ok" in out and server.requests == [entry.file_name]
+    saved = kp.load_model(output)
+    assert saved.get_layer("preprocess") is not None
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["imagenet", "--output", str(tmp_path / "x.keras")])
+    assert exit_.value.code == 2
+    assert (
+        "'imagenet' names published weights: say for which model with --model"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["cifar100", "--model", "resnet110v1", "--output", str(tmp_path / "x.keras")])
+    assert (
+        "no published weights 'cifar100' for resnet110v1; it has akamaster:cifar10 (cifar10)"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.slow
+def test_resnet50v1_imagenet_is_keras_applications_and_resnet50v2_is_timm(
+    server, monkeypatch, tmp_path, cache
+):
+    """The default ImageNet weights of the two ResNet-50s, each in its source's format: the MD5
+    that keras.applications publishes, checked; timm's file, whose SHA-256 is recorded on first
+    fetch and a different file refused afterwards."""
+    from safetensors.torch import save_file
+    from test_convert_keras_applications import bgr_logits, source_with_weights
+
+    from keras_preact.convert.sources import import_timm
+
+    size = 64
+    keras_file = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    source = source_with_weights(50, keras_file, size, 1000, seed=5)
+    server.publish("keras.applications:imagenet", "resnet50v1", keras_file, monkeypatch)
+    model = kp.ResNet50V1(weights="imagenet", input_shape=(size, size, 3))
+    assert model.get_layer("preprocess") is not None  # imagenet_caffe: raw RGB pixels in
+    pixels, x = images(2, size, "imagenet_caffe")
+    assert_parity(keras_logits(model, pixels), bgr_logits(source, x))
+
+    _, x = images(2, size, "imagenet_inception")
+    net = randomize_torch(import_timm().create_model("resnetv2_50"), seed=6, images=nchw(x))
+    timm_file = tmp_path / "model.safetensors"
+    save_file(net.state_dict(), timm_file)
+    entry = server.publish("timm:a1h_in1k", "resnet50v2", timm_file, monkeypatch)
+    assert entry.hash_kind == "none"
+    model = kp.ResNet50V2(weights="imagenet", input_shape=(size, size, 3))
+    pixels, x = images(2, size, "imagenet_inception")
+    assert_parity(keras_logits(model, pixels), torch_logits(net, x))
+    known = json.loads((cache / "known-sha256.json").read_text())
+    assert known == {"timm:a1h_in1k": hashlib.sha256(timm_file.read_bytes()).hexdigest()}
+
+    # The file changes at the source: refused, although the source publishes no hash.
+    (cache / "downloads" / entry.file_name).unlink()
+    for f in (cache / "converted").iterdir():
+        f.unlink()
+    server.files[entry.file_name] = server.files[entry.file_name][:-8] + b"\0" * 8
+    with pytest.raises(ValueError, match="but the file first fetched for timm:a1h_in1k had"):
+        kp.ResNet50V2(weights="imagenet")
+    assert not (cache / "downloads" / entry.file_name).exists()
