@@ -27,7 +27,7 @@ from convert_helpers import (
     randomize_torch,
     torch_logits,
 )
-from weights_helpers import Server
+from weights_server import Server
 
 import keras_preact as kp
 import keras_preact.convert
