@@ -19,7 +19,8 @@ from training import evaluate, images, rundir
 
 # The converter tests' source networks (appended: the package itself stays first on the path).
 sys.path.append(str(Path(__file__).resolve().parents[1] / "keras_preact"))
-from convert_helpers import CifarResNet, images as sample_images, nchw, randomize_torch  # noqa: E402
+from convert_helpers import CifarResNet, nchw, randomize_torch
+from convert_helpers import images as sample_images
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,11 @@ def test_evaluate_and_finetune_published_weights_by_name(folder, server, tmp_pat
     # A name that does not fit the model is refused before any data is read.
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        images.main(["--data", str(tmp_path / "none"), "--model", "resnet110v1", "--weights", "cifar100"])
+        images.main(
+            ["--data", str(tmp_path / "none"), "--model", "resnet110v1", "--weights", "cifar100"]
+        )
     assert exit_.value.code == 2
-    assert "--weights cifar100: no published cifar100 weights hold resnet110v1" in capsys.readouterr().err
+    assert (
+        "--weights cifar100: no published cifar100 weights hold resnet110v1"
+        in capsys.readouterr().err
+    )
