@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     from weights_server import Server
 
     import keras_preact as kp
-    import keras_preact.weights as weights_lib
 
     source = randomize_keras(keras.applications.ResNet50(weights=None), seed=0)
     h5 = work / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
@@ -63,12 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     cached, baseline, build = [], [], []
     for _ in range(args.repeats):
         cached.append(timed(lambda: kp.ResNet50V1(weights="imagenet")))
-        baseline.append(timed(lambda: kp.ResNet50V1(preprocessing="imagenet_caffe").load_weights(local)))
+        baseline.append(
+            timed(lambda: kp.ResNet50V1(preprocessing="imagenet_caffe").load_weights(local))
+        )
         build.append(timed(lambda: kp.ResNet50V1(preprocessing="imagenet_caffe")))
     size = h5.stat().st_size / 1e6
     print(f"served file: {size:.0f} MB (keras.applications layout) from 127.0.0.1")
     print(f"first ResNet50V1(weights='imagenet') (fetch + convert + cache): {first:.2f} s")
-    print(f"cached ResNet50V1(weights='imagenet'): {statistics.median(cached):.2f} s (median of {args.repeats})")
+    print(
+        f"cached ResNet50V1(weights='imagenet'): {statistics.median(cached):.2f} s (median of {args.repeats})"
+    )
     print(f"ResNet50V1() + load_weights(.weights.h5): {statistics.median(baseline):.2f} s")
     print(f"ResNet50V1() alone: {statistics.median(build):.2f} s")
     return 0

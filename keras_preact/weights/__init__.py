@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from keras_preact import FACTORY_NAMES
 from keras_preact.weights import cache, fetch
 from keras_preact.weights.fetch import (
     CACHE_VARIABLE,
@@ -26,6 +27,9 @@ from keras_preact.weights.fetch import (
     cache_root,
 )
 from keras_preact.weights.table import DATASETS, ENTRIES, WeightsEntry
+
+TITLES: dict[str, str] = {name.lower(): name for name in FACTORY_NAMES}
+"""The named models, by the lower-case name the table uses: ``"resnet50v1" -> "ResNet50V1"``."""
 
 SOURCES: tuple[str, ...] = tuple(dict.fromkeys(e.source for e in ENTRIES))
 """The sources of the named weights, as their qualified names start."""
@@ -44,9 +48,9 @@ def list_weights(model: str | None = None) -> tuple[WeightsEntry, ...]:
     """
     if model is None:
         return ENTRIES
-    from keras_preact.resnet import resolve_model
-
-    key = resolve_model(model).key
+    key = model.lower() if isinstance(model, str) else None
+    if key not in TITLES:
+        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(TITLES.values())}")
     return tuple(e for e in ENTRIES if e.model == key)
 
 
@@ -60,15 +64,8 @@ def is_named(weights: Any) -> bool:
     return bool(sep) and source in SOURCES
 
 
-def _model_of(entry: WeightsEntry):
-    from keras_preact.resnet import MODELS
-
-    return MODELS[entry.model]
-
-
 def _holds(entry: WeightsEntry, arch) -> bool:
-    info = _model_of(entry)
-    return (info.family, info.version, info.depth, info.unit) == (
+    return (entry.family, entry.version, entry.depth, entry.unit) == (
         arch.family,
         arch.version,
         arch.depth,
@@ -135,14 +132,14 @@ def choose(weights: str, arch, *, model_name: str) -> WeightsEntry:
     for entry in candidates:
         if not needs(entry, arch):
             return entry
-    info = _model_of(candidates[0])
+    title = TITLES[candidates[0].model]
     ways = []
     for entry in candidates:
         need = needs(entry, arch)
         listed = ", ".join(f"{k}={v!r} (the model has {h!r})" for k, (v, h) in need.items())
         args = ", ".join(f"{k}={v!r}" for k, (v, _) in need.items())
         ways.append(
-            f"{entry.qualified} needs {listed}: build keras_preact.{info.name}("
+            f"{entry.qualified} needs {listed}: build keras_preact.{title}("
             f"weights={weights!r}, {args})"
         )
     raise ValueError(f"weights={weights!r} for {model_name}: " + "; ".join(ways))

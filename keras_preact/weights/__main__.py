@@ -27,8 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(entry) -> str:
     """One line for an entry of the table."""
-    from keras_preact.resnet import MODELS
-    from keras_preact.weights import ENTRIES
+    from keras_preact.weights import ENTRIES, TITLES
 
     need = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
     first = next(
@@ -38,7 +37,7 @@ def describe(entry) -> str:
         == (entry.model, entry.dataset, dict(entry.options))
     )
     name = entry.dataset if first is entry else entry.qualified
-    call = f"{MODELS[entry.model].name}(weights={name!r}{', ' + need if need else ''})"
+    call = f"{TITLES[entry.model]}(weights={name!r}{', ' + need if need else ''})"
     return (
         f"{entry.model}  {entry.qualified:<28} {call:<70} {entry.published}; preprocessing "
         f"{entry.preprocessing}; {entry.url}; {entry.licence}"

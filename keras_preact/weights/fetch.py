@@ -238,6 +238,9 @@ def _download(entry: WeightsEntry, url: str, target: Path, log) -> str:
             raise _fail(entry, url, _network_reason(e), target) from None
         except (http.client.HTTPException, urllib.error.URLError) as e:
             raise _fail(entry, url, _network_reason(e), target) from None
+        except KeyboardInterrupt:
+            log(str(_fail(entry, url, "interrupted", target)))
+            raise
         except Exception as e:  # get_file turns HTTP and URL errors into a bare Exception
             if not str(e).startswith("URL fetch failure"):
                 raise

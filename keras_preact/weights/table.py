@@ -65,6 +65,27 @@ class WeightsEntry:
     notes: str = ""
 
     @property
+    def family(self) -> str:
+        """``"imagenet"`` or ``"cifar"``: the network family it holds."""
+        return "imagenet" if self.dataset == "imagenet" else "cifar"
+
+    @property
+    def version(self) -> str:
+        """``"v1"`` or ``"v2"``."""
+        return self.model[-2:]
+
+    @property
+    def depth(self) -> int:
+        """The network's depth, from ``model``."""
+        return int(self.model.removeprefix("resnet")[:-2])
+
+    @property
+    def unit(self) -> str:
+        """The residual unit: ImageNet ResNet-50 and deeper use bottlenecks; the CIFAR files here
+        are all basic-unit networks."""
+        return "bottleneck" if self.family == "imagenet" and self.depth >= 50 else "basic"
+
+    @property
     def qualified(self) -> str:
         """The name that picks exactly this entry, e.g. ``"torchvision:IMAGENET1K_V1"``."""
         return f"{self.source}:{self.tag}"

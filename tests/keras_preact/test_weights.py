@@ -132,6 +132,14 @@ def test_table_agrees_with_torchvision_timm_and_keras():
     assert len({(e.model, e.qualified) for e in ENTRIES}) == len(ENTRIES)
     assert len({e.file_name for e in ENTRIES}) == len(ENTRIES)
     assert {e.model for e in ENTRIES} <= set(kp.MODEL_NAMES)
+    for e in ENTRIES:
+        info = kp.resolve_model(e.model)
+        assert (info.family, info.version, info.depth, info.unit) == (
+            e.family,
+            e.version,
+            e.depth,
+            e.unit,
+        )
     assert {e.preprocessing for e in ENTRIES} <= set(kp.DATASET_STATS)
 
 
@@ -143,7 +151,7 @@ def test_list_weights_and_its_command(capsys):
         "torchvision:IMAGENET1K_V1",
     ]
     assert kp.list_weights("resnet200v2") == ()
-    with pytest.raises(ValueError, match="unknown model 'resnet51v1'"):
+    with pytest.raises(ValueError, match=r"unknown model .resnet51v1.; expected one of ResNet20V1"):
         kp.list_weights("resnet51v1")
     from keras_preact.weights.__main__ import main
 
@@ -467,9 +475,13 @@ def test_ctrl_c_mid_download_leaves_nothing(akamaster, server, cache, tmp_path, 
         time.sleep(0.1)
     time.sleep(0.3)
     child.send_signal(signal.SIGINT)
-    _out, err = child.communicate(timeout=60)
+    out, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted"
+    assert (
+        f"cannot fetch akamaster:cifar10 weights from {entry.url}: interrupted; nothing was saved "
+        f"in {cache / 'downloads'}. fetch {entry.url} by hand and pass weights=PATH"
+    ) in out
     assert [p.name for p in (cache / "downloads").iterdir()] == [f".{entry.file_name}.lock"]
     assert not output.exists()
 
