@@ -250,7 +250,7 @@ def prepare(
     classifier = "drop" if not include_top else "load" if classes == entry.classes else "new"
     key = cache.key_of(entry, _cache_options(arch))
     named = NamedWeights(entry, arch, classifier, key, log=log)
-    hit = cache.lookup(cache_root(), key, classifier=classifier == "load")
+    hit = cache.lookup(cache_root(), key, classifier=classifier == "load", log=log)
     if hit is not None:
         named.cached, meta = hit
         named.source_sha256 = meta.get("source_sha256")

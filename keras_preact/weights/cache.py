@@ -45,9 +45,10 @@ def paths(root: Path, key: str) -> tuple[Path, Path]:
     return folder / f"{key}.h5", folder / f"{key}.json"
 
 
-def lookup(root: Path, key: str, *, classifier: bool) -> tuple[Path, dict] | None:
+def lookup(root: Path, key: str, *, classifier: bool, log=None) -> tuple[Path, dict] | None:
     """The entry's weights file and metadata when present, whole and (with ``classifier``)
-    holding the classifier; None otherwise (also for a damaged entry, which is then rebuilt)."""
+    holding the classifier; None otherwise (also for a damaged entry, which is then rebuilt:
+    ``log`` hears of it)."""
     weights, meta_path = paths(root, key)
     try:
         meta = json.loads(meta_path.read_text())
@@ -58,9 +59,12 @@ def lookup(root: Path, key: str, *, classifier: bool) -> tuple[Path, dict] | Non
     if classifier and not meta.get("classifier"):
         return None
     try:
-        if sha256_of(weights) != meta.get("weights_sha256"):
-            return None
+        intact = sha256_of(weights) == meta.get("weights_sha256")
     except OSError:
+        intact = False
+    if not intact:
+        if log is not None:
+            log(f"weights: the cached conversion {weights} is damaged or missing: converting again")
         return None
     return weights, meta
 

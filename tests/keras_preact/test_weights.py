@@ -284,7 +284,12 @@ def test_a_damaged_cache_entry_is_rebuilt_and_a_tampered_download_fetched_again(
     pixels, x = images(4, 32, "imagenet")
     assert_parity(keras_logits(model, pixels), torch_logits(net, x))
     assert len(conversions) == 2 and server.requests == [entry.file_name] * 2
-    assert f"weights: {download} is not the published file" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert (
+        f"weights: the cached conversion {weights_file} is damaged or missing: converting again"
+        in printed
+    )
+    assert f"weights: {download} is not the published file" in printed
     assert download.read_bytes() == path.read_bytes()
 
     # Tampered again, and nothing to fetch it from: one line, and the bad file is not used.
