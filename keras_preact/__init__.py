@@ -5,11 +5,13 @@
 >>> keras_preact.get_model("resnet20v1", classes=100)        # doctest: +SKIP
 >>> keras_preact.ResNet(110, version="v1", shortcut="scaling")  # the v2 paper's ablations
 >>> keras_preact.Plain56V1()                                  # the v1 paper's plain network
+>>> keras_preact.ResNet50V1(weights="imagenet")            # doctest: +SKIP
 >>> keras_preact.ResNet50V1(weights="resnet50-0676ba61.pth", bottleneck_stride="3x3")  # doctest: +SKIP
 >>> keras_preact.decode_predictions(model.predict(images), top=5)  # doctest: +SKIP
 >>> keras_preact.ResNet50V2(include_top=False, features=("stage2", "stage3", "stage4"))  # doctest: +SKIP
 
-``weights=`` also converts the checkpoints of torchvision, timm, keras.applications and the PyTorch
+``weights=`` fetches the published weights it names (``keras_preact.list_weights()``) and also
+converts the checkpoints of torchvision, timm, keras.applications and the PyTorch
 CIFAR ResNets exactly (``keras_preact.convert``; ``python -m keras_preact.convert``).
 
 The package loads lazily: ``import keras_preact`` imports Keras only when a model, a layer helper
@@ -52,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "PROJECTIONS": "units",
     "SHORTCUTS": "units",
     "UNITS": "units",
+    "list_weights": "weights",
 }
 # The named factories (keras_preact.MODELS; a test checks that the two lists agree).
 FACTORY_NAMES: tuple[str, ...] = (

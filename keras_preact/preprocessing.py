@@ -22,6 +22,10 @@ DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, f
         (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0),
         (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0),
     ),
+    # The CIFAR statistics chenyaofo/pytorch-cifar-models trained with (its conf/cifar10.conf and
+    # conf/cifar100.conf; the CIFAR-10 standard deviations are the widely copied 0.2023, ...).
+    "cifar10_chenyaofo": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100_chenyaofo": ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
 }
 
 

@@ -21,6 +21,7 @@ from keras import layers
 from keras_preact import features as features_lib
 from keras_preact import preprocessing as preprocessing_lib
 from keras_preact import units
+from keras_preact import weights as weights_lib
 from keras_preact.layers import use_fused_batch_norm
 from keras_preact.saving import deep_graph_recursion, prepare_weights
 
@@ -143,6 +144,10 @@ def _check_input_shape(input_shape: Any, family: str, data_format: str) -> tuple
     return shape
 
 
+AUTO = "auto"
+"""``preprocessing="auto"``: what named weights were trained with, else none."""
+
+
 def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
     _check_choice("preprocessing", preprocessing, (None, *preprocessing_lib.DATASET_STATS))
     if preprocessing is not None and channels != 3:
@@ -153,18 +158,24 @@ def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
 
 
 def _check_weights(weights: Any) -> str | None:
+    """``weights`` as a path or a name of published weights (``keras_preact.list_weights``)."""
     if weights is None:
         return None
     if not isinstance(weights, str | os.PathLike):
         raise ValueError(
-            f"weights must be None or the path of a local weights file, got {weights!r}"
+            "weights must be None, a name of published weights ('imagenet', 'cifar10', "
+            f"'cifar100', 'torchvision:IMAGENET1K_V1', ...) or the path of a local weights file, "
+            f"got {weights!r}"
         )
+    if weights_lib.is_named(weights):
+        return os.fspath(weights)
     path = os.fspath(weights)
-    if path == "imagenet" or "://" in path:
+    if "://" in path:
         raise ValueError(
-            f"weights={path!r}: keras-preact downloads nothing; pass None, the path of a "
-            "local .weights.h5 or .keras file, or of a checkpoint to convert (torchvision or "
-            "PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
+            f"weights={path!r}: keras-preact fetches only the published weights it names "
+            "(keras_preact.list_weights(); e.g. weights='imagenet'); pass such a name, or the "
+            "path of a local .weights.h5 or .keras file or of a checkpoint to convert "
+            "(torchvision or PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
         )
     if os.path.isdir(path):
         raise ValueError(f"weights={path!r} is a directory, not a weights file")
@@ -347,7 +358,7 @@ def ResNet(
     classes: int | None = None,
     classifier_activation: Any = "softmax",
     name: str | None = None,
-    preprocessing: str | None = None,
+    preprocessing: str | None = AUTO,
     features: str | Sequence[str] | None = None,
     **options: Any,
 ) -> keras.Model:
@@ -367,27 +378,20 @@ def ResNet(
         keras_preact.ResNet(110, version="v1", shortcut="exclusive_gating", gate_bias=-6)
     """
     arch = architecture(depth, version, family, unit, **options)
-    head = _check_head(
-        include_top,
-        pooling,
-        DEFAULT_CLASSES[family] if classes is None else classes,
-        classifier_activation,
-    )
-    stages = _check_features(features, head, len(arch.counts))
-    weights_path = _check_weights(weights)
+    classes_given = classes is not None
+    weights = _check_weights(weights)
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    load_weights = None
-    if weights_path is not None:
-        # A checkpoint is read and checked against the architecture before anything is built.
-        load_weights = prepare_weights(
-            weights_path,
-            arch,
-            include_top=head.include_top,
-            classes=head.classes,
-            classes_given=classes is not None,
-            model_name=name or arch.default_name,
-        )
+    named = weights_lib.is_named(weights)
+    entry = (
+        weights_lib.choose(weights, arch, model_name=name or arch.default_name) if named else None
+    )
+    if classes is None:
+        classes = entry.classes if entry is not None else DEFAULT_CLASSES[family]
+    if preprocessing == AUTO:
+        preprocessing = entry.preprocessing if entry is not None else None
+    head = _check_head(include_top, pooling, classes, classifier_activation)
+    stages = _check_features(features, head, len(arch.counts))
     data_format = arch.layers.data_format
     if input_tensor is not None:
         if not keras.utils.is_keras_tensor(input_tensor):
@@ -395,11 +399,30 @@ def ResNet(
                 f"input_tensor must be a Keras tensor (keras.Input), got {input_tensor!r}"
             )
         shape = _check_input_shape(tuple(input_tensor.shape[1:]), family, data_format)
-        inputs = input_tensor
     else:
         shape = _check_input_shape(input_shape, family, data_format)
-        inputs = keras.Input(shape=shape, name="image")
     _check_preprocessing(preprocessing, shape[-1 if data_format == "channels_last" else 0])
+    load_weights = None
+    if named:
+        # Published weights: read from the cache, or fetched, verified and checked now.
+        load_weights = weights_lib.prepare(
+            weights,
+            arch,
+            include_top=head.include_top,
+            classes=head.classes,
+            model_name=name or arch.default_name,
+        ).load_into
+    elif weights is not None:
+        # A checkpoint is read and checked against the architecture before anything is built.
+        load_weights = prepare_weights(
+            weights,
+            arch,
+            include_top=head.include_top,
+            classes=head.classes,
+            classes_given=classes_given,
+            model_name=name or arch.default_name,
+        )
+    inputs = input_tensor if input_tensor is not None else keras.Input(shape=shape, name="image")
 
     with deep_graph_recursion(arch.longest_path):
         x = inputs
@@ -437,26 +460,32 @@ RESNET_DOC = """Instantiate {title}.
 
 Args:
     include_top: whether to include the global average pooling and the classifier.
-    weights: ``None`` (random He initialisation), the path of a local ``.weights.h5`` or
-        ``.keras`` file for this architecture, or of a checkpoint of another library that holds
-        it (``keras_preact.convert``: torchvision, timm, keras.applications, PyTorch CIFAR
-        ResNets), recognised from its content and converted exactly; a checkpoint that needs
-        other arguments is refused with a line naming them. Nothing is ever downloaded.
+    weights: ``None`` (random He initialisation); published weights by name: ``"imagenet"``,
+        ``"cifar10"``, ``"cifar100"`` (the file whose layout the model's arguments describe) or a
+        qualified name such as ``"torchvision:IMAGENET1K_V1"`` (``keras_preact.list_weights()``),
+        fetched, verified and converted on first use, then read from the cache (a name that
+        needs other arguments is refused with a line naming them); or the path of a local
+        ``.weights.h5`` or ``.keras`` file for this architecture, or of a checkpoint of another
+        library that holds it (``keras_preact.convert``: torchvision, timm, keras.applications,
+        PyTorch CIFAR ResNets), recognised from its content and converted exactly.
     input_tensor: optional Keras tensor (output of ``keras.Input``) to use as the model's input.
     input_shape: ``(height, width, channels)``; defaults to {default_shape}. Height and width
         must be at least {min_size}.
     pooling: with ``include_top=False``: ``None`` (4-D feature map), ``"avg"`` or ``"max"``.
-    classes: number of classes (default {default_classes}). With ``weights`` from a checkpoint of
-        another library, a number other than the checkpoint's gets a new, untrained classifier
-        (left at the default, such a checkpoint is refused, naming its ``classes``).
+    classes: number of classes (default {default_classes}, or that of the named weights). With
+        weights from a checkpoint or named, a number other than theirs gets a new, untrained
+        classifier (left at the default, a checkpoint file with other classes is refused,
+        naming its ``classes``).
     classifier_activation: activation of the ``predictions`` layer (``None`` returns logits);
         always computed in float32, also under a mixed-precision policy.
     name: model name (default ``{model_name}``).
     weight_decay: the papers' SGD weight decay (they use 1e-4), added as an L2 penalty of
         ``weight_decay / 2`` on every kernel so that its gradient is ``weight_decay · W``.
-    preprocessing: ``None`` (inputs already standardised) or ``"cifar10"``, ``"cifar100"``,
-        ``"imagenet"``: a first ``Normalization`` layer named ``preprocess`` standardises raw
-        [0, 255] pixels with that dataset's per-channel mean and standard deviation.
+    preprocessing: ``"auto"`` (default: with named weights, the normalisation they were
+        trained with; otherwise none), ``None`` (inputs already standardised) or a key of
+        ``keras_preact.DATASET_STATS`` (``"cifar10"``, ``"imagenet"``, ``"imagenet_caffe"``, ...):
+        a first ``Normalization`` layer named ``preprocess`` standardises raw [0, 255] pixels
+        with those per-channel statistics.
     features: with ``include_top=False`` and no ``pooling``: the stages to return, e.g.
         ``("stage2", "stage3", "stage4")`` (or one name): the model's output is then a dict of
         those stages' feature maps, a backbone for detection or segmentation (strides 4, 8, 16,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import add_native_logs_option
+from keras_preact.weights import is_named
 
 # Nothing here imports Keras or the pipeline at module level (keras_preact.cli is the standard
 # library only): --help and usage errors answer before TensorFlow loads. The choices --help lists are written out for the same reason;
@@ -277,7 +278,9 @@ def add_image_data(
         "--weights",
         metavar="FILE.keras",
         help="fine-tune this network (e.g. one converted from a torchvision or timm checkpoint): "
-        "its classifier is replaced by one for the folder's classes; --model is not needed",
+        "its classifier is replaced by one for the folder's classes; --model is not needed. Or "
+        "published weights of --model by name: imagenet, cifar10, cifar100, or e.g. "
+        "torchvision:IMAGENET1K_V2 (python -m keras_preact.weights lists them)",
     )
 
 
@@ -480,7 +483,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
 
     images = image_options(args)
     model = get("model") or ("resnet20v1" if images is None else "resnet50v1")
-    if images is not None and images.weights is not None:
+    if images is not None and images.weights is not None and not is_named(images.weights):
         if get("model"):
             raise UserError(
                 f"--weights {images.weights} holds the network to fine-tune: drop --model"

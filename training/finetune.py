@@ -19,6 +19,7 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
+from keras_preact.weights import is_named
 
 HEAD = ("logits", "predictions")
 """Layers of the classifier that is replaced."""
@@ -46,6 +47,16 @@ def frozen_up_to(freeze: str) -> int | None:
     if freeze == "backbone":
         return 1 << 30
     return int(freeze.removeprefix("stage"))
+
+
+def named(model: str, weights: str) -> keras.Model:
+    """The keras-preact network ``model`` (``resnet50v1``) with published ``weights``
+    (``keras_preact.list_weights``: fetched, or read from the cache), taking raw pixels
+    normalised as the weights were trained; ``UserError`` when they cannot be had."""
+    try:
+        return keras_preact.get_model(model, weights=weights)
+    except ValueError as e:  # a name that does not fit, or a download that failed
+        raise UserError(f"--weights {weights}: {e}") from None
 
 
 def load(path: str) -> keras.Model:
@@ -123,11 +134,14 @@ def from_file(
     weight_decay: float,
     synchronized_bn: bool = False,
     freeze: str = "none",
+    model: str | None = None,
 ) -> keras.Model:
-    """The network in ``path`` with a new classifier over ``classes`` (build inside the strategy's
-    scope and dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``)."""
+    """The network in ``path`` (or, for published weights such as ``imagenet``, ``model`` with
+    them: ``named``) with a new classifier over ``classes`` (build inside the strategy's scope and
+    dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``)."""
+    source = named(model, path) if model is not None and is_named(path) else load(path)
     body = features_model(
-        load(path),
+        source,
         input_shape=input_shape,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import UserError
+from keras_preact.weights import is_named
 from training import data, recipes
 
 TFDS_PREFIX = "tfds:"
@@ -42,7 +43,8 @@ class ImageOptions:
     where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
     the square crop the network sees (default 224, or the input size of ``weights``).
     ``augmentation``: ``training.feed_images.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
-    lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced).
+    lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced), or published
+    weights of the run's model (``imagenet``: ``keras_preact.list_weights``).
     """
 
     data: str
@@ -91,7 +93,11 @@ class ImageOptions:
                 f"{', '.join(AUGMENTATIONS)}"
             )
         # The file exists and is a .keras model; the crop is the size it takes unless given.
-        weights_size = keras_input_size(self.weights) if self.weights is not None else None
+        weights_size = (
+            keras_input_size(self.weights)
+            if self.weights is not None and not is_named(self.weights)
+            else None
+        )
         return CheckedImages(self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE)
 
 

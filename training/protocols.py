@@ -208,8 +208,10 @@ def evaluate(
     manual_dir: str | None = None,
     output: Path | None = None,
     log: Callable[[str], None] = lambda line: None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``.keras`` network at ``model_path`` on ``data`` (a folder: its ``val/`` or its
+    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``, the keras-preact model
+    it names with those published weights: ``training.finetune.named``) on ``data`` (a folder: its ``val/`` or its
     class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
     with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
     to outputs (default: the sorted folder names); ``log`` hears how the scan of a large folder
@@ -217,9 +219,12 @@ def evaluate(
     from training import feed_images, finetune, rundir
     from training.image_data import TFDS_DATASETS, TFDS_PREFIX
 
-    if not model_path.is_file():
+    if weights is not None:
+        model = finetune.named(str(model_path), weights)
+    elif not model_path.is_file():
         raise UserError(f"--model {model_path}: file not found")
-    model = finetune.load(str(model_path))
+    else:
+        model = finetune.load(str(model_path))
     shape = tuple(model.inputs[0].shape[1:])
     classes = model.outputs[0].shape[-1]
     if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
@@ -255,6 +260,7 @@ def evaluate(
     probs, labels = probabilities(model, source, protocol, crop, batch)
     result: dict[str, Any] = {
         "model": str(model_path),
+        "weights": weights,
         "data": origin,
         "protocol": protocol,
         "image_size": crop,

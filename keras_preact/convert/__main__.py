@@ -1,6 +1,11 @@
 """``python -m keras_preact.convert``: a checkpoint of another library -> a keras-preact ``.keras`` file.
 
     python -m keras_preact.convert resnet50-0676ba61.pth --output resnet50.keras
+    python -m keras_preact.convert imagenet --model resnet50v1 --output resnet50.keras
+
+The checkpoint is a file, or the name of published weights (``keras_preact.list_weights()``:
+``imagenet``, ``cifar10``, ``cifar100`` with ``--model``, or a qualified name such as
+``torchvision:IMAGENET1K_V2``), fetched, verified and cached first.
 
 Prints the detected source and architecture, how many tensors were mapped and, where the source
 framework is installed, the parity measured on the embedded sample; then writes the ``.keras``
@@ -39,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a torchvision, timm, keras.applications or PyTorch CIFAR ResNet "
         "checkpoint into a keras-preact .keras model, exactly, and measure the parity.",
     )
-    p.add_argument("checkpoint", help=".pth/.pt/.th, .safetensors or keras.applications .h5")
+    p.add_argument(
+        "checkpoint",
+        help=".pth/.pt/.th, .safetensors or keras.applications .h5; or published weights by name "
+        "(imagenet, cifar10, cifar100 with --model; or e.g. torchvision:IMAGENET1K_V2), fetched "
+        "first (python -m keras_preact.weights lists them)",
+    )
     p.add_argument("--output", required=True, help="the .keras file to write")
     p.add_argument(
         "--model",
@@ -78,6 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_native_logs_option(p)
     return p
+
+
+def _named_entry(name: str, model: str | None):
+    """The table's entry for published weights named on the command line (the first of the
+    model's for a dataset name), None for a file; a ValueError when none fits."""
+    from keras_preact.weights import DATASETS, ENTRIES, is_named
+
+    if not is_named(name):
+        return None
+    if model is None:
+        raise ValueError(f"{name!r} names published weights: say for which model with --model")
+    from keras_preact.resnet import resolve_model
+
+    key = resolve_model(model).key
+    found = [e for e in ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
+    if not found:
+        exist = ", ".join(f"{e.qualified} ({e.dataset})" for e in ENTRIES if e.model == key)
+        raise ValueError(
+            f"no published weights {name!r} for {key}; "
+            + (f"it has {exist}" if exist else f"named weights exist for {_models()}")
+            + (f" (or {', '.join(DATASETS)})" if exist else "")
+        )
+    return found[0]
+
+
+def _models() -> str:
+    from keras_preact.weights import ENTRIES
+
+    return ", ".join(dict.fromkeys(e.model for e in ENTRIES))
 
 
 def _check_output(output: str, overwrite: bool, checkpoint: str) -> Path:
@@ -132,19 +171,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keras_preact.convert.parity import measure_parity
     from keras_preact.convert.sources import SourceUnavailable
 
+    checkpoint, preprocessing = args.checkpoint, args.preprocessing
     try:
+        entry = _named_entry(args.checkpoint, args.model)
+        if entry is not None:
+            from keras_preact.weights import fetch
+
+            path, _ = fetch.fetch(entry)
+            print(
+                f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}"
+            )
+            checkpoint = str(path)
+            if preprocessing == "source":  # the checkpoint cannot tell; the table does
+                preprocessing = entry.preprocessing
         conversion = convert_checkpoint(
-            args.checkpoint,
+            checkpoint,
             model=args.model,
             classes=args.classes,
             input_shape=None if args.input_size is None else (args.input_size,) * 2 + (3,),
-            preprocessing=None if args.preprocessing == "none" else args.preprocessing,
+            preprocessing=None if preprocessing == "none" else preprocessing,
             option_a=args.option_a,
         )
     except ValueError as e:  # the checkpoint or the options: the user's input
         raise UserError(str(e)) from None
     source, loaded = conversion.source, conversion.loaded
-    print(f"source: {source.source} ({conversion.checkpoint.description}, {args.checkpoint})")
+    print(f"source: {source.source} ({conversion.checkpoint.description}, {checkpoint})")
     print(f"architecture: {source.summary()}")
     h, w = conversion.model.input_shape[1:3]
     print(

@@ -57,9 +57,19 @@ import keras_preact as kp
             lambda: kp.ResNet20V1(classifier_activation="softmaxx"),
             r"classifier_activation 'softmaxx'",
         ),
-        (lambda: kp.ResNet20V1(weights="imagenet"), r"weights='imagenet'.*downloads nothing"),
+        (
+            lambda: kp.ResNet20V1(weights="imagenet"),
+            r"no published imagenet weights hold resnet20v1; named weights exist for: resnet18v1",
+        ),
+        (
+            lambda: kp.ResNet20V1(weights="http://x/r20.th"),
+            r"weights='http://x/r20.th': keras-preact fetches only the published weights it names",
+        ),
         (lambda: kp.ResNet20V1(weights="/no/such/file.weights.h5"), r"not found: '/no/such/file"),
-        (lambda: kp.ResNet20V1(weights=3), r"weights must be None or the path.*got 3"),
+        (
+            lambda: kp.ResNet20V1(weights=3),
+            r"weights must be None, a name of published weights.*got 3",
+        ),
         (lambda: kp.ResNet20V1(preprocessing="mnist"), r"unknown preprocessing 'mnist'.*'cifar10'"),
         (lambda: kp.ResNet20V1(name=""), r"name must be a non-empty string"),
         (lambda: kp.ResNet20V1(depth=32), r"ResNet20V1 fixes depth"),
