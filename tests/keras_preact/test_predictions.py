@@ -125,19 +125,20 @@ def test_bad_input_gets_one_line(kwargs, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def classify_a_photo_snippet() -> str:
-    """The code block after the ``classify-a-photo`` marker of docs/predictions.md."""
-    text = (ROOT / "docs" / "predictions.md").read_text(encoding="utf-8")
+def classify_a_photo_snippet(page: str) -> str:
+    """The code block after the ``classify-a-photo`` marker of a page."""
+    text = (ROOT / page).read_text(encoding="utf-8")
     match = re.search(r"<!-- classify-a-photo[^>]*-->\s*```python\n(.*?)```", text, re.S)
-    assert match, "docs/predictions.md lost its classify-a-photo block"
+    assert match, f"{page} lost its classify-a-photo block"
     return match.group(1)
 
 
 @pytest.mark.slow
-def test_classify_a_photo_example_runs(tmp_path, capsys):
-    """The docs' example, exactly, with random weights instead of the trained ones, on a real
-    photo (a CIFAR-10 test image saved as PNG)."""
-    code = classify_a_photo_snippet()
+@pytest.mark.parametrize("page", ["README.md", "docs/predictions.md"])
+def test_classify_a_photo_example_runs(page, tmp_path, capsys):
+    """The example of the README and of the predictions page, exactly, with random weights
+    instead of the trained ones, on a real photo (a CIFAR-10 test image saved as PNG)."""
+    code = classify_a_photo_snippet(page)
     statements = [line for line in code.splitlines() if line and not line.startswith("import ")]
     assert len(statements) == 3, statements  # load the model, load the image, decode
     assert code.count('weights="imagenet"') == 1 and code.count('"photo.jpg"') == 1
@@ -147,7 +148,7 @@ def test_classify_a_photo_example_runs(tmp_path, capsys):
         '"photo.jpg"', repr(str(photo))
     )
     namespace: dict = {}
-    exec(compile(code, "docs/predictions.md", "exec"), namespace)  # the docs' own code
+    exec(compile(code, page, "exec"), namespace)  # the docs' own code
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     model, image = namespace["model"], namespace["image"]
     assert image.shape == (224, 224, 3) and image.max() > 1  # raw pixels of the photo
