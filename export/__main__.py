@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol center tests)",
     )
     p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help="the largest encoded image serving_bytes decodes, in pixels (width x height, read "
+        "from its header before decoding; larger ones are refused). Default: "
+        "$KERAS_PREACT_MAX_IMAGE_PIXELS, else 67108864 (8192 x 8192)",
+    )
+    p.add_argument(
         "--top-k",
         type=int,
         default=DEFAULT_TOP_K,
@@ -137,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         labels=args.labels,
         preprocessing=args.preprocessing,
         bytes_resize=args.bytes_resize,
+        max_image_pixels=args.max_image_pixels,
         top_k=args.top_k,
         representative_data=args.representative_data,
         num_images=args.num_images,
