@@ -103,7 +103,7 @@ def save(model: keras.Model, path) -> str:
 
 def test_a_feature_extractor_is_refused_in_one_line(tmp_path, capsys):
     path = save(
-        keras_preact.ResNet8V1(include_top=False, pooling="avg", preprocessing="cifar10"),
+        keras_preact.ResNet20V1(include_top=False, pooling="avg", preprocessing="cifar10"),
         tmp_path / "features.keras",
     )
     out_dir = tmp_path / "repo"
@@ -116,7 +116,7 @@ def test_a_feature_extractor_is_refused_in_one_line(tmp_path, capsys):
 
 def test_a_model_ending_in_another_activation_is_refused(tmp_path, capsys):
     path = save(
-        keras_preact.ResNet8V1(classifier_activation="sigmoid", preprocessing="cifar10"),
+        keras_preact.ResNet20V1(classifier_activation="sigmoid", preprocessing="cifar10"),
         tmp_path / "sigmoid.keras",
     )
     code, _, err = run_main(
@@ -128,7 +128,7 @@ def test_a_model_ending_in_another_activation_is_refused(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_logits_model_is_served_as_probabilities_with_a_note(tmp_path, sample):
     keras.utils.set_random_seed(1)
-    model = keras_preact.ResNet8V1(classifier_activation=None, preprocessing="cifar10")
+    model = keras_preact.ResNet20V1(classifier_activation=None, preprocessing="cifar10")
     # Logits large enough that serving them as they are could not pass for probabilities.
     dense = model.get_layer("logits")
     kernel, bias = dense.get_weights()
