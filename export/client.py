@@ -218,7 +218,16 @@ def grpc_predict(server: str, request, timeout: float = 30.0):
         try:
             return stub.Predict(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise UserError(f"gRPC {server} answered {e.code().name}: {e.details()}") from None
+            details = " ".join(str(e.details()).split())
+            if e.code() == grpc.StatusCode.UNAVAILABLE:  # nobody answered: grpc's own status
+                raise UserError(
+                    f"cannot reach TF Serving's gRPC port at {server}: {details}"
+                ) from None
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise UserError(
+                    f"no answer from TF Serving at {server} within {timeout:g} s"
+                ) from None
+            raise UserError(f"gRPC {server} answered {e.code().name}: {details}") from None
 
 
 def labels_from_grpc(response) -> Predictions:

@@ -413,3 +413,82 @@ def test_pixels_beyond_float32_are_refused_without_a_numpy_warning(server, expor
         code, answer = post(server, f"/v1/models/{exported.name}:predict", {"instances": pixels})
     assert code == 400 and "beyond float32's range" in answer["error"], answer
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+
+
+# --- more hostile input of the same kinds ------------------------------------------------------
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "serving_uint8"])
+def test_rest_booleans_are_not_pixels(server, exported, signature):
+    pixels = np.zeros((1, 32, 32, 3), bool).tolist()
+    body = {"signature_name": signature, "instances": pixels}
+    code, answer = post(server, f"/v1/models/{exported.name}:predict", body)
+    assert code == 400 and "must hold numbers" in answer["error"], answer
+
+
+def test_grpc_version_labels_are_not_known_here(server, exported, sample):
+    request = client.grpc_predict_request(exported.name, images=sample.x_test[:1])
+    request.model_spec.version_label = "stable"
+    error = grpc_error(server, request)
+    assert "INVALID_ARGUMENT: Unrecognized servable version label: stable" in error, error
+
+
+def test_grpc_inputs_are_checked_before_they_are_converted(server, exported, sample):
+    # A wrong input name whose tensor claims to be huge: refused by its name, nothing allocated.
+    request = predict_with(exported, float_tensor([1 << 30, 32, 32, 3], values=[1.0]))
+    request.inputs["pixels"].CopyFrom(request.inputs["images"])
+    del request.inputs["images"]
+    error = grpc_error(server, request)
+    assert "INVALID_ARGUMENT: signature 'serving_default' takes inputs ['images']" in error
+    # Strings that one value would fill to a billion entries.
+    request = client.grpc_predict_request(exported.name, image_bytes=[b"x"])
+    request.inputs["image_bytes"].tensor_shape.dim[0].size = 10**12
+    error = grpc_error(server, request)
+    assert "INVALID_ARGUMENT" in error and "over this server's limit" in error, error
+    # A dtype number that is no dtype, and a shape of unknown rank.
+    request = client.grpc_predict_request(exported.name, images=sample.x_test[:1])
+    request.inputs["images"].dtype = 999
+    assert "INVALID_ARGUMENT: input 'images': expects uint8" in grpc_error(server, request)
+    request = client.grpc_predict_request(exported.name, images=sample.x_test[:1])
+    request.inputs["images"].tensor_shape.unknown_rank = True
+    assert "INVALID_ARGUMENT: input 'images' has no shape" in grpc_error(server, request)
+
+
+def test_client_names_a_closed_grpc_port(tmp_path, sample, capsys):
+    image = tmp_path / "cat.png"
+    image.write_bytes(encode_images(sample.x_test[:1])[0])
+    argv = [str(image), "--model", "m", "--protocol", "grpc", "--server", "127.0.0.1:9"]
+    code, _, err = run_main(client.main, argv, capsys)
+    one_line(code, err, "cannot reach TF Serving's gRPC port at 127.0.0.1:9")
+
+
+def test_a_model_with_no_version_that_loads_is_not_found(tmp_path, exported, sample):
+    (tmp_path / exported.name / "4").mkdir(parents=True)
+    with LocalServer(tmp_path) as running:
+        code, status = get(running, f"/v1/models/{exported.name}")
+        assert code == 200 and [s["state"] for s in status["model_version_status"]] == ["END"]
+        body = {"instances": sample.x_test[:1].astype(float).tolist()}
+        code, answer = post(running, f"/v1/models/{exported.name}:predict", body)
+        assert code == 404 and "no version loads (version 4: " in answer["error"], answer
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--output", "{model}/inside"], "cannot create output directory"),
+        (
+            ["--labels", "{tmp}/two.txt"],
+            "labels file {tmp}/two.txt has 2 names but the model has 10",
+        ),
+        (["--labels", "{tmp}"], "is neither cifar10 nor cifar100 nor an existing file"),
+    ],
+)
+def test_export_output_and_labels_mistakes(trained_model_path, tmp_path, capsys, args, message):
+    (tmp_path / "two.txt").write_text("cat\ndog\n")
+    values = {"model": trained_model_path, "tmp": tmp_path}
+    argv = ["--model", trained_model_path, "--output", str(tmp_path / "repo")]
+    argv += [a.format(**values) for a in args] + ["--latency-runs", "0"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run_main(export_main, argv, capsys)
+    one_line(code, err, message.format(**values))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
