@@ -9,7 +9,10 @@ and resized inside the model). ``--send pixels`` decodes and resizes here and se
 JSON numbers to ``serving_default`` over REST, a uint8 tensor to ``serving_uint8`` over gRPC.
 
 Pixels must be finite: the request builders refuse NaN or infinite values (as the exported
-signatures do), and bodies are sent as strict JSON, which has no such numbers.
+signatures do), and bodies are sent as strict JSON, which has no such numbers. ``--send pixels``
+refuses an image over ``keras_preact.image_limits``' pixel limit by its header, before decoding
+it. ``--timeout`` must be a positive number of seconds and ``--version`` a positive integer; a
+server that cannot be reached or does not answer in time is named as such.
 """
 
 from __future__ import annotations

@@ -15,8 +15,24 @@ connection is answered, never dropped: a body that is not JSON (or nested too de
 ``Content-Length`` that is missing (411; chunked bodies are not supported), not a number or
 negative (400), a body over ``max_request_bytes`` (413; 64 MiB by default, ``--max-request-mb``),
 a body that does not arrive within ``request_timeout`` (408; a minute by default), an unknown model, version (404) or signature,
-inputs of the wrong names, shape or type, NaN or infinite numbers (400). When the body was not
-read, the connection is closed after the answer. A failure of the server itself is a 500 with its
+inputs of the wrong names, shape or type, booleans where numbers belong, NaN or infinite numbers
+or numbers beyond float32's range (400; pixel values are otherwise passed to the model as they
+are), an encoded image over the exported ``serving_bytes`` signature's pixel limit (400, refused
+by its header before decoding; see ``python -m export --max-image-pixels``). When the body was not
+read, the connection is closed after the answer.
+
+gRPC requests get the same answers as INVALID_ARGUMENT or NOT_FOUND. A tensor is checked before it
+is converted: its shape must be known and not negative, it may take at most ``--max-request-mb``
+once converted (a request can declare a huge shape in a few bytes), and it must hold exactly the
+values its shape needs (``tensor_content`` of that many bytes, or that many typed values; one value
+fills the shape, as in TensorFlow). Version labels (``model_spec.version_label``) are not kept here
+and are refused. The gRPC port is bound exclusively: a port another server holds is refused
+(``cannot serve gRPC on ...``, exit 2) rather than shared.
+
+A version folder is loaded before it is reported: one that does not load (empty, truncated, not a
+SavedModel) has the status ``END`` with the loader's error, as TF Serving reports a version that
+failed to load; a request for it is NOT_FOUND (404) naming that error, and the latest version is
+the newest one that loads. A failure of the server itself is a 500 with its
 message; so is a model that answers NaN or infinity for finite input, which JSON cannot carry
 (answers are written as strict JSON, without the ``NaN`` tokens TF Serving itself can emit).
 """
