@@ -2,8 +2,16 @@
 
     python -m export --model runs/demo/train/best.keras --output runs/demo/export --labels cifar10
 
-Prints the verification table; exit 0 when every artifact agrees with Keras, 1 when one does not
-(nothing is published then), 2 on bad input (nothing is written).
+Prints the verification table and a closing line that says what each criterion checked (float
+artifacts: Keras' probabilities within a tolerance; quantised TFLite files: accuracy lost against
+Keras, with their top-1 agreement); exit 0 when every artifact meets its criterion, 1 when one
+does not (nothing is published then), 2 on bad input (nothing is written).
+
+The model must be a classifier. One that ends in a softmax is exported as it is; one that ends in
+a linear layer (``classifier_activation=None``: logits) gets a softmax added, said in a ``note:``
+line and in ``report.json`` (``"model_output": "logits"``), so every artifact serves
+probabilities. A feature extractor (``include_top=False``), a head with another activation, or a
+model whose outputs on real images are not probabilities is refused in one line.
 """
 
 from __future__ import annotations
