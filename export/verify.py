@@ -282,8 +282,8 @@ def verdict(report: Report) -> str:
     if floats:
         worst = max((row.max_abs_diff for row in floats), default=0.0)
         parts.append(
-            f"{len(floats)} float artifact{'s' * (len(floats) > 1)} give Keras' probabilities "
-            f"within {report.float_tolerance:g} (largest difference {worst:.2g})"
+            f"{len(floats)} float artifact{'s' * (len(floats) > 1)} checked for Keras' "
+            f"probabilities to within {report.float_tolerance:g} (largest difference {worst:.2g})"
         )
     if quantised:
         keras_accuracy = report.rows[0].accuracy
