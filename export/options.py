@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import image_limits
 from keras_preact.cli import UserError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -54,6 +55,8 @@ class ExportPlan:
         labels: ``cifar10``, ``cifar100``, a labels file, or ``None`` (by class count).
         preprocessing: ``auto``, ``none`` or a dataset of ``keras_preact.DATASET_STATS``.
         bytes_resize: one of :data:`BYTES_RESIZES`.
+        max_image_pixels: the largest image (width x height, read from its header) that
+            ``serving_bytes`` decodes (``keras_preact.image_limits``).
         top_k: classes in the ``top_k_*`` serving outputs.
         representative_data: int8 calibration images: :data:`SAMPLE`, an existing ``.npy``
             file or a non-empty uint8 array; ``None`` when no int8 file is written.
@@ -72,6 +75,7 @@ class ExportPlan:
     labels: str | None
     preprocessing: str
     bytes_resize: str
+    max_image_pixels: int
     top_k: int
     representative_data: str | Path | np.ndarray | None
     num_images: int
@@ -96,6 +100,7 @@ def plan_export(
     labels: str | None = None,
     preprocessing: str = "auto",
     bytes_resize: str = "stretch",
+    max_image_pixels: int | None = None,
     top_k: int = DEFAULT_TOP_K,
     representative_data: str | Path | np.ndarray | None = SAMPLE,
     num_images: int = DEFAULT_NUM_IMAGES,
@@ -106,7 +111,8 @@ def plan_export(
     """Check every option, cheapest first, and return the plan; loads and writes nothing.
 
     ``formats`` and ``quantize`` are lists or comma-separated strings; ``quantize`` names the
-    TFLite modes besides float32 (subset of ``float16``, ``dynamic``, ``int8``). The other
+    TFLite modes besides float32 (subset of ``float16``, ``dynamic``, ``int8``);
+    ``max_image_pixels`` defaults to ``keras_preact.image_limits.max_pixels()``. The other
     arguments are :class:`ExportPlan`'s attributes.
 
     Raises:
@@ -130,6 +136,9 @@ def plan_export(
         raise UserError(
             f"unknown --bytes-resize {bytes_resize!r}; expected one of {', '.join(BYTES_RESIZES)}"
         )
+    if max_image_pixels is None:
+        max_image_pixels = image_limits.max_pixels()
+    image_limits.check_max_pixels(max_image_pixels)
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     if num_images < 1:
@@ -150,6 +159,7 @@ def plan_export(
         labels=labels,
         preprocessing=preprocessing,
         bytes_resize=bytes_resize,
+        max_image_pixels=max_image_pixels,
         top_k=top_k,
         representative_data=representative_data,
         num_images=num_images,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import image_limits
 from keras_preact.cli import UserError
 from training.checked_images import CheckedImages
 
@@ -331,12 +332,36 @@ def _decodable(
     if not bad:
         return list(splits), ()
     shown = [_relative(Path(p), root) for p in bad]
+    oversized = _oversized(bad, root)
     if not skip_bad_images:
         raise UserError(
-            f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
-            "fix or remove them, or pass --skip-bad-images to leave them out"
+            f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}"
+            f"{oversized}; fix or remove them, or pass --skip-bad-images to leave them out"
         )
+    if oversized:
+        log(f"data: skipping images{oversized}")
     return [_without(split, bad) for split in splits], tuple(shown)
+
+
+def _oversized(bad: Sequence[str], root: Path) -> str:
+    """`` (a.png: 14000 x 14000 pixels, ...: over the limit of N decoded pixels)`` for the images
+    of ``bad`` that failed the scan by their size (``keras_preact.image_limits``), else ``""``."""
+    import tensorflow as tf
+
+    limit, sizes = image_limits.max_pixels(), []
+    for path in bad:
+        try:
+            height, width = (int(n) for n in image_limits.header_size(tf.io.read_file(path)))
+        except (tf.errors.OpError, ValueError):
+            continue
+        if height * width > limit:
+            sizes.append(f"{_relative(Path(path), root)}: {width} x {height} pixels")
+    if not sizes:
+        return ""
+    return (
+        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, "
+        f"${image_limits.ENVIRONMENT_VARIABLE})"
+    )
 
 
 def _undecodable_remembered(
@@ -344,7 +369,8 @@ def _undecodable_remembered(
 ) -> list[str]:
     import tensorflow as tf
 
-    checked = CheckedImages(root, f"tensorflow {tf.__version__}", log)
+    decoder = f"tensorflow {tf.__version__}, at most {image_limits.max_pixels()} pixels"
+    checked = CheckedImages(root, decoder, log)
     unchanged, stats = checked.unchanged(paths)
     todo = [p for p in paths if p not in unchanged]
     if unchanged:
