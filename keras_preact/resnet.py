@@ -12,8 +12,8 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import keras
 from keras import layers
@@ -24,6 +24,9 @@ from keras_preact import units
 from keras_preact import weights as weights_lib
 from keras_preact.layers import use_fused_batch_norm
 from keras_preact.saving import deep_graph_recursion, prepare_weights
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 FAMILIES = ("cifar", "imagenet")
 VERSIONS = ("v1", "v2")
@@ -300,24 +303,64 @@ def architecture(
     return Architecture(family, version, depth, counts, spec, factory, width_multiplier)
 
 
+class ArchitectureOptions(TypedDict, total=False):
+    """The architecture options of ``ResNet`` (keyword arguments of ``architecture``)."""
+
+    placement: str | None
+    shortcut: str
+    projection: str | None
+    bottleneck_stride: str | None
+    shortcut_scale: float
+    gate_bias: float
+    shortcut_dropout: float
+    weight_decay: float
+    kernel_initializer: Any
+    bn_momentum: float
+    bn_epsilon: float
+    synchronized_bn: bool
+    width_multiplier: int
+
+
+class ModelOptions(ArchitectureOptions, total=False):
+    """The keyword arguments of the named factories beyond keras.applications' own."""
+
+    preprocessing: str | None
+    features: str | Sequence[str] | None
+
+
+class ModelArguments(ModelOptions, total=False):
+    """The keyword arguments of ``get_model``: those of the named factories but ``name`` (the
+    model's), and ``unit``."""
+
+    include_top: bool
+    weights: str | os.PathLike | None
+    input_tensor: Any
+    input_shape: Sequence[int | None] | None
+    pooling: str | None
+    classes: int | None
+    classifier_activation: Any
+    unit: str | None
+
+
 def _stem(x, arch: Architecture):
     """The first convolution (and, for ImageNet, the max-pool) with the activation units expect.
 
-    Pre-activation units bring their own BN-ReLU (v2: the first unit's is the stem's), so their
-    stem is a bare convolution. The ImageNet max-pool (3×3, stride 2, one pixel of padding that never
+    Post-activation units expect an activated input: conv-BN-ReLU. Pre-activation units bring
+    their own (v2: the first unit's BN-ReLU is the stem's), so their stem ends before it
+    (``units.Placement``). The ImageNet max-pool (3×3, stride 2, one pixel of padding that never
     wins, as in the references) is a stride-1 'same' pool sampled at every second pixel: 'same'
     pooling ignores the padding, so negative inputs (a bare pre-activation stem) pool correctly.
     """
-    f, placement = arch.layers, arch.spec.placement
+    f, placement = arch.layers, units.PLACEMENTS[arch.spec.placement]
     width = arch.widths[0]
     if arch.family == "cifar":
         x = f.conv(x, width, 3, 1, "stem_conv")
     else:
         x = f.conv(x, width, 7, 2, "stem_conv")
-    if not units.is_preact(placement):
-        x = f.relu(f.bn(x, "stem_bn"), "stem_relu")
-    elif placement == "relu_preact":  # its units start with ReLU: the stem keeps its BN
+    if placement.stem_bn:
         x = f.bn(x, "stem_bn")
+    if placement.stem_relu:
+        x = f.relu(x, "stem_relu")
     if arch.family == "imagenet":
         x = layers.MaxPooling2D(
             3, strides=1, padding="same", data_format=f.data_format, name="stem_pool"
@@ -327,11 +370,12 @@ def _stem(x, arch: Architecture):
 
 
 def _head(x, arch: Architecture, head: _Head):
-    """Final activation of pre-activation nets, then pooling and the classifier."""
-    f = arch.layers
-    if arch.spec.placement == "full_preact":  # v2: BN-ReLU after the last unit (the sum is raw).
+    """Final activation of pre-activation nets (v2: BN-ReLU, the last sum is raw), then pooling
+    and the classifier."""
+    f, placement = arch.layers, units.PLACEMENTS[arch.spec.placement]
+    if placement.post_bn:
         x = f.bn(x, "post_bn")
-    if units.is_preact(arch.spec.placement):
+    if placement.post_relu:
         x = f.relu(x, "post_relu")
     if head.include_top or head.pooling == "avg":
         x = layers.GlobalAveragePooling2D(data_format=f.data_format, name="avg_pool")(x)
@@ -360,7 +404,7 @@ def ResNet(
     name: str | None = None,
     preprocessing: str | None = AUTO,
     features: str | Sequence[str] | None = None,
-    **options: Any,
+    **options: Unpack[ArchitectureOptions],
 ) -> keras.Model:
     """Build a ResNet of any valid depth: CIFAR 6n+2 (basic) / 9n+2 (bottleneck), ImageNet 18…200.
 
@@ -452,7 +496,7 @@ def ResNet(
 
 
 # ---------------------------------------------------------------------------------------------
-# Named models: one table, one docstring, one factory each.
+# Named models: one table and one docstring; keras_preact.factories has one factory each.
 
 RESNET_DOC = """Instantiate {title}.
 
@@ -622,51 +666,7 @@ def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
     )
 
 
-def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
-    def factory(
-        include_top: bool = True,
-        weights: str | os.PathLike | None = None,
-        input_tensor: Any = None,
-        input_shape: Sequence[int | None] | None = None,
-        pooling: str | None = None,
-        classes: int | None = None,
-        classifier_activation: Any = "softmax",
-        name: str | None = None,
-        **options: Any,
-    ) -> keras.Model:
-        return info.build(
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            **options,
-        )
-
-    size = DEFAULT_INPUT_SIZE[info.family]
-    family = "CIFAR" if info.family == "cifar" else "ImageNet"
-    kind = "Plain" if info.plain else "ResNet"
-    factory.__name__ = factory.__qualname__ = info.name
-    factory.__doc__ = RESNET_DOC.format(
-        title=f"{kind}-{info.depth} {info.version} ({family}, {info.unit} units)",
-        paper=_PAPERS["plain" if info.plain else info.version],
-        default_shape=f"({size}, {size}, 3)",
-        min_size=MIN_INPUT_SIZE[info.family],
-        default_classes=DEFAULT_CLASSES[info.family],
-        model_name=info.key,
-    )
-    return factory
-
-
-FACTORIES: dict[str, Callable[..., keras.Model]] = {
-    key: _factory(info) for key, info in MODELS.items()
-}
-
-
-def get_model(name: str, **kwargs: Any) -> keras.Model:
+def get_model(name: str, **kwargs: Unpack[ModelArguments]) -> keras.Model:
     """Build a model by name, e.g. ``get_model("resnet164v2", classes=100)`` (case-insensitive).
 
     Takes the named models (``MODEL_NAMES``) and ``resnet<DEPTH>v<1|2>`` / ``plain<DEPTH>v<1|2>``
