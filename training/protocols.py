@@ -241,6 +241,8 @@ def evaluate(
         from training.image_folder import scan_eval
 
         found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
+        if found.notes:
+            log(f"data: {found.summary()}")
         names, origin, skipped = (
             found.class_names,
             f"{found.root} ({found.val_source})",
