@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(PROTOCOLS)} (default: center)",
     )
     p.add_argument("--labels", help="class names in the network's output order, one per line")
+    p.add_argument(
+        "--preprocessing",
+        default="auto",
+        metavar="NAME",
+        help="how the network normalises raw [0, 255] pixels: auto (default: its own "
+        "'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
+        f"trained with, put in front of it: {', '.join(arguments.PREPROCESSINGS)}",
+    )
     p.add_argument("--per-class", action="store_true", help="also the errors of every class")
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per step (default 32; 10crop: x10)"
@@ -120,6 +128,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.data,
         protocol=args.protocol,
         label_names=_label_names(args.labels, model_path),
+        preprocessing=args.preprocessing,
         per_class=args.per_class,
         batch=args.batch_size,
         skip_bad_images=args.skip_bad_images,

@@ -297,6 +297,7 @@ def compile_model(
                 weight_decay=recipe.weight_decay,
                 synchronized_bn=runtime.sync_bn,
                 freeze=recipe.freeze,
+                normalization=resolved.images.normalization,  # type: ignore[union-attr]
             )
         else:
             model = model_lib.build_model(

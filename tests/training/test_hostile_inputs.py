@@ -89,3 +89,146 @@ def test_files_beside_the_class_folders_are_said(copy):
     assert "left out 2 files outside the class folders (train/stray.jpg, train/unicorn)" in (
         found.summary()
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks without their own input normalisation (training.images --weights, training.evaluate)
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory):
+    """The same ResNet-8 weights twice, 32x32, 10 classes: with ImageNet's ``preprocess`` layer
+    (``normalised.keras``) and without one (``raw.keras``, which expects normalised input)."""
+    import keras
+
+    import keras_preact
+
+    keras.utils.set_random_seed(0)
+    normalised = keras_preact.ResNet(
+        8, "v1", input_shape=(32, 32, 3), classes=10, preprocessing="imagenet"
+    )
+    raw = keras_preact.ResNet(8, "v1", input_shape=(32, 32, 3), classes=10)
+    raw.set_weights(normalised.get_weights())
+    folder = tmp_path_factory.mktemp("networks")
+    normalised.save(folder / "normalised.keras")
+    raw.save(folder / "raw.keras")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("network", "extra", "expected"),
+    [
+        ("raw", [], "model 'raw.keras' has no 'preprocess' layer, so its input normalisation is"),
+        ("normalised", ["--preprocessing", "imagenet"], "would do it twice"),
+        ("raw", ["--preprocessing", "imagenet_vgg"], "unknown --preprocessing 'imagenet_vgg'"),
+        (None, ["--preprocessing", "imagenet"], "--preprocessing applies to the network of"),
+    ],
+)
+def test_finetuning_a_network_without_its_normalisation_is_refused(
+    folder, networks, tmp_path, capsys, network, extra, expected
+):
+    from training_helpers import main_error_line
+
+    from training import images
+
+    out = tmp_path / "run"
+    argv = ["--data", str(folder), "--recipe", "finetune", "--output", str(out), *extra]
+    if network:
+        argv += ["--weights", str(networks / f"{network}.keras")]
+    else:
+        argv += ["--model", "resnet8v1", "--recipe", "paper"]
+    line = main_error_line(images.main, argv, capsys)
+    assert expected in line, line
+    if network == "raw" and not extra:
+        assert "--preprocessing cifar10|cifar100|imagenet" in line and "none" in line
+    assert not out.exists()
+
+
+def test_finetuning_with_preprocessing_puts_it_in_front(networks):
+    import keras
+
+    from keras_preact.preprocessing import preprocess_input
+    from training import finetune
+
+    raw = keras.saving.load_model(networks / "raw.keras")
+    model = finetune.from_file(
+        str(networks / "raw.keras"),
+        classes=3,
+        input_shape=(32, 32, 3),
+        weight_decay=0,
+        normalization="imagenet",
+    )
+    assert model.layers[1].name == "preprocess"
+    pixels = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    features = keras.Model(model.inputs, model.get_layer("avg_pool").output)
+    expected = keras.Model(raw.inputs, raw.get_layer("avg_pool").output)
+    np.testing.assert_allclose(
+        features.predict_on_batch(pixels),
+        expected.predict_on_batch(preprocess_input(pixels, "imagenet")),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+@pytest.mark.slow
+def test_a_run_fine_tunes_a_network_without_its_normalisation(folder, networks, tmp_path):
+    """--preprocessing imagenet: the run trains, and its saved network takes raw pixels."""
+    import keras
+
+    from training import images
+
+    out = tmp_path / "run"
+    argv = ["--data", str(folder), "--weights", str(networks / "raw.keras"), "--recipe"]
+    argv += ["finetune", "--preprocessing", "imagenet", "--epochs", "1", "--batch-size", "20"]
+    argv += ["--output", str(out), "--verbose", "quiet", "--seed", "1"]
+    assert images.main(argv) == 0
+    best = keras.saving.load_model(out / "best.keras")
+    assert best.layers[1].name == "preprocess"
+    config = __import__("json").loads((out / "config.json").read_text())
+    assert config["images"]["preprocessing"] == "imagenet"
+
+
+def test_evaluate_needs_the_networks_normalisation(folder, networks, tmp_path, capsys):
+    """Without a preprocess layer: refused in one line; with --preprocessing imagenet: exactly
+    the errors of the same weights behind their own preprocess layer, for every protocol."""
+    import json
+
+    from training_helpers import main_error_line
+
+    from training import evaluate
+
+    raw = ["--model", str(networks / "raw.keras"), "--data", str(folder)]
+    line = main_error_line(evaluate.main, raw, capsys)
+    assert "model 'raw.keras' has no 'preprocess' layer" in line and "--preprocessing" in line
+    twice = ["--model", str(networks / "normalised.keras"), "--data", str(folder)]
+    line = main_error_line(evaluate.main, [*twice, "--preprocessing", "cifar10"], capsys)
+    assert "would do it twice" in line
+    for protocol in ("center", "multiscale"):
+        results = {}
+        for name, extra in (("raw", ["--preprocessing", "imagenet"]), ("normalised", [])):
+            output = tmp_path / f"{name}-{protocol}.json"
+            argv = ["--model", str(networks / f"{name}.keras"), "--data", str(folder)]
+            argv += ["--protocol", protocol, "--output", str(output), *extra]
+            assert evaluate.main(argv) == 0
+            results[name] = json.loads(output.read_text())
+        assert results["raw"]["preprocessing"] == "imagenet"
+        assert results["normalised"]["preprocessing"] == "model"
+        for key in ("top1_error", "top5_error", "images"):
+            assert results["raw"][key] == results["normalised"][key], (protocol, key)
+
+
+def test_evaluate_names_the_model_option_when_the_model_is_wrong(folder, tmp_path, capsys):
+    from training_helpers import main_error_line
+
+    from training import evaluate
+
+    torch_file = tmp_path / "x.th"
+    torch_file.write_bytes(b"\x80\x02not a keras file")
+    for model, expected in (
+        (torch_file, f"cannot load --model {torch_file}"),
+        (tmp_path, f"--model {tmp_path} is a folder, not a .keras model file"),
+    ):
+        line = main_error_line(
+            evaluate.main, ["--model", str(model), "--data", str(folder)], capsys
+        )
+        assert expected in line and "--weights" not in line, line
