@@ -232,3 +232,14 @@ def test_evaluate_names_the_model_option_when_the_model_is_wrong(folder, tmp_pat
             evaluate.main, ["--model", str(model), "--data", str(folder)], capsys
         )
         assert expected in line and "--weights" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("name", "spelled"),
+    [("resnet20v2", "ResNet20V2"), ("RESNET8V1", "ResNet8V1"), ("plain26v1", "Plain26V1")],
+)
+def test_model_names_are_spelled_as_the_package_spells_them(name, spelled):
+    from training import pipeline
+
+    resolved = pipeline.check(pipeline.TrainConfig(model=name, dataset="cifar10-sample"))
+    assert resolved.describe_model()["name"] == spelled  # metrics.json
