@@ -243,3 +243,44 @@ def test_model_names_are_spelled_as_the_package_spells_them(name, spelled):
 
     resolved = pipeline.check(pipeline.TrainConfig(model=name, dataset="cifar10-sample"))
     assert resolved.describe_model()["name"] == spelled  # metrics.json
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe summary line: the schedule that will run
+
+
+def _note(recipe, images: int, family: str = "images") -> str | None:
+    from training import recipes
+
+    steps = images // recipe.batch_size
+    schedule = recipes.plan(recipe, model=None, num_examples=images, steps_per_epoch=steps)
+    return recipes.compression_note(recipe, schedule, family=family)
+
+
+def test_the_summary_line_merges_decays_that_fall_on_one_step():
+    from training import recipes
+
+    recipe = recipes.get_recipe("paper", "images", epochs=1, batch_size=20)
+    # 3 steps: the decays at 1/4, 1/2 and 3/4 fall on steps 1, 2 and 2.
+    assert _note(recipe, 60) == (
+        "recipe 'paper' compressed to 1 epoch (its full length: 120 epochs): lr 0.00781, "
+        "0.000781 from epoch 0.333, 7.81e-06 from epoch 0.667"
+    )
+    # 1 step: two decays before it, the third after the end: one rate throughout.
+    assert _note(recipe, 20) == (
+        "recipe 'paper' compressed to 1 epoch (its full length: 120 epochs): lr 7.81e-05, constant"
+    )
+
+
+def test_the_quick_scale_says_its_length_and_constant_rate():
+    from training import campaign as campaign_lib
+    from training import pipeline, recipes
+
+    choices = campaign_lib.Choices(scale="quick")
+    planned = campaign_lib.plan("degradation", choices, load_data=False)
+    resolved = planned.selected[0].resolved
+    schedule = campaign_lib.schedule(resolved)
+    assert isinstance(resolved, pipeline.Resolved)
+    assert recipes.compression_note(resolved.recipe, schedule) == (
+        "recipe 'paper' compressed to 15 epochs: lr 0.0391, constant"
+    )
