@@ -284,3 +284,104 @@ def test_the_quick_scale_says_its_length_and_constant_rate():
     assert recipes.compression_note(resolved.recipe, schedule) == (
         "recipe 'paper' compressed to 15 epochs: lr 0.0391, constant"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# training.reproduce: files that are not its own, options checked when listing
+
+
+def _reproduce_error(argv, capsys) -> str:
+    from training_helpers import main_error_line
+
+    from training import reproduce
+
+    return main_error_line(reproduce.main, argv, capsys)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--devices", "garbage"], "unknown device 'garbage'"),
+        (["--devices", "cpu:0"], "--devices takes GPUs"),
+        (["--devices", "0,gpu:0"], "--devices names GPU 0 twice"),
+        (["--scale", "huge"], "unknown scale 'huge'"),
+        (["--epochs", "-3"], "--epochs must be at least 1"),
+    ],
+)
+def test_listing_checks_the_options_too(tmp_path, capsys, argv, expected):
+    output = tmp_path / "out"
+    line = _reproduce_error(["degradation", "--list", "--output", str(output), *argv], capsys)
+    assert expected in line, line
+    assert not output.exists()
+
+
+def _tiny_experiment(monkeypatch):
+    from training import experiments as ex
+
+    tiny = ex.Experiment(
+        "tiny",
+        "plain-8 against ResNet-8",
+        "a test",
+        runs=(
+            ex.Run("plain8v1", "plain-8", "plain8v1"),
+            ex.Run("resnet8v1", "ResNet-8", "resnet8v1", twin="plain8v1"),
+        ),
+        panels=(ex.Panel("plain", ("plain8v1",)), ex.Panel("ResNets", ("resnet8v1",))),
+    )
+    monkeypatch.setitem(ex.EXPERIMENTS, "tiny", tiny)
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"table.md": "my own notes\n"}, "table.md"),
+        ({"figure.png": "a photo"}, "figure.png"),
+        ({"table.json": '{"experiment": "depth", "rows": []}'}, "table.json"),
+        ({"table.json": "not json"}, "table.json"),
+    ],
+)
+def test_table_files_that_are_not_its_own_are_never_overwritten(
+    tmp_path, capsys, monkeypatch, files, named
+):
+    """Another experiment's table, or a file of the user's, in --output: refused before anything
+    trains, and kept as it is."""
+    _tiny_experiment(monkeypatch)
+    output = tmp_path / "out"
+    output.mkdir()
+    for name, text in files.items():
+        (output / name).write_text(text)
+    argv = ["tiny", "--scale", "quick", "--epochs", "1", "--output", str(output)]
+    line = _reproduce_error(argv, capsys)
+    assert f"{output / named}" in line and "--overwrite" in line, line
+    assert {p.name: p.read_text() for p in output.iterdir()} == files
+
+
+def test_a_table_folder_in_the_way_is_refused(tmp_path, capsys, monkeypatch):
+    _tiny_experiment(monkeypatch)
+    output = tmp_path / "out"
+    (output / "table.md").mkdir(parents=True)
+    line = _reproduce_error(["tiny", "--scale", "quick", "--output", str(output)], capsys)
+    assert f"{output / 'table.md'} is a folder" in line
+    assert [p.name for p in output.iterdir()] == ["table.md"]
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_the_table_files_and_its_own_are_redrawn(tmp_path, capsys, monkeypatch):
+    import json
+
+    from training import reproduce
+
+    _tiny_experiment(monkeypatch)
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "table.md").write_text("my own notes\n")
+    argv = ["tiny", "--scale", "quick", "--epochs", "1", "--runs", "plain8v1"]
+    argv += ["--output", str(output), "--verbose", "quiet"]
+    assert reproduce.main([*argv, "--overwrite"]) == 0
+    assert (output / "table.md").read_text().startswith("# tiny: plain-8 against ResNet-8")
+    assert json.loads((output / "table.json").read_text())["experiment"] == "tiny"
+    # Its own table: drawn again without --overwrite.
+    (output / "figure.png").unlink()
+    assert reproduce.main(argv) == 0
+    assert (output / "figure.png").stat().st_size > 1000
+    capsys.readouterr()
