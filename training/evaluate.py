@@ -91,7 +91,12 @@ def _label_names(labels: str | None, model_path: Path) -> tuple[str, ...] | None
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read labels file {path}: {e}") from None
-    return tuple(n for n in names if n)
+    names = [n for n in names if n]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        what = f"--labels {labels}" if labels else f"labels file {path}"
+        raise UserError(f"{what} names {twice[0]!r} twice: each class once, in order")
+    return tuple(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

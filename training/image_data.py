@@ -31,6 +31,8 @@ AUGMENTATIONS = ("scale", "inception", "none")
 """Values of ``--augmentation`` (see ``training.feed_images``)."""
 
 DEFAULT_IMAGE_SIZE = 224
+MAX_IMAGE_SIZE = 4096
+"""The largest crop side a run takes (a batch of larger crops does not fit in memory)."""
 PREPROCESSING = "imagenet"
 """The statistics the model's first layer standardises raw pixels with (ImageNet's)."""
 
@@ -92,6 +94,10 @@ class ImageOptions:
             raise UserError(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
         if self.image_size is not None and self.image_size < 32:
             raise UserError(f"--image-size must be at least 32 pixels, got {self.image_size}")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise UserError(
+                f"--image-size must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
+            )
         if self.augmentation not in AUGMENTATIONS:
             raise UserError(
                 f"unknown augmentation {self.augmentation!r}: choose one of "
@@ -106,6 +112,11 @@ class ImageOptions:
             return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE)
         # The file exists and is a .keras model; the crop is the size it takes unless given.
         weights_size = keras_input_size(self.weights)
+        if weights_size is not None and self.image_size is None and weights_size > MAX_IMAGE_SIZE:
+            raise UserError(
+                f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
+                f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+            )
         normalization = normalization_to_add(
             self.preprocessing or "auto",
             has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),

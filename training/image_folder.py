@@ -195,7 +195,8 @@ def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
     for name, folder in folders.items():
         images = []
         for path in walk.files(folder) if claimed[name] else ():
-            if is_image_name(path.name):
+            # Only regular files (links followed): reading a pipe or a device never ends.
+            if is_image_name(path.name) and path.is_file():
                 images.append(str(path))
             else:
                 listing.not_images.append(str(path.relative_to(root)))

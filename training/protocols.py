@@ -137,6 +137,7 @@ def probabilities(
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     read = _read(source)
+    batch = max(1, min(batch, source.count))  # tf.data sizes its buffers by the batch asked for
     images = source.ordered().map(lambda payload, label: (read(payload), label))
     probs, labels = [], []
     if protocol == "multiscale":

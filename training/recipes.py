@@ -71,6 +71,13 @@ GATED_WARMUP_MODES = ("auto", "on", "off")
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
 
+MAX_EPOCHS = 1_000_000
+"""The longest training length in epochs a recipe takes."""
+MAX_STEPS = 2**31 - 1
+"""The most optimizer steps (and reference iterations) a run takes: beyond, step counters and the
+learning-rate schedules overflow."""
+"""Reference iterations over which the training error is averaged to end the gated warm-up."""
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -145,6 +152,14 @@ class Recipe:
             ),
             (self.iterations is None or self.iterations >= 1, "iterations must be at least 1"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
+            (
+                self.iterations is None or self.iterations <= MAX_STEPS,
+                f"iterations must be at most {MAX_STEPS}, got {self.iterations}",
+            ),
+            (
+                self.epochs is None or self.epochs <= MAX_EPOCHS,
+                f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}",
+            ),
             (
                 self.schedule in SCHEDULES,
                 f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}",
@@ -348,6 +363,11 @@ def plan(
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
     epochs, length = _length(recipe, steps_per_epoch)
+    if epochs * steps_per_epoch > MAX_STEPS:
+        raise UserError(
+            f"{epochs} epochs of {steps_per_epoch} steps: more than {MAX_STEPS} steps; train "
+            "fewer epochs or with a larger batch"
+        )
     boundaries = tuple(round(f * length) for f in recipe.lr_decay_at)
     warmup_steps = round(recipe.warmup_epochs * num_examples / batch)
     gated = uses_gated_warmup(recipe, model)

@@ -385,3 +385,79 @@ def test_overwrite_replaces_the_table_files_and_its_own_are_redrawn(tmp_path, ca
     assert reproduce.main(argv) == 0
     assert (output / "figure.png").stat().st_size > 1000
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------------------------
+# Other shapes of the same mistakes
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"epochs": 10**20}, "epochs must be at most 1000000"),
+        ({"iterations": 10**30}, "iterations must be at most 2147483647"),
+    ],
+)
+def test_absurd_training_lengths_are_refused(override, expected):
+    from training import recipes
+
+    with pytest.raises(UserError, match=expected):
+        recipes.get_recipe("paper", **override)
+
+
+def test_a_length_beyond_the_step_counter_is_refused():
+    from training import recipes
+
+    recipe = recipes.get_recipe("paper", "images", epochs=1_000_000, batch_size=1)
+    with pytest.raises(UserError, match="steps: more than 2147483647"):
+        recipes.plan(recipe, model=None, num_examples=10_000, steps_per_epoch=10_000)
+
+
+def test_absurd_lengths_and_sizes_are_one_line_from_the_command(folder, tmp_path, capsys):
+    from training_helpers import main_error_line
+
+    from training import images
+
+    out = tmp_path / "run"
+    base = ["--data", str(folder), "--model", "resnet8v1", "--output", str(out)]
+    for extra, expected in (
+        (["--iterations", str(10**30), "--schedule", "cosine"], "iterations must be at most"),
+        (["--image-size", "100000"], "--image-size must be at most 4096 pixels, got 100000"),
+    ):
+        assert expected in main_error_line(images.main, [*base, *extra], capsys)
+        assert not out.exists()
+
+
+def test_evaluate_with_a_batch_larger_than_the_images(folder, networks, tmp_path):
+    import json
+
+    from training import evaluate
+
+    results = []
+    for batch in ("32", str(10**11)):
+        output = tmp_path / f"{batch}.json"
+        argv = ["--model", str(networks / "normalised.keras"), "--data", str(folder)]
+        assert evaluate.main([*argv, "--batch-size", batch, "--output", str(output)]) == 0
+        results.append(json.loads(output.read_text()))
+    assert results[0]["top1_error"] == results[1]["top1_error"]
+    assert results[1]["images"] == 20
+
+
+def test_evaluate_refuses_a_labels_file_naming_a_class_twice(folder, networks, tmp_path, capsys):
+    from training_helpers import main_error_line
+
+    from training import evaluate
+
+    labels = tmp_path / "labels.txt"
+    names = sorted(p.name for p in (folder / "val").iterdir())
+    labels.write_text("\n".join([names[0], *names[:-1]]) + "\n")
+    argv = ["--model", str(networks / "normalised.keras"), "--data", str(folder)]
+    line = main_error_line(evaluate.main, [*argv, "--labels", str(labels)], capsys)
+    assert f"--labels {labels} names {names[0]!r} twice" in line
+
+
+@pytest.mark.timeout(60, method="thread")  # before: the scan waited on the pipe
+def test_a_pipe_named_like_an_image_is_left_out_not_read(copy):
+    os.mkfifo(copy / "train" / "cat" / "camera.jpg")  # reading it would wait for a writer
+    found = scan(copy)
+    assert len(found.train) == 60 and "train/cat/camera.jpg" in found.not_images
