@@ -220,12 +220,14 @@ def evaluate(
     its own ``preprocess`` layer needs a choice); ``log`` hears how the scan of a large folder
     goes. ``UserError`` for bad input, before the network runs."""
     from training import feed_images, finetune, rundir
-    from training.image_data import TFDS_DATASETS, TFDS_PREFIX
+    from training.image_data import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
 
     if model_path.is_dir():
         raise UserError(f"--model {model_path} is a folder, not a .keras model file")
     if not model_path.is_file():
         raise UserError(f"--model {model_path}: file not found")
+    if model_path.suffix == ".keras":  # the archive checked first: Keras says "File not found"
+        keras_layer_names(str(model_path), option="--model")
     model = finetune.load(str(model_path), option="--model")
     has_layer = finetune.has_preprocess_layer(model)
     normalization = normalization_to_add(

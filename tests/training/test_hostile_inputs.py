@@ -224,8 +224,11 @@ def test_evaluate_names_the_model_option_when_the_model_is_wrong(folder, tmp_pat
 
     torch_file = tmp_path / "x.th"
     torch_file.write_bytes(b"\x80\x02not a keras file")
+    text = tmp_path / "notes.keras"
+    text.write_text("not a zip archive")
     for model, expected in (
         (torch_file, f"cannot load --model {torch_file}"),
+        (text, f"--model {text} is not a .keras model file (a zip archive)"),
         (tmp_path, f"--model {tmp_path} is a folder, not a .keras model file"),
     ):
         line = main_error_line(
