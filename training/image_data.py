@@ -68,7 +68,7 @@ class ImageOptions:
     def identity(self) -> dict[str, Any]:
         """The options that decide the result (``manual_dir`` is only where archives are)."""
         settings = dataclasses.asdict(self)
-        if self.preprocessing is None:  # as before the option existed: earlier runs resume
+        if self.preprocessing in (None, "auto"):  # as before the option: earlier runs resume
             del settings["preprocessing"]
         return {k: v for k, v in settings.items() if k != "manual_dir"}
 
