@@ -9,9 +9,7 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
-from keras_preact.preprocessing import DATASET_STATS, normalization_layer
-
-PREPROCESS_LAYER = "preprocess"
+from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer, normalization_to_add
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,25 +85,10 @@ def prepare_inference_model(model: keras.Model, preprocessing: str = "auto") -> 
     float_model = _as_float32(model) if _needs_float32_clone(model) else model
 
     has_layer = any(layer.name == PREPROCESS_LAYER for layer in model.layers)
-    if preprocessing == "auto":
-        if not has_layer:
-            raise UserError(
-                f"model {model.name!r} has no {PREPROCESS_LAYER!r} layer, so its input "
-                "normalisation is unknown; pass --preprocessing "
-                f"{'|'.join(DATASET_STATS)} (the statistics it was trained with) or "
-                "--preprocessing none (it takes raw [0, 255] pixels as they are)"
-            )
-        origin = "model"
-    elif preprocessing == "none":
-        origin = "model" if has_layer else "none"
-    else:
-        if has_layer:
-            raise UserError(
-                f"model {model.name!r} already normalises its input (layer "
-                f"{PREPROCESS_LAYER!r}); --preprocessing {preprocessing} would do it twice"
-            )
-        float_model = _with_normalization(float_model, preprocessing)
-        origin = preprocessing
+    dataset = normalization_to_add(preprocessing, has_layer=has_layer, model_name=model.name)
+    if dataset is not None:
+        float_model = _with_normalization(float_model, dataset)
+    origin = dataset or ("model" if has_layer else "none")
     if output == "logits":
         float_model = _with_softmax(float_model)
     return InferenceModel(float_model, image_size, classes, source_policy, origin, output)

@@ -234,10 +234,10 @@ def _check_representative_data(data, needed: bool) -> str | Path | np.ndarray | 
 
 def _check_preprocessing(preprocessing: str) -> None:
     # Checked last: the dataset statistics live with the models, which import Keras.
-    from keras_preact.preprocessing import DATASET_STATS
+    from keras_preact.preprocessing import PREPROCESSING_CHOICES
 
-    choices = ("auto", "none", *DATASET_STATS)
-    if preprocessing not in choices:
+    if preprocessing not in PREPROCESSING_CHOICES:
         raise UserError(
-            f"unknown preprocessing {preprocessing!r}; expected one of {', '.join(choices)}"
+            f"unknown preprocessing {preprocessing!r}; expected one of "
+            f"{', '.join(PREPROCESSING_CHOICES)}"
         )

@@ -660,7 +660,7 @@ def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
         unit, _ = units_per_stage("cifar", depth, unit)
     except ValueError as e:
         raise ValueError(f"unknown model {name!r}: {e}") from None
-    title = f"{kind.capitalize()}{depth}{version.upper()}"
+    title = f"{'Plain' if kind == 'plain' else 'ResNet'}{depth}{version.upper()}"
     return ModelInfo(
         title, "cifar", version, depth, unit, "none" if kind == "plain" else "identity"
     )

@@ -35,6 +35,8 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 """``training.strategy.STRATEGIES``."""
 VERBOSITY = ("auto", "bar", "line", "quiet")
 """``training.pipeline.VERBOSITY``."""
+PREPROCESSINGS = ("cifar10", "cifar100", "imagenet", "imagenet_inception", "imagenet_caffe")
+"""``keras_preact.preprocessing.DATASET_STATS``."""
 
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
@@ -281,6 +283,13 @@ def add_image_data(
         "its classifier is replaced by one for the folder's classes; --model is not needed. Or "
         "published weights of --model by name: imagenet, cifar10, cifar100, or e.g. "
         "torchvision:IMAGENET1K_V2 (python -m keras_preact.weights lists them)",
+    )
+    g.add_argument(
+        "--preprocessing",
+        metavar="NAME",
+        help="with --weights: how its network normalises raw [0, 255] pixels: auto (default: its "
+        "own 'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
+        f"trained with, put in front of it: {', '.join(PREPROCESSINGS)}",
     )
 
 
@@ -544,4 +553,5 @@ def image_options(args: argparse.Namespace):
         color_augment=args.color_augment,
         weights=args.weights,
         manual_dir=args.manual_dir,
+        preprocessing=getattr(args, "preprocessing", None),
     )

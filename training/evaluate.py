@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(PROTOCOLS)} (default: center)",
     )
     p.add_argument("--labels", help="class names in the network's output order, one per line")
+    p.add_argument(
+        "--preprocessing",
+        default="auto",
+        metavar="NAME",
+        help="how the network normalises raw [0, 255] pixels: auto (default: its own "
+        "'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
+        f"trained with, put in front of it: {', '.join(arguments.PREPROCESSINGS)}",
+    )
     p.add_argument("--per-class", action="store_true", help="also the errors of every class")
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per step (default 32; 10crop: x10)"
@@ -98,7 +106,12 @@ def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...]
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read labels file {path}: {e}") from None
-    return tuple(n for n in names if n)
+    names = [n for n in names if n]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        what = f"--labels {labels}" if labels else f"labels file {path}"
+        raise UserError(f"{what} names {twice[0]!r} twice: each class once, in order")
+    return tuple(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +148,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.data,
         protocol=args.protocol,
         label_names=_label_names(args.labels, None if args.weights else model_path),
+        preprocessing=args.preprocessing,
         per_class=args.per_class,
         batch=args.batch_size,
         skip_bad_images=args.skip_bad_images,

@@ -19,6 +19,7 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
+from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer
 from keras_preact.weights import is_named
 
 HEAD = ("logits", "predictions")
@@ -59,15 +60,57 @@ def named(model: str, weights: str) -> keras.Model:
         raise UserError(f"--weights {weights}: {e}") from None
 
 
-def load(path: str) -> keras.Model:
-    """The model in a ``.keras`` file, uncompiled; ``UserError`` when it cannot be loaded."""
+def load(path: str, option: str = "--weights") -> keras.Model:
+    """The model in a ``.keras`` file, uncompiled; ``UserError`` naming the command-line
+    ``option`` that gave ``path`` when it cannot be loaded."""
     try:
         model = keras_preact.load_model(path, compile=False)
     except Exception as e:  # any loader failure means "not a usable model file"
-        raise UserError(f"cannot load --weights {path}: {type(e).__name__}: {e}") from None
+        raise UserError(f"cannot load {option} {path}: {type(e).__name__}: {e}") from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1:
-        raise UserError(f"--weights {path} is not a network with one image input")
+        raise UserError(f"{option} {path} is not a network with one image input")
     return model
+
+
+def has_preprocess_layer(model: keras.Model) -> bool:
+    """Whether ``model`` normalises raw pixels itself (its ``preprocess`` layer)."""
+    return any(layer.name == PREPROCESS_LAYER for layer in model.layers)
+
+
+def _clone(
+    source: keras.Model,
+    inputs: keras.KerasTensor,
+    normalization: str | None,
+    clone_function: Any = None,
+) -> keras.Model:
+    """``source`` cloned onto ``inputs``; with ``normalization`` (a ``DATASET_STATS`` key), a
+    ``preprocess`` layer first, in the same graph (so that the pooled features stay reachable)."""
+    kwargs: dict[str, Any] = {"input_tensors": inputs}
+    if clone_function is not None:
+        kwargs["clone_function"] = clone_function
+    if normalization is not None:
+        normalized = normalization_layer(normalization)(inputs)
+
+        def call(layer: keras.layers.Layer, *args: Any, **kw: Any) -> Any:
+            return layer(*(normalized if a is inputs else a for a in args), **kw)
+
+        kwargs["call_function"] = call
+    with keras_preact.deep_graph_recursion():
+        clone = keras.models.clone_model(source, **kwargs)
+    if normalization is not None and not has_preprocess_layer(clone):
+        raise RuntimeError(f"the {PREPROCESS_LAYER!r} layer was not put in front of {source.name}")
+    return clone
+
+
+def with_normalization(model: keras.Model, normalization: str | None) -> keras.Model:
+    """``model`` with a ``preprocess`` layer of ``normalization``'s statistics in front (the same
+    weights), or ``model`` itself when ``normalization`` is None."""
+    if normalization is None:
+        return model
+    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name=model.inputs[0].name)
+    clone = _clone(model, inputs, normalization)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def _rebuild(layer: keras.layers.Layer, weight_decay: float, sync_bn: bool) -> keras.layers.Layer:
@@ -88,19 +131,21 @@ def features_model(
     input_shape: tuple[int, int, int] | None = None,
     weight_decay: float = 0.0,
     synchronized_bn: bool = False,
+    normalization: str | None = None,
 ) -> keras.Model:
     """``source`` up to its pooled features, rebuilt under the current dtype policy with an L2
     penalty of ``weight_decay / 2`` on every kernel and ``input_shape`` (default: the source's),
-    and with the source's weights."""
+    and with the source's weights; with ``normalization`` (a ``DATASET_STATS`` key, for a source
+    without its own ``preprocess`` layer), that normalisation first."""
     shape = tuple(input_shape or source.inputs[0].shape[1:])
     inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
     try:
-        with keras_preact.deep_graph_recursion():
-            clone = keras.models.clone_model(
-                source,
-                input_tensors=inputs,
-                clone_function=lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
-            )
+        clone = _clone(
+            source,
+            inputs,
+            normalization,
+            lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
+        )
     except (ValueError, TypeError) as e:
         raise UserError(f"cannot rebuild {source.name!r} for fine-tuning: {e}") from None
     names = [layer.name for layer in clone.layers]
@@ -135,16 +180,19 @@ def from_file(
     synchronized_bn: bool = False,
     freeze: str = "none",
     model: str | None = None,
+    normalization: str | None = None,
 ) -> keras.Model:
     """The network in ``path`` (or, for published weights such as ``imagenet``, ``model`` with
     them: ``named``) with a new classifier over ``classes`` (build inside the strategy's scope and
-    dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``)."""
+    dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``); with
+    ``normalization``, that dataset's normalisation first (``features_model``)."""
     source = named(model, path) if model is not None and is_named(path) else load(path)
     body = features_model(
         source,
         input_shape=input_shape,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
+        normalization=normalization,
     )
     return with_classifier(body, classes, weight_decay=weight_decay, freeze=freeze)
 

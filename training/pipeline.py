@@ -315,6 +315,7 @@ def compile_model(
                 synchronized_bn=runtime.sync_bn,
                 freeze=recipe.freeze,
                 model=resolved.config.model,
+                normalization=resolved.images.normalization,  # type: ignore[union-attr]
             )
         else:
             model = model_lib.build_model(
