@@ -1,14 +1,14 @@
 # Two entry points: `make demo` (train on the shipped CIFAR-10 sample, export, verify) and `make test`.
 # Each installs into $(VENV) what it runs: the demo the train and export extras; the tests those
-# and the test and benchmark tools (JAX, PyTorch, pytest, ruff). One stamp file per set, so either
-# command may follow the other.
+# and the test and benchmark tools (JAX, PyTorch, pytest, ruff); `make docs` / `make docs-build`
+# the documentation site's tools. One stamp file per set, so any command may follow another.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 BENCH_NAME ?= cpu-$(shell nproc)core-$(shell date +%Y%m%d)
 
-.PHONY: demo test lint format bench gpu-prep clean
+.PHONY: demo test lint format docs docs-build bench gpu-prep clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(VENV)/.installed-demo: pyproject.toml | $(PY)
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[docs]"
 	touch $@
 
 demo: $(VENV)/.installed-demo
@@ -36,6 +40,16 @@ test: lint
 format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The documentation site (mkdocs.yml, docs/): served at http://127.0.0.1:8000 while you edit it
+# (DOCS_ADDR=0.0.0.0:8000 to reach it from elsewhere), or built into site/ with --strict as CI does:
+# a broken link or anchor, a missing page or an unresolved API reference fails the build.
+DOCS_ADDR ?= 127.0.0.1:8000
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr $(DOCS_ADDR)
+
+docs-build: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # make bench DATA=path/to/cifar10.npz (x_train, y_train, x_test, y_test; real CIFAR-10 images)
 bench: $(VENV)/.installed-test
@@ -56,4 +70,4 @@ gpu-prep:
 	install -m 0644 $(DATA) .data/cifar10.npz
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

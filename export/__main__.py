@@ -2,8 +2,16 @@
 
     python -m export --model runs/demo/train/best.keras --output runs/demo/export --labels cifar10
 
-Prints the verification table; exit 0 when every artifact agrees with Keras, 1 when one does not
-(nothing is published then), 2 on bad input (nothing is written).
+Prints the verification table and a closing line that says what each criterion checked (float
+artifacts: Keras' probabilities within a tolerance; quantised TFLite files: accuracy lost against
+Keras, with their top-1 agreement); exit 0 when every artifact meets its criterion, 1 when one
+does not (nothing is published then), 2 on bad input (nothing is written).
+
+The model must be a classifier. One that ends in a softmax is exported as it is; one that ends in
+a linear layer (``classifier_activation=None``: logits) gets a softmax added, said in a ``note:``
+line and in ``report.json`` (``"model_output": "logits"``), so every artifact serves
+probabilities. A feature extractor (``include_top=False``), a head with another activation, or a
+model whose outputs on real images are not probabilities is refused in one line.
 """
 
 from __future__ import annotations
@@ -87,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--protocol center tests)",
     )
     p.add_argument(
+        "--max-image-pixels",
+        type=int,
+        help="the largest encoded image serving_bytes decodes, in pixels (width x height, read "
+        "from its header before decoding; larger ones are refused). Default: "
+        "$KERAS_PREACT_MAX_IMAGE_PIXELS, else 67108864 (8192 x 8192)",
+    )
+    p.add_argument(
         "--top-k",
         type=int,
         default=DEFAULT_TOP_K,
@@ -140,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         labels=args.labels,
         preprocessing=args.preprocessing,
         bytes_resize=args.bytes_resize,
+        max_image_pixels=args.max_image_pixels,
         top_k=args.top_k,
         representative_data=args.representative_data,
         num_images=args.num_images,

@@ -9,7 +9,10 @@ and resized inside the model). ``--send pixels`` decodes and resizes here and se
 JSON numbers to ``serving_default`` over REST, a uint8 tensor to ``serving_uint8`` over gRPC.
 
 Pixels must be finite: the request builders refuse NaN or infinite values (as the exported
-signatures do), and bodies are sent as strict JSON, which has no such numbers.
+signatures do), and bodies are sent as strict JSON, which has no such numbers. ``--send pixels``
+refuses an image over ``keras_preact.image_limits``' pixel limit by its header, before decoding
+it. ``--timeout`` must be a positive number of seconds and ``--version`` a positive integer; a
+server that cannot be reached or does not answer in time is named as such.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import base64
 import http.client
 import json
+import math
 import re
 import sys
 import urllib.error
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import image_limits, image_views
 from keras_preact.cli import (
     ArgumentParser,
     UserError,
@@ -39,6 +44,7 @@ DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
 BYTES_SIGNATURE = "serving_bytes"
 REST_PORT, GRPC_PORT = 8501, 8500
+MAX_IMAGE_SIZE = 8192  # --image-size: the side of the square --send pixels resizes to
 
 Predictions = list[list[tuple[str, float]]]
 
@@ -215,7 +221,16 @@ def grpc_predict(server: str, request, timeout: float = 30.0):
         try:
             return stub.Predict(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise UserError(f"gRPC {server} answered {e.code().name}: {e.details()}") from None
+            details = " ".join(str(e.details()).split())
+            if e.code() == grpc.StatusCode.UNAVAILABLE:  # nobody answered: grpc's own status
+                raise UserError(
+                    f"cannot reach TF Serving's gRPC port at {server}: {details}"
+                ) from None
+            if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise UserError(
+                    f"no answer from TF Serving at {server} within {timeout:g} s"
+                ) from None
+            raise UserError(f"gRPC {server} answered {e.code().name}: {details}") from None
 
 
 def labels_from_grpc(response) -> Predictions:
@@ -253,14 +268,20 @@ def decode_and_resize(
 ) -> np.ndarray:
     """Decode JPEG/PNG/GIF/BMP bytes to uint8 ``(N, size, size, 3)``, each image resized whole
     (``resize="stretch"``) or as the ``center-crop`` view of ``serving_bytes`` (see
-    ``python -m export --bytes-resize``)."""
+    ``python -m export --bytes-resize``). An image over ``keras_preact.image_limits``'s pixel
+    limit is refused by its header, before it is decoded."""
     import tensorflow as tf
 
-    from keras_preact import image_views
-
+    limit = image_limits.max_pixels()
     out = []
     for data, name in zip(files, names, strict=True):
         try:
+            height, width = (int(n) for n in image_limits.header_size(tf.constant(data)))
+            if height * width > limit:
+                raise UserError(
+                    f"image {name} is {width} x {height} pixels, over the limit of {limit} "
+                    f"decoded pixels (${image_limits.ENVIRONMENT_VARIABLE})"
+                )
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
             raise UserError(f"cannot decode image {name}: {op_message(e.message)}") from None
@@ -277,10 +298,12 @@ def op_message(message: str) -> str:
     (``{{function_node ...}}``, ``[[{{node ...}}]]``, ``[Op:DecodeImage]``, ``Detected at node``)."""
     noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
     lines = [line.strip() for line in message.splitlines()]
-    text = " ".join(line for line in lines if line and not line.startswith(noise))
+    # "Detected at node" lists the Python lines that defined the op: 'File "...", line N, ...'.
+    text = " ".join(line for line in lines if line and not line.startswith((*noise, 'File "')))
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text or message.strip())
     text = re.sub(r"\s*\[\[\{\{node .*$", "", text)
-    return re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", text).strip()
+    text = re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", text).strip()
+    return re.sub(r"^assertion failed: \[(.*)\]$", r"\1", text)  # tf.debugging.Assert's wrapping
 
 
 def format_predictions(names: Sequence[str], predictions: Predictions) -> str:
@@ -314,8 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --send pixels sizes an image, as the export's --bytes-resize does (default "
         "stretch; encoded images are sized by the server)",
     )
-    p.add_argument("--version", type=int, help="model version (default: the latest)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument("--version", type=int, help="model version, 1 or more (default: the latest)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds, more than 0 (default 30)")
     add_native_logs_option(p)
     return p
 
@@ -326,8 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.native_logs:
         show_native_logs()
-    if args.image_size < 1:
-        raise UserError(f"--image-size must be a positive number of pixels, got {args.image_size}")
+    if not 1 <= args.image_size <= MAX_IMAGE_SIZE:
+        raise UserError(f"--image-size must be 1..{MAX_IMAGE_SIZE} pixels, got {args.image_size}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UserError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.version is not None and args.version < 1:
+        raise UserError(f"--version must be a positive integer, got {args.version}")
     if args.resize is not None and args.send != "pixels":
         raise UserError(
             "--resize applies to --send pixels; the server sizes encoded images as its export's "

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_preact.cli import UserError
-from keras_preact.datasets import LABEL_NAMES
+from keras_preact.labels import label_names
 
-# The CIFAR class names of keras_preact.datasets: cifar10 and cifar100 (fine labels).
-BUILTIN_LABELS: dict[str, tuple[str, ...]] = dict(LABEL_NAMES)
+# The CIFAR label sets of keras_preact.labels: cifar10 and cifar100 (fine labels).
+BUILTIN_LABELS: dict[str, tuple[str, ...]] = {
+    name: label_names(name) for name in ("cifar10", "cifar100")
+}
 
 
 def resolve_labels(spec: str | None, classes: int) -> tuple[str, ...]:

@@ -15,8 +15,24 @@ connection is answered, never dropped: a body that is not JSON (or nested too de
 ``Content-Length`` that is missing (411; chunked bodies are not supported), not a number or
 negative (400), a body over ``max_request_bytes`` (413; 64 MiB by default, ``--max-request-mb``),
 a body that does not arrive within ``request_timeout`` (408; a minute by default), an unknown model, version (404) or signature,
-inputs of the wrong names, shape or type, NaN or infinite numbers (400). When the body was not
-read, the connection is closed after the answer. A failure of the server itself is a 500 with its
+inputs of the wrong names, shape or type, booleans where numbers belong, NaN or infinite numbers
+or numbers beyond float32's range (400; pixel values are otherwise passed to the model as they
+are), an encoded image over the exported ``serving_bytes`` signature's pixel limit (400, refused
+by its header before decoding; see ``python -m export --max-image-pixels``). When the body was not
+read, the connection is closed after the answer.
+
+gRPC requests get the same answers as INVALID_ARGUMENT or NOT_FOUND. A tensor is checked before it
+is converted: its shape must be known and not negative, it may take at most ``--max-request-mb``
+once converted (a request can declare a huge shape in a few bytes), and it must hold exactly the
+values its shape needs (``tensor_content`` of that many bytes, or that many typed values; one value
+fills the shape, as in TensorFlow). Version labels (``model_spec.version_label``) are not kept here
+and are refused. The gRPC port is bound exclusively: a port another server holds is refused
+(``cannot serve gRPC on ...``, exit 2) rather than shared.
+
+A version folder is loaded before it is reported: one that does not load (empty, truncated, not a
+SavedModel) has the status ``END`` with the loader's error, as TF Serving reports a version that
+failed to load; a request for it is NOT_FOUND (404) naming that error, and the latest version is
+the newest one that loads. A failure of the server itself is a 500 with its
 message; so is a model that answers NaN or infinity for finite input, which JSON cannot carry
 (answers are written as strict JSON, without the ``NaN`` tokens TF Serving itself can emit).
 """
@@ -25,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import socket
 import sys
@@ -53,6 +70,7 @@ from keras_preact.cli import (
 
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_REQUEST_BYTES = 64 << 20
+MAX_REQUEST_MB = 2047  # gRPC's limit on a message is a 32-bit signed byte count
 DEFAULT_REQUEST_TIMEOUT = 60.0  # seconds a client may take to send a request
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
 _STATUS_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?/?$")
@@ -75,17 +93,28 @@ class _UnreadBody(ServingError):
 
 
 class ModelRepository:
-    """SavedModels of ``DIR/<name>/<version>/``, loaded on first use and kept."""
+    """SavedModels of ``DIR/<name>/<version>/``, loaded on first use and kept.
+
+    A version folder that does not load (empty, truncated, not a SavedModel) is not served: its
+    status is ``END`` with the loader's error, as TF Serving reports a version that failed to load,
+    a request for it is answered ``NOT_FOUND`` with that error, and the latest version is the
+    newest one that loads. A failed folder is tried again once its files change."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._loaded: dict[tuple[str, int], object] = {}
+        self._failed: dict[tuple[str, int], tuple[tuple, str]] = {}
         self._lock = threading.Lock()
 
     def versions(self, name: str) -> list[int]:
-        """Available versions of ``name``, ascending (none for a name that is not a model name,
+        """Versions of ``name`` that load, ascending (none for a name that is not a model name,
         such as ``..``)."""
-        return sorted(self._folders(name))
+        return sorted(v for v, error in self.status(name).items() if error is None)
+
+    def status(self, name: str) -> dict[int, str | None]:
+        """``{version: None, or why it does not load}`` for every version folder of ``name``
+        (each is loaded to find out)."""
+        return {v: self._try_load(name, v, folder)[1] for v, folder in self._folders(name).items()}
 
     def _folders(self, name: str) -> dict[int, Path]:
         folder = self.root / name
@@ -93,26 +122,55 @@ class ModelRepository:
             return {}
         return {int(p.name): p for p in folder.iterdir() if p.name.isdigit() and p.is_dir()}
 
+    def _try_load(self, name: str, version: int, folder: Path) -> tuple[object | None, str | None]:
+        """``(the loaded SavedModel, None)`` or ``(None, why it does not load)``."""
+        import tensorflow as tf
+
+        key = (name, version)
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key], None
+            stamp = _stamp(folder)
+            if key in self._failed and self._failed[key][0] == stamp:
+                return None, self._failed[key][1]
+            try:
+                self._loaded[key] = tf.saved_model.load(str(folder))
+            except Exception as e:  # whatever the loader says about a damaged folder
+                lines = str(e).strip().splitlines() or [type(e).__name__]
+                error = f"{type(e).__name__}: {lines[0][:300]}"
+                self._failed[key] = (stamp, error)
+                return None, error
+            self._failed.pop(key, None)
+            return self._loaded[key], None
+
     def load(self, name: str, version: int | None):
-        """The loaded SavedModel and its version (latest when ``version`` is ``None``)."""
+        """The loaded SavedModel and its version (the newest that loads when ``version`` is
+        ``None``)."""
         available = self._folders(name)
         if version is None:
-            if not available:
-                raise ServingError(
-                    f"Servable not found for request: Latest({name})", 404, "NOT_FOUND"
-                )
-            version = max(available)
-        elif version not in available:
+            errors = []
+            for candidate in sorted(available, reverse=True):
+                loaded, error = self._try_load(name, candidate, available[candidate])
+                if loaded is not None:
+                    return loaded, candidate
+                errors.append(f"version {candidate}: {error}")
+            why = f"; no version loads ({'; '.join(errors)})" if errors else ""
+            raise ServingError(
+                f"Servable not found for request: Latest({name}){why}", 404, "NOT_FOUND"
+            )
+        if version not in available:
             raise ServingError(
                 f"Servable not found for request: Specific({name}, {version})", 404, "NOT_FOUND"
             )
-        import tensorflow as tf
-
-        with self._lock:
-            key = (name, version)
-            if key not in self._loaded:
-                self._loaded[key] = tf.saved_model.load(str(available[version]))
-            return self._loaded[key], version
+        loaded, error = self._try_load(name, version, available[version])
+        if loaded is None:
+            raise ServingError(
+                f"Servable not found for request: Specific({name}, {version}): version "
+                f"{version} failed to load: {error}",
+                404,
+                "NOT_FOUND",
+            )
+        return loaded, version
 
     def predict(
         self, name: str, version: int | None, signature_name: str, inputs: dict[str, np.ndarray]
@@ -162,6 +220,19 @@ class ModelRepository:
         return {key: spec.dtype for key, spec in specs.items()}
 
 
+def _stamp(folder: Path) -> tuple:
+    """The files under ``folder`` with their sizes and modification times."""
+    try:
+        return tuple(
+            sorted(
+                (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in folder.rglob("*")
+            )
+        )
+    except OSError:
+        return ()
+
+
 # ---------------------------------------------------------------------------------------------
 # JSON <-> numpy, as TF Serving's REST API maps them
 
@@ -190,8 +261,19 @@ def _from_json(value, key: str, dtype) -> np.ndarray:
         array = np.array(value)
     except ValueError:
         raise ServingError(f"input {key!r} is not a rectangular (non-ragged) array") from None
-    if array.dtype.kind not in "biuf":
-        raise ServingError(f"input {key!r} must hold numbers for {dtype.name}; got {array.dtype}")
+    if array.dtype.kind not in "biuf" or (array.dtype.kind == "b") != dtype.is_bool:
+        what = "true or false" if dtype.is_bool else "numbers"
+        raise ServingError(f"input {key!r} must hold {what} for {dtype.name}; got {array.dtype}")
+    if dtype.is_floating and array.dtype.kind == "f" and array.size:
+        # Checked before the cast, which would turn them into infinities (and warn).
+        finite = np.isfinite(array)
+        if not np.all(finite):
+            raise ServingError(f"input {key!r} holds NaN or infinite numbers")
+        largest = float(np.finfo(dtype.as_numpy_dtype).max)
+        if np.abs(array).max() > largest:
+            raise ServingError(
+                f"input {key!r} holds numbers beyond {dtype.name}'s range (|x| <= {largest:.4g})"
+            )
     if dtype.is_integer:
         info = np.iinfo(dtype.as_numpy_dtype)
         if array.dtype.kind == "f" and not np.all(np.equal(np.mod(array, 1), 0)):
@@ -397,18 +479,17 @@ def _handler(
                 self._send(404, {"error": f"Malformed request: GET {self.path}"})
                 return
             name, version = match.group(1), match.group(2)
-            available = repository.versions(name)
+            status = repository.status(name)
             if version is not None:
-                available = [v for v in available if v == int(version)]
-            if not available:
+                status = {v: e for v, e in status.items() if v == int(version)}
+            if not status:
                 self._send(404, {"error": f"Could not find any versions of model {name}"})
                 return
-            ok = {"error_code": "OK", "error_message": ""}
             self._send(
                 200,
                 {
                     "model_version_status": [
-                        {"version": str(v), "state": "AVAILABLE", "status": ok} for v in available
+                        _version_status(v, status[v]) for v in sorted(status, reverse=True)
                     ]
                 },
             )
@@ -416,7 +497,70 @@ def _handler(
     return Handler
 
 
-def _prediction_service(repository: ModelRepository):
+def _version_status(version: int, error: str | None) -> dict:
+    """One entry of TF Serving's model status: AVAILABLE, or END with the load error."""
+    if error is None:
+        return {
+            "version": str(version),
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
+    return {
+        "version": str(version),
+        "state": "END",
+        "status": {"error_code": "UNKNOWN", "error_message": f"failed to load: {error}"},
+    }
+
+
+def tensor_from_proto(key: str, proto, max_bytes: int) -> np.ndarray:
+    """The array of a request's TensorProto, checked before anything is allocated: a shape that
+    is known and not negative, at most ``max_bytes`` once converted, and exactly the values the
+    shape needs (``tensor_content`` of that many bytes, or that many typed values; one value
+    fills the shape, as in TensorFlow).
+
+    Raises:
+        ServingError: INVALID_ARGUMENT, naming the input.
+    """
+    import tensorflow as tf
+
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype)
+    except TypeError:
+        raise ServingError(f"input {key!r} has an unknown dtype ({proto.dtype})") from None
+    if proto.tensor_shape.unknown_rank:
+        raise ServingError(f"input {key!r} has no shape (unknown rank)")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise ServingError(f"input {key!r} has shape {dims}: sizes cannot be negative")
+    count = math.prod(dims)
+    itemsize = 8 if dtype == tf.string else dtype.size  # a string costs a pointer at least
+    if count * itemsize > max_bytes:
+        raise ServingError(
+            f"input {key!r} of shape {dims} takes {count * itemsize} bytes as {dtype.name}, over "
+            f"this server's limit of {max_bytes} bytes (--max-request-mb)"
+        )
+    if proto.tensor_content and dtype != tf.string:
+        if len(proto.tensor_content) != count * dtype.size:
+            raise ServingError(
+                f"input {key!r}: tensor_content holds {len(proto.tensor_content)} bytes; shape "
+                f"{dims} of {dtype.name} needs {count * dtype.size}"
+            )
+    else:
+        values = sum(len(v) for f, v in proto.ListFields() if f.name.endswith("_val"))
+        if dtype.is_complex:
+            values //= 2
+        if values != count and not (values == 1 and count > 0):
+            raise ServingError(
+                f"input {key!r} holds {values} values; its shape {dims} needs {count} (or one "
+                "value for all)"
+            )
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as e:
+        raise ServingError(f"input {key!r} is not a valid tensor: {e}") from None
+
+
+def _prediction_service(repository: ModelRepository, max_request_bytes: int):
     """The gRPC ``PredictionService`` (its ``Predict`` call) over ``repository``."""
     import grpc
     import tensorflow as tf
@@ -428,16 +572,29 @@ def _prediction_service(repository: ModelRepository):
             version = spec.version.value if spec.HasField("version") else None
             signature_name = spec.signature_name or DEFAULT_SIGNATURE
             try:
+                if spec.HasField("version_label"):  # this server keeps no version labels
+                    raise ServingError(
+                        f"Unrecognized servable version label: {spec.version_label}; this "
+                        "server knows versions by number only"
+                    )
                 dtypes = repository.input_dtypes(spec.name, version, signature_name)
+                if set(request.inputs) != set(dtypes):
+                    raise ServingError(
+                        f"signature {signature_name!r} takes inputs {sorted(dtypes)}; request "
+                        f"has {sorted(request.inputs)}"
+                    )
                 inputs = {}
                 for key, proto in request.inputs.items():
-                    expected = dtypes.get(key)
-                    if expected is not None and proto.dtype != expected.as_datatype_enum:
-                        got = tf.dtypes.as_dtype(proto.dtype).name
+                    expected = dtypes[key]
+                    if proto.dtype != expected.as_datatype_enum:
+                        try:
+                            got = tf.dtypes.as_dtype(proto.dtype).name
+                        except TypeError:
+                            got = f"dtype {proto.dtype}"
                         raise ServingError(
                             f"input {key!r}: expects {expected.name} but {got} is provided"
                         )
-                    inputs[key] = tf.make_ndarray(proto)
+                    inputs[key] = tensor_from_proto(key, proto, max_request_bytes)
                 outputs, version = repository.predict(spec.name, version, signature_name, inputs)
             except ServingError as e:
                 context.abort(getattr(grpc.StatusCode, e.grpc_code), e.message)
@@ -483,10 +640,15 @@ class LocalServer:
             raise UserError(f"cannot serve REST on 127.0.0.1:{rest_port}: {e.strerror}") from None
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4),
-            options=[("grpc.max_receive_message_length", max_request_bytes)],
+            # Without SO_REUSEPORT (on by default in grpcio), a port another server holds is
+            # refused here rather than shared, with half the calls going to the other server.
+            options=[
+                ("grpc.max_receive_message_length", max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            _prediction_service(self.repository), self._grpc
+            _prediction_service(self.repository, max_request_bytes), self._grpc
         )
         try:
             bound = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
@@ -524,14 +686,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Serve a model repository until interrupted."""
     p = ArgumentParser(prog="python -m export.local_server", description=__doc__.split("\n\n")[0])
     p.add_argument("repository", help="model repository (DIR/<name>/<version>/)")
-    p.add_argument("--rest-port", type=int, default=8501)
-    p.add_argument("--grpc-port", type=int, default=8500)
+    p.add_argument("--rest-port", type=int, default=8501, help="0..65535 (default 8501)")
+    p.add_argument("--grpc-port", type=int, default=8500, help="0..65535 (default 8500)")
     p.add_argument(
         "--max-request-mb",
         type=int,
         default=DEFAULT_MAX_REQUEST_BYTES >> 20,
-        help="largest request body (REST) or message (gRPC) in MiB; larger REST requests get "
-        f"HTTP 413 (default {DEFAULT_MAX_REQUEST_BYTES >> 20})",
+        help="largest request body (REST) or message (gRPC), and largest input tensor once "
+        f"converted, in MiB (1..{MAX_REQUEST_MB}); larger REST requests get HTTP 413, larger "
+        f"tensors INVALID_ARGUMENT (default {DEFAULT_MAX_REQUEST_BYTES >> 20})",
     )
     add_native_logs_option(p)
     args = p.parse_args(argv)
@@ -539,8 +702,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_native_logs()
     if not Path(args.repository).is_dir():
         raise UserError(f"model repository not found: {args.repository}")
-    if args.max_request_mb < 1:
-        raise UserError(f"--max-request-mb must be at least 1, got {args.max_request_mb}")
+    if not 1 <= args.max_request_mb <= MAX_REQUEST_MB:
+        raise UserError(
+            f"--max-request-mb must be 1..{MAX_REQUEST_MB} (gRPC messages are under 2 GiB), got "
+            f"{args.max_request_mb}"
+        )
+    for option, port in (("--rest-port", args.rest_port), ("--grpc-port", args.grpc_port)):
+        if not 0 <= port <= 65535:
+            raise UserError(f"{option} must be a TCP port, 0..65535 (0: any free one), got {port}")
+    if args.rest_port == args.grpc_port != 0:
+        raise UserError(f"--rest-port and --grpc-port are both {args.rest_port}; give two ports")
     server = LocalServer(
         args.repository, args.rest_port, args.grpc_port, args.max_request_mb << 20
     ).start()

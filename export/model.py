@@ -9,9 +9,7 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
-from keras_preact.preprocessing import DATASET_STATS, normalization_layer
-
-PREPROCESS_LAYER = "preprocess"
+from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer, normalization_to_add
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +24,8 @@ class InferenceModel:
         source_dtype_policy: dtype policy the loaded model was built with (e.g. ``mixed_float16``).
         preprocessing: where normalisation comes from: ``"model"`` (its own layer), a dataset name
             (added in front of it by the export) or ``"none"``.
+        output: what the source model outputs: ``"probabilities"`` (it ends in a softmax) or
+            ``"logits"`` (it ends in a linear layer; the export added the softmax).
     """
 
     model: keras.Model
@@ -33,6 +33,7 @@ class InferenceModel:
     classes: int
     source_dtype_policy: str
     preprocessing: str
+    output: str = "probabilities"
 
 
 def load_keras_model(path: str | Path) -> keras.Model:
@@ -64,8 +65,14 @@ def prepare_inference_model(model: keras.Model, preprocessing: str = "auto") -> 
             normalisation in front of a model without one; ``"none"`` exports the model as is
             (it already takes raw pixels).
 
+    A model must be a classifier: one that ends in a softmax (its outputs are served as they are)
+    or in a linear layer, such as ``classifier_activation=None`` (its outputs are logits: a
+    softmax is added, and :attr:`InferenceModel.output` says so). A feature extractor
+    (``include_top=False``) or a model that ends in another activation is refused.
+
     Raises:
-        UserError: unsupported model shape, or a preprocessing choice that does not fit the model.
+        UserError: unsupported model shape, a model that is not a classifier, or a preprocessing
+            choice that does not fit the model.
     """
     if keras.backend.backend() != "tensorflow":
         raise UserError(
@@ -73,30 +80,58 @@ def prepare_inference_model(model: keras.Model, preprocessing: str = "auto") -> 
             "with KERAS_BACKEND=tensorflow"
         )
     image_size, classes = _check_io(model)
+    output = classifier_output(model)
     source_policy = _dtype_policy_name(model)
     float_model = _as_float32(model) if _needs_float32_clone(model) else model
 
     has_layer = any(layer.name == PREPROCESS_LAYER for layer in model.layers)
-    if preprocessing == "auto":
-        if not has_layer:
-            raise UserError(
-                f"model {model.name!r} has no {PREPROCESS_LAYER!r} layer, so its input "
-                "normalisation is unknown; pass --preprocessing "
-                f"{'|'.join(DATASET_STATS)} (the statistics it was trained with) or "
-                "--preprocessing none (it takes raw [0, 255] pixels as they are)"
-            )
-        origin = "model"
-    elif preprocessing == "none":
-        origin = "model" if has_layer else "none"
-    else:
-        if has_layer:
-            raise UserError(
-                f"model {model.name!r} already normalises its input (layer "
-                f"{PREPROCESS_LAYER!r}); --preprocessing {preprocessing} would do it twice"
-            )
-        float_model = _with_normalization(float_model, preprocessing)
-        origin = preprocessing
-    return InferenceModel(float_model, image_size, classes, source_policy, origin)
+    dataset = normalization_to_add(preprocessing, has_layer=has_layer, model_name=model.name)
+    if dataset is not None:
+        float_model = _with_normalization(float_model, dataset)
+    origin = dataset or ("model" if has_layer else "none")
+    if output == "logits":
+        float_model = _with_softmax(float_model)
+    return InferenceModel(float_model, image_size, classes, source_policy, origin, output)
+
+
+def classifier_output(model: keras.Model) -> str:
+    """``"probabilities"`` or ``"logits"``: what the layer that makes ``model``'s output says it
+    outputs (a softmax, or a linear layer).
+
+    Raises:
+        UserError: the model ends in a pooling or flattening layer (a feature extractor, built with
+            ``include_top=False``) or in another activation.
+    """
+    layer = model.outputs[0]._keras_history.operation
+    while isinstance(layer, keras.Model):  # a model wrapped in another: its own last layer
+        layer = layer.outputs[0]._keras_history.operation
+    features = (
+        keras.layers.GlobalAveragePooling2D,
+        keras.layers.GlobalMaxPooling2D,
+        keras.layers.Flatten,
+    )
+    if isinstance(layer, features):
+        raise UserError(
+            f"model {model.name!r} ends in its {type(layer).__name__} layer {layer.name!r}: it is a "
+            "feature extractor (include_top=False), not a classifier; export serves class "
+            "probabilities, so export a model with a classification head (include_top=True)"
+        )
+    if isinstance(layer, keras.layers.Softmax):
+        return "probabilities"
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    if activation == "softmax":
+        return "probabilities"
+    if activation == "linear":
+        return "logits"
+    if activation is not None:
+        raise UserError(
+            f"model {model.name!r} ends in layer {layer.name!r} with activation {activation!r}; "
+            "export serves softmax class probabilities: build the model with "
+            "classifier_activation='softmax' (or None for logits, to which export adds the softmax)"
+        )
+    # Another kind of layer: taken for probabilities, which the export checks on real images
+    # (export.pipeline).
+    return "probabilities"
 
 
 def _check_io(model: keras.Model) -> tuple[tuple[int, int], int]:
@@ -153,6 +188,12 @@ def _as_float32(model: keras.Model) -> keras.Model:
         clone = keras.models.clone_model(model, clone_function=float32_layer, recursive=True)
     clone.set_weights(model.get_weights())
     return clone
+
+
+def _with_softmax(model: keras.Model) -> keras.Model:
+    inputs = keras.Input(model.inputs[0].shape[1:], name="images")
+    outputs = keras.layers.Softmax(name="softmax_added_by_export")(model(inputs))
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def _with_normalization(model: keras.Model, dataset: str) -> keras.Model:

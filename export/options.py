@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import image_limits
 from keras_preact.cli import UserError
 
 FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
@@ -70,6 +71,8 @@ class ExportPlan:
         labels: ``cifar10``, ``cifar100``, a labels file, or ``None`` (by class count).
         preprocessing: ``auto``, ``none`` or a dataset of ``keras_preact.DATASET_STATS``.
         bytes_resize: one of :data:`BYTES_RESIZES`.
+        max_image_pixels: the largest image (width x height, read from its header) that
+            ``serving_bytes`` decodes (``keras_preact.image_limits``).
         top_k: classes in the ``top_k_*`` serving outputs.
         representative_data: int8 calibration images: :data:`SAMPLE`, an existing ``.npy``
             file or a non-empty uint8 array; ``None`` when no int8 file is written.
@@ -91,6 +94,7 @@ class ExportPlan:
     labels: str | None
     preprocessing: str
     bytes_resize: str
+    max_image_pixels: int
     top_k: int
     representative_data: str | Path | np.ndarray | None
     num_images: int
@@ -125,6 +129,7 @@ def plan_export(
     labels: str | None = None,
     preprocessing: str = "auto",
     bytes_resize: str = "stretch",
+    max_image_pixels: int | None = None,
     top_k: int = DEFAULT_TOP_K,
     representative_data: str | Path | np.ndarray | None = SAMPLE,
     num_images: int = DEFAULT_NUM_IMAGES,
@@ -139,7 +144,9 @@ def plan_export(
     without it installed is an error. ``quantize`` names the low-precision modes besides float32,
     each made for the formats that have it (:data:`FORMAT_MODES`): ``float16`` and ``dynamic``
     (TFLite), ``bfloat16`` (OpenVINO, where the CPU runs it), ``int8`` (TFLite, ONNX, and
-    OpenVINO when NNCF is installed). The other arguments are :class:`ExportPlan`'s attributes.
+    OpenVINO when NNCF is installed). ``max_image_pixels`` defaults to
+    ``keras_preact.image_limits.max_pixels()``. The other arguments are :class:`ExportPlan`'s
+    attributes.
 
     Raises:
         UserError: the first bad option, in one line.
@@ -175,6 +182,9 @@ def plan_export(
         raise UserError(
             f"unknown --bytes-resize {bytes_resize!r}; expected one of {', '.join(BYTES_RESIZES)}"
         )
+    if max_image_pixels is None:
+        max_image_pixels = image_limits.max_pixels()
+    image_limits.check_max_pixels(max_image_pixels)
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, got {top_k}")
     if num_images < 1:
@@ -199,6 +209,7 @@ def plan_export(
         labels=labels,
         preprocessing=preprocessing,
         bytes_resize=bytes_resize,
+        max_image_pixels=max_image_pixels,
         top_k=top_k,
         representative_data=representative_data,
         num_images=num_images,
@@ -297,10 +308,10 @@ def _check_representative_data(data, needed: bool) -> str | Path | np.ndarray | 
 
 def _check_preprocessing(preprocessing: str) -> None:
     # Checked last: the dataset statistics live with the models, which import Keras.
-    from keras_preact.preprocessing import DATASET_STATS
+    from keras_preact.preprocessing import PREPROCESSING_CHOICES
 
-    choices = ("auto", "none", *DATASET_STATS)
-    if preprocessing not in choices:
+    if preprocessing not in PREPROCESSING_CHOICES:
         raise UserError(
-            f"unknown preprocessing {preprocessing!r}; expected one of {', '.join(choices)}"
+            f"unknown preprocessing {preprocessing!r}; expected one of "
+            f"{', '.join(PREPROCESSING_CHOICES)}"
         )

@@ -138,6 +138,11 @@ def run_export(
         f"{inference.image_size[1]}, {inference.classes} classes, source dtype policy "
         f"{inference.source_dtype_policy}, preprocessing: {inference.preprocessing})"
     )
+    if inference.output == "logits":
+        say(
+            f"note: {plan.model_path} outputs logits (its last layer is linear); the export adds "
+            "a softmax, so every artifact returns probabilities"
+        )
     images, image_labels = sample_images("test", inference.image_size, plan.num_images)
     # The sample's labels are CIFAR-10 classes: accuracy only means something for such a model.
     if inference.classes != 10 or tuple(prepared.labels) != resolve_labels("cifar10", 10):
@@ -173,6 +178,8 @@ def run_export(
                 "labels": plan.labels or "default",
                 "preprocessing": inference.preprocessing,
                 "bytes_resize": plan.bytes_resize,
+                "max_image_pixels": plan.max_image_pixels,
+                "model_output": inference.output,
                 "source_dtype_policy": inference.source_dtype_policy,
                 "reference": "Keras model, float32",
                 "images": "embedded CIFAR-10 sample, test split",
@@ -209,6 +216,7 @@ def _prepare(plan: ExportPlan) -> _Prepared:
         repository.choose_version(plan.output, plan.name, plan.version)
     keras_model = load_keras_model(plan.model_path)
     inference = prepare_inference_model(keras_model, plan.preprocessing)
+    check_probabilities(inference, plan.model_path)
     height, width = inference.image_size
     if plan.bytes_resize == "center-crop" and height != width:
         raise UserError(
@@ -222,6 +230,22 @@ def _prepare(plan: ExportPlan) -> _Prepared:
     if plan.needs_calibration:
         calibration = calibration_images(plan.representative_data, inference.image_size)
     return _Prepared(plan, inference, class_names, name, version, calibration)
+
+
+def check_probabilities(inference: InferenceModel, model_path: Path, count: int = 8) -> None:
+    """Refuse a model whose outputs (with the softmax the export adds to logits) are not class
+    probabilities on real images: rows of non-negative numbers that sum to 1."""
+    images, _ = sample_images("test", inference.image_size, count)
+    outputs = np.asarray(inference.model.predict_on_batch(images.astype(np.float32)), np.float64)
+    sums = outputs.sum(axis=1)
+    if not (
+        np.all(np.isfinite(outputs)) and outputs.min() >= -1e-6 and np.allclose(sums, 1, atol=1e-3)
+    ):
+        raise UserError(
+            f"{model_path} does not output class probabilities: on {count} real images its "
+            f"outputs range over [{outputs.min():.3g}, {outputs.max():.3g}] and rows sum to "
+            f"{sums.min():.3g}..{sums.max():.3g}; export serves softmax probabilities"
+        )
 
 
 def calibration_images(source: str | Path | np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
@@ -276,6 +300,7 @@ def _build(
         warmup_images=images if "savedmodel" in plan.formats else None,
         model_name=prepared.name,
         bytes_resize=plan.bytes_resize,
+        max_pixels=plan.max_image_pixels,
     )
     say(f"savedmodel: 4 signatures + warm-up requests ({time.perf_counter() - t:.1f} s)")
     if "savedmodel" in plan.formats:

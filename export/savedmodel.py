@@ -5,6 +5,7 @@ Signatures; the first three return all four outputs, ``probabilities`` only the 
     serving_default  images       DT_FLOAT  (-1, H, W, 3)  raw RGB pixels in [0, 255]
     serving_uint8    images       DT_UINT8  (-1, H, W, 3)  raw RGB pixels
     serving_bytes    image_bytes  DT_STRING (-1)           encoded JPEG/PNG/GIF/BMP/WebP, any size
+                                                           up to the pixel limit
     probabilities    images       DT_FLOAT  (-1, H, W, 3)  raw RGB pixels in [0, 255]
 
     probabilities  DT_FLOAT  (-1, classes)
@@ -22,6 +23,12 @@ request fails with ``images must be finite pixel values : Tensor had NaN values`
 answer NaN probabilities with confident-looking labels; the check costs one pass over the input.
 The TFLite converter and tf2onnx drop that op, so the TFLite and ONNX files do not check: their
 callers feed them pixels they decoded themselves.
+
+``serving_bytes`` reads each image's size from its header before decoding it and refuses an image
+of more than ``max_pixels`` pixels (``python -m export --max-image-pixels``; 8192 x 8192 by
+default, see ``keras_preact.image_limits``): ``image of 14000 x 14000 pixels is over the limit of
+67108864 decoded pixels``. A small file can hold a huge image, and TF Serving decodes what the
+signature tells it to.
 
 Written with ``tf.saved_model.save`` and ``tf.function`` signatures over a trackable that holds
 the model's variables, rather than Keras 3's ``keras.export.ExportArchive``: ExportArchive walks
@@ -45,7 +52,7 @@ from export.client import predict_request
 from export.images import encode_images
 from export.model import InferenceModel
 from export.options import DEFAULT_TOP_K
-from keras_preact import image_views
+from keras_preact import image_limits, image_views
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -65,6 +72,7 @@ def serving_functions(
     labels: Sequence[str],
     top_k: int = DEFAULT_TOP_K,
     bytes_resize: str = "stretch",
+    max_pixels: int = image_limits.DEFAULT_MAX_PIXELS,
 ) -> dict[str, tuple[Callable, list[tf.TensorSpec]]]:
     """The serving endpoints as ``{signature_name: (function, input_signature)}``.
 
@@ -75,6 +83,8 @@ def serving_functions(
         bytes_resize: how ``serving_bytes`` sizes a decoded image (``export.options.BYTES_RESIZES``):
             ``stretch`` resizes the whole image to the input; ``center-crop`` takes
             ``keras_preact.image_views.center`` of it (square inputs only).
+        max_pixels: ``serving_bytes`` refuses an image of more pixels than this, by its header,
+            before decoding it (``keras_preact.image_limits``).
     """
     model = inference.model
     height, width = inference.image_size
@@ -120,8 +130,10 @@ def serving_functions(
 
     def decode(data: tf.Tensor) -> tf.Tensor:
         # decode_image fails the request with a clear InvalidArgumentError ("Unknown image file
-        # format", "Invalid PNG", "Input is empty", ...) rather than crashing the server.
-        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        # format", "Invalid PNG", "Input is empty", ...) rather than crashing the server; an
+        # image over the pixel limit is refused by its header before it is decoded.
+        with tf.control_dependencies([image_limits.assert_within(data, max_pixels)]):
+            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
         if bytes_resize == "center-crop":
             # The view training.images validates on (the input is square: see the export plan).
             return image_views.center(image, height)[0]
@@ -155,6 +167,7 @@ def export_savedmodel(
     warmup_images: np.ndarray | None = None,
     model_name: str = "model",
     bytes_resize: str = "stretch",
+    max_pixels: int = image_limits.DEFAULT_MAX_PIXELS,
 ) -> Path:
     """Write the serving SavedModel (four signatures) to a new directory ``path``.
 
@@ -167,13 +180,14 @@ def export_savedmodel(
             ``assets.extra/tf_serving_warmup_requests`` (none written when ``None``).
         model_name: model name recorded in the warm-up requests.
         bytes_resize: how ``serving_bytes`` sizes a decoded image (see :func:`serving_functions`).
+        max_pixels: the largest image ``serving_bytes`` decodes (see :func:`serving_functions`).
     """
     path = Path(path)
     with keras_preact.deep_graph_recursion():  # deep graphs: be safe wherever Python recurses
         signatures = {
             name: tf.function(fn, input_signature=spec, autograph=False).get_concrete_function()
             for name, (fn, spec) in serving_functions(
-                inference, labels, top_k, bytes_resize
+                inference, labels, top_k, bytes_resize, max_pixels
             ).items()
         }
         # Save the tf.Variables the traced graphs capture (not the Keras variables wrapping

@@ -280,13 +280,43 @@ def format_table(report: Report) -> str:
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
-    verdict = (
-        "all artifacts agree with Keras"
-        if report.passed
-        else "FAILED: " + "; ".join(report.failures)
-    )
-    out.append(f"{report.num_images} real images; {verdict}")
+    out.append(f"{report.num_images} real images; {verdict(report)}")
     return "\n".join(out)
+
+
+def verdict(report: Report) -> str:
+    """What each criterion checked and how it went, in one line: float artifacts by their
+    probabilities' difference from Keras', quantised ones by accuracy loss (or top-1 agreement,
+    when accuracy is not meaningful)."""
+    rows = [row for row in report.rows if row.check != "reference"]
+    floats = [row for row in rows if row.check == "float"]
+    quantised = [row for row in rows if row.check != "float"]
+    parts = []
+    if floats:
+        worst = max((row.max_abs_diff for row in floats), default=0.0)
+        parts.append(
+            f"{len(floats)} float artifact{'s' * (len(floats) > 1)} checked for Keras' "
+            f"probabilities to within {report.float_tolerance:g} (largest difference {worst:.2g})"
+        )
+    if quantised:
+        keras_accuracy = report.rows[0].accuracy
+        if report.accuracy_meaningful and keras_accuracy is not None:
+            each = ", ".join(
+                f"{row.name} {100 * (keras_accuracy - row.accuracy):.1f} pt "
+                f"(top-1 agreement {100 * row.top1_agreement:.1f} %)"
+                for row in quantised
+            )
+            parts.append(f"quantised files judged by accuracy lost against Keras: {each}")
+        else:
+            each = ", ".join(f"{row.name} {100 * row.top1_agreement:.1f} %" for row in quantised)
+            parts.append(
+                f"quantised files judged by top-1 agreement with Keras (the images' labels are "
+                f"not this model's classes): {each}"
+            )
+    checked = "; ".join(parts)
+    if report.passed:
+        return f"every artifact met its criterion: {checked}"
+    return f"FAILED: {'; '.join(report.failures)} (checked: {checked})"
 
 
 def write_report(report: Report, path: str | Path) -> Path:

@@ -4,7 +4,7 @@ keras-preact 0.1 saved two layers of its own: ``keras_preact>ShortcutPad`` (opti
 ``keras_preact>BatchNormalization`` (Keras' batch norm with a fused training step). Models built
 now use Keras' layers only; these classes exist only so that old files load, with their old
 architecture: such a file keeps TensorFlow's 'same' padding on its strided convolutions, which
-samples the residual branch one pixel off the shortcut (see the README's "Changes").
+samples the residual branch one pixel off the shortcut (see the change log, docs/changelog.md).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
+from keras_preact.cli import UserError
+
 # Per-channel mean and standard deviation of the training images, in [0, 1] units (RGB).
 DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
@@ -22,7 +24,57 @@ DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, f
         (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0),
         (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0),
     ),
+    # The CIFAR statistics chenyaofo/pytorch-cifar-models trained with (its conf/cifar10.conf and
+    # conf/cifar100.conf; the CIFAR-10 standard deviations are the widely copied 0.2023, ...).
+    "cifar10_chenyaofo": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100_chenyaofo": ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
 }
+
+
+PREPROCESS_LAYER = "preprocess"
+"""The name of the normalisation layer a model built with ``preprocessing=`` starts with."""
+
+PREPROCESSING_CHOICES = ("auto", "none", *DATASET_STATS)
+"""What a command's ``--preprocessing`` takes for a trained model: ``auto`` (the model's own
+``preprocess`` layer, required), ``none`` (the model takes raw [0, 255] pixels as they are) or a
+dataset whose statistics are put in front of a model without that layer."""
+
+
+def normalization_to_add(
+    choice: str, *, has_layer: bool, model_name: str, option: str = "--preprocessing"
+) -> str | None:
+    """The ``DATASET_STATS`` key to put in front of a trained model fed raw [0, 255] pixels, or
+    None when it needs nothing in front; ``choice`` is one of ``PREPROCESSING_CHOICES`` and
+    ``has_layer`` says whether the model has its own ``preprocess`` layer.
+
+    Nothing is guessed: ``auto`` refuses a model without the layer (its normalisation is unknown),
+    and a dataset refuses a model that has one (it would normalise twice).
+
+    Raises:
+        UserError: an unknown choice, or one that does not fit the model (one line naming
+            ``option``).
+    """
+    if choice not in PREPROCESSING_CHOICES:
+        raise UserError(
+            f"unknown {option} {choice!r}; expected one of {', '.join(PREPROCESSING_CHOICES)}"
+        )
+    if choice == "auto":
+        if not has_layer:
+            raise UserError(
+                f"model {model_name!r} has no {PREPROCESS_LAYER!r} layer, so its input "
+                f"normalisation is unknown; pass {option} {'|'.join(DATASET_STATS)} (the "
+                f"statistics it was trained with) or {option} none (it takes raw [0, 255] "
+                "pixels as they are)"
+            )
+        return None
+    if choice == "none":
+        return None
+    if has_layer:
+        raise UserError(
+            f"model {model_name!r} already normalises its input (layer {PREPROCESS_LAYER!r}); "
+            f"{option} {choice} would do it twice"
+        )
+    return choice
 
 
 def mean_std(dataset: str) -> tuple[np.ndarray, np.ndarray]:

@@ -12,16 +12,21 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import keras
 from keras import layers
 
+from keras_preact import features as features_lib
 from keras_preact import preprocessing as preprocessing_lib
 from keras_preact import units
+from keras_preact import weights as weights_lib
 from keras_preact.layers import use_fused_batch_norm
 from keras_preact.saving import deep_graph_recursion, prepare_weights
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 FAMILIES = ("cifar", "imagenet")
 VERSIONS = ("v1", "v2")
@@ -142,6 +147,10 @@ def _check_input_shape(input_shape: Any, family: str, data_format: str) -> tuple
     return shape
 
 
+AUTO = "auto"
+"""``preprocessing="auto"``: what named weights were trained with, else none."""
+
+
 def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
     _check_choice("preprocessing", preprocessing, (None, *preprocessing_lib.DATASET_STATS))
     if preprocessing is not None and channels != 3:
@@ -152,19 +161,29 @@ def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
 
 
 def _check_weights(weights: Any) -> str | None:
+    """``weights`` as a path or a name of published weights (``keras_preact.list_weights``)."""
     if weights is None:
         return None
     if not isinstance(weights, str | os.PathLike):
         raise ValueError(
-            f"weights must be None or the path of a local weights file, got {weights!r}"
+            "weights must be None, a name of published weights ('imagenet', 'cifar10', "
+            f"'cifar100', 'torchvision:IMAGENET1K_V1', ...) or the path of a local weights file, "
+            f"got {weights!r}"
         )
+    if weights_lib.is_named(weights):
+        return os.fspath(weights)
     path = os.fspath(weights)
-    if path == "imagenet" or "://" in path:
+    if "://" in path:
         raise ValueError(
-            f"weights={path!r}: keras-preact downloads nothing; pass None, the path of a "
-            "local .weights.h5 or .keras file, or of a checkpoint to convert (torchvision or "
-            "PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
+            f"weights={path!r}: keras-preact fetches only the published weights it names "
+            "(keras_preact.list_weights(); e.g. weights='imagenet'); pass such a name, or the "
+            "path of a local .weights.h5 or .keras file or of a checkpoint to convert "
+            "(torchvision or PyTorch CIFAR .pth, timm .safetensors, keras.applications .h5)"
         )
+    if os.path.isdir(path):
+        raise ValueError(f"weights={path!r} is a directory, not a weights file")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"weights={path!r} is not a regular file (a device, pipe or socket)")
     if not os.path.isfile(path):
         raise ValueError(f"weights file not found: {path!r}")
     return path
@@ -284,24 +303,64 @@ def architecture(
     return Architecture(family, version, depth, counts, spec, factory, width_multiplier)
 
 
+class ArchitectureOptions(TypedDict, total=False):
+    """The architecture options of ``ResNet`` (keyword arguments of ``architecture``)."""
+
+    placement: str | None
+    shortcut: str
+    projection: str | None
+    bottleneck_stride: str | None
+    shortcut_scale: float
+    gate_bias: float
+    shortcut_dropout: float
+    weight_decay: float
+    kernel_initializer: Any
+    bn_momentum: float
+    bn_epsilon: float
+    synchronized_bn: bool
+    width_multiplier: int
+
+
+class ModelOptions(ArchitectureOptions, total=False):
+    """The keyword arguments of the named factories beyond keras.applications' own."""
+
+    preprocessing: str | None
+    features: str | Sequence[str] | None
+
+
+class ModelArguments(ModelOptions, total=False):
+    """The keyword arguments of ``get_model``: those of the named factories but ``name`` (the
+    model's), and ``unit``."""
+
+    include_top: bool
+    weights: str | os.PathLike | None
+    input_tensor: Any
+    input_shape: Sequence[int | None] | None
+    pooling: str | None
+    classes: int | None
+    classifier_activation: Any
+    unit: str | None
+
+
 def _stem(x, arch: Architecture):
     """The first convolution (and, for ImageNet, the max-pool) with the activation units expect.
 
-    Pre-activation units bring their own BN-ReLU (v2: the first unit's is the stem's), so their
-    stem is a bare convolution. The ImageNet max-pool (3×3, stride 2, one pixel of padding that never
+    Post-activation units expect an activated input: conv-BN-ReLU. Pre-activation units bring
+    their own (v2: the first unit's BN-ReLU is the stem's), so their stem ends before it
+    (``units.Placement``). The ImageNet max-pool (3×3, stride 2, one pixel of padding that never
     wins, as in the references) is a stride-1 'same' pool sampled at every second pixel: 'same'
     pooling ignores the padding, so negative inputs (a bare pre-activation stem) pool correctly.
     """
-    f, placement = arch.layers, arch.spec.placement
+    f, placement = arch.layers, units.PLACEMENTS[arch.spec.placement]
     width = arch.widths[0]
     if arch.family == "cifar":
         x = f.conv(x, width, 3, 1, "stem_conv")
     else:
         x = f.conv(x, width, 7, 2, "stem_conv")
-    if not units.is_preact(placement):
-        x = f.relu(f.bn(x, "stem_bn"), "stem_relu")
-    elif placement == "relu_preact":  # its units start with ReLU: the stem keeps its BN
+    if placement.stem_bn:
         x = f.bn(x, "stem_bn")
+    if placement.stem_relu:
+        x = f.relu(x, "stem_relu")
     if arch.family == "imagenet":
         x = layers.MaxPooling2D(
             3, strides=1, padding="same", data_format=f.data_format, name="stem_pool"
@@ -311,11 +370,12 @@ def _stem(x, arch: Architecture):
 
 
 def _head(x, arch: Architecture, head: _Head):
-    """Final activation of pre-activation nets, then pooling and the classifier."""
-    f = arch.layers
-    if arch.spec.placement == "full_preact":  # v2: BN-ReLU after the last unit (the sum is raw).
+    """Final activation of pre-activation nets (v2: BN-ReLU, the last sum is raw), then pooling
+    and the classifier."""
+    f, placement = arch.layers, units.PLACEMENTS[arch.spec.placement]
+    if placement.post_bn:
         x = f.bn(x, "post_bn")
-    if units.is_preact(arch.spec.placement):
+    if placement.post_relu:
         x = f.relu(x, "post_relu")
     if head.include_top or head.pooling == "avg":
         x = layers.GlobalAveragePooling2D(data_format=f.data_format, name="avg_pool")(x)
@@ -342,8 +402,9 @@ def ResNet(
     classes: int | None = None,
     classifier_activation: Any = "softmax",
     name: str | None = None,
-    preprocessing: str | None = None,
-    **options: Any,
+    preprocessing: str | None = AUTO,
+    features: str | Sequence[str] | None = None,
+    **options: Unpack[ArchitectureOptions],
 ) -> keras.Model:
     """Build a ResNet of any valid depth: CIFAR 6n+2 (basic) / 9n+2 (bottleneck), ImageNet 18…200.
 
@@ -361,26 +422,20 @@ def ResNet(
         keras_preact.ResNet(110, version="v1", shortcut="exclusive_gating", gate_bias=-6)
     """
     arch = architecture(depth, version, family, unit, **options)
-    head = _check_head(
-        include_top,
-        pooling,
-        DEFAULT_CLASSES[family] if classes is None else classes,
-        classifier_activation,
-    )
-    weights_path = _check_weights(weights)
+    classes_given = classes is not None
+    weights = _check_weights(weights)
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    load_weights = None
-    if weights_path is not None:
-        # A checkpoint is read and checked against the architecture before anything is built.
-        load_weights = prepare_weights(
-            weights_path,
-            arch,
-            include_top=head.include_top,
-            classes=head.classes,
-            classes_given=classes is not None,
-            model_name=name or arch.default_name,
-        )
+    named = weights_lib.is_named(weights)
+    entry = (
+        weights_lib.choose(weights, arch, model_name=name or arch.default_name) if named else None
+    )
+    if classes is None:
+        classes = entry.classes if entry is not None else DEFAULT_CLASSES[family]
+    if preprocessing == AUTO:
+        preprocessing = entry.preprocessing if entry is not None else None
+    head = _check_head(include_top, pooling, classes, classifier_activation)
+    stages = _check_features(features, head, len(arch.counts))
     data_format = arch.layers.data_format
     if input_tensor is not None:
         if not keras.utils.is_keras_tensor(input_tensor):
@@ -388,11 +443,30 @@ def ResNet(
                 f"input_tensor must be a Keras tensor (keras.Input), got {input_tensor!r}"
             )
         shape = _check_input_shape(tuple(input_tensor.shape[1:]), family, data_format)
-        inputs = input_tensor
     else:
         shape = _check_input_shape(input_shape, family, data_format)
-        inputs = keras.Input(shape=shape, name="image")
     _check_preprocessing(preprocessing, shape[-1 if data_format == "channels_last" else 0])
+    load_weights = None
+    if named:
+        # Published weights: read from the cache, or fetched, verified and checked now.
+        load_weights = weights_lib.prepare(
+            weights,
+            arch,
+            include_top=head.include_top,
+            classes=head.classes,
+            model_name=name or arch.default_name,
+        ).load_into
+    elif weights is not None:
+        # A checkpoint is read and checked against the architecture before anything is built.
+        load_weights = prepare_weights(
+            weights,
+            arch,
+            include_top=head.include_top,
+            classes=head.classes,
+            classes_given=classes_given,
+            model_name=name or arch.default_name,
+        )
+    inputs = input_tensor if input_tensor is not None else keras.Input(shape=shape, name="image")
 
     with deep_graph_recursion(arch.longest_path):
         x = inputs
@@ -416,11 +490,13 @@ def ResNet(
     use_fused_batch_norm(model)
     if load_weights is not None:
         load_weights(model)
+    if stages is not None:
+        model = features_lib.stage_model(model, stages, model.name)
     return model
 
 
 # ---------------------------------------------------------------------------------------------
-# Named models: one table, one docstring, one factory each.
+# Named models: one table and one docstring; keras_preact.factories has one factory each.
 
 RESNET_DOC = """Instantiate {title}.
 
@@ -428,26 +504,38 @@ RESNET_DOC = """Instantiate {title}.
 
 Args:
     include_top: whether to include the global average pooling and the classifier.
-    weights: ``None`` (random He initialisation), the path of a local ``.weights.h5`` or
-        ``.keras`` file for this architecture, or of a checkpoint of another library that holds
-        it (``keras_preact.convert``: torchvision, timm, keras.applications, PyTorch CIFAR
-        ResNets), recognised from its content and converted exactly; a checkpoint that needs
-        other arguments is refused with a line naming them. Nothing is ever downloaded.
+    weights: ``None`` (random He initialisation); published weights by name: ``"imagenet"``,
+        ``"cifar10"``, ``"cifar100"`` (the file whose layout the model's arguments describe) or a
+        qualified name such as ``"torchvision:IMAGENET1K_V1"`` (``keras_preact.list_weights()``),
+        fetched, verified and converted on first use, then read from the cache (a name that
+        needs other arguments is refused with a line naming them); or the path of a local
+        ``.weights.h5`` or ``.keras`` file for this architecture, or of a checkpoint of another
+        library that holds it (``keras_preact.convert``: torchvision, timm, keras.applications,
+        PyTorch CIFAR ResNets), recognised from its content and converted exactly.
     input_tensor: optional Keras tensor (output of ``keras.Input``) to use as the model's input.
     input_shape: ``(height, width, channels)``; defaults to {default_shape}. Height and width
         must be at least {min_size}.
     pooling: with ``include_top=False``: ``None`` (4-D feature map), ``"avg"`` or ``"max"``.
-    classes: number of classes (default {default_classes}). With ``weights`` from a checkpoint of
-        another library, a number other than the checkpoint's gets a new, untrained classifier
-        (left at the default, such a checkpoint is refused, naming its ``classes``).
+    classes: number of classes (default {default_classes}, or that of the named weights). With
+        weights from a checkpoint or named, a number other than theirs gets a new, untrained
+        classifier (left at the default, a checkpoint file with other classes is refused,
+        naming its ``classes``).
     classifier_activation: activation of the ``predictions`` layer (``None`` returns logits);
         always computed in float32, also under a mixed-precision policy.
     name: model name (default ``{model_name}``).
     weight_decay: the papers' SGD weight decay (they use 1e-4), added as an L2 penalty of
         ``weight_decay / 2`` on every kernel so that its gradient is ``weight_decay · W``.
-    preprocessing: ``None`` (inputs already standardised) or ``"cifar10"``, ``"cifar100"``,
-        ``"imagenet"``: a first ``Normalization`` layer named ``preprocess`` standardises raw
-        [0, 255] pixels with that dataset's per-channel mean and standard deviation.
+    preprocessing: ``"auto"`` (default: with named weights, the normalisation they were
+        trained with; otherwise none), ``None`` (inputs already standardised) or a key of
+        ``keras_preact.DATASET_STATS`` (``"cifar10"``, ``"imagenet"``, ``"imagenet_caffe"``, ...):
+        a first ``Normalization`` layer named ``preprocess`` standardises raw [0, 255] pixels
+        with those per-channel statistics.
+    features: with ``include_top=False`` and no ``pooling``: the stages to return, e.g.
+        ``("stage2", "stage3", "stage4")`` (or one name): the model's output is then a dict of
+        those stages' feature maps, a backbone for detection or segmentation (strides 4, 8, 16,
+        32 for ImageNet networks, 1, 2, 4 for CIFAR; v1 stages are taken after the unit's ReLU,
+        v2 stages are the pre-activation sums, the last one without the head's BN-ReLU; see
+        ``keras_preact.feature_extractor``).
     **options: architecture options of ``keras_preact.ResNet`` — ``placement``, ``shortcut``,
         ``projection``, ``bottleneck_stride``, ``shortcut_scale``, ``gate_bias``,
         ``shortcut_dropout``, ``kernel_initializer``, ``bn_momentum``, ``bn_epsilon``,
@@ -572,60 +660,34 @@ def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
         unit, _ = units_per_stage("cifar", depth, unit)
     except ValueError as e:
         raise ValueError(f"unknown model {name!r}: {e}") from None
-    title = f"{kind.capitalize()}{depth}{version.upper()}"
+    title = f"{'Plain' if kind == 'plain' else 'ResNet'}{depth}{version.upper()}"
     return ModelInfo(
         title, "cifar", version, depth, unit, "none" if kind == "plain" else "identity"
     )
 
 
-def _factory(info: ModelInfo) -> Callable[..., keras.Model]:
-    def factory(
-        include_top: bool = True,
-        weights: str | os.PathLike | None = None,
-        input_tensor: Any = None,
-        input_shape: Sequence[int | None] | None = None,
-        pooling: str | None = None,
-        classes: int | None = None,
-        classifier_activation: Any = "softmax",
-        name: str | None = None,
-        **options: Any,
-    ) -> keras.Model:
-        return info.build(
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            name=name,
-            **options,
-        )
-
-    size = DEFAULT_INPUT_SIZE[info.family]
-    family = "CIFAR" if info.family == "cifar" else "ImageNet"
-    kind = "Plain" if info.plain else "ResNet"
-    factory.__name__ = factory.__qualname__ = info.name
-    factory.__doc__ = RESNET_DOC.format(
-        title=f"{kind}-{info.depth} {info.version} ({family}, {info.unit} units)",
-        paper=_PAPERS["plain" if info.plain else info.version],
-        default_shape=f"({size}, {size}, 3)",
-        min_size=MIN_INPUT_SIZE[info.family],
-        default_classes=DEFAULT_CLASSES[info.family],
-        model_name=info.key,
-    )
-    return factory
-
-
-FACTORIES: dict[str, Callable[..., keras.Model]] = {
-    key: _factory(info) for key, info in MODELS.items()
-}
-
-
-def get_model(name: str, **kwargs: Any) -> keras.Model:
+def get_model(name: str, **kwargs: Unpack[ModelArguments]) -> keras.Model:
     """Build a model by name, e.g. ``get_model("resnet164v2", classes=100)`` (case-insensitive).
 
     Takes the named models (``MODEL_NAMES``) and ``resnet<DEPTH>v<1|2>`` / ``plain<DEPTH>v<1|2>``
     for any CIFAR depth; ``kwargs`` are those of the named factories.
     """
     return resolve_model(name, kwargs.pop("unit", None)).build(**kwargs)
+
+
+def _check_features(features: Any, head: _Head, stages: int) -> tuple[str, ...] | None:
+    """The stages ``features=`` asks for (None: the usual model), checked against the head."""
+    if features is None:
+        return None
+    chosen = features_lib.check_stages(features, features_lib.stage_names(stages))
+    if head.include_top:
+        raise ValueError(
+            f"features={features!r} returns stage outputs, not the classifier: pass "
+            "include_top=False with it (got include_top=True)"
+        )
+    if head.pooling is not None:
+        raise ValueError(
+            f"features={features!r} returns the stages' feature maps: pass pooling=None with it "
+            f"(got pooling={head.pooling!r})"
+        )
+    return chosen

@@ -14,6 +14,7 @@ kernel back on.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 import zipfile
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import keras
+import numpy as np
 
 # Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
 _RECURSION_HEADROOM = 2000
@@ -47,13 +49,44 @@ def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
 
     Keyword arguments (``safe_mode``, ``compile``, ``custom_objects``) are passed through. On the
     TensorFlow backend the batch norms train with the fused kernel, as in a freshly built model.
+
+    Raises:
+        ValueError: the file is missing, a directory, or a ``.keras`` file that is not one
+            (empty, truncated, text, a zip archive without ``config.json``), in one line.
     """
     from keras_preact import legacy  # noqa: F401  (files saved by keras-preact 0.1 name its layers)
     from keras_preact.layers import use_fused_batch_norm
 
+    check_model_file(path)
     with deep_graph_recursion():
         model = keras.saving.load_model(path, **kwargs)
     return use_fused_batch_norm(model)
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """A ValueError saying what is wrong unless ``path`` is a file and, if it ends in ``.keras``,
+    a zip archive with a model's ``config.json`` (Keras says "File not found" for all of them)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a model file")
+    if not os.path.isfile(path):
+        raise ValueError(f"model file not found: {path!r}")
+    if not path.endswith(".keras"):
+        return
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path!r} is not a .keras model file: the file is empty")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a .keras model file: not a zip archive (truncated, or another kind "
+            "of file)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{path!r} is not a .keras model file: {e}") from None
+    if "config.json" not in names:
+        raise ValueError(f"{path!r} is a zip archive without config.json, not a .keras model file")
 
 
 def prepare_weights(
@@ -115,15 +148,13 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     if path.endswith(".keras"):
-        if not zipfile.is_zipfile(path):
-            raise ValueError(
-                f"weights file {path!r} is not a .keras model file (not a zip archive)"
-            )
+        check_model_file(path)
         try:
             source = load_model(path, compile=False)
         except Exception as e:  # Keras reports a damaged archive in many exception types
-            raise ValueError(f"cannot read model file {path!r}: {e}") from None
+            raise ValueError(f"cannot read model file {path!r}: {_first_line(e)}") from None
         _copy_matching(source, model, path)
+        _check_finite(model, path)
         return
     if not path.endswith(".weights.h5"):
         raise ValueError(
@@ -137,9 +168,42 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
             model.load_weights(path)
         except Exception as e:
             # Keras reports mismatches in several exception types.
-            raise ValueError(f"weights file {path!r} does not fit {model.name}: {e}") from None
+            raise ValueError(
+                f"weights file {path!r} does not fit {model.name}: {_first_line(e)}"
+            ) from None
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    _check_finite(model, path)
+
+
+def _check_finite(model: keras.Model, path: str) -> None:
+    """Refuse weights with NaN or infinite values (say of a run that diverged), naming the first."""
+    for weight in model.weights:
+        bad = int(np.count_nonzero(~np.isfinite(keras.ops.convert_to_numpy(weight))))
+        if bad:
+            raise ValueError(
+                f"weights file {path!r}: {weight.path} has {bad} NaN or infinite value"
+                f"{'s' if bad > 1 else ''} (of {int(np.prod(weight.shape))}): the weights are broken"
+            )
+
+
+def _first_line(error: BaseException) -> str:
+    """Keras' message in one line: for weights of other shapes, how many layers and the first
+    one's shapes (Keras prints the model's whole array on further lines)."""
+    text = str(error).strip()
+    mismatch = re.search(
+        r"A total of (\d+) objects could not be loaded.*?name=([^,>]+).*?"
+        r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))",
+        text,
+        re.DOTALL,
+    )
+    if mismatch:
+        count, layer, model_shape, file_shape = mismatch.groups()
+        return (
+            f"{count} layers differ, the first {layer} with shape {file_shape} in the file, "
+            f"{model_shape} in the model (weights of another depth or width)"
+        )
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _copy_matching(source: keras.Model, target: keras.Model, path: str) -> None:

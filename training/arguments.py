@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import add_native_logs_option
+from keras_preact.weights import is_named
 
 # Nothing here imports Keras or the pipeline at module level (keras_preact.cli is the standard
 # library only): --help and usage errors answer before TensorFlow loads. The choices --help lists are written out for the same reason;
@@ -34,6 +35,8 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 """``training.strategy.STRATEGIES``."""
 VERBOSITY = ("auto", "bar", "line", "quiet")
 """``training.pipeline.VERBOSITY``."""
+PREPROCESSINGS = ("cifar10", "cifar100", "imagenet", "imagenet_inception", "imagenet_caffe")
+"""``keras_preact.preprocessing.DATASET_STATS``."""
 
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
@@ -277,7 +280,16 @@ def add_image_data(
         "--weights",
         metavar="FILE.keras",
         help="fine-tune this network (e.g. one converted from a torchvision or timm checkpoint): "
-        "its classifier is replaced by one for the folder's classes; --model is not needed",
+        "its classifier is replaced by one for the folder's classes; --model is not needed. Or "
+        "published weights of --model by name: imagenet, cifar10, cifar100, or e.g. "
+        "torchvision:IMAGENET1K_V2 (python -m keras_preact.weights lists them)",
+    )
+    g.add_argument(
+        "--preprocessing",
+        metavar="NAME",
+        help="with --weights: how its network normalises raw [0, 255] pixels: auto (default: its "
+        "own 'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
+        f"trained with, put in front of it: {', '.join(PREPROCESSINGS)}",
     )
 
 
@@ -480,7 +492,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
 
     images = image_options(args)
     model = get("model") or ("resnet20v1" if images is None else "resnet50v1")
-    if images is not None and images.weights is not None:
+    if images is not None and images.weights is not None and not is_named(images.weights):
         if get("model"):
             raise UserError(
                 f"--weights {images.weights} holds the network to fine-tune: drop --model"
@@ -541,4 +553,5 @@ def image_options(args: argparse.Namespace):
         color_augment=args.color_augment,
         weights=args.weights,
         manual_dir=args.manual_dir,
+        preprocessing=getattr(args, "preprocessing", None),
     )

@@ -354,12 +354,27 @@ def count_gpus() -> int:
     return sum(line.startswith("GPU ") for line in result.stdout.splitlines())
 
 
+def check_devices(specs: Sequence[str]) -> list[int]:
+    """The GPU indices of ``--devices`` (GPU indices or ``gpu:N``), without looking for the GPUs;
+    ``UserError`` for anything else, or a GPU named twice."""
+    from training.strategy import normalize_device
+
+    indices: list[int] = []
+    for spec in specs:
+        kind, index = normalize_device(spec)
+        if kind != "gpu":
+            raise UserError(f"--devices takes GPUs (0, 1 or gpu:0, ...), got {spec!r}")
+        if index in indices:
+            raise UserError(f"--devices names GPU {index} twice")
+        indices.append(index)
+    return indices
+
+
 def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
     """``--devices`` (GPU indices or ``gpu:N``) as ``CUDA_VISIBLE_DEVICES`` values; ``UserError``
     for a device that is not there. Indices count the GPUs this process may see: ``available``
     ones, or those ``CUDA_VISIBLE_DEVICES`` already names."""
-    from training.strategy import normalize_device
-
+    indices = check_devices(specs)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = None
     if visible is not None:
@@ -370,10 +385,7 @@ def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
             ids.append(entry.strip())
         available = len(ids)
     resolved = []
-    for spec in specs:
-        kind, index = normalize_device(spec)
-        if kind != "gpu":
-            raise UserError(f"--devices takes GPUs (0, 1 or gpu:0, ...), got {spec!r}")
+    for index in indices:
         if index >= available:
             seen = f"{available} GPU{'s' if available != 1 else ''}" if available else "no GPU"
             raise UserError(f"--devices names GPU {index}, and this machine has {seen}")

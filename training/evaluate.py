@@ -29,6 +29,9 @@ examples:
   # fully-convolutional multi-scale testing (shorter side 224, 256, 384, 480, 640, and flips)
   python -m training.evaluate --model runs/r50/best.keras --data /data/imagenet --protocol multiscale
 
+  # published weights by name (fetched once, then cached) on ImageNet's validation set
+  python -m training.evaluate --model resnet50v1 --weights imagenet --data tfds:imagenet2012
+
 Class folders are matched to the network's outputs by the names in --labels, else in the
 labels.txt beside the model (training.images writes one), else by their sorted names. Sizes scale
 with the network's input: at input S the shorter side is 256*S/224 and the scales s*S/224.
@@ -45,7 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", required=True, help="the .keras file (raw [0, 255] RGB pixels in)")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="the .keras file (raw [0, 255] RGB pixels in); with --weights, a model name",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="NAME",
+        help="published weights of the model --model names (imagenet, cifar10, cifar100 or e.g. "
+        "torchvision:IMAGENET1K_V2; python -m keras_preact.weights lists them), fetched once",
+    )
     p.add_argument(
         "--data",
         required=True,
@@ -60,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(PROTOCOLS)} (default: center)",
     )
     p.add_argument("--labels", help="class names in the network's output order, one per line")
+    p.add_argument(
+        "--preprocessing",
+        default="auto",
+        metavar="NAME",
+        help="how the network normalises raw [0, 255] pixels: auto (default: its own "
+        "'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
+        f"trained with, put in front of it: {', '.join(arguments.PREPROCESSINGS)}",
+    )
     p.add_argument("--per-class", action="store_true", help="also the errors of every class")
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per step (default 32; 10crop: x10)"
@@ -71,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _label_names(labels: str | None, model_path: Path) -> tuple[str, ...] | None:
+def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
     from keras_preact.cli import UserError
 
+    if not labels and model_path is None:
+        return None
     path = Path(labels) if labels else model_path.with_name("labels.txt")
     if not path.is_file():
         if labels:
@@ -83,7 +106,12 @@ def _label_names(labels: str | None, model_path: Path) -> tuple[str, ...] | None
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read labels file {path}: {e}") from None
-    return tuple(n for n in names if n)
+    names = [n for n in names if n]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        what = f"--labels {labels}" if labels else f"labels file {path}"
+        raise UserError(f"{what} names {twice[0]!r} twice: each class once, in order")
+    return tuple(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,13 +147,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         model_path,
         args.data,
         protocol=args.protocol,
-        label_names=_label_names(args.labels, model_path),
+        label_names=_label_names(args.labels, None if args.weights else model_path),
+        preprocessing=args.preprocessing,
         per_class=args.per_class,
         batch=args.batch_size,
         skip_bad_images=args.skip_bad_images,
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
         output=output,
+        weights=args.weights,
         log=print,
     )
     top5 = result["top5_error"]

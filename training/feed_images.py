@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_preact import image_limits
 from keras_preact.cli import UserError
 from training import protocols
 from training.image_data import AUGMENTATIONS
@@ -86,8 +87,11 @@ def decode(data: tf.Tensor) -> tf.Tensor:
 def decode_check(path: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """``(index, decoded shape)`` of the file at ``path`` (an error when it cannot be decoded): the
     scan's check. JPEGs are decoded at 1/8 scale, which still reads and entropy-decodes the whole
-    file. (The shape is returned so that no graph optimisation can drop the decoding.)"""
+    file. (The shape is returned so that no graph optimisation can drop the decoding.) An image
+    over ``keras_preact.image_limits``' pixel limit fails by its header, before it is decoded."""
     data = tf.io.read_file(path)
+    with tf.control_dependencies([image_limits.assert_within(data, image_limits.max_pixels())]):
+        data = tf.identity(data)
     shape = tf.cond(
         tf.io.is_jpeg(data),
         lambda: tf.shape(tf.io.decode_jpeg(data, channels=3, ratio=8)),

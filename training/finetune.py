@@ -19,6 +19,8 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
+from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer
+from keras_preact.weights import is_named
 
 HEAD = ("logits", "predictions")
 """Layers of the classifier that is replaced."""
@@ -48,15 +50,67 @@ def frozen_up_to(freeze: str) -> int | None:
     return int(freeze.removeprefix("stage"))
 
 
-def load(path: str) -> keras.Model:
-    """The model in a ``.keras`` file, uncompiled; ``UserError`` when it cannot be loaded."""
+def named(model: str, weights: str) -> keras.Model:
+    """The keras-preact network ``model`` (``resnet50v1``) with published ``weights``
+    (``keras_preact.list_weights``: fetched, or read from the cache), taking raw pixels
+    normalised as the weights were trained; ``UserError`` when they cannot be had."""
+    try:
+        return keras_preact.get_model(model, weights=weights)
+    except ValueError as e:  # a name that does not fit, or a download that failed
+        raise UserError(f"--weights {weights}: {e}") from None
+
+
+def load(path: str, option: str = "--weights") -> keras.Model:
+    """The model in a ``.keras`` file, uncompiled; ``UserError`` naming the command-line
+    ``option`` that gave ``path`` when it cannot be loaded."""
     try:
         model = keras_preact.load_model(path, compile=False)
     except Exception as e:  # any loader failure means "not a usable model file"
-        raise UserError(f"cannot load --weights {path}: {type(e).__name__}: {e}") from None
+        raise UserError(f"cannot load {option} {path}: {type(e).__name__}: {e}") from None
     if not isinstance(model, keras.Model) or len(model.inputs) != 1:
-        raise UserError(f"--weights {path} is not a network with one image input")
+        raise UserError(f"{option} {path} is not a network with one image input")
     return model
+
+
+def has_preprocess_layer(model: keras.Model) -> bool:
+    """Whether ``model`` normalises raw pixels itself (its ``preprocess`` layer)."""
+    return any(layer.name == PREPROCESS_LAYER for layer in model.layers)
+
+
+def _clone(
+    source: keras.Model,
+    inputs: keras.KerasTensor,
+    normalization: str | None,
+    clone_function: Any = None,
+) -> keras.Model:
+    """``source`` cloned onto ``inputs``; with ``normalization`` (a ``DATASET_STATS`` key), a
+    ``preprocess`` layer first, in the same graph (so that the pooled features stay reachable)."""
+    kwargs: dict[str, Any] = {"input_tensors": inputs}
+    if clone_function is not None:
+        kwargs["clone_function"] = clone_function
+    if normalization is not None:
+        normalized = normalization_layer(normalization)(inputs)
+
+        def call(layer: keras.layers.Layer, *args: Any, **kw: Any) -> Any:
+            return layer(*(normalized if a is inputs else a for a in args), **kw)
+
+        kwargs["call_function"] = call
+    with keras_preact.deep_graph_recursion():
+        clone = keras.models.clone_model(source, **kwargs)
+    if normalization is not None and not has_preprocess_layer(clone):
+        raise RuntimeError(f"the {PREPROCESS_LAYER!r} layer was not put in front of {source.name}")
+    return clone
+
+
+def with_normalization(model: keras.Model, normalization: str | None) -> keras.Model:
+    """``model`` with a ``preprocess`` layer of ``normalization``'s statistics in front (the same
+    weights), or ``model`` itself when ``normalization`` is None."""
+    if normalization is None:
+        return model
+    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name=model.inputs[0].name)
+    clone = _clone(model, inputs, normalization)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def _rebuild(layer: keras.layers.Layer, weight_decay: float, sync_bn: bool) -> keras.layers.Layer:
@@ -77,19 +131,21 @@ def features_model(
     input_shape: tuple[int, int, int] | None = None,
     weight_decay: float = 0.0,
     synchronized_bn: bool = False,
+    normalization: str | None = None,
 ) -> keras.Model:
     """``source`` up to its pooled features, rebuilt under the current dtype policy with an L2
     penalty of ``weight_decay / 2`` on every kernel and ``input_shape`` (default: the source's),
-    and with the source's weights."""
+    and with the source's weights; with ``normalization`` (a ``DATASET_STATS`` key, for a source
+    without its own ``preprocess`` layer), that normalisation first."""
     shape = tuple(input_shape or source.inputs[0].shape[1:])
     inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
     try:
-        with keras_preact.deep_graph_recursion():
-            clone = keras.models.clone_model(
-                source,
-                input_tensors=inputs,
-                clone_function=lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
-            )
+        clone = _clone(
+            source,
+            inputs,
+            normalization,
+            lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
+        )
     except (ValueError, TypeError) as e:
         raise UserError(f"cannot rebuild {source.name!r} for fine-tuning: {e}") from None
     names = [layer.name for layer in clone.layers]
@@ -123,14 +179,20 @@ def from_file(
     weight_decay: float,
     synchronized_bn: bool = False,
     freeze: str = "none",
+    model: str | None = None,
+    normalization: str | None = None,
 ) -> keras.Model:
-    """The network in ``path`` with a new classifier over ``classes`` (build inside the strategy's
-    scope and dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``)."""
+    """The network in ``path`` (or, for published weights such as ``imagenet``, ``model`` with
+    them: ``named``) with a new classifier over ``classes`` (build inside the strategy's scope and
+    dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``); with
+    ``normalization``, that dataset's normalisation first (``features_model``)."""
+    source = named(model, path) if model is not None and is_named(path) else load(path)
     body = features_model(
-        load(path),
+        source,
         input_shape=input_shape,
         weight_decay=weight_decay,
         synchronized_bn=synchronized_bn,
+        normalization=normalization,
     )
     return with_classifier(body, classes, weight_decay=weight_decay, freeze=freeze)
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import UserError
+from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_to_add
+from keras_preact.weights import is_named
 from training import data, recipes
 
 TFDS_PREFIX = "tfds:"
@@ -30,6 +32,8 @@ AUGMENTATIONS = ("scale", "inception", "none")
 """Values of ``--augmentation`` (see ``training.feed_images``)."""
 
 DEFAULT_IMAGE_SIZE = 224
+MAX_IMAGE_SIZE = 4096
+"""The largest crop side a run takes (a batch of larger crops does not fit in memory)."""
 PREPROCESSING = "imagenet"
 """The statistics the model's first layer standardises raw pixels with (ImageNet's)."""
 
@@ -42,7 +46,10 @@ class ImageOptions:
     where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
     the square crop the network sees (default 224, or the input size of ``weights``).
     ``augmentation``: ``training.feed_images.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
-    lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced).
+    lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced), or published
+    weights of the run's model (``imagenet``: ``keras_preact.list_weights``); ``preprocessing``: how
+    it normalises raw pixels (``keras_preact.preprocessing.PREPROCESSING_CHOICES``; None:
+    ``auto``, its own ``preprocess`` layer, which published weights always bring).
     """
 
     data: str
@@ -53,6 +60,7 @@ class ImageOptions:
     color_augment: bool = True
     weights: str | None = None
     manual_dir: str | None = None
+    preprocessing: str | None = None
 
     @property
     def tfds_name(self) -> str | None:
@@ -61,7 +69,10 @@ class ImageOptions:
 
     def identity(self) -> dict[str, Any]:
         """The options that decide the result (``manual_dir`` is only where archives are)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "manual_dir"}
+        settings = dataclasses.asdict(self)
+        if self.preprocessing in (None, "auto"):  # as before the option: earlier runs resume
+            del settings["preprocessing"]
+        return {k: v for k, v in settings.items() if k != "manual_dir"}
 
     def check(self) -> CheckedImages:
         """These options checked, with the crop size resolved (the input size of ``weights`` read
@@ -85,24 +96,55 @@ class ImageOptions:
             raise UserError(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
         if self.image_size is not None and self.image_size < 32:
             raise UserError(f"--image-size must be at least 32 pixels, got {self.image_size}")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise UserError(
+                f"--image-size must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
+            )
         if self.augmentation not in AUGMENTATIONS:
             raise UserError(
                 f"unknown augmentation {self.augmentation!r}: choose one of "
                 f"{', '.join(AUGMENTATIONS)}"
             )
+        if self.weights is None:
+            if self.preprocessing is not None:
+                raise UserError(
+                    "--preprocessing applies to the network of --weights (a new network "
+                    f"normalises its input with {PREPROCESSING}'s statistics itself)"
+                )
+            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE)
+        if is_named(self.weights):
+            # Published weights bring their own preprocess layer (they set the normalisation).
+            normalization = normalization_to_add(
+                self.preprocessing or "auto", has_layer=True, model_name=self.weights
+            )
+            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE, normalization)
         # The file exists and is a .keras model; the crop is the size it takes unless given.
-        weights_size = keras_input_size(self.weights) if self.weights is not None else None
-        return CheckedImages(self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE)
+        weights_size = keras_input_size(self.weights)
+        if weights_size is not None and self.image_size is None and weights_size > MAX_IMAGE_SIZE:
+            raise UserError(
+                f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
+                f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+            )
+        normalization = normalization_to_add(
+            self.preprocessing or "auto",
+            has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),
+            model_name=Path(self.weights).name,
+        )
+        return CheckedImages(
+            self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE, normalization
+        )
 
 
 @dataclass(frozen=True)
 class CheckedImages:
     """``ImageOptions`` checked (what ``ImageOptions.check`` returns) and the side of the square
     crop the network sees: ``image_size``, else the input size of ``weights`` when it has one,
-    else 224."""
+    else 224; ``normalization``: the ``DATASET_STATS`` key put in front of ``weights``' network
+    (``--preprocessing``), None when it normalises its input itself or takes raw pixels."""
 
     options: ImageOptions
     image_size: int
+    normalization: str | None = None
 
 
 def check_recipe(options: ImageOptions | None, recipe: recipes.Recipe) -> None:
@@ -115,21 +157,39 @@ def check_recipe(options: ImageOptions | None, recipe: recipes.Recipe) -> None:
         )
 
 
+def _keras_layers(path: str, option: str = "--weights") -> list[dict[str, Any]]:
+    """The layer configurations in a ``.keras`` file's ``config.json`` (the model is not built);
+    ``UserError`` naming ``option`` when the file is missing or not a ``.keras`` archive."""
+    file = Path(path).expanduser()
+    if file.is_dir():
+        raise UserError(f"{option} {path} is a folder, not a .keras model file")
+    if not file.is_file():
+        raise UserError(f"{option} {path}: file not found")
+    try:
+        if file.suffix != ".keras" or not zipfile.is_zipfile(file):
+            raise UserError(f"{option} {path} is not a .keras model file (a zip archive)")
+        with zipfile.ZipFile(file) as archive:
+            config = json.loads(archive.read("config.json"))
+        layers = config["config"]["layers"]
+        if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+            raise TypeError("its layers are not a list of layer configurations")
+    except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as e:
+        raise UserError(f"{option} {path} is not a readable .keras model file: {e}") from None
+    return layers
+
+
+def keras_layer_names(path: str, option: str = "--weights") -> set[str]:
+    """The names of the top-level layers of a ``.keras`` file's model (not built)."""
+    return {
+        layer.get("name") or layer.get("config", {}).get("name")
+        for layer in _keras_layers(path, option)
+    }
+
+
 def keras_input_size(path: str) -> int | None:
     """The square input size a ``.keras`` file's model takes (None when not fixed or not square),
     read from the archive's ``config.json`` without building the model."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"--weights {path}: file not found")
-    if file.suffix != ".keras" or not zipfile.is_zipfile(file):
-        raise UserError(f"--weights {path} is not a .keras model file (a zip archive)")
-    try:
-        with zipfile.ZipFile(file) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, ValueError, OSError) as e:
-        raise UserError(f"--weights {path} is not a readable .keras file: {e}") from None
-    layers = config.get("config", {}).get("layers", [])
-    for layer in layers:
+    for layer in _keras_layers(path):
         if layer.get("class_name") == "InputLayer":
             shape = layer.get("config", {}).get("batch_shape") or []
             if len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_preact import image_limits
 from keras_preact.cli import UserError
 from training.checked_images import CheckedImages
 
@@ -112,20 +113,68 @@ def is_image_name(name: str) -> bool:
 
 def class_folders(directory: Path) -> dict[str, Path]:
     """The class folders of ``directory`` (its visible subfolders), by name, sorted."""
+    return _entries(directory)[0]
+
+
+def _entries(directory: Path) -> tuple[dict[str, Path], list[Path]]:
+    """``(class folders by name, other visible entries)`` of ``directory``, sorted."""
     try:
-        entries = sorted(directory.iterdir())
+        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     except OSError as e:
         raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
-    return {p.name: p for p in entries if p.is_dir() and not p.name.startswith(".")}
+    folders = {p.name: p for p in entries if p.is_dir()}
+    return folders, [p for p in entries if p.name not in folders]
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Every visible file below ``folder``, in sorted order (links followed)."""
-    for current, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(current) / name
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    """The real directory behind ``path`` (links followed), or None when it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+@dataclass
+class _Walk:
+    """The real directories a scan has reached (the root, the split folders, the class folders,
+    and every folder below them), so that each is listed once: a link back to one of them (a
+    loop, or a link into another class) is skipped and recorded (paths relative to ``root``)."""
+
+    root: Path
+    seen: set[tuple[int, int]] = field(default_factory=set)
+    skipped: list[str] = field(default_factory=list)
+
+    def claim(self, path: Path) -> bool:
+        """Whether ``path`` leads to a directory not reached before (now it is)."""
+        key = _identity(path)
+        if key is None:
+            return True  # unreadable: os.walk reports nothing below it
+        if key in self.seen:
+            self.skipped.append(_relative(path, self.root))
+            return False
+        self.seen.add(key)
+        return True
+
+    def files(self, folder: Path) -> Iterator[Path]:
+        """Every visible file below the class folder ``folder``, in sorted order: links are
+        followed, folders already reached are not entered again."""
+        for current, dirs, files in os.walk(folder, followlinks=True):
+            dirs[:] = [
+                d for d in sorted(dirs) if not d.startswith(".") and self.claim(Path(current) / d)
+            ]
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield Path(current) / name
+
+    def note(self) -> tuple[str, ...]:
+        """The line that says which linked folders were skipped (none: no line)."""
+        if not self.skipped:
+            return ()
+        return (
+            f"skipped {_count(len(self.skipped), 'linked folder')} already in the scan "
+            f"({_listing(self.skipped)})",
+        )
 
 
 @dataclass
@@ -134,19 +183,57 @@ class _Listing:
 
     files: dict[str, list[str]]  # class name -> image paths
     not_images: list[str]
+    outside: list[str] = field(default_factory=list)  # entries beside the class folders
 
 
-def _list(directory: Path, root: Path) -> _Listing:
+def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
+    """The files of the class folders of ``directory``; ``walk`` holds the folders reached."""
     listing = _Listing({}, [])
-    for name, folder in class_folders(directory).items():
+    folders, others = _entries(directory)
+    listing.outside = [_relative(p, root) for p in others]
+    check_class_names(folders, root)
+    claimed = {name: walk.claim(folder) for name, folder in folders.items()}
+    for name, folder in folders.items():
         images = []
-        for path in _walk(folder):
-            if is_image_name(path.name):
+        for path in walk.files(folder) if claimed[name] else ():
+            # Only regular files (links followed): reading a pipe or a device never ends.
+            if is_image_name(path.name) and path.is_file():
                 images.append(str(path))
             else:
                 listing.not_images.append(str(path.relative_to(root)))
         listing.files[name] = images
     return listing
+
+
+def check_class_names(folders: dict[str, Path], root: Path) -> None:
+    """``UserError`` naming a class folder whose name cannot be a line of ``labels.txt`` (a line
+    break or other control character, spaces at either end, bytes that are not UTF-8), or two
+    names that differ only in case (one class on a case-insensitive disk)."""
+    for name in folders:
+        bad = (
+            name != name.strip()
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)
+            or len(name.splitlines()) != 1
+        )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            bad = True
+        if bad:
+            raise UserError(
+                f"class folder {_relative(folders[name], root)!r} has a name that cannot be a line of labels.txt (a line "
+                "break, control character, space at either end or bytes that are not UTF-8): "
+                "rename it"
+            )
+    by_case: dict[str, list[str]] = {}
+    for name in folders:
+        by_case.setdefault(name.casefold(), []).append(name)
+    twins = [names for names in by_case.values() if len(names) > 1]
+    if twins:
+        raise UserError(
+            f"{root}: class folders whose names differ only in case: {', '.join(sorted(twins[0]))}"
+            " (one class on a case-insensitive disk): merge or rename them"
+        )
 
 
 def find_splits(root: Path, *, training: bool) -> tuple[Path, Path | None, str]:
@@ -193,11 +280,20 @@ def scan(
             raise UserError(
                 f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
             )
-    train = _list(train_dir, root)
-    val = _list(val_dir, root) if val_dir is not None else _Listing({}, [])
+    walk = _Walk(root)
+    for directory in (root, train_dir, val_dir):
+        if directory is not None:
+            walk.claim(directory)
+    train = _list(train_dir, root, walk)
+    val = _list(val_dir, root, walk) if val_dir is not None else _Listing({}, [])
     problems = []
     if not train.files:
         problems.append(f"no class folders in {train_dir}")
+    elif len(train.files) == 1:
+        problems.append(
+            f"only one class folder in {train_dir} ({next(iter(train.files))}): a classifier "
+            "needs at least two classes"
+        )
     empty = [
         _relative(folder, root)
         for listing, directory in ((train, train_dir), (val, val_dir))
@@ -229,7 +325,7 @@ def scan(
     if val_split is not None:
         train_split, val_split_images = hold_out(train_split, val_split)
         val_name = f"split {val_split:g}"
-    notes = []
+    notes = [*_outside_note(train.outside + val.outside), *walk.note()]
     missing = sorted(set(class_names) - set(val.files)) if val_dir is not None else []
     if missing:
         notes.append(f"no validation images of {_listing(missing)}")
@@ -258,7 +354,10 @@ def scan_eval(
     ``scan``."""
     root = Path(root).expanduser().absolute()
     _, directory, name = find_splits(root, training=False)
-    listing = _list(directory, root)  # type: ignore[arg-type]
+    walk = _Walk(root)
+    walk.claim(root)
+    walk.claim(directory)  # type: ignore[arg-type]
+    listing = _list(directory, root, walk)  # type: ignore[arg-type]
     if not listing.files:
         raise UserError(f"no class folders in {directory}")
     names = tuple(class_names) if class_names is not None else tuple(listing.files)
@@ -274,7 +373,18 @@ def scan_eval(
     split = _split(listing.files, {n: i for i, n in enumerate(names)})
     (split,), skipped = _decodable((split,), root, skip_bad_images, log)
     empty_split = Split((), np.zeros((0,), np.int64))
-    return FolderScan(root, names, empty_split, split, name, tuple(listing.not_images), skipped)
+    notes = (*_outside_note(listing.outside), *walk.note())
+    return FolderScan(
+        root, names, empty_split, split, name, tuple(listing.not_images), skipped, notes
+    )
+
+
+def _outside_note(paths: Sequence[str]) -> tuple[str, ...]:
+    """The line that says which files lie beside the class folders (none: no line)."""
+    if not paths:
+        return ()
+    what = "file" if len(paths) == 1 else "files"
+    return (f"left out {len(paths):,} {what} outside the class folders ({_listing(paths)})",)
 
 
 def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
@@ -331,12 +441,36 @@ def _decodable(
     if not bad:
         return list(splits), ()
     shown = [_relative(Path(p), root) for p in bad]
+    oversized = _oversized(bad, root)
     if not skip_bad_images:
         raise UserError(
-            f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}; "
-            "fix or remove them, or pass --skip-bad-images to leave them out"
+            f"{_count(len(bad), 'image')} in {root} cannot be decoded: {_listing(shown)}"
+            f"{oversized}; fix or remove them, or pass --skip-bad-images to leave them out"
         )
+    if oversized:
+        log(f"data: skipping images{oversized}")
     return [_without(split, bad) for split in splits], tuple(shown)
+
+
+def _oversized(bad: Sequence[str], root: Path) -> str:
+    """`` (a.png: 14000 x 14000 pixels, ...: over the limit of N decoded pixels)`` for the images
+    of ``bad`` that failed the scan by their size (``keras_preact.image_limits``), else ``""``."""
+    import tensorflow as tf
+
+    limit, sizes = image_limits.max_pixels(), []
+    for path in bad:
+        try:
+            height, width = (int(n) for n in image_limits.header_size(tf.io.read_file(path)))
+        except (tf.errors.OpError, ValueError):
+            continue
+        if height * width > limit:
+            sizes.append(f"{_relative(Path(path), root)}: {width} x {height} pixels")
+    if not sizes:
+        return ""
+    return (
+        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, "
+        f"${image_limits.ENVIRONMENT_VARIABLE})"
+    )
 
 
 def _undecodable_remembered(
@@ -344,7 +478,8 @@ def _undecodable_remembered(
 ) -> list[str]:
     import tensorflow as tf
 
-    checked = CheckedImages(root, f"tensorflow {tf.__version__}", log)
+    decoder = f"tensorflow {tf.__version__}, at most {image_limits.max_pixels()} pixels"
+    checked = CheckedImages(root, decoder, log)
     unchanged, stats = checked.unchanged(paths)
     todo = [p for p in paths if p not in unchanged]
     if unchanged:

@@ -19,6 +19,7 @@ import keras
 
 import keras_preact
 from keras_preact.cli import UserError
+from keras_preact.weights import is_named
 
 CIFAR_INPUT = (32, 32, 3)
 """The input of a CIFAR network (``build_model``'s default)."""
@@ -62,7 +63,7 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
         raise UserError(str(e)) from None
     build = {k: v for k, v in options.items() if k != "unit"}
     weights = build.pop("weights", None)
-    if weights is not None and not os.path.isfile(weights):
+    if weights is not None and not is_named(weights) and not os.path.isfile(weights):
         raise UserError(f"model option weights={weights!r}: no such file")
     if info.plain and build.get("shortcut", "none") != "none":
         raise UserError(f"{info.key} has no shortcuts; got shortcut={build['shortcut']!r}")

@@ -24,7 +24,9 @@ from typing import Any
 import keras
 
 import keras_preact
+from keras_preact import weights as weights_lib
 from keras_preact.cli import UserError
+from keras_preact.weights import is_named
 from training import callbacks as cb
 from training import data, image_data, recipes, report, rundir, strategy
 from training import model as model_lib
@@ -138,6 +140,19 @@ class Resolved:
         }
 
 
+def _check_named_weights(name: str, weights: str) -> None:
+    """``UserError`` now, before any data is read, when published ``weights`` do not fit the
+    network ``name`` with its default arguments (``keras_preact.weights.choose``)."""
+    info, _ = model_lib.resolve(name, {})
+    arch = keras_preact.architecture(
+        info.depth, info.version, info.family, info.unit, shortcut=info.shortcut
+    )
+    try:
+        weights_lib.choose(weights, arch, model_name=info.key)
+    except ValueError as e:
+        raise UserError(f"--weights {weights}: {e}") from None
+
+
 def check(config: TrainConfig) -> Resolved:
     """Validate every setting that can be checked without data or devices and resolve the recipe,
     the model, the images' options and the strategy (``UserError`` naming the first bad
@@ -158,6 +173,8 @@ def check(config: TrainConfig) -> Resolved:
         raise UserError("--model-option applies to new networks, not to one loaded with --weights")
     else:
         model, model_options = None, {}
+        if is_named(config.images.weights):
+            _check_named_weights(config.model, config.images.weights)
     plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
@@ -297,6 +314,8 @@ def compile_model(
                 weight_decay=recipe.weight_decay,
                 synchronized_bn=runtime.sync_bn,
                 freeze=recipe.freeze,
+                model=resolved.config.model,
+                normalization=resolved.images.normalization,  # type: ignore[union-attr]
             )
         else:
             model = model_lib.build_model(

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_preact.cli import UserError
 from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
+from keras_preact.preprocessing import normalization_to_add
 
 PROTOCOLS = ("center", "10crop", "multiscale")
 """Values of ``python -m training.evaluate --protocol``."""
@@ -136,6 +137,7 @@ def probabilities(
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     read = _read(source)
+    batch = max(1, min(batch, source.count))  # tf.data sizes its buffers by the batch asked for
     images = source.ordered().map(lambda payload, label: (read(payload), label))
     probs, labels = [], []
     if protocol == "multiscale":
@@ -201,6 +203,7 @@ def evaluate(
     *,
     protocol: str = "center",
     label_names: Sequence[str] | None = None,
+    preprocessing: str = "auto",
     per_class: bool = False,
     batch: int = 32,
     skip_bad_images: bool = False,
@@ -208,18 +211,34 @@ def evaluate(
     manual_dir: str | None = None,
     output: Path | None = None,
     log: Callable[[str], None] = lambda line: None,
+    weights: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``.keras`` network at ``model_path`` on ``data`` (a folder: its ``val/`` or its
+    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``, the keras-preact model
+    it names with those published weights: ``training.finetune.named``) on ``data`` (a folder: its ``val/`` or its
     class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
     with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
-    to outputs (default: the sorted folder names); ``log`` hears how the scan of a large folder
+    to outputs (default: the sorted folder names); ``preprocessing`` says how the network
+    normalises raw pixels (``keras_preact.preprocessing.normalization_to_add``: a network without
+    its own ``preprocess`` layer needs a choice); ``log`` hears how the scan of a large folder
     goes. ``UserError`` for bad input, before the network runs."""
     from training import feed_images, finetune, rundir
-    from training.image_data import TFDS_DATASETS, TFDS_PREFIX
+    from training.image_data import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
 
-    if not model_path.is_file():
-        raise UserError(f"--model {model_path}: file not found")
-    model = finetune.load(str(model_path))
+    if weights is not None:
+        model = finetune.named(str(model_path), weights)
+    else:
+        if model_path.is_dir():
+            raise UserError(f"--model {model_path} is a folder, not a .keras model file")
+        if not model_path.is_file():
+            raise UserError(f"--model {model_path}: file not found")
+        if model_path.suffix == ".keras":  # the archive checked first: Keras says "File not found"
+            keras_layer_names(str(model_path), option="--model")
+        model = finetune.load(str(model_path), option="--model")
+    has_layer = finetune.has_preprocess_layer(model)
+    normalization = normalization_to_add(
+        preprocessing, has_layer=has_layer, model_name=model.name if weights else model_path.name
+    )
+    model = finetune.with_normalization(model, normalization)
     shape = tuple(model.inputs[0].shape[1:])
     classes = model.outputs[0].shape[-1]
     if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
@@ -241,6 +260,8 @@ def evaluate(
         from training.image_folder import scan_eval
 
         found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
+        if found.notes:
+            log(f"data: {found.summary()}")
         names, origin, skipped = (
             found.class_names,
             f"{found.root} ({found.val_source})",
@@ -255,12 +276,14 @@ def evaluate(
     probs, labels = probabilities(model, source, protocol, crop, batch)
     result: dict[str, Any] = {
         "model": str(model_path),
+        "weights": weights,
         "data": origin,
         "protocol": protocol,
         "image_size": crop,
         "resize": scaled(RESIZE, crop) if protocol != "multiscale" else None,
         "scales": [scaled(s, crop) for s in SCALES] if protocol == "multiscale" else None,
         "classes": classes,
+        "preprocessing": normalization or ("model" if has_layer else "none"),
         "skipped_images": list(skipped),
         **errors(probs, labels, names if per_class else None),
     }

@@ -71,6 +71,13 @@ GATED_WARMUP_MODES = ("auto", "on", "off")
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
 
+MAX_EPOCHS = 1_000_000
+"""The longest training length in epochs a recipe takes."""
+MAX_STEPS = 2**31 - 1
+"""The most optimizer steps (and reference iterations) a run takes: beyond, step counters and the
+learning-rate schedules overflow."""
+"""Reference iterations over which the training error is averaged to end the gated warm-up."""
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -145,6 +152,14 @@ class Recipe:
             ),
             (self.iterations is None or self.iterations >= 1, "iterations must be at least 1"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
+            (
+                self.iterations is None or self.iterations <= MAX_STEPS,
+                f"iterations must be at most {MAX_STEPS}, got {self.iterations}",
+            ),
+            (
+                self.epochs is None or self.epochs <= MAX_EPOCHS,
+                f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}",
+            ),
             (
                 self.schedule in SCHEDULES,
                 f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}",
@@ -348,6 +363,11 @@ def plan(
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
     epochs, length = _length(recipe, steps_per_epoch)
+    if epochs * steps_per_epoch > MAX_STEPS:
+        raise UserError(
+            f"{epochs} epochs of {steps_per_epoch} steps: more than {MAX_STEPS} steps; train "
+            "fewer epochs or with a larger batch"
+        )
     boundaries = tuple(round(f * length) for f in recipe.lr_decay_at)
     warmup_steps = round(recipe.warmup_epochs * num_examples / batch)
     gated = uses_gated_warmup(recipe, model)
@@ -393,9 +413,15 @@ def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar
     def epoch(step: int) -> str:
         return f"{step / schedule.steps_per_epoch:.3g}"
 
-    lr = f"lr {schedule.peak_lr:.3g}"
+    # The rates as they will run: decays that fall on one step merged, those before the first
+    # step (or the end of the warm-up) in the starting rate, those after the last step left out,
+    # and a decay by a factor of 1 is no change.
+    start = schedule.lr_at(schedule.warmup_steps)
+    lr = f"lr {start:.3g}"
     if schedule.warmup_steps:
         lr = f"lr from 0 to {schedule.peak_lr:.3g} by epoch {epoch(schedule.warmup_steps)}"
+        if start != schedule.peak_lr:
+            lr += f", {start:.3g} from then"
     if schedule.gated_lr is not None:
         lr = (
             f"lr {schedule.gated_lr:.3g} until the training error is below "
@@ -408,13 +434,21 @@ def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar
             f", x{schedule.decay_factor:.3g} after {schedule.plateau_patience} epochs without a "
             "lower validation error"
         )
-    for boundary in schedule.boundaries:
-        lr += f", {schedule.lr_at(boundary):.3g} from epoch {epoch(boundary)}"
+    current, changes = start, 0
+    for boundary in sorted(set(schedule.boundaries)):
+        if not schedule.warmup_steps < boundary < schedule.total_steps:
+            continue
+        rate = schedule.lr_at(boundary)
+        if rate != current:
+            lr += f", {rate:.3g} from epoch {epoch(boundary)}"
+            current, changes = rate, changes + 1
+    if schedule.kind == "step" and not changes:
+        lr += ", constant"
     unit = "epoch" if schedule.epochs == 1 else "epochs"
-    return (
-        f"recipe {recipe.name!r} compressed to {schedule.epochs} {unit} (its full length: "
-        f"{full} epochs): {lr}"
-    )
+    # A recipe whose rate never decays has no schedule that the shorter length compresses.
+    decays = recipe.schedule != "step" or recipe.lr_decay_factor != 1
+    full_length = f" (its full length: {full} epochs)" if decays else ""
+    return f"recipe {recipe.name!r} compressed to {schedule.epochs} {unit}{full_length}: {lr}"
 
 
 def make_optimizer(

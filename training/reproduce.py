@@ -41,7 +41,8 @@ outputs (in --output, default runs/reproduce/EXPERIMENT, or runs/reproduce/EXPER
 run folder per network (what python -m training.cifar writes), table.md and table.json (the
 paper's test error beside the measured test, best test and training errors, in %) and figure.png
 (the paper's training curves). A finished run is reused, an unfinished one resumes: re-running a
-killed command continues where it stopped. A folder holding another run is never overwritten.
+killed command continues where it stopped. A folder holding another run is never overwritten, nor
+are table files that another experiment (or anything else) wrote: --overwrite replaces those.
 Exit status 1 when a run failed or the experiment's finding does not hold.
 """
 
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         "at the paper scale)",
     )
     p.add_argument("--epochs", type=int, help="train every run this many epochs instead")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace table.md, table.json and figure.png in --output although another "
+        "experiment (or anything else) wrote them; without it they are never overwritten",
+    )
     p.add_argument(
         "--no-table",
         dest="table",
@@ -198,8 +205,10 @@ def _reproduce(args: argparse.Namespace) -> int:
         native_logs=args.native_logs,
     )
     devices: list[str] = []
-    if args.devices and not args.list:
+    if args.devices:
         campaign_lib.get_experiment(args.experiment)  # name errors first, before the GPU count
+        campaign_lib.check_devices(args.devices)
+    if args.devices and not args.list:
         devices = campaign_lib.resolve_devices(args.devices, campaign_lib.count_gpus())
         # This process only plans and draws: the GPUs are the runs'.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -207,6 +216,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.list:
         print(listing(campaign))
         return 0
+    if args.table:
+        tables.check_outputs(campaign.output, campaign.experiment, overwrite=args.overwrite)
     remaining = campaign.to_train()
     reused = len(campaign.selected) - len(remaining)
     print(

@@ -19,12 +19,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keras_preact.cli import UserError
 from training import experiments as ex
 from training import report, rundir
 
 TABLE_MD = "table.md"
 TABLE_JSON = "table.json"
 FIGURE = "figure.png"
+OUTPUTS = (TABLE_MD, TABLE_JSON, FIGURE)
+"""The files ``write`` writes into an experiment's folder."""
+
+
+def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = False) -> None:
+    """``UserError`` (one line, before anything trains) when ``write`` would replace a file of
+    ``OUTPUTS`` in ``output`` that this experiment did not write: another experiment's table, or
+    a file of the user's (as a run folder holding another run is never overwritten). Its own
+    table (``table.json`` naming it, ``table.md`` headed by its name; ``figure.png`` beside
+    either) is drawn again; ``overwrite`` replaces the others. A folder in the way is refused
+    whatever ``overwrite`` says."""
+    paths = [output / name for name in OUTPUTS]
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise UserError(
+                f"{path} is a folder, not a file of the table: move it away or choose another "
+                "--output"
+            )
+    if overwrite:
+        return
+    own = {TABLE_JSON: _own_json(output / TABLE_JSON, experiment)}
+    own[TABLE_MD] = _own_markdown(output / TABLE_MD, experiment)
+    own[FIGURE] = own[TABLE_JSON] or own[TABLE_MD]
+    for path in paths:
+        if path.exists() and not own[path.name]:
+            raise UserError(
+                f"{path} was not written by training.reproduce {experiment.name}, and it is "
+                "never overwritten: move it away, choose another --output, or pass --overwrite "
+                "to replace it"
+            )
+
+
+def _own_json(path: Path, experiment: ex.Experiment) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("experiment") == experiment.name
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _own_markdown(path: Path, experiment: ex.Experiment) -> bool:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline().startswith(f"# {experiment.name}: ")
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass

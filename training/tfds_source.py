@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from keras_preact.cli import UserError
-from keras_preact.datasets import LABEL_NAMES
+from keras_preact.labels import label_names
 from training.data import CifarArrays, make_arrays
 
 # What tfds' cifar builders download (tensorflow_datasets/image_classification/cifar.py).
@@ -101,7 +101,7 @@ def _unavailable(dataset: str, data_dir: Path, host: str) -> UserError:
 def _label_names(builder, dataset: str) -> tuple[str, ...]:
     """The names tfds recorded when it prepared the dataset; the official ones when it has only digits."""
     names = tuple(builder.info.features["label"].names)
-    return LABEL_NAMES[dataset] if names == tuple(map(str, range(len(names)))) else names
+    return label_names(dataset) if names == tuple(map(str, range(len(names)))) else names
 
 
 def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:

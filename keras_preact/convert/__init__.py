@@ -80,13 +80,21 @@ class CheckpointPlan:
     checkpoint: Checkpoint
     source: SourceArchitecture
     classifier: str
+    placement: tuple[dict, int] | None = dataclasses.field(default=None, repr=False)
+    """The checkpoint's tensors placed into keras-preact's layers, and the counters ignored
+    (``place`` of the layout), once a plan has checked that every tensor has a place."""
 
     def load_into(self, model: keras.Model) -> Assignment:
         """Place every tensor into ``model`` (a ValueError, and nothing set, if any does not fit)."""
-        placed, ignored = LAYOUTS[self.source.layout].place(self.checkpoint.tensors, self.source)
+        placed, ignored = self.placement or _place(self.checkpoint, self.source)
         return assign(
             model, placed, source=self.source, classifier=self.classifier, ignored=ignored
         )
+
+
+def _place(checkpoint: Checkpoint, source: SourceArchitecture) -> tuple[dict, int]:
+    """Every tensor placed by the source's layout (a ValueError naming those without a place)."""
+    return LAYOUTS[source.layout].place(checkpoint.tensors, source)
 
 
 def plan_checkpoint(
@@ -105,8 +113,9 @@ def plan_checkpoint(
     number of classes is refused (naming ``classes=N``) rather than its classifier replaced.
 
     Raises:
-        ValueError: unreadable checkpoint, layout not understood, or a checkpoint that needs
-            other arguments (one line naming them, and the factory call that builds it).
+        ValueError: unreadable checkpoint, values that cannot be weights, layout not understood,
+            a tensor without a place, or a checkpoint that needs other arguments (one line
+            naming them, and the factory call that builds it).
     """
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = read_checkpoint(checkpoint)
@@ -124,9 +133,9 @@ def plan_checkpoint(
             f"{k}={v!r} (the model has {k}={have!r})" for k, (v, have) in needs.items()
         )
         raise ValueError(f"{what}; {name} needs {listed}: build {_factory_call(source)}")
-    return CheckpointPlan(
-        checkpoint, source, _classifier(source, include_top, classes, classes_given, what)
-    )
+    classifier = _classifier(source, include_top, classes, classes_given, what)
+    # Tensors without a place are refused now, before the model is built.
+    return CheckpointPlan(checkpoint, source, classifier, _place(checkpoint, source))
 
 
 _VERSION_WORDS = {"v1": "post-activation", "v2": "pre-activation"}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from keras_preact.convert.readers import COUNTERS
+
 if TYPE_CHECKING:
     import keras
 
@@ -168,7 +170,7 @@ TORCH_PARAMETERS = {
     },
     "dense": {"weight": "kernel", "bias": "bias"},
 }
-TORCH_IGNORED = ("num_batches_tracked",)  # a counter of training steps, no part of the function
+TORCH_IGNORED = COUNTERS  # counters of training steps, no part of the function
 
 
 def torch_to_keras(kind: str, role: str, array: np.ndarray) -> Placed | None:

@@ -65,7 +65,9 @@ def measure_parity(conversion, count: int = 8) -> Parity:
     """Run the conversion's model and the source on ``count`` sample images; compare logits.
 
     Raises ``SourceUnavailable`` where the source framework is not installed, defines no
-    network for the layout, or the model does not carry the checkpoint's classifier.
+    network for the layout, or the model does not carry the checkpoint's classifier; a
+    ``ValueError`` where the source itself computes NaN or infinite logits (a broken
+    checkpoint, not a failed conversion).
     """
     if conversion.loaded.classifier != "loaded":
         raise SourceUnavailable("the model does not carry the checkpoint's classifier")
@@ -80,6 +82,11 @@ def measure_parity(conversion, count: int = 8) -> Parity:
     logits = keras.Model(model.input, model.get_layer("logits").output)
     ours = np.asarray(logits(pixels if conversion.preprocessing else normalised, training=False))
     theirs = np.asarray(run_source(normalised))
+    if not np.isfinite(theirs).all():
+        raise ValueError(
+            f"{against} itself computes non-finite logits from {conversion.checkpoint.path!r} on "
+            "the sample images: the checkpoint is broken (its values overflow), not the conversion"
+        )
     return Parity(
         max_abs_diff=float(np.abs(ours - theirs).max()),
         max_abs_logit=float(np.abs(theirs).max()),

@@ -5,6 +5,9 @@ end to end by ``python -m export``, and trained by ``training``."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -24,6 +27,8 @@ from convert_helpers import (
 import keras_preact as kp
 from keras_preact.convert.__main__ import main
 from keras_preact.convert.sources import import_torchvision_models
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(args, capsys) -> tuple[int, str, str]:
@@ -152,6 +157,7 @@ BAD = {
     "unknown option_a": (["{ckpt}", "--option-a", "middle"], "unknown option_a 'middle'"),
     "not .keras": (["{ckpt}", "--output", "{tmp}/model.h5"], "must end in .keras"),
     "missing checkpoint": (["{tmp}/none.pth"], "checkpoint not found"),
+    "directory checkpoint": (["{tmp}"], "is a directory, not a checkpoint file"),
     "bad classes": (["{ckpt}", "--classes", "0"], "--classes must be a positive integer"),
 }  # fmt: skip
 
@@ -170,3 +176,85 @@ def test_bad_input_one_line_exit_2_nothing_written(akamaster, tmp_path, capsys):
         assert code == 2 and out == "", case
         assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (case, err)
         assert sorted(p.name for p in tmp_path.iterdir()) == before, case  # nothing written
+
+
+def _refused(code: int, out: str, err: str, *words: str) -> None:
+    """Exit 2, one ``error:`` line holding ``words``, nothing printed on stdout."""
+    assert code == 2 and out == "", (code, out, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, (word, err)
+
+
+def test_broken_weights_are_refused_with_and_without_the_source_framework(tmp_path, capsys):
+    """NaN weights: exit 2 naming the tensor, nothing written, whether parity can be measured
+    (torchvision installed: the source is not run, the converter is not blamed) or not (a child
+    process where torch cannot be imported, reading safetensors)."""
+    models = import_torchvision_models()
+    state = models.resnet18(num_classes=10).state_dict()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    output = tmp_path / "out" / "r18.keras"
+    code, out, err = run([tmp_path / "nan.pth", "--output", output, "--parity-images", "2"], capsys)
+    _refused(code, out, err, "'layer2.0.conv1.weight'", "NaN or infinite")
+    assert "parity" not in err and not output.parent.exists()
+    # Finite weights whose network overflows: the source itself computes no numbers.
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = 0.0
+    state["bn1.bias"].fill_(3e38)
+    torch.save(state, tmp_path / "overflow.pth")
+    code, out, err = run(
+        [tmp_path / "overflow.pth", "--output", output, "--parity-images", "2"], capsys
+    )
+    assert code == 2 and "parity: " not in out and not output.parent.exists(), (code, out, err)
+    assert err.count("\n") == 1 and "torchvision 0.28.0 itself computes non-finite logits" in err
+
+    from safetensors.torch import save_file
+
+    state = CifarResNet("v1", 3).state_dict()
+    state["bn1.running_var"][3] = float("inf")
+    save_file(state, tmp_path / "inf.safetensors")
+    code = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in ('torch', 'torchvision', 'timm'):\n"
+        "            raise ImportError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from keras_preact.convert.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "inf.safetensors"), "--output", str(output)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    _refused(result.returncode, result.stdout, result.stderr, "'bn1.running_var'", "infinite")
+    assert not output.parent.exists()
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_converting(akamaster, tmp_path, capsys):
+    """Below a file, where nothing can be created, or in a folder nobody may write into (sysfs
+    refuses new files also to root, whom permission bits do not stop): one line, exit 2 (exit 1
+    means a failed parity), before any conversion line; nothing is written and the file in the
+    way is kept."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep me")
+    for output, reason in (
+        (blocker / "sub" / "model.keras", "is a file, not a folder"),
+        (Path("/proc/keras-preact/model.keras"), "No such file or directory"),
+        (Path("/sys/model.keras"), "Permission denied"),
+    ):
+        code, out, err = run([akamaster[0], "--output", output], capsys)
+        _refused(code, out, err, f"cannot write --output {str(output)!r}", reason)
+    assert blocker.read_text() == "keep me"
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_the_output_cannot_be_the_checkpoint_itself(akamaster, tmp_path, capsys):
+    checkpoint = tmp_path / "resnet20.keras"  # a PyTorch file, named as the user chose
+    checkpoint.write_bytes(akamaster[0].read_bytes())
+    code, out, err = run([checkpoint, "--output", checkpoint, "--overwrite"], capsys)
+    _refused(code, out, err, "is the checkpoint itself")
+    assert checkpoint.read_bytes() == akamaster[0].read_bytes()

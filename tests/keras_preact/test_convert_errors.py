@@ -20,6 +20,7 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
 import keras_preact as kp
+from keras_preact import resnet
 from keras_preact.convert import convert_checkpoint, inspect_checkpoint
 from keras_preact.convert.sources import import_torchvision_models
 
@@ -33,6 +34,19 @@ def resnet20(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     path = tmp_path_factory.mktemp("ckpt") / "resnet20.pth"
     torch.save(net.state_dict(), path)
     return path, net
+
+
+def stems_built(monkeypatch) -> list[str]:
+    """The names of the models whose layers are built from now on (their stems, as built)."""
+    built = []
+    stem = resnet._stem
+
+    def counting(x, arch):
+        built.append(arch.default_name)
+        return stem(x, arch)
+
+    monkeypatch.setattr(resnet, "_stem", counting)
+    return built
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -146,16 +160,18 @@ def test_classes_refused_replaced_or_dropped(resnet20):
     np.testing.assert_allclose(features(x), captured[0].numpy()[:, order], rtol=0, atol=1e-4)
 
 
-def test_a_tensor_without_a_place_is_refused(resnet20, tmp_path):
+def test_a_tensor_without_a_place_is_refused(resnet20, tmp_path, monkeypatch):
     state = torch.load(resnet20[0], weights_only=True)
     state["layer1.0.se.fc.weight"] = torch.zeros(4, 16)
     torch.save(state, tmp_path / "se.pth")
+    built = stems_built(monkeypatch)
     with pytest.raises(ValueError) as e:
         kp.ResNet20V1(weights=tmp_path / "se.pth", classes=100)
     assert one_line(e) == (
         "the checkpoint has 1 tensor(s) the pytorch-cifar layout has no place for in a "
         "keras-preact network: 'layer1.0.se.fc.weight'"
     )
+    assert built == []  # refused before anything was built
 
 
 class _Payload:
@@ -175,7 +191,11 @@ def test_a_pickle_that_is_not_weights_only_is_refused_and_never_run(resnet20, tm
     assert not marker.exists()
     with pytest.raises(ValueError, match="holds Python objects besides tensors") as e:
         kp.ResNet20V1(weights=tmp_path / "unsafe.pth", classes=100)
-    assert "weights_only=True" in one_line(e)
+    message = one_line(e)
+    assert "weights_only=True" in message and "(it refers to getattr)" in message, message
+    # torch's own advice (load with weights_only=False, allow-list the global) is never repeated.
+    for advice in ("weights_only=False", "can still be loaded", "trust", "safe_globals", "\x1b"):
+        assert advice not in message, (advice, message)
     assert not marker.exists()
 
 
@@ -222,10 +242,15 @@ def test_models_need_none_of_the_converter_packages(tmp_path, resnet20):
     safetensors; without torch, a .pth checkpoint is refused by name, a .safetensors one loads."""
     _, net = resnet20
     save_torch(net.state_dict(), tmp_path / "resnet20.safetensors")
+    # Imports of torch fail as where it is not installed (a None in sys.modules instead would
+    # break SciPy, which looks torch up there).
     code = f"""
 import sys
-for name in ("torch", "torchvision", "timm"):
-    sys.modules[name] = None
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "torchvision", "timm"):
+            raise ImportError(f"No module named {{name!r}}")
+sys.meta_path.insert(0, NoTorch())
 import keras_preact as kp
 kp.ResNet20V1()
 assert not {{"torch", "torchvision", "timm", "safetensors"}} & set(m for m in sys.modules if sys.modules[m])
@@ -250,3 +275,137 @@ def test_parity_differs_when_the_layout_is_misread(resnet20):
     ours = np.asarray(conversion.model(x))
     other = randomize_torch(CifarResNet("v1", 3, classes=100), seed=2)
     assert np.abs(ours - torch_logits(other, x)).max() > 1e-2
+
+
+def _broken(state: dict, key: str, value) -> dict:
+    """``state`` with one tensor replaced (or changed in place when ``value`` is a float)."""
+    state = dict(state)
+    if isinstance(value, float):
+        state[key] = state[key].clone()
+        state[key].view(-1)[1] = value
+    else:
+        state[key] = value
+    return state
+
+
+def test_broken_values_are_refused_naming_the_tensor_before_anything_is_built(
+    resnet20, tmp_path, monkeypatch
+):
+    """NaN, infinite, integer or boolean weights and negative variances never load (not through
+    ``weights=``, not through ``convert_checkpoint``): one line naming the file and the tensor,
+    before any layer is built. Batch-norm step counters are integers legitimately."""
+    state = torch.load(resnet20[0], weights_only=True)
+    assert state["bn1.num_batches_tracked"].dtype == torch.int64
+    conv = "layer1.0.conv1.weight"
+    cases = {
+        "nan.pth": (_broken(state, conv, float("nan")), conv, "1 NaN or infinite value"),
+        "inf.safetensors": (
+            _broken(state, "bn1.running_mean", float("inf")),
+            "bn1.running_mean",
+            "1 NaN or infinite value",
+        ),
+        "int.pth": (
+            _broken(state, "linear.weight", state["linear.weight"].to(torch.int64)),
+            "linear.weight",
+            "int64",
+        ),
+        "bool.pth": (_broken(state, "bn1.weight", state["bn1.weight"] > 0), "bn1.weight", "bool"),
+        "double.safetensors": (
+            _broken(state, "linear.bias", state["linear.bias"].double() * 1e300),
+            "linear.bias",
+            "beyond float32",
+        ),
+        "negative-variance.pth": (
+            _broken(state, "bn1.running_var", -state["bn1.running_var"]),
+            "bn1.running_var",
+            "negative",
+        ),
+    }
+    built = stems_built(monkeypatch)
+    for name, (broken, key, problem) in cases.items():
+        path = tmp_path / name
+        if name.endswith(".safetensors"):
+            save_torch(broken, path)
+        else:
+            torch.save(broken, path)
+        for load in (
+            lambda p: kp.ResNet20V1(weights=p, classes=100),
+            lambda p: convert_checkpoint(p),
+        ):
+            with pytest.raises(ValueError) as e:
+                load(path)
+            message = one_line(e)
+            assert repr(str(path)) in message and repr(key) in message, message
+            assert problem in message, message
+    assert built == []  # nothing was built
+    kp.ResNet20V1(weights=resnet20[0], classes=100)  # integer step counters are fine
+    assert built == ["resnet20v1"]
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
+def test_other_files_that_are_not_plain_weights_are_named(resnet20, tmp_path):
+    """A TorchScript archive, quantized or sparse tensors, two state dicts side by side, a file
+    that cannot be read: one line each, saying what the file is; torch's advice to load with
+    weights_only=False is never passed on."""
+    state = torch.load(resnet20[0], weights_only=True)
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "script.pt")
+    quantized = dict(state)
+    quantized["linear.weight"] = torch.quantize_per_tensor(
+        state["linear.weight"], 0.1, 0, torch.qint8
+    )
+    torch.save(quantized, tmp_path / "quantized.pth")
+    sparse = dict(state, **{"linear.weight": state["linear.weight"].to_sparse()})
+    torch.save(sparse, tmp_path / "sparse.pth")
+    torch.save({"student": state, "teacher": state, "epoch": 3}, tmp_path / "two.pth")
+    torch.save({"epoch": 3, "best": [0.9]}, tmp_path / "metrics.pth")
+    cases = {
+        tmp_path / "script.pt": "is a TorchScript archive (torch.jit.save), which holds code",
+        tmp_path / "quantized.pth": "tensor 'linear.weight' (torch.qint8, torch.strided) is not a plain array",
+        tmp_path / "sparse.pth": "tensor 'linear.weight' (torch.float32, torch.sparse_coo) is not a plain array",
+        tmp_path / "two.pth": "holds several state dicts ('student', 'teacher')",
+        tmp_path / "metrics.pth": "holds no state dict (a mapping of names to tensors, at its top level or under a key such as 'state_dict', 'model_state_dict', 'model', 'net'): it holds {'epoch': int, 'best': list}",
+        Path("/proc/self/mem"): "cannot read checkpoint '/proc/self/mem': Input/output error",
+    }  # fmt: skip
+    for path, problem in cases.items():
+        with pytest.raises(ValueError) as e:
+            kp.ResNet20V1(weights=path, classes=100)
+        message = one_line(e)
+        assert problem in message and "weights_only=False" not in message, message
+
+
+def test_a_state_dict_under_another_key_or_in_half_precision_converts(resnet20, tmp_path):
+    """One mapping of tensors under any key, a few levels deep, is the state dict; float16 and
+    bfloat16 tensors are upcast exactly, from .pth and from .safetensors (read without torch)."""
+    path, net = resnet20
+    state = torch.load(path, weights_only=True)
+    torch.save({"ema": {"weights": state}, "epoch": 3}, tmp_path / "nested.pth")
+    kernel = net.conv1.weight.detach().numpy().transpose(2, 3, 1, 0)
+    model = kp.ResNet20V1(weights=tmp_path / "nested.pth", classes=100)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), kernel)
+
+    for dtype in (torch.float16, torch.bfloat16):
+        half = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        torch.save(half, tmp_path / "half.pth")
+        save_torch(half, tmp_path / "half.safetensors")
+        expected = half["conv1.weight"].float().numpy().transpose(2, 3, 1, 0)
+        for name in ("half.pth", "half.safetensors"):
+            keras.backend.clear_session()
+            model = kp.ResNet20V1(weights=tmp_path / name, classes=100)
+            np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), expected)
+    # bfloat16 safetensors, where nothing has taught NumPy the type yet (no torch, no Keras).
+    code = f"""
+import sys
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "tensorflow", "keras", "jax"):
+            raise ImportError(name)
+sys.meta_path.insert(0, NoTorch())
+from keras_preact.convert.readers import read_checkpoint
+tensors = read_checkpoint({str(tmp_path / "half.safetensors")!r}).tensors
+print(tensors["conv1.weight"].dtype, float(abs(tensors["conv1.weight"]).sum()))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    dtype, total = result.stdout.split()
+    assert dtype == "float32" and float(total) == pytest.approx(float(np.abs(expected).sum()))

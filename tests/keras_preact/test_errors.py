@@ -57,9 +57,19 @@ import keras_preact as kp
             lambda: kp.ResNet20V1(classifier_activation="softmaxx"),
             r"classifier_activation 'softmaxx'",
         ),
-        (lambda: kp.ResNet20V1(weights="imagenet"), r"weights='imagenet'.*downloads nothing"),
+        (
+            lambda: kp.ResNet20V1(weights="imagenet"),
+            r"no published imagenet weights hold resnet20v1; named weights exist for: resnet18v1",
+        ),
+        (
+            lambda: kp.ResNet20V1(weights="http://x/r20.th"),
+            r"weights='http://x/r20.th': keras-preact fetches only the published weights it names",
+        ),
         (lambda: kp.ResNet20V1(weights="/no/such/file.weights.h5"), r"not found: '/no/such/file"),
-        (lambda: kp.ResNet20V1(weights=3), r"weights must be None or the path.*got 3"),
+        (
+            lambda: kp.ResNet20V1(weights=3),
+            r"weights must be None, a name of published weights.*got 3",
+        ),
         (lambda: kp.ResNet20V1(preprocessing="mnist"), r"unknown preprocessing 'mnist'.*'cifar10'"),
         (lambda: kp.ResNet20V1(name=""), r"name must be a non-empty string"),
         (lambda: kp.ResNet20V1(depth=32), r"ResNet20V1 fixes depth"),
@@ -106,3 +116,78 @@ def test_validation_happens_before_any_layer_is_built():
         kp.ResNet1001V2(classes=0)
     # No layer was created (the name counter of Conv2D would have advanced).
     assert keras.layers.Conv2D(1, 1).name == "conv2d"
+
+
+def test_a_bad_model_file_says_what_is_wrong(tmp_path):
+    """``load_model`` and ``weights=`` name what is wrong with a file that exists: never
+    "File not found", never a KeyError; a folder is said to be one."""
+    import zipfile
+
+    kp.ResNet20V1().save(tmp_path / "whole.keras")
+    whole = (tmp_path / "whole.keras").read_bytes()
+    (tmp_path / "text.keras").write_text("a model, once\n")
+    (tmp_path / "empty.keras").write_bytes(b"")
+    (tmp_path / "truncated.keras").write_bytes(whole[: len(whole) // 2])
+    with zipfile.ZipFile(tmp_path / "photos.keras", "w") as z:
+        z.writestr("cat.jpg", b"...")
+    (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "folder.weights.h5").mkdir()
+    cases = {
+        "text.keras": "not a zip archive",
+        "empty.keras": "the file is empty",
+        "truncated.keras": "not a zip archive",
+        "photos.keras": "a zip archive without config.json",
+        "folder.keras": "is a directory",
+    }
+    for name, problem in cases.items():
+        path = tmp_path / name
+        for load in (kp.load_model, lambda p: kp.ResNet20V1(weights=p)):
+            with pytest.raises(ValueError) as e:
+                load(path)
+            message = str(e.value)
+            assert "\n" not in message and repr(str(path)) in message, message
+            assert problem in message and "not found" not in message, message
+    with pytest.raises(ValueError, match=r"folder\.weights\.h5' is a directory"):
+        kp.ResNet20V1(weights=tmp_path / "folder.weights.h5")
+    with pytest.raises(ValueError, match=r"model file not found: '/no/such\.keras'"):
+        kp.load_model("/no/such.keras")
+
+
+def test_weights_of_another_depth_are_refused_in_one_line(tmp_path):
+    kp.get_model("resnet32v1").save_weights(tmp_path / "resnet32v1.weights.h5")
+    with pytest.raises(ValueError) as e:
+        kp.ResNet20V1(weights=tmp_path / "resnet32v1.weights.h5")
+    message = str(e.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert "does not fit resnet20v1: " in message
+    assert "the first stage2_unit1_conv1 with shape (3, 3, 16, 16) in the file, (3, 3, 16, 32)" in (
+        message
+    )
+
+
+def test_own_weights_with_nan_and_files_that_are_not_files_are_refused(tmp_path):
+    """keras-preact's own .weights.h5 and .keras files (say of a run that diverged) holding NaN
+    are refused naming the layer; a device or a pipe is said not to be a file, not "not found"."""
+    import os
+
+    import numpy as np
+
+    from keras_preact.convert import read_checkpoint
+
+    model = kp.ResNet20V1()
+    kernel = model.get_layer("stage2_unit1_conv1").kernel
+    kernel.assign(np.where(np.arange(kernel.shape[-1]) == 3, np.nan, kernel.numpy()))
+    model.save_weights(tmp_path / "diverged.weights.h5")
+    model.save(tmp_path / "diverged.keras")
+    for name in ("diverged.weights.h5", "diverged.keras"):
+        with pytest.raises(ValueError) as e:
+            kp.ResNet20V1(weights=tmp_path / name)
+        message = str(e.value)
+        assert "\n" not in message and repr(str(tmp_path / name)) in message, message
+        assert "stage2_unit1_conv1/kernel has 144 NaN or infinite values" in message, message
+    os.mkfifo(tmp_path / "pipe.pth")
+    for path in ("/dev/zero", str(tmp_path / "pipe.pth")):
+        with pytest.raises(ValueError, match=f"weights={path!r} is not a regular file"):
+            kp.ResNet20V1(weights=path)
+        with pytest.raises(ValueError, match=f"checkpoint {path!r} is not a regular file"):
+            read_checkpoint(path)

@@ -233,6 +233,9 @@ def test_the_choices_help_lists_are_those_the_pipeline_takes():
     assert arguments.STRATEGIES == strategy.STRATEGIES
     assert arguments.VERBOSITY == pipeline.VERBOSITY
     assert evaluate.PROTOCOLS == protocols.PROTOCOLS
+    from keras_preact.preprocessing import DATASET_STATS
+
+    assert tuple(DATASET_STATS) == arguments.PREPROCESSINGS
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
