@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from keras_preact import FACTORY_NAMES
+from keras_preact.catalogue import FACTORY_NAMES
 from keras_preact.weights import cache, fetch
 from keras_preact.weights.fetch import (
     CACHE_VARIABLE,
