@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from keras_preact.catalogue import resolve_network
 from keras_preact.cli import (
     ArgumentParser,
     UserError,
@@ -33,6 +34,8 @@ from keras_preact.cli import (
     cli_main,
     show_native_logs,
 )
+from keras_preact.convert.sources import SourceUnavailable
+from keras_preact.weights import DATASETS, ENTRIES, fetch, is_named
 
 EXIT_PARITY_FAILED = 1
 
@@ -93,15 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _named_entry(name: str, model: str | None):
     """The table's entry for published weights named on the command line (the first of the
     model's for a dataset name), None for a file; a ValueError when none fits."""
-    from keras_preact.weights import DATASETS, ENTRIES, is_named
-
     if not is_named(name):
         return None
     if model is None:
         raise ValueError(f"{name!r} names published weights: say for which model with --model")
-    from keras_preact.resnet import resolve_model
-
-    key = resolve_model(model).key
+    key = resolve_network(model).key
     found = [e for e in ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
     if not found:
         exist = ", ".join(f"{e.qualified} ({e.dataset})" for e in ENTRIES if e.model == key)
@@ -114,8 +113,6 @@ def _named_entry(name: str, model: str | None):
 
 
 def _models() -> str:
-    from keras_preact.weights import ENTRIES
-
     return ", ".join(dict.fromkeys(e.model for e in ENTRIES))
 
 
@@ -159,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--input-size must be a positive integer, got {args.input_size}")
     if args.parity_images < 0:
         raise UserError(f"--parity-images must be 0 or more, got {args.parity_images}")
+    # Keras-backed modules are imported after parsing: --help answers at once, and TensorFlow's
+    # start-up log passes through the filter cli_main has set up.
     from keras_preact.preprocessing import DATASET_STATS
 
     choices = ("source", "none", *DATASET_STATS)
@@ -167,16 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown --preprocessing {args.preprocessing!r}; expected one of {', '.join(choices)}"
         )
 
-    from keras_preact.convert import convert_checkpoint
+    from keras_preact.convert.conversion import convert_checkpoint
     from keras_preact.convert.parity import measure_parity
-    from keras_preact.convert.sources import SourceUnavailable
 
     checkpoint, preprocessing = args.checkpoint, args.preprocessing
     try:
         entry = _named_entry(args.checkpoint, args.model)
         if entry is not None:
-            from keras_preact.weights import fetch
-
             path, _ = fetch.fetch(entry)
             print(
                 f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}"
@@ -241,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _save_atomically(model, output: Path) -> None:
     """Save to a temporary file beside ``output``, then rename it into place."""
-    from keras_preact.saving import deep_graph_recursion
+    from keras_preact.saving import deep_graph_recursion  # Keras: after parsing, as in main
 
     created = [p for p in (output.parent, *output.parent.parents) if not p.exists()]
     tmp = output.parent / f".{output.stem}.{uuid.uuid4().hex[:12]}.keras"

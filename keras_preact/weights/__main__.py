@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_preact.cli import ArgumentParser, UserError, cli_main
+from keras_preact.weights import ENTRIES, TITLES, list_weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(entry) -> str:
     """One line for an entry of the table."""
-    from keras_preact.weights import ENTRIES, TITLES
-
     need = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
     first = next(
         e
@@ -48,8 +47,6 @@ def describe(entry) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table (or a model's rows)."""
     args = build_parser().parse_args(argv)
-    from keras_preact.weights import list_weights
-
     try:
         entries = list_weights(args.model)
     except ValueError as e:
