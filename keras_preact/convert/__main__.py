@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras_preact.weights as weights_lib
 from keras_preact.catalogue import resolve_network
 from keras_preact.cli import (
     ArgumentParser,
@@ -35,7 +36,6 @@ from keras_preact.cli import (
     show_native_logs,
 )
 from keras_preact.convert.sources import SourceUnavailable
-from keras_preact.weights import DATASETS, ENTRIES, fetch, is_named
 
 EXIT_PARITY_FAILED = 1
 
@@ -96,24 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _named_entry(name: str, model: str | None):
     """The table's entry for published weights named on the command line (the first of the
     model's for a dataset name), None for a file; a ValueError when none fits."""
-    if not is_named(name):
+    if not weights_lib.is_named(name):
         return None
     if model is None:
         raise ValueError(f"{name!r} names published weights: say for which model with --model")
     key = resolve_network(model).key
-    found = [e for e in ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
+    found = [e for e in weights_lib.ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
     if not found:
-        exist = ", ".join(f"{e.qualified} ({e.dataset})" for e in ENTRIES if e.model == key)
+        exist = ", ".join(
+            f"{e.qualified} ({e.dataset})" for e in weights_lib.ENTRIES if e.model == key
+        )
         raise ValueError(
             f"no published weights {name!r} for {key}; "
             + (f"it has {exist}" if exist else f"named weights exist for {_models()}")
-            + (f" (or {', '.join(DATASETS)})" if exist else "")
+            + (f" (or {', '.join(weights_lib.DATASETS)})" if exist else "")
         )
     return found[0]
 
 
 def _models() -> str:
-    return ", ".join(dict.fromkeys(e.model for e in ENTRIES))
+    return ", ".join(dict.fromkeys(e.model for e in weights_lib.ENTRIES))
 
 
 def _check_output(output: str, overwrite: bool, checkpoint: str) -> Path:
@@ -173,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         entry = _named_entry(args.checkpoint, args.model)
         if entry is not None:
-            path, _ = fetch.fetch(entry)
+            path, _ = weights_lib.fetch.fetch(entry)
             print(
                 f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}"
             )
