@@ -1,7 +1,7 @@
 """``convert_checkpoint``: the keras-preact network a checkpoint holds, built and loaded.
 
-It builds the model (``keras_preact.resnet``) after the checkpoint has been planned against its
-architecture (``keras_preact.convert.plan``), so it sits above both.
+The checkpoint is read and checked against the architecture it holds first
+(``keras_preact.convert.plan``), then the model is built with ``keras_preact.ResNet`` and loaded.
 """
 
 from __future__ import annotations

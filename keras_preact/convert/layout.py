@@ -325,7 +325,7 @@ def assign(
 
 
 def _kind(layer: keras.layers.Layer) -> str:
-    import keras
+    import keras  # convert imports without Keras (its --help)
 
     if isinstance(layer, keras.layers.BatchNormalization):
         return "bn"
