@@ -26,6 +26,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The named factories (defined in keras_preact.factories), one per network of the catalogue: plain
+# data, so that this module does not import Keras.
+from keras_preact.catalogue import FACTORY_NAMES
+
 __version__ = "0.2.0"
 
 # Public name -> the module that defines it.
@@ -38,7 +42,7 @@ _EXPORTS: dict[str, str] = {
     "mean_std": "preprocessing",
     "preprocess_input": "preprocessing",
     "FACTORIES": "factories",
-    "MODEL_NAMES": "resnet",
+    "MODEL_NAMES": "catalogue",
     "MODELS": "resnet",
     "Architecture": "resnet",
     "ModelInfo": "resnet",
@@ -46,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "architecture": "resnet",
     "get_model": "resnet",
     "resolve_model": "resnet",
-    "units_per_stage": "resnet",
+    "units_per_stage": "catalogue",
     "deep_graph_recursion": "saving",
     "load_model": "saving",
     "ModelStats": "summary",
@@ -58,21 +62,16 @@ _EXPORTS: dict[str, str] = {
     "UNITS": "units",
     "list_weights": "weights",
 }
-# The named factories, defined in keras_preact.factories (keras_preact.MODELS; a test checks that
-# the lists agree).
-FACTORY_NAMES: tuple[str, ...] = (
-    *(f"ResNet{depth}V1" for depth in (20, 32, 44, 56, 110, 1202)),
-    *(f"ResNet{depth}V2" for depth in (110, 164, 1001)),
-    *(f"ResNet{depth}V{v}" for v in (1, 2) for depth in (18, 34, 50, 101, 152, 200)),
-    *(f"Plain{depth}V1" for depth in (20, 32, 44, 56, 110, 18, 34)),
-)
-
 __all__ = [*_EXPORTS, *FACTORY_NAMES]
 
 # What type checkers and IDEs see (``X as X``: re-exported); at run time __getattr__ imports on
 # first use. isort would split these into one statement per name.
 if TYPE_CHECKING:
     # isort: off
+    from keras_preact.catalogue import (
+        MODEL_NAMES as MODEL_NAMES,
+        units_per_stage as units_per_stage,
+    )
     from keras_preact.factories import (
         FACTORIES as FACTORIES,
         Plain110V1 as Plain110V1,
@@ -122,13 +121,11 @@ if TYPE_CHECKING:
     from keras_preact.resnet import (
         Architecture as Architecture,
         MODELS as MODELS,
-        MODEL_NAMES as MODEL_NAMES,
         ModelInfo as ModelInfo,
         ResNet as ResNet,
         architecture as architecture,
         get_model as get_model,
         resolve_model as resolve_model,
-        units_per_stage as units_per_stage,
     )
     from keras_preact.saving import (
         deep_graph_recursion as deep_graph_recursion,

@@ -84,6 +84,6 @@ def _fused_kernel(layer, inputs, training, mask) -> Callable | None:
         return None
     if keras.backend.backend() != "tensorflow":
         return None
-    from keras_preact import tensorflow_kernels
+    from keras_preact import tensorflow_kernels  # TensorFlow: only on its backend
 
     return tensorflow_kernels.fused_batch_norm_training

@@ -1,9 +1,9 @@
-"""One builder for every ResNet of both papers, the depth table, and the named factories.
+"""One builder for every ResNet of both papers, and the named models ready to build.
 
 The builder is ``stem -> stages of residual units -> head``. A network is fully described by its
 family (``cifar``: 3×3 stem, 3 stages of width 16/32/64; ``imagenet``: 7×7/2 stem and max-pool,
 4 stages of width 64/128/256/512), its depth, unit kind and activation placement; the depth table
-turns the depth into units per stage.
+(``keras_preact.catalogue``, also offered here) turns the depth into units per stage.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -22,71 +21,30 @@ from keras_preact import features as features_lib
 from keras_preact import preprocessing as preprocessing_lib
 from keras_preact import units
 from keras_preact import weights as weights_lib
+from keras_preact.catalogue import CIFAR_LAYERS_PER_UNIT as CIFAR_LAYERS_PER_UNIT
+from keras_preact.catalogue import (
+    DEFAULT_CLASSES,
+    DEFAULT_INPUT_SIZE,
+    FAMILIES,
+    MIN_INPUT_SIZE,
+    NETWORKS,
+    STAGE_WIDTHS,
+    VERSIONS,
+    NamedNetwork,
+    check_choice,
+    default_options,
+    resolve_network,
+    units_per_stage,
+)
+from keras_preact.catalogue import IMAGENET_DEPTHS as IMAGENET_DEPTHS
+from keras_preact.catalogue import MODEL_NAMES as MODEL_NAMES
 from keras_preact.layers import use_fused_batch_norm
 from keras_preact.saving import deep_graph_recursion, prepare_weights
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-FAMILIES = ("cifar", "imagenet")
-VERSIONS = ("v1", "v2")
 POOLINGS = (None, "avg", "max")
-
-# Units per stage of the ImageNet networks (Table 1 of the v1 paper, ResNet-200 from the v2 paper).
-IMAGENET_DEPTHS: dict[int, tuple[str, tuple[int, ...]]] = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-    200: ("bottleneck", (3, 24, 36, 3)),
-}
-STAGE_WIDTHS = {"cifar": (16, 32, 64), "imagenet": (64, 128, 256, 512)}
-# CIFAR depth = (layers per unit) · 3 stages · n + 2: 6n+2 for basic units, 9n+2 for bottlenecks.
-CIFAR_LAYERS_PER_UNIT = {"basic": 2, "bottleneck": 3}
-MIN_INPUT_SIZE = {"cifar": 8, "imagenet": 32}
-DEFAULT_INPUT_SIZE = {"cifar": 32, "imagenet": 224}
-DEFAULT_CLASSES = {"cifar": 10, "imagenet": 1000}
-
-
-def units_per_stage(
-    family: str, depth: int, unit: str | None = None
-) -> tuple[str, tuple[int, ...]]:
-    """Resolve ``(unit, units per stage)`` for a depth, raising ValueError for impossible ones.
-
-    >>> units_per_stage("cifar", 164, "bottleneck")
-    ('bottleneck', (18, 18, 18))
-    """
-    _check_choice("family", family, FAMILIES)
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
-    if family == "imagenet":
-        if depth not in IMAGENET_DEPTHS:
-            raise ValueError(
-                f"ImageNet ResNets have depth 18, 34, 50, 101, 152 or 200, got {depth!r}"
-            )
-        table_unit, counts = IMAGENET_DEPTHS[depth]
-        if unit is not None and unit != table_unit:
-            raise ValueError(f"ImageNet ResNet-{depth} uses {table_unit} units, got unit={unit!r}")
-        return table_unit, counts
-    unit = unit or "basic"
-    _check_choice("unit", unit, units.UNITS)
-    per_unit = CIFAR_LAYERS_PER_UNIT[unit]
-    n, rest = divmod(depth - 2, 3 * per_unit)
-    if rest or n < 1:
-        form = f"{3 * per_unit}n+2"
-        valid = ", ".join(str(3 * per_unit * k + 2) for k in (1, 2, 3, 4, 5))
-        raise ValueError(
-            f"CIFAR ResNets with {unit} units have depth {form} ({valid}, ...), got {depth!r}"
-        )
-    return unit, (n, n, n)
-
-
-def _check_choice(what: str, value: Any, allowed: Sequence[Any]) -> None:
-    if value not in allowed:
-        raise ValueError(
-            f"unknown {what} {value!r}; expected one of {', '.join(map(repr, allowed))}"
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +58,7 @@ class _Head:
 def _check_head(include_top: bool, pooling: str | None, classes: int, activation: Any) -> _Head:
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False, got {include_top!r}")
-    _check_choice("pooling", pooling, POOLINGS)
+    check_choice("pooling", pooling, POOLINGS)
     if include_top and pooling == "max":
         raise ValueError(
             "include_top=True uses the papers' global average pooling; got pooling='max' "
@@ -152,7 +110,7 @@ AUTO = "auto"
 
 
 def _check_preprocessing(preprocessing: str | None, channels: int) -> None:
-    _check_choice("preprocessing", preprocessing, (None, *preprocessing_lib.DATASET_STATS))
+    check_choice("preprocessing", preprocessing, (None, *preprocessing_lib.DATASET_STATS))
     if preprocessing is not None and channels != 3:
         raise ValueError(
             f"preprocessing={preprocessing!r} standardises 3 (RGB) channels, but the input has "
@@ -256,19 +214,17 @@ def architecture(
     width_multiplier: int = 1,
 ) -> Architecture:
     """Validate the architecture options of ``ResNet`` (raising ValueError) without building."""
-    _check_choice("family", family, FAMILIES)
-    _check_choice("version", version, VERSIONS)
+    check_choice("family", family, FAMILIES)
+    check_choice("version", version, VERSIONS)
     unit, counts = units_per_stage(family, depth, unit)
-    placement = placement or ("original" if version == "v1" else "full_preact")
-    _check_choice("placement", placement, tuple(units.PLACEMENTS))
-    _check_choice("shortcut", shortcut, units.SHORTCUTS)
-    # The v1 CIFAR networks use parameter-free option A; everything else projects where needed.
-    projection = projection or ("A" if (family, version) == ("cifar", "v1") else "B")
-    _check_choice("projection", projection, units.PROJECTIONS)
-    # v1: stride on the first 1×1 as in the released v1 models (and its FLOPs table);
-    # v2: stride on the 3×3, as in the v2 paper's code.
-    bottleneck_stride = bottleneck_stride or ("1x1" if version == "v1" else "3x3")
-    _check_choice("bottleneck_stride", bottleneck_stride, units.BOTTLENECK_STRIDES)
+    defaults = default_options(family, version)
+    placement = placement or defaults["placement"]
+    check_choice("placement", placement, tuple(units.PLACEMENTS))
+    check_choice("shortcut", shortcut, units.SHORTCUTS)
+    projection = projection or defaults["projection"]
+    check_choice("projection", projection, units.PROJECTIONS)
+    bottleneck_stride = bottleneck_stride or defaults["bottleneck_stride"]
+    check_choice("bottleneck_stride", bottleneck_stride, units.BOTTLENECK_STRIDES)
     if not isinstance(synchronized_bn, bool):
         raise ValueError(f"synchronized_bn must be True or False, got {synchronized_bn!r}")
     if (
@@ -557,35 +513,18 @@ _PAPERS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelInfo:
+class ModelInfo(NamedNetwork):
     """A network by name: what it builds and what the papers report for it.
 
     ``keras_preact.resolve_model(name)`` returns one for a named model (``MODELS``) or for any
     valid CIFAR depth (``resnet38v1``, ``plain26v1``); ``info.build(**kwargs)`` builds it.
     """
 
-    name: str
-    family: str
-    version: str
-    depth: int
-    unit: str
-    shortcut: str = "identity"
-    paper_params_m: float | None = None
-    paper_cifar10_error: float | None = None
-    paper_gmacs: float | None = None
-    paper_warmup: bool = False
-    """The papers trained it with lr 0.01 until the training error fell below 80 % (ResNet-110
-    and ResNet-1001 on CIFAR), then with the recipe's rate."""
-
-    @property
-    def key(self) -> str:
-        """The lower-case name ``get_model`` and ``--model`` take."""
-        return self.name.lower()
-
-    @property
-    def plain(self) -> bool:
-        """Whether this is a plain network (no shortcuts)."""
-        return self.shortcut == "none"
+    @classmethod
+    def of(cls, network: NamedNetwork) -> ModelInfo:
+        """The network of the catalogue (``keras_preact.catalogue``) that ``build`` builds."""
+        fields = {f.name: getattr(network, f.name) for f in dataclasses.fields(network)}
+        return cls(**fields)
 
     def build(self, **kwargs: Any) -> keras.Model:
         """Build the network; ``kwargs`` are those of the named factories."""
@@ -601,34 +540,8 @@ class ModelInfo:
         return ResNet(self.depth, self.version, self.family, self.unit, **kwargs)
 
 
-def _imagenet_info(depth: int, version: str) -> ModelInfo:
-    gmacs = {18: 1.8, 34: 3.6, 50: 3.8, 101: 7.6, 152: 11.3}.get(depth) if version == "v1" else None
-    unit = IMAGENET_DEPTHS[depth][0]
-    return ModelInfo(
-        f"ResNet{depth}{version.upper()}", "imagenet", version, depth, unit, paper_gmacs=gmacs
-    )
-
-
-MODELS: dict[str, ModelInfo] = {
-    info.key: info
-    for info in (
-        ModelInfo("ResNet20V1", "cifar", "v1", 20, "basic", paper_params_m=0.27, paper_cifar10_error=8.75),
-        ModelInfo("ResNet32V1", "cifar", "v1", 32, "basic", paper_params_m=0.46, paper_cifar10_error=7.51),
-        ModelInfo("ResNet44V1", "cifar", "v1", 44, "basic", paper_params_m=0.66, paper_cifar10_error=7.17),
-        ModelInfo("ResNet56V1", "cifar", "v1", 56, "basic", paper_params_m=0.85, paper_cifar10_error=6.97),
-        ModelInfo("ResNet110V1", "cifar", "v1", 110, "basic", paper_params_m=1.7, paper_cifar10_error=6.43, paper_warmup=True),
-        ModelInfo("ResNet1202V1", "cifar", "v1", 1202, "basic", paper_params_m=19.4, paper_cifar10_error=7.93),
-        ModelInfo("ResNet110V2", "cifar", "v2", 110, "basic", paper_params_m=1.7, paper_cifar10_error=6.37, paper_warmup=True),
-        ModelInfo("ResNet164V2", "cifar", "v2", 164, "bottleneck", paper_params_m=1.7, paper_cifar10_error=5.46),
-        ModelInfo("ResNet1001V2", "cifar", "v2", 1001, "bottleneck", paper_params_m=10.2, paper_cifar10_error=4.92, paper_warmup=True),
-        *(_imagenet_info(depth, version) for version in VERSIONS for depth in IMAGENET_DEPTHS),
-        *(ModelInfo(f"Plain{depth}V1", "cifar", "v1", depth, "basic", "none") for depth in (20, 32, 44, 56, 110)),
-        *(ModelInfo(f"Plain{depth}V1", "imagenet", "v1", depth, "basic", "none") for depth in (18, 34)),
-    )
-}  # fmt: skip
-MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
-
-_GENERIC_NAME = re.compile(r"^(resnet|plain)(\d+)(v[12])$")
+MODELS: dict[str, ModelInfo] = {key: ModelInfo.of(network) for key, network in NETWORKS.items()}
+"""The named networks of both papers (``keras_preact.catalogue.NETWORKS``), ready to build."""
 
 
 def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
@@ -643,27 +556,8 @@ def resolve_model(name: str, unit: str | None = None) -> ModelInfo:
     >>> resolve_model("resnet38v1").depth
     38
     """
-    key = name.lower() if isinstance(name, str) else None
-    if key in MODELS:
-        info = MODELS[key]
-        if unit is not None and unit != info.unit:
-            raise ValueError(f"{info.name} uses {info.unit} units, got unit={unit!r}")
-        return info
-    match = _GENERIC_NAME.match(key or "")
-    if not match:
-        raise ValueError(
-            f"unknown model {name!r}; expected one of {', '.join(MODEL_NAMES)}, "
-            "or resnet<DEPTH>v<1|2> / plain<DEPTH>v<1|2> for any CIFAR depth"
-        )
-    kind, depth, version = match.group(1), int(match.group(2)), match.group(3)
-    try:
-        unit, _ = units_per_stage("cifar", depth, unit)
-    except ValueError as e:
-        raise ValueError(f"unknown model {name!r}: {e}") from None
-    title = f"{'Plain' if kind == 'plain' else 'ResNet'}{depth}{version.upper()}"
-    return ModelInfo(
-        title, "cifar", version, depth, unit, "none" if kind == "plain" else "identity"
-    )
+    network = resolve_network(name, unit)
+    return MODELS.get(network.key) or ModelInfo.of(network)
 
 
 def get_model(name: str, **kwargs: Unpack[ModelArguments]) -> keras.Model:

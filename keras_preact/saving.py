@@ -25,6 +25,11 @@ from typing import Any
 import keras
 import numpy as np
 
+import keras_preact.convert.plan as planning
+from keras_preact import legacy  # noqa: F401  (files saved by keras-preact 0.1 name its layers)
+from keras_preact.convert.readers import keras3_applications_depth
+from keras_preact.layers import use_fused_batch_norm
+
 # Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
 _RECURSION_HEADROOM = 2000
 
@@ -54,9 +59,6 @@ def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
         ValueError: the file is missing, a directory, or a ``.keras`` file that is not one
             (empty, truncated, text, a zip archive without ``config.json``), in one line.
     """
-    from keras_preact import legacy  # noqa: F401  (files saved by keras-preact 0.1 name its layers)
-    from keras_preact.layers import use_fused_batch_norm
-
     check_model_file(path)
     with deep_graph_recursion():
         model = keras.saving.load_model(path, **kwargs)
@@ -107,9 +109,7 @@ def prepare_weights(
     path = os.fspath(path)
     if _is_keras_file(path):
         return lambda model: load_weights_file(model, path)
-    from keras_preact.convert import plan_checkpoint
-
-    plan = plan_checkpoint(
+    plan = planning.plan_checkpoint(
         path,
         architecture,
         include_top=include_top,
@@ -127,9 +127,7 @@ def _is_keras_file(path: str) -> bool:
         return True
     if not path.endswith(".weights.h5"):
         return False
-    import h5py
-
-    from keras_preact.convert.readers import keras3_applications_depth
+    import h5py  # optional until an HDF5 file is read, as in keras_preact.convert.readers
 
     try:
         with h5py.File(path, "r") as f:

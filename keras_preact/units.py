@@ -45,7 +45,8 @@ import keras
 import numpy as np
 from keras import layers
 
-UNITS = ("basic", "bottleneck")
+from keras_preact.catalogue import UNITS as UNITS
+
 SHORTCUTS = (
     "identity",
     "scaling",

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+import keras_preact.weights as weights_lib
+from keras_preact.catalogue import resolve_network
 from keras_preact.cli import (
     ArgumentParser,
     UserError,
@@ -33,6 +35,7 @@ from keras_preact.cli import (
     cli_main,
     show_native_logs,
 )
+from keras_preact.convert.sources import SourceUnavailable
 
 EXIT_PARITY_FAILED = 1
 
@@ -93,30 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
 def _named_entry(name: str, model: str | None):
     """The table's entry for published weights named on the command line (the first of the
     model's for a dataset name), None for a file; a ValueError when none fits."""
-    from keras_preact.weights import DATASETS, ENTRIES, is_named
-
-    if not is_named(name):
+    if not weights_lib.is_named(name):
         return None
     if model is None:
         raise ValueError(f"{name!r} names published weights: say for which model with --model")
-    from keras_preact.resnet import resolve_model
-
-    key = resolve_model(model).key
-    found = [e for e in ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
+    key = resolve_network(model).key
+    found = [e for e in weights_lib.ENTRIES if e.model == key and name in (e.dataset, e.qualified)]
     if not found:
-        exist = ", ".join(f"{e.qualified} ({e.dataset})" for e in ENTRIES if e.model == key)
+        exist = ", ".join(
+            f"{e.qualified} ({e.dataset})" for e in weights_lib.ENTRIES if e.model == key
+        )
         raise ValueError(
             f"no published weights {name!r} for {key}; "
             + (f"it has {exist}" if exist else f"named weights exist for {_models()}")
-            + (f" (or {', '.join(DATASETS)})" if exist else "")
+            + (f" (or {', '.join(weights_lib.DATASETS)})" if exist else "")
         )
     return found[0]
 
 
 def _models() -> str:
-    from keras_preact.weights import ENTRIES
-
-    return ", ".join(dict.fromkeys(e.model for e in ENTRIES))
+    return ", ".join(dict.fromkeys(e.model for e in weights_lib.ENTRIES))
 
 
 def _check_output(output: str, overwrite: bool, checkpoint: str) -> Path:
@@ -159,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--input-size must be a positive integer, got {args.input_size}")
     if args.parity_images < 0:
         raise UserError(f"--parity-images must be 0 or more, got {args.parity_images}")
+    # Keras-backed modules are imported after parsing: --help answers at once, and TensorFlow's
+    # start-up log passes through the filter cli_main has set up.
     from keras_preact.preprocessing import DATASET_STATS
 
     choices = ("source", "none", *DATASET_STATS)
@@ -167,17 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown --preprocessing {args.preprocessing!r}; expected one of {', '.join(choices)}"
         )
 
-    from keras_preact.convert import convert_checkpoint
+    from keras_preact.convert.conversion import convert_checkpoint
     from keras_preact.convert.parity import measure_parity
-    from keras_preact.convert.sources import SourceUnavailable
 
     checkpoint, preprocessing = args.checkpoint, args.preprocessing
     try:
         entry = _named_entry(args.checkpoint, args.model)
         if entry is not None:
-            from keras_preact.weights import fetch
-
-            path, _ = fetch.fetch(entry)
+            path, _ = weights_lib.fetch.fetch(entry)
             print(
                 f"weights: {entry.qualified} ({entry.published} as its source publishes it), {path}"
             )
@@ -241,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _save_atomically(model, output: Path) -> None:
     """Save to a temporary file beside ``output``, then rename it into place."""
-    from keras_preact.saving import deep_graph_recursion
+    from keras_preact.saving import deep_graph_recursion  # Keras: after parsing, as in main
 
     created = [p for p in (output.parent, *output.parent.parents) if not p.exists()]
     tmp = output.parent / f".{output.stem}.{uuid.uuid4().hex[:12]}.keras"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from keras_preact.catalogue import NETWORKS, default_options
 from keras_preact.convert.readers import COUNTERS
 
 if TYPE_CHECKING:
@@ -68,10 +69,8 @@ class SourceArchitecture:
     @property
     def model_name(self) -> str:
         """The keras-preact factory that builds it, e.g. ``ResNet50V1``."""
-        from keras_preact.resnet import MODELS
-
         key = f"resnet{self.depth}{self.version}"
-        info = MODELS.get(key)
+        info = NETWORKS.get(key)
         if info is not None and info.family == self.family and info.unit == self.unit:
             return info.name
         if info is None and self.family == "cifar":  # resnet<DEPTH>v<1|2> of any CIFAR depth
@@ -101,15 +100,7 @@ class SourceArchitecture:
 
 def _default(option: str, value: Any, source: SourceArchitecture) -> bool:
     """Whether ``option=value`` is what keras-preact builds anyway for this version and family."""
-    from keras_preact.resnet import architecture
-
-    default = architecture(source.depth, source.version, source.family, source.unit)
-    current = {
-        "bottleneck_stride": default.spec.bottleneck_stride,
-        "projection": default.spec.projection,
-        "placement": default.spec.placement,
-        "shortcut": default.spec.shortcut,
-    }
+    current = default_options(source.family, source.version)
     return current.get(option) == value or (
         option == "bottleneck_stride" and source.unit != "bottleneck"
     )
@@ -334,7 +325,7 @@ def assign(
 
 
 def _kind(layer: keras.layers.Layer) -> str:
-    import keras
+    import keras  # convert imports without Keras (its --help)
 
     if isinstance(layer, keras.layers.BatchNormalization):
         return "bn"

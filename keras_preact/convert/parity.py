@@ -50,7 +50,7 @@ class Parity:
 
 def sample_images(count: int, size: tuple[int, int]) -> np.ndarray:
     """The first ``count`` test images of the embedded sample, float32 pixels (0-255) at ``size``."""
-    from PIL import Image
+    from PIL import Image  # optional: only to resize the sample
 
     images = load_sample().x_test[:count]
     h, w = size

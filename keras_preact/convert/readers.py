@@ -161,7 +161,7 @@ def _is_keras_archive(path: str) -> bool:
 
 def _read_torch(path: str) -> dict[str, np.ndarray]:
     try:
-        import torch
+        import torch  # optional: only for PyTorch files
     except ImportError:
         raise ValueError(
             f"{path!r} is a PyTorch checkpoint; reading it needs torch "
@@ -229,7 +229,7 @@ def _state_dict(obj, path: str) -> dict:
     one mapping of tensors under any other key, a few levels deep (``{"ema": {"model": ...}}``).
     Several mappings of tensors side by side are refused rather than one of them guessed.
     """
-    import torch
+    import torch  # optional: only for PyTorch files
 
     def holds_tensors(value) -> bool:
         return isinstance(value, dict) and any(isinstance(v, torch.Tensor) for v in value.values())
@@ -284,7 +284,7 @@ def _strip_prefixes(state: dict) -> dict:
 
 def _read_safetensors(path: str) -> dict[str, np.ndarray]:
     try:
-        from safetensors import SafetensorError, safe_open
+        from safetensors import SafetensorError, safe_open  # optional: .safetensors only
     except ImportError:
         raise ValueError(
             f"{path!r} is a safetensors file; reading it needs the safetensors package "
@@ -312,7 +312,7 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
     in the ``layer_names`` attribute; each layer's group lists ``weight_names`` such as
     ``conv1_conv/kernel:0``, the paths of its arrays inside the group.
     """
-    import h5py
+    import h5py  # only for HDF5 files
 
     try:
         with h5py.File(path, "r") as f:
@@ -353,7 +353,7 @@ def keras3_applications_depth(f) -> int | None:
     Keras 3 names those arrays by layer class and position, not by layer name: such a file is
     read by building keras.applications' own network of that depth and loading it there.
     """
-    import h5py
+    import h5py  # only for HDF5 files
 
     layers = f.get("layers")
     if not isinstance(layers, h5py.Group) or "vars" not in f:
@@ -365,7 +365,7 @@ def keras3_applications_depth(f) -> int | None:
 
 
 def _read_keras3_applications(path: str, depth: int, classes: int | None) -> dict[str, np.ndarray]:
-    import keras
+    import keras  # convert imports without Keras (its --help)
 
     build = getattr(keras.applications, f"ResNet{depth}")
     if classes is None:

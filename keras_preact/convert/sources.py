@@ -41,7 +41,7 @@ def import_torchvision_models() -> types.ModuleType:
     except ImportError:
         raise SourceUnavailable("torch is not installed") from None
     try:
-        import torchvision.models as models
+        import torchvision.models as models  # optional: only to measure parity
 
         return models
     except ImportError as e:
@@ -68,7 +68,7 @@ def import_timm() -> types.ModuleType:
     """``timm`` (through ``import_torchvision_models``, which timm imports torchvision for)."""
     import_torchvision_models()
     try:
-        import timm
+        import timm  # optional: only to measure parity
     except ImportError as e:
         raise SourceUnavailable(f"timm is not installed ({e})") from None
     return timm
@@ -105,7 +105,7 @@ def source_network(
         )
         return _torch_runner(net, checkpoint.tensors), version("timm")
     if source.layout == "keras.applications":
-        import keras
+        import keras  # convert imports without Keras (its --help)
 
         build = getattr(keras.applications, f"ResNet{source.depth}")
         net = build(
@@ -124,7 +124,7 @@ def source_network(
 
 
 def _torch_runner(net, tensors) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
+    import torch  # optional: only to measure parity
 
     state = {k: torch.from_numpy(np.asarray(v)) for k, v in tensors.items()}
     try:

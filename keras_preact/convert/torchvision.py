@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_preact.catalogue import IMAGENET_DEPTHS
 from keras_preact.convert.layout import Rule, SourceArchitecture, place_torch
 
 NAME = "torchvision"
@@ -90,8 +91,6 @@ def unit_counts(tensors: Mapping[str, np.ndarray], pattern: str, stages: int) ->
 
 def depth_of(counts: tuple[int, ...], unit: str, source: str) -> int:
     """The ImageNet depth with these units per stage, or a ValueError naming them."""
-    from keras_preact.resnet import IMAGENET_DEPTHS
-
     for depth, (table_unit, table_counts) in IMAGENET_DEPTHS.items():
         if table_unit == unit and table_counts == counts:
             return depth

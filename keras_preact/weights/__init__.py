@@ -18,7 +18,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from keras_preact import FACTORY_NAMES
+import keras_preact.convert.plan as planning
+from keras_preact import __version__
+from keras_preact.catalogue import FACTORY_NAMES
 from keras_preact.weights import cache, fetch
 from keras_preact.weights.fetch import (
     CACHE_VARIABLE,
@@ -196,7 +198,7 @@ class NamedWeights:
             "url": self.entry.url,
             "source_sha256": self.source_sha256,
             "options": _cache_options(self.arch),
-            "keras_preact": _version(),
+            "keras_preact": __version__,
         }
         try:
             cache.write(cache_root(), self.key, model, classifier=keep, metadata=metadata)
@@ -207,12 +209,10 @@ class NamedWeights:
             )
 
     def _prepare_conversion(self, model_name: str) -> None:
-        from keras_preact import convert
-
         path, self.source_sha256 = fetch.fetch(self.entry, log=self.log)
         include_top = self.classifier != "drop"
         try:
-            self.plan = convert.plan_checkpoint(
+            self.plan = planning.plan_checkpoint(
                 path,
                 self.arch,
                 include_top=include_top,
@@ -226,12 +226,6 @@ class NamedWeights:
                 f"{self.entry.qualified} weights fetched from {self.entry.url} into {path} cannot "
                 f"be converted: {e}"
             ) from None
-
-
-def _version() -> str:
-    from keras_preact import __version__
-
-    return __version__
 
 
 def prepare(

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import keras_preact.weights as weights_lib
 from keras_preact.cli import ArgumentParser, UserError, cli_main
 
 
@@ -27,17 +28,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def describe(entry) -> str:
     """One line for an entry of the table."""
-    from keras_preact.weights import ENTRIES, TITLES
-
     need = ", ".join(f"{k}={v!r}" for k, v in entry.options.items())
     first = next(
         e
-        for e in ENTRIES
+        for e in weights_lib.ENTRIES
         if (e.model, e.dataset, dict(e.options))
         == (entry.model, entry.dataset, dict(entry.options))
     )
     name = entry.dataset if first is entry else entry.qualified
-    call = f"{TITLES[entry.model]}(weights={name!r}{', ' + need if need else ''})"
+    call = f"{weights_lib.TITLES[entry.model]}(weights={name!r}{', ' + need if need else ''})"
     return (
         f"{entry.model}  {entry.qualified:<28} {call:<70} {entry.published}; preprocessing "
         f"{entry.preprocessing}; {entry.url}; {entry.licence}"
@@ -48,10 +47,8 @@ def describe(entry) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table (or a model's rows)."""
     args = build_parser().parse_args(argv)
-    from keras_preact.weights import list_weights
-
     try:
-        entries = list_weights(args.model)
+        entries = weights_lib.list_weights(args.model)
     except ValueError as e:
         raise UserError(str(e)) from None
     if not entries:

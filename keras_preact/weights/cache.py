@@ -71,7 +71,7 @@ def lookup(root: Path, key: str, *, classifier: bool, log=None) -> tuple[Path, d
 
 def write(root: Path, key: str, model, *, classifier: bool, metadata: dict[str, Any]) -> None:
     """Store ``model``'s converted weights (without its classifier unless ``classifier``)."""
-    import h5py
+    import h5py  # only when weights are cached; weights imports without it (--help)
 
     weights, meta_path = paths(root, key)
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def load(path: Path, model, *, classifier: bool) -> int:
     """Set every weighted layer of ``model`` from a cache file, by layer name (the classifier
     only with ``classifier``); a ValueError, and nothing set, if any layer is missing or differs.
     Returns the number of layers set."""
-    import h5py
+    import h5py  # only when weights are cached; weights imports without it (--help)
 
     plan = []
     with h5py.File(path, "r") as f:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import http.client
 import json
 import os
 import socket
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,12 +140,12 @@ def file_lock(path: Path) -> Iterator[None]:
     process asking for it waits."""
     with open(path, "a+b") as f:
         if os.name == "nt":  # pragma: no cover (Windows)
-            import msvcrt
+            import msvcrt  # Windows only
 
             f.seek(0)
             msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)
         else:
-            import fcntl
+            import fcntl  # POSIX only
 
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
@@ -201,10 +203,7 @@ def fetch(entry: WeightsEntry, *, log=print) -> tuple[Path, str]:
 
 def _download(entry: WeightsEntry, url: str, target: Path, log) -> str:
     """Download ``url`` to ``target`` through a temporary file, checked; its SHA-256."""
-    import http.client
-    import urllib.error
-
-    import keras
+    import keras  # weights imports without Keras (its --help)
 
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     full_hash = entry.file_hash if entry.hash_kind in ("md5", "sha256") else None
@@ -281,8 +280,6 @@ def _fetch_failure(message: str) -> str:
 
 
 def _network_reason(e: BaseException) -> str:
-    import http.client
-
     if isinstance(e, http.client.IncompleteRead | http.client.RemoteDisconnected):
         return f"the connection closed before the end of the file ({type(e).__name__})"
     if isinstance(e, TimeoutError | socket.timeout):

@@ -30,7 +30,7 @@ from convert_helpers import (
 from weights_server import Server
 
 import keras_preact as kp
-import keras_preact.convert
+import keras_preact.convert.plan
 import keras_preact.weights as weights_lib
 from keras_preact.weights import ENTRIES
 
@@ -55,15 +55,15 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def conversions(monkeypatch) -> list[str]:
-    """The checkpoints converted (``keras_preact.convert.plan_checkpoint`` calls)."""
+    """The checkpoints converted (``keras_preact.convert.plan.plan_checkpoint`` calls)."""
     calls: list[str] = []
-    real = keras_preact.convert.plan_checkpoint
+    real = keras_preact.convert.plan.plan_checkpoint
 
     def counted(checkpoint, *args, **kwargs):
         calls.append(str(checkpoint))
         return real(checkpoint, *args, **kwargs)
 
-    monkeypatch.setattr(keras_preact.convert, "plan_checkpoint", counted)
+    monkeypatch.setattr(keras_preact.convert.plan, "plan_checkpoint", counted)
     return calls
 
 
