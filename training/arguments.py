@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import add_native_logs_option
-from keras_preact.weights import is_named
 
 # Nothing here imports Keras or the pipeline at module level (keras_preact.cli is the standard
 # library only): --help and usage errors answer before TensorFlow loads. The choices --help lists are written out for the same reason;
@@ -35,7 +34,15 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 """``training.strategy.STRATEGIES``."""
 VERBOSITY = ("auto", "bar", "line", "quiet")
 """``training.pipeline.VERBOSITY``."""
-PREPROCESSINGS = ("cifar10", "cifar100", "imagenet", "imagenet_inception", "imagenet_caffe")
+PREPROCESSINGS = (
+    "cifar10",
+    "cifar100",
+    "imagenet",
+    "imagenet_inception",
+    "imagenet_caffe",
+    "cifar10_chenyaofo",
+    "cifar100_chenyaofo",
+)
 """``keras_preact.preprocessing.DATASET_STATS``."""
 
 RECIPE_HELP = (
@@ -484,6 +491,7 @@ def train_config(args: argparse.Namespace, **replace: Any):
     """The ``TrainConfig`` for parsed options (options a parser lacks keep their defaults);
     ``replace`` sets fields directly."""
     from keras_preact.cli import UserError
+    from keras_preact.weights import is_named  # here, not above: --help imports no weights table
     from training.pipeline import TrainConfig
     from training.strategy import StrategyOptions
 

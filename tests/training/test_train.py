@@ -196,7 +196,8 @@ def test_help_documents_every_option(capsys):
 )
 def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
     """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds), nor
-    any of keras_preact but its standard-library ``keras_preact.cli``."""
+    any of keras_preact but its standard-library ``keras_preact.cli`` and the model catalogue
+    (plain data, which ``import keras_preact`` reads)."""
     for args, code in ((["--help"], 0), (bad, 2)):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", command, *args],
@@ -211,6 +212,7 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
         assert not {"tensorflow", "keras", "jax"} & imported, args
         assert {m for m in imported if m.startswith("keras_preact")} <= {
             "keras_preact",
+            "keras_preact.catalogue",
             "keras_preact.cli",
         }, args
         if code == 0:
