@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 
@@ -46,3 +50,19 @@ def randomize_batch_norm(layer: keras.layers.BatchNormalization, rng: np.random.
             rng.uniform(0.5, 2.0, c).astype("float32"),
         ]
     )
+
+
+def run_on_jax(script: str, out) -> None:
+    """Run ``script`` (given ``out`` as its argument) in a process on Keras' JAX backend, and
+    check that it ended printing ``jax ok``; the calling test stays on TensorFlow."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "jax ok" in result.stdout
+    assert keras.backend.backend() == "tensorflow"

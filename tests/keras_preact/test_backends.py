@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
+from model_helpers import run_on_jax
 
 import keras_preact as kp
 
@@ -47,17 +45,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 def test_models_train_on_jax_and_load_in_tensorflow(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax ok" in result.stdout
-    assert keras.backend.backend() == "tensorflow"
+    run_on_jax(JAX_SCRIPT, tmp_path)
     for name in ("v1", "v2"):
         saved = np.load(tmp_path / f"{name}.npz")
         model = keras.saving.load_model(tmp_path / f"{name}.keras", safe_mode=True)

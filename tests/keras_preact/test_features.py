@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
-from model_helpers import randomize_batch_norm
+from model_helpers import randomize_batch_norm, run_on_jax
 
 import keras_preact as kp
 from keras_preact.datasets import load_sample
@@ -208,17 +208,7 @@ JAX_SCRIPT = textwrap.dedent(
 
 
 def test_features_on_jax_load_in_tensorflow(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", JAX_SCRIPT, str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax ok" in result.stdout
-    assert keras.backend.backend() == "tensorflow"
+    run_on_jax(JAX_SCRIPT, tmp_path)
     for version in ("v1", "v2"):
         saved = np.load(tmp_path / f"{version}.npz")
         model = keras.saving.load_model(tmp_path / f"{version}.keras", safe_mode=True)
