@@ -62,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "UNITS": "units",
     "list_weights": "weights",
 }
-__all__ = [*_EXPORTS, *FACTORY_NAMES]
+__all__ = list(_EXPORTS) + list(FACTORY_NAMES)
 
 # What type checkers and IDEs see (``X as X``: re-exported); at run time __getattr__ imports on
 # first use. isort would split these into one statement per name.

@@ -45,8 +45,9 @@ def list_weights(model: str | None = None) -> tuple[WeightsEntry, ...]:
     qualified name, URL, the options it needs, the preprocessing it was trained with, the accuracy
     as the source publishes it (not re-measured by keras-preact) and its licence note.
 
-    >>> [e.qualified for e in list_weights("resnet18v1")]
-    ['torchvision:IMAGENET1K_V1']
+    Examples:
+        >>> [e.qualified for e in list_weights("resnet18v1")]
+        ['torchvision:IMAGENET1K_V1']
     """
     if model is None:
         return ENTRIES
