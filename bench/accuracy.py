@@ -57,9 +57,10 @@ def keras_preact_accuracy(
 ) -> AccuracyResult:
     """Train ``model`` with the pipeline's recipe on ``images`` and evaluate it on the test split."""
     from keras_preact.datasets import CIFAR10_LABELS
-    from training import data, recipes
-    from training.pipeline import TrainConfig, prepare
-    from training.strategy import StrategyOptions
+    from training import recipes
+    from training.data.cifar.arrays import make_arrays
+    from training.run.pipeline import TrainConfig, prepare
+    from training.run.strategy import StrategyOptions
 
     config = TrainConfig(
         model=model.lower(),
@@ -71,7 +72,7 @@ def keras_preact_accuracy(
         deterministic=False,  # as a user would train: deterministic ops cost speed
         verbose="quiet",
     )
-    arrays = data.make_arrays(
+    arrays = make_arrays(
         "cifar10",
         images.x_train,
         images.y_train,

@@ -6,8 +6,8 @@ Both read the training images of the folder `bench.jpeg_folder` writes and produ
 float32 raw pixels, augmented with the v1 paper's recipe (shorter side random in [256, 480], random
 224x224 crop, horizontal flip, AlexNet's PCA lighting):
 
-* keras-preact: ``training.feed_images.train_batches`` over the scanned folder
-  (``training.image_folder.scan``) with ``Augment.make(224, "scale")``, as ``python -m
+* keras-preact: ``training.data.images.feed.train_batches`` over the scanned folder
+  (``training.data.images.folder.scan``) with ``Augment.make(224, "scale")``, as ``python -m
   training.images`` feeds it; NHWC batches, int32 labels.
 * torchvision: ``ImageFolder`` (PIL decoding) with `bench.torch_images.paper_transform` in a
   ``DataLoader`` of ``workers`` worker processes; NCHW batches, int64 labels.
@@ -90,8 +90,8 @@ def keras_preact_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     """keras-preact's tf.data feed of the folder's training images, bounded to ``s.workers``."""
     import tensorflow as tf
 
-    from training import feed_images
-    from training.image_folder import scan
+    from training.data.images import feed as feed_images
+    from training.data.images.folder import scan
 
     found = scan(folder)
     source = feed_images.FileImages(found.train.files, found.train.labels)
@@ -112,7 +112,7 @@ def keras_preact_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     return _result(
         seconds,
         s,
-        pipeline="training.feed_images.train_batches (tf.data), Augment.make(scale)",
+        pipeline="training.data.images.feed.train_batches (tf.data), Augment.make(scale)",
         parallelism=f"private thread pool of {s.workers}, 1 op thread per image",
         scale_range=list(augment.scale_range),
         images=source.count,
@@ -125,7 +125,7 @@ def torchvision_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     import torch
 
     from bench import torch_images
-    from training.paper_augmentation import scale_range
+    from training.data.images.augmentation import scale_range
 
     loader = torch_images.image_loader(folder / "train", s.image_size, s.batch, s.workers)
     seconds = _time_windows(lambda: iter(loader), s, gate)

@@ -6,12 +6,12 @@ operators beside the CPU build of torch, so it comes in as a namespace package
 (``keras_preact.convert.sources.import_torchvision_models``). Nothing used here needs those
 operators: images are decoded by PIL (``ImageFolder``'s default loader), not ``torchvision.io``.
 
-The augmentation is keras-preact's ``scale`` augmentation (``training.feed_images``) written the
+The augmentation is keras-preact's ``scale`` augmentation (``training.data.images.feed``) written the
 way torchvision users write it: the shorter side resized to a random length in [256, 480]
 (``RandomResize``; bilinear, antialiased, as keras-preact resizes), a random 224x224 crop, a random
 horizontal flip, and AlexNet's PCA lighting (`Lighting`, which torchvision does not have), on raw
 [0, 255] float32 pixels, with the parameters keras-preact's feed takes too
-(``training.paper_augmentation``, which imports no TensorFlow).
+(``training.data.images.augmentation``, which imports no TensorFlow).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 
 from bench.architectures import IMAGENET_MEAN, IMAGENET_STD, get_architecture
 from bench.torch_resnet import Normalize
-from training.paper_augmentation import (
+from training.data.images.augmentation import (
     LIGHTING_STD,
     PCA_EIGENVALUES,
     PCA_EIGENVECTORS,

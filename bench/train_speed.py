@@ -6,7 +6,7 @@ Protocol, the same for all three: ``1 + repeats`` windows of ``steps`` steps; th
 (tracing, allocator, thread pools) and is discarded; the result is the median window's images/s (all
 windows are kept in ``extra``).
 
-* keras-preact: ``training.pipeline.prepare`` (strategy, tf.data pipeline, model, recipe, compile)
+* keras-preact: ``training.run.pipeline.prepare`` (strategy, tf.data pipeline, model, recipe, compile)
   and ``model.fit`` with the pipeline's per-step callbacks (``EpochStats``, and the
   ``LearningRateController`` of step recipes). Epoch-level callbacks of a real run (checkpoints,
   CSV, TensorBoard) are left out: they are per-epoch I/O, not step time.
@@ -18,7 +18,7 @@ windows are kept in ``extra``).
   window) and left out of the images/s. The optimizer step stays eager.
 
 The ImageNet networks (``ResNet50V1``) train at 224x224 on the JPEG folder `bench.jpeg_folder`
-writes, each side through its own image pipeline: keras-preact through ``training.pipeline.prepare``
+writes, each side through its own image pipeline: keras-preact through ``training.run.pipeline.prepare``
 with the folder as its ``images`` (the tf.data feed of ``python -m training.images``, the v1 paper's
 scale augmentation, untouched: its own thread pools), PyTorch from torchvision's ``ImageFolder`` in
 a ``DataLoader`` of ``workers`` worker processes with the same augmentation
@@ -162,10 +162,10 @@ def keras_preact_training(
 
     from bench.architectures import get_architecture
     from keras_preact.layers import use_fused_batch_norm
-    from training import callbacks as cb
     from training import recipes
-    from training.pipeline import TrainConfig, prepare
-    from training.strategy import StrategyOptions
+    from training.run import callbacks as cb
+    from training.run.pipeline import TrainConfig, prepare
+    from training.run.strategy import StrategyOptions
 
     arch = get_architecture(model)
     common = dict(
@@ -179,7 +179,7 @@ def keras_preact_training(
         verbose="quiet",
     )
     if arch.family == "imagenet":
-        from training.image_data import ImageOptions
+        from training.data.images.options import ImageOptions
 
         if folder is None:
             raise ValueError(f"{model} trains on a folder of images; none was given")
@@ -241,7 +241,7 @@ def keras_preact_speed(
         count_trainable(prepared.model),
         jit_compile=str(prepared.model.jit_compile),
         compute_dtype=conv_compute_dtype(prepared.model),
-        pipeline="training.pipeline.prepare + model.fit",
+        pipeline="training.run.pipeline.prepare + model.fit",
         **_image_details(model, s),
         **gate.details(),
     )

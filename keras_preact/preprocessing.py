@@ -9,27 +9,8 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
+from keras_preact.catalogue import DATASET_STATS as DATASET_STATS
 from keras_preact.cli import UserError
-
-# Per-channel mean and standard deviation of the training images, in [0, 1] units (RGB).
-DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "cifar10": ((0.49139968, 0.48215841, 0.44653091), (0.24703223, 0.24348513, 0.26158784)),
-    "cifar100": ((0.50707516, 0.48654887, 0.44091784), (0.26733429, 0.25643846, 0.27615047)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    # ImageNet weights trained on other normalisations (see keras_preact.convert):
-    # pixels scaled to [-1, 1] (timm's resnetv2 weights; Inception's preprocessing) ...
-    "imagenet_inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    # ... and the RGB mean subtracted, no scaling (keras.applications' ResNets, "caffe" mode).
-    "imagenet_caffe": (
-        (123.68 / 255.0, 116.779 / 255.0, 103.939 / 255.0),
-        (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0),
-    ),
-    # The CIFAR statistics chenyaofo/pytorch-cifar-models trained with (its conf/cifar10.conf and
-    # conf/cifar100.conf; the CIFAR-10 standard deviations are the widely copied 0.2023, ...).
-    "cifar10_chenyaofo": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100_chenyaofo": ((0.5070, 0.4865, 0.4409), (0.2673, 0.2564, 0.2761)),
-}
-
 
 PREPROCESS_LAYER = "preprocess"
 """The name of the normalisation layer a model built with ``preprocessing=`` starts with."""

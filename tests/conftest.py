@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The image scan's cache (training.checked_images) in a temporary folder, never the user's.
+# The image scan's cache (training.data.images.decode_cache) in a temporary folder, never the user's.
 os.environ["KERAS_PREACT_CACHE"] = tempfile.mkdtemp(prefix="keras-preact-cache-")
 
 import keras

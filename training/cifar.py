@@ -1,7 +1,7 @@
 """``python -m training.cifar``: train a ResNet on CIFAR-10/100 with the papers' recipe.
 
-This module only parses the command line into a ``training.pipeline.TrainConfig`` and calls
-``training.pipeline.train``; run it with ``--help`` for every option.
+This module only parses the command line into a ``training.run.pipeline.TrainConfig`` and calls
+``training.run.pipeline.train``; run it with ``--help`` for every option.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from training import arguments, command
+from training import command
+from training import options as arguments
 
 EXAMPLES = """\
 examples:

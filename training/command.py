@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
-from training import arguments
+from training import options as arguments
 
 
 def run(
@@ -22,7 +22,7 @@ def run(
     argv: Sequence[str] | None,
     body: Callable[[argparse.Namespace], int],
 ) -> int:
-    """Parse ``argv`` with ``parser`` (a ``training.arguments.Parser``), then return ``body(args)``
+    """Parse ``argv`` with ``parser`` (a ``training.options.Parser``), then return ``body(args)``
     under ``cli_main``; with ``--native-logs``, TensorFlow's log lines are shown."""
     args = parser.parse_args(argv)
     from keras_preact.cli import cli_main, show_native_logs
@@ -39,7 +39,7 @@ def run(
 def train(args: argparse.Namespace) -> int:
     """Train the ``TrainConfig`` of parsed options; print the final and best error on the held-out
     images (CIFAR's test set, a folder's or ImageNet's validation set)."""
-    from training.pipeline import train as train_run
+    from training.run.pipeline import train as train_run
 
     config = arguments.train_config(args)
     metrics = train_run(config)

@@ -1,7 +1,7 @@
 """``python -m training.evaluate``: test a trained network with the papers' protocols.
 
-This module only parses the command line and calls ``training.protocols`` (the crops and the
-scores) on the images of ``training.image_folder`` or tfds ``imagenet2012``; run it with ``--help``.
+This module only parses the command line and calls ``training.evaluation.protocols`` (the crops and the
+scores) on the images of ``training.data.images.folder`` or tfds ``imagenet2012``; run it with ``--help``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from training import arguments, command
-
-PROTOCOLS = ("center", "10crop", "multiscale")
-"""``training.protocols.PROTOCOLS``, written out so that ``--help`` and usage errors answer before
-TensorFlow loads (a test checks that they agree)."""
+from keras_preact.catalogue import DATASET_STATS
+from training import command
+from training import options as arguments
+from training.choices import PROTOCOLS
 
 EXAMPLES = """\
 examples:
@@ -79,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="how the network normalises raw [0, 255] pixels: auto (default: its own "
         "'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
-        f"trained with, put in front of it: {', '.join(arguments.PREPROCESSINGS)}",
+        f"trained with, put in front of it: {', '.join(DATASET_STATS)}",
     )
     p.add_argument("--per-class", action="store_true", help="also the errors of every class")
     p.add_argument(
@@ -133,15 +132,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     model_path = Path(args.model).expanduser()
     output = Path(args.output).expanduser() if args.output else None
     if output is not None:
-        from training import rundir
+        from training.run import run_folder as rundir
 
         if output.exists():
             raise UserError(f"--output {output} exists: choose a new file")
         rundir.check_writable(output)
-    from training.image_data import require_tensorflow
+    from training.data.images.options import require_tensorflow
 
     require_tensorflow()
-    from training.protocols import evaluate
+    from training.evaluation.protocols import evaluate
 
     result = evaluate(
         model_path,

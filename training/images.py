@@ -1,7 +1,7 @@
 """``python -m training.images``: train or fine-tune a ResNet on a folder of images or on ImageNet.
 
-This module only parses the command line into a ``training.pipeline.TrainConfig`` (its ``images``
-field: ``training.image_data.ImageOptions``) and calls ``training.pipeline.train``; run it with
+This module only parses the command line into a ``training.run.pipeline.TrainConfig`` (its ``images``
+field: ``training.data.images.options.ImageOptions``) and calls ``training.run.pipeline.train``; run it with
 ``--help`` for every option.
 """
 
@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from training import arguments, command
+from training import command
+from training import options as arguments
 
 EXAMPLES = """\
 examples:

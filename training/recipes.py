@@ -52,21 +52,10 @@ import keras
 
 from keras_preact import ModelInfo
 from keras_preact.cli import UserError
+from training.choices import FREEZE_STAGES, GATED_WARMUP_MODES, SCHEDULES
 
 REFERENCE_BATCH = 128
 """The papers' global batch: learning rates and iteration counts of a recipe are given at this batch."""
-
-SCHEDULES = ("step", "cosine", "plateau")
-"""Learning-rate schedule shapes: the papers' step decay, cosine decay (after a linear warm-up), or a
-division by ``lr_decay_factor`` whenever the validation error stops improving."""
-
-FREEZE_STAGES = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "backbone")
-"""Values of ``freeze`` (fine-tuning): train everything, or freeze the network up to and including a
-stage (``backbone``: everything but the new classifier)."""
-
-GATED_WARMUP_MODES = ("auto", "on", "off")
-"""``auto``: the error-gated warm-up only for the models the papers used it for
-(``keras_preact.ModelInfo.paper_warmup``)."""
 
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
@@ -354,7 +343,7 @@ def uses_gated_warmup(recipe: Recipe, model: ModelInfo | None) -> bool:
 def plan(
     recipe: Recipe, *, model: ModelInfo | None, num_examples: int, steps_per_epoch: int
 ) -> Schedule:
-    """Resolve ``recipe`` for ``model`` (``training.model.resolve``; ``None`` when a trained network
+    """Resolve ``recipe`` for ``model`` (``training.run.network.resolve``; ``None`` when a trained network
     is fine-tuned) and ``num_examples`` training images cut into ``steps_per_epoch`` batches.
 
     Lengths and decay points are converted through images seen, so they do not depend on the batch;

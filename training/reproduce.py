@@ -1,7 +1,7 @@
 """``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command.
 
-This module only parses the command line and calls the stages: ``training.campaign`` plans and
-trains the runs (ordinary ``training.pipeline`` runs, one folder each), ``training.tables`` writes
+This module only parses the command line and calls the stages: ``training.experiments.runs`` plans and
+trains the runs (ordinary ``training.run.pipeline`` runs, one folder each), ``training.experiments.tables`` writes
 the table and the figure. The experiments themselves are data, in ``training.experiments``.
 """
 
@@ -12,7 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from training import arguments, command, experiments
+from training import command
+from training import options as arguments
+from training.experiments import papers as experiments
 
 EXAMPLES = """\
 experiments:
@@ -149,7 +151,7 @@ def setting(campaign) -> str:
 
 def listing(campaign) -> str:
     """``--list``: every run, its data, its cost in images seen, and what its folder holds."""
-    from training.campaign import images_seen
+    from training.experiments.runs import images_seen
 
     e, selected = campaign.experiment, {p.run.name for p in campaign.selected}
     lines = [
@@ -189,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from training import campaign as campaign_lib
-    from training import tables
+    from training.experiments import runs as campaign_lib
+    from training.experiments import tables
 
     choices = campaign_lib.Choices(
         scale=args.scale,

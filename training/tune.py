@@ -1,7 +1,7 @@
 """``python -m training.tune``: keras-tuner search over the training pipeline's hyper-parameters.
 
-Each trial builds and compiles its model with ``training.pipeline.compile_model`` and trains it on
-the data's training batches (``training.data.TrainingData.train_batches``) with the recipe's
+Each trial builds and compiles its model with ``training.run.pipeline.compile_model`` and trains it on
+the data's training batches (``training.data.batches.TrainingData.train_batches``) with the recipe's
 schedule (resolved for the trial's batch and length), under the same data and strategy options as
 ``python -m training.cifar`` (or, with ``--data``, ``python -m training.images``: a folder of
 images, or a network to fine-tune with ``--weights``). Trials are scored on a validation split
@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 # Nothing Keras or TensorFlow at module level: --help and usage errors answer at once.
-
-TUNERS = ("random", "hyperband", "bayesian")
-"""Values of ``--tuner``: keras-tuner's RandomSearch, Hyperband and BayesianOptimization."""
+from training.choices import TUNERS
 
 EXAMPLES = """\
 examples:
@@ -59,9 +57,9 @@ class SearchSpace:
     def resolve(self, options: dict[str, Any]) -> dict[tuple[str, str, int], tuple[Any, dict]]:
         """Check the space (``UserError`` for an empty or impossible one) and resolve every model
         it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
-        -> ``training.model.resolve``'s ``(ModelInfo, builder options)``."""
+        -> ``training.run.network.resolve``'s ``(ModelInfo, builder options)``."""
         from keras_preact.cli import UserError
-        from training import model as model_lib
+        from training.run import network as model_lib
 
         for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
             if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
@@ -91,15 +89,17 @@ def build_hypermodel(
     arrays: Any,
     seed: int,
 ):
-    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``training.pipeline.Resolved``)
+    """A ``keras_tuner.HyperModel`` whose trials are ``base`` (a ``training.run.pipeline.Resolved``)
     with the hyper-parameters chosen in ``space`` (its ``models`` resolved by
     ``SearchSpace.resolve``; none when ``base`` fine-tunes a trained network), trained on
-    ``arrays`` (a ``training.data.TrainingData``: CIFAR arrays or images; its test split is the
+    ``arrays`` (a ``training.data.batches.TrainingData``: CIFAR arrays or images; its test split is the
     validation split)."""
     import keras
     import keras_tuner as kt
 
-    from training import data, pipeline, recipes
+    from training import recipes
+    from training.data.batches import steps_per_epoch
+    from training.run import pipeline
 
     class CifarHyperModel(kt.HyperModel):
         """Trials of the training pipeline (see ``build_hypermodel``)."""
@@ -138,7 +138,7 @@ def build_hypermodel(
             return pipeline.compile_model(trial, runtime, schedule, source=arrays)
 
         def _schedule(self, trial: Any, epochs: int) -> recipes.Schedule:
-            steps = data.steps_per_epoch(arrays.num_train, trial.recipe.batch_size)
+            steps = steps_per_epoch(arrays.num_train, trial.recipe.batch_size)
             return recipes.plan(
                 trial.recipe.overridden(epochs=epochs),
                 model=trial.model,
@@ -170,7 +170,7 @@ def build_hypermodel(
 
 
 def holdout(arrays: Any, fraction: float) -> Any:
-    """``arrays`` (a ``training.data.TrainingData``) with ``fraction`` of the training images as its
+    """``arrays`` (a ``training.data.batches.TrainingData``) with ``fraction`` of the training images as its
     test split: CIFAR's last images, or part of each class of a folder of images."""
     return arrays.holdout(fraction)
 
@@ -190,7 +190,8 @@ def search(
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
     from keras_preact.cli import UserError
-    from training import pipeline, rundir, strategy
+    from training.run import pipeline, strategy
+    from training.run import run_folder as rundir
 
     resolved = pipeline.check(base)
     if resolved.model is None:
@@ -297,7 +298,7 @@ def _command(base: Any, values: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m training.tune`` parser: the search options plus the data, recipe and
     distribution options of ``python -m training.cifar`` (same names, same meaning)."""
-    from training import arguments
+    from training import options as arguments
 
     p = arguments.Parser(
         prog="python -m training.tune",
@@ -375,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from keras_preact.cli import UserError
-    from training import arguments
+    from training import options as arguments
 
     for pair in (args.lr_range, args.weight_decay_range):
         if len(pair) != 2:

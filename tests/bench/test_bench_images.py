@@ -19,8 +19,8 @@ import keras_preact
 from bench import architectures, parity, torch_images
 from bench.jpeg_folder import MARKER, FolderSpec, ensure_folder, folder_stats
 from bench.timing import _live_children, _own_seconds
-from training import feed_images
-from training.image_folder import scan
+from training.data.images import feed as feed_images
+from training.data.images.folder import scan
 
 TINY = FolderSpec(train_per_class=2, val_per_class=1, copies=2, sides=(40, 64))
 

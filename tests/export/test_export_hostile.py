@@ -328,7 +328,7 @@ def image_folder(root, sizes: dict[str, list[int]]):
 
 
 def test_the_training_scan_refuses_or_skips_images_over_the_limit(tmp_path, monkeypatch):
-    from training import image_folder as folders
+    from training.data.images import folder as folders
 
     monkeypatch.setenv(image_limits.ENVIRONMENT_VARIABLE, "1000")
     root = image_folder(tmp_path, {"a": [20, 30], "b": [20, 40]})

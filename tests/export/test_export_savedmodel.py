@@ -213,7 +213,7 @@ def test_center_crop_bytes_serve_the_view_training_validates_on(
 ):
     from export.client import decode_and_resize
     from export.pipeline import export_model
-    from training.feed_images import eval_image
+    from training.data.images.feed import eval_image
 
     result = export_model(
         trained_model_path,

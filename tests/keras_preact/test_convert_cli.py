@@ -95,7 +95,7 @@ def test_converted_resnet20_exports_and_verifies_end_to_end(akamaster, tmp_path,
 
 
 def test_converted_checkpoint_trains_through_training(akamaster, tmp_path):
-    from training.pipeline import TrainConfig, prepare
+    from training.run.pipeline import TrainConfig, prepare
 
     path, net = akamaster
     config = TrainConfig(

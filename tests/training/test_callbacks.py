@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from keras_preact.cli import UserError
-from training import callbacks as cb
-from training import report
+from training.run import callbacks as cb
+from training.run import report
 
 
 def _model(seed: int = 0) -> keras.Model:

@@ -12,7 +12,7 @@ from training_helpers import SAMPLE_RUN, cli, diverged_states_are_finite, error_
 
 from keras_preact.cli import UserError
 from training import cifar
-from training.pipeline import TrainConfig, train
+from training.run.pipeline import TrainConfig, train
 
 
 def _fails(capsys, argv, expected):
@@ -195,7 +195,7 @@ def test_divergence_stops_with_a_clear_message(capsys, tmp_path):
 def test_a_bug_shows_its_traceback_not_an_error_line(capsys, tmp_path, monkeypatch, bug):
     """Only input errors get the one line: anything else a stage raises is a bug, and it comes out
     of the command as it is (Python prints its traceback), even a ValueError or an OSError."""
-    from training import pipeline
+    from training.run import pipeline
 
     def broken(*args, **kwargs):
         raise bug

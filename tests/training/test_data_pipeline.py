@@ -1,5 +1,5 @@
-"""The two feeds (training.feed_tf, tf.data; training.feed_numpy, Keras PyDataset) and
-training.data.steps_per_epoch, on the embedded sample's images.
+"""The two feeds (training.data.cifar.feed_tf, tf.data; training.data.cifar.feed_numpy, Keras PyDataset) and
+training.data.batches.steps_per_epoch, on the embedded sample's images.
 
 Both feeds are held to the same contract by the same tests. The training labels passed in are the
 images' indices, so every yielded image can be traced back to the original it was made from.
@@ -19,7 +19,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from keras_preact.cli import UserError
 from keras_preact.datasets import load_sample
-from training import data, feed_numpy, feed_tf
+from training.data.batches import TrainPlan, steps_per_epoch
+from training.data.cifar import feed_numpy, feed_tf
 
 SAMPLE = load_sample()
 X = SAMPLE.x_train
@@ -39,7 +40,7 @@ def feed(request):
 
 def train(feed, x, y, batch, **plan):
     """``feed``'s training feed of ``TrainPlan.make(x, y, batch, **plan)``."""
-    return feed.train_batches(data.TrainPlan.make(x, y, batch, **plan))
+    return feed.train_batches(TrainPlan.make(x, y, batch, **plan))
 
 
 def take(ds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -189,15 +190,15 @@ def test_eval_dataset_is_ordered_complete_float32_and_cached(feed):
 
 
 def test_steps_per_epoch():
-    assert data.steps_per_epoch(1000, 128) == 7
-    assert data.steps_per_epoch(50_000, 128) == 390
-    assert data.steps_per_epoch(256, 128) == 2
+    assert steps_per_epoch(1000, 128) == 7
+    assert steps_per_epoch(50_000, 128) == 390
+    assert steps_per_epoch(256, 128) == 2
     with pytest.raises(
         UserError, match="batch size 2000 is larger than the 1000 training examples"
     ):
-        data.steps_per_epoch(1000, 2000)
+        steps_per_epoch(1000, 2000)
     with pytest.raises(UserError, match="at least 1"):
-        data.steps_per_epoch(1000, 0)
+        steps_per_epoch(1000, 0)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +214,7 @@ def test_steps_per_epoch():
 )
 def test_bad_arguments(args, kwargs, message):
     with pytest.raises(UserError, match=message):
-        data.TrainPlan.make(*args, **kwargs)
+        TrainPlan.make(*args, **kwargs)
 
 
 def test_bad_evaluation_batch(feed):
@@ -227,12 +228,13 @@ DISTRIBUTED = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from training import data, feed_tf
+    from training.data.batches import TrainPlan
+    from training.data.cifar import feed_tf
     from keras_preact.datasets import load_sample
 
     s = load_sample()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    ds = feed_tf.train_batches(data.TrainPlan.make(s.x_train, s.y_train, 64, seed=5))
+    ds = feed_tf.train_batches(TrainPlan.make(s.x_train, s.y_train, 64, seed=5))
     x, y = next(iter(ds))
     dx, dy = next(iter(strategy.experimental_distribute_dataset(ds)))
     parts = strategy.experimental_local_results(dx)

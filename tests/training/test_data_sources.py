@@ -1,4 +1,4 @@
-"""training.data.load_arrays: the embedded sample, the official CIFAR archives (folder:PATH), bad input.
+"""training.data.cifar.sources.load_arrays: the embedded sample, the official CIFAR archives (folder:PATH), bad input.
 
 The archives are written here, in the official formats, from the embedded sample's real images: python
 batches pickled the way Python 2's cPickle wrote the originals (byte strings, numpy.core globals) and binary
@@ -21,7 +21,9 @@ import pytest
 
 from keras_preact.cli import UserError
 from keras_preact.datasets import CIFAR100_LABELS, load_sample
-from training import cifar_archives, data
+from training.data.cifar import archives as cifar_archives
+from training.data.cifar.arrays import CifarArrays
+from training.data.cifar.sources import load_arrays
 
 SAMPLE = load_sample()
 LAYOUT = {(lay.dataset, lay.fmt): lay for lay in cifar_archives.LAYOUTS}
@@ -182,7 +184,7 @@ def archives(tmp_path_factory) -> dict[tuple[str, str], tuple[Path, Path]]:
     return out
 
 
-def assert_loaded(arrays: data.CifarArrays, dataset: str) -> None:
+def assert_loaded(arrays: CifarArrays, dataset: str) -> None:
     x_train, y_train, x_test, y_test = expected(dataset)
     assert arrays.name == dataset
     assert arrays.x_train.dtype == np.uint8 and arrays.x_train.shape == (1000, 32, 32, 3)
@@ -205,7 +207,7 @@ def test_official_formats_load_back_identical(archives, key, form):
         "parent-of-extracted": folder.parent,
         "parent-of-tar.gz": archive.parent,
     }[form]
-    arrays = data.load_arrays(key[0], f"folder:{path}", verify_checksums=False)
+    arrays = load_arrays(key[0], f"folder:{path}", verify_checksums=False)
     assert_loaded(arrays, key[0])
 
 
@@ -217,13 +219,11 @@ def test_python3_repickled_batches_load(tmp_path):
         obj = cifar_archives._unpickle(blob, name)
         files[name] = pickle.dumps({k.encode(): v for k, v in obj.items()}, protocol=5)
     folder = write_folder(tmp_path, layout, files)
-    assert_loaded(
-        data.load_arrays("cifar10", f"folder:{folder}", verify_checksums=False), "cifar10"
-    )
+    assert_loaded(load_arrays("cifar10", f"folder:{folder}", verify_checksums=False), "cifar10")
 
 
 def test_sample_source():
-    arrays = data.load_arrays("cifar10-sample")
+    arrays = load_arrays("cifar10-sample")
     assert arrays.name == "cifar10-sample" and arrays.num_classes == 10
     assert arrays.label_names == SAMPLE.label_names
     assert arrays.x_train.shape == (1000, 32, 32, 3) and arrays.x_test.shape == (300, 32, 32, 3)
@@ -241,7 +241,7 @@ def _md5(path: Path) -> str:
 def test_checksum_mismatch_is_reported_for_archives(archives, key):
     _, archive = archives[key]
     with pytest.raises(UserError) as e:
-        data.load_arrays(key[0], f"folder:{archive}")
+        load_arrays(key[0], f"folder:{archive}")
     message = str(e.value)
     assert f"md5 {_md5(archive)} is not the official {LAYOUT[key].archive_md5}" in message
     assert "--no-verify-checksums" in message and str(archive) in message
@@ -251,7 +251,7 @@ def test_checksum_mismatch_is_reported_for_archives(archives, key):
 def test_checksum_mismatch_is_reported_for_extracted_python_files(archives, dataset):
     folder, _ = archives[dataset, "python"]
     with pytest.raises(UserError, match=r"is not the official .*--no-verify-checksums") as e:
-        data.load_arrays(dataset, f"folder:{folder}")
+        load_arrays(dataset, f"folder:{folder}")
     assert str(folder) in str(e.value)
 
 
@@ -260,7 +260,7 @@ def test_extracted_binary_with_checksums_on_needs_the_official_counts(archives, 
     """No md5s are published for the binary files: verification falls back to the official counts."""
     folder, _ = archives[dataset, "binary"]
     with pytest.raises(UserError, match=r"train split has 1000 images .* official .* has 50000"):
-        data.load_arrays(dataset, f"folder:{folder}")
+        load_arrays(dataset, f"folder:{folder}")
 
 
 def test_verification_accepts_matching_checksums_and_counts(archives, monkeypatch):
@@ -273,7 +273,7 @@ def test_verification_accepts_matching_checksums_and_counts(archives, monkeypatc
     monkeypatch.setattr(cifar_archives, "LAYOUTS", (patched, *others))
     monkeypatch.setattr(cifar_archives, "OFFICIAL_COUNTS", (1000, 300))
     for path in (folder, archive):
-        assert_loaded(data.load_arrays("cifar10", f"folder:{path}"), "cifar10")
+        assert_loaded(load_arrays("cifar10", f"folder:{path}"), "cifar10")
 
 
 def _corrupt_copy(archives, tmp_path, key, name: str, blob: bytes) -> Path:
@@ -294,7 +294,7 @@ def test_pickle_with_a_forbidden_global_is_refused_without_running_it(archives, 
         archives, tmp_path, ("cifar10", "python"), "data_batch_3", pickle.dumps(Exploit())
     )
     with pytest.raises(UserError, match=r"data_batch_3: refusing to unpickle (posix|os)\.system"):
-        data.load_arrays("cifar10", f"folder:{folder}", verify_checksums=False)
+        load_arrays("cifar10", f"folder:{folder}", verify_checksums=False)
     assert not sentinel.exists()
 
 
@@ -375,7 +375,7 @@ def test_corrupt_files_are_rejected_naming_the_file(archives, tmp_path, key, nam
     folder, _ = archives[key]
     copy = _corrupt_copy(archives, tmp_path, key, name, mutate((folder / name).read_bytes()))
     with pytest.raises(UserError, match=message) as e:
-        data.load_arrays(key[0], f"folder:{copy}", verify_checksums=False)
+        load_arrays(key[0], f"folder:{copy}", verify_checksums=False)
     assert str(copy / name) in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -386,7 +386,7 @@ def test_missing_file_is_named(archives, tmp_path):
     with pytest.raises(
         UserError, match=r"data_batch_5.bin is missing \(cifar-10-batches-bin needs"
     ):
-        data.load_arrays("cifar10", f"folder:{folder}", verify_checksums=False)
+        load_arrays("cifar10", f"folder:{folder}", verify_checksums=False)
 
 
 def test_truncated_archive_is_rejected(archives, tmp_path):
@@ -394,7 +394,7 @@ def test_truncated_archive_is_rejected(archives, tmp_path):
     cut = tmp_path / archive.name
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     with pytest.raises(UserError, match=f"{cut}: not a readable .tar.gz archive"):
-        data.load_arrays("cifar100", f"folder:{cut}", verify_checksums=False)
+        load_arrays("cifar100", f"folder:{cut}", verify_checksums=False)
 
 
 def test_archive_of_other_things_is_rejected(tmp_path):
@@ -404,11 +404,11 @@ def test_archive_of_other_things_is_rejected(tmp_path):
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "photos", arcname="photos")
     with pytest.raises(UserError, match="not an official CIFAR archive"):
-        data.load_arrays("cifar10", f"folder:{archive}", verify_checksums=False)
+        load_arrays("cifar10", f"folder:{archive}", verify_checksums=False)
     not_tar = tmp_path / "notes.txt"
     not_tar.write_text("not an archive")
     with pytest.raises(UserError, match=r"not a readable .tar.gz archive"):
-        data.load_arrays("cifar10", f"folder:{not_tar}", verify_checksums=False)
+        load_arrays("cifar10", f"folder:{not_tar}", verify_checksums=False)
 
 
 def test_wrong_dataset_in_folder_is_named(archives):
@@ -417,14 +417,14 @@ def test_wrong_dataset_in_folder_is_named(archives):
         with pytest.raises(
             UserError, match=r"holds cifar100 .*not cifar10: for cifar10 give one of"
         ):
-            data.load_arrays("cifar10", f"folder:{path}", verify_checksums=False)
+            load_arrays("cifar10", f"folder:{path}", verify_checksums=False)
 
 
 def test_missing_or_empty_folder_never_falls_back_to_the_sample(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        data.load_arrays("cifar10", f"folder:{tmp_path / 'nope'}")
+        load_arrays("cifar10", f"folder:{tmp_path / 'nope'}")
     with pytest.raises(UserError, match=r"holds no CIFAR data: expected.*cifar-10-python.tar.gz"):
-        data.load_arrays("cifar10", f"folder:{tmp_path}")
+        load_arrays("cifar10", f"folder:{tmp_path}")
 
 
 @pytest.mark.parametrize(
@@ -459,7 +459,7 @@ def test_missing_or_empty_folder_never_falls_back_to_the_sample(tmp_path):
 )
 def test_bad_dataset_or_source(kwargs, message):
     with pytest.raises(UserError, match=message):
-        data.load_arrays(**kwargs)
+        load_arrays(**kwargs)
 
 
 def test_cli_trains_from_a_folder_archive_once_checksums_are_turned_off(archives, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""training.data.load_arrays with source="tfds": a prepared data dir, tfds' mock data, the offline fast-fail."""
+"""training.data.cifar.sources.load_arrays with source="tfds": a prepared data dir, tfds' mock data, the offline fast-fail."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import tensorflow_datasets as tfds
 
 from keras_preact.cli import UserError
 from keras_preact.datasets import CIFAR100_LABELS, load_sample
-from training import data, tfds_source
+from training.data.cifar import from_tfds as tfds_source
+from training.data.cifar.arrays import CifarArrays
+from training.data.cifar.sources import load_arrays
 
 SAMPLE = load_sample()
 
@@ -64,7 +66,7 @@ def prepared_dir(tmp_path_factory):
     return root
 
 
-def _assert_sample(arrays: data.CifarArrays) -> None:
+def _assert_sample(arrays: CifarArrays) -> None:
     assert arrays.name == "cifar10" and arrays.num_classes == 10
     assert arrays.label_names == SAMPLE.label_names
     assert arrays.y_train.dtype == np.int64
@@ -75,12 +77,12 @@ def _assert_sample(arrays: data.CifarArrays) -> None:
 
 
 def test_prepared_data_dir_is_read_without_network(prepared_dir, offline):
-    _assert_sample(data.load_arrays("cifar10", "tfds", data_dir=str(prepared_dir)))
+    _assert_sample(load_arrays("cifar10", "tfds", data_dir=str(prepared_dir)))
 
 
 def test_tfds_data_dir_environment_variable_is_honoured(prepared_dir, offline, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(prepared_dir))
-    _assert_sample(data.load_arrays("cifar10"))
+    _assert_sample(load_arrays("cifar10"))
 
 
 def test_mock_data_cifar100(tmp_path, offline):
@@ -89,7 +91,7 @@ def test_mock_data_cifar100(tmp_path, offline):
     builder.data_path.mkdir(parents=True)
     builder.info.write_to_directory(builder.data_path)  # what mock_data needs to call it prepared
     with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path)):
-        arrays = data.load_arrays("cifar100", "tfds", data_dir="/nonexistent")
+        arrays = load_arrays("cifar100", "tfds", data_dir="/nonexistent")
     assert arrays.num_classes == 100 and arrays.label_names == CIFAR100_LABELS
     for x, y in ((arrays.x_train, arrays.y_train), (arrays.x_test, arrays.y_test)):
         assert x.shape == (24, 32, 32, 3) and x.dtype == np.uint8
@@ -99,7 +101,7 @@ def test_mock_data_cifar100(tmp_path, offline):
 def _expect_fast_fail(data_dir, budget_s: float) -> str:
     start = time.monotonic()
     with pytest.raises(UserError) as e:
-        data.load_arrays("cifar10", "tfds", data_dir=str(data_dir))
+        load_arrays("cifar10", "tfds", data_dir=str(data_dir))
     elapsed = time.monotonic() - start
     assert elapsed < budget_s, f"took {elapsed:.1f}s"
     message = str(e.value)
@@ -168,4 +170,4 @@ def test_data_dir_that_is_a_file(tmp_path):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     with pytest.raises(UserError, match="is not a directory"):
-        data.load_arrays("cifar10", "tfds", data_dir=str(not_a_dir))
+        load_arrays("cifar10", "tfds", data_dir=str(not_a_dir))

@@ -12,8 +12,8 @@ from training_helpers import ROOT, SAMPLE_RUN, env, free_ports, metrics, popen
 # Runs in a fresh process: logical CPU devices must be configured before TensorFlow initialises.
 FIRST_STEP_LOSSES = r"""
 import json, keras
-from training.pipeline import TrainConfig, prepare
-from training.strategy import StrategyOptions
+from training.run.pipeline import TrainConfig, prepare
+from training.run.strategy import StrategyOptions
 
 class Losses(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
@@ -71,7 +71,7 @@ def test_two_cpu_replicas_match_one_device():
 @pytest.mark.slow
 def test_two_workers_train_together(tmp_path):
     """Two processes on 127.0.0.1 form a MultiWorkerMirroredStrategy cluster and train one epoch
-    (training.loop drives it; Keras' fit cannot). The chief writes the run; the other keeps nothing."""
+    (training.run.multi_worker_fit drives it; Keras' fit cannot). The chief writes the run; the other keeps nothing."""
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     out = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""training.feed_images: the image feed's contract (order and augmentation keyed by seed, epoch and
+"""training.data.images.feed: the image feed's contract (order and augmentation keyed by seed, epoch and
 image; resumable at any batch) and each augmentation's numbers, on real image files."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 from image_helpers import write_folder
 
-from training import feed_images, protocols
-from training.feed_images import Augment, FileImages, ImagePlan
-from training.image_folder import scan
+from training.data.images import feed as feed_images
+from training.data.images.feed import Augment, FileImages, ImagePlan
+from training.data.images.folder import scan
+from training.evaluation import protocols
 
 
 @pytest.fixture(scope="module")

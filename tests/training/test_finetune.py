@@ -10,7 +10,8 @@ import tensorflow as tf
 
 import keras_preact
 from keras_preact.cli import UserError
-from training import finetune, recipes
+from training import recipes
+from training.run import finetune
 
 
 def _tiny(seed: int = 0) -> keras.Model:

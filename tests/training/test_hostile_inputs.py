@@ -13,7 +13,7 @@ import pytest
 from image_helpers import write_folder
 
 from keras_preact.cli import UserError
-from training.image_folder import scan, scan_eval
+from training.data.images.folder import scan, scan_eval
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_finetuning_with_preprocessing_puts_it_in_front(networks):
     import keras
 
     from keras_preact.preprocessing import preprocess_input
-    from training import finetune
+    from training.run import finetune
 
     raw = keras.saving.load_model(networks / "raw.keras")
     model = finetune.from_file(
@@ -242,7 +242,7 @@ def test_evaluate_names_the_model_option_when_the_model_is_wrong(folder, tmp_pat
     [("resnet20v2", "ResNet20V2"), ("RESNET8V1", "ResNet8V1"), ("plain26v1", "Plain26V1")],
 )
 def test_model_names_are_spelled_as_the_package_spells_them(name, spelled):
-    from training import pipeline
+    from training.run import pipeline
 
     resolved = pipeline.check(pipeline.TrainConfig(model=name, dataset="cifar10-sample"))
     assert resolved.describe_model()["name"] == spelled  # metrics.json
@@ -276,8 +276,9 @@ def test_the_summary_line_merges_decays_that_fall_on_one_step():
 
 
 def test_the_quick_scale_says_its_length_and_constant_rate():
-    from training import campaign as campaign_lib
-    from training import pipeline, recipes
+    from training import recipes
+    from training.experiments import runs as campaign_lib
+    from training.run import pipeline
 
     choices = campaign_lib.Choices(scale="quick")
     planned = campaign_lib.plan("degradation", choices, load_data=False)
@@ -319,7 +320,7 @@ def test_listing_checks_the_options_too(tmp_path, capsys, argv, expected):
 
 
 def _tiny_experiment(monkeypatch):
-    from training import experiments as ex
+    from training.experiments import papers as ex
 
     tiny = ex.Experiment(
         "tiny",

@@ -1,4 +1,4 @@
-"""training.image_folder: the scan of a real-image folder and its one-line report of what is wrong."""
+"""training.data.images.folder: the scan of a real-image folder and its one-line report of what is wrong."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from image_helpers import add_bad_files, write_folder
 from PIL import Image
 
 from keras_preact.cli import UserError
-from training import checked_images, feed_images, image_folder
-from training.image_folder import hold_out, scan, scan_eval
+from training.data.images import decode_cache as checked_images
+from training.data.images import feed as feed_images
+from training.data.images import folder as image_folder
+from training.data.images.folder import hold_out, scan, scan_eval
 
 
 @pytest.fixture(scope="module")

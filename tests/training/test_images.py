@@ -18,10 +18,15 @@ from training_helpers import cli, error_line, main_error_line, metrics
 
 import keras_preact
 from keras_preact.cli import UserError
-from training import callbacks, evaluate, image_data, images, rundir, tfds_imagenet
-from training.image_data import ImageOptions
-from training.pipeline import TrainConfig, prepare, train
-from training.report import read_history
+from training import evaluate, images
+from training.data.images import imagenet_tfds as tfds_imagenet
+from training.data.images import options as image_options
+from training.data.images.dataset import load
+from training.data.images.options import ImageOptions
+from training.run import callbacks
+from training.run import run_folder as rundir
+from training.run.pipeline import TrainConfig, prepare, train
+from training.run.report import read_history
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +205,7 @@ def test_check_resolves_an_image_run_once(folder, pretrained, tmp_path, monkeypa
     """``pipeline.check`` resolves an image run's recipe (the image table), network, crop size
     and strategy; ``prepare`` builds from that, the input shape and preprocessing coming from the
     data, and interprets none of them again, for a new network and for a fine-tuned one."""
-    from training import pipeline, strategy
+    from training.run import pipeline, strategy
 
     new = pipeline.check(_paper(folder, tmp_path / "new"))
     assert new.model.key == "resnet8v1" and new.images.image_size == 32
@@ -228,7 +233,7 @@ def test_check_resolves_an_image_run_once(folder, pretrained, tmp_path, monkeypa
 
     monkeypatch.setattr(keras_preact, "resolve_model", again)
     monkeypatch.setattr(strategy, "check", again)
-    monkeypatch.setattr(image_data, "keras_input_size", again)
+    monkeypatch.setattr(image_options, "keras_input_size", again)
     monkeypatch.setattr(ImageOptions, "check", again)
     built = prepare(new)
     assert built.resolved is new and tuple(built.model.inputs[0].shape) == (None, 32, 32, 3)
@@ -252,7 +257,7 @@ def test_imagenet_without_its_archives_fails_at_once_without_downloading(tmp_pat
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_download)
     started = time.monotonic()
     with pytest.raises(UserError) as error:
-        image_data.load(ImageOptions("tfds:imagenet2012"), data_dir=str(tmp_path / "tfds"))
+        load(ImageOptions("tfds:imagenet2012"), data_dir=str(tmp_path / "tfds"))
     assert time.monotonic() - started < 10
     message = str(error.value)
     manual = tmp_path / "tfds" / "downloads" / "manual"
@@ -283,7 +288,7 @@ def test_imagenet_from_tfds_mock_data_trains_and_evaluates(tmp_path):
             prepared.train_dataset(), steps_per_epoch=2, epochs=1, verbose=0, shuffle=False
         )
         assert np.isfinite(history.history["loss"]).all()
-        from training.protocols import probabilities
+        from training.evaluation.protocols import probabilities
 
         probs, labels = probabilities(prepared.model, source.val, "10crop", 32, batch=8)
         assert probs.shape == (24, 1000) and labels.max() < 1000
@@ -332,8 +337,8 @@ def test_jax_without_tensorflow_says_the_feed_needs_it(folder, tmp_path, jax_wit
 def test_worker_sharded_feed_trains_through_the_multi_worker_loop(folder):
     """The loop of ``multi_worker`` takes the image feed as a function of each worker's input
     context (``distribute_datasets_from_function``); here one worker with one replica."""
-    from training import loop
-    from training.strategy import StrategyOptions
+    from training.run import multi_worker_fit as loop
+    from training.run.strategy import StrategyOptions
 
     config = _paper(folder, "unused", strategy=StrategyOptions("mirrored"), verbose="quiet")
     prepared = prepare(config)
@@ -347,7 +352,9 @@ def test_worker_sharded_feed_trains_through_the_multi_worker_loop(folder):
 
 
 def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder):
-    from training import arguments, pipeline, tune
+    from training import options as arguments
+    from training import tune
+    from training.run import pipeline
 
     args = tune.build_parser().parse_args(["--data", str(folder), "--image-size", "32"])
     base = arguments.train_config(args, model="resnet8v1")
@@ -366,7 +373,9 @@ def test_tuner_trials_fine_tune_the_network_of_weights(folder, pretrained, tmp_p
     --weights network with a new classifier; --models, --units and --widths are refused."""
     import keras_tuner as kt
 
-    from training import arguments, pipeline, recipes, strategy, tune
+    from training import options as arguments
+    from training import recipes, tune
+    from training.run import pipeline, strategy
 
     argv = ["--data", str(folder), "--weights", str(pretrained), "--recipe", "finetune"]
     resolved = pipeline.check(arguments.train_config(tune.build_parser().parse_args(argv)))

@@ -66,7 +66,8 @@ def test_jax_backend_rejects_multi_worker_in_one_line(tmp_path):
 _PROBE = """
 import sys, threading
 import keras
-from training import cifar, pipeline
+from training import cifar
+from training.run import pipeline
 
 ends = []
 

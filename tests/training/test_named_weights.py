@@ -15,7 +15,8 @@ from image_helpers import write_folder
 from weights_server import Server
 
 import keras_preact
-from training import evaluate, images, rundir
+from training import evaluate, images
+from training.run import run_folder as rundir
 
 # The converter tests' source networks (appended: the package itself stays first on the path).
 sys.path.append(str(Path(__file__).resolve().parents[1] / "keras_preact"))

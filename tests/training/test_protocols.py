@@ -1,4 +1,4 @@
-"""training.protocols: every crop of the papers' testing is the window it should be (an image whose
+"""training.evaluation.protocols: every crop of the papers' testing is the window it should be (an image whose
 pixels encode their own coordinates), the multi-scale sizes, the fully-convolutional network, and
 the top-1/top-5 errors."""
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
-from training import protocols
+from training.evaluation import protocols
 
 
 def coordinate_image(height: int, width: int) -> np.ndarray:

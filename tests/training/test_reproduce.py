@@ -13,10 +13,11 @@ import pytest
 from training_helpers import cli, error_line
 
 from keras_preact.cli import UserError
-from training import callbacks as cb
-from training import campaign as campaign_lib
-from training import experiments as ex
-from training import reproduce, tables
+from training import reproduce
+from training.experiments import papers as ex
+from training.experiments import runs as campaign_lib
+from training.experiments import tables
+from training.run import callbacks as cb
 
 # (experiment, run) -> (depth, unit, placement, shortcut, extra spec fields), from the papers:
 # v1 Table 6 / Fig. 6, v2 Table 1 (all on ResNet-110 with original units), Tables 2 and 3.

@@ -13,7 +13,7 @@ import pytest
 from training_helpers import SAMPLE_RUN, cli, metrics, popen
 
 import keras_preact
-from training.report import read_history
+from training.run.report import read_history
 
 ARGS = [*SAMPLE_RUN, "--epochs", "2", "--seed", "11", "--backup-every", "7"]
 STEPS_PER_EPOCH = 20  # 1,000 sample images at batch 50

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from keras_preact.cli import UserError
-from training import rundir
+from training.run import run_folder as rundir
 
 CONFIG = {"model": "resnet8v1", "seed": 1, "recipe_overrides": {"epochs": 2}}
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from keras_preact.cli import UserError
-from training import strategy
-from training.strategy import StrategyOptions
+from training.run import strategy
+from training.run.strategy import StrategyOptions
 
 GOOD = {
     "cluster": {"worker": ["127.0.0.1:2222", "127.0.0.1:2223"]},

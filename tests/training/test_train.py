@@ -15,9 +15,10 @@ from training_helpers import ROOT, env
 import keras_preact
 from keras_preact.cli import UserError
 from keras_preact.datasets import load_sample
-from training import cifar, rundir
-from training.pipeline import TrainConfig, prepare, train
-from training.report import read_history
+from training import cifar
+from training.run import run_folder as rundir
+from training.run.pipeline import TrainConfig, prepare, train
+from training.run.report import read_history
 
 
 def _config(tmp_path, **overrides) -> TrainConfig:
@@ -124,10 +125,10 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
     # In-memory images instead of a named dataset (what benchmarks on their own subsets use).
-    from training import data
+    from training.data.cifar.arrays import make_arrays
 
     sample = load_sample()
-    arrays = data.make_arrays(
+    arrays = make_arrays(
         "cifar10",
         sample.x_train[:400],
         sample.y_train[:400],
@@ -143,7 +144,7 @@ def test_prepare_gives_the_compiled_model_and_data_without_training(tmp_path):
 def test_check_resolves_every_choice_once(tmp_path, monkeypatch):
     """``check`` resolves the model and the strategy; ``prepare`` builds from what it resolved and
     interprets neither string again."""
-    from training import pipeline, strategy
+    from training.run import pipeline, strategy
 
     resolved = pipeline.check(_config(tmp_path, model="ResNet110V1"))
     assert resolved.model is keras_preact.MODELS["resnet110v1"] and resolved.model.paper_warmup
@@ -224,26 +225,19 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
     )
 
 
-def test_the_choices_help_lists_are_those_the_pipeline_takes():
-    from training import arguments, evaluate, image_data, pipeline, protocols, recipes, strategy
+def test_the_recipe_choices_are_the_recipes_defined():
+    """The recipe names --help lists (``training.choices``) are the recipes ``training.recipes``
+    defines; every other choice has its one home in ``training.choices``."""
+    from training import choices, recipes
 
-    assert tuple(recipes.RECIPES) == arguments.RECIPES
-    assert tuple(recipes.IMAGE_RECIPES) == arguments.IMAGE_RECIPES
-    assert arguments.SCHEDULES == recipes.SCHEDULES
-    assert arguments.FREEZE_STAGES == recipes.FREEZE_STAGES
-    assert arguments.AUGMENTATIONS == image_data.AUGMENTATIONS
-    assert arguments.STRATEGIES == strategy.STRATEGIES
-    assert arguments.VERBOSITY == pipeline.VERBOSITY
-    assert evaluate.PROTOCOLS == protocols.PROTOCOLS
-    from keras_preact.preprocessing import DATASET_STATS
-
-    assert tuple(DATASET_STATS) == arguments.PREPROCESSINGS
+    assert tuple(recipes.RECIPES) == choices.RECIPES
+    assert tuple(recipes.IMAGE_RECIPES) == choices.IMAGE_RECIPES
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_mixed_precision(tmp_path, precision):
     """Mixed precision: float16 gets a LossScaleOptimizer, both train, outputs stay float32."""
-    from training.strategy import StrategyOptions
+    from training.run.strategy import StrategyOptions
 
     config = _config(
         tmp_path,

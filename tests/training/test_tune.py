@@ -8,7 +8,7 @@ import pytest
 
 from keras_preact.cli import UserError
 from training import tune
-from training.pipeline import TrainConfig
+from training.run.pipeline import TrainConfig
 
 BASE = TrainConfig(dataset="cifar10-sample", recipe="demo", verbose="quiet", seed=0)
 SPACE = tune.SearchSpace(
@@ -58,7 +58,7 @@ def test_two_trials_then_resume(tmp_path, capsys):
 
 
 def test_holdout_is_taken_from_the_training_images():
-    from training.data import load_arrays
+    from training.data.cifar.sources import load_arrays
 
     arrays = load_arrays("cifar10-sample")
     split = tune.holdout(arrays, 0.2)

@@ -2,7 +2,7 @@
 ``python -m training.tune``, and the parser of every training command (``Parser``).
 
 Each ``add_*`` function adds one group of options; ``train_config`` turns parsed options into a
-``training.pipeline.TrainConfig``. Options that change a recipe default to ``None`` ("keep the
+``training.run.pipeline.TrainConfig``. Options that change a recipe default to ``None`` ("keep the
 recipe's value").
 """
 
@@ -15,35 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# Nothing here imports Keras or the pipeline at module level (keras_preact.cli, keras_preact.catalogue
+# and training.choices are plain Python): --help and usage errors answer before TensorFlow loads.
+from keras_preact.catalogue import DATASET_STATS
 from keras_preact.cli import add_native_logs_option
-
-# Nothing here imports Keras or the pipeline at module level (keras_preact.cli is the standard
-# library only): --help and usage errors answer before TensorFlow loads. The choices --help lists are written out for the same reason;
-# tests/training/test_train.py checks them against the modules that define them.
-RECIPES = ("paper", "fast", "demo")
-"""``training.recipes.RECIPES``."""
-IMAGE_RECIPES = ("paper", "finetune")
-"""``training.recipes.IMAGE_RECIPES``."""
-SCHEDULES = ("step", "cosine", "plateau")
-"""``training.recipes.SCHEDULES``."""
-FREEZE_STAGES = ("none", "stem", "stage1", "stage2", "stage3", "stage4", "backbone")
-"""``training.recipes.FREEZE_STAGES``."""
-AUGMENTATIONS = ("scale", "inception", "none")
-"""``training.image_data.AUGMENTATIONS``."""
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
-"""``training.strategy.STRATEGIES``."""
-VERBOSITY = ("auto", "bar", "line", "quiet")
-"""``training.pipeline.VERBOSITY``."""
-PREPROCESSINGS = (
-    "cifar10",
-    "cifar100",
-    "imagenet",
-    "imagenet_inception",
-    "imagenet_caffe",
-    "cifar10_chenyaofo",
-    "cifar100_chenyaofo",
+from training.choices import (
+    AUGMENTATIONS,
+    FREEZE_STAGES,
+    IMAGE_RECIPES,
+    RECIPES,
+    SCHEDULES,
+    STRATEGIES,
+    VERBOSITY,
 )
-"""``keras_preact.preprocessing.DATASET_STATS``."""
 
 RECIPE_HELP = (
     "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
@@ -296,7 +280,7 @@ def add_image_data(
         metavar="NAME",
         help="with --weights: how its network normalises raw [0, 255] pixels: auto (default: its "
         "own 'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
-        f"trained with, put in front of it: {', '.join(PREPROCESSINGS)}",
+        f"trained with, put in front of it: {', '.join(DATASET_STATS)}",
     )
 
 
@@ -492,8 +476,8 @@ def train_config(args: argparse.Namespace, **replace: Any):
     ``replace`` sets fields directly."""
     from keras_preact.cli import UserError
     from keras_preact.weights import is_named  # here, not above: --help imports no weights table
-    from training.pipeline import TrainConfig
-    from training.strategy import StrategyOptions
+    from training.run.pipeline import TrainConfig
+    from training.run.strategy import StrategyOptions
 
     def get(name: str, default: Any = None) -> Any:
         return getattr(args, name, default)
@@ -545,9 +529,9 @@ def train_config(args: argparse.Namespace, **replace: Any):
 
 
 def image_options(args: argparse.Namespace):
-    """The ``training.image_data.ImageOptions`` of parsed ``add_image_data`` options (None when the
+    """The ``training.data.images.options.ImageOptions`` of parsed ``add_image_data`` options (None when the
     parser has none)."""
-    from training.image_data import ImageOptions
+    from training.data.images.options import ImageOptions
 
     data = getattr(args, "data", None)
     if data is None:

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from keras_preact import image_limits
 from keras_preact.cli import UserError
-from training.checked_images import CheckedImages
+from training.data.images.decode_cache import DecodeCache
+from training.data.images.feed import decode_check
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 """File name endings taken for images (any case)."""
@@ -432,7 +434,7 @@ def _decodable(
     """``splits`` without the images that cannot be decoded (decoded in one pass), and those
     images' paths relative to ``root``; refused in one line naming them unless
     ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
-    (``training.checked_images``), so that the next scan decodes only new or changed files."""
+    (``training.data.images.decode_cache``), so that the next scan decodes only new or changed files."""
     paths = [f for split in splits for f in split.files]
     if len(paths) >= MANY:
         bad = _undecodable_remembered(paths, root, log)
@@ -455,8 +457,6 @@ def _decodable(
 def _oversized(bad: Sequence[str], root: Path) -> str:
     """`` (a.png: 14000 x 14000 pixels, ...: over the limit of N decoded pixels)`` for the images
     of ``bad`` that failed the scan by their size (``keras_preact.image_limits``), else ``""``."""
-    import tensorflow as tf
-
     limit, sizes = image_limits.max_pixels(), []
     for path in bad:
         try:
@@ -476,10 +476,8 @@ def _oversized(bad: Sequence[str], root: Path) -> str:
 def _undecodable_remembered(
     paths: Sequence[str], root: Path, log: Callable[[str], None]
 ) -> list[str]:
-    import tensorflow as tf
-
     decoder = f"tensorflow {tf.__version__}, at most {image_limits.max_pixels()} pixels"
-    checked = CheckedImages(root, decoder, log)
+    checked = DecodeCache(root, decoder, log)
     unchanged, stats = checked.unchanged(paths)
     todo = [p for p in paths if p not in unchanged]
     if unchanged:
@@ -494,13 +492,10 @@ def _undecodable_remembered(
 
 
 def find_undecodable(paths: Sequence[str]) -> list[str]:
-    """The paths that the training feed's decoder (``training.feed_images.decode``) cannot decode,
+    """The paths that the training feed's decoder (``training.data.images.feed.decode``) cannot decode,
     in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
     if not paths:
         return []
-    import tensorflow as tf
-
-    from training.feed_images import decode_check
 
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
     ds = ds.map(decode_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)

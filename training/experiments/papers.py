@@ -3,8 +3,8 @@
 An ``Experiment`` is a list of ``Run``s (a network name and its architecture options, a dataset) with
 the paper's number for each, rows of the paper's table that no option of ``keras_preact`` expresses
 (``Unexpressible``: shown in the table, never trained), and the panels of its figure. A ``Scale``
-says how long and on what data every run of an experiment trains. ``training.campaign`` turns an
-experiment and a scale into ordinary training runs, ``training.tables`` into a table and a figure.
+says how long and on what data every run of an experiment trains. ``training.experiments.runs`` turns an
+experiment and a scale into ordinary training runs, ``training.experiments.tables`` into a table and a figure.
 
 Sources (errors in %, CIFAR test set; "fail" is the v2 paper's word for a test error above 20 %):
 
@@ -81,7 +81,7 @@ class Experiment:
     dashed, test error bold, one axis) or ``"loss"`` (v2 paper: training loss dashed on the left
     axis, test error solid on the right one). ``warmup`` is the recipe's error-gated warm-up at the
     paper scale: ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (the v2 paper warms up every
-    CIFAR run). ``check`` names the finding the summary line checks (``training.tables.FINDINGS``).
+    CIFAR run). ``check`` names the finding the summary line checks (``training.experiments.tables.FINDINGS``).
     """
 
     name: str

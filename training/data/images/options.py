@@ -1,11 +1,8 @@
-"""Image data for training: a folder of images (``training.image_folder``) or tfds ``imagenet2012``
-(``training.tfds_imagenet``), fed by ``training.feed_images``.
+"""The options of a run on images, checked without reading the images or importing TensorFlow.
 
-``ImageOptions`` is what a run on images adds to ``training.pipeline.TrainConfig`` (its ``images``
-field). ``ImageOptions.check`` validates it without reading the data and resolves the crop size
-(``CheckedImages``, kept in ``training.pipeline.Resolved``); ``load`` then reads the images into
-an ``ImageData``, the data source the pipeline trains on (the same interface as
-``training.data.CifarArrays``: ``num_train``, ``train_batches``, ...).
+``ImageOptions`` is what a run on images adds to ``training.run.pipeline.TrainConfig`` (its ``images``
+field). ``ImageOptions.check`` validates it and resolves the crop size (``CheckedImages``, kept in
+``training.run.pipeline.Resolved``); ``training.data.images.dataset.load`` then reads the images.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import dataclasses
 import importlib.util
 import json
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +18,12 @@ from typing import Any
 from keras_preact.cli import UserError
 from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_to_add
 from keras_preact.weights import is_named
-from training import data, recipes
+from training import recipes
+from training.choices import AUGMENTATIONS
 
 TFDS_PREFIX = "tfds:"
 TFDS_DATASETS = ("imagenet2012",)
 """What ``--data tfds:NAME`` accepts."""
-
-AUGMENTATIONS = ("scale", "inception", "none")
-"""Values of ``--augmentation`` (see ``training.feed_images``)."""
 
 DEFAULT_IMAGE_SIZE = 224
 MAX_IMAGE_SIZE = 4096
@@ -42,10 +36,10 @@ PREPROCESSING = "imagenet"
 class ImageOptions:
     """A run on images (``TrainConfig.images``).
 
-    ``data``: a folder (see ``training.image_folder``) or ``tfds:imagenet2012``; ``manual_dir``:
+    ``data``: a folder (see ``training.data.images.folder``) or ``tfds:imagenet2012``; ``manual_dir``:
     where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
     the square crop the network sees (default 224, or the input size of ``weights``).
-    ``augmentation``: ``training.feed_images.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
+    ``augmentation``: ``training.data.images.feed.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
     lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced), or published
     weights of the run's model (``imagenet``: ``keras_preact.list_weights``); ``preprocessing``: how
     it normalises raw pixels (``keras_preact.preprocessing.PREPROCESSING_CHOICES``; None:
@@ -198,105 +192,6 @@ def keras_input_size(path: str) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class ImageData:
-    """Training and validation images, and how the feed crops and augments them (a data source
-    of ``training.pipeline``: see ``training.data.TrainingData``)."""
-
-    name: str
-    train: Any  # feed_images.ImageSource
-    val: Any
-    label_names: tuple[str, ...]
-    image_size: int
-    augmentation: str
-    color_augment: bool
-    origin: str  # where the images come from, for messages and metrics.json
-    preprocessing: str = PREPROCESSING
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_names)
-
-    @property
-    def num_train(self) -> int:
-        return self.train.count
-
-    @property
-    def num_test(self) -> int:
-        return self.val.count
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, 3)
-
-    def train_batches(
-        self,
-        recipe: recipes.Recipe,
-        *,
-        seed: int,
-        augment: bool = True,
-        start_epoch: int = 0,
-        skip: int = 0,
-        input_context: Any = None,
-    ) -> Any:
-        """The endless training feed (``training.feed_images.train_batches``); with a
-        ``tf.distribute.InputContext``, this worker's share of every global batch."""
-        from training import feed_images
-
-        plan = feed_images.ImagePlan(
-            global_batch=recipe.batch_size,
-            steps=data.steps_per_epoch(self.num_train, recipe.batch_size),
-            seed=seed,
-            start_epoch=start_epoch,
-            skip=skip,
-            augment=(
-                feed_images.Augment.make(
-                    self.image_size, self.augmentation, lighting=self.color_augment
-                )
-                if augment
-                else None
-            ),
-            image_size=self.image_size,
-            classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
-            input_context=input_context,
-        )
-        return feed_images.train_batches(self.train, plan)
-
-    def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any:
-        """The validation images' centre views in order (``training.feed_images.eval_batches``)."""
-        from training import feed_images
-
-        classes = self.num_classes if recipes.one_hot_labels(recipe) else None
-        return feed_images.eval_batches(self.val, self.image_size, batch, classes=classes)
-
-    def holdout(self, fraction: float) -> ImageData:
-        """Train on all but ``fraction`` of each class's training images, validate on those."""
-        from training.feed_images import FileImages
-        from training.image_folder import Split, hold_out
-
-        if not isinstance(self.train, FileImages):
-            raise UserError("a validation split of the training images needs a folder of images")
-        kept, held = hold_out(Split(self.train.paths, self.train.label_array), fraction)
-        return dataclasses.replace(
-            self,
-            train=FileImages(kept.files, kept.labels),
-            val=FileImages(held.files, held.labels),
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """Plain data for ``metrics.json``."""
-        return {
-            "source": self.origin,
-            "train_examples": self.num_train,
-            "test_examples": self.num_test,
-            "classes": self.num_classes,
-            "label_names": list(self.label_names),
-            "image_size": self.image_size,
-            "augmentation": self.augmentation,
-            "color_augment": self.color_augment,
-        }
-
-
 def require_tensorflow() -> None:
     """``UserError`` when TensorFlow cannot be imported: the image feed is tf.data."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -304,55 +199,3 @@ def require_tensorflow() -> None:
             "training on images needs TensorFlow for its input pipeline (tf.data decodes and "
             "augments the images, also for the JAX backend): pip install tensorflow-cpu"
         )
-
-
-def load(
-    images: ImageOptions | CheckedImages,
-    *,
-    data_dir: str | None = None,
-    log: Callable[[str], None] = print,
-) -> ImageData:
-    """Scan the folder (or open tfds ``imagenet2012``) of ``images`` (checked here unless it is
-    already: ``ImageOptions.check``) into the data source; ``log`` gets the scan's one-line
-    report. ``UserError`` for any problem with the data."""
-    checked = images if isinstance(images, CheckedImages) else images.check()
-    options = checked.options
-    common = dict(
-        image_size=checked.image_size,
-        augmentation=options.augmentation,
-        color_augment=options.color_augment,
-    )
-    if options.tfds_name is not None:
-        from training.tfds_imagenet import load_imagenet
-
-        train, val, names, origin = load_imagenet(data_dir, options.manual_dir)
-        log(
-            f"data: {origin}: {len(names)} classes, {train.count:,} training images, "
-            f"{val.count:,} validation images"
-        )
-        return ImageData(options.tfds_name, train, val, names, origin=origin, **common)
-    if data_dir:
-        raise UserError("--data-dir applies to --data tfds:imagenet2012, not to a folder")
-    from training.feed_images import FileImages
-    from training.image_folder import scan
-
-    found = scan(
-        options.data,
-        val_split=options.val_split,
-        skip_bad_images=options.skip_bad_images,
-        log=log,
-    )
-    if not len(found.val):
-        raise UserError(
-            f"{found.root} has no validation images: add a val/ folder with the same class "
-            "folders, or hold out part of the training images with --val-split 0.1"
-        )
-    log(f"data: {found.summary()}")
-    return ImageData(
-        found.root.name,
-        FileImages(found.train.files, found.train.labels),
-        FileImages(found.val.files, found.val.labels),
-        found.class_names,
-        origin=str(found.root),
-        **common,
-    )

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from keras_preact.cli import UserError
-from training.rundir import write_bytes
+from training.run.run_folder import write_bytes
 
 
 def read_history(path: Path) -> list[dict[str, float]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_preact.cli import UserError
-from training.data import CifarArrays, make_arrays
+from training.data.cifar.arrays import CifarArrays, make_arrays
 
 PIXELS = 32 * 32 * 3
 OFFICIAL_COUNTS = (50_000, 10_000)

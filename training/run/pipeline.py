@@ -2,11 +2,11 @@
 
 ``train(config)`` is what ``python -m training.cifar`` and ``python -m training.images`` run: the data
 is CIFAR in memory (``training.data``) or, when ``config.images`` is set, a folder of images or tfds
-``imagenet2012`` streamed from disk (``training.image_data``); both are a ``data.TrainingData``.
+``imagenet2012`` streamed from disk (``training.data.images.options``); both are a ``TrainingData``.
 ``prepare(config)`` stops before training and returns the compiled model and the datasets, so
 benchmarks and the tuner time and reuse the same path::
 
-    from training.pipeline import TrainConfig, prepare, train
+    from training.run.pipeline import TrainConfig, prepare, train
     prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
     prepared.model.fit(prepared.train_dataset(), steps_per_epoch=prepared.steps_per_epoch, epochs=1)
 """
@@ -27,15 +27,16 @@ import keras_preact
 from keras_preact import weights as weights_lib
 from keras_preact.cli import UserError
 from keras_preact.weights import is_named
-from training import callbacks as cb
-from training import data, image_data, recipes, report, rundir, strategy
-from training import model as model_lib
-from training.image_data import ImageOptions
-from training.strategy import StrategyOptions
-
-VERBOSITY = ("auto", "bar", "line", "quiet")
-"""``auto``: Keras progress bars on a terminal, one line per epoch otherwise."""
-
+from training import recipes
+from training.choices import VERBOSITY
+from training.data.batches import TrainingData, steps_per_epoch
+from training.data.cifar.sources import DATASETS, DEFAULT_SOURCES, load_arrays
+from training.data.images.options import CheckedImages, ImageOptions, check_recipe
+from training.run import callbacks as cb
+from training.run import network as model_lib
+from training.run import report, strategy
+from training.run import run_folder as rundir
+from training.run.strategy import StrategyOptions
 
 # Settings that do not change what a run computes, so a resumed run may change them.
 _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "verify_checksums")
@@ -45,7 +46,7 @@ _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "
 class TrainConfig:
     """Everything a run needs; the CLI fills it from its arguments.
 
-    ``data_source`` ``None`` is the dataset's usual source (``data.DEFAULT_SOURCES``).
+    ``data_source`` ``None`` is the dataset's usual source (``DEFAULT_SOURCES``).
     ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
     replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
     random seed (recorded in ``config.json``). ``deterministic`` makes TensorFlow's ops deterministic
@@ -87,7 +88,7 @@ class TrainConfig:
         if self.images is None:
             del settings["images"]  # as before image runs existed, so earlier runs still resume
             # The default spelled out, so that giving it or not is the same run.
-            settings["data_source"] = self.data_source or data.DEFAULT_SOURCES.get(self.dataset)
+            settings["data_source"] = self.data_source or DEFAULT_SOURCES.get(self.dataset)
         else:
             settings["images"] = self.images.identity()
         return {k: v for k, v in settings.items() if k not in _NOT_IDENTITY}
@@ -111,7 +112,7 @@ class Resolved:
     model_options: Mapping[str, Any]
     """The builder's options (``config.model_options`` without ``unit``, which ``model`` carries)."""
     strategy: strategy.StrategyPlan
-    images: image_data.CheckedImages | None = None
+    images: CheckedImages | None = None
     """``config.images`` checked, with the crop size resolved (``None`` for CIFAR)."""
 
     @property
@@ -160,13 +161,13 @@ def check(config: TrainConfig) -> Resolved:
     recipe = recipes.get_recipe(config.recipe, config.recipe_family, **config.recipe_overrides)
     images = None
     if config.images is None:
-        if config.dataset not in data.DATASETS:
+        if config.dataset not in DATASETS:
             raise UserError(
-                f"unknown dataset {config.dataset!r}: choose one of {', '.join(data.DATASETS)}"
+                f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}"
             )
     else:
         images = config.images.check()
-    image_data.check_recipe(config.images, recipe)
+    check_recipe(config.images, recipe)
     if config.images is None or config.images.weights is None:
         model, model_options = model_lib.resolve(config.model, config.model_options)
     elif config.model_options:
@@ -195,7 +196,7 @@ class Prepared:
 
     resolved: Resolved
     runtime: strategy.Runtime
-    source: data.TrainingData
+    source: TrainingData
     schedule: recipes.Schedule
     model: keras.Model
     eval_dataset: Any
@@ -219,7 +220,7 @@ class Prepared:
     def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
         """The endless training dataset from batch ``skip`` of epoch ``start_epoch``. Images under
         ``multi_worker``: a function of the worker's ``tf.distribute.InputContext`` (each worker
-        decodes only its share of every batch: ``training.feed_images.train_batches``)."""
+        decodes only its share of every batch: ``training.data.images.feed.train_batches``)."""
         batches = functools.partial(
             self.source.train_batches,
             self.recipe,
@@ -228,21 +229,24 @@ class Prepared:
             start_epoch=start_epoch,
             skip=skip,
         )
-        if self.runtime.custom_loop and isinstance(self.source, image_data.ImageData):
+        if self.runtime.custom_loop and self.config.images is not None:
             return lambda context: batches(input_context=context)
         return batches()
 
 
 def load_data(
     config: TrainConfig | Resolved, *, log: Callable[[str], None] = print
-) -> data.TrainingData:
+) -> TrainingData:
     """The data ``config`` names (checked here unless it is already: ``check``): CIFAR arrays, or
     the images of ``config.images`` (whose scan reports one line to ``log``)."""
     resolved = config if isinstance(config, Resolved) else check(config)
     config = resolved.config
     if resolved.images is not None:
-        return image_data.load(resolved.images, data_dir=config.data_dir, log=log)
-    return data.load_arrays(
+        # Imported here: the image feed is tf.data, and CIFAR runs on JAX without TensorFlow.
+        from training.data.images.dataset import load
+
+        return load(resolved.images, data_dir=config.data_dir, log=log)
+    return load_arrays(
         config.dataset,
         config.data_source,
         config.data_dir,
@@ -254,13 +258,13 @@ def prepare(
     config: TrainConfig | Resolved,
     *,
     seed: int | None = None,
-    arrays: data.TrainingData | None = None,
+    arrays: TrainingData | None = None,
 ) -> Prepared:
     """Create the strategy, load the data, resolve the schedule, build and compile the model.
 
     ``config`` is checked here unless it is already (a ``Resolved`` from ``check``). ``seed``
     overrides ``config.seed`` (``train`` passes the one recorded in the run directory); ``arrays``
-    (a ``training.data.TrainingData``, e.g. CIFAR arrays from ``data.make_arrays``) replaces the
+    (a ``training.data.batches.TrainingData``, e.g. CIFAR arrays from ``make_arrays``) replaces the
     data ``config`` names, for callers that hold their images in memory.
     """
     resolved = config if isinstance(config, Resolved) else check(config)
@@ -277,7 +281,7 @@ def prepare(
     if source is None:
         quiet = config.verbose == "quiet" or not runtime.is_chief
         source = load_data(resolved, log=(lambda line: None) if quiet else _print_line)
-    steps = data.steps_per_epoch(source.num_train, recipe.batch_size)
+    steps = steps_per_epoch(source.num_train, recipe.batch_size)
     schedule = recipes.plan(
         recipe, model=resolved.model, num_examples=source.num_train, steps_per_epoch=steps
     )
@@ -297,15 +301,15 @@ def compile_model(
     runtime: strategy.Runtime,
     schedule: recipes.Schedule,
     *,
-    source: data.TrainingData,
+    source: TrainingData,
 ) -> keras.Model:
     """Build the model ``resolved`` names for ``source``'s images and classes in the strategy's
     scope (or, when it fine-tunes ``config.images.weights``, load that network and give it a new
-    classifier: ``training.finetune``) and compile it with the recipe's optimizer and loss."""
+    classifier: ``training.run.finetune``) and compile it with the recipe's optimizer and loss."""
     recipe = resolved.recipe
     with runtime.scope(), runtime.dtype_policy():
         if resolved.model is None:
-            from training import finetune
+            from training.run import finetune
 
             model = finetune.from_file(
                 resolved.config.images.weights,  # type: ignore[union-attr]
@@ -565,9 +569,9 @@ def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int
 
 
 def _fit_function(prepared: Prepared) -> Callable[..., Any]:
-    """``model.fit``, or ``training.loop.fit`` where Keras' fit cannot run (multi_worker)."""
+    """``model.fit``, or ``training.run.multi_worker_fit.fit`` where Keras' fit cannot run (multi_worker)."""
     if prepared.runtime.custom_loop:
-        from training import loop
+        from training.run import multi_worker_fit as loop
 
         def fit(data, **kwargs):
             return loop.fit(prepared.model, prepared.runtime.strategy, data, **kwargs)

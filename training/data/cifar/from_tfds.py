@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_preact.cli import UserError
 from keras_preact.labels import label_names
-from training.data import CifarArrays, make_arrays
+from training.data.cifar.arrays import CifarArrays, make_arrays
 
 # What tfds' cifar builders download (tensorflow_datasets/image_classification/cifar.py).
 DOWNLOAD_URLS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training.data import PAD, TrainPlan, checked_eval_split
+from training.data.batches import PAD, TrainPlan, checked_eval_split
 
 
 def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
@@ -69,7 +69,7 @@ def train_batches(plan: TrainPlan) -> tf.data.Dataset:
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> tf.data.Dataset:
-    """The evaluation feed (see ``training.data.checked_eval_split``) as a cached tf.data dataset."""
+    """The evaluation feed (see ``training.data.batches.checked_eval_split``) as a cached tf.data dataset."""
     x, y = checked_eval_split(x, y, batch)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
     ds = ds.map(

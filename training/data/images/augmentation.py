@@ -1,6 +1,6 @@
 """The parameters of the v1 paper's ImageNet augmentation, without TensorFlow.
 
-``training.feed_images`` augments with them, and the benchmark's PyTorch side
+``training.data.images.feed`` augments with them, and the benchmark's PyTorch side
 (``bench.torch_images``), which never imports TensorFlow, builds torchvision's version of the same
 augmentation from them.
 """

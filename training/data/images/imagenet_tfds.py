@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import tensorflow as tf
+
 from keras_preact.cli import UserError
-from training.tfds_source import open_builder
+from training.data.cifar.from_tfds import open_builder
+from training.data.images.feed import RecordImages
 
 NAME = "imagenet2012"
 ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
@@ -26,11 +29,8 @@ def manual_folder(data_dir: Path, manual_dir: str | None) -> Path:
 
 def load_imagenet(data_dir: str | None, manual_dir: str | None):
     """``(train, validation, label names, origin)``: the two splits as
-    ``training.feed_images.RecordImages`` of encoded JPEGs, prepared first when needed."""
-    import tensorflow as tf
+    ``training.data.images.feed.RecordImages`` of encoded JPEGs, prepared first when needed."""
     import tensorflow_datasets as tfds
-
-    from training.feed_images import RecordImages
 
     builder, root, prepared = open_builder(NAME, data_dir)
     if not prepared:

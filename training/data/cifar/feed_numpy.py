@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from training.data import PAD, TrainPlan, checked_eval_split
+from training.data.batches import PAD, TrainPlan, checked_eval_split
 
 PREFETCH = 4
 """Batches computed ahead of the one the model asked for."""
@@ -148,6 +148,6 @@ def train_batches(plan: TrainPlan) -> TrainBatches:
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> EvalBatches:
-    """The evaluation feed (see ``training.data.checked_eval_split``) as a PyDataset."""
+    """The evaluation feed (see ``training.data.batches.checked_eval_split``) as a PyDataset."""
     x, y = checked_eval_split(x, y, batch)
     return EvalBatches(x, y, batch, classes)

@@ -32,9 +32,9 @@ import tensorflow as tf
 
 from keras_preact import image_limits
 from keras_preact.cli import UserError
-from training import protocols
-from training.image_data import AUGMENTATIONS
-from training.paper_augmentation import (
+from keras_preact.image_views import center
+from training.choices import AUGMENTATIONS
+from training.data.images.augmentation import (
     LIGHTING_STD,
     PCA_EIGENVALUES,
     PCA_EIGENVECTORS,
@@ -184,7 +184,7 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
     """float32 ``(S, S, 3)``: one augmented training view of an encoded image."""
     size = augment.image_size
     if augment.kind == "none":
-        return protocols.center(decode(data), size)[0]
+        return center(decode(data), size)[0]
     k_window, k_flip, k_light = _keys(key, 3)
     shape = image_shape(data)
     if augment.kind == "scale":
@@ -203,7 +203,7 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
 
 def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
     """float32 ``(S, S, 3)``: the ``center`` protocol's view of an encoded image."""
-    return tf.ensure_shape(protocols.center(decode(data), image_size)[0], [image_size] * 2 + [3])
+    return tf.ensure_shape(center(decode(data), image_size)[0], [image_size] * 2 + [3])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ TensorFlow backend:
   made by ``--cpu-replicas N`` (this is how a CPU-only machine really runs N replicas);
 * ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``. Keras 3's
   ``model.fit`` cannot drive it (keras-team/keras#20585), so the pipeline trains it with
-  ``training.loop`` (``strategy.run`` over ``model.train_step``).
+  ``training.run.multi_worker_fit`` (``strategy.run`` over ``model.train_step``).
 
 JAX backend: ``default`` and ``one_device`` train on one device; ``mirrored`` is
 ``keras.distribution.DataParallel`` over ``--devices`` or every device (``--cpu-replicas N`` makes N
@@ -35,15 +35,7 @@ from typing import Any
 import keras
 
 from keras_preact.cli import UserError
-
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
-"""Values of ``--strategy``."""
-
-PRECISIONS = ("float32", "bfloat16", "float16")
-"""Values of ``--mixed-precision`` (float32: no mixed precision)."""
-
-JIT_MODES = ("auto", "on", "off")
-"""Values of ``--jit-compile``: ``auto`` is Keras' choice (XLA on JAX and on TensorFlow GPUs)."""
+from training.choices import JIT_MODES, PRECISIONS, STRATEGIES
 
 _DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|tpu):(\d+)$", re.IGNORECASE)
 
@@ -226,7 +218,7 @@ class Runtime:
 
     @property
     def custom_loop(self) -> bool:
-        """Whether training must use ``training.loop`` instead of ``model.fit`` (multi_worker)."""
+        """Whether training must use ``training.run.multi_worker_fit`` instead of ``model.fit`` (multi_worker)."""
         return self.options.name == "multi_worker"
 
     @contextlib.contextmanager

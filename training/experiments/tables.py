@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from keras_preact.cli import UserError
-from training import experiments as ex
-from training import report, rundir
+from training.experiments import papers as ex
+from training.run import report
+from training.run import run_folder as rundir
 
 TABLE_MD = "table.md"
 TABLE_JSON = "table.json"
@@ -119,13 +120,13 @@ class Result:
 
 
 def collect(campaign, params: Callable[[ex.Run], int | None] | None = None) -> list[Result]:
-    """The results of every run of ``campaign`` (a ``training.campaign.Campaign``) in table order.
+    """The results of every run of ``campaign`` (a ``training.experiments.runs.Campaign``) in table order.
 
     ``params(run)`` counts a network's trainable parameters (default: ``count_params`` on the built
     network, reusing the counts of the previous ``table.json``); it is asked only for runs that
     have a folder.
     """
-    from training import campaign as campaign_lib
+    from training.experiments import runs as campaign_lib
 
     cached = _cached_params(campaign.output / TABLE_JSON)
     results = []

@@ -55,7 +55,7 @@ def _stat(path: str) -> tuple[int, int] | None:
     return info.st_size, info.st_mtime_ns
 
 
-class CheckedImages:
+class DecodeCache:
     """The images of one folder (``root``) known to decode, as of their size and mtime."""
 
     def __init__(self, root: Path, decoder: str, log: Callable[[str], None]) -> None:

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 
 from keras_preact.cli import UserError
-from training.rundir import write_json
+from training.run.run_folder import write_json
 
 _STATE = re.compile(r"^step-(\d{9})\.json$")
 

@@ -23,15 +23,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_preact
 from keras_preact.cli import UserError
 from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
 from keras_preact.preprocessing import normalization_to_add
-
-PROTOCOLS = ("center", "10crop", "multiscale")
-"""Values of ``python -m training.evaluate --protocol``."""
+from training.choices import PROTOCOLS
+from training.data.images import feed as feed_images
+from training.data.images.feed import decode
+from training.data.images.folder import scan_eval
+from training.data.images.imagenet_tfds import load_imagenet
+from training.data.images.options import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
+from training.run import finetune
+from training.run import run_folder as rundir
 
 SCALES = (224, 256, 384, 480, 640)
 """Shorter sides of multi-scale testing, at the reference crop of 224 (He et al. 2015, sec. 3.4)."""
@@ -91,10 +98,6 @@ def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
 def fully_convolutional(model: Any) -> Any:
     """``model`` taking images of any size (the same layers and weights on an input of shape
     ``(None, None, 3)``): its global average pool makes it the fully-convolutional form."""
-    import keras
-
-    import keras_preact
-
     inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]), name="image")
     with keras_preact.deep_graph_recursion():
         clone = keras.models.clone_model(
@@ -108,8 +111,6 @@ def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     """``images -> probabilities`` for batches of any size (and, for a fully-convolutional model,
     any image size) without recompiling for each: on TensorFlow one graph with unknown batch and
     image sizes; elsewhere Keras' ``predict_on_batch``."""
-    import keras
-
     if keras.backend.backend() != "tensorflow":
         return lambda images: np.asarray(model.predict_on_batch(images), np.float64)
     channels = model.inputs[0].shape[-1]
@@ -121,8 +122,6 @@ def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-    from training.feed_images import decode
-
     def read(payload: tf.Tensor) -> tf.Tensor:
         return decode(tf.io.read_file(payload) if source.reads_files else payload)
 
@@ -133,7 +132,7 @@ def probabilities(
     model: Any, source: Any, protocol: str, crop: int, batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(probabilities (N, classes), labels (N,))`` of ``protocol`` for every image of ``source`` (a
-    ``training.feed_images.ImageSource``, in its order), averaged over the protocol's views."""
+    ``training.data.images.feed.ImageSource``, in its order), averaged over the protocol's views."""
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     read = _read(source)
@@ -214,16 +213,13 @@ def evaluate(
     weights: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``, the keras-preact model
-    it names with those published weights: ``training.finetune.named``) on ``data`` (a folder: its ``val/`` or its
+    it names with those published weights: ``training.run.finetune.named``) on ``data`` (a folder: its ``val/`` or its
     class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
     with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
     to outputs (default: the sorted folder names); ``preprocessing`` says how the network
     normalises raw pixels (``keras_preact.preprocessing.normalization_to_add``: a network without
     its own ``preprocess`` layer needs a choice); ``log`` hears how the scan of a large folder
     goes. ``UserError`` for bad input, before the network runs."""
-    from training import feed_images, finetune, rundir
-    from training.image_data import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
-
     if weights is not None:
         model = finetune.named(str(model_path), weights)
     else:
@@ -251,14 +247,10 @@ def evaluate(
         name = data[len(TFDS_PREFIX) :]
         if name not in TFDS_DATASETS:
             raise UserError(f"unknown tfds dataset {name!r}: use {TFDS_PREFIX}imagenet2012")
-        from training.tfds_imagenet import load_imagenet
-
         _, source, names, origin = load_imagenet(data_dir, manual_dir)
         if label_names is not None and tuple(label_names) != names:
             raise UserError("--labels differ from imagenet2012's class names")
     else:
-        from training.image_folder import scan_eval
-
         found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
         if found.notes:
             log(f"data: {found.summary()}")

@@ -1,10 +1,10 @@
 """An experiment's runs: plan them (checked, before anything is written), then train them.
 
 ``plan`` turns an experiment of ``training.experiments``, a scale and the command-line choices into
-one ``training.pipeline.TrainConfig`` per run, each writing its own run folder under the output
+one ``training.run.pipeline.TrainConfig`` per run, each writing its own run folder under the output
 directory, and checks everything that can be known before training: names, settings, data, and what
 each run folder already holds. A finished run is reused, an unfinished one with the same settings
-resumes (the pipeline's own resume, ``training.rundir``), a folder holding anything else is refused.
+resumes (the pipeline's own resume, ``training.run.run_folder``), a folder holding anything else is refused.
 
 ``train_here`` trains the remaining runs one after another in this process; ``train_on_devices``
 sends them out one per GPU, each in its own ``python -m training.reproduce ... --runs NAME``
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from keras_preact.cli import UserError
-from training import experiments as ex
-from training import rundir
+from training.experiments import papers as ex
+from training.run import run_folder as rundir
 
 if TYPE_CHECKING:
-    from training.pipeline import Resolved, TrainConfig
     from training.recipes import Schedule
+    from training.run.pipeline import Resolved, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Choices:
 @dataclass(frozen=True)
 class PlannedRun:
     """One run of the campaign: its definition, its training settings resolved once by
-    ``training.pipeline.check``, and what its folder holds now (``new``, ``unfinished`` or
+    ``training.run.pipeline.check``, and what its folder holds now (``new``, ``unfinished`` or
     ``finished``)."""
 
     run: ex.Run
@@ -128,7 +128,7 @@ def train_config(
     experiment: ex.Experiment, run: ex.Run, scale: ex.Scale, choices: Choices, output: Path
 ) -> TrainConfig:
     """The ``TrainConfig`` of one run (not checked: ``plan`` checks it)."""
-    from training.pipeline import TrainConfig
+    from training.run.pipeline import TrainConfig
 
     sample = scale.sample and choices.data_source is None
     overrides = dict(scale.overrides)
@@ -180,7 +180,7 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
     """Plan and check the campaign (``UserError`` with one line for anything wrong, before any file
     is written): names, settings, every run folder, and (with ``load_data``) that the data of the
     runs still to train loads."""
-    from training import pipeline
+    from training.run import pipeline
 
     experiment = get_experiment(experiment_name)
     scale = get_scale(choices.scale)
@@ -247,7 +247,7 @@ def _json(value: Any) -> Any:
 
 def same_run(saved: dict[str, Any], identity: dict[str, Any]) -> bool:
     """Whether a ``config.json`` holds the run ``identity`` describes (a ``None`` seed: any seed,
-    as ``training.rundir`` decides when it resumes)."""
+    as ``training.run.run_folder`` decides when it resumes)."""
     wanted = _json(identity)
     if wanted.get("seed") is None:
         saved = {k: v for k, v in saved.items() if k != "seed"}
@@ -282,25 +282,24 @@ def check_writable(path: Path) -> None:
 
 def check_data(campaign: Campaign) -> None:
     """Load each dataset the remaining runs need once (``UserError`` if it cannot be)."""
-    from training import data
+    from training.data.cifar.sources import load_arrays
 
     needed = {
         (p.config.dataset, p.config.data_source, p.config.data_dir) for p in campaign.to_train()
     }
     for dataset, source, data_dir in sorted(needed, key=str):
-        data.load_arrays(
-            dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums
-        )
+        load_arrays(dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums)
 
 
 def schedule(resolved: Resolved) -> Schedule:
     """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
     pipeline plans the same from the images it loads)."""
-    from training import data, recipes
+    from training import recipes
+    from training.data.batches import steps_per_epoch
 
     recipe = resolved.recipe
     images = ex.TRAIN_IMAGES[resolved.config.dataset]
-    steps = data.steps_per_epoch(images, recipe.batch_size)
+    steps = steps_per_epoch(images, recipe.batch_size)
     return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
 
 
@@ -314,8 +313,8 @@ def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
     run (it redraws the table). Returns the runs that diverged."""
     import keras
 
-    from training import pipeline
-    from training.callbacks import TrainingDiverged
+    from training.run import pipeline
+    from training.run.callbacks import TrainingDiverged
 
     remaining = campaign.to_train()
     diverged = []
@@ -357,7 +356,7 @@ def count_gpus() -> int:
 def check_devices(specs: Sequence[str]) -> list[int]:
     """The GPU indices of ``--devices`` (GPU indices or ``gpu:N``), without looking for the GPUs;
     ``UserError`` for anything else, or a GPU named twice."""
-    from training.strategy import normalize_device
+    from training.run.strategy import normalize_device
 
     indices: list[int] = []
     for spec in specs:

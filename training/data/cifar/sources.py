@@ -1,0 +1,71 @@
+"""CIFAR-10/100 from a source, into memory: tfds, the official archives, or the embedded sample.
+
+Sources (``load_arrays``): ``tfds`` (tensorflow_datasets, see ``training.data.cifar.from_tfds``), ``folder:PATH``
+(the official CIFAR archives or their extracted folders, see ``training.data.cifar.archives``) and the
+embedded ``cifar10-sample``. Nothing falls back to the sample when real data is missing: that is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_preact.cli import UserError
+from keras_preact.datasets import load_sample
+from training.data.cifar.archives import load_folder
+from training.data.cifar.arrays import SAMPLE_ORIGIN, CifarArrays, make_arrays
+from training.data.cifar.from_tfds import load_tfds
+
+DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "cifar10-sample")
+"""Dataset names ``load_arrays`` accepts."""
+
+SOURCES_HELP = "tfds or folder:PATH"
+"""What ``load_arrays(source=...)`` accepts, for messages and CLI help."""
+
+DEFAULT_SOURCES: dict[str, str | None] = {
+    "cifar10": "tfds",
+    "cifar100": "tfds",
+    "cifar10-sample": None,
+}
+"""The source ``load_arrays`` reads each dataset from when none is given (the embedded sample takes
+none)."""
+
+
+def load_arrays(
+    dataset: str,
+    source: str | None = None,
+    data_dir: str | None = None,
+    *,
+    verify_checksums: bool = True,
+) -> CifarArrays:
+    """Load ``dataset`` (one of ``DATASETS``) from ``source`` into memory.
+
+    ``source`` is ``None`` (the dataset's ``DEFAULT_SOURCES``), ``"tfds"`` (honours ``data_dir``,
+    else ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``; fails fast when the dataset is not
+    prepared there and its download host is unreachable) or ``"folder:PATH"`` (an official CIFAR archive, its extracted folder, or a folder holding either).
+    ``verify_checksums`` applies to ``folder:``: turn it off for partial or re-packed copies (structure is
+    always validated). ``cifar10-sample`` is the embedded sample and takes no source or data_dir.
+    Raises ``UserError`` with one line on any bad input.
+    """
+    name = dataset.strip().lower()
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+    if name == "cifar10-sample":
+        if source is not None or data_dir:
+            raise UserError(
+                "cifar10-sample is the embedded sample: it takes no data source or data dir"
+            )
+        s = load_sample()
+        return make_arrays(
+            name, s.x_train, s.y_train, s.x_test, s.y_test, s.label_names, origin=SAMPLE_ORIGIN
+        )
+    source = DEFAULT_SOURCES[name] if source is None else source
+    kind, _, path = source.partition(":")
+    if (kind, path) != ("tfds", "") and not (kind == "folder" and path):
+        raise UserError(f"unknown data source {source!r}: use {SOURCES_HELP}")
+    if kind == "folder":
+        if data_dir:
+            raise UserError(
+                f"the data dir {data_dir!r} applies to the tfds source only, not {source!r}"
+            )
+        return load_folder(name, Path(path).expanduser(), verify_checksums=verify_checksums)
+    return load_tfds(name, data_dir)
