@@ -161,7 +161,7 @@ def keras_preact_training(
     import keras
 
     from bench.architectures import get_architecture
-    from keras_preact.layers import use_fused_batch_norm
+    from keras_preact.fused_batch_norm import use_fused_batch_norm
     from training import callbacks as cb
     from training import recipes
     from training.pipeline import TrainConfig, prepare

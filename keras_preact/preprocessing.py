@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from keras import layers
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 # Per-channel mean and standard deviation of the training images, in [0, 1] units (RGB).
 DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
