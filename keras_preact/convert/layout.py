@@ -4,7 +4,8 @@ A source layout (``torchvision``, ``timm``, ``keras_applications``, ``cifar``) d
 how its tensor names map to keras-preact's layer names (``RULES``: a regular expression over the
 source's module name, the keras-preact layer it fills, and the kind of layer). ``place`` applies the
 rules to every tensor of a checkpoint and yields the keras-preact weights, in Keras' layout, each
-with the source tensor it came from; a tensor no rule claims is refused. ``assign`` then fills a
+with the source tensor it came from; a tensor no rule claims is refused. ``checkpoint_depth``
+counts a checkpoint's units per stage to tell its depth, for every layout. ``assign`` then fills a
 model's layers by name, refusing any layer left empty and any shape that differs (naming the
 first such tensor and both shapes).
 """
