@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.datasets import Images
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 RECIPE = "paper"
 

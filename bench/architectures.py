@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 class Architecture(NamedTuple):

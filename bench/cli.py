@@ -37,7 +37,8 @@ from bench.runner import run_jobs
 from bench.tasks import STAGE_IMPLS, Settings
 from bench.train_speed import CIFAR_BATCH, IMAGENET_BATCH, PRECISIONS, SpeedSettings
 from bench.variants import VARIANTS
-from keras_preact.cli import UserError, add_native_logs_option, cli_main, show_native_logs
+from keras_preact.command_line import UserError, cli_main
+from keras_preact.native_logs import add_native_logs_option, show_native_logs
 
 STAGES = ("accuracy", "feed", "train", "profile", "infer")
 # The reduced mode's image stages: a tiny folder, small crops.

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 CLASSES = 10

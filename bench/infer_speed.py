@@ -46,7 +46,7 @@ import numpy as np
 from bench.architectures import get_architecture
 from bench.datasets import Images, at_size
 from bench.timing import time_rounds
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 Runner = Callable[[np.ndarray], np.ndarray]
 ONNX_OPSET = 17  # export.options.DEFAULT_OPSET, repeated so the PyTorch process does not import it

@@ -16,7 +16,7 @@ from bench.infer_speed import PRECISION_CLASSES, PRECISIONS
 from bench.results import Record, read_records
 from bench.step_profile import WHOLE
 from bench.turns import paired_ratio
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 UNDER_LOAD = " (under load"
 TRAIN_TARGETS = {"ResNet20V1": 1.5, "ResNet164V2": 1.3}

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 IMPLS = (
     "keras-preact",

@@ -20,7 +20,7 @@ from bench.step_profile import PROFILE_ENV
 from bench.tasks import Settings, Task
 from bench.turns import TurnError, run_turns
 from bench.variants import get_variant
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.train_speed import SpeedSettings, fit_windows, keras_preact_training, keras_timer
 from bench.turns import Gate
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 PROFILE_ENV = (("ONEDNN_VERBOSE", "profile_exec"), ("TF_NUM_INTEROP_THREADS", "1"))
 BEGIN = "bench-profile-window-begin"

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 PAD = 4
 

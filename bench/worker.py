@@ -18,7 +18,7 @@ from bench.results import write_records
 from bench.tasks import TURN_STAGES, Settings, Task, run_task
 from bench.train_speed import FREE
 from bench.turns import TurnGate
-from keras_preact.cli import UserError, cli_main
+from keras_preact.command_line import UserError, cli_main
 
 
 def run_job(job_file: Path, out_file: Path, turn_group: str | None = None) -> None:

@@ -37,12 +37,8 @@ from export.options import (
     SAMPLE,
     plan_export,
 )
-from keras_preact.cli import (
-    ArgumentParser,
-    add_native_logs_option,
-    cli_main,
-    show_native_logs,
-)
+from keras_preact.command_line import ArgumentParser, cli_main
+from keras_preact.native_logs import add_native_logs_option, show_native_logs
 
 EXIT_VERIFICATION_FAILED = 1
 

@@ -32,13 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_preact import image_limits, image_views
-from keras_preact.cli import (
-    ArgumentParser,
-    UserError,
-    add_native_logs_option,
-    cli_main,
-    show_native_logs,
-)
+from keras_preact.command_line import ArgumentParser, UserError, cli_main
+from keras_preact.native_logs import add_native_logs_option, show_native_logs
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.labels import label_names
 
 # The CIFAR label sets of keras_preact.labels: cifar10 and cifar100 (fine labels).

@@ -57,13 +57,8 @@ import numpy as np
 
 from export.client import op_message
 from export.options import MODEL_NAME
-from keras_preact.cli import (
-    ArgumentParser,
-    UserError,
-    add_native_logs_option,
-    cli_main,
-    show_native_logs,
-)
+from keras_preact.command_line import ArgumentParser, UserError, cli_main
+from keras_preact.native_logs import add_native_logs_option, show_native_logs
 
 # TensorFlow, gRPC and tensorflow_serving are imported where they are used, so that the command
 # line parses its arguments (and filters TensorFlow's log lines) before TensorFlow loads.

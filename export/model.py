@@ -8,7 +8,7 @@ from pathlib import Path
 import keras
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer, normalization_to_add
 
 

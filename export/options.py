@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_preact import image_limits
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 FORMATS = ("savedmodel", "tflite", "onnx", "openvino")
 OPTIONAL_FORMATS = ("openvino",)  # need an extra; left out of the default when not installed

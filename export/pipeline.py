@@ -43,7 +43,7 @@ from export.savedmodel import (
 from export.tflite import DEFAULT_CALIBRATION_IMAGES, TFLiteRunner
 from export.tflite import export_tflite as write_tflite
 from export.verify import Artifact, Report, verify, write_report
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from export.options import ARTIFACTS_DIR, DEFAULT_BASE_PATH
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 MODELS_CONFIG = "models.config"
 STAGING_PREFIX = ".staging-"

@@ -15,10 +15,10 @@ converts the checkpoints of torchvision, timm, keras.applications and the PyTorc
 CIFAR ResNets exactly (``keras_preact.convert``; ``python -m keras_preact.convert``).
 
 The package loads lazily: ``import keras_preact`` imports Keras only when a model, a layer helper
-or a table is first used, so ``keras_preact.cli`` and ``keras_preact.datasets`` (standard library
-and NumPy) let command lines answer ``--help`` and quiet TensorFlow's logs before it loads. Type
-checkers and IDEs see every public name, with its signature, through the imports below that only
-they read.
+or a table is first used, so ``keras_preact.command_line`` and ``keras_preact.native_logs``
+(standard library) and ``keras_preact.datasets`` (standard library and NumPy) let command lines
+answer ``--help`` and quiet TensorFlow's logs before it loads. Type checkers and IDEs see every
+public name, with its signature, through the imports below that only they read.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "feature_extractor": "features",
     "decode_predictions": "labels",
     "label_names": "labels",
-    "use_fused_batch_norm": "layers",
+    "use_fused_batch_norm": "fused_batch_norm",
     "DATASET_STATS": "preprocessing",
     "mean_std": "preprocessing",
     "preprocess_input": "preprocessing",
@@ -110,7 +110,7 @@ if TYPE_CHECKING:
         decode_predictions as decode_predictions,
         label_names as label_names,
     )
-    from keras_preact.layers import (
+    from keras_preact.fused_batch_norm import (
         use_fused_batch_norm as use_fused_batch_norm,
     )
     from keras_preact.preprocessing import (

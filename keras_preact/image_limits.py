@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -10,7 +10,7 @@ import numpy as np
 from keras import layers
 
 from keras_preact.catalogue import DATASET_STATS as DATASET_STATS
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 PREPROCESS_LAYER = "preprocess"
 """The name of the normalisation layer a model built with ``preprocessing=`` starts with."""

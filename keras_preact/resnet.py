@@ -38,7 +38,7 @@ from keras_preact.catalogue import (
 )
 from keras_preact.catalogue import IMAGENET_DEPTHS as IMAGENET_DEPTHS
 from keras_preact.catalogue import MODEL_NAMES as MODEL_NAMES
-from keras_preact.layers import use_fused_batch_norm
+from keras_preact.fused_batch_norm import use_fused_batch_norm
 from keras_preact.saving import deep_graph_recursion, prepare_weights
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ import numpy as np
 import keras_preact.convert.plan as planning
 from keras_preact import legacy  # noqa: F401  (files saved by keras-preact 0.1 name its layers)
 from keras_preact.convert.readers import keras3_applications_depth
-from keras_preact.layers import use_fused_batch_norm
+from keras_preact.fused_batch_norm import use_fused_batch_norm
 
 # Frames Keras needs per layer on the longest path when it walks a functional graph recursively.
 _RECURSION_HEADROOM = 2000

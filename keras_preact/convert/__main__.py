@@ -28,14 +28,9 @@ from pathlib import Path
 
 import keras_preact.weights as weights_lib
 from keras_preact.catalogue import resolve_network
-from keras_preact.cli import (
-    ArgumentParser,
-    UserError,
-    add_native_logs_option,
-    cli_main,
-    show_native_logs,
-)
+from keras_preact.command_line import ArgumentParser, UserError, cli_main
 from keras_preact.convert.sources import SourceUnavailable
+from keras_preact.native_logs import add_native_logs_option, show_native_logs
 
 EXIT_PARITY_FAILED = 1
 

@@ -48,7 +48,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_preact.convert.layout import Placed, Rule, SourceArchitecture, place_torch
+from keras_preact.catalogue import units_per_stage
+from keras_preact.convert.layout import (
+    Placed,
+    Rule,
+    SourceArchitecture,
+    checkpoint_depth,
+    place_torch,
+)
 
 NAME = "pytorch-cifar"
 DESCRIPTION = (
@@ -120,27 +127,12 @@ def describe(tensors: Mapping[str, np.ndarray], option_a: str = "split") -> Sour
             "to the unit's raw input; keras-preact's v2 units (as He et al.'s code) project the "
             "pre-activated input, so this network cannot be converted exactly"
         )
-    seen: dict[int, set[int]] = {}
-    projected = set()
-    for key in tensors:
-        m = re.match(r"layer([1-3])\.(\d+)\.", key)
-        if m:
-            unit = (int(m.group(1)), int(m.group(2)))
-            seen.setdefault(unit[0], set()).add(unit[1])
-            if re.match(r"layer\d\.\d+\.(shortcut|downsample)\.0\.weight$", key):
-                projected.add(unit)
-    counts = tuple(len(seen.get(s, ())) for s in (1, 2, 3))
     unit = "bottleneck" if "layer1.0.conv3.weight" in tensors else "basic"
-    per_unit = 3 if unit == "bottleneck" else 2
-    if len(set(counts)) != 1:
-        raise ValueError(
-            f"the PyTorch CIFAR checkpoint has {counts} units per stage; keras-preact's CIFAR "
-            "networks have the same number in each of the three stages"
-        )
-    depth = 3 * per_unit * counts[0] + 2
+    depth = checkpoint_depth(tensors, _UNIT, STAGE_BASE, "cifar", unit, "PyTorch CIFAR")
+    projected = {k for k in tensors if re.match(_UNIT + r"\.(shortcut|downsample)\.0\.weight$", k)}
     if not projected:
         projection = "A"
-    elif len(projected) == sum(counts):
+    elif len(projected) == sum(units_per_stage("cifar", depth, unit)[1]):
         projection = "C"
     else:
         projection = "B"
@@ -195,7 +187,7 @@ def _reorder_option_a_channels(
     def get(layer, role):
         return placed.get((layer, role))
 
-    counts = _units(placed)
+    _, counts = units_per_stage("cifar", source.depth, source.unit)
     order = np.arange(get("stem_conv", "kernel").value.shape[-1])
     stream_in: dict[str, np.ndarray] = {}
     stream_out: dict[str, np.ndarray] = {}
@@ -234,12 +226,3 @@ def _reorder_option_a_channels(
     for role in bn_roles:
         permute("post_bn", role, 0, order)
     permute("logits", "kernel", 0, order)
-
-
-def _units(placed: Mapping[tuple[str, str], Placed]) -> list[int]:
-    counts = [0, 0, 0]
-    for layer, _ in placed:
-        m = re.match(r"stage(\d)_unit(\d+)_", layer)
-        if m:
-            counts[int(m.group(1)) - 1] = max(counts[int(m.group(1)) - 1], int(m.group(2)))
-    return counts

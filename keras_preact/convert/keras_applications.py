@@ -43,9 +43,9 @@ from keras_preact.convert.layout import (
     Placed,
     Rule,
     SourceArchitecture,
+    checkpoint_depth,
     raise_unplaced,
 )
-from keras_preact.convert.torchvision import depth_of
 
 NAME = "keras.applications"
 DESCRIPTION = (
@@ -79,13 +79,9 @@ def describe(tensors: Mapping[str, np.ndarray]) -> SourceArchitecture:
             "stride sits in the last unit of each stage: not a keras-preact network; "
             "keras-preact converts keras.applications ResNet50/101/152"
         )
-    seen: dict[int, set[int]] = {}
-    for key in tensors:
-        m = re.match(r"conv([2-5])_block(\d+)_", key)
-        if m:
-            seen.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
-    counts = tuple(len(seen.get(s, ())) for s in (2, 3, 4, 5))
-    depth = depth_of(counts, "bottleneck", "keras.applications ResNet")
+    depth = checkpoint_depth(
+        tensors, _BLOCK, STAGE_BASE, "imagenet", "bottleneck", "keras.applications ResNet"
+    )
     kernel = tensors.get("predictions/kernel")
     return SourceArchitecture(
         layout=NAME,

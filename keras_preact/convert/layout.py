@@ -4,7 +4,8 @@ A source layout (``torchvision``, ``timm``, ``keras_applications``, ``cifar``) d
 how its tensor names map to keras-preact's layer names (``RULES``: a regular expression over the
 source's module name, the keras-preact layer it fills, and the kind of layer). ``place`` applies the
 rules to every tensor of a checkpoint and yields the keras-preact weights, in Keras' layout, each
-with the source tensor it came from; a tensor no rule claims is refused. ``assign`` then fills a
+with the source tensor it came from; a tensor no rule claims is refused. ``checkpoint_depth``
+counts a checkpoint's units per stage to tell its depth, for every layout. ``assign`` then fills a
 model's layers by name, refusing any layer left empty and any shape that differs (naming the
 first such tensor and both shapes).
 """
@@ -18,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keras_preact.catalogue import NETWORKS, default_options
+from keras_preact.catalogue import (
+    CIFAR_LAYERS_PER_UNIT,
+    IMAGENET_DEPTHS,
+    NETWORKS,
+    STAGE_WIDTHS,
+    default_options,
+)
 from keras_preact.convert.readers import COUNTERS
 
 if TYPE_CHECKING:
@@ -132,6 +139,39 @@ class Rule:
         if "i" in groups:
             fields["i"] = int(groups["i"])
         return self.layer.format(**fields)
+
+
+def checkpoint_depth(
+    keys: Iterable[str], pattern: str, first_stage: int, family: str, unit: str, source: str
+) -> int:
+    """The depth of the ``family`` network of ``unit`` units whose checkpoint has these ``keys``.
+
+    Its units per stage are the distinct ``unit`` indices that ``pattern`` (named groups ``stage``
+    and ``unit``) finds at the start of the keys, in the stages numbered from ``first_stage`` (the
+    layout's ``STAGE_BASE``). A ValueError names the units per stage of a network keras-preact
+    does not build, and ``source``, the checkpoint's kind.
+    """
+    seen: dict[int, set[int]] = {first_stage + s: set() for s in range(len(STAGE_WIDTHS[family]))}
+    for key in keys:
+        m = re.match(pattern, key)
+        if m and int(m["stage"]) in seen:
+            seen[int(m["stage"])].add(int(m["unit"]))
+    counts = tuple(map(len, seen.values()))
+    if family == "cifar":
+        if len(set(counts)) != 1:
+            raise ValueError(
+                f"the {source} checkpoint has {counts} units per stage; keras-preact's CIFAR "
+                "networks have the same number in each of the three stages"
+            )
+        return 3 * CIFAR_LAYERS_PER_UNIT[unit] * counts[0] + 2
+    for depth, (table_unit, table_counts) in IMAGENET_DEPTHS.items():
+        if table_unit == unit and table_counts == counts:
+            return depth
+    known = ", ".join(f"{d} {u} {c}" for d, (u, c) in IMAGENET_DEPTHS.items())
+    raise ValueError(
+        f"the {source} checkpoint has {unit} units {counts} per stage, a depth keras-preact does "
+        f"not build (it builds {known})"
+    )
 
 
 @dataclasses.dataclass

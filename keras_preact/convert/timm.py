@@ -28,8 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_preact.convert.layout import Rule, SourceArchitecture, place_torch
-from keras_preact.convert.torchvision import depth_of, unit_counts
+from keras_preact.convert.layout import Rule, SourceArchitecture, checkpoint_depth, place_torch
 
 NAME = "timm"
 DESCRIPTION = "timm resnetv2_50/101 (stem.conv, stages.N.blocks.N.norm1/conv1..., norm, head.fc)"
@@ -73,9 +72,8 @@ def describe(tensors: Mapping[str, np.ndarray]) -> SourceArchitecture:
             "norm ('d' variants), which keras-preact does not build; it converts timm "
             "resnetv2_50 and resnetv2_101"
         )
-    counts = unit_counts(tensors, r"stages\.(\d)\.blocks\.(\d+)\.", 4)
     unit = "bottleneck" if "stages.0.blocks.0.conv3.weight" in tensors else "basic"
-    depth = depth_of(counts, unit, "timm ResNetV2")
+    depth = checkpoint_depth(tensors, _BLOCK, STAGE_BASE, "imagenet", unit, "timm ResNetV2")
     fc = tensors.get("head.fc.weight")
     return SourceArchitecture(
         layout=NAME,

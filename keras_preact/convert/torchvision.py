@@ -18,13 +18,11 @@ ImageNet mean and standard deviation (``preprocessing="imagenet"``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import numpy as np
 
-from keras_preact.catalogue import IMAGENET_DEPTHS
-from keras_preact.convert.layout import Rule, SourceArchitecture, place_torch
+from keras_preact.convert.layout import Rule, SourceArchitecture, checkpoint_depth, place_torch
 
 NAME = "torchvision"
 DESCRIPTION = "torchvision resnet18/34/50/101/152 (conv1, bn1, layer1-4, fc)"
@@ -55,9 +53,10 @@ def matches(tensors: Mapping[str, np.ndarray]) -> bool:
 
 def describe(tensors: Mapping[str, np.ndarray]) -> SourceArchitecture:
     """The keras-preact network of a torchvision ResNet checkpoint."""
-    counts = unit_counts(tensors, r"layer([1-4])\.(\d+)\.", 4)
     unit = "bottleneck" if "layer1.0.conv3.weight" in tensors else "basic"
-    depth = depth_of(counts, unit, NAME)
+    depth = checkpoint_depth(
+        tensors, r"layer(?P<stage>[1-4])\.(?P<unit>\d+)", STAGE_BASE, "imagenet", unit, NAME
+    )
     fc = tensors.get("fc.weight")
     return SourceArchitecture(
         layout=NAME,
@@ -75,27 +74,3 @@ def describe(tensors: Mapping[str, np.ndarray]) -> SourceArchitecture:
 def place(tensors: Mapping[str, np.ndarray], source: SourceArchitecture):
     """keras-preact weights of every tensor (see ``layout.place_torch``)."""
     return place_torch(tensors, RULES, stage_base=STAGE_BASE, unit_base=UNIT_BASE, layout=NAME)
-
-
-def unit_counts(tensors: Mapping[str, np.ndarray], pattern: str, stages: int) -> tuple[int, ...]:
-    """Units per stage from the ``(stage, unit)`` indices in the tensor names (``pattern``'s
-    two groups; stage indices as the source numbers them, starting at 1 or 0)."""
-    seen: dict[int, set[int]] = {}
-    for key in tensors:
-        m = re.match(pattern, key)
-        if m:
-            seen.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
-    first = min(seen, default=0)
-    return tuple(len(seen.get(first + s, ())) for s in range(stages))
-
-
-def depth_of(counts: tuple[int, ...], unit: str, source: str) -> int:
-    """The ImageNet depth with these units per stage, or a ValueError naming them."""
-    for depth, (table_unit, table_counts) in IMAGENET_DEPTHS.items():
-        if table_unit == unit and table_counts == counts:
-            return depth
-    known = ", ".join(f"{d} {u} {c}" for d, (u, c) in IMAGENET_DEPTHS.items())
-    raise ValueError(
-        f"the {source} checkpoint has {unit} units {counts} per stage, a depth keras-preact does "
-        f"not build (it builds {known})"
-    )

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 import keras_preact.weights as weights_lib
-from keras_preact.cli import ArgumentParser, UserError, cli_main
+from keras_preact.command_line import ArgumentParser, UserError, cli_main
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from bench.results import REQUIRED, read_records
 from bench.runner import partial_path, run_jobs
 from bench.tasks import Settings, Task
 from export.openvino_export import availability
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 # The test environment has OpenVINO (the openvino extra); bfloat16 only where the CPU runs it.

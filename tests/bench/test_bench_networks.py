@@ -11,7 +11,7 @@ import keras_preact
 from bench import parity, torch_resnet
 from bench.architectures import CIFAR10_MEAN, CIFAR10_STD, get_architecture
 from bench.torch_train import augment
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 def test_resnet20_has_the_papers_parameter_count_everywhere():

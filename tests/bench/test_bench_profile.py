@@ -26,7 +26,7 @@ from bench.step_profile import (
 )
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 CONV = "mb128_ic16oc16_ih32oh32kh3sh1dh0ph1_iw32ow32kw3sw1dw0pw1"

@@ -13,7 +13,7 @@ import pytest
 from bench import report
 from bench.results import Record, cpu_device, read_records, write_records
 from bench.timing import ForeignLoad, device_label
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 DEVICE = "cpu: Test CPU, 2 cores"
 

@@ -20,7 +20,7 @@ from bench.runner import run_jobs
 from bench.tasks import Settings
 from bench.train_speed import SpeedSettings
 from bench.turns import TurnError, TurnGate, paired_ratio, run_turns
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 ROOT = Path(__file__).resolve().parents[2]
 

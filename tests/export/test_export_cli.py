@@ -20,7 +20,7 @@ from export import repository
 from export.__main__ import main
 from export.options import plan_export
 from export.pipeline import export_model
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ from export import client
 from export.images import encode_images
 from export.local_server import LocalServer
 from export.verify import FLOAT_TOLERANCE
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import CIFAR10_LABELS
 
 

@@ -28,7 +28,7 @@ from export.pipeline import export_model
 from export.tflite import TFLiteRunner
 from export.verify import format_table
 from keras_preact import image_limits
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 def run_main(main, argv, capsys) -> tuple[int, str, str]:

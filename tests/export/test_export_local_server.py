@@ -16,7 +16,7 @@ from export import client
 from export.local_server import LocalServer
 from export.model import InferenceModel
 from export.savedmodel import export_savedmodel
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 LIMIT = 1 << 20
 TIMEOUT = 1.0

@@ -18,7 +18,7 @@ from export.openvino_export import Availability, availability
 from export.options import plan_export
 from export.pipeline import export_model
 from export.verify import ACCURACY_MARGINS, FLOAT_TOLERANCE
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 
 def _accuracy_loss(probs, keras_probabilities, labels) -> float:

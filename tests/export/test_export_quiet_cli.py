@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from export import repository
-from keras_preact.cli import is_native_log_line
+from keras_preact.native_logs import is_native_log_line
 
 ROOT = Path(__file__).resolve().parents[2]
 

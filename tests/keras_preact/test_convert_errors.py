@@ -225,6 +225,36 @@ def test_networks_keras_preact_does_not_build_are_refused_by_name(tmp_path):
         inspect_checkpoint(tmp_path / "resnet50v2.h5")
 
 
+def test_units_per_stage_keras_preact_does_not_build_are_named(tmp_path):
+    models = import_torchvision_models()
+    net = models.resnet.ResNet(models.resnet.BasicBlock, [2, 2, 2, 3])
+    torch.save(net.state_dict(), tmp_path / "resnet20.pth")
+    with pytest.raises(ValueError) as e:
+        inspect_checkpoint(tmp_path / "resnet20.pth")
+    assert one_line(e).startswith(
+        "the torchvision checkpoint has basic units (2, 2, 2, 3) per stage, a depth keras-preact "
+        "does not build (it builds 18 basic (2, 2, 2, 2), 34 basic (3, 4, 6, 3), "
+    )
+
+    state = CifarResNet("v1", 3).state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("layer1.2.")}
+    torch.save(state, tmp_path / "uneven.pth")
+    with pytest.raises(ValueError) as e:
+        inspect_checkpoint(tmp_path / "uneven.pth")
+    assert one_line(e) == (
+        "the PyTorch CIFAR checkpoint has (2, 3, 3) units per stage; keras-preact's CIFAR "
+        "networks have the same number in each of the three stages"
+    )
+
+    conv = np.zeros((8, 8, 1, 1), "float32")
+    blocks = {f"stages.{s}.blocks.0.conv{i}.weight": conv for s in range(4) for i in (1, 2, 3)}
+    norm = {"norm.running_var": conv[0, 0, 0]}
+    save_numpy({"stem.conv.weight": conv, **blocks, **norm}, tmp_path / "timm.safetensors")
+    with pytest.raises(ValueError, match=r"^the timm ResNetV2 checkpoint has bottleneck units "
+                       r"\(1, 1, 1, 1\) per stage, a depth keras-preact does not build"):  # fmt: skip
+        inspect_checkpoint(tmp_path / "timm.safetensors")
+
+
 def test_keras_preact_files_still_load_and_other_files_are_named(tmp_path):
     model = kp.ResNet20V1()
     model.save_weights(tmp_path / "own.weights.h5")

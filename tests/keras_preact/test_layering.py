@@ -93,3 +93,11 @@ def test_catalogue_convert_and_weights_import_without_keras():
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_the_replaced_module_paths_still_import_the_same_objects():
+    from keras_preact import cli, command_line, fused_batch_norm, layers, native_logs
+
+    assert cli.cli_main is command_line.cli_main and cli.UserError is command_line.UserError
+    assert cli.show_native_logs is native_logs.show_native_logs
+    assert layers.use_fused_batch_norm is fused_batch_norm.use_fused_batch_norm

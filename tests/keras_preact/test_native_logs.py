@@ -1,4 +1,4 @@
-"""keras_preact.cli's filter of native log lines, in real child processes (no TensorFlow needed:
+"""keras_preact.native_logs' filter of native log lines, in real child processes (no TensorFlow needed:
 the children write TensorFlow's real start-up lines to file descriptor 2 themselves)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from keras_preact import cli
+from keras_preact import native_logs
 
-CLI_FILE = Path(cli.__file__).resolve()
+ROOT = Path(__file__).resolve().parents[2]
 
 # Lines TensorFlow 2.21, absl, LiteRT and the TFLite converter wrote in real runs of the export.
 NATIVE = [
@@ -60,29 +60,28 @@ KEPT = [
 
 def test_native_lines_are_recognised_and_no_others():
     for line in [*NATIVE, MULTILINE.splitlines()[0]]:
-        assert cli.is_native_log_line(line), line
+        assert native_logs.is_native_log_line(line), line
     for line in KEPT:
-        assert not cli.is_native_log_line(line), line
+        assert not native_logs.is_native_log_line(line), line
 
 
-# A command as the entry points write it, run in a fresh Python that loads keras_preact/cli.py on
-# its own (so that the child starts in a blink, without Keras).
+# A command as the entry points write it, run in a fresh Python (keras_preact.command_line and
+# keras_preact.native_logs need only the standard library: the child starts in a blink).
 COMMAND = textwrap.dedent(
     """
-    import argparse, atexit, importlib.util, logging, os, sys, time, warnings
-    spec = importlib.util.spec_from_file_location("keras_preact.cli", {cli_file!r})
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    import argparse, atexit, logging, os, sys, time, warnings
+    from keras_preact import command_line, native_logs
+    assert "keras" not in sys.modules
     NATIVE = {native!r}
 
-    @cli.cli_main
+    @command_line.cli_main
     def main():
         parser = argparse.ArgumentParser()
         parser.add_argument("mode")
-        cli.add_native_logs_option(parser)
+        native_logs.add_native_logs_option(parser)
         args = parser.parse_args()
         if args.native_logs:
-            cli.show_native_logs()
+            native_logs.show_native_logs()
         logging.basicConfig(level=logging.INFO)
         logging.getLogger("absl").warning("absl noise")
         logging.getLogger("tf2onnx.tfonnx").info("tf2onnx noise")
@@ -92,7 +91,7 @@ COMMAND = textwrap.dedent(
         print("stdout: " + NATIVE[1], flush=True)
         print("own line", file=sys.stderr, flush=True)
         if args.mode == "user-error":
-            raise cli.UserError("bad input")
+            raise command_line.UserError("bad input")
         if args.mode == "bug":
             raise RuntimeError("a bug")
         if args.mode == "abort":
@@ -114,8 +113,9 @@ COMMAND = textwrap.dedent(
 
 
 def run_command(mode: str, *options: str, env_extra: dict | None = None, **kwargs):
-    script = COMMAND.format(cli_file=str(CLI_FILE), native=[*NATIVE, MULTILINE], fatal=KEPT[4])
+    script = COMMAND.format(native=[*NATIVE, MULTILINE], fatal=KEPT[4])
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
     env.update(env_extra or {})
     argv = [sys.executable, "-c", script, mode, *options]
     if kwargs.pop("popen", False):
@@ -153,7 +153,7 @@ def test_user_error_is_one_line_and_a_bug_keeps_its_traceback():
     assert lines[0] == "own line"
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "RuntimeError: a bug"
-    assert not any(cli.is_native_log_line(line) for line in lines)
+    assert not any(native_logs.is_native_log_line(line) for line in lines)
 
 
 def test_a_fatal_line_and_its_stack_trace_pass_even_when_the_process_aborts():

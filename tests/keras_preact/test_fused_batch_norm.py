@@ -15,7 +15,7 @@ from model_helpers import one_batch
 
 import keras_preact as kp
 from keras_preact import tensorflow_kernels
-from keras_preact.layers import use_fused_batch_norm, uses_fused_batch_norm
+from keras_preact.fused_batch_norm import use_fused_batch_norm, uses_fused_batch_norm
 from keras_preact.units import LayerFactory
 
 
