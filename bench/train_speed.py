@@ -161,12 +161,7 @@ def keras_preact_training(
     import keras
 
     from bench.architectures import get_architecture
-<<<<<<< HEAD
-    from keras_preact.layers import use_fused_batch_norm
-=======
     from keras_preact.fused_batch_norm import use_fused_batch_norm
-    from training import callbacks as cb
->>>>>>> kp-names
     from training import recipes
     from training.run import callbacks as cb
     from training.run.pipeline import TrainConfig, prepare

@@ -1,6 +1,6 @@
 """What the training commands do once their options are parsed.
 
-``run`` calls a command's body under ``keras_preact.cli.cli_main`` (bad input: one ``error:``
+``run`` calls a command's body under ``keras_preact.command_line.cli_main`` (bad input: one ``error:``
 line, exit 2; TensorFlow's log lines hidden unless ``--native-logs``). ``train`` is the body of
 ``python -m training.cifar`` and ``python -m training.images``: train the parsed configuration and
 print where the results are.
@@ -25,7 +25,8 @@ def run(
     """Parse ``argv`` with ``parser`` (a ``training.options.Parser``), then return ``body(args)``
     under ``cli_main``; with ``--native-logs``, TensorFlow's log lines are shown."""
     args = parser.parse_args(argv)
-    from keras_preact.cli import cli_main, show_native_logs
+    from keras_preact.command_line import cli_main
+    from keras_preact.native_logs import show_native_logs
 
     @cli_main
     def command(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
-    from keras_preact.cli import UserError
+    from keras_preact.command_line import UserError
 
     if not labels and model_path is None:
         return None
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from keras_preact.cli import UserError
+    from keras_preact.command_line import UserError
 
     if args.protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")

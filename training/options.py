@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Nothing here imports Keras or the pipeline at module level (keras_preact.cli, keras_preact.catalogue
-# and training.choices are plain Python): --help and usage errors answer before TensorFlow loads.
+# Nothing here imports Keras or the pipeline at module level (keras_preact.native_logs,
+# keras_preact.catalogue and training.choices are plain Python): --help and usage errors answer before TensorFlow loads.
 from keras_preact.catalogue import DATASET_STATS
-from keras_preact.cli import add_native_logs_option
+from keras_preact.native_logs import add_native_logs_option
 from training.choices import (
     AUGMENTATIONS,
     FREEZE_STAGES,
@@ -74,10 +74,10 @@ IMAGE_RECIPE_HELP = (
 
 class Parser(argparse.ArgumentParser):
     """The parser of a training command: its errors are one line (``error: ...``, exit 2) like
-    the others', and it has ``--native-logs`` (``keras_preact.cli.add_native_logs_option``), which
+    the others', and it has ``--native-logs`` (``keras_preact.native_logs.add_native_logs_option``), which
     ``training.command.run`` applies.
 
-    It prints the error line itself instead of raising ``keras_preact.cli.UserError``: a usage
+    It prints the error line itself instead of raising ``keras_preact.command_line.UserError``: a usage
     error answers before the command imports anything else."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -474,7 +474,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace, **replace: Any):
     """The ``TrainConfig`` for parsed options (options a parser lacks keep their defaults);
     ``replace`` sets fields directly."""
-    from keras_preact.cli import UserError
+    from keras_preact.command_line import UserError
     from keras_preact.weights import is_named  # here, not above: --help imports no weights table
     from training.run.pipeline import TrainConfig
     from training.run.strategy import StrategyOptions

@@ -51,7 +51,7 @@ from typing import Any
 import keras
 
 from keras_preact import ModelInfo
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.choices import FREEZE_STAGES, GATED_WARMUP_MODES, SCHEDULES
 
 REFERENCE_BATCH = 128

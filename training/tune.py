@@ -58,7 +58,7 @@ class SearchSpace:
         """Check the space (``UserError`` for an empty or impossible one) and resolve every model
         it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
         -> ``training.run.network.resolve``'s ``(ModelInfo, builder options)``."""
-        from keras_preact.cli import UserError
+        from keras_preact.command_line import UserError
         from training.run import network as model_lib
 
         for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
@@ -189,7 +189,7 @@ def search(
 ) -> list[dict[str, Any]]:
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
-    from keras_preact.cli import UserError
+    from keras_preact.command_line import UserError
     from training.run import pipeline, strategy
     from training.run import run_folder as rundir
 
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from keras_preact.cli import UserError
+    from keras_preact.command_line import UserError
     from training import options as arguments
 
     for pair in (args.lr_range, args.weight_decay_range):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.run import callbacks as cb
 from training.run import report
 

@@ -10,7 +10,7 @@ import math
 import pytest
 from training_helpers import SAMPLE_RUN, cli, diverged_states_are_finite, error_line
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import cifar
 from training.run.pipeline import TrainConfig, train
 

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from numpy.lib.stride_tricks import sliding_window_view
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import load_sample
 from training.data.batches import TrainPlan, steps_per_epoch
 from training.data.cifar import feed_numpy, feed_tf

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import CIFAR100_LABELS, load_sample
 from training.data.cifar import archives as cifar_archives
 from training.data.cifar.arrays import CifarArrays

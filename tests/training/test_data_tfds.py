@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import CIFAR100_LABELS, load_sample
 from training.data.cifar import from_tfds as tfds_source
 from training.data.cifar.arrays import CifarArrays

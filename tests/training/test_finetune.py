@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import recipes
 from training.run import finetune
 

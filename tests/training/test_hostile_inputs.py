@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from image_helpers import write_folder
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.data.images.folder import scan, scan_eval
 
 

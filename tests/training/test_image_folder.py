@@ -12,7 +12,7 @@ import tensorflow as tf
 from image_helpers import add_bad_files, write_folder
 from PIL import Image
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.data.images import decode_cache as checked_images
 from training.data.images import feed as feed_images
 from training.data.images import folder as image_folder

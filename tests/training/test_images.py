@@ -17,7 +17,7 @@ from image_helpers import add_bad_files, write_folder
 from training_helpers import cli, error_line, main_error_line, metrics
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import evaluate, images
 from training.data.images import imagenet_tfds as tfds_imagenet
 from training.data.images import options as image_options

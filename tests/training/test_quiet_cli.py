@@ -9,7 +9,7 @@ import sys
 
 from training_helpers import ROOT, SAMPLE_RUN, env
 
-from keras_preact.cli import is_native_log_line
+from keras_preact.native_logs import is_native_log_line
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

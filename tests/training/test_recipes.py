@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import recipes
 
 CIFAR_TRAIN = 50_000

@@ -12,7 +12,7 @@ import sys
 import pytest
 from training_helpers import cli, error_line
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import reproduce
 from training.experiments import papers as ex
 from training.experiments import runs as campaign_lib

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.run import run_folder as rundir
 
 CONFIG = {"model": "resnet8v1", "seed": 1, "recipe_overrides": {"epochs": 2}}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.run import strategy
 from training.run.strategy import StrategyOptions
 

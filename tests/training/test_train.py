@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from training_helpers import ROOT, env
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import load_sample
 from training import cifar
 from training.run import run_folder as rundir
@@ -197,7 +197,8 @@ def test_help_documents_every_option(capsys):
 )
 def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
     """``--help`` and a usage error import neither Keras nor TensorFlow (they take seconds), nor
-    any of keras_preact but its standard-library ``keras_preact.cli`` and the model catalogue
+    any of keras_preact but its standard-library ``keras_preact.command_line`` and
+    ``keras_preact.native_logs`` and the model catalogue
     (plain data, which ``import keras_preact`` reads)."""
     for args, code in ((["--help"], 0), (bad, 2)):
         result = subprocess.run(
@@ -214,7 +215,8 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
         assert {m for m in imported if m.startswith("keras_preact")} <= {
             "keras_preact",
             "keras_preact.catalogue",
-            "keras_preact.cli",
+            "keras_preact.command_line",
+            "keras_preact.native_logs",
         }, args
         if code == 0:
             assert "--native-logs" in result.stdout

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import recipes
 
 PAD = 4

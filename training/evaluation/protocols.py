@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
 from keras_preact.preprocessing import normalization_to_add
 from training.choices import PROTOCOLS

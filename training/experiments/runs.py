@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.experiments import papers as ex
 from training.run import run_folder as rundir
 

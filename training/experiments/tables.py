@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.experiments import papers as ex
 from training.run import report
 from training.run import run_folder as rundir

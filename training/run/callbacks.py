@@ -36,7 +36,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.run.run_folder import write_json
 
 _STATE = re.compile(r"^step-(\d{9})\.json$")

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer
 from keras_preact.weights import is_named
 

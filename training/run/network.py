@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 import keras_preact
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.weights import is_named
 
 CIFAR_INPUT = (32, 32, 3)

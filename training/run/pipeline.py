@@ -25,7 +25,7 @@ import keras
 
 import keras_preact
 from keras_preact import weights as weights_lib
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.weights import is_named
 from training import recipes
 from training.choices import VERBOSITY

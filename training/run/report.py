@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.run.run_folder import write_bytes
 
 

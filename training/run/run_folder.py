@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 
 CONFIG = "config.json"
 METRICS = "metrics.json"

@@ -34,7 +34,7 @@ from typing import Any
 
 import keras
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.choices import JIT_MODES, PRECISIONS, STRATEGIES
 
 _DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|tpu):(\d+)$", re.IGNORECASE)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.data.cifar.arrays import CifarArrays, make_arrays
 
 PIXELS = 32 * 32 * 3

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import recipes
 from training.data.batches import TrainPlan
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.labels import label_names
 from training.data.cifar.arrays import CifarArrays, make_arrays
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.datasets import load_sample
 from training.data.cifar.archives import load_folder
 from training.data.cifar.arrays import SAMPLE_ORIGIN, CifarArrays, make_arrays

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training import recipes
 from training.data.batches import steps_per_epoch
 from training.data.images import feed

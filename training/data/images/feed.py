@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_preact import image_limits
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.image_views import center
 from training.choices import AUGMENTATIONS
 from training.data.images.augmentation import (

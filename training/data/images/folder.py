@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_preact import image_limits
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.data.images.decode_cache import DecodeCache
 from training.data.images.feed import decode_check
 

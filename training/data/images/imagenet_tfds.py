@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from training.data.cifar.from_tfds import open_builder
 from training.data.images.feed import RecordImages
 

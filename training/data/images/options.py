@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keras_preact.cli import UserError
+from keras_preact.command_line import UserError
 from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_to_add
 from keras_preact.weights import is_named
 from training import recipes
