@@ -10,9 +10,7 @@ reports, e.g. the degradation problem of plain networks.
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +19,9 @@ from typing import Any
 
 from keras_preact.command_line import UserError
 from training.experiments import papers as ex
-from training.run import report
+from training.experiments import runs
+from training.experiments.runs import Campaign
+from training.run import network, report
 from training.run import run_folder as rundir
 
 TABLE_MD = "table.md"
@@ -115,76 +115,42 @@ class Result:
         return self.metrics.get("wall_time_s") if self.metrics else None
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the run folders.
-
-
-def collect(campaign, params: Callable[[ex.Run], int | None] | None = None) -> list[Result]:
-    """The results of every run of ``campaign`` (a ``training.experiments.runs.Campaign``) in table order.
-
-    ``params(run)`` counts a network's trainable parameters (default: ``count_params`` on the built
-    network, reusing the counts of the previous ``table.json``); it is asked only for runs that
-    have a folder.
-    """
-    from training.experiments import runs as campaign_lib
-
-    cached = _cached_params(campaign.output / TABLE_JSON)
+def collect(campaign: Campaign) -> list[Result]:
+    """The results of every run of ``campaign`` in table order (parameter counts reused from the
+    previous ``table.json``: building ResNet-1202 takes a while)."""
+    try:
+        cached = {
+            _key(r): r["params"]
+            for r in json.loads((campaign.output / TABLE_JSON).read_text())["rows"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        cached = {}
     results = []
     for planned in campaign.every:
         run, path = planned.run, planned.path
-        status = rundir.status(path)
-        if run.name in campaign.left_out:
-            status = campaign.left_out[run.name]
+        status = campaign.left_out.get(run.name, rundir.status(planned.path))
         result = Result(run, "not run" if status == "new" else status)
-        if status in ("finished", "unfinished"):
-            result.history = report.read_history(path / rundir.HISTORY)
-            if status == "finished":
-                result.metrics = rundir.read_json(path / rundir.METRICS)
-            schedule = campaign_lib.schedule(planned.resolved)
-            result.steps_per_epoch, result.epochs_planned = (
-                schedule.steps_per_epoch,
-                schedule.epochs,
-            )
-            if result.metrics and result.metrics.get("epochs"):
-                result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
-            key = _params_key(run)
-            result.params = cached[key] if key in cached else (params or count_params)(run)
         results.append(result)
+        if status not in ("finished", "unfinished"):
+            continue
+        result.history = report.read_history(path / rundir.HISTORY)
+        schedule = runs.schedule(planned.resolved)
+        result.steps_per_epoch, result.epochs_planned = schedule.steps_per_epoch, schedule.epochs
+        if status == "finished":
+            result.metrics = rundir.read_json(path / rundir.METRICS)
+            if result.metrics.get("epochs"):
+                result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
+        key = _key({"model": run.model, "options": run.options, "dataset": run.dataset})
+        result.params = cached.get(key) or network.count_params(
+            planned.resolved.model,
+            planned.resolved.model_options,
+            classes=100 if run.dataset == "cifar100" else 10,
+        )
     return results
 
 
-def count_params(run: ex.Run) -> int:
-    """Trainable parameters of ``run``'s network (BN moving statistics excluded, as the papers
-    count them), from the built network."""
-    import keras
-
-    import keras_preact
-
-    info = keras_preact.resolve_model(run.model, run.unit)
-    options = {k: v for k, v in run.options.items() if k != "unit"}
-    classes = 100 if run.dataset == "cifar100" else 10
-    model = info.build(classes=classes, input_shape=(32, 32, 3), **options)
-    count = keras_preact.model_stats(model).trainable_params
-    del model
-    keras.backend.clear_session()
-    return count
-
-
-def _params_key(run: ex.Run) -> str:
-    return json.dumps([run.model, run.options, run.dataset], sort_keys=True)
-
-
-def _cached_params(path: Path) -> dict[str, int]:
-    """Parameter counts of the previous ``table.json`` (building ResNet-1202 takes a while)."""
-    try:
-        rows = json.loads(path.read_text())["rows"]
-        return {
-            json.dumps([r["model"], r["options"], r["dataset"]], sort_keys=True): r["params"]
-            for r in rows
-            if r.get("params") is not None and r.get("model")
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+def _key(row: dict[str, Any]) -> str:
+    return json.dumps([row["model"], row["options"], row["dataset"]], sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,48 +258,42 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+_COLUMNS = ("run", "model", "options", "params", "test_error", "best_test_error", "train_error")
+_COLUMNS += ("epochs", "wall_s")
+
+
 def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str, Any]]:
     """The rows of ``table.json``: one per run, then the paper's rows no option expresses."""
-    out = []
-    for r in results:
-        out.append(
-            {
-                "run": r.run.name,
-                "network": r.run.label,
-                "model": r.run.model,
-                "options": r.run.options,
-                "dataset": r.run.dataset,
-                "params": r.params,
-                "paper_error": r.run.paper_error,
-                "paper_note": r.run.paper_note,
-                "test_error": _round(r.test_error()),
-                "best_test_error": _round(r.best_test_error()),
-                "train_error": _round(r.train_error()),
-                "epochs": len(r.history) if r.history else None,
-                "wall_s": _round(r.wall_seconds(), 1),
-                "status": r.status,
-            }
-        )
-    for u in experiment.unexpressible:
-        out.append(
-            {
-                "run": None,
-                "network": u.label,
-                "model": None,
-                "options": None,
-                "dataset": u.dataset,
-                "params": None,
-                "paper_error": u.paper_error,
-                "paper_note": u.paper_note,
-                "test_error": None,
-                "best_test_error": None,
-                "train_error": None,
-                "epochs": None,
-                "wall_s": None,
-                "status": f"not expressible: {u.reason}",
-            }
-        )
-    return out
+    out = [
+        {
+            "run": r.run.name,
+            "network": r.run.label,
+            "model": r.run.model,
+            "options": r.run.options,
+            "dataset": r.run.dataset,
+            "params": r.params,
+            "paper_error": r.run.paper_error,
+            "paper_note": r.run.paper_note,
+            "test_error": _round(r.test_error()),
+            "best_test_error": _round(r.best_test_error()),
+            "train_error": _round(r.train_error()),
+            "epochs": len(r.history) if r.history else None,
+            "wall_s": _round(r.wall_seconds(), 1),
+            "status": r.status,
+        }
+        for r in results
+    ]
+    return out + [
+        {
+            **dict.fromkeys(_COLUMNS),
+            "network": u.label,
+            "dataset": u.dataset,
+            "paper_error": u.paper_error,
+            "paper_note": u.paper_note,
+            "status": f"not expressible: {u.reason}",
+        }
+        for u in experiment.unexpressible
+    ]
 
 
 def _cell(value: float | None) -> str:
@@ -419,110 +379,21 @@ def markdown(
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# figure.png
-
-
 def draw(experiment: ex.Experiment, results: Sequence[Result], title: str):
-    """The figure (a ``matplotlib.figure.Figure``): the experiment's panels, from the histories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    """The figure: the experiment's panels, one colour per run, drawn by ``report.draw``."""
     by_name = {r.run.name: r for r in results}
-    panels = experiment.panels
-    columns = min(3, len(panels))
-    lines = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(4.6 * columns, 3.8 * lines + 0.5), dpi=110)
-    for k, panel in enumerate(panels):
-        axes = figure.add_subplot(lines, columns, k + 1)
-        drawn = [by_name[n] for n in panel.runs if n in by_name and by_name[n].history]
-        if experiment.curves == "error":
-            _error_panel(axes, panel, drawn)
-        else:
-            _loss_panel(axes, panel, drawn)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    return figure
-
-
-def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title: str) -> None:
-    """Write the figure (PNG, atomically)."""
-    buffer = io.BytesIO()
-    draw(experiment, results, title).savefig(buffer, format="png")
-    rundir.write_bytes(path, buffer.getvalue())
-
-
-def _iterations(result: Result) -> tuple[list[float], float]:
-    steps = result.steps_per_epoch or 1
-    return [(row["epoch"] + 1) * steps for row in result.history], steps
-
-
-def _x_unit(drawn: Sequence[Result]) -> tuple[float, float]:
-    """``(unit, longest)``: iterations in units of 1e4 (as the papers) once a run is that long."""
-    longest = max(
-        ((r.history[-1]["epoch"] + 1) * (r.steps_per_epoch or 1) for r in drawn), default=0
-    )
-    return (1e4 if longest >= 1e4 else 1.0), float(longest)
-
-
-def _x_axis(axes, unit: float, longest: float) -> None:
-    """Label the iterations axis and fit it to the longest run (after the curves are drawn)."""
-    axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
-    axes.set_xlim(0, max(longest / unit, 1e-9) if longest else 1)
-
-
-def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
-    """v1 paper, Fig. 6: training error dashed, test error bold, one colour per network."""
-    unit, longest = _x_unit(drawn)
-    highest = 20.0
-    for result in drawn:
-        x, _ = _iterations(result)
-        x = [v / unit for v in x]
-        color = f"C{panel.runs.index(result.run.name)}"
-        train = [100 * (1 - r["accuracy"]) for r in result.history if "accuracy" in r]
-        test = [100 * (1 - r["val_accuracy"]) for r in result.history if "val_accuracy" in r]
-        axes.plot(x[: len(train)], train, "--", color=color, lw=1)
-        axes.plot(x[: len(test)], test, "-", color=color, lw=2, label=result.run.label)
-        highest = max([highest, *train, *test])
-    # The paper's panels show 0-20 %; a short run's errors are higher.
-    axes.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
-    _x_axis(axes, unit, longest)
-    axes.set_ylabel("error (%)")
-    axes.set_title(panel.title, fontsize=10)
-    axes.grid(alpha=0.3)
-    if drawn:
-        axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
-    else:
-        axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
-
-
-def _loss_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
-    """v2 paper, Fig. 1, 3 and 6: training loss dashed (left axis), test error solid (right)."""
-    unit, longest = _x_unit(drawn)
-    right = axes.twinx()
-    highest = 20.0
-    for result in drawn:
-        x, _ = _iterations(result)
-        x = [v / unit for v in x]
-        color = f"C{panel.runs.index(result.run.name)}"
-        loss = [r["loss"] for r in result.history if "loss" in r]
-        test = [100 * (1 - r["val_accuracy"]) for r in result.history if "val_accuracy" in r]
-        axes.plot(x[: len(loss)], loss, "--", color=color, lw=1)
-        right.plot(x[: len(test)], test, "-", color=color, lw=1.6, label=result.run.label)
-        highest = max([highest, *test])
-    _x_axis(axes, unit, longest)
-    axes.set_ylabel("training loss (dashed)")
-    axes.set_ylim(bottom=0)
-    right.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
-    right.set_ylabel("test error (%) (solid)")
-    axes.set_title(panel.title, fontsize=10)
-    axes.grid(alpha=0.3)
-    if drawn:
-        right.legend(loc="best", fontsize=7)
-    else:
-        axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
+    panels = [
+        (
+            panel.title,
+            [
+                report.Curves(r.run.label, r.history, r.steps_per_epoch or 1, f"C{k}")
+                for k, r in enumerate(by_name.get(name) for name in panel.runs)
+                if r is not None
+            ],
+        )
+        for panel in experiment.panels
+    ]
+    return report.draw(panels, loss=experiment.curves == "loss", title=title)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,5 +426,5 @@ def write(
     rundir.write_bytes(
         output / TABLE_MD, markdown(experiment, setting, table, planned, found).encode()
     )
-    plot(experiment, results, output / FIGURE, f"{experiment.source} — {scale} scale")
+    report.save(draw(experiment, results, f"{experiment.source} — {scale} scale"), output / FIGURE)
     return found
