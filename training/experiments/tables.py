@@ -47,8 +47,14 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
     if overwrite:
         return
-    own = {TABLE_JSON: _own_json(output / TABLE_JSON, experiment)}
-    own[TABLE_MD] = _own_markdown(output / TABLE_MD, experiment)
+    own = {
+        TABLE_JSON: _reads(
+            output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name
+        ),
+        TABLE_MD: _reads(
+            output / TABLE_MD, lambda f: f.readline().startswith(f"# {experiment.name}: ")
+        ),
+    }
     own[FIGURE] = own[TABLE_JSON] or own[TABLE_MD]
     for path in paths:
         if path.exists() and not own[path.name]:
@@ -59,18 +65,12 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
 
 
-def _own_json(path: Path, experiment: ex.Experiment) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("experiment") == experiment.name
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _own_markdown(path: Path, experiment: ex.Experiment) -> bool:
+def _reads(path: Path, test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for the open file ``path`` (``False`` when it cannot be read)."""
     try:
         with path.open(encoding="utf-8") as f:
-            return f.readline().startswith(f"# {experiment.name}: ")
-    except (OSError, ValueError):
+            return test(f) is True
+    except (OSError, ValueError, LookupError, TypeError):
         return False
 
 
@@ -91,19 +91,19 @@ class Result:
     def finished(self) -> bool:
         return self.metrics is not None
 
+    def _last_error(self, final: str, key: str) -> float | None:
+        if self.metrics is not None and self.metrics.get(final) is not None:
+            return 100 * self.metrics[final]
+        rows = [r for r in self.history if key in r]
+        return 100 * (1 - rows[-1][key]) if rows else None
+
     def train_error(self) -> float | None:
         """Training error (%) of the last epoch trained (mean over its batches, as Keras reports)."""
-        if self.metrics is not None and self.metrics.get("final_train_error") is not None:
-            return 100 * self.metrics["final_train_error"]
-        rows = [r for r in self.history if "accuracy" in r]
-        return 100 * (1 - rows[-1]["accuracy"]) if rows else None
+        return self._last_error("final_train_error", "accuracy")
 
     def test_error(self) -> float | None:
         """Test error (%) after the last epoch trained."""
-        if self.metrics is not None and self.metrics.get("final_test_error") is not None:
-            return 100 * self.metrics["final_test_error"]
-        rows = [r for r in self.history if "val_accuracy" in r]
-        return 100 * (1 - rows[-1]["val_accuracy"]) if rows else None
+        return self._last_error("final_test_error", "val_accuracy")
 
     def best_test_error(self) -> float | None:
         """Lowest test error (%) of any epoch."""
@@ -153,10 +153,6 @@ def _key(row: dict[str, Any]) -> str:
     return json.dumps([row["model"], row["options"], row["dataset"]], sort_keys=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Findings the summary line checks.
-
-
 @dataclass(frozen=True)
 class Finding:
     """A paper's finding checked on the results: ``holds`` is ``None`` when nothing could be
@@ -190,53 +186,43 @@ def degradation_finding(results: Sequence[Result]) -> Finding:
     error than the shallowest one, and each ResNet ends below its plain twin (finished runs only).
     """
     done = {r.run.name: r for r in results if r.finished and r.train_error() is not None}
-    plain = sorted(
-        (r for r in done.values() if r.run.model.startswith("plain")), key=lambda r: _depth(r.run)
-    )
+
+    def by_depth(found) -> list[Result]:
+        return sorted(found, key=lambda r: _depth(r.run))
+
+    def numbers(a: Result, sign: str, b: Result) -> str:
+        return f"({_pct(a.train_error())} {sign} {_pct(b.train_error())})"
+
     checks: list[tuple[bool, str]] = []
+    plain = by_depth(r for r in done.values() if r.run.model.startswith("plain"))
     if len(plain) >= 2:
         shallow, deep = plain[0], plain[-1]
         ok = deep.train_error() > shallow.train_error()
-        sign = ">" if ok else "<="
+        said = f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training error than "
         checks.append(
-            (
-                ok,
-                f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training "
-                f"error than {shallow.run.label} ({_pct(deep.train_error())} {sign} "
-                f"{_pct(shallow.train_error())})",
-            )
+            (ok, f"{said}{shallow.run.label} {numbers(deep, '>' if ok else '<=', shallow)}")
         )
-    twins = [(r, done[r.run.twin]) for r in done.values() if r.run.twin in done]
-    for resnet, twin in sorted(twins, key=lambda pair: _depth(pair[0].run)):
+    for resnet in by_depth(r for r in done.values() if r.run.twin in done):
+        twin = done[resnet.run.twin]
         ok = resnet.train_error() < twin.train_error()
-        sign = "<" if ok else ">="
-        checks.append(
-            (
-                ok,
-                f"{resnet.run.label} {'below' if ok else 'NOT below'} "
-                f"{twin.run.label} ({_pct(resnet.train_error())} {sign} "
-                f"{_pct(twin.train_error())})",
-            )
-        )
+        said = f"{resnet.run.label} {'below' if ok else 'NOT below'} {twin.run.label}"
+        checks.append((ok, f"{said} {numbers(resnet, '<' if ok else '>=', twin)}"))
     if not checks:
         return Finding(None, "needs two finished plain networks or a ResNet with its plain twin")
-    resnets = sorted((r for r in done.values() if r.run.twin), key=lambda r: _depth(r.run))
+    resnets = by_depth(r for r in done.values() if r.run.twin)
     remark = ""
     if len(resnets) >= 2:
         shallow, deep = resnets[0], resnets[-1]
-        if deep.train_error() >= shallow.train_error():
-            remark = (
-                f"The deeper ResNet has not yet overtaken the shallower one ({deep.run.label} "
-                f"{_pct(deep.train_error())} against {shallow.run.label} "
-                f"{_pct(shallow.train_error())} training error): in the paper it does, over its "
-                "full 64k iterations."
-            )
-        else:
-            remark = (
-                f"The deeper ResNet ends below the shallower one ({deep.run.label} "
-                f"{_pct(deep.train_error())} against {shallow.run.label} "
-                f"{_pct(shallow.train_error())} training error), as in the paper."
-            )
+        shown = (
+            f"({deep.run.label} {_pct(deep.train_error())} against {shallow.run.label} "
+            f"{_pct(shallow.train_error())} training error)"
+        )
+        remark = (
+            f"The deeper ResNet ends below the shallower one {shown}, as in the paper."
+            if deep.train_error() < shallow.train_error()
+            else f"The deeper ResNet has not yet overtaken the shallower one {shown}: in the "
+            "paper it does, over its full 64k iterations."
+        )
     text = "training error at the end: " + "; ".join(text for _, text in checks) + "."
     return Finding(all(ok for ok, _ in checks), text, remark)
 
@@ -248,10 +234,6 @@ FINDINGS: dict[str, Callable[[Sequence[Result]], Finding]] = {"degradation": deg
 def finding(experiment: ex.Experiment, results: Sequence[Result]) -> Finding | None:
     """The experiment's finding checked on ``results`` (``None`` if it has no check)."""
     return FINDINGS[experiment.check](results) if experiment.check else None
-
-
-# ---------------------------------------------------------------------------------------------
-# table.json and table.md.
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -315,15 +297,11 @@ def _wall(seconds: float | None) -> str:
 
 
 def _notes(row: dict[str, Any], epochs_planned: int | None) -> str:
-    notes = []
-    if row["paper_note"]:
-        notes.append(f"paper: {row['paper_note']}")
-    status = row["status"]
-    if status == "unfinished":
-        done = row["epochs"] or 0
-        notes.append(f"unfinished: {done} of {epochs_planned or '?'} epochs")
-    elif status != "finished":
-        notes.append(status)
+    notes = [f"paper: {row['paper_note']}"] if row["paper_note"] else []
+    if row["status"] == "unfinished":
+        notes.append(f"unfinished: {row['epochs'] or 0} of {epochs_planned or '?'} epochs")
+    elif row["status"] != "finished":
+        notes.append(row["status"])
     return "; ".join(notes)
 
 
@@ -354,21 +332,20 @@ def markdown(
             f"| {_cell(row['train_error'])} | {row['epochs'] or '—'} | {_wall(row['wall_s'])} "
             f"| {_notes(row, epochs_planned)} |"
         )
-    curves = (
-        "training error (dashed) and test error (bold) against iterations, as the v1 paper draws "
-        "them"
-        if experiment.curves == "error"
-        else "training loss (dashed, left axis: Keras' loss, which includes the weight-decay "
+    curves = {
+        "error": "training error (dashed) and test error (bold) against iterations, as the v1 "
+        "paper draws them",
+        "loss": "training loss (dashed, left axis: Keras' loss, which includes the weight-decay "
         "penalty) and test error (solid, right axis) against iterations, as the v2 paper draws "
-        "them"
-    )
+        "them",
+    }[experiment.curves]
     lines += [
         "",
         "Errors in %: test error after the last epoch, the lowest test error of any epoch, and the "
         "training error of the last epoch (mean over its batches). Params: trainable parameters. "
         f"Figure: {curves}.",
+        *(["", *experiment.notes] if experiment.notes else []),
     ]
-    lines += [f"{note}" for note in ("", *experiment.notes)] if experiment.notes else []
     if found is not None:
         remark = f" {found.remark}" if found.remark else ""
         lines += [
@@ -394,10 +371,6 @@ def draw(experiment: ex.Experiment, results: Sequence[Result], title: str):
         for panel in experiment.panels
     ]
     return report.draw(panels, loss=experiment.curves == "loss", title=title)
-
-
-# ---------------------------------------------------------------------------------------------
-# Everything at once.
 
 
 def write(
