@@ -70,10 +70,9 @@ def build_hypermodel(
     arrays: TrainingData,
     seed: int,
 ):
-    """A ``keras_tuner.HyperModel`` whose trials are ``base`` with the hyper-parameters chosen in ``space`` (its ``models`` resolved by
-    ``SearchSpace.resolve``; none when ``base`` fine-tunes a trained network), trained on
-    ``arrays`` (a ``training.data.batches.TrainingData``: CIFAR arrays or images; its test split is the
-    validation split)."""
+    """A ``keras_tuner.HyperModel`` whose trials are ``base`` with the hyper-parameters chosen in
+    ``space`` (its ``models`` from ``SearchSpace.resolve``; none when ``base`` fine-tunes a trained
+    network), trained on ``arrays`` (its test split is the validation split)."""
     import keras_tuner as kt  # optional dependency: only searches need it
 
     class CifarHyperModel(kt.HyperModel):
@@ -90,11 +89,11 @@ def build_hypermodel(
             trial = {"recipe": recipes.get_recipe(config.recipe, config.recipe_family, **overrides)}
             if base.model is not None:  # else a trained network fine-tuned: no model to choose
                 name = hp.Choice("model", list(space.models))
-                unit = hp.Choice("unit", list(space.units)) if space.units else ""
+                unit = config.model_options.get("unit", "")
+                unit = hp.Choice("unit", list(space.units)) if space.units else unit
                 width = (
-                    hp.Choice("width_multiplier", list(space.widths)) if space.widths != (1,) else 1
+                    1 if space.widths == (1,) else hp.Choice("width_multiplier", [*space.widths])
                 )
-                unit = unit or config.model_options.get("unit", "")
                 trial["model"], trial["model_options"] = models[name, unit, width]
                 config = dataclasses.replace(config, model=name)
             config = dataclasses.replace(config, recipe_overrides=overrides)
@@ -117,8 +116,7 @@ def build_hypermodel(
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
             trial = self._trial(hp)
-            recipe = trial.recipe
-            schedule = self._schedule(trial, epochs)
+            recipe, schedule = trial.recipe, self._schedule(trial, epochs)
             extra = [keras.callbacks.TerminateOnNaN()]
             if schedule.needs_controller:
                 extra.append(recipes.LearningRateController(schedule))
@@ -170,13 +168,14 @@ def search(
     if min(max_trials, epochs, max_epochs) < 1:
         raise UserError("--max-trials, --epochs and --max-epochs must be at least 1")
     directory = Path(output).expanduser().absolute()
+    hyperband = tuner == "hyperband"
     settings = {
         "config": base.identity(),
         "space": dataclasses.asdict(space),
         "tuner": tuner,
-        "epochs": epochs if tuner != "hyperband" else None,
-        "max_epochs": max_epochs if tuner == "hyperband" else None,
-        "max_trials": max_trials if tuner != "hyperband" else None,
+        "epochs": None if hyperband else epochs,
+        "max_epochs": max_epochs if hyperband else None,
+        "max_trials": None if hyperband else max_trials,
         "validation_split": validation_split,
         "seed": seed,
     }
@@ -188,7 +187,10 @@ def search(
     pipeline.seed_everything(seed, deterministic=False)
     arrays = pipeline.load_data(resolved).holdout(validation_split)
     hypermodel = build_hypermodel(resolved, space, models, runtime, arrays, seed)
-    common = dict(
+    tuners = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
+    budget = {"max_epochs": max_epochs} if hyperband else {"max_trials": max_trials}
+    searcher = tuners.get(tuner, kt.RandomSearch)(
+        hypermodel,
         objective=kt.Objective("val_accuracy", "max"),
         directory=str(directory),
         project_name="search",
@@ -196,13 +198,8 @@ def search(
         seed=seed,
         distribution_strategy=runtime.strategy,
         max_consecutive_failed_trials=3,
+        **budget,
     )
-    if tuner == "hyperband":
-        searcher = kt.Hyperband(hypermodel, max_epochs=max_epochs, **common)
-    elif tuner == "bayesian":
-        searcher = kt.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
-    else:
-        searcher = kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
     with runtime.scope():
         searcher.search(epochs=epochs, verbose=1 if sys.stdout.isatty() else 0)
     best = [
