@@ -1,18 +1,17 @@
 """An experiment's runs: plan them (checked, before anything is written), then train them.
 
-``plan`` turns an experiment of ``training.experiments``, a scale and the command-line choices into
-one ``training.run.pipeline.TrainConfig`` per run, each writing its own run folder under the output
-directory, and checks everything that can be known before training: names, settings, data, and what
-each run folder already holds. A finished run is reused, an unfinished one with the same settings
-resumes (the pipeline's own resume, ``training.run.run_folder``), a folder holding anything else is refused.
-
-``train_here`` trains the remaining runs one after another in this process; ``train_on_devices``
-sends them out one per GPU, each in its own ``python -m training.reproduce ... --runs NAME``
-process that sees only its GPU (``CUDA_VISIBLE_DEVICES``).
+``plan`` turns an experiment of ``training.experiments.papers``, a scale and the command-line
+choices into one ``training.run.pipeline`` run per network, each in its own folder under the
+output directory, and checks names, settings, data and what each folder holds before anything
+trains: a finished run is reused, an unfinished one resumes, a folder holding anything else is
+refused (``training.run.run_folder.reused_state``). ``train_here`` trains the runs one after
+another in this process; ``train_on_devices`` one per GPU, each in its own ``python -m
+training.reproduce ... --runs NAME`` process that sees only its GPU.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -104,16 +103,13 @@ def default_output(experiment: str, scale: str) -> str:
 
 def get_experiment(name: str) -> ex.Experiment:
     """The experiment called ``name``, or ``UserError`` naming the choices."""
-    if name not in ex.EXPERIMENTS:
-        raise UserError(f"unknown experiment {name!r}: choose one of {', '.join(ex.EXPERIMENTS)}")
-    return ex.EXPERIMENTS[name]
+    return _named(ex.EXPERIMENTS, name, "experiment")
 
 
-def get_scale(name: str) -> ex.Scale:
-    """The scale called ``name``, or ``UserError`` naming the choices."""
-    if name not in ex.SCALES:
-        raise UserError(f"unknown scale {name!r}: choose one of {', '.join(ex.SCALES)}")
-    return ex.SCALES[name]
+def _named(table: dict, name: str, what: str):
+    if name not in table:
+        raise UserError(f"unknown {what} {name!r}: choose one of {', '.join(table)}")
+    return table[name]
 
 
 def unavailable(run: ex.Run, scale: ex.Scale, choices: Choices) -> str | None:
@@ -181,7 +177,7 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
     is written): names, settings, every run folder, and (with ``load_data``) that the data of the
     runs still to train loads."""
     experiment = get_experiment(experiment_name)
-    scale = get_scale(choices.scale)
+    scale: ex.Scale = _named(ex.SCALES, choices.scale, "scale")
     if choices.epochs is not None and choices.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {choices.epochs}")
     if scale.sample and choices.data_dir and choices.data_source is None:
@@ -251,22 +247,18 @@ def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
     return diverged
 
 
-# ---------------------------------------------------------------------------------------------
-# One run per GPU.
-
-
 def count_gpus() -> int:
     """NVIDIA GPUs on this machine, as the driver lists them (nothing is started on them)."""
     listed = Path("/proc/driver/nvidia/gpus")
     if listed.is_dir():
-        return sum(1 for _ in listed.iterdir())
+        return len(list(listed.iterdir()))
     try:
-        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+        found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    if result.returncode != 0:
-        return 0
-    return sum(line.startswith("GPU ") for line in result.stdout.splitlines())
+    return (
+        0 if found.returncode else sum(line.startswith("GPU ") for line in found.stdout.split("\n"))
+    )
 
 
 def check_devices(specs: Sequence[str]) -> list[int]:
@@ -290,12 +282,9 @@ def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
     indices = check_devices(specs)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = None
-    if visible is not None:
-        ids = []
-        for entry in visible.split(","):  # CUDA stops at the first invalid entry
-            if not entry.strip() or entry.strip().startswith("-"):
-                break
-            ids.append(entry.strip())
+    if visible is not None:  # CUDA stops at the first invalid entry
+        entries = (entry.strip() for entry in visible.split(","))
+        ids = list(itertools.takewhile(lambda e: e and not e.startswith("-"), entries))
         available = len(ids)
     resolved = []
     for index in indices:
