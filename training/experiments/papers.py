@@ -97,10 +97,7 @@ class Experiment:
 
     def run(self, name: str) -> Run:
         """The run called ``name`` (``KeyError`` if there is none)."""
-        for run in self.runs:
-            if run.name == name:
-                return run
-        raise KeyError(name)
+        return {run.name: run for run in self.runs}[name]
 
     @property
     def run_names(self) -> tuple[str, ...]:
@@ -122,34 +119,21 @@ class Scale:
     seed: int | None
 
 
+_PAPER = (
+    "the papers' recipe and length: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided "
+    "by 10 at 32k and 48k iterations, 64k iterations (164 epochs), pad-and-crop and flip "
+    "augmentation, on the full CIFAR-10/100 training sets"
+)
+_QUICK = (
+    "a CPU-sized run, not the paper's setting: 15 epochs at batch 50 on the embedded 1,000-image "
+    "CIFAR-10 sample (or the data source given), the paper's lr scaled to the batch "
+    "(0.1 x 50/128 = 0.039) and kept constant, no augmentation, no warm-up"
+)
+_QUICK_RECIPE = {"epochs": 15, "batch_size": 50, "lr": 0.1, "lr_decay_factor": 1.0}
 SCALES: dict[str, Scale] = {
-    "paper": Scale(
-        "paper",
-        "the papers' recipe and length: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 "
-        "divided by 10 at 32k and 48k iterations, 64k iterations (164 epochs), pad-and-crop and "
-        "flip augmentation, on the full CIFAR-10/100 training sets",
-        recipe="paper",
-        overrides={},
-        augment=True,
-        sample=False,
-        seed=None,
-    ),
+    "paper": Scale("paper", _PAPER, "paper", {}, augment=True, sample=False, seed=None),
     "quick": Scale(
-        "quick",
-        "a CPU-sized run, not the paper's setting: 15 epochs at batch 50 on the embedded "
-        "1,000-image CIFAR-10 sample (or the data source given), the paper's lr scaled to the "
-        "batch (0.1 x 50/128 = 0.039) and kept constant, no augmentation, no warm-up",
-        recipe="paper",
-        overrides={
-            "epochs": 15,
-            "batch_size": 50,
-            "lr": 0.1,
-            "lr_decay_factor": 1.0,
-            "gated_warmup": "off",
-        },
-        augment=False,
-        sample=True,
-        seed=1,
+        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, seed=1
     ),
 }
 """``--scale`` choices; ``paper`` is the default."""
