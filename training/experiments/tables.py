@@ -1,15 +1,14 @@
 """An experiment's results beside the paper's: ``table.md``, ``table.json`` and ``figure.png``.
 
 ``collect`` reads what every run folder of a campaign holds (``metrics.json`` once finished, the
-history so far otherwise); ``write`` turns those results into the table (errors in %, the paper's
-number beside each row) and the figure, drawn as the paper draws its curves: the v1 paper's
-training error dashed and test error bold against iterations, or the v2 paper's training loss
-dashed (left axis) and test error solid (right axis). ``FINDINGS`` holds the checks a summary line
-reports, e.g. the degradation problem of plain networks.
+history so far otherwise); ``write`` writes the table (errors in %, the paper's number beside each
+row), the figure (``training.run.report.draw``, in the paper's layout) and checks the paper's
+finding (``FINDINGS``, e.g. the degradation problem of plain networks).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -47,15 +46,10 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
     if overwrite:
         return
-    own = {
-        TABLE_JSON: _reads(
-            output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name
-        ),
-        TABLE_MD: _reads(
-            output / TABLE_MD, lambda f: f.readline().startswith(f"# {experiment.name}: ")
-        ),
-    }
-    own[FIGURE] = own[TABLE_JSON] or own[TABLE_MD]
+    head = f"# {experiment.name}: "
+    own_json = _reads(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
+    own_md = _reads(output / TABLE_MD, lambda f: f.readline().startswith(head))
+    own = {TABLE_JSON: own_json, TABLE_MD: own_md, FIGURE: own_json or own_md}
     for path in paths:
         if path.exists() and not own[path.name]:
             raise UserError(
@@ -347,11 +341,8 @@ def markdown(
         *(["", *experiment.notes] if experiment.notes else []),
     ]
     if found is not None:
-        remark = f" {found.remark}" if found.remark else ""
-        lines += [
-            "",
-            f"**The paper's finding {found.verdict}** (finished runs): {found.text}{remark}",
-        ]
+        said = " ".join(filter(None, (found.text, found.remark)))
+        lines += ["", f"**The paper's finding {found.verdict}** (finished runs): {said}"]
     lines += ["", f"![{experiment.name}]({FIGURE})", ""]
     return "\n".join(lines)
 
@@ -359,17 +350,14 @@ def markdown(
 def draw(experiment: ex.Experiment, results: Sequence[Result], title: str):
     """The figure: the experiment's panels, one colour per run, drawn by ``report.draw``."""
     by_name = {r.run.name: r for r in results}
-    panels = [
-        (
-            panel.title,
-            [
-                report.Curves(r.run.label, r.history, r.steps_per_epoch or 1, f"C{k}")
-                for k, r in enumerate(by_name.get(name) for name in panel.runs)
-                if r is not None
-            ],
-        )
-        for panel in experiment.panels
-    ]
+
+    def curves(panel: ex.Panel) -> list[report.Curves]:
+        drawn = [(k, by_name[name]) for k, name in enumerate(panel.runs) if name in by_name]
+        return [
+            report.Curves(r.run.label, r.history, r.steps_per_epoch or 1, f"C{k}") for k, r in drawn
+        ]
+
+    panels = [(panel.title, curves(panel)) for panel in experiment.panels]
     return report.draw(panels, loss=experiment.curves == "loss", title=title)
 
 
@@ -389,9 +377,7 @@ def write(
             "scale": scale,
             "setting": setting,
             "notes": list(experiment.notes),
-            "finding": None
-            if found is None
-            else {"holds": found.holds, "text": found.text, "remark": found.remark},
+            "finding": found and dataclasses.asdict(found),
             "rows": table,
         },
     )
