@@ -137,17 +137,8 @@ def _search(args: argparse.Namespace) -> int:
     base = arguments.train_config(
         args, output=args.output, seed=args.seed, verbose="quiet", **model
     )
-    best = search(
-        base,
-        space,
-        tuner=args.tuner,
-        output=args.output,
-        max_trials=args.max_trials,
-        epochs=args.epochs,
-        max_epochs=args.max_epochs,
-        validation_split=args.validation_split,
-        seed=args.seed,
-    )
+    run = ("tuner", "output", "max_trials", "epochs", "max_epochs", "validation_split", "seed")
+    best = search(base, space, **{name: getattr(args, name) for name in run})
     if best:
         print(f"best: validation accuracy {best[0]['val_accuracy']:.4f}: {best[0]['command']}")
     return 0

@@ -48,11 +48,6 @@ class Run:
     quick: bool = True
     twin: str | None = None
 
-    @property
-    def unit(self) -> str | None:
-        """The ``unit`` option (generic CIFAR names such as ``resnet164v1`` need it)."""
-        return self.options.get("unit")
-
 
 @dataclass(frozen=True)
 class Unexpressible:

@@ -10,6 +10,7 @@ refused (``training.run.run_folder.open_search``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import shlex
 import sys
@@ -50,15 +51,12 @@ class SearchSpace:
         if not self.models or not self.widths or min(self.widths) < 1:
             raise UserError("give at least one model and widths of at least 1")
         resolved = {}
-        for model in self.models:
-            for unit in self.units or (options.get("unit", ""),):
-                for width in self.widths:
-                    chosen = dict(options)
-                    if unit:
-                        chosen["unit"] = unit
-                    if width != 1:
-                        chosen["width_multiplier"] = width
-                    resolved[model, unit, width] = network.resolve(model, chosen)
+        units = self.units or (options.get("unit", ""),)
+        for model, unit, width in itertools.product(self.models, units, self.widths):
+            chosen = {**options, **({"unit": unit} if unit else {})}
+            if width != 1:
+                chosen["width_multiplier"] = width
+            resolved[model, unit, width] = network.resolve(model, chosen)
         return resolved
 
 
