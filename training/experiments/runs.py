@@ -152,19 +152,18 @@ def train_config(
 def selection(experiment: ex.Experiment, scale: ex.Scale, choices: Choices) -> list[ex.Run]:
     """The runs to train: those named by ``--runs`` (``UserError`` for an unknown or unavailable
     one), else every run at the paper scale and the ``quick`` ones at a smaller scale."""
+    unknown = [name for name in choices.runs if name not in experiment.run_names]
+    if unknown:
+        raise UserError(
+            f"{experiment.name} has no run {unknown[0]!r}: choose from "
+            f"{', '.join(experiment.run_names)}"
+        )
+    for run in map(experiment.run, choices.runs):
+        why = unavailable(run, scale, choices)
+        if why:
+            raise UserError(f"run {run.name} {why}")
     if choices.runs:
-        unknown = [name for name in choices.runs if name not in experiment.run_names]
-        if unknown:
-            raise UserError(
-                f"{experiment.name} has no run {unknown[0]!r}: choose from "
-                f"{', '.join(experiment.run_names)}"
-            )
-        picked = [experiment.run(name) for name in dict.fromkeys(choices.runs)]
-        for run in picked:
-            why = unavailable(run, scale, choices)
-            if why:
-                raise UserError(f"run {run.name} {why}")
-        return picked
+        return [experiment.run(name) for name in dict.fromkeys(choices.runs)]
     return [
         run
         for run in experiment.runs
@@ -211,11 +210,11 @@ def check_data(campaign: Campaign) -> None:
         load_arrays(dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums)
 
 
-def schedule(resolved: Resolved) -> recipes.Schedule:
-    """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
-    pipeline plans the same from the images it loads)."""
+def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
+    """The ``training.recipes.Schedule`` a run follows on ``images`` training images (default: the
+    official size of its dataset; the pipeline plans the same from the images it loads)."""
     recipe = resolved.recipe
-    images = ex.TRAIN_IMAGES[resolved.config.dataset]
+    images = images or ex.TRAIN_IMAGES[resolved.config.dataset]
     steps = steps_per_epoch(images, recipe.batch_size)
     return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
 

@@ -22,7 +22,8 @@ import keras
 from keras_preact.command_line import UserError
 from training import recipes
 from training.choices import TUNERS
-from training.data.batches import TrainingData, steps_per_epoch
+from training.data.batches import TrainingData
+from training.experiments import runs
 from training.run import network, pipeline, strategy
 from training.run import run_folder as rundir
 from training.run.pipeline import Resolved, TrainConfig
@@ -104,13 +105,8 @@ def build_hypermodel(
             return pipeline.compile_model(trial, runtime, schedule, source=arrays)
 
         def _schedule(self, trial: Resolved, epochs: int) -> recipes.Schedule:
-            steps = steps_per_epoch(arrays.num_train, trial.recipe.batch_size)
-            return recipes.plan(
-                trial.recipe.overridden(epochs=epochs),
-                model=trial.model,
-                num_examples=arrays.num_train,
-                steps_per_epoch=steps,
-            )
+            trial = dataclasses.replace(trial, recipe=trial.recipe.overridden(epochs=epochs))
+            return runs.schedule(trial, arrays.num_train)
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
             trial = self._trial(hp)

@@ -285,9 +285,7 @@ def _wall(seconds: float | None) -> str:
         return "—"
     if seconds < 120:
         return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _notes(row: dict[str, Any], epochs_planned: int | None) -> str:
