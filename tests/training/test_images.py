@@ -354,15 +354,16 @@ def test_worker_sharded_feed_trains_through_the_multi_worker_loop(folder):
 def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder):
     from training import options as arguments
     from training import tune
+    from training.experiments import search
     from training.run import pipeline
 
     args = tune.build_parser().parse_args(["--data", str(folder), "--image-size", "32"])
     base = arguments.train_config(args, model="resnet8v1")
-    split = tune.holdout(pipeline.load_data(base, log=lambda line: None), 0.5)
+    split = pipeline.load_data(base, log=lambda line: None).holdout(0.5)
     assert split.num_train == 30 and split.num_test == 30
     assert np.bincount(split.val.label_array).tolist() == [3] * 10
     values = {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 20, "model": "resnet8v1"}
-    assert tune._command(base, values) == (
+    assert search.command(base, values) == (
         f"python -m training.images --data {folder} --model resnet8v1 --recipe paper "
         "--image-size 32 --lr 0.1 --weight-decay 0.0001 --batch-size 20"
     )
@@ -375,16 +376,17 @@ def test_tuner_trials_fine_tune_the_network_of_weights(folder, pretrained, tmp_p
 
     from training import options as arguments
     from training import recipes, tune
+    from training.experiments import search
     from training.run import pipeline, strategy
 
     argv = ["--data", str(folder), "--weights", str(pretrained), "--recipe", "finetune"]
     resolved = pipeline.check(arguments.train_config(tune.build_parser().parse_args(argv)))
     assert resolved.model is None and resolved.images.image_size == 32
-    arrays = tune.holdout(pipeline.load_data(resolved, log=lambda line: None), 0.5)
-    space = tune.SearchSpace(batch_sizes=(20,))
+    arrays = pipeline.load_data(resolved, log=lambda line: None).holdout(0.5)
+    space = search.SearchSpace(batch_sizes=(20,))
     runtime = strategy.create(resolved.strategy)
     hp = kt.HyperParameters()
-    model = tune.build_hypermodel(resolved, space, {}, runtime, arrays, seed=0).build(hp)
+    model = search.build_hypermodel(resolved, space, {}, runtime, arrays, seed=0).build(hp)
     assert set(hp.values) == {"lr", "weight_decay", "batch_size"}
     assert model.get_layer("logits").units == 10
     assert isinstance(model.optimizer, recipes.BackboneRateSGD)

@@ -18,6 +18,7 @@ from training.experiments import papers as ex
 from training.experiments import runs as campaign_lib
 from training.experiments import tables
 from training.run import callbacks as cb
+from training.run import network
 
 # (experiment, run) -> (depth, unit, placement, shortcut, extra spec fields), from the papers:
 # v1 Table 6 / Fig. 6, v2 Table 1 (all on ResNet-110 with original units), Tables 2 and 3.
@@ -69,7 +70,7 @@ def test_every_row_is_the_intended_network_with_the_papers_number():
         assert len(set(experiment.run_names)) == len(experiment.runs)
         for run in experiment.runs:
             depth, unit, placement, shortcut, extra = EXPECTED[(experiment.name, run.name)]
-            arch = campaign_lib.architecture(run)
+            arch = network.architecture(*network.resolve(run.model, run.options))
             assert (arch.family, arch.depth, arch.spec.unit) == ("cifar", depth, unit), run.name
             assert (arch.spec.placement, arch.spec.shortcut) == (placement, shortcut), run.name
             for field, value in extra.items():

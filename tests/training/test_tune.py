@@ -8,10 +8,11 @@ import pytest
 
 from keras_preact.command_line import UserError
 from training import tune
+from training.experiments import search
 from training.run.pipeline import TrainConfig
 
 BASE = TrainConfig(dataset="cifar10-sample", recipe="demo", verbose="quiet", seed=0)
-SPACE = tune.SearchSpace(
+SPACE = search.SearchSpace(
     lr=(0.02, 0.2), weight_decay=(1e-5, 1e-3), batch_sizes=(100, 150), models=("resnet8v1",)
 )
 
@@ -27,7 +28,7 @@ def _search(out, **overrides):
         seed=1,
     )
     settings.update(overrides)
-    return tune.search(BASE, SPACE, **settings)
+    return search.search(BASE, SPACE, **settings)
 
 
 @pytest.mark.slow
@@ -61,11 +62,11 @@ def test_holdout_is_taken_from_the_training_images():
     from training.data.cifar.sources import load_arrays
 
     arrays = load_arrays("cifar10-sample")
-    split = tune.holdout(arrays, 0.2)
+    split = arrays.holdout(0.2)
     assert len(split.x_train) == 800 and len(split.x_test) == 200
     assert (split.x_test == arrays.x_train[800:]).all()
     with pytest.raises(UserError, match="validation-split"):
-        tune.holdout(arrays, 1.0)
+        arrays.holdout(1.0)
 
 
 @pytest.mark.parametrize(

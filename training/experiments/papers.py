@@ -48,11 +48,6 @@ class Run:
     quick: bool = True
     twin: str | None = None
 
-    @property
-    def unit(self) -> str | None:
-        """The ``unit`` option (generic CIFAR names such as ``resnet164v1`` need it)."""
-        return self.options.get("unit")
-
 
 @dataclass(frozen=True)
 class Unexpressible:
@@ -97,10 +92,7 @@ class Experiment:
 
     def run(self, name: str) -> Run:
         """The run called ``name`` (``KeyError`` if there is none)."""
-        for run in self.runs:
-            if run.name == name:
-                return run
-        raise KeyError(name)
+        return {run.name: run for run in self.runs}[name]
 
     @property
     def run_names(self) -> tuple[str, ...]:
@@ -122,34 +114,21 @@ class Scale:
     seed: int | None
 
 
+_PAPER = (
+    "the papers' recipe and length: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided "
+    "by 10 at 32k and 48k iterations, 64k iterations (164 epochs), pad-and-crop and flip "
+    "augmentation, on the full CIFAR-10/100 training sets"
+)
+_QUICK = (
+    "a CPU-sized run, not the paper's setting: 15 epochs at batch 50 on the embedded 1,000-image "
+    "CIFAR-10 sample (or the data source given), the paper's lr scaled to the batch "
+    "(0.1 x 50/128 = 0.039) and kept constant, no augmentation, no warm-up"
+)
+_QUICK_RECIPE = {"epochs": 15, "batch_size": 50, "lr": 0.1, "lr_decay_factor": 1.0}
 SCALES: dict[str, Scale] = {
-    "paper": Scale(
-        "paper",
-        "the papers' recipe and length: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 "
-        "divided by 10 at 32k and 48k iterations, 64k iterations (164 epochs), pad-and-crop and "
-        "flip augmentation, on the full CIFAR-10/100 training sets",
-        recipe="paper",
-        overrides={},
-        augment=True,
-        sample=False,
-        seed=None,
-    ),
+    "paper": Scale("paper", _PAPER, "paper", {}, augment=True, sample=False, seed=None),
     "quick": Scale(
-        "quick",
-        "a CPU-sized run, not the paper's setting: 15 epochs at batch 50 on the embedded "
-        "1,000-image CIFAR-10 sample (or the data source given), the paper's lr scaled to the "
-        "batch (0.1 x 50/128 = 0.039) and kept constant, no augmentation, no warm-up",
-        recipe="paper",
-        overrides={
-            "epochs": 15,
-            "batch_size": 50,
-            "lr": 0.1,
-            "lr_decay_factor": 1.0,
-            "gated_warmup": "off",
-        },
-        augment=False,
-        sample=True,
-        seed=1,
+        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, seed=1
     ),
 }
 """``--scale`` choices; ``paper`` is the default."""
@@ -157,12 +136,7 @@ SCALES: dict[str, Scale] = {
 
 def _v1(depth: int, paper: float | None = None, note: str = "", **kw: Any) -> Run:
     return Run(
-        f"resnet{depth}v1",
-        f"ResNet-{depth}",
-        f"resnet{depth}v1",
-        paper_error=paper,
-        paper_note=note,
-        **kw,
+        f"resnet{depth}v1", f"ResNet-{depth}", f"resnet{depth}v1", {}, "cifar10", paper, note, **kw
     )
 
 
@@ -170,25 +144,25 @@ def _plain(depth: int, **kw: Any) -> Run:
     return Run(f"plain{depth}v1", f"plain-{depth}", f"plain{depth}v1", **kw)
 
 
+_BEST_OF_5 = "best of 5 (mean 6.61 ± 0.16)"
+_FIG6 = ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")
+
 DEGRADATION = Experiment(
     "degradation",
     "Plain against residual networks on CIFAR-10",
     f"{V1}, Fig. 6 (left: plain networks, middle: ResNets)",
     runs=(
-        _plain(20),
-        _plain(32),
-        _plain(44),
-        _plain(56),
+        *(_plain(depth) for depth in (20, 32, 44, 56)),
         _plain(110, quick=False, paper_note="above 60 % (not drawn in Fig. 6)"),
-        _v1(20, 8.75, twin="plain20v1"),
-        _v1(32, 7.51, twin="plain32v1"),
-        _v1(44, 7.17, twin="plain44v1"),
-        _v1(56, 6.97, twin="plain56v1"),
-        _v1(110, 6.43, "best of 5 (mean 6.61 ± 0.16)", twin="plain110v1", quick=False),
+        *(
+            _v1(d, e, twin=f"plain{d}v1")
+            for d, e in ((20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97))
+        ),
+        _v1(110, 6.43, _BEST_OF_5, twin="plain110v1", quick=False),
     ),
     panels=(
-        Panel("plain networks", ("plain20v1", "plain32v1", "plain44v1", "plain56v1", "plain110v1")),
-        Panel("ResNets", ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")),
+        Panel("plain networks", tuple(name.replace("resnet", "plain") for name in _FIG6)),
+        Panel("ResNets", _FIG6),
     ),
     notes=(
         "The plain networks are the ResNets without their shortcuts (same convolutions, BN and "
@@ -202,15 +176,12 @@ DEPTH = Experiment(
     "ResNet-20 to ResNet-1202 (v1) on CIFAR-10",
     f"{V1}, Table 6 and Fig. 6 (middle, right)",
     runs=(
-        _v1(20, 8.75),
-        _v1(32, 7.51),
-        _v1(44, 7.17),
-        _v1(56, 6.97),
-        _v1(110, 6.43, "best of 5 (mean 6.61 ± 0.16)"),
+        *(_v1(d, e) for d, e in ((20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97))),
+        _v1(110, 6.43, _BEST_OF_5),
         _v1(1202, 7.93, quick=False),
     ),
     panels=(
-        Panel("ResNets", ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")),
+        Panel("ResNets", _FIG6),
         Panel("ResNet-110 and ResNet-1202", ("resnet110v1", "resnet1202v1")),
     ),
 )
@@ -220,6 +191,12 @@ def _r110(name: str, label: str, paper: float | None, note: str = "", **options:
     return Run(name, label, "resnet110v1", options, paper_error=paper, paper_note=note)
 
 
+def _gating(kind: str, gate_bias: float, paper: float | None, note: str = "") -> Run:
+    label = {"exclusive_gating": "exclusive gating", "shortcut_gating": "shortcut-only gating"}
+    name, bias = f"{kind.replace('_', '-')}-bg{int(gate_bias)}", f"b_g = {int(gate_bias)}"
+    return _r110(name, f"{label[kind]}, {bias}", paper, note, shortcut=kind, gate_bias=gate_bias)
+
+
 SHORTCUTS = Experiment(
     "shortcuts",
     "Shortcut kinds on ResNet-110 (v1 units) on CIFAR-10",
@@ -227,54 +204,21 @@ SHORTCUTS = Experiment(
     runs=(
         _r110("original", "original (identity)", 6.61),
         Run(
-            "plain",
-            "constant scaling: shortcut 0, F 1 (plain net)",
-            "plain110v1",
-            paper_note=FAIL,
+            "plain", "constant scaling: shortcut 0, F 1 (plain net)", "plain110v1", paper_note=FAIL
         ),
         _r110(
             "scaling-0.5",
             "constant scaling: shortcut 0.5, F 0.5",
             12.35,
+            "",
             shortcut="scaling",
             shortcut_scale=0.5,
         ),
-        _r110(
-            "exclusive-gating-bg0",
-            "exclusive gating, b_g = 0",
-            None,
-            "fail (> 20 %) for every b_g from 0 to -5",
-            shortcut="exclusive_gating",
-            gate_bias=0.0,
-        ),
-        _r110(
-            "exclusive-gating-bg-6",
-            "exclusive gating, b_g = -6",
-            8.70,
-            shortcut="exclusive_gating",
-            gate_bias=-6.0,
-        ),
-        _r110(
-            "exclusive-gating-bg-7",
-            "exclusive gating, b_g = -7",
-            9.81,
-            shortcut="exclusive_gating",
-            gate_bias=-7.0,
-        ),
-        _r110(
-            "shortcut-gating-bg0",
-            "shortcut-only gating, b_g = 0",
-            12.86,
-            shortcut="shortcut_gating",
-            gate_bias=0.0,
-        ),
-        _r110(
-            "shortcut-gating-bg-6",
-            "shortcut-only gating, b_g = -6",
-            6.91,
-            shortcut="shortcut_gating",
-            gate_bias=-6.0,
-        ),
+        _gating("exclusive_gating", 0.0, None, "fail (> 20 %) for every b_g from 0 to -5"),
+        _gating("exclusive_gating", -6.0, 8.70),
+        _gating("exclusive_gating", -7.0, 9.81),
+        _gating("shortcut_gating", 0.0, 12.86),
+        _gating("shortcut_gating", -6.0, 6.91),
         _r110("conv-shortcut", "1×1 conv shortcut", 12.22, shortcut="conv"),
         _r110(
             "dropout-shortcut",
@@ -313,20 +257,8 @@ SHORTCUTS = Experiment(
     ),
 )
 
-
-def _placement(depth: int, placement: str, label: str, paper: float) -> Run:
-    # Only the placement changes: ResNet-110 keeps ResNet110V1's parameter-free shortcuts (the
-    # paper's baseline [1]); ResNet-164 is ResNet164V2's bottleneck network.
-    model = "resnet110v1" if depth == 110 else "resnet164v2"
-    return Run(
-        f"{depth}-{placement.replace('_', '-')}",
-        f"ResNet-{depth}, {label}",
-        model,
-        {"placement": placement},
-        paper_error=paper,
-    )
-
-
+# Only the placement changes within a depth: ResNet-110 keeps ResNet110V1's parameter-free
+# shortcuts (the paper's baseline [1]); ResNet-164 is ResNet164V2's bottleneck network.
 _PLACEMENT_ROWS = (
     ("original", "original", 6.61, 5.93),
     ("bn_after_add", "BN after addition", 8.17, 6.50),
@@ -340,9 +272,15 @@ PLACEMENTS = Experiment(
     "Activation placements on ResNet-110 and ResNet-164 on CIFAR-10",
     f"{V2}, Table 2 and Fig. 6",
     runs=tuple(
-        _placement(depth, placement, label, e110 if depth == 110 else e164)
-        for depth in (110, 164)
-        for placement, label, e110, e164 in _PLACEMENT_ROWS
+        Run(
+            f"{depth}-{p.replace('_', '-')}",
+            f"ResNet-{depth}, {label}",
+            model,
+            {"placement": p},
+            paper_error=errors[k],
+        )
+        for k, (depth, model) in enumerate(((110, "resnet110v1"), (164, "resnet164v2")))
+        for p, label, *errors in _PLACEMENT_ROWS
     ),
     panels=(
         Panel("ResNet-110: BN after addition", ("110-original", "110-bn-after-add")),
@@ -361,48 +299,36 @@ PLACEMENTS = Experiment(
 
 
 def _pair(depth: int, dataset: str, original: float, preact: float, note: str = "") -> tuple:
-    suffix = "" if dataset == "cifar10" else "-c100"
-    where = "" if dataset == "cifar10" else ", CIFAR-100"
-    quick = dataset == "cifar10" and depth < 1001
+    """The v1 and v2 rows of Table 3: ResNet-110 as the named networks, the deeper ones as the
+    v2 bottleneck network with ``placement='original'`` for v1, so that only the units differ."""
+    suffix, where = ("", "") if dataset == "cifar10" else ("-c100", ", CIFAR-100")
+    common = {"dataset": dataset, "quick": dataset == "cifar10" and depth < 1001}
     if depth == 110:
-        v1 = Run(
-            f"110-v1{suffix}",
-            f"ResNet-110 v1{where}",
-            "resnet110v1",
-            dataset=dataset,
-            paper_error=original,
-            quick=quick,
-        )
-        v2 = Run(
-            f"110-v2{suffix}",
-            f"ResNet-110 v2{where}",
-            "resnet110v2",
-            dataset=dataset,
-            paper_error=preact,
-            quick=quick,
-        )
+        v1 = Run("110-v1", "ResNet-110 v1", "resnet110v1", paper_error=original, **common)
+        v2 = Run("110-v2", "ResNet-110 v2", "resnet110v2", paper_error=preact, **common)
         return v1, v2
-    model = f"resnet{depth}v2"
-    v1 = Run(
-        f"{depth}-v1{suffix}",
-        f"ResNet-{depth} v1 (original units){where}",
-        model,
-        {"placement": "original"},
-        dataset,
-        original,
-        quick=quick,
+    model, label = f"resnet{depth}v2", f"ResNet-{depth}"
+    return (
+        Run(
+            f"{depth}-v1{suffix}",
+            f"{label} v1 (original units){where}",
+            model,
+            {"placement": "original"},
+            paper_error=original,
+            **common,
+        ),
+        Run(
+            f"{depth}-v2{suffix}",
+            f"{label} v2{where}",
+            model,
+            paper_error=preact,
+            paper_note=note,
+            **common,
+        ),
     )
-    v2 = Run(
-        f"{depth}-v2{suffix}",
-        f"ResNet-{depth} v2{where}",
-        model,
-        dataset=dataset,
-        paper_error=preact,
-        paper_note=note,
-        quick=quick,
-    )
-    return v1, v2
 
+
+_ONE_LAYER_SKIP = "keras_preact's units have two or three convolutions, not one"
 
 PREACT = Experiment(
     "preact",
@@ -425,18 +351,8 @@ PREACT = Experiment(
     curves="loss",
     warmup="on",
     unexpressible=(
-        Unexpressible(
-            "ResNet-110 (1-layer skip) v1",
-            9.90,
-            "",
-            "keras_preact's units have two or three convolutions, not one",
-        ),
-        Unexpressible(
-            "ResNet-110 (1-layer skip) v2",
-            8.91,
-            "",
-            "keras_preact's units have two or three convolutions, not one",
-        ),
+        Unexpressible("ResNet-110 (1-layer skip) v1", 9.90, "", _ONE_LAYER_SKIP),
+        Unexpressible("ResNet-110 (1-layer skip) v2", 8.91, "", _ONE_LAYER_SKIP),
     ),
     notes=(
         "ResNet-110: the named ResNet110V1 and ResNet110V2 (parameter-free shortcuts in v1, 1×1 "

@@ -1,37 +1,38 @@
 """An experiment's runs: plan them (checked, before anything is written), then train them.
 
-``plan`` turns an experiment of ``training.experiments``, a scale and the command-line choices into
-one ``training.run.pipeline.TrainConfig`` per run, each writing its own run folder under the output
-directory, and checks everything that can be known before training: names, settings, data, and what
-each run folder already holds. A finished run is reused, an unfinished one with the same settings
-resumes (the pipeline's own resume, ``training.run.run_folder``), a folder holding anything else is refused.
-
-``train_here`` trains the remaining runs one after another in this process; ``train_on_devices``
-sends them out one per GPU, each in its own ``python -m training.reproduce ... --runs NAME``
-process that sees only its GPU (``CUDA_VISIBLE_DEVICES``).
+``plan`` turns an experiment of ``training.experiments.papers``, a scale and the command-line
+choices into one ``training.run.pipeline`` run per network, each in its own folder under the
+output directory, and checks names, settings, data and what each folder holds before anything
+trains: a finished run is reused, an unfinished one resumes, a folder holding anything else is
+refused (``training.run.run_folder.reused_state``). ``train_here`` trains the runs one after
+another in this process; ``train_on_devices`` one per GPU, each in its own ``python -m
+training.reproduce ... --runs NAME`` process that sees only its GPU.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+
+import keras
 
 from keras_preact.command_line import UserError
+from training import recipes
+from training.data.batches import steps_per_epoch
+from training.data.cifar.sources import load_arrays
 from training.experiments import papers as ex
+from training.run import pipeline
 from training.run import run_folder as rundir
-
-if TYPE_CHECKING:
-    from training.recipes import Schedule
-    from training.run.pipeline import Resolved, TrainConfig
+from training.run.callbacks import TrainingDiverged
+from training.run.pipeline import Resolved, TrainConfig
+from training.run.strategy import normalize_device
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,13 @@ def default_output(experiment: str, scale: str) -> str:
 
 def get_experiment(name: str) -> ex.Experiment:
     """The experiment called ``name``, or ``UserError`` naming the choices."""
-    if name not in ex.EXPERIMENTS:
-        raise UserError(f"unknown experiment {name!r}: choose one of {', '.join(ex.EXPERIMENTS)}")
-    return ex.EXPERIMENTS[name]
+    return _named(ex.EXPERIMENTS, name, "experiment")
 
 
-def get_scale(name: str) -> ex.Scale:
-    """The scale called ``name``, or ``UserError`` naming the choices."""
-    if name not in ex.SCALES:
-        raise UserError(f"unknown scale {name!r}: choose one of {', '.join(ex.SCALES)}")
-    return ex.SCALES[name]
+def _named(table: dict, name: str, what: str):
+    if name not in table:
+        raise UserError(f"unknown {what} {name!r}: choose one of {', '.join(table)}")
+    return table[name]
 
 
 def unavailable(run: ex.Run, scale: ex.Scale, choices: Choices) -> str | None:
@@ -128,8 +126,6 @@ def train_config(
     experiment: ex.Experiment, run: ex.Run, scale: ex.Scale, choices: Choices, output: Path
 ) -> TrainConfig:
     """The ``TrainConfig`` of one run (not checked: ``plan`` checks it)."""
-    from training.run.pipeline import TrainConfig
-
     sample = scale.sample and choices.data_source is None
     overrides = dict(scale.overrides)
     if scale.name == "paper" and experiment.warmup != "auto":
@@ -156,19 +152,18 @@ def train_config(
 def selection(experiment: ex.Experiment, scale: ex.Scale, choices: Choices) -> list[ex.Run]:
     """The runs to train: those named by ``--runs`` (``UserError`` for an unknown or unavailable
     one), else every run at the paper scale and the ``quick`` ones at a smaller scale."""
+    unknown = [name for name in choices.runs if name not in experiment.run_names]
+    if unknown:
+        raise UserError(
+            f"{experiment.name} has no run {unknown[0]!r}: choose from "
+            f"{', '.join(experiment.run_names)}"
+        )
+    for run in map(experiment.run, choices.runs):
+        why = unavailable(run, scale, choices)
+        if why:
+            raise UserError(f"run {run.name} {why}")
     if choices.runs:
-        unknown = [name for name in choices.runs if name not in experiment.run_names]
-        if unknown:
-            raise UserError(
-                f"{experiment.name} has no run {unknown[0]!r}: choose from "
-                f"{', '.join(experiment.run_names)}"
-            )
-        picked = [experiment.run(name) for name in dict.fromkeys(choices.runs)]
-        for run in picked:
-            why = unavailable(run, scale, choices)
-            if why:
-                raise UserError(f"run {run.name} {why}")
-        return picked
+        return [experiment.run(name) for name in dict.fromkeys(choices.runs)]
     return [
         run
         for run in experiment.runs
@@ -180,23 +175,21 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
     """Plan and check the campaign (``UserError`` with one line for anything wrong, before any file
     is written): names, settings, every run folder, and (with ``load_data``) that the data of the
     runs still to train loads."""
-    from training.run import pipeline
-
     experiment = get_experiment(experiment_name)
-    scale = get_scale(choices.scale)
+    scale: ex.Scale = _named(ex.SCALES, choices.scale, "scale")
     if choices.epochs is not None and choices.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {choices.epochs}")
     if scale.sample and choices.data_dir and choices.data_source is None:
         raise UserError("--data-dir applies with --data-source tfds, not to the embedded sample")
     output = Path(choices.output or default_output(experiment.name, scale.name)).expanduser()
     output = output.absolute()
-    check_writable(output)
+    rundir.check_writable(output)
     picked = {run.name for run in selection(experiment, scale, choices)}
     every, left_out = [], {}
     for run in experiment.runs:
         config = train_config(experiment, run, scale, choices, output)
         resolved = pipeline.check(config)  # names and options, validated without building
-        state = folder_state(run.name, Path(config.output), config.identity())
+        state = rundir.reused_state(run.name, Path(config.output), config.identity())
         every.append(PlannedRun(run, resolved, state))
         why = unavailable(run, scale, choices)
         if why:
@@ -208,82 +201,8 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
     return campaign
 
 
-def architecture(run: ex.Run):
-    """The ``keras_preact.Architecture`` ``run`` builds (checked, not built; ``ValueError`` or
-    ``TypeError`` for a bad option)."""
-    import keras_preact
-
-    info = keras_preact.resolve_model(run.model, run.unit)
-    options = {k: v for k, v in run.options.items() if k != "unit"}
-    if info.plain:
-        options.setdefault("shortcut", "none")
-    return keras_preact.architecture(info.depth, info.version, info.family, info.unit, **options)
-
-
-def folder_state(name: str, path: Path, identity: dict[str, Any]) -> str:
-    """``new``, ``unfinished`` or ``finished`` for a folder that is free or holds this very run;
-    ``UserError`` for a folder holding anything else (it is never overwritten)."""
-    state = rundir.status(path)
-    if state == "foreign":
-        raise UserError(
-            f"run {name}: {path} is not empty and holds no training run: move it away or choose "
-            "another --output"
-        )
-    if state == "new":
-        return state
-    saved = rundir.read_json(path / rundir.CONFIG)
-    if not same_run(saved, identity):
-        raise UserError(
-            f"run {name}: {path} holds a run with other settings ({differences(saved, identity)}); "
-            "it is never overwritten: move it away or choose another --output"
-        )
-    return state
-
-
-def _json(value: Any) -> Any:
-    """``value`` as it reads back from ``config.json`` (tuples become lists, and so on)."""
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def same_run(saved: dict[str, Any], identity: dict[str, Any]) -> bool:
-    """Whether a ``config.json`` holds the run ``identity`` describes (a ``None`` seed: any seed,
-    as ``training.run.run_folder`` decides when it resumes)."""
-    wanted = _json(identity)
-    if wanted.get("seed") is None:
-        saved = {k: v for k, v in saved.items() if k != "seed"}
-        wanted.pop("seed", None)
-    return saved == wanted
-
-
-def differences(saved: dict[str, Any], identity: dict[str, Any]) -> str:
-    """The first few settings that differ, as ``key: saved -> wanted``."""
-    wanted = _json(identity)
-    keys = sorted(
-        k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k) and k != "seed"
-    ) or ["seed"]
-    shown = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:3])
-    return shown + (", ..." if len(keys) > 3 else "")
-
-
-def check_writable(path: Path) -> None:
-    """``UserError`` unless ``path`` (a folder) can be created and written; leaves nothing."""
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"cannot write to --output {path}: {existing} is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(f"cannot write to --output {path}: {e.strerror or e}") from None
-
-
 def check_data(campaign: Campaign) -> None:
     """Load each dataset the remaining runs need once (``UserError`` if it cannot be)."""
-    from training.data.cifar.sources import load_arrays
-
     needed = {
         (p.config.dataset, p.config.data_source, p.config.data_dir) for p in campaign.to_train()
     }
@@ -291,14 +210,11 @@ def check_data(campaign: Campaign) -> None:
         load_arrays(dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums)
 
 
-def schedule(resolved: Resolved) -> Schedule:
-    """The ``training.recipes.Schedule`` a run follows, for the official size of its dataset (the
-    pipeline plans the same from the images it loads)."""
-    from training import recipes
-    from training.data.batches import steps_per_epoch
-
+def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
+    """The ``training.recipes.Schedule`` a run follows on ``images`` training images (default: the
+    official size of its dataset; the pipeline plans the same from the images it loads)."""
     recipe = resolved.recipe
-    images = ex.TRAIN_IMAGES[resolved.config.dataset]
+    images = images or ex.TRAIN_IMAGES[resolved.config.dataset]
     steps = steps_per_epoch(images, recipe.batch_size)
     return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
 
@@ -311,11 +227,6 @@ def images_seen(resolved: Resolved) -> int:
 def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
     """Train the remaining runs one after another in this process; ``after_each`` runs after every
     run (it redraws the table). Returns the runs that diverged."""
-    import keras
-
-    from training.run import pipeline
-    from training.run.callbacks import TrainingDiverged
-
     remaining = campaign.to_train()
     diverged = []
     for i, planned in enumerate(remaining, start=1):
@@ -335,29 +246,23 @@ def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
     return diverged
 
 
-# ---------------------------------------------------------------------------------------------
-# One run per GPU.
-
-
 def count_gpus() -> int:
     """NVIDIA GPUs on this machine, as the driver lists them (nothing is started on them)."""
     listed = Path("/proc/driver/nvidia/gpus")
     if listed.is_dir():
-        return sum(1 for _ in listed.iterdir())
+        return len(list(listed.iterdir()))
     try:
-        result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+        found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    if result.returncode != 0:
-        return 0
-    return sum(line.startswith("GPU ") for line in result.stdout.splitlines())
+    return (
+        0 if found.returncode else sum(line.startswith("GPU ") for line in found.stdout.split("\n"))
+    )
 
 
 def check_devices(specs: Sequence[str]) -> list[int]:
     """The GPU indices of ``--devices`` (GPU indices or ``gpu:N``), without looking for the GPUs;
     ``UserError`` for anything else, or a GPU named twice."""
-    from training.run.strategy import normalize_device
-
     indices: list[int] = []
     for spec in specs:
         kind, index = normalize_device(spec)
@@ -376,12 +281,9 @@ def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
     indices = check_devices(specs)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = None
-    if visible is not None:
-        ids = []
-        for entry in visible.split(","):  # CUDA stops at the first invalid entry
-            if not entry.strip() or entry.strip().startswith("-"):
-                break
-            ids.append(entry.strip())
+    if visible is not None:  # CUDA stops at the first invalid entry
+        entries = (entry.strip() for entry in visible.split(","))
+        ids = list(itertools.takewhile(lambda e: e and not e.startswith("-"), entries))
         available = len(ids)
     resolved = []
     for index in indices:
@@ -398,22 +300,12 @@ def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
 def child_command(campaign: Campaign, run: str) -> list[str]:
     """The command that trains one run of the campaign, and nothing else."""
     c = campaign.choices
-    command = [sys.executable, "-m", "training.reproduce", campaign.experiment.name]
-    command += ["--scale", c.scale, "--output", str(campaign.output), "--runs", run, "--no-table"]
-    command += ["--verbose", "line"]
-    if c.data_source:
-        command += ["--data-source", c.data_source]
-    if c.data_dir:
-        command += ["--data-dir", c.data_dir]
-    if not c.verify_checksums:
-        command.append("--no-verify-checksums")
-    if c.seed is not None:
-        command += ["--seed", str(c.seed)]
-    if c.epochs is not None:
-        command += ["--epochs", str(c.epochs)]
-    if c.native_logs:
-        command.append("--native-logs")
-    return command
+    program = [sys.executable, "-m", "training.reproduce", campaign.experiment.name]
+    options = {"--scale": c.scale, "--output": campaign.output, "--runs": run, "--no-table": True}
+    options |= {"--verbose": "line", "--data-source": c.data_source, "--data-dir": c.data_dir}
+    options |= {"--no-verify-checksums": not c.verify_checksums, "--seed": c.seed}
+    options |= {"--epochs": c.epochs, "--native-logs": c.native_logs}
+    return rundir.command_line(program, options)
 
 
 def _pump(stream, prefix: str) -> None:

@@ -1,18 +1,15 @@
 """An experiment's results beside the paper's: ``table.md``, ``table.json`` and ``figure.png``.
 
 ``collect`` reads what every run folder of a campaign holds (``metrics.json`` once finished, the
-history so far otherwise); ``write`` turns those results into the table (errors in %, the paper's
-number beside each row) and the figure, drawn as the paper draws its curves: the v1 paper's
-training error dashed and test error bold against iterations, or the v2 paper's training loss
-dashed (left axis) and test error solid (right axis). ``FINDINGS`` holds the checks a summary line
-reports, e.g. the degradation problem of plain networks.
+history so far otherwise); ``write`` writes the table (errors in %, the paper's number beside each
+row), the figure (``training.run.report.draw``, in the paper's layout) and checks the paper's
+finding (``FINDINGS``, e.g. the degradation problem of plain networks).
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +18,9 @@ from typing import Any
 
 from keras_preact.command_line import UserError
 from training.experiments import papers as ex
-from training.run import report
+from training.experiments import runs
+from training.experiments.runs import Campaign
+from training.run import network, report
 from training.run import run_folder as rundir
 
 TABLE_MD = "table.md"
@@ -47,9 +46,10 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
     if overwrite:
         return
-    own = {TABLE_JSON: _own_json(output / TABLE_JSON, experiment)}
-    own[TABLE_MD] = _own_markdown(output / TABLE_MD, experiment)
-    own[FIGURE] = own[TABLE_JSON] or own[TABLE_MD]
+    head = f"# {experiment.name}: "
+    own_json = _reads(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
+    own_md = _reads(output / TABLE_MD, lambda f: f.readline().startswith(head))
+    own = {TABLE_JSON: own_json, TABLE_MD: own_md, FIGURE: own_json or own_md}
     for path in paths:
         if path.exists() and not own[path.name]:
             raise UserError(
@@ -59,18 +59,12 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
 
 
-def _own_json(path: Path, experiment: ex.Experiment) -> bool:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("experiment") == experiment.name
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _own_markdown(path: Path, experiment: ex.Experiment) -> bool:
+def _reads(path: Path, test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for the open file ``path`` (``False`` when it cannot be read)."""
     try:
         with path.open(encoding="utf-8") as f:
-            return f.readline().startswith(f"# {experiment.name}: ")
-    except (OSError, ValueError):
+            return test(f) is True
+    except (OSError, ValueError, LookupError, TypeError):
         return False
 
 
@@ -91,19 +85,19 @@ class Result:
     def finished(self) -> bool:
         return self.metrics is not None
 
+    def _last_error(self, final: str, key: str) -> float | None:
+        if self.metrics is not None and self.metrics.get(final) is not None:
+            return 100 * self.metrics[final]
+        rows = [r for r in self.history if key in r]
+        return 100 * (1 - rows[-1][key]) if rows else None
+
     def train_error(self) -> float | None:
         """Training error (%) of the last epoch trained (mean over its batches, as Keras reports)."""
-        if self.metrics is not None and self.metrics.get("final_train_error") is not None:
-            return 100 * self.metrics["final_train_error"]
-        rows = [r for r in self.history if "accuracy" in r]
-        return 100 * (1 - rows[-1]["accuracy"]) if rows else None
+        return self._last_error("final_train_error", "accuracy")
 
     def test_error(self) -> float | None:
         """Test error (%) after the last epoch trained."""
-        if self.metrics is not None and self.metrics.get("final_test_error") is not None:
-            return 100 * self.metrics["final_test_error"]
-        rows = [r for r in self.history if "val_accuracy" in r]
-        return 100 * (1 - rows[-1]["val_accuracy"]) if rows else None
+        return self._last_error("final_test_error", "val_accuracy")
 
     def best_test_error(self) -> float | None:
         """Lowest test error (%) of any epoch."""
@@ -115,80 +109,42 @@ class Result:
         return self.metrics.get("wall_time_s") if self.metrics else None
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the run folders.
-
-
-def collect(campaign, params: Callable[[ex.Run], int | None] | None = None) -> list[Result]:
-    """The results of every run of ``campaign`` (a ``training.experiments.runs.Campaign``) in table order.
-
-    ``params(run)`` counts a network's trainable parameters (default: ``count_params`` on the built
-    network, reusing the counts of the previous ``table.json``); it is asked only for runs that
-    have a folder.
-    """
-    from training.experiments import runs as campaign_lib
-
-    cached = _cached_params(campaign.output / TABLE_JSON)
+def collect(campaign: Campaign) -> list[Result]:
+    """The results of every run of ``campaign`` in table order (parameter counts reused from the
+    previous ``table.json``: building ResNet-1202 takes a while)."""
+    try:
+        cached = {
+            _key(r): r["params"]
+            for r in json.loads((campaign.output / TABLE_JSON).read_text())["rows"]
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        cached = {}
     results = []
     for planned in campaign.every:
         run, path = planned.run, planned.path
-        status = rundir.status(path)
-        if run.name in campaign.left_out:
-            status = campaign.left_out[run.name]
+        status = campaign.left_out.get(run.name, rundir.status(planned.path))
         result = Result(run, "not run" if status == "new" else status)
-        if status in ("finished", "unfinished"):
-            result.history = report.read_history(path / rundir.HISTORY)
-            if status == "finished":
-                result.metrics = rundir.read_json(path / rundir.METRICS)
-            schedule = campaign_lib.schedule(planned.resolved)
-            result.steps_per_epoch, result.epochs_planned = (
-                schedule.steps_per_epoch,
-                schedule.epochs,
-            )
-            if result.metrics and result.metrics.get("epochs"):
-                result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
-            key = _params_key(run)
-            result.params = cached[key] if key in cached else (params or count_params)(run)
         results.append(result)
+        if status not in ("finished", "unfinished"):
+            continue
+        result.history = report.read_history(path / rundir.HISTORY)
+        schedule = runs.schedule(planned.resolved)
+        result.steps_per_epoch, result.epochs_planned = schedule.steps_per_epoch, schedule.epochs
+        if status == "finished":
+            result.metrics = rundir.read_json(path / rundir.METRICS)
+            if result.metrics.get("epochs"):
+                result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
+        key = _key({"model": run.model, "options": run.options, "dataset": run.dataset})
+        result.params = cached.get(key) or network.count_params(
+            planned.resolved.model,
+            planned.resolved.model_options,
+            classes=100 if run.dataset == "cifar100" else 10,
+        )
     return results
 
 
-def count_params(run: ex.Run) -> int:
-    """Trainable parameters of ``run``'s network (BN moving statistics excluded, as the papers
-    count them), from the built network."""
-    import keras
-
-    import keras_preact
-
-    info = keras_preact.resolve_model(run.model, run.unit)
-    options = {k: v for k, v in run.options.items() if k != "unit"}
-    classes = 100 if run.dataset == "cifar100" else 10
-    model = info.build(classes=classes, input_shape=(32, 32, 3), **options)
-    count = keras_preact.model_stats(model).trainable_params
-    del model
-    keras.backend.clear_session()
-    return count
-
-
-def _params_key(run: ex.Run) -> str:
-    return json.dumps([run.model, run.options, run.dataset], sort_keys=True)
-
-
-def _cached_params(path: Path) -> dict[str, int]:
-    """Parameter counts of the previous ``table.json`` (building ResNet-1202 takes a while)."""
-    try:
-        rows = json.loads(path.read_text())["rows"]
-        return {
-            json.dumps([r["model"], r["options"], r["dataset"]], sort_keys=True): r["params"]
-            for r in rows
-            if r.get("params") is not None and r.get("model")
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-# ---------------------------------------------------------------------------------------------
-# Findings the summary line checks.
+def _key(row: dict[str, Any]) -> str:
+    return json.dumps([row["model"], row["options"], row["dataset"]], sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -224,53 +180,43 @@ def degradation_finding(results: Sequence[Result]) -> Finding:
     error than the shallowest one, and each ResNet ends below its plain twin (finished runs only).
     """
     done = {r.run.name: r for r in results if r.finished and r.train_error() is not None}
-    plain = sorted(
-        (r for r in done.values() if r.run.model.startswith("plain")), key=lambda r: _depth(r.run)
-    )
+
+    def by_depth(found) -> list[Result]:
+        return sorted(found, key=lambda r: _depth(r.run))
+
+    def numbers(a: Result, sign: str, b: Result) -> str:
+        return f"({_pct(a.train_error())} {sign} {_pct(b.train_error())})"
+
     checks: list[tuple[bool, str]] = []
+    plain = by_depth(r for r in done.values() if r.run.model.startswith("plain"))
     if len(plain) >= 2:
         shallow, deep = plain[0], plain[-1]
         ok = deep.train_error() > shallow.train_error()
-        sign = ">" if ok else "<="
+        said = f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training error than "
         checks.append(
-            (
-                ok,
-                f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training "
-                f"error than {shallow.run.label} ({_pct(deep.train_error())} {sign} "
-                f"{_pct(shallow.train_error())})",
-            )
+            (ok, f"{said}{shallow.run.label} {numbers(deep, '>' if ok else '<=', shallow)}")
         )
-    twins = [(r, done[r.run.twin]) for r in done.values() if r.run.twin in done]
-    for resnet, twin in sorted(twins, key=lambda pair: _depth(pair[0].run)):
+    for resnet in by_depth(r for r in done.values() if r.run.twin in done):
+        twin = done[resnet.run.twin]
         ok = resnet.train_error() < twin.train_error()
-        sign = "<" if ok else ">="
-        checks.append(
-            (
-                ok,
-                f"{resnet.run.label} {'below' if ok else 'NOT below'} "
-                f"{twin.run.label} ({_pct(resnet.train_error())} {sign} "
-                f"{_pct(twin.train_error())})",
-            )
-        )
+        said = f"{resnet.run.label} {'below' if ok else 'NOT below'} {twin.run.label}"
+        checks.append((ok, f"{said} {numbers(resnet, '<' if ok else '>=', twin)}"))
     if not checks:
         return Finding(None, "needs two finished plain networks or a ResNet with its plain twin")
-    resnets = sorted((r for r in done.values() if r.run.twin), key=lambda r: _depth(r.run))
+    resnets = by_depth(r for r in done.values() if r.run.twin)
     remark = ""
     if len(resnets) >= 2:
         shallow, deep = resnets[0], resnets[-1]
-        if deep.train_error() >= shallow.train_error():
-            remark = (
-                f"The deeper ResNet has not yet overtaken the shallower one ({deep.run.label} "
-                f"{_pct(deep.train_error())} against {shallow.run.label} "
-                f"{_pct(shallow.train_error())} training error): in the paper it does, over its "
-                "full 64k iterations."
-            )
-        else:
-            remark = (
-                f"The deeper ResNet ends below the shallower one ({deep.run.label} "
-                f"{_pct(deep.train_error())} against {shallow.run.label} "
-                f"{_pct(shallow.train_error())} training error), as in the paper."
-            )
+        shown = (
+            f"({deep.run.label} {_pct(deep.train_error())} against {shallow.run.label} "
+            f"{_pct(shallow.train_error())} training error)"
+        )
+        remark = (
+            f"The deeper ResNet ends below the shallower one {shown}, as in the paper."
+            if deep.train_error() < shallow.train_error()
+            else f"The deeper ResNet has not yet overtaken the shallower one {shown}: in the "
+            "paper it does, over its full 64k iterations."
+        )
     text = "training error at the end: " + "; ".join(text for _, text in checks) + "."
     return Finding(all(ok for ok, _ in checks), text, remark)
 
@@ -284,56 +230,46 @@ def finding(experiment: ex.Experiment, results: Sequence[Result]) -> Finding | N
     return FINDINGS[experiment.check](results) if experiment.check else None
 
 
-# ---------------------------------------------------------------------------------------------
-# table.json and table.md.
-
-
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+_COLUMNS = ("run", "model", "options", "params", "test_error", "best_test_error", "train_error")
+_COLUMNS += ("epochs", "wall_s")
+
+
 def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str, Any]]:
     """The rows of ``table.json``: one per run, then the paper's rows no option expresses."""
-    out = []
-    for r in results:
-        out.append(
-            {
-                "run": r.run.name,
-                "network": r.run.label,
-                "model": r.run.model,
-                "options": r.run.options,
-                "dataset": r.run.dataset,
-                "params": r.params,
-                "paper_error": r.run.paper_error,
-                "paper_note": r.run.paper_note,
-                "test_error": _round(r.test_error()),
-                "best_test_error": _round(r.best_test_error()),
-                "train_error": _round(r.train_error()),
-                "epochs": len(r.history) if r.history else None,
-                "wall_s": _round(r.wall_seconds(), 1),
-                "status": r.status,
-            }
-        )
-    for u in experiment.unexpressible:
-        out.append(
-            {
-                "run": None,
-                "network": u.label,
-                "model": None,
-                "options": None,
-                "dataset": u.dataset,
-                "params": None,
-                "paper_error": u.paper_error,
-                "paper_note": u.paper_note,
-                "test_error": None,
-                "best_test_error": None,
-                "train_error": None,
-                "epochs": None,
-                "wall_s": None,
-                "status": f"not expressible: {u.reason}",
-            }
-        )
-    return out
+    out = [
+        {
+            "run": r.run.name,
+            "network": r.run.label,
+            "model": r.run.model,
+            "options": r.run.options,
+            "dataset": r.run.dataset,
+            "params": r.params,
+            "paper_error": r.run.paper_error,
+            "paper_note": r.run.paper_note,
+            "test_error": _round(r.test_error()),
+            "best_test_error": _round(r.best_test_error()),
+            "train_error": _round(r.train_error()),
+            "epochs": len(r.history) if r.history else None,
+            "wall_s": _round(r.wall_seconds(), 1),
+            "status": r.status,
+        }
+        for r in results
+    ]
+    return out + [
+        {
+            **dict.fromkeys(_COLUMNS),
+            "network": u.label,
+            "dataset": u.dataset,
+            "paper_error": u.paper_error,
+            "paper_note": u.paper_note,
+            "status": f"not expressible: {u.reason}",
+        }
+        for u in experiment.unexpressible
+    ]
 
 
 def _cell(value: float | None) -> str:
@@ -349,21 +285,15 @@ def _wall(seconds: float | None) -> str:
         return "—"
     if seconds < 120:
         return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _notes(row: dict[str, Any], epochs_planned: int | None) -> str:
-    notes = []
-    if row["paper_note"]:
-        notes.append(f"paper: {row['paper_note']}")
-    status = row["status"]
-    if status == "unfinished":
-        done = row["epochs"] or 0
-        notes.append(f"unfinished: {done} of {epochs_planned or '?'} epochs")
-    elif status != "finished":
-        notes.append(status)
+    notes = [f"paper: {row['paper_note']}"] if row["paper_note"] else []
+    if row["status"] == "unfinished":
+        notes.append(f"unfinished: {row['epochs'] or 0} of {epochs_planned or '?'} epochs")
+    elif row["status"] != "finished":
+        notes.append(row["status"])
     return "; ".join(notes)
 
 
@@ -394,139 +324,39 @@ def markdown(
             f"| {_cell(row['train_error'])} | {row['epochs'] or '—'} | {_wall(row['wall_s'])} "
             f"| {_notes(row, epochs_planned)} |"
         )
-    curves = (
-        "training error (dashed) and test error (bold) against iterations, as the v1 paper draws "
-        "them"
-        if experiment.curves == "error"
-        else "training loss (dashed, left axis: Keras' loss, which includes the weight-decay "
+    curves = {
+        "error": "training error (dashed) and test error (bold) against iterations, as the v1 "
+        "paper draws them",
+        "loss": "training loss (dashed, left axis: Keras' loss, which includes the weight-decay "
         "penalty) and test error (solid, right axis) against iterations, as the v2 paper draws "
-        "them"
-    )
+        "them",
+    }[experiment.curves]
     lines += [
         "",
         "Errors in %: test error after the last epoch, the lowest test error of any epoch, and the "
         "training error of the last epoch (mean over its batches). Params: trainable parameters. "
         f"Figure: {curves}.",
+        *(["", *experiment.notes] if experiment.notes else []),
     ]
-    lines += [f"{note}" for note in ("", *experiment.notes)] if experiment.notes else []
     if found is not None:
-        remark = f" {found.remark}" if found.remark else ""
-        lines += [
-            "",
-            f"**The paper's finding {found.verdict}** (finished runs): {found.text}{remark}",
-        ]
+        said = " ".join(filter(None, (found.text, found.remark)))
+        lines += ["", f"**The paper's finding {found.verdict}** (finished runs): {said}"]
     lines += ["", f"![{experiment.name}]({FIGURE})", ""]
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# figure.png
-
-
 def draw(experiment: ex.Experiment, results: Sequence[Result], title: str):
-    """The figure (a ``matplotlib.figure.Figure``): the experiment's panels, from the histories."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    """The figure: the experiment's panels, one colour per run, drawn by ``report.draw``."""
     by_name = {r.run.name: r for r in results}
-    panels = experiment.panels
-    columns = min(3, len(panels))
-    lines = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(4.6 * columns, 3.8 * lines + 0.5), dpi=110)
-    for k, panel in enumerate(panels):
-        axes = figure.add_subplot(lines, columns, k + 1)
-        drawn = [by_name[n] for n in panel.runs if n in by_name and by_name[n].history]
-        if experiment.curves == "error":
-            _error_panel(axes, panel, drawn)
-        else:
-            _loss_panel(axes, panel, drawn)
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    return figure
 
+    def curves(panel: ex.Panel) -> list[report.Curves]:
+        drawn = [(k, by_name[name]) for k, name in enumerate(panel.runs) if name in by_name]
+        return [
+            report.Curves(r.run.label, r.history, r.steps_per_epoch or 1, f"C{k}") for k, r in drawn
+        ]
 
-def plot(experiment: ex.Experiment, results: Sequence[Result], path: Path, title: str) -> None:
-    """Write the figure (PNG, atomically)."""
-    buffer = io.BytesIO()
-    draw(experiment, results, title).savefig(buffer, format="png")
-    rundir.write_bytes(path, buffer.getvalue())
-
-
-def _iterations(result: Result) -> tuple[list[float], float]:
-    steps = result.steps_per_epoch or 1
-    return [(row["epoch"] + 1) * steps for row in result.history], steps
-
-
-def _x_unit(drawn: Sequence[Result]) -> tuple[float, float]:
-    """``(unit, longest)``: iterations in units of 1e4 (as the papers) once a run is that long."""
-    longest = max(
-        ((r.history[-1]["epoch"] + 1) * (r.steps_per_epoch or 1) for r in drawn), default=0
-    )
-    return (1e4 if longest >= 1e4 else 1.0), float(longest)
-
-
-def _x_axis(axes, unit: float, longest: float) -> None:
-    """Label the iterations axis and fit it to the longest run (after the curves are drawn)."""
-    axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
-    axes.set_xlim(0, max(longest / unit, 1e-9) if longest else 1)
-
-
-def _error_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
-    """v1 paper, Fig. 6: training error dashed, test error bold, one colour per network."""
-    unit, longest = _x_unit(drawn)
-    highest = 20.0
-    for result in drawn:
-        x, _ = _iterations(result)
-        x = [v / unit for v in x]
-        color = f"C{panel.runs.index(result.run.name)}"
-        train = [100 * (1 - r["accuracy"]) for r in result.history if "accuracy" in r]
-        test = [100 * (1 - r["val_accuracy"]) for r in result.history if "val_accuracy" in r]
-        axes.plot(x[: len(train)], train, "--", color=color, lw=1)
-        axes.plot(x[: len(test)], test, "-", color=color, lw=2, label=result.run.label)
-        highest = max([highest, *train, *test])
-    # The paper's panels show 0-20 %; a short run's errors are higher.
-    axes.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
-    _x_axis(axes, unit, longest)
-    axes.set_ylabel("error (%)")
-    axes.set_title(panel.title, fontsize=10)
-    axes.grid(alpha=0.3)
-    if drawn:
-        axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
-    else:
-        axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
-
-
-def _loss_panel(axes, panel: ex.Panel, drawn: Sequence[Result]) -> None:
-    """v2 paper, Fig. 1, 3 and 6: training loss dashed (left axis), test error solid (right)."""
-    unit, longest = _x_unit(drawn)
-    right = axes.twinx()
-    highest = 20.0
-    for result in drawn:
-        x, _ = _iterations(result)
-        x = [v / unit for v in x]
-        color = f"C{panel.runs.index(result.run.name)}"
-        loss = [r["loss"] for r in result.history if "loss" in r]
-        test = [100 * (1 - r["val_accuracy"]) for r in result.history if "val_accuracy" in r]
-        axes.plot(x[: len(loss)], loss, "--", color=color, lw=1)
-        right.plot(x[: len(test)], test, "-", color=color, lw=1.6, label=result.run.label)
-        highest = max([highest, *test])
-    _x_axis(axes, unit, longest)
-    axes.set_ylabel("training loss (dashed)")
-    axes.set_ylim(bottom=0)
-    right.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
-    right.set_ylabel("test error (%) (solid)")
-    axes.set_title(panel.title, fontsize=10)
-    axes.grid(alpha=0.3)
-    if drawn:
-        right.legend(loc="best", fontsize=7)
-    else:
-        axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Everything at once.
+    panels = [(panel.title, curves(panel)) for panel in experiment.panels]
+    return report.draw(panels, loss=experiment.curves == "loss", title=title)
 
 
 def write(
@@ -545,9 +375,7 @@ def write(
             "scale": scale,
             "setting": setting,
             "notes": list(experiment.notes),
-            "finding": None
-            if found is None
-            else {"holds": found.holds, "text": found.text, "remark": found.remark},
+            "finding": found and dataclasses.asdict(found),
             "rows": table,
         },
     )
@@ -555,5 +383,5 @@ def write(
     rundir.write_bytes(
         output / TABLE_MD, markdown(experiment, setting, table, planned, found).encode()
     )
-    plot(experiment, results, output / FIGURE, f"{experiment.source} — {scale} scale")
+    report.save(draw(experiment, results, f"{experiment.source} — {scale} scale"), output / FIGURE)
     return found

@@ -68,9 +68,7 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
     if info.plain and build.get("shortcut", "none") != "none":
         raise UserError(f"{info.key} has no shortcuts; got shortcut={build['shortcut']!r}")
     try:
-        keras_preact.architecture(
-            info.depth, info.version, info.family, info.unit, **{"shortcut": info.shortcut, **build}
-        )
+        architecture(info, build)
     except ValueError as e:
         raise UserError(f"model {info.key}: {e}") from None
     return info, build if weights is None else {**build, "weights": weights}
@@ -104,3 +102,24 @@ def build_model(
         return info.build(**kwargs)
     except ValueError as e:  # everything else was checked by resolve: the file is the input
         raise UserError(f"model option weights={options['weights']!r}: {e}") from None
+
+
+def architecture(
+    info: keras_preact.ModelInfo, options: Mapping[str, Any]
+) -> keras_preact.Architecture:
+    """The ``keras_preact.Architecture`` the model ``resolve`` returned builds (checked, not
+    built; ``ValueError`` for an impossible option)."""
+    options = {k: v for k, v in options.items() if k != "weights"}
+    return keras_preact.architecture(
+        info.depth, info.version, info.family, info.unit, **{"shortcut": info.shortcut, **options}
+    )
+
+
+def count_params(info: keras_preact.ModelInfo, options: Mapping[str, Any], classes: int) -> int:
+    """Trainable parameters of the CIFAR network ``resolve`` returned (BN moving statistics
+    excluded, as the papers count them), from the built network."""
+    model = info.build(classes=classes, input_shape=CIFAR_INPUT, **options)
+    count = keras_preact.model_stats(model).trainable_params
+    del model
+    keras.backend.clear_session()
+    return count

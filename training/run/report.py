@@ -1,20 +1,25 @@
 """What a run leaves for comparison with the papers: the error curves and ``metrics.json``.
 
-The curves follow the papers' CIFAR figures (He et al. 2015, Fig. 6; 2016, Fig. 6): error in % against
-iterations (1e4), training error dashed, test error bold, one colour per run.
+``draw`` is the one plotter of training curves, as the papers' CIFAR figures draw them (He et al.
+2015, Fig. 6; 2016, Fig. 1, 3, 6): a run's ``curves.png`` and an experiment's ``figure.png``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import platform
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy
 
+import keras_preact
 from keras_preact.command_line import UserError
 from training.run.run_folder import write_bytes
 
@@ -58,38 +63,84 @@ def trim_history(path: Path, epochs_done: int) -> None:
         write_bytes(path, "".join(kept).encode())
 
 
-def plot_curves(rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str) -> None:
-    """Write the training/test error curves (PNG, atomically) for the history ``rows``."""
-    import matplotlib
+@dataclass(frozen=True)
+class Curves:
+    """One run's history in a panel: ``rows`` as ``read_history`` returns them."""
+
+    label: str
+    rows: Sequence[dict[str, float]]
+    steps_per_epoch: int
+    color: str = "C0"
+
+
+def draw(panels: Sequence[tuple[str, Sequence[Curves]]], *, loss: bool = False, title: str = ""):
+    """A ``matplotlib.figure.Figure`` with one panel per ``(title, curves)``, up to three a row,
+    against iterations (in units of 1e4 once a run is that long). Without ``loss``, as the v1
+    paper (Fig. 6): training error dashed, test error bold. With ``loss``, as the v2 paper
+    (Fig. 1, 3, 6): training loss dashed on the left axis, test error solid on the right one."""
+    import matplotlib  # optional dependency: only drawing needs it
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6, 4), dpi=120)
-    axes = figure.add_subplot()
-    # The papers plot iterations in units of 1e4; short runs are easier to read in plain iterations.
-    unit = 1e4 if rows and (rows[-1]["epoch"] + 1) * steps_per_epoch >= 1e4 else 1
-    iterations = [(r["epoch"] + 1) * steps_per_epoch / unit for r in rows]
-    train = [100 * (1 - r["accuracy"]) for r in rows if "accuracy" in r]
-    test = [100 * (1 - r["val_accuracy"]) for r in rows if "val_accuracy" in r]
-    if train:
-        axes.plot(iterations[: len(train)], train, "--", color="C0", lw=1, label="training error")
-    if test:
-        axes.plot(iterations[: len(test)], test, "-", color="C0", lw=2, label="test error")
-        best = min(test)
-        axes.axhline(best, color="0.6", lw=0.6, ls=":")
-        axes.annotate(f"best {best:.2f}%", (0, best), textcoords="offset points", xytext=(4, 3))
-    axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
-    axes.set_xlim(left=0)
-    axes.set_ylabel("error (%)")
-    axes.set_title(title)
-    axes.set_ylim(0, max([*train, *test, 20]) * 1.05)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="best")
+    columns = min(3, len(panels))
+    lines = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(4.6 * columns, 3.8 * lines + 0.5), dpi=110)
+    for k, (name, curves) in enumerate(panels):
+        _panel(figure.add_subplot(lines, columns, k + 1), name, curves, loss)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
+    return figure
+
+
+def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
+    curves = [c for c in curves if c.rows]
+    longest = max(((c.rows[-1]["epoch"] + 1) * c.steps_per_epoch for c in curves), default=0)
+    unit = 1e4 if longest >= 1e4 else 1.0
+    errors = axes.twinx() if loss else axes
+    train_key = "loss" if loss else "accuracy"
+    highest = 20.0
+    for c in curves:
+        x = [(r["epoch"] + 1) * c.steps_per_epoch / unit for r in c.rows]
+        train = [
+            r[train_key] if loss else 100 * (1 - r[train_key]) for r in c.rows if train_key in r
+        ]
+        test = [100 * (1 - r["val_accuracy"]) for r in c.rows if "val_accuracy" in r]
+        axes.plot(x[: len(train)], train, "--", color=c.color, lw=1)
+        errors.plot(x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label)
+        highest = max([highest, *test, *([] if loss else train)])
+    # The papers' panels show 0-20 %; a short run's errors are higher.
+    errors.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
+    axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
+    axes.set_xlim(0, longest / unit if longest else 1)
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    if loss:
+        axes.set_ylabel("training loss (dashed)")
+        axes.set_ylim(bottom=0)
+        errors.set_ylabel("test error (%) (solid)")
+    else:
+        axes.set_ylabel("error (%)")
+    if not curves:
+        axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
+    elif loss:
+        errors.legend(loc="best", fontsize=7)
+    else:
+        axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
+
+
+def save(figure, path: Path) -> None:
+    """Write ``figure`` as a PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     write_bytes(path, buffer.getvalue())
+
+
+def plot_curves(rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str) -> None:
+    """Write one run's ``curves.png``: its training and test error, the lowest test error named."""
+    tested = [100 * (1 - r["val_accuracy"]) for r in rows if "val_accuracy" in r]
+    label = f"test error (best {min(tested):.2f} %)" if tested else "test error"
+    save(draw([(title, [Curves(label, rows, steps_per_epoch)])]), path)
 
 
 class PlotCurves(keras.callbacks.Callback):
@@ -110,10 +161,6 @@ class PlotCurves(keras.callbacks.Callback):
 
 def versions() -> dict[str, str]:
     """Versions of what produced the numbers."""
-    import numpy
-
-    import keras_preact
-
     found = {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,25 +167,75 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write to --output {path}: {e.strerror or e}") from None
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    return ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:4]) + (
-        ", ..." if len(keys) > 4 else ""
-    )
+def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as it reads back from ``config.json`` (tuples as lists, and so on)."""
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
-def _matches(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """Whether ``saved`` (a ``config.json``) is the same run as ``wanted`` (``seed`` None = any)."""
+def differences(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """``""`` when ``saved`` (a ``config.json``) is the run ``wanted`` describes (a ``None`` seed:
+    any seed), else the first settings that differ, as ``key: saved -> wanted``. The one test of
+    "same run" for run folders, experiments and searches."""
+    wanted = _as_saved(wanted)
     if wanted.get("seed") is None:
         saved = {k: v for k, v in saved.items() if k != "seed"}
-        wanted = {k: v for k, v in wanted.items() if k != "seed"}
-    return saved == wanted
+        wanted.pop("seed", None)
+    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    shown = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:4])
+    return shown + (", ..." if len(keys) > 4 else "")
+
+
+def reused_state(name: str, path: Path, config: dict[str, Any]) -> str:
+    """``new``, ``unfinished`` or ``finished`` for the folder of an experiment's run ``name`` that
+    is free or holds this very run; ``UserError`` for anything else (it is never overwritten)."""
+    state = status(path)
+    if state == "foreign":
+        raise UserError(
+            f"run {name}: {path} is not empty and holds no training run: move it away or choose "
+            "another --output"
+        )
+    changed = "" if state == "new" else differences(read_json(path / CONFIG), config)
+    if changed:
+        raise UserError(
+            f"run {name}: {path} holds a run with other settings ({changed}); it is never "
+            "overwritten: move it away or choose another --output"
+        )
+    return state
+
+
+def open_search(path: Path, settings: dict[str, Any], record: str = "search.json") -> None:
+    """Take ``path`` for a resumable search whose ``settings`` ``record`` holds: the same settings
+    resume it, an empty folder starts it; ``UserError`` for anything else. Writes ``record``."""
+    check_writable(path)
+    if (path / record).is_file():
+        changed = differences(read_json(path / record), settings)
+        if changed:
+            raise UserError(
+                f"--output {path} holds a search with other settings ({changed}): re-run its "
+                "command to resume it, or choose another --output"
+            )
+    elif path.exists() and any(path.iterdir()):
+        raise UserError(f"--output {path} is not empty and holds no search: choose another")
+    write_json(path / record, settings)
+
+
+def command_line(program: Sequence[str], options: Mapping[str, Any]) -> list[str]:
+    """``program`` followed by ``options`` (``{"--seed": 1, "--no-table": True}``) as arguments:
+    ``True`` is a flag, ``None`` and ``False`` leave the option out. The one writer of a run's
+    settings back into the command that trains it."""
+    args = list(program)
+    for option, value in options.items():
+        if value is True:
+            args.append(option)
+        elif value is not None and value is not False:
+            args += [option, str(value)]
+    return args
 
 
 def _decide(path: Path, config: dict[str, Any], final: Path, staged: bool) -> RunDir:
     """Resume ``path`` when it holds this run, else plan a new run there (``RunDir.claim`` writes)."""
-    if status(path) in ("unfinished", "finished") and _matches(read_json(path / CONFIG), config):
-        saved = read_json(path / CONFIG)
+    saved = read_json(path / CONFIG) if status(path) in ("unfinished", "finished") else None
+    if saved is not None and not differences(saved, config):
         return RunDir(final, path, resuming=True, staged=staged, config={**config, **saved})
     if config.get("seed") is None:
         # Random but recorded, so that re-running the command resumes with the same data order.
@@ -219,11 +270,11 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
             "once the new run has finished, or choose another --output"
         )
     if state == "unfinished":
-        saved = read_json(final / CONFIG)
-        if not _matches(saved, config):
+        changed = differences(read_json(final / CONFIG), config)
+        if changed:
             raise UserError(
                 f"--output {final} holds an unfinished run with other settings "
-                f"({_differences(saved, config)}): re-run its command to resume it, pass "
+                f"({changed}): re-run its command to resume it, pass "
                 "--overwrite to replace it, or choose another --output"
             )
     return _decide(final, config, final, staged=False)
