@@ -262,44 +262,38 @@ def add_recipe(
             help="training length in iterations at batch 128 "
             f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
         )
-    if "batch_size" not in tuned:
-        g.add_argument("--batch-size", type=int, help="global batch, split over the replicas")
-    if "lr" not in tuned:
-        g.add_argument(
-            "--lr",
+    for flag, settings in {
+        "--batch-size": dict(type=int, help="global batch, split over the replicas"),
+        "--lr": dict(
             type=finite_float,
             help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
-        )
-    g.add_argument(
-        "--no-lr-scaling",
-        dest="scale_lr",
-        action="store_false",
-        default=None,
-        help="use the learning rate as is, whatever the batch",
-    )
-    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(SCHEDULES)}")
-    g.add_argument(
-        "--lr-decay-at",
-        type=comma_separated(finite_float),
-        metavar="F,F",
-        help="fractions of training where the step schedule divides the lr "
-        f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
-    )
-    g.add_argument(
-        "--lr-decay-factor", type=finite_float, help="step schedule multiplier (paper: 0.1)"
-    )
-    g.add_argument("--momentum", type=finite_float, help="SGD momentum (paper: 0.9)")
-    g.add_argument(
-        "--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum"
-    )
-    if "weight_decay" not in tuned:
-        g.add_argument(
-            "--weight-decay", type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
-        )
-    g.add_argument("--label-smoothing", type=finite_float, help="label smoothing (paper: 0)")
-    g.add_argument(
-        "--warmup-epochs", type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
-    )
+        ),
+        "--no-lr-scaling": dict(
+            dest="scale_lr",
+            action="store_false",
+            default=None,
+            help="use the learning rate as is, whatever the batch",
+        ),
+        "--schedule": dict(help=f"learning-rate shape: {', '.join(SCHEDULES)}"),
+        "--lr-decay-at": dict(
+            type=comma_separated(finite_float),
+            metavar="F,F",
+            help="fractions of training where the step schedule divides the lr "
+            f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
+        ),
+        "--lr-decay-factor": dict(type=finite_float, help="step schedule multiplier (paper: 0.1)"),
+        "--momentum": dict(type=finite_float, help="SGD momentum (paper: 0.9)"),
+        "--nesterov": dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum"),
+        "--weight-decay": dict(
+            type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
+        ),
+        "--label-smoothing": dict(type=finite_float, help="label smoothing (paper: 0)"),
+        "--warmup-epochs": dict(
+            type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
+        ),
+    }.items():
+        if flag[2:].replace("-", "_") not in tuned:
+            g.add_argument(flag, **settings)
     if images:
         g.add_argument(
             "--plateau-patience",

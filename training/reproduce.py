@@ -16,15 +16,9 @@ from training.command_line import Command
 from training.experiments import papers as experiments
 from training.experiments import runs as campaign_lib
 
-EXAMPLES = """\
-experiments:
-  degradation  v1 paper, Fig. 6: plain-20/32/44/56/110 against ResNet-20/32/44/56/110
-  depth        v1 paper, Table 6: ResNet-20, 32, 44, 56, 110, 1202
-  shortcuts    v2 paper, Table 1: shortcut kinds on ResNet-110
-  placements   v2 paper, Table 2: activation placements on ResNet-110 and ResNet-164
-  preact       v2 paper, Table 3: original against pre-activation units, ResNet-110/164/1001,
-               CIFAR-10 and CIFAR-100
-
+LISTED = "".join(f"  {n:<12} {e.source}: {e.title}\n" for n, e in experiments.EXPERIMENTS.items())
+EXAMPLES = f"""experiments:
+{LISTED}
 examples:
   # the degradation problem in about 15 minutes on 2 CPU cores (embedded sample, not the paper's setting)
   python -m training.reproduce degradation --scale quick
@@ -55,9 +49,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scale",
         default="paper",
-        help=f"{', '.join(experiments.SCALES)}. paper (default): the papers' recipe and length "
-        "on CIFAR-10/100 (tfds or --data-source); quick: a CPU-sized run on the embedded 1,000-image sample (or "
-        "--data-source), not the paper's setting",
+        help="; ".join(f"{name}: {scale.description}" for name, scale in experiments.SCALES.items())
+        + " (default: paper)",
     )
     p.add_argument("--output", help="folder of the experiment (default: runs/reproduce/...)")
     p.add_argument(
