@@ -23,13 +23,8 @@ from training import options
 
 
 class Parser(argparse.ArgumentParser):
-    """The parser of a training command: a usage error is one line (``error: ... (see PROG
-    --help)``, exit 2), printed here rather than raised, so that it answers before anything else
-    loads; it has ``--native-logs``."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        add_native_logs_option(self)
+    """A usage error is one line (``error: ... (see PROG --help)``, exit 2), printed here rather
+    than raised, so that it answers before anything else loads."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
@@ -47,13 +42,14 @@ class Command:
     stage: Callable[[argparse.Namespace], int]
 
     def build_parser(self) -> Parser:
-        """The command-line parser (every option documented)."""
+        """The parser: ``--native-logs`` and the options of ``groups``."""
         parser = Parser(
             prog=f"python -m training.{self.name}",
             description=self.description,
             epilog=self.examples,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        add_native_logs_option(parser)
         for add in self.groups:
             add(parser)
         return parser

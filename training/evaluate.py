@@ -75,9 +75,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
+    """The class names of --labels, else of the labels.txt beside the model (None: none)."""
     if not labels and model_path is None:
         return None
-    path = Path(labels) if labels else model_path.with_name("labels.txt")
+    path = Path(labels) if labels else model_path.with_name(run_folder.LABELS)
     if not path.is_file():
         if labels:
             raise UserError(f"--labels {labels}: file not found")

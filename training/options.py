@@ -50,10 +50,6 @@ IMAGE_RECIPE_HELP = (
     "linearly with the global batch (lr x batch/128)."
 )
 TFDS_DIR_HELP = "tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
-CHECKSUMS_HELP = (
-    "accept a folder: archive whose md5 differs from the official one (a re-packed or partial "
-    "copy); its structure is still checked"
-)
 MANUAL_DIR_HELP = (
     "where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: <data "
     "dir>/downloads/manual)"
@@ -150,21 +146,31 @@ def add_model_data(
         help="cifar10, cifar100 or cifar10-sample (the embedded 1,000-image sample; nothing falls "
         "back to it when real data is missing) (default: cifar10)",
     )
-    g.add_argument(
-        "--data-source",
-        help="tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
+    add_cifar_source(
+        g,
+        "tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
         "official CIFAR python or binary archive, or its extracted folder); cifar10-sample takes "
         "none",
-    )
-    g.add_argument("--data-dir", help=TFDS_DIR_HELP)
-    g.add_argument(
-        "--no-verify-checksums", dest="verify_checksums", action="store_false", help=CHECKSUMS_HELP
     )
     g.add_argument(
         "--no-augment",
         dest="augment",
         action="store_false",
         help="no 4-pixel pad + random crop + horizontal flip",
+    )
+
+
+def add_cifar_source(g: Any, source_help: str) -> None:
+    """``--data-source`` (described by ``source_help``), ``--data-dir``, ``--no-verify-checksums``:
+    where CIFAR comes from."""
+    g.add_argument("--data-source", help=source_help)
+    g.add_argument("--data-dir", help=TFDS_DIR_HELP)
+    g.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="accept a folder: archive whose md5 differs from the official one (a re-packed or "
+        "partial copy); its structure is still checked",
     )
 
 
@@ -444,37 +450,36 @@ def train_config(args: argparse.Namespace, **replace: Any):
     from training.run.pipeline import TrainConfig
     from training.run.strategy import StrategyOptions
 
+    given = vars(args)
     images = (
-        ImageOptions(**given_fields(args, ImageOptions))
-        if getattr(args, "data", None) is not None
-        else None
+        ImageOptions(**given_fields(args, ImageOptions)) if given.get("data") is not None else None
     )
-    model = getattr(args, "model", None) or ("resnet20v1" if images is None else "resnet50v1")
+    model = given.get("model") or ("resnet20v1" if images is None else "resnet50v1")
     if images is not None and images.weights is not None and not is_named(images.weights):
-        if getattr(args, "model", None):
+        if given.get("model"):
             raise UserError(
                 f"--weights {images.weights} holds the network to fine-tune: drop --model"
             )
         model = Path(images.weights).stem
-    dataset = getattr(args, "dataset", "cifar10")
+    dataset = given.get("dataset", "cifar10")
     if images is not None:
         dataset = images.tfds_name or Path(images.data).expanduser().name or "images"
-    model_options = dict(getattr(args, "model_option", []))
-    if getattr(args, "unit", None):
-        model_options["unit"] = args.unit
-    recipe = getattr(args, "recipe", "paper")
+    model_options = dict(given.get("model_option", []))
+    if given.get("unit"):
+        model_options["unit"] = given["unit"]
     fields = given_fields(args, TrainConfig)
     fields.update(
         model=model,
         model_options=model_options,
         dataset=dataset,
         recipe_overrides={
-            f.name: getattr(args, f.name)
+            f.name: given[f.name]
             for f in dataclasses.fields(Recipe)
-            if f.name not in ("name", "description") and getattr(args, f.name, None) is not None
+            if f.name not in ("name", "description") and given.get(f.name) is not None
         },
         strategy=StrategyOptions(**given_fields(args, StrategyOptions, {"name": "strategy"})),
-        output=getattr(args, "output", None) or f"runs/{model.lower()}-{dataset}-{recipe}",
+        output=given.get("output")
+        or f"runs/{model.lower()}-{dataset}-{given.get('recipe', 'paper')}",
         images=images,
     )
     fields.update(replace)

@@ -72,18 +72,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="GPUs to train on in parallel, one run per GPU, e.g. 0,1,2,3 (default: one run "
         "after another in this process)",
     )
-    p.add_argument(
-        "--data-source",
-        help="tfds or folder:PATH (an official CIFAR archive, its extracted folder, or a folder "
+    options.add_cifar_source(
+        p,
+        "tfds or folder:PATH (an official CIFAR archive, its extracted folder, or a folder "
         "holding the CIFAR-10 and CIFAR-100 archives); at the quick scale it replaces the "
         "embedded sample",
-    )
-    p.add_argument("--data-dir", help=options.TFDS_DIR_HELP)
-    p.add_argument(
-        "--no-verify-checksums",
-        dest="verify_checksums",
-        action="store_false",
-        help=options.CHECKSUMS_HELP,
     )
     p.add_argument(
         "--seed",

@@ -316,18 +316,14 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
-    g.add_argument(
-        "--lr-range",
-        type=options.comma_separated(options.finite_float),
-        default=(0.02, 0.4),
-        metavar="LOW,HIGH",
-    )
-    g.add_argument(
-        "--weight-decay-range",
-        type=options.comma_separated(options.finite_float),
-        default=(1e-5, 1e-3),
-        metavar="LOW,HIGH",
-    )
+    for name, default in (("lr", (0.02, 0.4)), ("weight-decay", (1e-5, 1e-3))):
+        g.add_argument(
+            f"--{name}-range",
+            type=options.comma_separated(options.finite_float),
+            default=default,
+            metavar="LOW,HIGH",
+            help=f"{name} range, sampled log-uniformly (default: {default[0]:g},{default[1]:g})",
+        )
     g.add_argument(
         "--batch-sizes", type=options.comma_separated(int), default=(64, 128, 256), metavar="B,B"
     )
