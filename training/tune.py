@@ -316,16 +316,21 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
-    for name, default in (("lr", (0.02, 0.4)), ("weight-decay", (1e-5, 1e-3))):
+    for name, default in (("lr", SearchSpace.lr), ("weight-decay", SearchSpace.weight_decay)):
         g.add_argument(
             f"--{name}-range",
             type=options.comma_separated(options.finite_float),
             default=default,
             metavar="LOW,HIGH",
-            help=f"{name} range, sampled log-uniformly (default: {default[0]:g},{default[1]:g})",
+            help=f"{name.replace('-', ' ')} range, sampled log-uniformly (default: {default[0]:g},{default[1]:g})",
         )
     g.add_argument(
-        "--batch-sizes", type=options.comma_separated(int), default=(64, 128, 256), metavar="B,B"
+        "--batch-sizes",
+        type=options.comma_separated(int),
+        default=SearchSpace.batch_sizes,
+        metavar="B,B",
+        help="global batch sizes to choose from (default: "
+        f"{','.join(map(str, SearchSpace.batch_sizes))})",
     )
     g.add_argument(
         "--models",
@@ -337,14 +342,14 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--units",
         type=options.comma_separated(str),
-        default=(),
+        default=SearchSpace.units,
         metavar="U,U",
         help=",".join(UNITS),
     )
     g.add_argument(
         "--widths",
         type=options.comma_separated(int),
-        default=(1,),
+        default=SearchSpace.widths,
         metavar="W,W",
         help="width multipliers",
     )
@@ -362,7 +367,7 @@ def tune(args: argparse.Namespace) -> int:
         lr=args.lr_range,
         weight_decay=args.weight_decay_range,
         batch_sizes=args.batch_sizes,
-        models=tuple(m.lower() for m in args.models or ("resnet20v1",)),
+        models=tuple(m.lower() for m in args.models or SearchSpace.models),
         units=args.units,
         widths=args.widths,
     )
