@@ -322,7 +322,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
             type=options.comma_separated(options.finite_float),
             default=default,
             metavar="LOW,HIGH",
-            help=f"{name.replace('-', ' ')} range, sampled log-uniformly (default: {default[0]:g},{default[1]:g})",
+            help=f"{name.replace('-', ' ')} range, sampled log-uniformly "
+            f"(default: {default[0]:g},{default[1]:g})",
         )
     g.add_argument(
         "--batch-sizes",
