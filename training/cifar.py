@@ -1,7 +1,8 @@
 """``python -m training.cifar``: train a ResNet on CIFAR-10/100 with the papers' recipe.
 
 A declaration of the command (``training.command_line.Command``): its options become a
-``training.run.pipeline.TrainConfig`` that ``training.run.pipeline.train`` trains; ``--help`` lists them.
+``training.run.pipeline.TrainConfig`` that ``training.run.pipeline.train`` trains; ``--help``
+lists them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command.
 
-This module only parses the command line and calls the stages: ``training.experiments.runs`` plans and
-trains the runs (ordinary ``training.run.pipeline`` runs, one folder each), ``training.experiments.tables`` writes
-the table and the figure. The experiments themselves are data, in ``training.experiments``.
+A declaration of the command (``training.command_line.Command``): its stage calls
+``training.experiments.runs``, which plans and trains the runs (ordinary ``training.run.pipeline``
+runs, one folder each), and ``training.experiments.tables``, which writes the table and the figure.
+The experiments themselves are data, in ``training.experiments.papers``.
 """
 
 from __future__ import annotations
