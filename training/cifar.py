@@ -1,17 +1,14 @@
 """``python -m training.cifar``: train a ResNet on CIFAR-10/100 with the papers' recipe.
 
-This module only parses the command line into a ``training.run.pipeline.TrainConfig`` and calls
-``training.run.pipeline.train``; run it with ``--help`` for every option.
+A declaration of the command (``training.command_line.Command``): its options become a
+``training.run.pipeline.TrainConfig`` that ``training.run.pipeline.train`` trains; ``--help``
+lists them.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
-
-from training import command
-from training import options as arguments
+from training import options
+from training.command_line import Command, train
 
 EXAMPLES = """\
 examples:
@@ -47,32 +44,16 @@ run is never overwritten without --overwrite, and --overwrite replaces it only o
 finished.
 """
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (every option documented; recipe options default to the recipe)."""
-    p = arguments.Parser(
-        prog="python -m training.cifar",
-        description="Train a ResNet of He et al. (2015, 2016) on CIFAR-10/100 and keep everything "
-        "needed to compare it with the papers' tables. Recipe options left unset take the value of "
-        "--recipe.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    arguments.add_model_data(p)
-    arguments.add_recipe(p)
-    arguments.add_distribution(p)
-    arguments.add_run(p)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, train, print where the results are.
-
-    ``--help`` and usage errors answer before Keras and TensorFlow load (seconds): only training
-    imports them.
-    """
-    return command.run(build_parser(), argv, command.train)
-
+COMMAND = Command(
+    "cifar",
+    description="Train a ResNet of He et al. (2015, 2016) on CIFAR-10/100 and keep everything "
+    "needed to compare it with the papers' tables. Recipe options left unset take the value of "
+    "--recipe.",
+    examples=EXAMPLES,
+    groups=(options.add_model_data, options.add_recipe, options.add_distribution, options.add_run),
+    stage=train,
+)
+build_parser, main = COMMAND.build_parser, COMMAND.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    COMMAND.exit()

@@ -1,20 +1,20 @@
 """``python -m training.evaluate``: test a trained network with the papers' protocols.
 
-This module only parses the command line and calls ``training.evaluation.protocols`` (the crops and the
-scores) on the images of ``training.data.images.folder`` or tfds ``imagenet2012``; run it with ``--help``.
+A declaration of the command (``training.command_line.Command``): its stage calls
+``training.evaluation.protocols.evaluate`` (the crops and the scores) on a folder of images or tfds
+``imagenet2012``; ``--help`` lists the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from keras_preact.catalogue import DATASET_STATS
-from training import command
-from training import options as arguments
+from keras_preact.command_line import UserError
+from training import options
 from training.choices import PROTOCOLS
+from training.command_line import Command
+from training.run import run_folder
 
 EXAMPLES = """\
 examples:
@@ -38,15 +38,8 @@ Prints top-1 and top-5 error; --output writes them (and the settings) as JSON.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line options (documented in ``--help``)."""
-    p = arguments.Parser(
-        prog="python -m training.evaluate",
-        description="Top-1 and top-5 error of a trained .keras classifier on a folder of images "
-        "or on ImageNet's validation set, with the testing protocols of He et al. 2015.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The network, the images, the protocol and the report."""
     p.add_argument(
         "--model",
         required=True,
@@ -64,21 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="DIR/val/<class>/ when present, else DIR/<class>/; or tfds:imagenet2012 (validation)",
     )
-    p.add_argument("--data-dir", help="tfds data directory (tfds:imagenet2012)")
-    p.add_argument("--manual-dir", help="tfds manual folder with ImageNet's archives")
-    p.add_argument(
-        "--protocol",
-        default="center",
-        help=f"{', '.join(PROTOCOLS)} (default: center)",
-    )
+    p.add_argument("--data-dir", help=options.TFDS_DIR_HELP)
+    p.add_argument("--manual-dir", help=options.MANUAL_DIR_HELP)
+    p.add_argument("--protocol", default="center", help=f"{', '.join(PROTOCOLS)} (default: center)")
     p.add_argument("--labels", help="class names in the network's output order, one per line")
     p.add_argument(
-        "--preprocessing",
-        default="auto",
-        metavar="NAME",
-        help="how the network normalises raw [0, 255] pixels: auto (default: its own "
-        "'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
-        f"trained with, put in front of it: {', '.join(DATASET_STATS)}",
+        "--preprocessing", default="auto", metavar="NAME", help=options.PREPROCESSING_HELP
     )
     p.add_argument("--per-class", action="store_true", help="also the errors of every class")
     p.add_argument(
@@ -88,15 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-bad-images", action="store_true", help="leave out images that cannot be decoded"
     )
     p.add_argument("--output", metavar="FILE.json", help="write the result as JSON (new file)")
-    return p
 
 
 def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
-    from keras_preact.command_line import UserError
-
+    """The class names of --labels, else of the labels.txt beside the model (None: none)."""
     if not labels and model_path is None:
         return None
-    path = Path(labels) if labels else model_path.with_name("labels.txt")
+    path = Path(labels) if labels else model_path.with_name(run_folder.LABELS)
     if not path.is_file():
         if labels:
             raise UserError(f"--labels {labels}: file not found")
@@ -113,17 +95,12 @@ def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...]
     return tuple(names)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, evaluate, print the errors (and write them with ``--output``).
-
-    ``--help`` and usage errors answer before Keras and TensorFlow load: only evaluating imports
-    them.
-    """
-    return command.run(build_parser(), argv, _evaluate)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from keras_preact.command_line import UserError
+def evaluate(args: argparse.Namespace) -> int:
+    """The stage: check the options, evaluate, print the errors (and write them with
+    ``--output``)."""
+    # Here, not above: --help loads neither TensorFlow (protocols) nor the weights table (options).
+    from training.data.images.options import require_tensorflow
+    from training.evaluation.protocols import evaluate as evaluate_protocol
 
     if args.protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {args.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
@@ -132,17 +109,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     model_path = Path(args.model).expanduser()
     output = Path(args.output).expanduser() if args.output else None
     if output is not None:
-        from training.run import run_folder as rundir
-
         if output.exists():
             raise UserError(f"--output {output} exists: choose a new file")
-        rundir.check_writable(output)
-    from training.data.images.options import require_tensorflow
-
+        run_folder.check_writable(output)
     require_tensorflow()
-    from training.evaluation.protocols import evaluate
-
-    result = evaluate(
+    result = evaluate_protocol(
         model_path,
         args.data,
         protocol=args.protocol,
@@ -157,16 +128,25 @@ def _evaluate(args: argparse.Namespace) -> int:
         weights=args.weights,
         log=print,
     )
-    top5 = result["top5_error"]
     print(
         f"{args.protocol}: top-1 error {100 * result['top1_error']:.2f}%, top-5 error "
-        f"{100 * top5:.2f}% on {result['images']:,} images ({result['classes']} classes, "
-        f"{result['image_size']}x{result['image_size']})"
+        f"{100 * result['top5_error']:.2f}% on {result['images']:,} images ({result['classes']} "
+        f"classes, {result['image_size']}x{result['image_size']})"
         + (f"; written to {output}" if output else ""),
         flush=True,
     )
     return 0
 
 
+COMMAND = Command(
+    "evaluate",
+    description="Top-1 and top-5 error of a trained .keras classifier on a folder of images "
+    "or on ImageNet's validation set, with the testing protocols of He et al. 2015.",
+    examples=EXAMPLES,
+    groups=(add_options,),
+    stage=evaluate,
+)
+build_parser, main = COMMAND.build_parser, COMMAND.main
+
 if __name__ == "__main__":
-    sys.exit(main())
+    COMMAND.exit()

@@ -1,18 +1,16 @@
 """``python -m training.images``: train or fine-tune a ResNet on a folder of images or on ImageNet.
 
-This module only parses the command line into a ``training.run.pipeline.TrainConfig`` (its ``images``
-field: ``training.data.images.options.ImageOptions``) and calls ``training.run.pipeline.train``; run it with
-``--help`` for every option.
+A declaration of the command (``training.command_line.Command``): its options become a
+``training.run.pipeline.TrainConfig`` (with ``training.data.images.options.ImageOptions``) that
+``training.run.pipeline.train`` trains; ``--help`` lists them.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
+from functools import partial
 
-from training import command
-from training import options as arguments
+from training import options
+from training.command_line import Command, train
 
 EXAMPLES = """\
 examples:
@@ -47,33 +45,22 @@ test a trained network with the papers' protocols:
   python -m training.evaluate --model runs/flowers/best.keras --data ~/flowers --protocol 10crop
 """
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (every option documented; recipe options default to the recipe)."""
-    p = arguments.Parser(
-        prog="python -m training.images",
-        description="Train a ResNet of He et al. (2015, 2016) on a folder of images (one subfolder "
-        "per class) or on ImageNet, from scratch with the papers' recipe or fine-tuned from a "
-        "trained .keras network. Recipe options left unset take the value of --recipe.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    arguments.add_image_data(p)
-    arguments.add_model_data(p, cifar=False, default_model="resnet50v1")
-    arguments.add_recipe(p, family="images")
-    arguments.add_distribution(p)
-    arguments.add_run(p)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, train, print where the results are.
-
-    ``--help`` and usage errors answer before Keras and TensorFlow load (seconds): only training
-    imports them.
-    """
-    return command.run(build_parser(), argv, command.train)
-
+COMMAND = Command(
+    "images",
+    description="Train a ResNet of He et al. (2015, 2016) on a folder of images (one subfolder "
+    "per class) or on ImageNet, from scratch with the papers' recipe or fine-tuned from a "
+    "trained .keras network. Recipe options left unset take the value of --recipe.",
+    examples=EXAMPLES,
+    groups=(
+        options.add_image_data,
+        partial(options.add_model_data, cifar=False, default_model="resnet50v1"),
+        partial(options.add_recipe, family="images"),
+        options.add_distribution,
+        options.add_run,
+    ),
+    stage=train,
+)
+build_parser, main = COMMAND.build_parser, COMMAND.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    COMMAND.exit()

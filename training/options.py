@@ -1,28 +1,31 @@
-"""Command-line options shared by ``python -m training.cifar``, ``python -m training.images`` and
-``python -m training.tune``, and the parser of every training command (``Parser``).
+"""The option groups of the training commands (``training.command_line.Command``) and
+``train_config``, which turns parsed options into a ``training.run.pipeline.TrainConfig``.
 
-Each ``add_*`` function adds one group of options; ``train_config`` turns parsed options into a
-``training.run.pipeline.TrainConfig``. Options that change a recipe default to ``None`` ("keep the
-recipe's value").
+Each ``add_*`` function adds one group of options. Options that change a recipe default to ``None``
+("keep the recipe's value"). The choices the help lists come from ``training.choices`` and
+``keras_preact.catalogue``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Nothing here imports Keras or the pipeline at module level (keras_preact.native_logs,
-# keras_preact.catalogue and training.choices are plain Python): --help and usage errors answer before TensorFlow loads.
-from keras_preact.catalogue import DATASET_STATS
-from keras_preact.native_logs import add_native_logs_option
+# Plain data and the standard library only: --help and usage errors answer before TensorFlow loads.
+from keras_preact.catalogue import DATASET_STATS, MODEL_NAMES, UNITS
+from keras_preact.command_line import UserError
 from training.choices import (
     AUGMENTATIONS,
     FREEZE_STAGES,
+    GATED_WARMUP_MODES,
     IMAGE_RECIPES,
+    JIT_MODES,
+    PRECISIONS,
     RECIPES,
     SCHEDULES,
     STRATEGIES,
@@ -38,30 +41,6 @@ RECIPE_HELP = (
     "(lr x batch/128); lengths and decay points are kept in images seen, so the schedule in epochs "
     "does not depend on the batch size or on the number of replicas."
 )
-
-RECIPE_FIELDS = (
-    "epochs",
-    "iterations",
-    "batch_size",
-    "lr",
-    "scale_lr",
-    "schedule",
-    "lr_decay_at",
-    "lr_decay_factor",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "label_smoothing",
-    "gated_warmup",
-    "gated_warmup_lr",
-    "gated_warmup_error",
-    "warmup_epochs",
-    "plateau_patience",
-    "freeze",
-    "backbone_lr_scale",
-)
-"""Options that override fields of ``recipes.Recipe`` (same names)."""
-
 IMAGE_RECIPE_HELP = (
     "paper (default): He et al. 2015 on ImageNet: SGD momentum 0.9, weight decay 1e-4, batch 256, "
     "lr 0.1 at batch 256 divided by 10 at epochs 30, 60 and 90 of 120 (--schedule plateau: "
@@ -70,22 +49,16 @@ IMAGE_RECIPE_HELP = (
     "epochs, the backbone at 0.1x the rate. Learning rates are given at batch 128 and scaled "
     "linearly with the global batch (lr x batch/128)."
 )
-
-
-class Parser(argparse.ArgumentParser):
-    """The parser of a training command: its errors are one line (``error: ...``, exit 2) like
-    the others', and it has ``--native-logs`` (``keras_preact.native_logs.add_native_logs_option``), which
-    ``training.command.run`` applies.
-
-    It prints the error line itself instead of raising ``keras_preact.command_line.UserError``: a usage
-    error answers before the command imports anything else."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        add_native_logs_option(self)
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+TFDS_DIR_HELP = "tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
+MANUAL_DIR_HELP = (
+    "where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: <data "
+    "dir>/downloads/manual)"
+)
+PREPROCESSING_HELP = (
+    "how the network normalises raw [0, 255] pixels: auto (default: its own 'preprocess' layer, "
+    "required), none (it takes raw pixels), or the statistics it was trained with, put in front "
+    f"of it: {', '.join(DATASET_STATS)}"
+)
 
 
 def finite_float(text: str) -> float:
@@ -104,7 +77,7 @@ def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ..
 
     def parse(text: str) -> tuple[Any, ...]:
         try:
-            values = tuple(kind(v) for v in text.split(",") if v.strip())
+            values = tuple(kind(v.strip()) for v in text.split(",") if v.strip())
         except argparse.ArgumentTypeError as e:
             raise argparse.ArgumentTypeError(f"{e} in {text!r}") from None
         except ValueError:
@@ -147,13 +120,12 @@ def add_model_data(
         g.add_argument(
             "--model",
             default=None if not cifar else default_model,
-            help="resnet20v1 32v1 44v1 56v1 110v1 1202v1, resnet110v2 164v2 1001v2, the ImageNet "
-            "resnet18..200v1/v2, or resnet<DEPTH>v<1|2> for any CIFAR depth "
+            help=f"{', '.join(MODEL_NAMES)}, or resnet<DEPTH>v<1|2> for any CIFAR depth "
             f"(default: {default_model})",
         )
         g.add_argument(
             "--unit",
-            choices=("basic", "bottleneck"),
+            choices=UNITS,
             help="residual unit of a resnet<DEPTH>v<1|2> model (default basic; depth 6n+2 for "
             "basic, 9n+2 for bottleneck)",
         )
@@ -174,21 +146,11 @@ def add_model_data(
         help="cifar10, cifar100 or cifar10-sample (the embedded 1,000-image sample; nothing falls "
         "back to it when real data is missing) (default: cifar10)",
     )
-    g.add_argument(
-        "--data-source",
-        help="tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
+    add_cifar_source(
+        g,
+        "tfds (tensorflow-datasets, the default for cifar10 and cifar100) or folder:PATH (the "
         "official CIFAR python or binary archive, or its extracted folder); cifar10-sample takes "
         "none",
-    )
-    g.add_argument(
-        "--data-dir", help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
-    )
-    g.add_argument(
-        "--no-verify-checksums",
-        dest="verify_checksums",
-        action="store_false",
-        help="accept a folder: archive whose md5 differs from the official one (a re-packed or "
-        "partial copy); its structure is still checked",
     )
     g.add_argument(
         "--no-augment",
@@ -198,13 +160,27 @@ def add_model_data(
     )
 
 
+def add_cifar_source(g: Any, source_help: str) -> None:
+    """``--data-source`` (described by ``source_help``), ``--data-dir``, ``--no-verify-checksums``:
+    where CIFAR comes from."""
+    g.add_argument("--data-source", help=source_help)
+    g.add_argument("--data-dir", help=TFDS_DIR_HELP)
+    g.add_argument(
+        "--no-verify-checksums",
+        dest="verify_checksums",
+        action="store_false",
+        help="accept a folder: archive whose md5 differs from the official one (a re-packed or "
+        "partial copy); its structure is still checked",
+    )
+
+
 def add_image_data(
     p: argparse.ArgumentParser, *, required: bool = True, shared: bool = True
 ) -> None:
     """The images of ``python -m training.images``: ``--data``, ``--manual-dir``, ``--val-split``,
     ``--skip-bad-images``, ``--image-size``, ``--augmentation``, ``--no-color-augment``,
-    ``--weights`` and, with ``shared`` (unless the CIFAR options already give them),
-    ``--data-dir`` and ``--no-augment``."""
+    ``--weights``, ``--preprocessing`` and, with ``shared`` (unless the CIFAR options already give
+    them), ``--data-dir`` and ``--no-augment``."""
     g = p.add_argument_group(
         "images",
         "DIR holds train/<class>/ and val/<class>/ (or only train/, with --val-split; or the class "
@@ -219,15 +195,8 @@ def add_image_data(
         "ImageNet's archives in its manual folder)",
     )
     if shared:
-        g.add_argument(
-            "--data-dir",
-            help="tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)",
-        )
-    g.add_argument(
-        "--manual-dir",
-        help="where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: "
-        "<data dir>/downloads/manual)",
-    )
+        g.add_argument("--data-dir", help=TFDS_DIR_HELP)
+    g.add_argument("--manual-dir", help=MANUAL_DIR_HELP)
     g.add_argument(
         "--val-split",
         type=finite_float,
@@ -275,13 +244,7 @@ def add_image_data(
         "published weights of --model by name: imagenet, cifar10, cifar100, or e.g. "
         "torchvision:IMAGENET1K_V2 (python -m keras_preact.weights lists them)",
     )
-    g.add_argument(
-        "--preprocessing",
-        metavar="NAME",
-        help="with --weights: how its network normalises raw [0, 255] pixels: auto (default: its "
-        "own 'preprocess' layer, required), none (it takes raw pixels), or the statistics it was "
-        f"trained with, put in front of it: {', '.join(DATASET_STATS)}",
-    )
+    g.add_argument("--preprocessing", metavar="NAME", help=f"with --weights: {PREPROCESSING_HELP}")
 
 
 def add_recipe(
@@ -291,8 +254,11 @@ def add_recipe(
     ``family`` ``images`` adds the fine-tuning options and describes the image recipes."""
     images = family == "images"
     g = p.add_argument_group("recipe", IMAGE_RECIPE_HELP if images else RECIPE_HELP)
-    table = IMAGE_RECIPES if images else RECIPES
-    g.add_argument("--recipe", default="paper", help=f"{', '.join(table)} (default: paper)")
+    g.add_argument(
+        "--recipe",
+        default="paper",
+        help=f"{', '.join(IMAGE_RECIPES if images else RECIPES)} (default: paper)",
+    )
     if "epochs" not in tuned:
         length = g.add_mutually_exclusive_group()
         length.add_argument("--epochs", type=int, help="training length in epochs")
@@ -302,54 +268,67 @@ def add_recipe(
             help="training length in iterations at batch 128 "
             f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
         )
-    if "batch_size" not in tuned:
-        g.add_argument("--batch-size", type=int, help="global batch, split over the replicas")
-    if "lr" not in tuned:
-        g.add_argument(
-            "--lr",
+    for flag, settings in {
+        "--batch-size": dict(type=int, help="global batch, split over the replicas"),
+        "--lr": dict(
             type=finite_float,
             help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
-        )
-    g.add_argument(
-        "--no-lr-scaling",
-        dest="scale_lr",
-        action="store_false",
-        default=None,
-        help="use the learning rate as is, whatever the batch",
-    )
-    g.add_argument("--schedule", help=f"learning-rate shape: {', '.join(SCHEDULES)}")
-    g.add_argument(
-        "--lr-decay-at",
-        type=comma_separated(finite_float),
-        metavar="F,F",
-        help="fractions of training where the step schedule divides the lr "
-        f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
-    )
-    g.add_argument(
-        "--lr-decay-factor", type=finite_float, help="step schedule multiplier (paper: 0.1)"
-    )
-    g.add_argument("--momentum", type=finite_float, help="SGD momentum (paper: 0.9)")
-    g.add_argument(
-        "--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum"
-    )
-    if "weight_decay" not in tuned:
-        g.add_argument(
-            "--weight-decay", type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
-        )
-    g.add_argument("--label-smoothing", type=finite_float, help="label smoothing (paper: 0)")
-    g.add_argument(
-        "--warmup-epochs", type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
-    )
+        ),
+        "--no-lr-scaling": dict(
+            dest="scale_lr",
+            action="store_false",
+            default=None,
+            help="use the learning rate as is, whatever the batch",
+        ),
+        "--schedule": dict(help=f"learning-rate shape: {', '.join(SCHEDULES)}"),
+        "--lr-decay-at": dict(
+            type=comma_separated(finite_float),
+            metavar="F,F",
+            help="fractions of training where the step schedule divides the lr "
+            f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
+        ),
+        "--lr-decay-factor": dict(type=finite_float, help="step schedule multiplier (paper: 0.1)"),
+        "--momentum": dict(type=finite_float, help="SGD momentum (paper: 0.9)"),
+        "--nesterov": dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum"),
+        "--weight-decay": dict(
+            type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
+        ),
+        "--label-smoothing": dict(type=finite_float, help="label smoothing (paper: 0)"),
+        "--warmup-epochs": dict(
+            type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
+        ),
+    }.items():
+        if flag[2:].replace("-", "_") not in tuned:
+            g.add_argument(flag, **settings)
     if images:
-        _add_image_recipe(g)
+        g.add_argument(
+            "--plateau-patience",
+            type=int,
+            metavar="EPOCHS",
+            help="--schedule plateau: divide the lr after this many epochs without a lower "
+            "validation error (default 5)",
+        )
+        g.add_argument(
+            "--freeze",
+            metavar="STAGE",
+            help="with --weights: do not train the network up to and including this stage: "
+            f"{', '.join(FREEZE_STAGES)} (default: none)",
+        )
+        g.add_argument(
+            "--backbone-lr-scale",
+            type=finite_float,
+            metavar="F",
+            help="with --weights: the backbone's learning rate as a fraction of the new "
+            "classifier's (finetune: 0.1)",
+        )
         return
     g.add_argument(
         "--warmup",
         dest="gated_warmup",
         metavar="MODE",
         help="error-gated warm-up at --warmup-lr until the training error (mean of the last 20 "
-        "batches of 128) is below --warmup-error: auto (ResNet-110 and ResNet-1001, as in the "
-        "papers), on, off",
+        "batches of 128) is below --warmup-error: "
+        f"{', '.join(GATED_WARMUP_MODES)}; auto: ResNet-110 and ResNet-1001, as in the papers",
     )
     g.add_argument(
         "--warmup-lr",
@@ -367,30 +346,6 @@ def add_recipe(
     )
 
 
-def _add_image_recipe(g: Any) -> None:
-    """``--plateau-patience``, ``--freeze``, ``--backbone-lr-scale`` (image recipes)."""
-    g.add_argument(
-        "--plateau-patience",
-        type=int,
-        metavar="EPOCHS",
-        help="--schedule plateau: divide the lr after this many epochs without a lower "
-        "validation error (default 5)",
-    )
-    g.add_argument(
-        "--freeze",
-        metavar="STAGE",
-        help=f"with --weights: do not train the network up to and including this stage: "
-        f"{', '.join(FREEZE_STAGES)} (default: none)",
-    )
-    g.add_argument(
-        "--backbone-lr-scale",
-        type=finite_float,
-        metavar="F",
-        help="with --weights: the backbone's learning rate as a fraction of the new classifier's "
-        "(finetune: 0.1)",
-    )
-
-
 def add_distribution(p: argparse.ArgumentParser) -> None:
     """``--strategy``, ``--devices``, ``--cpu-replicas``, ``--sync-bn``, ``--jit-compile``,
     ``--mixed-precision``."""
@@ -404,7 +359,7 @@ def add_distribution(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--devices",
-        type=lambda s: tuple(d.strip() for d in s.split(",") if d.strip()),
+        type=comma_separated(str),
         default=(),
         metavar="LIST",
         help="devices for one_device/mirrored, e.g. 0,1 (GPU indices) or gpu:0,gpu:2",
@@ -422,18 +377,21 @@ def add_distribution(p: argparse.ArgumentParser) -> None:
         "always are)",
     )
     g.add_argument(
-        "--jit-compile", default="auto", help="XLA: auto (Keras' choice), on, off (default: auto)"
+        "--jit-compile",
+        default="auto",
+        help=f"XLA: {', '.join(JIT_MODES)} (default: auto, Keras' choice)",
     )
     g.add_argument(
         "--mixed-precision",
         default="float32",
-        help="float32 (default), bfloat16, or float16 (with loss scaling); outputs stay float32",
+        help=f"{', '.join(PRECISIONS)} (default: float32; float16 with loss scaling); outputs stay "
+        "float32",
     )
 
 
 def add_run(p: argparse.ArgumentParser) -> None:
-    """``--output``, ``--overwrite``, ``--seed``, ``--backup-every``, ``--eval-batch-size``,
-    ``--verbose``."""
+    """``--output``, ``--overwrite``, ``--seed``, ``--deterministic``, ``--backup-every``,
+    ``--eval-batch-size``, ``--verbose``."""
     g = p.add_argument_group("run")
     g.add_argument("--output", help="run directory (default: runs/<model>-<dataset>-<recipe>)")
     g.add_argument(
@@ -466,84 +424,63 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--verbose",
         default="auto",
-        help=f"{', '.join(VERBOSITY)}: auto shows progress bars on a terminal and one line "
-        "per epoch otherwise",
+        help=f"{', '.join(VERBOSITY)}: auto shows progress bars on a terminal and one line per "
+        "epoch otherwise",
     )
+
+
+def given_fields(args: argparse.Namespace, cls: type, rename: dict[str, str] | None = None) -> dict:
+    """The fields of dataclass ``cls`` that ``args`` holds (option dest = field name, or
+    ``rename[field]``); the others keep their defaults."""
+    rename = rename or {}
+    return {
+        f.name: getattr(args, rename.get(f.name, f.name))
+        for f in dataclasses.fields(cls)
+        if hasattr(args, rename.get(f.name, f.name))
+    }
 
 
 def train_config(args: argparse.Namespace, **replace: Any):
     """The ``TrainConfig`` for parsed options (options a parser lacks keep their defaults);
     ``replace`` sets fields directly."""
-    from keras_preact.command_line import UserError
-    from keras_preact.weights import is_named  # here, not above: --help imports no weights table
+    # Here, not above: --help loads neither Keras (pipeline, strategy) nor the weights table.
+    from keras_preact.weights import is_named
+    from training.data.images.options import ImageOptions
+    from training.recipes import Recipe
     from training.run.pipeline import TrainConfig
     from training.run.strategy import StrategyOptions
 
-    def get(name: str, default: Any = None) -> Any:
-        return getattr(args, name, default)
-
-    images = image_options(args)
-    model = get("model") or ("resnet20v1" if images is None else "resnet50v1")
+    given = vars(args)
+    images = (
+        ImageOptions(**given_fields(args, ImageOptions)) if given.get("data") is not None else None
+    )
+    model = given.get("model") or ("resnet20v1" if images is None else "resnet50v1")
     if images is not None and images.weights is not None and not is_named(images.weights):
-        if get("model"):
+        if given.get("model"):
             raise UserError(
                 f"--weights {images.weights} holds the network to fine-tune: drop --model"
             )
         model = Path(images.weights).stem
-    dataset = get("dataset", "cifar10")
+    dataset = given.get("dataset", "cifar10")
     if images is not None:
         dataset = images.tfds_name or Path(images.data).expanduser().name or "images"
-    options = dict(get("model_option", []))
-    if get("unit"):
-        options["unit"] = get("unit")
-    overrides = {f: get(f) for f in RECIPE_FIELDS if get(f) is not None}
-    fields: dict[str, Any] = dict(
+    model_options = dict(given.get("model_option", []))
+    if given.get("unit"):
+        model_options["unit"] = given["unit"]
+    fields = given_fields(args, TrainConfig)
+    fields.update(
         model=model,
-        model_options=options,
+        model_options=model_options,
         dataset=dataset,
-        data_source=get("data_source"),
-        data_dir=get("data_dir"),
-        verify_checksums=get("verify_checksums", True),
-        augment=get("augment", True),
-        recipe=get("recipe", "paper"),
-        recipe_overrides=overrides,
-        strategy=StrategyOptions(
-            name=get("strategy", "default"),
-            devices=get("devices", ()),
-            cpu_replicas=get("cpu_replicas"),
-            sync_bn=get("sync_bn", False),
-            jit_compile=get("jit_compile", "auto"),
-            mixed_precision=get("mixed_precision", "float32"),
-        ),
-        seed=get("seed"),
-        deterministic=get("deterministic"),
-        output=get("output") or f"runs/{model.lower()}-{dataset}-{get('recipe', 'paper')}",
-        overwrite=get("overwrite", False),
-        backup_every=get("backup_every", 500),
-        eval_batch_size=get("eval_batch_size"),
-        verbose=get("verbose", "auto"),
+        recipe_overrides={
+            f.name: given[f.name]
+            for f in dataclasses.fields(Recipe)
+            if f.name not in ("name", "description") and given.get(f.name) is not None
+        },
+        strategy=StrategyOptions(**given_fields(args, StrategyOptions, {"name": "strategy"})),
+        output=given.get("output")
+        or f"runs/{model.lower()}-{dataset}-{given.get('recipe', 'paper')}",
         images=images,
     )
     fields.update(replace)
     return TrainConfig(**fields)
-
-
-def image_options(args: argparse.Namespace):
-    """The ``training.data.images.options.ImageOptions`` of parsed ``add_image_data`` options (None when the
-    parser has none)."""
-    from training.data.images.options import ImageOptions
-
-    data = getattr(args, "data", None)
-    if data is None:
-        return None
-    return ImageOptions(
-        data=data,
-        val_split=args.val_split,
-        skip_bad_images=args.skip_bad_images,
-        image_size=args.image_size,
-        augmentation=args.augmentation,
-        color_augment=args.color_augment,
-        weights=args.weights,
-        manual_dir=args.manual_dir,
-        preprocessing=getattr(args, "preprocessing", None),
-    )

@@ -1,30 +1,25 @@
 """``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command.
 
-This module only parses the command line and calls the stages: ``training.experiments.runs`` plans and
-trains the runs (ordinary ``training.run.pipeline`` runs, one folder each), ``training.experiments.tables`` writes
-the table and the figure. The experiments themselves are data, in ``training.experiments``.
+A declaration of the command (``training.command_line.Command``): its stage calls
+``training.experiments.runs``, which plans and trains the runs (ordinary ``training.run.pipeline``
+runs, one folder each), and ``training.experiments.tables``, which writes the table and the figure.
+The experiments themselves are data, in ``training.experiments.papers``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-from collections.abc import Sequence
 
-from training import command
-from training import options as arguments
+from training import options
+from training.choices import VERBOSITY
+from training.command_line import Command
 from training.experiments import papers as experiments
+from training.experiments import runs as campaign_lib
 
-EXAMPLES = """\
-experiments:
-  degradation  v1 paper, Fig. 6: plain-20/32/44/56/110 against ResNet-20/32/44/56/110
-  depth        v1 paper, Table 6: ResNet-20, 32, 44, 56, 110, 1202
-  shortcuts    v2 paper, Table 1: shortcut kinds on ResNet-110
-  placements   v2 paper, Table 2: activation placements on ResNet-110 and ResNet-164
-  preact       v2 paper, Table 3: original against pre-activation units, ResNet-110/164/1001,
-               CIFAR-10 and CIFAR-100
-
+LISTED = "".join(f"  {n:<12} {e.source}: {e.title}\n" for n, e in experiments.EXPERIMENTS.items())
+EXAMPLES = f"""experiments:
+{LISTED}
 examples:
   # the degradation problem in about 15 minutes on 2 CPU cores (embedded sample, not the paper's setting)
   python -m training.reproduce degradation --scale quick
@@ -49,23 +44,14 @@ Exit status 1 when a run failed or the experiment's finding does not hold.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser."""
-    p = arguments.Parser(
-        prog="python -m training.reproduce",
-        description="Train the networks of one of the papers' CIFAR experiments with the "
-        "papers' recipe (or a CPU-sized one), then write a table beside the paper's numbers and "
-        "a figure in the paper's layout.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The experiment, its scale and runs, the data, and what is written."""
     p.add_argument("experiment", help=", ".join(experiments.EXPERIMENTS))
     p.add_argument(
         "--scale",
         default="paper",
-        help="paper (default): the papers' recipe and length on CIFAR-10/100 (tfds or "
-        "--data-source); quick: a CPU-sized run on the embedded 1,000-image sample (or "
-        "--data-source), not the paper's setting",
+        help="; ".join(f"{name}: {scale.description}" for name, scale in experiments.SCALES.items())
+        + " (default: paper)",
     )
     p.add_argument("--output", help="folder of the experiment (default: runs/reproduce/...)")
     p.add_argument(
@@ -73,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--runs",
-        type=arguments.comma_separated(str),
+        type=options.comma_separated(str),
         default=(),
         metavar="A,B",
         help="train these runs only (default: all at the paper scale, the CPU-sized ones at the "
@@ -81,24 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--devices",
-        type=arguments.comma_separated(str),
+        type=options.comma_separated(str),
         default=(),
         metavar="LIST",
         help="GPUs to train on in parallel, one run per GPU, e.g. 0,1,2,3 (default: one run "
         "after another in this process)",
     )
-    p.add_argument(
-        "--data-source",
-        help="tfds or folder:PATH (an official CIFAR archive, its extracted folder, or a folder "
+    options.add_cifar_source(
+        p,
+        "tfds or folder:PATH (an official CIFAR archive, its extracted folder, or a folder "
         "holding the CIFAR-10 and CIFAR-100 archives); at the quick scale it replaces the "
         "embedded sample",
-    )
-    p.add_argument("--data-dir", help="tfds data directory")
-    p.add_argument(
-        "--no-verify-checksums",
-        dest="verify_checksums",
-        action="store_false",
-        help="accept a folder: archive whose md5 differs from the official one",
     )
     p.add_argument(
         "--seed",
@@ -119,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="only train: leave table.md, table.json and figure.png as they are",
     )
-    p.add_argument(
-        "--verbose", default="auto", help=f"{', '.join(arguments.VERBOSITY)} (default: auto)"
-    )
-    return p
+    p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
 
 
 def setting(campaign) -> str:
@@ -185,27 +161,12 @@ def listing(campaign) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, plan, train, write the table and the figure; print the finding."""
-    return command.run(build_parser(), argv, _reproduce)
+def reproduce(args: argparse.Namespace) -> int:
+    """The stage: plan, train, write the table and the figure; print the finding (exit status 1
+    when a run failed or the finding does not hold)."""
+    from training.experiments import tables  # here, not above: --help loads no Keras
 
-
-def _reproduce(args: argparse.Namespace) -> int:
-    from training.experiments import runs as campaign_lib
-    from training.experiments import tables
-
-    choices = campaign_lib.Choices(
-        scale=args.scale,
-        output=args.output,
-        runs=args.runs,
-        data_source=args.data_source,
-        data_dir=args.data_dir,
-        verify_checksums=args.verify_checksums,
-        seed=args.seed,
-        epochs=args.epochs,
-        verbose=args.verbose,
-        native_logs=args.native_logs,
-    )
+    choices = campaign_lib.Choices(**options.given_fields(args, campaign_lib.Choices))
     devices: list[str] = []
     if args.devices:
         campaign_lib.get_experiment(args.experiment)  # name errors first, before the GPU count
@@ -255,5 +216,16 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 1 if failed or (found is not None and found.holds is False) else 0
 
 
+COMMAND = Command(
+    "reproduce",
+    description="Train the networks of one of the papers' CIFAR experiments with the papers' "
+    "recipe (or a CPU-sized one), then write a table beside the paper's numbers and a figure in "
+    "the paper's layout.",
+    examples=EXAMPLES,
+    groups=(add_options,),
+    stage=reproduce,
+)
+build_parser, main = COMMAND.build_parser, COMMAND.main
+
 if __name__ == "__main__":
-    sys.exit(main())
+    COMMAND.exit()

@@ -1,19 +1,27 @@
 """``python -m training.tune``: keras-tuner search over the training pipeline's hyper-parameters.
 
-The same data and strategy options as ``python -m training.cifar`` (or, with ``--data``, ``python -m
-training.images``: a folder of images, or a network to fine-tune with ``--weights``); trials are
-scored on a validation split held out from the training images (``--validation-split``, the papers'
-45k/5k protocol). The search itself is ``training.experiments.search``.
+Each trial builds and compiles its model with ``training.run.pipeline.compile_model`` and trains it on
+the data's training batches (``training.data.batches.TrainingData.train_batches``) with the recipe's
+schedule (resolved for the trial's batch and length), under the same data and strategy options as
+``python -m training.cifar`` (or, with ``--data``, ``python -m training.images``: a folder of
+images, or a network to fine-tune with ``--weights``). Trials are scored on a validation split
+held out from the training images (``--validation-split``, the papers' 45k/5k protocol), never on
+the test set. The tuner directory is resumable: re-running the same command continues the
+search; a different command on it is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
+from functools import partial
 
 # Nothing Keras or TensorFlow at module level: --help and usage errors answer at once.
+from keras_preact.catalogue import UNITS
+from keras_preact.command_line import UserError
+from training import options
 from training.choices import TUNERS
+from training.command_line import Command
+from training.experiments.search_space import SearchSpace
 
 EXAMPLES = """\
 examples:
@@ -34,19 +42,8 @@ hyper-parameters and validation accuracy, and the training command for the best 
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m training.tune`` parser: the search options plus the data, recipe and
-    distribution options of ``python -m training.cifar`` (same names, same meaning)."""
-    from training import options as arguments
-
-    p = arguments.Parser(
-        prog="python -m training.tune",
-        description="Search the learning rate, weight decay, batch size and model depth/unit/width "
-        "with keras-tuner over the training pipeline; trials are scored on a validation split held "
-        "out from the training images.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    """The tuner, its budget and the search space."""
     g = p.add_argument_group("search")
     g.add_argument("--tuner", default="random", help=f"{', '.join(TUNERS)} (default: random)")
     g.add_argument("--output", default="runs/tune", help="tuner directory (default: runs/tune)")
@@ -57,67 +54,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--validation-split",
-        type=arguments.finite_float,
+        type=options.finite_float,
         default=0.1,
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
+    for name, default in (("lr", SearchSpace.lr), ("weight-decay", SearchSpace.weight_decay)):
+        g.add_argument(
+            f"--{name}-range",
+            type=options.comma_separated(options.finite_float),
+            default=default,
+            metavar="LOW,HIGH",
+            help=f"{name.replace('-', ' ')} range, sampled log-uniformly "
+            f"(default: {default[0]:g},{default[1]:g})",
+        )
     g.add_argument(
-        "--lr-range",
-        type=arguments.comma_separated(arguments.finite_float),
-        default=(0.02, 0.4),
-        metavar="LOW,HIGH",
-    )
-    g.add_argument(
-        "--weight-decay-range",
-        type=arguments.comma_separated(arguments.finite_float),
-        default=(1e-5, 1e-3),
-        metavar="LOW,HIGH",
-    )
-    g.add_argument(
-        "--batch-sizes", type=arguments.comma_separated(int), default=(64, 128, 256), metavar="B,B"
+        "--batch-sizes",
+        type=options.comma_separated(int),
+        default=SearchSpace.batch_sizes,
+        metavar="B,B",
+        help="global batch sizes to choose from (default: "
+        f"{','.join(map(str, SearchSpace.batch_sizes))})",
     )
     g.add_argument(
         "--models",
-        type=arguments.comma_separated(str),
+        type=options.comma_separated(str),
         metavar="M,M",
         help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2 "
         "(default: resnet20v1; not with --weights, whose network is the one trained)",
     )
     g.add_argument(
         "--units",
-        type=arguments.comma_separated(str),
-        default=(),
+        type=options.comma_separated(str),
+        default=SearchSpace.units,
         metavar="U,U",
-        help="basic,bottleneck",
+        help=",".join(UNITS),
     )
     g.add_argument(
         "--widths",
-        type=arguments.comma_separated(int),
-        default=(1,),
+        type=options.comma_separated(int),
+        default=SearchSpace.widths,
         metavar="W,W",
         help="width multipliers",
     )
-    arguments.add_model_data(p, model=False)
-    arguments.add_image_data(p, required=False, shared=False)
-    arguments.add_recipe(p, tuned=("epochs", "batch_size", "lr", "weight_decay"))
-    arguments.add_distribution(p)
-    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the search (``--help`` and usage errors answer before Keras and
-    TensorFlow load)."""
-    from training import command
-
-    return command.run(build_parser(), argv, _search)
-
-
-def _search(args: argparse.Namespace) -> int:
+def tune(args: argparse.Namespace) -> int:
+    """The stage: check the search space, run (or resume) the search, print the best trial's
+    command."""
     # Here, not at the top: --help and usage errors answer before Keras and TensorFlow load.
-    from keras_preact.command_line import UserError
-    from training import options as arguments
-    from training.experiments.search import SearchSpace, search
+    from training.experiments.search import search
 
     for pair in (args.lr_range, args.weight_decay_range):
         if len(pair) != 2:
@@ -128,21 +114,45 @@ def _search(args: argparse.Namespace) -> int:
         lr=args.lr_range,
         weight_decay=args.weight_decay_range,
         batch_sizes=args.batch_sizes,
-        models=tuple(m.lower() for m in args.models or ("resnet20v1",)),
+        models=tuple(m.lower() for m in args.models or SearchSpace.models),
         units=args.units,
         widths=args.widths,
     )
     # A new network: the first model to choose from; a fine-tuned one: the network --weights holds.
     model = {} if args.weights else {"model": space.models[0]}
-    base = arguments.train_config(
-        args, output=args.output, seed=args.seed, verbose="quiet", **model
+    base = options.train_config(args, output=args.output, seed=args.seed, verbose="quiet", **model)
+    best = search(
+        base,
+        space,
+        tuner=args.tuner,
+        output=args.output,
+        max_trials=args.max_trials,
+        epochs=args.epochs,
+        max_epochs=args.max_epochs,
+        validation_split=args.validation_split,
+        seed=args.seed,
     )
-    run = ("tuner", "output", "max_trials", "epochs", "max_epochs", "validation_split", "seed")
-    best = search(base, space, **{name: getattr(args, name) for name in run})
     if best:
         print(f"best: validation accuracy {best[0]['val_accuracy']:.4f}: {best[0]['command']}")
     return 0
 
 
+COMMAND = Command(
+    "tune",
+    description="Search the learning rate, weight decay, batch size and model depth/unit/width "
+    "with keras-tuner over the training pipeline; trials are scored on a validation split held "
+    "out from the training images.",
+    examples=EXAMPLES,
+    groups=(
+        add_search_options,
+        partial(options.add_model_data, model=False),
+        partial(options.add_image_data, required=False, shared=False),
+        partial(options.add_recipe, tuned=("epochs", "batch_size", "lr", "weight_decay")),
+        options.add_distribution,
+    ),
+    stage=tune,
+)
+build_parser, main = COMMAND.build_parser, COMMAND.main
+
 if __name__ == "__main__":
-    sys.exit(main())
+    COMMAND.exit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -225,6 +226,36 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
     assert last.startswith(f"error: argument {bad[-2]}: ") and last.endswith(
         f"(see python -m {command} --help)"
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "holder", "name"),
+    [
+        ("cifar", "options", "MODEL_NAMES"),
+        ("cifar", "options", "RECIPES"),
+        ("cifar", "options", "SCHEDULES"),
+        ("cifar", "options", "GATED_WARMUP_MODES"),
+        ("cifar", "options", "STRATEGIES"),
+        ("cifar", "options", "JIT_MODES"),
+        ("cifar", "options", "PRECISIONS"),
+        ("cifar", "options", "VERBOSITY"),
+        ("images", "options", "IMAGE_RECIPES"),
+        ("images", "options", "AUGMENTATIONS"),
+        ("images", "options", "FREEZE_STAGES"),
+        ("evaluate", "evaluate", "PROTOCOLS"),
+        ("tune", "tune", "TUNERS"),
+        ("reproduce", "reproduce", "VERBOSITY"),
+    ],
+)
+def test_help_lists_the_choices_of_the_catalogue(command, holder, name, monkeypatch, capsys):
+    """The choices ``--help`` lists are read from ``training.choices`` and ``keras_preact.catalogue``
+    when the parser is built, not written out again: a new choice shows up in the help."""
+    module = importlib.import_module(f"training.{command}")
+    owner = importlib.import_module(f"training.{holder}")
+    monkeypatch.setattr(owner, name, (*getattr(owner, name), "brand_new_choice"))
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert "brand_new_choice" in capsys.readouterr().out
 
 
 def test_the_recipe_choices_are_the_recipes_defined():

@@ -24,41 +24,33 @@ from training import recipes
 from training.choices import TUNERS
 from training.data.batches import TrainingData
 from training.experiments import runs
+from training.experiments.search_space import SearchSpace
 from training.run import network, pipeline, strategy
 from training.run import run_folder as rundir
 from training.run.pipeline import Resolved, TrainConfig
 
 
-@dataclasses.dataclass(frozen=True)
-class SearchSpace:
-    """What the tuner may choose. Ranges are sampled log-uniformly; lists are choices."""
-
-    lr: tuple[float, float] = (0.02, 0.4)
-    weight_decay: tuple[float, float] = (1e-5, 1e-3)
-    batch_sizes: tuple[int, ...] = (64, 128, 256)
-    models: tuple[str, ...] = ("resnet20v1",)
-    units: tuple[str, ...] = ()
-    widths: tuple[int, ...] = (1,)
-
-    def resolve(self, options: dict[str, Any]) -> dict[tuple[str, str, int], tuple[Any, dict]]:
-        """Check the space (``UserError`` for an empty or impossible one) and resolve every model
-        it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
-        -> ``training.run.network.resolve``'s ``(ModelInfo, builder options)``."""
-        for name, (low, high) in (("lr", self.lr), ("weight decay", self.weight_decay)):
-            if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
-                raise UserError(f"{name} range must be 0 < LOW <= HIGH, got {low},{high}")
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise UserError("batch sizes must be positive integers")
-        if not self.models or not self.widths or min(self.widths) < 1:
-            raise UserError("give at least one model and widths of at least 1")
-        resolved = {}
-        units = self.units or (options.get("unit", ""),)
-        for model, unit, width in itertools.product(self.models, units, self.widths):
-            chosen = {**options, **({"unit": unit} if unit else {})}
-            if width != 1:
-                chosen["width_multiplier"] = width
-            resolved[model, unit, width] = network.resolve(model, chosen)
-        return resolved
+def resolve_space(
+    space: SearchSpace, options: dict[str, Any]
+) -> dict[tuple[str, str, int], tuple[Any, dict]]:
+    """Check ``space`` (``UserError`` for an empty or impossible one) and resolve every model
+    it may choose, with ``options`` (the base run's model options): ``(model, unit, width)``
+    -> ``training.run.network.resolve``'s ``(ModelInfo, builder options)``."""
+    for name, (low, high) in (("lr", space.lr), ("weight decay", space.weight_decay)):
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+            raise UserError(f"{name} range must be 0 < LOW <= HIGH, got {low},{high}")
+    if not space.batch_sizes or min(space.batch_sizes) < 1:
+        raise UserError("batch sizes must be positive integers")
+    if not space.models or not space.widths or min(space.widths) < 1:
+        raise UserError("give at least one model and widths of at least 1")
+    resolved = {}
+    units = space.units or (options.get("unit", ""),)
+    for model, unit, width in itertools.product(space.models, units, space.widths):
+        chosen = {**options, **({"unit": unit} if unit else {})}
+        if width != 1:
+            chosen["width_multiplier"] = width
+        resolved[model, unit, width] = network.resolve(model, chosen)
+    return resolved
 
 
 def build_hypermodel(
@@ -70,7 +62,7 @@ def build_hypermodel(
     seed: int,
 ):
     """A ``keras_tuner.HyperModel`` whose trials are ``base`` with the hyper-parameters chosen in
-    ``space`` (its ``models`` from ``SearchSpace.resolve``; none when ``base`` fine-tunes a trained
+    ``space`` (its ``models`` from ``resolve_space``; none when ``base`` fine-tunes a trained
     network), trained on ``arrays`` (its test split is the validation split)."""
     import keras_tuner as kt  # optional dependency: only searches need it
 
@@ -152,7 +144,7 @@ def search(
             )
         models = {}
     else:
-        models = space.resolve(dict(base.model_options))
+        models = resolve_space(space, dict(base.model_options))
     if not (math.isfinite(validation_split) and 0 < validation_split < 1):
         raise UserError(f"--validation-split must be in (0, 1), got {validation_split}")
     if tuner not in TUNERS:
