@@ -15,7 +15,6 @@ from training import options
 from training.choices import VERBOSITY
 from training.command_line import Command
 from training.experiments import papers as experiments
-from training.experiments import runs as campaign_lib
 
 LISTED = "".join(f"  {n:<12} {e.source}: {e.title}\n" for n, e in experiments.EXPERIMENTS.items())
 EXAMPLES = f"""experiments:
@@ -101,70 +100,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
 
 
-def setting(campaign) -> str:
-    """What the runs trained on, for the table (plainly so when it is not the paper's setting)."""
-    scale, choices = campaign.scale, campaign.choices
-    parts = [f"Scale: **{scale.name}**: {scale.description}."]
-    if scale.name != "paper":
-        parts.append(
-            "**This is not the paper's setting** (64k iterations on 50,000 images with "
-            "augmentation): compare the order of the rows and the shape of the curves, not the "
-            "numbers."
-        )
-    if campaign.on_sample:
-        parts.append("Data: the embedded CIFAR-10 sample (1,000 training and 300 test images).")
-    else:
-        parts.append(f"Data: {choices.data_source or 'tfds'}.")
-    if choices.epochs is not None:
-        parts.append(f"Length: {choices.epochs} epochs per run (--epochs).")
-    if scale.name == "paper" and campaign.experiment.warmup == "on":
-        parts.append(
-            "Warm-up: lr 0.01 until the training error is below 80 % (the v2 paper warms every "
-            "CIFAR run up with lr 0.01 for its first 400 iterations)."
-        )
-    return " ".join(parts)
-
-
-def listing(campaign) -> str:
-    """``--list``: every run, its data, its cost in images seen, and what its folder holds."""
-    from training.experiments.runs import images_seen
-
-    e, selected = campaign.experiment, {p.run.name for p in campaign.selected}
-    lines = [
-        f"{e.name}: {e.title} ({e.source})",
-        f"scale {campaign.scale.name}: {campaign.scale.description}",
-        f"output: {campaign.output}",
-        "",
-        f"{'run':<22} {'network':<46} {'data':<15} {'images seen':>12}  state",
-    ]
-    total = 0
-    for p in campaign.every:
-        name = p.run.name
-        if name in campaign.left_out:
-            cost, state = "—", f"left out: {campaign.left_out[name]}"
-        else:
-            seen = images_seen(p.resolved)
-            cost = f"{seen:,}"
-            state = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}[
-                p.state
-            ]
-            if name not in selected:
-                state = "not selected (--runs NAME trains it)"
-            elif p.state != "finished":
-                total += seen
-        lines.append(
-            f"{name:<22} {p.run.label[:46]:<46} {p.config.dataset:<15} {cost:>12}  {state}"
-        )
-    for u in e.unexpressible:
-        lines.append(f"{'—':<22} {u.label[:46]:<46} {u.dataset:<15} {'—':>12}  not expressible")
-    lines += ["", f"to train: {total:,} images seen"]
-    return "\n".join(lines)
-
-
 def reproduce(args: argparse.Namespace) -> int:
     """The stage: plan, train, write the table and the figure; print the finding (exit status 1
     when a run failed or the finding does not hold)."""
-    from training.experiments import tables  # here, not above: --help loads no Keras
+    # Here, not above: --help and usage errors answer before Keras loads.
+    from training.experiments import runs as campaign_lib
+    from training.experiments import tables
 
     choices = campaign_lib.Choices(**options.given_fields(args, campaign_lib.Choices))
     devices: list[str] = []
@@ -177,7 +118,7 @@ def reproduce(args: argparse.Namespace) -> int:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     campaign = campaign_lib.plan(args.experiment, choices, load_data=not args.list)
     if args.list:
-        print(listing(campaign))
+        print(campaign_lib.listing(campaign))
         return 0
     if args.table:
         tables.check_outputs(campaign.output, campaign.experiment, overwrite=args.overwrite)
@@ -198,7 +139,7 @@ def reproduce(args: argparse.Namespace) -> int:
             results,
             campaign.output,
             scale=campaign.scale.name,
-            setting=setting(campaign),
+            setting=campaign_lib.setting(campaign),
         )
 
     if devices:

@@ -354,3 +354,61 @@ def train_on_devices(
         for child, _, _ in running.values():
             child.wait()
     return failed
+
+
+def setting(campaign: Campaign) -> str:
+    """What the runs trained on, for the table (plainly so when it is not the paper's setting)."""
+    scale, choices = campaign.scale, campaign.choices
+    parts = [f"Scale: **{scale.name}**: {scale.description}."]
+    if scale.name != "paper":
+        parts.append(
+            "**This is not the paper's setting** (64k iterations on 50,000 images with "
+            "augmentation): compare the order of the rows and the shape of the curves, not the "
+            "numbers."
+        )
+    if campaign.on_sample:
+        parts.append("Data: the embedded CIFAR-10 sample (1,000 training and 300 test images).")
+    else:
+        parts.append(f"Data: {choices.data_source or 'tfds'}.")
+    if choices.epochs is not None:
+        parts.append(f"Length: {choices.epochs} epochs per run (--epochs).")
+    if scale.name == "paper" and campaign.experiment.warmup == "on":
+        parts.append(
+            "Warm-up: lr 0.01 until the training error is below 80 % (the v2 paper warms every "
+            "CIFAR run up with lr 0.01 for its first 400 iterations)."
+        )
+    return " ".join(parts)
+
+
+def listing(campaign: Campaign) -> str:
+    """``--list``: every run, its data, its cost in images seen, and what its folder holds."""
+    e, selected = campaign.experiment, {p.run.name for p in campaign.selected}
+    lines = [
+        f"{e.name}: {e.title} ({e.source})",
+        f"scale {campaign.scale.name}: {campaign.scale.description}",
+        f"output: {campaign.output}",
+        "",
+        f"{'run':<22} {'network':<46} {'data':<15} {'images seen':>12}  state",
+    ]
+    total = 0
+    for p in campaign.every:
+        name = p.run.name
+        if name in campaign.left_out:
+            cost, state = "—", f"left out: {campaign.left_out[name]}"
+        else:
+            seen = images_seen(p.resolved)
+            cost = f"{seen:,}"
+            state = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}[
+                p.state
+            ]
+            if name not in selected:
+                state = "not selected (--runs NAME trains it)"
+            elif p.state != "finished":
+                total += seen
+        lines.append(
+            f"{name:<22} {p.run.label[:46]:<46} {p.config.dataset:<15} {cost:>12}  {state}"
+        )
+    for u in e.unexpressible:
+        lines.append(f"{'—':<22} {u.label[:46]:<46} {u.dataset:<15} {'—':>12}  not expressible")
+    lines += ["", f"to train: {total:,} images seen"]
+    return "\n".join(lines)
