@@ -32,11 +32,10 @@ from keras_preact.command_line import UserError
 from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
 from keras_preact.preprocessing import normalization_to_add
 from training.choices import PROTOCOLS
-from training.data.images import feed as feed_images
 from training.data.images.feed import decode
 from training.data.images.folder import scan_eval
 from training.data.images.imagenet_tfds import load_imagenet
-from training.data.images.options import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
+from training.data.images.options import keras_layer_names, tfds_name
 from training.run import finetune
 from training.run import run_folder as rundir
 
@@ -44,42 +43,14 @@ SCALES = (224, 256, 384, 480, 640)
 """Shorter sides of multi-scale testing, at the reference crop of 224 (He et al. 2015, sec. 3.4)."""
 
 
-def corner_offsets(height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
-    """``(5, 2)`` int32 ``(top, left)`` of the top-left, top-right, bottom-left, bottom-right and
-    centre crops."""
-    bottom, right = height - crop, width - crop
-    zero = tf.zeros_like(bottom)
-    return tf.stack(
-        [
-            tf.stack([zero, zero]),
-            tf.stack([zero, right]),
-            tf.stack([bottom, zero]),
-            tf.stack([bottom, right]),
-            tf.stack([bottom // 2, right // 2]),
-        ]
-    )
-
-
 def ten_crops(image: tf.Tensor, crop: int) -> tf.Tensor:
     """``(10, crop, crop, 3)``: the ``10crop`` protocol's views (order in the module docstring)."""
     image = resize_shorter(image, scaled(RESIZE, crop))
-    shape = tf.shape(image)
-    offsets = corner_offsets(shape[0], shape[1], crop)
-    crops = tf.stack(
-        [image[o[0] : o[0] + crop, o[1] : o[1] + crop] for o in tf.unstack(offsets, num=5)]
-    )
+    bottom, right = tf.shape(image)[0] - crop, tf.shape(image)[1] - crop
+    corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
+    crops = tf.stack([image[top : top + crop, left : left + crop] for top, left in corners])
     crops = tf.ensure_shape(crops, [5, crop, crop, None])
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
-
-
-def views(image: tf.Tensor, protocol: str, crop: int) -> tf.Tensor:
-    """The fixed-size views of ``center`` and ``10crop`` (``multiscale`` has one per scale: see
-    ``scale_views``)."""
-    if protocol == "center":
-        return center(image, crop)
-    if protocol == "10crop":
-        return ten_crops(image, crop)
-    raise ValueError(f"protocol {protocol!r} has no fixed-size views")
 
 
 def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
@@ -121,13 +92,6 @@ def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda images: call(tf.constant(images, tf.float32)).numpy().astype(np.float64)
 
 
-def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-    def read(payload: tf.Tensor) -> tf.Tensor:
-        return decode(tf.io.read_file(payload) if source.reads_files else payload)
-
-    return read
-
-
 def probabilities(
     model: Any, source: Any, protocol: str, crop: int, batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,9 +99,8 @@ def probabilities(
     ``training.data.images.feed.ImageSource``, in its order), averaged over the protocol's views."""
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    read = _read(source)
     batch = max(1, min(batch, source.count))  # tf.data sizes its buffers by the batch asked for
-    images = source.ordered().map(lambda payload, label: (read(payload), label))
+    images = source.ordered().map(lambda payload, label: (decode(source.read(payload)), label))
     probs, labels = [], []
     if protocol == "multiscale":
         network = predictor(fully_convolutional(model))
@@ -150,11 +113,10 @@ def probabilities(
             probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
             labels.append(np.asarray([label]))
     else:
-        count = 1 if protocol == "center" else 10
+        count, views = (1, center) if protocol == "center" else (10, ten_crops)
         network = predictor(model)
         ds = images.map(
-            lambda im, label: (views(im, protocol, crop), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            lambda im, label: (views(im, crop), label), num_parallel_calls=tf.data.AUTOTUNE
         )
         for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
             flat = chunk.reshape(-1, *chunk.shape[2:])
@@ -223,11 +185,8 @@ def evaluate(
     if weights is not None:
         model = finetune.named(str(model_path), weights)
     else:
-        if model_path.is_dir():
-            raise UserError(f"--model {model_path} is a folder, not a .keras model file")
-        if not model_path.is_file():
-            raise UserError(f"--model {model_path}: file not found")
-        if model_path.suffix == ".keras":  # the archive checked first: Keras says "File not found"
+        if model_path.suffix == ".keras" or not model_path.is_file():
+            # Checked first (missing, a folder, not a .keras archive): Keras says "File not found".
             keras_layer_names(str(model_path), option="--model")
         model = finetune.load(str(model_path), option="--model")
     has_layer = finetune.has_preprocess_layer(model)
@@ -243,10 +202,7 @@ def evaluate(
     if label_names is not None and len(label_names) != classes:
         raise UserError(f"{len(label_names)} class names for a network of {classes} outputs")
     skipped: tuple[str, ...] = ()
-    if data.startswith(TFDS_PREFIX):
-        name = data[len(TFDS_PREFIX) :]
-        if name not in TFDS_DATASETS:
-            raise UserError(f"unknown tfds dataset {name!r}: use {TFDS_PREFIX}imagenet2012")
+    if tfds_name(data) is not None:
         _, source, names, origin = load_imagenet(data_dir, manual_dir)
         if label_names is not None and tuple(label_names) != names:
             raise UserError("--labels differ from imagenet2012's class names")
@@ -259,7 +215,7 @@ def evaluate(
             f"{found.root} ({found.val_source})",
             found.skipped,
         )
-        source = feed_images.FileImages(found.val.files, found.val.labels)
+        source = found.val
     if len(names) != classes:
         raise UserError(
             f"{origin} has {len(names)} classes but the network has {classes} outputs: pass the "

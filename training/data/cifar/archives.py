@@ -29,32 +29,37 @@ OPT_OUT = "if this is a deliberate partial or re-packed copy, turn checksum veri
 
 @dataclass(frozen=True)
 class Layout:
-    """One official distribution: its archive, the folder it extracts to and the files in it."""
+    """One official distribution: the folder its archive extracts to and the files in it."""
 
     dataset: str
     fmt: str  # "python" or "binary"
-    archive: str
     archive_md5: str
     folder: str
     train: tuple[str, ...]
     test: tuple[str, ...]
     meta: str
-    num_classes: int
     # md5 of each extracted file, as published by torchvision; none are published for the binary files.
     file_md5: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def archive(self) -> str:
+        return f"cifar-{self.dataset.removeprefix('cifar')}-{self.fmt}.tar.gz"
 
+    @property
+    def num_classes(self) -> int:
+        return int(self.dataset.removeprefix("cifar"))
+
+
+_CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar10",
         "python",
-        "cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
         "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        _CIFAR10_BATCHES,
         ("test_batch",),
         "batches.meta",
-        10,
         {
             "data_batch_1": "c99cafc152244af753f735de768cd75f",
             "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
@@ -68,24 +73,20 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar10",
         "binary",
-        "cifar-10-binary.tar.gz",
         "c32a1d4ab5d03f1284b67883e8d87530",
         "cifar-10-batches-bin",
-        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        tuple(f"{name}.bin" for name in _CIFAR10_BATCHES),
         ("test_batch.bin",),
         "batches.meta.txt",
-        10,
     ),
     Layout(
         "cifar100",
         "python",
-        "cifar-100-python.tar.gz",
         "eb9058c3a382ffc7106e4002c42a8d85",
         "cifar-100-python",
         ("train",),
         ("test",),
         "meta",
-        100,
         {
             "train": "16019d7e3df5f24257cddd939b257f8d",
             "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
@@ -95,13 +96,11 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar100",
         "binary",
-        "cifar-100-binary.tar.gz",
         "03b5dce01913d631647c71ecec9e9cb8",
         "cifar-100-binary",
         ("train.bin",),
         ("test.bin",),
         "fine_label_names.txt",
-        100,
     ),
 )
 """The four official distributions, the python one of each dataset first (the preferred one)."""
@@ -228,18 +227,12 @@ def _label_names(blob: bytes, where: str, layout: Layout) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _md5(data: bytes | Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def _check_md5(where: str, data: bytes | Path, official: str) -> None:
     if isinstance(data, Path):
         with data.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
+            actual = hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
     else:
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _check_md5(where: str, actual: str, official: str) -> None:
+        actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
     if actual != official:
         raise UserError(f"{where}: md5 {actual} is not the official {official}; {OPT_OUT}")
 
@@ -344,10 +337,10 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
         )
     if verify_checksums:
         if location.is_file():
-            _check_md5(str(location), _md5(location), layout.archive_md5)
+            _check_md5(str(location), location, layout.archive_md5)
         else:
             for name, md5 in layout.file_md5.items():
-                _check_md5(where(name), _md5(blobs[name]), md5)
+                _check_md5(where(name), blobs[name], md5)
     read = _python_batch if layout.fmt == "python" else _binary_batch
     splits = []
     for names in (layout.train, layout.test):

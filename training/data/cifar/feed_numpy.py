@@ -1,4 +1,4 @@
-"""The NumPy feed of the JAX (and any non-TensorFlow) backend: Keras ``PyDataset``s, no TensorFlow.
+"""CIFAR's NumPy feed, on JAX (and any backend but TensorFlow): Keras ``PyDataset``s, no TensorFlow.
 
 Batch ``i`` of a training feed is a pure function of ``(seed, epoch, step)``, computed when Keras
 asks for it: the epoch's shuffle comes from a NumPy generator seeded with ``(seed, epoch, 0)``, the
@@ -17,22 +17,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from training.data.batches import PAD, TrainPlan, checked_eval_split
+from training.data.batches import PAD, ArrayPlan, checked_eval_split
 
 PREFETCH = 4
 """Batches computed ahead of the one the model asked for."""
 
 
 def _labels(labels: np.ndarray, classes: int | None) -> np.ndarray:
-    if classes is None:
-        return labels
-    return np.eye(classes, dtype=np.float32)[labels]
+    return labels if classes is None else np.eye(classes, dtype=np.float32)[labels]
 
 
 class TrainBatches(keras.utils.PyDataset):
-    """An endless training feed (see ``TrainPlan.make``); item ``i`` is the ``i``-th batch it yields."""
+    """An endless training feed (see ``ArrayPlan.make``); item ``i`` is the ``i``-th batch it yields."""
 
-    def __init__(self, plan: TrainPlan):
+    def __init__(self, plan: ArrayPlan):
         super().__init__()
         self.plan = plan
         self._pool: ThreadPoolExecutor | None = None
@@ -119,11 +117,11 @@ def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarra
 
 
 class EvalBatches(keras.utils.PyDataset):
-    """A finite evaluation feed (see ``eval_batches``)."""
+    """A finite evaluation feed (``training.data.batches.checked_eval_split``)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, classes: int | None = None):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None):
         super().__init__()
-        self.x, self.y, self.batch, self.classes = x, y, batch, classes
+        (self.x, self.y), self.batch, self.classes = checked_eval_split(x, y, batch), batch, classes
 
     @property
     def num_batches(self) -> int:
@@ -140,14 +138,6 @@ class EvalBatches(keras.utils.PyDataset):
         return self.x[part].astype(np.float32), _labels(self.y[part], self.classes)
 
 
-def train_batches(plan: TrainPlan) -> TrainBatches:
-    """The endless training feed ``plan`` describes (see ``TrainPlan.make``), as a PyDataset."""
-    return TrainBatches(plan)
-
-
-def eval_batches(
-    x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
-) -> EvalBatches:
-    """The evaluation feed (see ``training.data.batches.checked_eval_split``) as a PyDataset."""
-    x, y = checked_eval_split(x, y, batch)
-    return EvalBatches(x, y, batch, classes)
+# The feeds, named as ``feed_tf``'s functions.
+train_batches = TrainBatches
+eval_batches = EvalBatches

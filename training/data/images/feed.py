@@ -1,12 +1,10 @@
 """The tf.data feed of encoded images (files of a folder, or tfds records): decode, augment, batch.
 
 Images are read and decoded on the fly, in parallel, and prefetched: nothing is held in memory but
-the batches ahead. The contract is that of the CIFAR feeds (``training.data``): epoch ``e`` is an
-order of the training images keyed by ``(seed, e)``, cut into full global batches, and the random
-crop, flip and colour of the ``k``-th image of epoch ``e`` are keyed by ``(seed, e, k)``, so a run
-resumed at any batch sees exactly what the uninterrupted run saw, whatever the parallelism and the
-number of replicas. Outputs are float32 raw ``[0, 255]`` RGB pixels: standardisation (the papers'
-mean subtraction) is the model's first layer.
+the batches ahead. The contract is ``training.data.batches``': epoch ``e`` is an order of the training
+images keyed by ``(seed, e)``, cut into full global batches, and the random crop, flip and colour of the
+``k``-th image of epoch ``e`` are keyed by ``(seed, e, k)``, whatever the parallelism and the number of
+replicas. Outputs are float32 raw ``[0, 255]`` RGB pixels.
 
 Training augmentations (``Augment.kind``):
 
@@ -23,7 +21,8 @@ Lengths are given for the papers' 224 crop and scale with ``image_size``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +33,8 @@ from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from keras_preact.image_views import center
 from training.choices import AUGMENTATIONS
+from training.data import tf_shared
+from training.data.batches import Plan, check_batch
 from training.data.images.augmentation import (
     LIGHTING_STD,
     PCA_EIGENVALUES,
@@ -211,39 +212,48 @@ def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 class ImageSource:
-    """Encoded images and their labels: ``items(order)`` or ``epoch(...)`` yield ``(payload,
-    label)`` where the payload is a file path (``reads_files``) or the encoded bytes."""
+    """Encoded images and their labels: ``epoch(seed, epoch)`` (the whole split in the order of that
+    epoch, a function of ``(seed, epoch)`` only) and ``ordered()`` (in its stored order) yield
+    ``(payload, label)``, the payload a file path (``reads_files``) or the encoded bytes."""
 
     reads_files: bool = True
     count: int
 
-    def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
-        """The whole split in the order of ``epoch`` (a function of ``(seed, epoch)`` only)."""
-        raise NotImplementedError
-
-    def ordered(self) -> tf.data.Dataset:
-        """The whole split in its stored order."""
-        raise NotImplementedError
+    def read(self, payload: tf.Tensor) -> tf.Tensor:
+        """The encoded bytes of ``payload``."""
+        return tf.io.read_file(payload) if self.reads_files else payload
 
 
 class FileImages(ImageSource):
-    """Image files (paths) and labels; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
+    """Image files (absolute paths) and their class indices (int64, same order), e.g. one split of
+    a folder; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
 
-    def __init__(self, files: tuple[str, ...], labels: np.ndarray):
-        self.paths, self.label_array = tuple(files), np.asarray(labels, np.int64)
-        self.files = tf.constant(list(files), tf.string)
-        self.labels = tf.constant(self.label_array.astype(np.int32))
-        self.count = len(files)
+    def __init__(self, files: Sequence[str], labels: np.ndarray):
+        self.files, self.labels = tuple(files), np.asarray(labels, np.int64)
+        self.count = len(self.files)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def subset(self, keep: np.ndarray) -> FileImages:
+        """The images at the indices ``keep`` (in that order)."""
+        return FileImages([self.files[i] for i in keep], self.labels[keep])
+
+    @functools.cached_property
+    def _tensors(self) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.init_scope():  # made once, eagerly, whichever graph asks first
+            return tf.constant(self.files, tf.string), tf.constant(self.labels.astype(np.int32))
 
     def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
         key = tf.random.experimental.stateless_fold_in(tf.stack([seed, epoch]), 0)
         order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=key)
+        files, labels = self._tensors
         return tf.data.Dataset.from_tensor_slices(
-            (tf.gather(self.files, order), tf.gather(self.labels, order))
+            (tf.gather(files, order), tf.gather(labels, order))
         )
 
     def ordered(self) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices((self.files, self.labels))
+        return tf.data.Dataset.from_tensor_slices(self._tensors)
 
 
 class RecordImages(ImageSource):
@@ -266,19 +276,14 @@ class RecordImages(ImageSource):
 # The feeds
 
 
-@dataclass(frozen=True)
-class ImagePlan:
-    """Everything a training feed of images needs (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class ImagePlan(Plan):
+    """A ``training.data.batches.Plan`` of images: ``augment`` (None: the evaluation view) at
+    ``image_size``; ``input_context``: ``tf.distribute``'s, this worker's part of every batch."""
 
-    global_batch: int
-    steps: int  # batches per epoch
-    seed: int
-    start_epoch: int = 0
-    skip: int = 0  # batches of start_epoch already trained
-    augment: Augment | None = None  # None: the evaluation view
+    augment: Augment | None = None
     image_size: int = 224
-    classes: int | None = None  # one-hot labels of this many classes; None: int32 labels
-    input_context: Any = None  # tf.distribute.InputContext: this worker's part of every batch
+    input_context: Any = None
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
@@ -289,8 +294,6 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
     share of the same global batches: worker ``w`` of ``W`` reads and decodes only the images at
     positions ``[w B/W, (w+1) B/W)`` of every global batch, in per-replica batches for its local
     replicas (use with ``strategy.distribute_datasets_from_function``)."""
-    if plan.start_epoch < 0 or plan.skip < 0:
-        raise UserError("start epoch and batches to skip must be 0 or more")
     per_epoch = plan.steps * plan.global_batch
     if per_epoch > source.count:
         raise UserError(
@@ -298,7 +301,14 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
             f"there are {source.count}"
         )
     seed = tf.constant(plan.seed, tf.int64)
-    load = _loader(source, plan)
+
+    def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
+        payload, label = item
+        if plan.augment is None:
+            image = eval_image(source.read(payload), plan.image_size)
+        else:
+            image = train_image(source.read(payload), key, plan.augment)
+        return image, tf_shared.labels(label, plan.classes)
 
     def epoch_items(epoch: tf.Tensor) -> tf.data.Dataset:
         items = source.epoch(seed, epoch).take(per_epoch)
@@ -325,20 +335,9 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
         batch = context.get_per_replica_batch_size(plan.global_batch)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch, drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options(sharded=context is not None))
-
-
-def _loader(source: ImageSource, plan: ImagePlan) -> Callable[..., Any]:
-    def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
-        payload, label = item
-        data = tf.io.read_file(payload) if source.reads_files else payload
-        if plan.augment is None:
-            image = eval_image(data, plan.image_size)
-        else:
-            image = train_image(data, key, plan.augment)
-        return image, _label(label, plan.classes)
-
-    return load
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(
+        tf_shared.options(sharded=context is not None)
+    )
 
 
 def eval_batches(
@@ -352,30 +351,13 @@ def eval_batches(
     """The evaluation feed: every image in order, its ``center`` view, in batches of ``batch`` (the
     last one may be smaller). Cached in memory after the first pass when the decoded views take
     less than ``cache_bytes``."""
-    if batch < 1:
-        raise UserError(f"batch size must be at least 1, got {batch}")
+    check_batch(batch)
 
     def load(payload: tf.Tensor, label: tf.Tensor):
-        data = tf.io.read_file(payload) if source.reads_files else payload
-        return eval_image(data, image_size), _label(label, classes)
+        return eval_image(source.read(payload), image_size), tf_shared.labels(label, classes)
 
     ds = source.ordered().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch)
     if source.count * image_size * image_size * 3 * 4 <= cache_bytes:
         ds = ds.cache()
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options())
-
-
-def _label(label: tf.Tensor, classes: int | None) -> tf.Tensor:
-    label = tf.cast(label, tf.int32)
-    return label if classes is None else tf.one_hot(label, classes)
-
-
-def options(*, sharded: bool = False) -> tf.data.Options:
-    """Deterministic order; a feed that is not ``sharded`` already is split by data under
-    multi-worker strategies (each worker keeps its part of every batch)."""
-    opts = tf.data.Options()
-    opts.deterministic = True
-    policy = tf.data.experimental.AutoShardPolicy
-    opts.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
-    return opts
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(tf_shared.options())

@@ -1,10 +1,8 @@
 """A folder of images, one subfolder per class: scanned and checked before anything trains on it.
 
-Layouts (``find_splits``):
-
-* ``DIR/train/<class>/...`` and ``DIR/val/<class>/...`` (the validation images), or only
-  ``DIR/train/`` with a validation split held out of it (``val_split``);
-* ``DIR/<class>/...``: DIR itself holds the class folders (evaluation, or training with a split).
+Layouts: ``DIR/train/<class>/...`` and ``DIR/val/<class>/...`` (the validation images), or only
+``DIR/train/`` with a validation split held out of it (``val_split``); or ``DIR/<class>/...``, DIR
+itself holding the class folders (evaluation, or training with a split).
 
 Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, case-insensitive), at any
 depth below their class folder, of any size and aspect ratio; grayscale, palette, 16-bit and CMYK
@@ -34,7 +32,7 @@ import tensorflow as tf
 from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from training.data.images.decode_cache import DecodeCache
-from training.data.images.feed import decode_check
+from training.data.images.feed import FileImages, decode_check
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 """File name endings taken for images (any case)."""
@@ -47,56 +45,40 @@ MANY = 20_000
 
 
 @dataclass(frozen=True)
-class Split:
-    """The images of one split: absolute paths and their class indices (same order)."""
-
-    files: tuple[str, ...]
-    labels: np.ndarray  # int64
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def subset(self, keep: np.ndarray) -> Split:
-        """The images at the indices ``keep`` (in that order)."""
-        return Split(tuple(self.files[i] for i in keep), self.labels[keep])
-
-
-@dataclass(frozen=True)
 class FolderScan:
     """What a scan found: the classes, the checked training and validation images, and what was
     left out (paths relative to ``root``)."""
 
     root: Path
     class_names: tuple[str, ...]
-    train: Split
-    val: Split
+    train: FileImages
+    val: FileImages
     val_source: str  # "val/", "DIR", "split 0.1" or "" (no validation images)
     not_images: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line: classes, images per split, and what was skipped or ignored."""
-        parts = [f"{self.root}: {len(self.class_names)} classes"]
+        line = f"{self.root}: {len(self.class_names)} classes"
         if len(self.train):
-            parts.append(f"{len(self.train)} training images")
+            line += f", {len(self.train)} training images"
         if len(self.val):
-            parts.append(f"{len(self.val)} validation images ({self.val_source})")
-        line = ", ".join(parts)
-        if self.skipped:
-            line += f"; skipped {_count(len(self.skipped), 'undecodable image')} " + (
-                f"({_listing(self.skipped)})"
-            )
+            line += f", {len(self.val)} validation images ({self.val_source})"
+        notes = list(self.notes)
         if self.not_images:
             what = (
                 "file that is not an image"
                 if len(self.not_images) == 1
-                else ("files that are not images")
+                else "files that are not images"
             )
-            line += f"; left out {len(self.not_images):,} {what} ({_listing(self.not_images)})"
-        for note in self.notes:
-            line += f"; {note}"
-        return line
+            notes.insert(
+                0, f"left out {len(self.not_images):,} {what} ({_listing(self.not_images)})"
+            )
+        if self.skipped:
+            what = _count(len(self.skipped), "undecodable image")
+            notes.insert(0, f"skipped {what} ({_listing(self.skipped)})")
+        return "; ".join([line, *notes])
 
 
 def _count(n: int, noun: str) -> str:
@@ -108,33 +90,11 @@ def _listing(paths: Sequence[str]) -> str:
     return shown + (f" and {len(paths) - SHOWN:,} more" if len(paths) > SHOWN else "")
 
 
-def is_image_name(name: str) -> bool:
-    """Whether a file name has one of ``IMAGE_EXTENSIONS``."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def class_folders(directory: Path) -> dict[str, Path]:
-    """The class folders of ``directory`` (its visible subfolders), by name, sorted."""
-    return _entries(directory)[0]
-
-
-def _entries(directory: Path) -> tuple[dict[str, Path], list[Path]]:
-    """``(class folders by name, other visible entries)`` of ``directory``, sorted."""
+def _relative(path: Path, root: Path) -> str:
     try:
-        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
-    except OSError as e:
-        raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
-    folders = {p.name: p for p in entries if p.is_dir()}
-    return folders, [p for p in entries if p.name not in folders]
-
-
-def _identity(path: Path | str) -> tuple[int, int] | None:
-    """The real directory behind ``path`` (links followed), or None when it cannot be read."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 @dataclass
@@ -149,13 +109,14 @@ class _Walk:
 
     def claim(self, path: Path) -> bool:
         """Whether ``path`` leads to a directory not reached before (now it is)."""
-        key = _identity(path)
-        if key is None:
+        try:
+            info = os.stat(path)
+        except OSError:
             return True  # unreadable: os.walk reports nothing below it
-        if key in self.seen:
+        if (info.st_dev, info.st_ino) in self.seen:
             self.skipped.append(_relative(path, self.root))
             return False
-        self.seen.add(key)
+        self.seen.add((info.st_dev, info.st_ino))
         return True
 
     def files(self, folder: Path) -> Iterator[Path]:
@@ -165,46 +126,76 @@ class _Walk:
             dirs[:] = [
                 d for d in sorted(dirs) if not d.startswith(".") and self.claim(Path(current) / d)
             ]
-            for name in sorted(files):
-                if not name.startswith("."):
-                    yield Path(current) / name
-
-    def note(self) -> tuple[str, ...]:
-        """The line that says which linked folders were skipped (none: no line)."""
-        if not self.skipped:
-            return ()
-        return (
-            f"skipped {_count(len(self.skipped), 'linked folder')} already in the scan "
-            f"({_listing(self.skipped)})",
-        )
+            yield from (Path(current) / name for name in sorted(files) if not name.startswith("."))
 
 
 @dataclass
 class _Listing:
     """The files of one split folder, before decoding."""
 
+    directory: Path
     files: dict[str, list[str]]  # class name -> image paths
     not_images: list[str]
-    outside: list[str] = field(default_factory=list)  # entries beside the class folders
+    outside: list[str]  # entries beside the class folders
+
+    def empty(self, root: Path) -> list[str]:
+        """The class folders without images, relative to ``root``."""
+        return [_relative(self.directory / n, root) for n, files in self.files.items() if not files]
+
+    def images(self, index: dict[str, int]) -> FileImages:
+        """The images, labelled by ``index`` (class name -> label)."""
+        paths = [p for images in self.files.values() for p in images]
+        labels = [index[name] for name, images in self.files.items() for _ in images]
+        return FileImages(paths, np.asarray(labels, np.int64))
+
+
+def _list_splits(root: Path, directories: Sequence[Path | None]) -> tuple[_Walk, list[_Listing]]:
+    """The files of the class folders of each of ``directories`` (None: an empty listing), each
+    real directory listed once."""
+    walk = _Walk(root)
+    for directory in dict.fromkeys((root, *directories)):
+        if directory is not None:
+            walk.claim(directory)
+    return walk, [_list(d, root, walk) if d else _Listing(root, {}, [], []) for d in directories]
 
 
 def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
-    """The files of the class folders of ``directory``; ``walk`` holds the folders reached."""
-    listing = _Listing({}, [])
-    folders, others = _entries(directory)
-    listing.outside = [_relative(p, root) for p in others]
+    try:
+        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
+    folders = {p.name: p for p in entries if p.is_dir()}
+    outside = [_relative(p, root) for p in entries if p.name not in folders]
+    listing = _Listing(directory, {}, [], outside)
     check_class_names(folders, root)
     claimed = {name: walk.claim(folder) for name, folder in folders.items()}
     for name, folder in folders.items():
-        images = []
+        images = listing.files[name] = []
         for path in walk.files(folder) if claimed[name] else ():
             # Only regular files (links followed): reading a pipe or a device never ends.
-            if is_image_name(path.name) and path.is_file():
+            if path.name.lower().endswith(IMAGE_EXTENSIONS) and path.is_file():
                 images.append(str(path))
             else:
                 listing.not_images.append(str(path.relative_to(root)))
-        listing.files[name] = images
     return listing
+
+
+def _notes(walk: _Walk, listings: Sequence[_Listing]) -> list[str]:
+    """The lines that say which files lie beside the class folders and which linked folders were
+    skipped."""
+    notes = []
+    outside = [path for listing in listings for path in listing.outside]
+    if outside:
+        what = "file" if len(outside) == 1 else "files"
+        notes.append(
+            f"left out {len(outside):,} {what} outside the class folders ({_listing(outside)})"
+        )
+    if walk.skipped:
+        notes.append(
+            f"skipped {_count(len(walk.skipped), 'linked folder')} already in the scan "
+            f"({_listing(walk.skipped)})"
+        )
+    return notes
 
 
 def check_class_names(folders: dict[str, Path], root: Path) -> None:
@@ -238,25 +229,18 @@ def check_class_names(folders: dict[str, Path], root: Path) -> None:
         )
 
 
-def find_splits(root: Path, *, training: bool) -> tuple[Path, Path | None, str]:
-    """``(train folder, validation folder or None, how the validation folder is named)``.
-
-    For training: ``root/train`` (and ``root/val`` when present), or ``root`` itself when it holds
-    class folders and no ``train``. For evaluation (``training=False``): ``root/val`` when present,
-    else ``root`` itself; returned as the second element (the first is unused then).
-    """
+def _existing_folder(root: str | os.PathLike) -> Path:
+    root = Path(root).expanduser().absolute()
     if not root.exists():
         raise UserError(f"image folder {root} does not exist")
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: expected one subfolder per class")
-    train, val = root / "train", root / "val"
-    if not training:
-        return root, (val if val.is_dir() else root), ("val/" if val.is_dir() else str(root))
-    if train.is_dir():
-        return train, (val if val.is_dir() else None), "val/"
-    if val.is_dir():
-        raise UserError(f"{root} has val/ but no train/: put the training images in {train}")
-    return root, None, ""
+    return root
+
+
+def _refuse(root: Path, problems: Sequence[str]) -> None:
+    if problems:
+        raise UserError(f"{root}: {'; '.join(problems)}")
 
 
 def scan(
@@ -266,15 +250,23 @@ def scan(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder (see the module docstring for the layouts and the checks); ``log``
+    """Scan a training folder: ``root/train`` (and ``root/val`` when present), or ``root`` itself
+    when it holds class folders and no ``train`` (see the module docstring for the checks); ``log``
     is told when the images to decode are many (ImageNet's take minutes).
 
     ``val_split`` holds out that fraction of each class's training images as the validation split
     (the same images whatever the run's seed); it cannot be combined with a ``val/`` folder. Without
     either there are no validation images. ``UserError`` lists every problem found.
     """
-    root = Path(root).expanduser().absolute()
-    train_dir, val_dir, val_name = find_splits(root, training=True)
+    root = _existing_folder(root)
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir():
+        if val_dir.is_dir():
+            raise UserError(
+                f"{root} has val/ but no train/: put the training images in {train_dir}"
+            )
+        train_dir = root
+    val_dir = val_dir if train_dir != root and val_dir.is_dir() else None
     if val_split is not None:
         if not 0 < val_split < 1:
             raise UserError(f"--val-split must be a fraction in (0, 1), got {val_split}")
@@ -282,12 +274,7 @@ def scan(
             raise UserError(
                 f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
             )
-    walk = _Walk(root)
-    for directory in (root, train_dir, val_dir):
-        if directory is not None:
-            walk.claim(directory)
-    train = _list(train_dir, root, walk)
-    val = _list(val_dir, root, walk) if val_dir is not None else _Listing({}, [])
+    walk, (train, val) = _list_splits(root, (train_dir, val_dir))
     problems = []
     if not train.files:
         problems.append(f"no class folders in {train_dir}")
@@ -296,47 +283,39 @@ def scan(
             f"only one class folder in {train_dir} ({next(iter(train.files))}): a classifier "
             "needs at least two classes"
         )
-    empty = [
-        _relative(folder, root)
-        for listing, directory in ((train, train_dir), (val, val_dir))
-        for name, files in listing.files.items()
-        if not files
-        for folder in [directory / name]  # type: ignore[operator]
-    ]
+    empty = train.empty(root) + val.empty(root)
     if empty:
         problems.append(f"class folders without images: {_listing(empty)}")
     unknown = sorted(set(val.files) - set(train.files))
     if unknown:
         problems.append(f"classes in val/ that train/ lacks: {_listing(unknown)}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
+    _refuse(root, problems)
 
     class_names = tuple(train.files)
     index = {name: i for i, name in enumerate(class_names)}
-    train_split = _split(train.files, index)
-    val_split_images = _split(val.files, index)
-    (train_split, val_split_images), skipped = _decodable(
-        (train_split, val_split_images), root, skip_bad_images, log
+    (train_images, val_images), skipped = _decodable(
+        (train.images(index), val.images(index)), root, skip_bad_images, log
     )
-    present = set(train_split.labels.tolist())
+    present = set(train_images.labels.tolist())
     empty_now = [name for i, name in enumerate(class_names) if i not in present]
     if empty_now:
         raise UserError(
             f"{root}: classes without a decodable training image: {_listing(empty_now)}"
         )
+    val_name = "val/"
     if val_split is not None:
-        train_split, val_split_images = hold_out(train_split, val_split)
+        train_images, val_images = hold_out(train_images, val_split)
         val_name = f"split {val_split:g}"
-    notes = [*_outside_note(train.outside + val.outside), *walk.note()]
+    notes = _notes(walk, (train, val))
     missing = sorted(set(class_names) - set(val.files)) if val_dir is not None else []
     if missing:
         notes.append(f"no validation images of {_listing(missing)}")
     return FolderScan(
         root,
         class_names,
-        train_split,
-        val_split_images,
-        val_name if len(val_split_images) else "",
+        train_images,
+        val_images,
+        val_name if len(val_images) else "",
         tuple(train.not_images + val.not_images),
         skipped,
         tuple(notes),
@@ -354,12 +333,9 @@ def scan_eval(
     folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
     the sorted folder names are the labels. The images are in ``FolderScan.val``; ``log`` as for
     ``scan``."""
-    root = Path(root).expanduser().absolute()
-    _, directory, name = find_splits(root, training=False)
-    walk = _Walk(root)
-    walk.claim(root)
-    walk.claim(directory)  # type: ignore[arg-type]
-    listing = _list(directory, root, walk)  # type: ignore[arg-type]
+    root = _existing_folder(root)
+    directory = root / "val" if (root / "val").is_dir() else root
+    walk, (listing,) = _list_splits(root, (directory,))
     if not listing.files:
         raise UserError(f"no class folders in {directory}")
     names = tuple(class_names) if class_names is not None else tuple(listing.files)
@@ -367,29 +343,25 @@ def scan_eval(
     unknown = sorted(set(listing.files) - set(names))
     if unknown:
         problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
-    empty = [_relative(directory / n, root) for n, f in listing.files.items() if not f]  # type: ignore[operator]
-    if empty:
-        problems.append(f"class folders without images: {_listing(empty)}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
-    split = _split(listing.files, {n: i for i, n in enumerate(names)})
-    (split,), skipped = _decodable((split,), root, skip_bad_images, log)
-    empty_split = Split((), np.zeros((0,), np.int64))
-    notes = (*_outside_note(listing.outside), *walk.note())
+    if listing.empty(root):
+        problems.append(f"class folders without images: {_listing(listing.empty(root))}")
+    _refuse(root, problems)
+    index = {n: i for i, n in enumerate(names)}
+    (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
+    source = "val/" if directory != root else str(root)
     return FolderScan(
-        root, names, empty_split, split, name, tuple(listing.not_images), skipped, notes
+        root,
+        names,
+        FileImages([], []),
+        images,
+        source,
+        tuple(listing.not_images),
+        skipped,
+        tuple(_notes(walk, (listing,))),
     )
 
 
-def _outside_note(paths: Sequence[str]) -> tuple[str, ...]:
-    """The line that says which files lie beside the class folders (none: no line)."""
-    if not paths:
-        return ()
-    what = "file" if len(paths) == 1 else "files"
-    return (f"left out {len(paths):,} {what} outside the class folders ({_listing(paths)})",)
-
-
-def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
+def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages]:
     """``(kept, held out)``: ``fraction`` of each class's images (rounded, at least one of every
     class with two or more), chosen by a fixed shuffle of the class's images, so the same images
     whatever the seed of the run."""
@@ -407,30 +379,15 @@ def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
     return split.subset(keep), split.subset(np.array(sorted(held), np.int64))
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _split(files: dict[str, list[str]], index: dict[str, int]) -> Split:
-    paths, labels = [], []
-    for name, images in files.items():
-        paths += images
-        labels += [index[name]] * len(images)
-    return Split(tuple(paths), np.asarray(labels, np.int64))
-
-
-def _without(split: Split, bad: Sequence[str]) -> Split:
+def _without(split: FileImages, bad: Sequence[str]) -> FileImages:
     drop = set(bad)
     keep = np.array([i for i, f in enumerate(split.files) if f not in drop], np.int64)
     return split.subset(keep)
 
 
 def _decodable(
-    splits: Sequence[Split], root: Path, skip_bad_images: bool, log: Callable[[str], None]
-) -> tuple[list[Split], tuple[str, ...]]:
+    splits: Sequence[FileImages], root: Path, skip_bad_images: bool, log: Callable[[str], None]
+) -> tuple[list[FileImages], tuple[str, ...]]:
     """``splits`` without the images that cannot be decoded (decoded in one pass), and those
     images' paths relative to ``root``; refused in one line naming them unless
     ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded

@@ -14,8 +14,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_preact.command_line import UserError
-from training.data.cifar.from_tfds import open_builder
 from training.data.images.feed import RecordImages
+from training.data.tf_shared import open_builder
 
 NAME = "imagenet2012"
 ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")

@@ -58,8 +58,8 @@ class ImageOptions:
 
     @property
     def tfds_name(self) -> str | None:
-        """The tfds dataset name of ``tfds:NAME``, else None (a folder)."""
-        return self.data[len(TFDS_PREFIX) :] if self.data.startswith(TFDS_PREFIX) else None
+        """The tfds dataset of ``--data tfds:NAME`` (checked: ``tfds_name``), else None (a folder)."""
+        return tfds_name(self.data)
 
     def identity(self) -> dict[str, Any]:
         """The options that decide the result (``manual_dir`` is only where archives are)."""
@@ -73,13 +73,7 @@ class ImageOptions:
         once); ``UserError`` for any option out of range (or without TensorFlow, which the image
         feed needs), without reading the data."""
         require_tensorflow()
-        name = self.tfds_name
-        if name is not None:
-            if name not in TFDS_DATASETS:
-                raise UserError(
-                    f"unknown tfds dataset {name!r} in --data {self.data}: use "
-                    f"{', '.join(TFDS_PREFIX + n for n in TFDS_DATASETS)} or a folder"
-                )
+        if self.tfds_name is not None:
             if self.val_split is not None:
                 raise UserError("--val-split applies to folders; imagenet2012 has its validation")
             if self.skip_bad_images:
@@ -88,9 +82,9 @@ class ImageOptions:
             raise UserError("--manual-dir applies to --data tfds:imagenet2012, not to a folder")
         if self.val_split is not None and not 0 < self.val_split < 1:
             raise UserError(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
-        if self.image_size is not None and self.image_size < 32:
+        if (self.image_size or 32) < 32:
             raise UserError(f"--image-size must be at least 32 pixels, got {self.image_size}")
-        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+        if (self.image_size or 0) > MAX_IMAGE_SIZE:
             raise UserError(
                 f"--image-size must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
             )
@@ -99,34 +93,46 @@ class ImageOptions:
                 f"unknown augmentation {self.augmentation!r}: choose one of "
                 f"{', '.join(AUGMENTATIONS)}"
             )
+        size, normalization = self.image_size, None
         if self.weights is None:
             if self.preprocessing is not None:
                 raise UserError(
                     "--preprocessing applies to the network of --weights (a new network "
                     f"normalises its input with {PREPROCESSING}'s statistics itself)"
                 )
-            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE)
-        if is_named(self.weights):
+        elif is_named(self.weights):
             # Published weights bring their own preprocess layer (they set the normalisation).
             normalization = normalization_to_add(
                 self.preprocessing or "auto", has_layer=True, model_name=self.weights
             )
-            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE, normalization)
-        # The file exists and is a .keras model; the crop is the size it takes unless given.
-        weights_size = keras_input_size(self.weights)
-        if weights_size is not None and self.image_size is None and weights_size > MAX_IMAGE_SIZE:
-            raise UserError(
-                f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
-                f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+        else:  # a .keras file: the crop is the size it takes unless given
+            weights_size = keras_input_size(self.weights)
+            if weights_size is not None and size is None and weights_size > MAX_IMAGE_SIZE:
+                raise UserError(
+                    f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
+                    f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+                )
+            size = size or weights_size
+            normalization = normalization_to_add(
+                self.preprocessing or "auto",
+                has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),
+                model_name=Path(self.weights).name,
             )
-        normalization = normalization_to_add(
-            self.preprocessing or "auto",
-            has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),
-            model_name=Path(self.weights).name,
+        return CheckedImages(self, size or DEFAULT_IMAGE_SIZE, normalization)
+
+
+def tfds_name(data: str) -> str | None:
+    """The tfds dataset ``--data tfds:NAME`` names (``UserError`` unless one of ``TFDS_DATASETS``),
+    else None (a folder)."""
+    if not data.startswith(TFDS_PREFIX):
+        return None
+    name = data.removeprefix(TFDS_PREFIX)
+    if name not in TFDS_DATASETS:
+        raise UserError(
+            f"unknown tfds dataset {name!r} in --data {data}: use "
+            f"{', '.join(TFDS_PREFIX + n for n in TFDS_DATASETS)} or a folder"
         )
-        return CheckedImages(
-            self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE, normalization
-        )
+    return name
 
 
 @dataclass(frozen=True)
