@@ -101,7 +101,7 @@ def test_layouts_and_validation_splits(folder, tmp_path):
     train_only = shutil.copytree(folder / "train", tmp_path / "flat")  # DIR holds the classes
     found = scan(train_only, val_split=0.34)
     assert len(found.val) == 20 and len(found.train) == 40 and found.val_source == "split 0.34"
-    assert "linked folder" not in found.summary()  # DIR is both the root and the class folders' home
+    assert "linked folder" not in found.summary()  # DIR is the root and holds the classes
     assert np.bincount(found.val.labels).tolist() == [2] * 10  # every class, 2 of 6
     again = scan(train_only, val_split=0.34)
     assert found.val.files == again.val.files  # the same images whatever the run's seed

@@ -1,20 +1,16 @@
-"""The papers' testing protocols, as tensor functions of one decoded image (He et al. 2015, sec. 3.4).
+"""The papers' testing protocols (He et al. 2015, sec. 3.4) and ``evaluate``, which scores a network with them.
 
 * ``center``: the shorter side resized to 256 (for a 224 crop), the central 224x224 crop;
-* ``10crop``: the same resize, the four corner crops and the central one, and their horizontal
-  flips (Krizhevsky et al. 2012), probabilities averaged;
-* ``multiscale``: the fully-convolutional form: the whole image with its shorter side resized to each
-  of 224, 256, 384, 480 and 640, and its flip, through the network (the global average pool turns
-  the classifier into one applied at every position and averaged), probabilities averaged over
-  scales and flips.
+* ``10crop``: the same resize, the four corner crops and the central one (in the order top-left,
+  top-right, bottom-left, bottom-right, centre), then the same five flipped (Krizhevsky et al. 2012);
+* ``multiscale``: the fully-convolutional form: the whole image with its shorter side resized to each of
+  224, 256, 384, 480 and 640, and its flip, through the network (the global average pool applies the
+  classifier at every position and averages).
 
-Sizes are given for the papers' 224 crop and scale with the crop: at crop ``S`` the shorter side is
-``round(256 * S / 224)`` and the scales are ``round(s * S / 224)``. Resizing is bilinear with
-antialiasing (as PIL), and an image whose shorter side already has the size is not resampled, so a
-crop is then exactly a window of the image: the centre window starts at ``(H - S) // 2``,
-``(W - S) // 2``. Crops come in the order top-left, top-right, bottom-left, bottom-right, centre,
-then the same five flipped. The ``center`` view is ``keras_preact.image_views``', shared with the
-exported ``serving_bytes`` signature (``python -m export --bytes-resize center-crop``).
+Probabilities are averaged over the views. Sizes scale with the crop ``S``: ``round(s * S / 224)``.
+Resizing is bilinear with antialiasing (as PIL); an image whose shorter side already has the size is not
+resampled, so a crop is then exactly a window of it (the centre one at ``(H - S) // 2, (W - S) // 2``).
+The ``center`` view is ``keras_preact.image_views``', shared with the exported ``serving_bytes`` signature.
 """
 
 from __future__ import annotations
@@ -140,21 +136,16 @@ def errors(
     top = np.argsort(-probs, axis=1, kind="stable")
     miss1 = top[:, 0] != labels
     miss5 = ~(top[:, :k] == labels[:, None]).any(axis=1)
-    result: dict[str, Any] = {
-        "images": len(labels),
-        "top1_error": float(miss1.mean()) if len(labels) else None,
-        "top5_error": float(miss5.mean()) if len(labels) else None,
-    }
+
+    def rates(rows: np.ndarray) -> dict[str, Any]:
+        count = int(rows.sum())
+        top1, top5 = (float(miss[rows].mean()) if count else None for miss in (miss1, miss5))
+        return {"images": count, "top1_error": top1, "top5_error": top5}
+
+    result = rates(np.ones(len(labels), bool))
     if names is not None:
-        result["per_class"] = {
-            name: {
-                "images": int((labels == c).sum()),
-                "top1_error": float(miss1[labels == c].mean()),
-                "top5_error": float(miss5[labels == c].mean()),
-            }
-            for c, name in enumerate(names)
-            if (labels == c).any()
-        }
+        per_class = {name: labels == c for c, name in enumerate(names)}
+        result["per_class"] = {name: rates(rows) for name, rows in per_class.items() if rows.any()}
     return result
 
 
@@ -174,14 +165,13 @@ def evaluate(
     log: Callable[[str], None] = lambda line: None,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``, the keras-preact model
-    it names with those published weights: ``training.run.finetune.named``) on ``data`` (a folder: its ``val/`` or its
-    class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
-    with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
-    to outputs (default: the sorted folder names); ``preprocessing`` says how the network
-    normalises raw pixels (``keras_preact.preprocessing.normalization_to_add``: a network without
-    its own ``preprocess`` layer needs a choice); ``log`` hears how the scan of a large folder
-    goes. ``UserError`` for bad input, before the network runs."""
+    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``: the keras-preact model it
+    names with those published weights) on ``data`` (a folder: its ``val/`` or its class folders;
+    or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and, with
+    ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders to
+    outputs (default: the sorted folder names); ``preprocessing``: how the network normalises raw
+    pixels (``keras_preact.preprocessing.normalization_to_add``); ``log`` hears how the scan of a
+    large folder goes. ``UserError`` for bad input, before the network runs."""
     if weights is not None:
         model = finetune.named(str(model_path), weights)
     else:
@@ -210,12 +200,8 @@ def evaluate(
         found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
         if found.notes:
             log(f"data: {found.summary()}")
-        names, origin, skipped = (
-            found.class_names,
-            f"{found.root} ({found.val_source})",
-            found.skipped,
-        )
-        source = found.val
+        names, source, skipped = found.class_names, found.val, found.skipped
+        origin = f"{found.root} ({found.val_source})"
     if len(names) != classes:
         raise UserError(
             f"{origin} has {len(names)} classes but the network has {classes} outputs: pass the "

@@ -342,31 +342,22 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
             for name, md5 in layout.file_md5.items():
                 _check_md5(where(name), blobs[name], md5)
     read = _python_batch if layout.fmt == "python" else _binary_batch
-    splits = []
-    for names in (layout.train, layout.test):
+    splits = {}
+    for split, names in (("train", layout.train), ("test", layout.test)):
         parts = [read(blobs.pop(name), where(name), layout) for name in names]
-        splits.append(
-            (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        )
+        splits[split] = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     label_names = _label_names(blobs[layout.meta], where(layout.meta), layout)
-    (x_train, y_train), (x_test, y_test) = splits
-    if verify_checksums:
-        _check_official_counts(layout, location, y_train, y_test)
-    return make_arrays(dataset, x_train, y_train, x_test, y_test, label_names, origin=str(location))
-
-
-def _check_official_counts(
-    layout: Layout, location: Path, y_train: np.ndarray, y_test: np.ndarray
-) -> None:
-    """The official splits have exactly 50,000 and 10,000 images in equal-sized classes."""
-    for split, labels, total in (
-        ("train", y_train, OFFICIAL_COUNTS[0]),
-        ("test", y_test, OFFICIAL_COUNTS[1]),
-    ):
+    # The official splits have exactly 50,000 and 10,000 images in equal-sized classes.
+    for (split, (_, labels)), total in zip(splits.items(), OFFICIAL_COUNTS, strict=True):
         per_class = np.bincount(labels, minlength=layout.num_classes)
-        if len(labels) != total or (per_class != total // layout.num_classes).any():
+        if verify_checksums and (
+            len(labels) != total or (per_class != total // layout.num_classes).any()
+        ):
             raise UserError(
                 f"{location}: the {split} split has {len(labels)} images in classes of "
                 f"{per_class.min()}..{per_class.max()}, the official {layout.dataset} has {total} in "
                 f"classes of {total // layout.num_classes}; {OPT_OUT}"
             )
+    return make_arrays(
+        dataset, *splits["train"], *splits["test"], label_names, origin=str(location)
+    )

@@ -1,11 +1,9 @@
 """CIFAR's NumPy feed, on JAX (and any backend but TensorFlow): Keras ``PyDataset``s, no TensorFlow.
 
-Batch ``i`` of a training feed is a pure function of ``(seed, epoch, step)``, computed when Keras
-asks for it: the epoch's shuffle comes from a NumPy generator seeded with ``(seed, epoch, 0)``, the
-batch's crops and flips from one seeded with ``(seed, epoch, step + 1)``. A small pool of threads
-computes the next batches ahead of the model (NumPy copies release the GIL). Keras' own worker
-enqueuer is not used: it drops the batches it prefetched at every epoch end, and an endless feed
-would then skip them.
+Batch ``i`` is computed when Keras asks for it from NumPy generators seeded with ``(seed, epoch, 0)`` (the
+epoch's shuffle) and ``(seed, epoch, step + 1)`` (the batch's crops and flips). A few threads compute the
+next batches ahead (NumPy copies release the GIL); Keras' own enqueuer is not used: it drops the batches it
+prefetched at every epoch end, which an endless feed would then skip.
 """
 
 from __future__ import annotations

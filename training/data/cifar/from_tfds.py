@@ -60,26 +60,14 @@ def reachable(host: str, port: int, timeout: float | None = None) -> bool:
     return bool(result and result[0])
 
 
-def _label_names(builder, dataset: str) -> tuple[str, ...]:
-    """The names tfds recorded when it prepared the dataset; the official ones when it has only digits."""
-    names = tuple(builder.info.features["label"].names)
-    return label_names(dataset) if names == tuple(map(str, range(len(names)))) else names
-
-
 def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:
-    """All (image, label) pairs of a split as two arrays, read in chunks.
-
-    Not ``batch_size=-1``: it batches by the split sizes in the dataset info, and where those are unknown
-    (``tfds.testing.mock_data`` without metadata) it batches by sys.maxsize and aborts the process.
-    """
-    import tensorflow_datasets as tfds  # imported here: slow to import, and only this source needs it
-
-    images, labels = [], []
-    for x, y in tfds.as_numpy(ds.batch(5000)):
-        images.append(x)
-        labels.append(y)
-    if not images:
+    """All (image, label) pairs of a split as two arrays, read in chunks (not ``batch_size=-1``: it
+    batches by the split sizes in the dataset info, and where those are unknown, e.g.
+    ``tfds.testing.mock_data`` without metadata, by sys.maxsize, which aborts the process)."""
+    batches = list(ds.batch(5000).as_numpy_iterator())
+    if not batches:
         return np.zeros((0, 32, 32, 3), np.uint8), np.zeros((0,), np.int64)
+    images, labels = zip(*batches, strict=True)
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -115,12 +103,8 @@ def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
         (x_train, y_train), (x_test, y_test) = _to_numpy(train), _to_numpy(test)
     except (tf.errors.OpError, OSError, ValueError) as e:
         raise UserError(f"tfds could not read {dataset} from {builder.data_dir}: {e}") from None
-    return make_arrays(
-        dataset,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        _label_names(builder, dataset),
-        origin=f"tfds {dataset} in {builder.data_dir}",
-    )
+    names = tuple(builder.info.features["label"].names)
+    if names == tuple(map(str, range(len(names)))):  # tfds recorded only digits
+        names = label_names(dataset)
+    origin = f"tfds {dataset} in {builder.data_dir}"
+    return make_arrays(dataset, x_train, y_train, x_test, y_test, names, origin=origin)

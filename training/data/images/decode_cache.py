@@ -19,16 +19,10 @@ from pathlib import Path
 FILE_NAME = "checked-images.sqlite"
 OFF = "off"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS checked (
-    root TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    decoder TEXT NOT NULL,
-    PRIMARY KEY (root, path)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS checked (root TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, decoder TEXT NOT NULL, PRIMARY KEY (root, path))"
 )
-"""
 
 
 def cache_dir() -> Path | None:
@@ -54,9 +48,7 @@ class DecodeCache:
     """The images of one folder (``root``) known to decode, as of their size and mtime."""
 
     def __init__(self, root: Path, decoder: str, log: Callable[[str], None]) -> None:
-        self.root = str(root)
-        self.decoder = decoder
-        self.log = log
+        self.root, self.decoder, self.log = str(root), decoder, log
         directory = cache_dir()
         self.path = directory / FILE_NAME if directory is not None else None
 

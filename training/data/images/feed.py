@@ -1,22 +1,17 @@
 """The tf.data feed of encoded images (files of a folder, or tfds records): decode, augment, batch.
 
-Images are read and decoded on the fly, in parallel, and prefetched: nothing is held in memory but
-the batches ahead. The contract is ``training.data.batches``': epoch ``e`` is an order of the training
-images keyed by ``(seed, e)``, cut into full global batches, and the random crop, flip and colour of the
-``k``-th image of epoch ``e`` are keyed by ``(seed, e, k)``, whatever the parallelism and the number of
-replicas. Outputs are float32 raw ``[0, 255]`` RGB pixels.
+Images are read and decoded on the fly, in parallel; nothing is held in memory but the batches ahead. The
+contract is ``training.data.batches``': the crop, flip and colour of the ``k``-th image of epoch ``e`` are
+keyed by ``(seed, e, k)``. Training augmentations (``Augment.kind``), lengths at the papers' 224 crop
+(they scale with ``image_size``):
 
-Training augmentations (``Augment.kind``):
-
-* ``scale`` (He et al. 2015, sec. 3.4): the shorter side resized to a random length in [256, 480],
-  a random 224x224 crop, a random horizontal flip, and AlexNet's PCA colour augmentation
-  (``lighting``, Krizhevsky et al. 2012). The crop's window is chosen in the original image and only
-  that window is decoded (JPEG) and resized, which is the same as resizing the whole image first.
-* ``inception`` (used by He et al. 2016 for ResNet-200, from Szegedy et al. 2015): a random window
-  of 8-100 % of the image's area and aspect ratio in [3/4, 4/3], resized to 224x224, flip, lighting.
+* ``scale`` (He et al. 2015, sec. 3.4): the shorter side resized to a random length in [256, 480], a
+  random 224x224 crop, a random horizontal flip, and AlexNet's PCA colour augmentation (``lighting``,
+  Krizhevsky et al. 2012). Only the crop's window is decoded (JPEG) and resized, which is the same as
+  resizing the whole image first.
+* ``inception`` (He et al. 2016 for ResNet-200, from Szegedy et al. 2015): a random window of 8-100 % of
+  the image's area and aspect ratio in [3/4, 4/3], resized to 224x224, flip, lighting.
 * ``none``: the evaluation view (shorter side 256, central 224 crop).
-
-Lengths are given for the papers' 224 crop and scale with ``image_size``.
 """
 
 from __future__ import annotations
@@ -74,10 +69,6 @@ class Augment:
         )
 
 
-# ---------------------------------------------------------------------------------------------
-# Decoding
-
-
 def decode(data: tf.Tensor) -> tf.Tensor:
     """uint8 ``(H, W, 3)`` RGB of an encoded JPEG, PNG, BMP, GIF (first frame) or WebP image;
     grayscale, palette, 16-bit and CMYK images are converted."""
@@ -121,10 +112,6 @@ def decode_window(data: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Augmentation
-
-
 def _keys(key: tf.Tensor, count: int) -> list[tf.Tensor]:
     return [tf.random.experimental.stateless_fold_in(key, i) for i in range(count)]
 
@@ -138,15 +125,8 @@ def scale_window(shape: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tenso
     target = tf.random.stateless_uniform([], k_scale, low, high + 1, dtype=tf.int32)
     height, width = shape[0], shape[1]
     short = tf.minimum(height, width)
-    side = tf.cast(
-        tf.round(
-            tf.cast(augment.image_size, tf.float32)
-            * tf.cast(short, tf.float32)
-            / tf.cast(target, tf.float32)
-        ),
-        tf.int32,
-    )
-    side = tf.clip_by_value(side, 1, short)
+    side = tf.round(augment.image_size * tf.cast(short, tf.float32) / tf.cast(target, tf.float32))
+    side = tf.clip_by_value(tf.cast(side, tf.int32), 1, short)
     top = _uniform_int(k_top, height - side + 1)
     left = _uniform_int(k_left, width - side + 1)
     return tf.stack([top, left, side, side])
@@ -185,7 +165,7 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
     """float32 ``(S, S, 3)``: one augmented training view of an encoded image."""
     size = augment.image_size
     if augment.kind == "none":
-        return center(decode(data), size)[0]
+        return eval_image(data, size)
     k_window, k_flip, k_light = _keys(key, 3)
     shape = image_shape(data)
     if augment.kind == "scale":
@@ -205,10 +185,6 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
 def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
     """float32 ``(S, S, 3)``: the ``center`` protocol's view of an encoded image."""
     return tf.ensure_shape(center(decode(data), image_size)[0], [image_size] * 2 + [3])
-
-
-# ---------------------------------------------------------------------------------------------
-# Where the encoded images come from
 
 
 class ImageSource:
@@ -272,10 +248,6 @@ class RecordImages(ImageSource):
         return self.dataset
 
 
-# ---------------------------------------------------------------------------------------------
-# The feeds
-
-
 @dataclass(frozen=True, kw_only=True)
 class ImagePlan(Plan):
     """A ``training.data.batches.Plan`` of images: ``augment`` (None: the evaluation view) at
@@ -303,12 +275,10 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
     seed = tf.constant(plan.seed, tf.int64)
 
     def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
-        payload, label = item
+        data, label = source.read(item[0]), tf_shared.labels(item[1], plan.classes)
         if plan.augment is None:
-            image = eval_image(source.read(payload), plan.image_size)
-        else:
-            image = train_image(source.read(payload), key, plan.augment)
-        return image, tf_shared.labels(label, plan.classes)
+            return eval_image(data, plan.image_size), label
+        return train_image(data, key, plan.augment), label
 
     def epoch_items(epoch: tf.Tensor) -> tf.data.Dataset:
         items = source.epoch(seed, epoch).take(per_epoch)

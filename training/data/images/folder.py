@@ -1,19 +1,16 @@
 """A folder of images, one subfolder per class: scanned and checked before anything trains on it.
 
-Layouts: ``DIR/train/<class>/...`` and ``DIR/val/<class>/...`` (the validation images), or only
-``DIR/train/`` with a validation split held out of it (``val_split``); or ``DIR/<class>/...``, DIR
-itself holding the class folders (evaluation, or training with a split).
+Layouts: ``DIR/train/<class>/...`` and ``DIR/val/<class>/...``; only ``DIR/train/`` with a validation
+split held out of it (``val_split``); or DIR itself holding the class folders (evaluation, or training with
+a split). Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, any case) at any depth
+below their class folder, of any size; grayscale, palette, 16-bit and CMYK images become 8-bit RGB. Class
+indices follow the sorted class folder names.
 
-Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, case-insensitive), at any
-depth below their class folder, of any size and aspect ratio; grayscale, palette, 16-bit and CMYK
-images are decoded to 8-bit RGB. Class indices follow the sorted class folder names.
-
-The scan checks the whole folder before anything is written or trained: class folders without
-images, validation classes that the training images lack, files that are not images (listed and
-left out), and images that cannot be decoded. Every image is decoded once by the same decoder the
-training feed uses (JPEGs at 1/8 scale, which still reads their whole data), so an image that passes
-never stops training later. Undecodable images are refused with their paths, or left out and counted
-with ``skip_bad_images``. Every problem that stops the scan is reported in one ``UserError``.
+The scan reports in one ``UserError`` every problem that stops it: class folders without images,
+validation classes the training images lack, images that cannot be decoded (refused with their paths, or
+left out and counted with ``skip_bad_images``). Files that are not images are listed and left out. Every
+image is decoded once by the training feed's decoder (JPEGs at 1/8 scale, which still reads all their
+data), so an image that passes never stops training later.
 """
 
 from __future__ import annotations
@@ -65,20 +62,13 @@ class FolderScan:
             line += f", {len(self.train)} training images"
         if len(self.val):
             line += f", {len(self.val)} validation images ({self.val_source})"
-        notes = list(self.notes)
-        if self.not_images:
-            what = (
-                "file that is not an image"
-                if len(self.not_images) == 1
-                else "files that are not images"
-            )
-            notes.insert(
-                0, f"left out {len(self.not_images):,} {what} ({_listing(self.not_images)})"
-            )
         if self.skipped:
-            what = _count(len(self.skipped), "undecodable image")
-            notes.insert(0, f"skipped {what} ({_listing(self.skipped)})")
-        return "; ".join([line, *notes])
+            line += f"; skipped {_count(len(self.skipped), 'undecodable image')}"
+            line += f" ({_listing(self.skipped)})"
+        if self.not_images:
+            what = "s that are not images" if len(self.not_images) > 1 else " that is not an image"
+            line += f"; left out {len(self.not_images):,} file{what} ({_listing(self.not_images)})"
+        return "; ".join([line, *self.notes])
 
 
 def _count(n: int, noun: str) -> str:
@@ -186,9 +176,8 @@ def _notes(walk: _Walk, listings: Sequence[_Listing]) -> list[str]:
     notes = []
     outside = [path for listing in listings for path in listing.outside]
     if outside:
-        what = "file" if len(outside) == 1 else "files"
         notes.append(
-            f"left out {len(outside):,} {what} outside the class folders ({_listing(outside)})"
+            f"left out {_count(len(outside), 'file')} outside the class folders ({_listing(outside)})"
         )
     if walk.skipped:
         notes.append(
@@ -203,16 +192,12 @@ def check_class_names(folders: dict[str, Path], root: Path) -> None:
     break or other control character, spaces at either end, bytes that are not UTF-8), or two
     names that differ only in case (one class on a case-insensitive disk)."""
     for name in folders:
-        bad = (
+        if (
             name != name.strip()
             or any(ord(c) < 32 or ord(c) == 127 for c in name)
             or len(name.splitlines()) != 1
-        )
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            bad = True
-        if bad:
+            or name.encode("utf-8", "replace").decode() != name  # undecodable bytes
+        ):
             raise UserError(
                 f"class folder {_relative(folders[name], root)!r} has a name that cannot be a line of labels.txt (a line "
                 "break, control character, space at either end or bytes that are not UTF-8): "
@@ -236,11 +221,6 @@ def _existing_folder(root: str | os.PathLike) -> Path:
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: expected one subfolder per class")
     return root
-
-
-def _refuse(root: Path, problems: Sequence[str]) -> None:
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
 
 
 def scan(
@@ -289,7 +269,8 @@ def scan(
     unknown = sorted(set(val.files) - set(train.files))
     if unknown:
         problems.append(f"classes in val/ that train/ lacks: {_listing(unknown)}")
-    _refuse(root, problems)
+    if problems:
+        raise UserError(f"{root}: {'; '.join(problems)}")
 
     class_names = tuple(train.files)
     index = {name: i for i, name in enumerate(class_names)}
@@ -345,7 +326,8 @@ def scan_eval(
         problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
     if listing.empty(root):
         problems.append(f"class folders without images: {_listing(listing.empty(root))}")
-    _refuse(root, problems)
+    if problems:
+        raise UserError(f"{root}: {'; '.join(problems)}")
     index = {n: i for i, n in enumerate(names)}
     (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
     source = "val/" if directory != root else str(root)
@@ -372,17 +354,10 @@ def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages
         count = min(max(count, 1), len(members) - 1) if len(members) >= 2 else 0
         order = np.random.default_rng([0, int(label)]).permutation(len(members))
         held.extend(members[order[:count]].tolist())
-    held_set = set(held)
     if not held:
         raise UserError(f"a validation split of {fraction:g} leaves no validation images")
-    keep = np.array([i for i in range(len(split)) if i not in held_set], np.int64)
-    return split.subset(keep), split.subset(np.array(sorted(held), np.int64))
-
-
-def _without(split: FileImages, bad: Sequence[str]) -> FileImages:
-    drop = set(bad)
-    keep = np.array([i for i, f in enumerate(split.files) if f not in drop], np.int64)
-    return split.subset(keep)
+    keep = sorted(set(range(len(split))) - set(held))
+    return split.subset(keep), split.subset(sorted(held))
 
 
 def _decodable(
@@ -393,10 +368,9 @@ def _decodable(
     ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
     (``training.data.images.decode_cache``), so that the next scan decodes only new or changed files."""
     paths = [f for split in splits for f in split.files]
-    if len(paths) >= MANY:
-        bad = _undecodable_remembered(paths, root, log)
-    else:
-        bad = find_undecodable(paths)
+    bad = (
+        _undecodable_remembered(paths, root, log) if len(paths) >= MANY else find_undecodable(paths)
+    )
     if not bad:
         return list(splits), ()
     shown = [_relative(Path(p), root) for p in bad]
@@ -408,7 +382,11 @@ def _decodable(
         )
     if oversized:
         log(f"data: skipping images{oversized}")
-    return [_without(split, bad) for split in splits], tuple(shown)
+    drop = set(bad)
+    kept = [
+        split.subset([i for i, f in enumerate(split.files) if f not in drop]) for split in splits
+    ]
+    return kept, tuple(shown)
 
 
 def _oversized(bad: Sequence[str], root: Path) -> str:
@@ -422,11 +400,11 @@ def _oversized(bad: Sequence[str], root: Path) -> str:
             continue
         if height * width > limit:
             sizes.append(f"{_relative(Path(path), root)}: {width} x {height} pixels")
-    if not sizes:
-        return ""
+    variable = image_limits.ENVIRONMENT_VARIABLE
     return (
-        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, "
-        f"${image_limits.ENVIRONMENT_VARIABLE})"
+        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, ${variable})"
+        if sizes
+        else ""
     )
 
 
@@ -443,8 +421,7 @@ def _undecodable_remembered(
         which = "new or changed images" if unchanged else "images"
         log(f"data: decoding each of the {len(todo):,} {which} in {root} once to check it")
     bad = find_undecodable(todo)
-    failed = set(bad)
-    checked.remember([p for p in todo if p not in failed], stats)
+    checked.remember(sorted(set(todo) - set(bad)), stats)
     return bad
 
 
@@ -453,7 +430,6 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
     in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
     if not paths:
         return []
-
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
     ds = ds.map(decode_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ds = ds.ignore_errors().batch(4096)
@@ -468,29 +444,21 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
 def _quiet_stderr() -> Iterator[None]:
     """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
     write it back afterwards without the codec libraries' own lines about corrupt data."""
-    fd = 2
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stderr.flush()
-    saved = os.dup(fd)
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
+        os.dup2(capture.fileno(), 2)
         try:
             yield
         finally:
-            os.dup2(saved, fd)
+            os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [
-                line
-                for line in capture.read().splitlines(keepends=True)
-                if not _codec_chatter(line.decode(errors="replace"))
-            ]
-            if kept:
-                os.write(fd, b"".join(kept))
+            kept = [line for line in capture.read().splitlines(True) if not _codec_chatter(line)]
+            os.write(2, b"".join(kept))
 
 
-_CODEC_LINES = ("Improper call to JPEG library", "Corrupt JPEG data", "Premature end of JPEG")
-
-
-def _codec_chatter(line: str) -> bool:
-    return any(marker in line for marker in _CODEC_LINES) or line.startswith("libpng")
+def _codec_chatter(line: bytes) -> bool:
+    markers = (b"Improper call to JPEG library", b"Corrupt JPEG data", b"Premature end of JPEG")
+    return line.startswith(b"libpng") or any(marker in line for marker in markers)

@@ -1,9 +1,5 @@
-"""The options of a run on images, checked without reading the images or importing TensorFlow.
-
-``ImageOptions`` is what a run on images adds to ``training.run.pipeline.TrainConfig`` (its ``images``
-field). ``ImageOptions.check`` validates it and resolves the crop size (``CheckedImages``, kept in
-``training.run.pipeline.Resolved``); ``training.data.images.dataset.load`` then reads the images.
-"""
+"""The options of a run on images (``ImageOptions``, ``TrainConfig.images``), checked without reading the
+images or importing TensorFlow (``ImageOptions.check``); ``images.dataset.load`` then reads the images."""
 
 from __future__ import annotations
 
@@ -34,17 +30,12 @@ PREPROCESSING = "imagenet"
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """A run on images (``TrainConfig.images``).
-
-    ``data``: a folder (see ``training.data.images.folder``) or ``tfds:imagenet2012``; ``manual_dir``:
-    where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
-    the square crop the network sees (default 224, or the input size of ``weights``).
-    ``augmentation``: ``training.data.images.feed.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
+    """A run on images. ``data``: a folder (``images.folder``) or ``tfds:imagenet2012``;
+    ``manual_dir``: where tfds finds ImageNet's archives. ``image_size``: the square crop the
+    network sees (default 224, or the input size of ``weights``). ``color_augment``: AlexNet's PCA
     lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced), or published
-    weights of the run's model (``imagenet``: ``keras_preact.list_weights``); ``preprocessing``: how
-    it normalises raw pixels (``keras_preact.preprocessing.PREPROCESSING_CHOICES``; None:
-    ``auto``, its own ``preprocess`` layer, which published weights always bring).
-    """
+    weights of the run's model (``keras_preact.list_weights``); ``preprocessing``: how it
+    normalises raw pixels (``keras_preact.preprocessing``; None: ``auto``)."""
 
     data: str
     val_split: float | None = None
@@ -189,13 +180,10 @@ def keras_layer_names(path: str, option: str = "--weights") -> set[str]:
 def keras_input_size(path: str) -> int | None:
     """The square input size a ``.keras`` file's model takes (None when not fixed or not square),
     read from the archive's ``config.json`` without building the model."""
-    for layer in _keras_layers(path):
-        if layer.get("class_name") == "InputLayer":
-            shape = layer.get("config", {}).get("batch_shape") or []
-            if len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int):
-                return int(shape[1])
-            return None
-    return None
+    inputs = [layer for layer in _keras_layers(path) if layer.get("class_name") == "InputLayer"]
+    shape = (inputs[0].get("config", {}).get("batch_shape") or []) if inputs else []
+    square = len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int)
+    return int(shape[1]) if square else None
 
 
 def require_tensorflow() -> None:
