@@ -246,10 +246,8 @@ def _describe(dataset: str) -> str:
 
 
 def _find(path: Path, dataset: str) -> tuple[Layout | None, Path]:
-    """The archive or extracted folder that ``path`` is or holds, preferring ``dataset``'s.
-
-    The layout of an archive is only known once it is read, so it comes back as None.
-    """
+    """The archive or extracted folder that ``path`` is or holds, preferring ``dataset``'s, and its
+    layout (None for an archive: known once it is read)."""
     if not path.exists():
         raise UserError(f"data folder {path} does not exist")
     if path.is_file():
@@ -267,11 +265,8 @@ def _find(path: Path, dataset: str) -> tuple[Layout | None, Path]:
 
 
 def _read_archive(path: Path) -> tuple[Layout, dict[str, bytes]]:
-    """Identify an official archive by its top folder and read the files it needs, in one pass.
-
-    One sequential pass matters: a .tar.gz cannot seek, so reading members by name would decompress the
-    whole archive again for each of them.
-    """
+    """Identify an official archive by its top folder and read the files it needs, in one pass (a
+    .tar.gz cannot seek: reading members by name would decompress it again for each)."""
     layout, blobs = None, {}
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -307,14 +302,11 @@ def _read_folder(layout: Layout, folder: Path) -> dict[str, bytes]:
 
 
 def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> CifarArrays:
-    """Load ``dataset`` ("cifar10" or "cifar100") from an official archive or extracted folder at ``path``.
-
-    ``path`` is one of the four official .tar.gz archives, an extracted ``cifar-10-batches-py``,
-    ``cifar-10-batches-bin``, ``cifar-100-python`` or ``cifar-100-binary`` folder, or a folder holding any of
-    them. With ``verify_checksums`` the archive (or each extracted python file) must have the official md5,
-    and the splits the official 50,000/10,000 images in equal-sized classes (the only check there is for
-    extracted binary files, whose md5s are not published). The structure is validated either way.
-    """
+    """Load ``dataset`` ("cifar10" or "cifar100") from ``path``: one of the four official .tar.gz
+    archives (``LAYOUTS``), its extracted folder, or a folder holding either. With ``verify_checksums``
+    the archive (or each extracted python file) must have the official md5, and the splits the official
+    50,000/10,000 images in equal-sized classes (the only check of extracted binary files, whose md5s are
+    not published). The structure is validated either way."""
     layout, location = _find(path, dataset)
     if layout is None:
         layout, blobs = _read_archive(location)

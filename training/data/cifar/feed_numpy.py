@@ -91,11 +91,8 @@ class TrainBatches(keras.utils.PyDataset):
 
 
 def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:
-    """Pad uint8 ``images`` by ``PAD`` pixels of ``fill``, crop a random same-size window, flip half.
-
-    Each image is copied once, straight into its window of the output (no padded copy): the part of
-    the window outside the image keeps ``fill``.
-    """
+    """Pad uint8 ``images`` by ``PAD`` pixels of ``fill``, crop a random same-size window, flip half;
+    each image is copied once, straight into its window of an output filled with ``fill``."""
     batch, height, width = images.shape[:3]
     span = 2 * PAD + 1
     # The same encoding as the tf.data feed: one draw per image for row, column and flip.

@@ -15,11 +15,8 @@ from training.data.batches import PAD, ArrayPlan, checked_eval_split
 
 
 def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
-    """Pad a float batch by ``PAD`` pixels of ``fill``, take a random same-size crop, flip half of it.
-
-    One gather along rows and one along columns do the crop and the flip of the whole batch at once
-    (no per-image ops), which is what keeps the pipeline far ahead of the model on a small CPU.
-    """
+    """Pad a float batch by ``PAD`` pixels of ``fill``, take a random same-size crop, flip half of it:
+    one gather along rows and one along columns for the whole batch (no per-image ops)."""
     batch, height, width = images.shape[:3]  # static: the batch size is fixed (full batches only)
     paddings = [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]
     # The border is 0 + fill and the inside is image + 0, so original pixels come through bit-exact.

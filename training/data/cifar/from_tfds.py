@@ -39,11 +39,8 @@ def _probe_address(url: str) -> tuple[str, int]:
 
 def reachable(host: str, port: int, timeout: float | None = None) -> bool:
     """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds (default
-    ``PROBE_TIMEOUT_S``), DNS lookup included.
-
-    The probe runs in a daemon thread because the socket timeout does not cover the name lookup, which
-    can hang for much longer on a machine without a network.
-    """
+    ``PROBE_TIMEOUT_S``), DNS lookup included: the probe runs in a daemon thread, as the socket
+    timeout does not cover the name lookup, which can hang far longer without a network."""
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     result: list[bool] = []
 
@@ -72,10 +69,8 @@ def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
-    """Load ``dataset`` ("cifar10" or "cifar100") with tfds, preparing it first if it is not yet.
-
-    Fails fast with one line when it is not prepared in the data dir and the download host is unreachable.
-    """
+    """Load ``dataset`` ("cifar10" or "cifar100") with tfds from the data dir
+    (``tf_shared.resolve_data_dir``), preparing it first if it is not yet (see the module docstring)."""
     # Imported here: loading CIFAR from another source imports no TensorFlow (JAX trains without it).
     import tensorflow as tf
 

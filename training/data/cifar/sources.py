@@ -34,14 +34,10 @@ def load_arrays(
     *,
     verify_checksums: bool = True,
 ) -> CifarArrays:
-    """Load ``dataset`` (one of ``DATASETS``) from ``source`` into memory.
-
-    ``source`` is ``None`` (the dataset's ``DEFAULT_SOURCES``), ``"tfds"`` (honours ``data_dir``,
-    else ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``; fails fast when the dataset is not
-    prepared there and its download host is unreachable) or ``"folder:PATH"`` (an official archive, its
-    extracted folder, or a folder holding either; ``verify_checksums``: ``cifar.archives.load_folder``).
-    ``cifar10-sample`` takes no source or data_dir. ``UserError`` with one line on any bad input.
-    """
+    """Load ``dataset`` (one of ``DATASETS``) from ``source``: ``None`` (``DEFAULT_SOURCES``),
+    ``"tfds"`` (``cifar.from_tfds.load_tfds`` from ``data_dir``) or ``"folder:PATH"``
+    (``cifar.archives.load_folder``, with ``verify_checksums``); ``cifar10-sample`` takes no source or
+    data_dir. ``UserError`` with one line on any bad input."""
     name = dataset.strip().lower()
     if name not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")

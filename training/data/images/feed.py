@@ -259,13 +259,10 @@ class ImagePlan(Plan):
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
-    """The endless training feed ``plan`` describes: float32 ``(B, S, S, 3)`` raw pixels and int32
-    labels (float32 one-hot with ``plan.classes``), ``B`` the global batch.
-
-    With ``plan.input_context`` (``tf.distribute``'s, one per worker) the feed is this worker's
-    share of the same global batches: worker ``w`` of ``W`` reads and decodes only the images at
-    positions ``[w B/W, (w+1) B/W)`` of every global batch, in per-replica batches for its local
-    replicas (use with ``strategy.distribute_datasets_from_function``)."""
+    """The endless training feed ``plan`` describes, in global batches. With ``plan.input_context``
+    (one per worker: ``strategy.distribute_datasets_from_function``) worker ``w`` of ``W`` reads
+    and decodes only the images at positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
+    per-replica batches for its local replicas."""
     per_epoch = plan.steps * plan.global_batch
     if per_epoch > source.count:
         raise UserError(

@@ -230,14 +230,10 @@ def scan(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder: ``root/train`` (and ``root/val`` when present), or ``root`` itself
-    when it holds class folders and no ``train`` (see the module docstring for the checks); ``log``
-    is told when the images to decode are many (ImageNet's take minutes).
-
-    ``val_split`` holds out that fraction of each class's training images as the validation split
-    (the same images whatever the run's seed); it cannot be combined with a ``val/`` folder. Without
-    either there are no validation images. ``UserError`` lists every problem found.
-    """
+    """Scan a training folder (the layouts and checks of the module docstring); ``log`` is told
+    when the images to decode are many. ``val_split`` (in (0, 1): ``ImageOptions.check``) holds out
+    that fraction of each class's training images (``hold_out``) instead of a ``val/`` folder;
+    without either there are no validation images."""
     root = _existing_folder(root)
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir():
@@ -247,13 +243,10 @@ def scan(
             )
         train_dir = root
     val_dir = val_dir if train_dir != root and val_dir.is_dir() else None
-    if val_split is not None:
-        if not 0 < val_split < 1:
-            raise UserError(f"--val-split must be a fraction in (0, 1), got {val_split}")
-        if val_dir is not None:
-            raise UserError(
-                f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
-            )
+    if val_split is not None and val_dir is not None:
+        raise UserError(
+            f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
+        )
     walk, (train, val) = _list_splits(root, (train_dir, val_dir))
     problems = []
     if not train.files:
@@ -283,14 +276,12 @@ def scan(
         raise UserError(
             f"{root}: classes without a decodable training image: {_listing(empty_now)}"
         )
-    val_name = "val/"
     if val_split is not None:
         train_images, val_images = hold_out(train_images, val_split)
-        val_name = f"split {val_split:g}"
     notes = _notes(walk, (train, val))
-    missing = sorted(set(class_names) - set(val.files)) if val_dir is not None else []
-    if missing:
+    if val_dir is not None and (missing := sorted(set(class_names) - set(val.files))):
         notes.append(f"no validation images of {_listing(missing)}")
+    val_name = "val/" if val_split is None else f"split {val_split:g}"
     return FolderScan(
         root,
         class_names,
