@@ -1,18 +1,15 @@
 """The contract of the data a run trains on, kept by every source and feed.
 
-``TrainingData`` is the base of the pipeline's data sources: ``cifar.arrays.CifarArrays`` (CIFAR in
-memory) and ``images.dataset.ImageData`` (folders of images and tfds ``imagenet2012``, streamed from
-disk). Their training feeds follow a ``Plan``: epoch ``e`` is an order of the training examples keyed by
-``(seed, e)``, cut into full global batches (the remainder is dropped), and the augmentation of step
-``k`` of epoch ``e`` is keyed by ``(seed, e, k)``. So epoch ``e`` depends only on ``(seed, e)``: a run
-resumed at any batch sees exactly what the uninterrupted run saw, however many replicas split the batch.
-Feeds yield float32 raw ``[0, 255]`` pixels (standardisation is the model's first layer, so saved models
-take raw pixels) and int32 labels, or float32 one-hot ones when the recipe's loss smooths them.
+``TrainingData`` is the base of the pipeline's data sources: ``cifar.arrays.CifarArrays`` (in memory) and
+``images.dataset.ImageData`` (folders and tfds ``imagenet2012``, streamed from disk). Their training feeds
+follow a ``Plan``: epoch ``e`` is an order of the training examples keyed by ``(seed, e)``, cut into full
+global batches, and augmented with keys of ``(seed, e, k)`` (``k``: the batch or image), so a run resumed at
+any batch sees exactly what the uninterrupted run saw, however many replicas split the batch. Feeds yield
+float32 raw ``[0, 255]`` pixels (the model's first layer standardises them) and int32 labels, or float32
+one-hot ones when the recipe's loss smooths them.
 
-CIFAR is fed by ``cifar.feed_tf`` (tf.data) on TensorFlow and by ``cifar.feed_numpy`` (a Keras
-``PyDataset``) on the other backends, so JAX trains without TensorFlow installed (the two draw from
-different random generators: the same seed gives each its own reproducible stream); images by
-``images.feed`` (tf.data, on every backend).
+CIFAR is fed by ``cifar.feed_tf`` (tf.data) on TensorFlow and ``cifar.feed_numpy`` (a Keras ``PyDataset``,
+its own random stream) on the other backends, so JAX trains without TensorFlow; images by ``images.feed``.
 """
 
 from __future__ import annotations
@@ -123,13 +120,6 @@ class ArrayPlan(Plan):
         return super().make(
             len(x), global_batch, x=x, y=y, augment=augment, fill=fill.astype(np.float32), **plan
         )
-
-
-def checked_eval_split(x: np.ndarray, y: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The arguments of an evaluation feed over arrays, checked: the split in order, in batches of
-    ``batch`` (the last possibly smaller, so that every example is evaluated)."""
-    check_batch(batch)
-    return checked_split(x, y)
 
 
 class TrainingData:

@@ -28,20 +28,13 @@ def options(*, sharded: bool = False) -> tf.data.Options:
     return opts
 
 
-def resolve_data_dir(data_dir: str | None) -> Path:
-    """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets`` (resolved here: tfds
-    reads TFDS_DATA_DIR once, when it is imported)."""
-    chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-    return Path(chosen).expanduser()
-
-
 def open_builder(name: str, data_dir: str | None) -> tuple[Any, Path, bool]:
-    """``(builder, data dir, prepared)``: tfds' builder of dataset ``name`` in the data dir
-    (``resolve_data_dir``) and whether the dataset is prepared there; one line when the data dir
-    is not a readable directory. Asks tfds to download nothing."""
+    """``(builder, data dir, prepared)``: tfds' builder of dataset ``name`` in ``data_dir``, else
+    ``$TFDS_DATA_DIR`` (read here: tfds reads it once, when imported), else ``~/tensorflow_datasets``,
+    and whether the dataset is prepared there. Asks tfds to download nothing."""
     import tensorflow_datasets as tfds  # imported here: slow to import, and only tfds data needs it
 
-    root = resolve_data_dir(data_dir)
+    root = Path(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
     if root.exists() and not root.is_dir():
         raise UserError(f"tfds data dir {root} is not a directory")
     try:

@@ -51,15 +51,8 @@ def ten_crops(image: tf.Tensor, crop: int) -> tf.Tensor:
 
 def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
     """For ``multiscale``: per scale, ``(2, H_s, W_s, 3)``: the resized image and its flip."""
-    out = []
-    for size in SCALES:
-        resized = resize_shorter(image, scaled(size, crop))
-        out.append(tf.stack([resized, tf.reverse(resized, axis=[1])]))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluating a network with a protocol
+    resized = [resize_shorter(image, scaled(size, crop)) for size in SCALES]
+    return [tf.stack([view, tf.reverse(view, axis=[1])]) for view in resized]
 
 
 def fully_convolutional(model: Any) -> Any:

@@ -1,9 +1,8 @@
 """The official CIFAR-10/100 archives (python pickle and binary formats), as .tar.gz files or extracted folders.
 
-Nothing is extracted to disk and no pickle runs code: the python batches are read with an unpickler that only
-resolves the few globals the official files use (numpy array reconstruction). Every file is validated
-(record sizes, shapes, keys, label ranges, counts) whatever the checksum setting; with checksums on (the
-default) the archive, or each extracted file, must also have the official md5.
+Nothing is extracted to disk and no pickle runs code: the unpickler only resolves the numpy globals the
+official files use. Every file is validated (record sizes, shapes, keys, label ranges) whatever the checksum
+setting; with checksums on (the default) the archive, or each extracted file, must have the official md5.
 """
 
 from __future__ import annotations

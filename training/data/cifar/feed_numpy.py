@@ -8,6 +8,7 @@ prefetched at every epoch end, which an endless feed would then skip.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from training.data.batches import PAD, ArrayPlan, checked_eval_split
+from training.data.batches import PAD, ArrayPlan, check_batch, checked_split
 
 PREFETCH = 4
 """Batches computed ahead of the one the model asked for."""
@@ -34,8 +35,8 @@ class TrainBatches(keras.utils.PyDataset):
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: dict[int, Future] = {}
         self._lock = threading.Lock()
-        self._orders: dict[int, np.ndarray] = {}
-        self._orders_lock = threading.Lock()
+        # Each epoch's shuffle, the last three kept (the batches ahead cross epoch ends).
+        self._order = functools.lru_cache(maxsize=3)(self._shuffle)
 
     @property
     def num_batches(self) -> None:
@@ -48,16 +49,8 @@ class TrainBatches(keras.utils.PyDataset):
             self.plan.start_epoch * self.plan.steps + self.plan.skip + index, self.plan.steps
         )
 
-    def _order(self, epoch: int) -> np.ndarray:
-        """The shuffle of ``epoch`` (the last three made are kept: batches ahead cross epoch ends)."""
-        with self._orders_lock:
-            order = self._orders.get(epoch)
-            if order is None:
-                rng = np.random.default_rng([self.plan.seed, epoch, 0])
-                order = self._orders[epoch] = rng.permutation(len(self.plan.x))
-                while len(self._orders) > 3:
-                    del self._orders[next(iter(self._orders))]  # the oldest made
-            return order
+    def _shuffle(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.plan.seed, epoch, 0]).permutation(len(self.plan.x))
 
     def compute(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``index``-th batch, computed now."""
@@ -112,11 +105,12 @@ def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarra
 
 
 class EvalBatches(keras.utils.PyDataset):
-    """A finite evaluation feed (``training.data.batches.checked_eval_split``)."""
+    """The split in order, in batches of ``batch`` (the last may be smaller)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None):
         super().__init__()
-        (self.x, self.y), self.batch, self.classes = checked_eval_split(x, y, batch), batch, classes
+        check_batch(batch)
+        (self.x, self.y), self.batch, self.classes = checked_split(x, y), batch, classes
 
     @property
     def num_batches(self) -> int:

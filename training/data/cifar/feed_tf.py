@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from training.data import tf_shared
-from training.data.batches import PAD, ArrayPlan, checked_eval_split
+from training.data.batches import PAD, ArrayPlan, check_batch, checked_split
 
 
 def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
@@ -67,8 +67,9 @@ def train_batches(plan: ArrayPlan) -> tf.data.Dataset:
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> tf.data.Dataset:
-    """The evaluation feed (``training.data.batches.checked_eval_split``), a cached tf.data dataset."""
-    x, y = checked_eval_split(x, y, batch)
+    """The split in order, in batches of ``batch`` (the last may be smaller), cached in memory."""
+    check_batch(batch)
+    x, y = checked_split(x, y)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
     ds = ds.map(
         lambda im, lab: (tf.cast(im, tf.float32), tf_shared.labels(lab, classes)),

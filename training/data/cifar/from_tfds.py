@@ -70,7 +70,7 @@ def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:
 
 def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
     """Load ``dataset`` ("cifar10" or "cifar100") with tfds from the data dir
-    (``tf_shared.resolve_data_dir``), preparing it first if it is not yet (see the module docstring)."""
+    (``tf_shared.open_builder``), preparing it first if it is not yet (see the module docstring)."""
     # Imported here: loading CIFAR from another source imports no TensorFlow (JAX trains without it).
     import tensorflow as tf
 

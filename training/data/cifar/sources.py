@@ -23,8 +23,7 @@ DEFAULT_SOURCES: dict[str, str | None] = {
     "cifar100": "tfds",
     "cifar10-sample": None,
 }
-"""The source ``load_arrays`` reads each dataset from when none is given (the embedded sample takes
-none)."""
+"""The source ``load_arrays`` reads each dataset from when none is given."""
 
 
 def load_arrays(

@@ -46,15 +46,12 @@ class ImageData(TrainingData):
         return (self.image_size, self.image_size, 3)
 
     def _train_feed(self, batch: int, augment: bool, input_context: Any, plan: dict) -> Any:
-        size = self.image_size
+        size, kind = self.image_size, self.augmentation
+        views = feed.Augment.make(size, kind, lighting=self.color_augment) if augment else None
         plan = feed.ImagePlan.make(
             self.num_train,
             batch,
-            augment=(
-                feed.Augment.make(size, self.augmentation, lighting=self.color_augment)
-                if augment
-                else None
-            ),
+            augment=views,
             image_size=size,
             input_context=input_context,
             **plan,
@@ -108,10 +105,7 @@ def load(
     if data_dir:
         raise UserError("--data-dir applies to --data tfds:imagenet2012, not to a folder")
     found = scan(
-        options.data,
-        val_split=options.val_split,
-        skip_bad_images=options.skip_bad_images,
-        log=log,
+        options.data, val_split=options.val_split, skip_bad_images=options.skip_bad_images, log=log
     )
     if not len(found.val):
         raise UserError(
@@ -120,10 +114,5 @@ def load(
         )
     log(f"data: {found.summary()}")
     return ImageData(
-        found.root.name,
-        found.train,
-        found.val,
-        found.class_names,
-        origin=str(found.root),
-        **common,
+        found.root.name, found.train, found.val, found.class_names, origin=str(found.root), **common
     )

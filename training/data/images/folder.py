@@ -281,16 +281,10 @@ def scan(
     notes = _notes(walk, (train, val))
     if val_dir is not None and (missing := sorted(set(class_names) - set(val.files))):
         notes.append(f"no validation images of {_listing(missing)}")
-    val_name = "val/" if val_split is None else f"split {val_split:g}"
+    source = ("val/" if val_split is None else f"split {val_split:g}") if len(val_images) else ""
+    not_images = tuple(train.not_images + val.not_images)
     return FolderScan(
-        root,
-        class_names,
-        train_images,
-        val_images,
-        val_name if len(val_images) else "",
-        tuple(train.not_images + val.not_images),
-        skipped,
-        tuple(notes),
+        root, class_names, train_images, val_images, source, not_images, skipped, tuple(notes)
     )
 
 
@@ -321,16 +315,10 @@ def scan_eval(
         raise UserError(f"{root}: {'; '.join(problems)}")
     index = {n: i for i, n in enumerate(names)}
     (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
-    source = "val/" if directory != root else str(root)
+    source, notes = "val/" if directory != root else str(root), tuple(_notes(walk, (listing,)))
+    no_images = FileImages([], [])
     return FolderScan(
-        root,
-        names,
-        FileImages([], []),
-        images,
-        source,
-        tuple(listing.not_images),
-        skipped,
-        tuple(_notes(walk, (listing,))),
+        root, names, no_images, images, source, tuple(listing.not_images), skipped, notes
     )
 
 
