@@ -106,12 +106,9 @@ class ArrayPlan(Plan):
     def make(  # type: ignore[override]
         cls, x: np.ndarray, y: np.ndarray, global_batch: int, *, augment: bool = True, **plan: Any
     ) -> ArrayPlan:
-        """The plan of ``x`` and ``y`` (``Plan.make`` takes the rest).
-
-        The padding is the per-channel mean of ``x``, not 0: the papers pad images whose mean has
-        been subtracted with zeros, and here the model's first layer subtracts it, so padding raw
-        pixels with the mean gives the papers' border (0 after normalisation), not a black frame.
-        """
+        """The plan of ``x`` and ``y`` (``Plan.make`` takes the rest). The padding is the mean of
+        ``x``: the papers pad mean-subtracted images with zeros, and here the model's first layer
+        subtracts the mean, so this gives the papers' border, not a black frame."""
         x, y = checked_split(x, y)
         if x.dtype != np.uint8:
             raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
@@ -123,10 +120,9 @@ class ArrayPlan(Plan):
 
 
 class TrainingData:
-    """A data source of the training pipeline (a frozen dataclass): ``name``, ``label_names``,
-    ``origin`` (where the data come from), ``preprocessing`` (the ``keras_preact.DATASET_STATS``
-    key the model standardises raw pixels with), ``num_train``, ``num_test``, ``input_shape``
-    (``(height, width, channels)`` of the images the feeds yield), and its feeds."""
+    """A data source of the pipeline (a frozen dataclass): ``name``, ``label_names``, ``origin``,
+    ``preprocessing`` (the ``keras_preact.DATASET_STATS`` key the model standardises with),
+    ``num_train``, ``num_test``, ``input_shape`` (of the images the feeds yield) and its feeds."""
 
     name: str
     label_names: tuple[str, ...]

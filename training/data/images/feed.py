@@ -27,7 +27,6 @@ import tensorflow as tf
 from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from keras_preact.image_views import center
-from training.choices import AUGMENTATIONS
 from training.data import tf_shared
 from training.data.batches import Plan, check_batch
 from training.data.images.augmentation import (
@@ -55,11 +54,8 @@ class Augment:
 
     @classmethod
     def make(cls, image_size: int, kind: str = "scale", *, lighting: bool = True) -> Augment:
-        """The augmentation ``kind`` at crop ``image_size`` (``UserError`` for an unknown kind)."""
-        if kind not in AUGMENTATIONS:
-            raise UserError(
-                f"unknown augmentation {kind!r}: choose one of {', '.join(AUGMENTATIONS)}"
-            )
+        """The augmentation ``kind`` (one of ``training.choices.AUGMENTATIONS``, checked by
+        ``ImageOptions.check``) at crop ``image_size``."""
         return cls(
             image_size,
             kind,
