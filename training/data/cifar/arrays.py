@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 
 from keras_preact.command_line import UserError
@@ -20,8 +21,6 @@ SAMPLE_ORIGIN = "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
 
 def feed() -> Any:
     """The input feed module of the Keras backend in use."""
-    import keras
-
     # Imported here: TensorFlow is not installed where JAX trains without it.
     if keras.backend.backend() == "tensorflow":
         from training.data.cifar import feed_tf
