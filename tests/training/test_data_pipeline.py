@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from keras_preact.command_line import UserError
 from keras_preact.datasets import load_sample
-from training.data.batches import TrainPlan, steps_per_epoch
+from training.data.batches import ArrayPlan, steps_per_epoch
 from training.data.cifar import feed_numpy, feed_tf
 
 SAMPLE = load_sample()
@@ -39,8 +39,8 @@ def feed(request):
 
 
 def train(feed, x, y, batch, **plan):
-    """``feed``'s training feed of ``TrainPlan.make(x, y, batch, **plan)``."""
-    return feed.train_batches(TrainPlan.make(x, y, batch, **plan))
+    """``feed``'s training feed of ``ArrayPlan.make(x, y, batch, **plan)``."""
+    return feed.train_batches(ArrayPlan.make(x, y, batch, **plan))
 
 
 def take(ds, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -214,7 +214,7 @@ def test_steps_per_epoch():
 )
 def test_bad_arguments(args, kwargs, message):
     with pytest.raises(UserError, match=message):
-        TrainPlan.make(*args, **kwargs)
+        ArrayPlan.make(*args, **kwargs)
 
 
 def test_bad_evaluation_batch(feed):
@@ -228,13 +228,13 @@ DISTRIBUTED = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from training.data.batches import TrainPlan
+    from training.data.batches import ArrayPlan
     from training.data.cifar import feed_tf
     from keras_preact.datasets import load_sample
 
     s = load_sample()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    ds = feed_tf.train_batches(TrainPlan.make(s.x_train, s.y_train, 64, seed=5))
+    ds = feed_tf.train_batches(ArrayPlan.make(s.x_train, s.y_train, 64, seed=5))
     x, y = next(iter(ds))
     dx, dy = next(iter(strategy.experimental_distribute_dataset(ds)))
     parts = strategy.experimental_local_results(dx)

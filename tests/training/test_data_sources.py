@@ -228,7 +228,7 @@ def test_sample_source():
     assert arrays.label_names == SAMPLE.label_names
     assert arrays.x_train.shape == (1000, 32, 32, 3) and arrays.x_test.shape == (300, 32, 32, 3)
     assert arrays.y_train.dtype == np.int64
-    assert arrays.source == "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
+    assert arrays.origin == "embedded sample (keras_preact/datasets/cifar10_sample.npz)"
     np.testing.assert_array_equal(arrays.x_train, SAMPLE.x_train)
     np.testing.assert_array_equal(arrays.y_test, SAMPLE.y_test)
 

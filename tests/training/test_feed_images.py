@@ -17,7 +17,7 @@ from training.evaluation import protocols
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> FileImages:
     found = scan(write_folder(tmp_path_factory.mktemp("images") / "photos"))
-    return FileImages(found.train.files, found.train.labels)
+    return found.train
 
 
 def _batches(source, count, **plan):
@@ -101,7 +101,7 @@ def test_pca_lighting_has_alexnets_covariance():
 
 
 def test_only_the_window_of_a_jpeg_is_decoded_and_it_is_the_same_pixels(source):
-    jpeg = next(f for f in source.paths if f.endswith(".jpg"))
+    jpeg = next(f for f in source.files if f.endswith(".jpg"))
     data = tf.io.read_file(jpeg)
     full = feed_images.decode(data).numpy().astype(int)
     window = tf.constant([5, 7, 20, 30])
@@ -111,7 +111,7 @@ def test_only_the_window_of_a_jpeg_is_decoded_and_it_is_the_same_pixels(source):
 
 
 def test_training_views_and_the_evaluation_view(source):
-    data = tf.io.read_file(source.paths[0])
+    data = tf.io.read_file(source.files[0])
     key = tf.constant([0, 1], tf.int64)
     for kind in ("scale", "inception"):
         view = feed_images.train_image(data, key, Augment.make(32, kind)).numpy()
@@ -130,7 +130,7 @@ def test_training_views_and_the_evaluation_view(source):
 def test_evaluation_feed_is_every_image_in_order(source):
     batches = list(feed_images.eval_batches(source, 32, 16).as_numpy_iterator())
     assert [len(y) for _, y in batches] == [16, 16, 16, 12]
-    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), source.label_array)
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), source.labels)
     again = list(feed_images.eval_batches(source, 32, 16).as_numpy_iterator())
     np.testing.assert_array_equal(batches[1][0], again[1][0])
 

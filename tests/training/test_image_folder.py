@@ -101,6 +101,7 @@ def test_layouts_and_validation_splits(folder, tmp_path):
     train_only = shutil.copytree(folder / "train", tmp_path / "flat")  # DIR holds the classes
     found = scan(train_only, val_split=0.34)
     assert len(found.val) == 20 and len(found.train) == 40 and found.val_source == "split 0.34"
+    assert "linked folder" not in found.summary()  # DIR is the root and holds the classes
     assert np.bincount(found.val.labels).tolist() == [2] * 10  # every class, 2 of 6
     again = scan(train_only, val_split=0.34)
     assert found.val.files == again.val.files  # the same images whatever the run's seed
@@ -122,6 +123,7 @@ def test_evaluation_scan_maps_folders_to_the_networks_labels(folder):
     )
     own = scan_eval(folder / "train")  # DIR itself holds the class folders
     assert len(own.val) == 60 and own.class_names == tuple(reversed(names))
+    assert not own.notes, own.notes
 
 
 def _error(call) -> str:

@@ -361,7 +361,7 @@ def test_tuner_holds_out_part_of_each_class_and_names_the_images_command(folder)
     base = arguments.train_config(args, model="resnet8v1")
     split = pipeline.load_data(base, log=lambda line: None).holdout(0.5)
     assert split.num_train == 30 and split.num_test == 30
-    assert np.bincount(split.val.label_array).tolist() == [3] * 10
+    assert np.bincount(split.val.labels).tolist() == [3] * 10
     values = {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 20, "model": "resnet8v1"}
     assert search.command(base, values) == (
         f"python -m training.images --data {folder} --model resnet8v1 --recipe paper "

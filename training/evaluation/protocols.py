@@ -1,20 +1,16 @@
-"""The papers' testing protocols, as tensor functions of one decoded image (He et al. 2015, sec. 3.4).
+"""The papers' testing protocols (He et al. 2015, sec. 3.4) and ``evaluate``, which scores a network with them.
 
 * ``center``: the shorter side resized to 256 (for a 224 crop), the central 224x224 crop;
-* ``10crop``: the same resize, the four corner crops and the central one, and their horizontal
-  flips (Krizhevsky et al. 2012), probabilities averaged;
-* ``multiscale``: the fully-convolutional form: the whole image with its shorter side resized to each
-  of 224, 256, 384, 480 and 640, and its flip, through the network (the global average pool turns
-  the classifier into one applied at every position and averaged), probabilities averaged over
-  scales and flips.
+* ``10crop``: the same resize, the four corner crops and the central one (in the order top-left,
+  top-right, bottom-left, bottom-right, centre), then the same five flipped (Krizhevsky et al. 2012);
+* ``multiscale``: the fully-convolutional form: the whole image with its shorter side resized to each of
+  224, 256, 384, 480 and 640, and its flip, through the network (the global average pool applies the
+  classifier at every position and averages).
 
-Sizes are given for the papers' 224 crop and scale with the crop: at crop ``S`` the shorter side is
-``round(256 * S / 224)`` and the scales are ``round(s * S / 224)``. Resizing is bilinear with
-antialiasing (as PIL), and an image whose shorter side already has the size is not resampled, so a
-crop is then exactly a window of the image: the centre window starts at ``(H - S) // 2``,
-``(W - S) // 2``. Crops come in the order top-left, top-right, bottom-left, bottom-right, centre,
-then the same five flipped. The ``center`` view is ``keras_preact.image_views``', shared with the
-exported ``serving_bytes`` signature (``python -m export --bytes-resize center-crop``).
+Probabilities are averaged over the views. Sizes scale with the crop ``S``: ``round(s * S / 224)``.
+Resizing is bilinear with antialiasing (as PIL); an image whose shorter side already has the size is not
+resampled, so a crop is then exactly a window of it (the centre one at ``(H - S) // 2, (W - S) // 2``).
+The ``center`` view is ``keras_preact.image_views``', shared with the exported ``serving_bytes`` signature.
 """
 
 from __future__ import annotations
@@ -32,11 +28,10 @@ from keras_preact.command_line import UserError
 from keras_preact.image_views import RESIZE, center, resize_shorter, scaled
 from keras_preact.preprocessing import normalization_to_add
 from training.choices import PROTOCOLS
-from training.data.images import feed as feed_images
 from training.data.images.feed import decode
 from training.data.images.folder import scan_eval
 from training.data.images.imagenet_tfds import load_imagenet
-from training.data.images.options import TFDS_DATASETS, TFDS_PREFIX, keras_layer_names
+from training.data.images.options import keras_layer_names, tfds_name
 from training.run import finetune
 from training.run import run_folder as rundir
 
@@ -44,55 +39,20 @@ SCALES = (224, 256, 384, 480, 640)
 """Shorter sides of multi-scale testing, at the reference crop of 224 (He et al. 2015, sec. 3.4)."""
 
 
-def corner_offsets(height: tf.Tensor, width: tf.Tensor, crop: int) -> tf.Tensor:
-    """``(5, 2)`` int32 ``(top, left)`` of the top-left, top-right, bottom-left, bottom-right and
-    centre crops."""
-    bottom, right = height - crop, width - crop
-    zero = tf.zeros_like(bottom)
-    return tf.stack(
-        [
-            tf.stack([zero, zero]),
-            tf.stack([zero, right]),
-            tf.stack([bottom, zero]),
-            tf.stack([bottom, right]),
-            tf.stack([bottom // 2, right // 2]),
-        ]
-    )
-
-
 def ten_crops(image: tf.Tensor, crop: int) -> tf.Tensor:
     """``(10, crop, crop, 3)``: the ``10crop`` protocol's views (order in the module docstring)."""
     image = resize_shorter(image, scaled(RESIZE, crop))
-    shape = tf.shape(image)
-    offsets = corner_offsets(shape[0], shape[1], crop)
-    crops = tf.stack(
-        [image[o[0] : o[0] + crop, o[1] : o[1] + crop] for o in tf.unstack(offsets, num=5)]
-    )
+    bottom, right = tf.shape(image)[0] - crop, tf.shape(image)[1] - crop
+    corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
+    crops = tf.stack([image[top : top + crop, left : left + crop] for top, left in corners])
     crops = tf.ensure_shape(crops, [5, crop, crop, None])
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
 
 
-def views(image: tf.Tensor, protocol: str, crop: int) -> tf.Tensor:
-    """The fixed-size views of ``center`` and ``10crop`` (``multiscale`` has one per scale: see
-    ``scale_views``)."""
-    if protocol == "center":
-        return center(image, crop)
-    if protocol == "10crop":
-        return ten_crops(image, crop)
-    raise ValueError(f"protocol {protocol!r} has no fixed-size views")
-
-
 def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
     """For ``multiscale``: per scale, ``(2, H_s, W_s, 3)``: the resized image and its flip."""
-    out = []
-    for size in SCALES:
-        resized = resize_shorter(image, scaled(size, crop))
-        out.append(tf.stack([resized, tf.reverse(resized, axis=[1])]))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluating a network with a protocol
+    resized = [resize_shorter(image, scaled(size, crop)) for size in SCALES]
+    return [tf.stack([view, tf.reverse(view, axis=[1])]) for view in resized]
 
 
 def fully_convolutional(model: Any) -> Any:
@@ -121,13 +81,6 @@ def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return lambda images: call(tf.constant(images, tf.float32)).numpy().astype(np.float64)
 
 
-def _read(source: Any) -> Callable[[tf.Tensor], tf.Tensor]:
-    def read(payload: tf.Tensor) -> tf.Tensor:
-        return decode(tf.io.read_file(payload) if source.reads_files else payload)
-
-    return read
-
-
 def probabilities(
     model: Any, source: Any, protocol: str, crop: int, batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,9 +88,8 @@ def probabilities(
     ``training.data.images.feed.ImageSource``, in its order), averaged over the protocol's views."""
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-    read = _read(source)
     batch = max(1, min(batch, source.count))  # tf.data sizes its buffers by the batch asked for
-    images = source.ordered().map(lambda payload, label: (read(payload), label))
+    images = source.ordered().map(lambda payload, label: (decode(source.read(payload)), label))
     probs, labels = [], []
     if protocol == "multiscale":
         network = predictor(fully_convolutional(model))
@@ -150,11 +102,10 @@ def probabilities(
             probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
             labels.append(np.asarray([label]))
     else:
-        count = 1 if protocol == "center" else 10
+        count, views = (1, center) if protocol == "center" else (10, ten_crops)
         network = predictor(model)
         ds = images.map(
-            lambda im, label: (views(im, protocol, crop), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            lambda im, label: (views(im, crop), label), num_parallel_calls=tf.data.AUTOTUNE
         )
         for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
             flat = chunk.reshape(-1, *chunk.shape[2:])
@@ -178,21 +129,16 @@ def errors(
     top = np.argsort(-probs, axis=1, kind="stable")
     miss1 = top[:, 0] != labels
     miss5 = ~(top[:, :k] == labels[:, None]).any(axis=1)
-    result: dict[str, Any] = {
-        "images": len(labels),
-        "top1_error": float(miss1.mean()) if len(labels) else None,
-        "top5_error": float(miss5.mean()) if len(labels) else None,
-    }
+
+    def rates(rows: np.ndarray) -> dict[str, Any]:
+        count = int(rows.sum())
+        top1, top5 = (float(miss[rows].mean()) if count else None for miss in (miss1, miss5))
+        return {"images": count, "top1_error": top1, "top5_error": top5}
+
+    result = rates(np.ones(len(labels), bool))
     if names is not None:
-        result["per_class"] = {
-            name: {
-                "images": int((labels == c).sum()),
-                "top1_error": float(miss1[labels == c].mean()),
-                "top5_error": float(miss5[labels == c].mean()),
-            }
-            for c, name in enumerate(names)
-            if (labels == c).any()
-        }
+        per_class = {name: labels == c for c, name in enumerate(names)}
+        result["per_class"] = {name: rates(rows) for name, rows in per_class.items() if rows.any()}
     return result
 
 
@@ -212,22 +158,18 @@ def evaluate(
     log: Callable[[str], None] = lambda line: None,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``, the keras-preact model
-    it names with those published weights: ``training.run.finetune.named``) on ``data`` (a folder: its ``val/`` or its
-    class folders; or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and,
-    with ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders
-    to outputs (default: the sorted folder names); ``preprocessing`` says how the network
-    normalises raw pixels (``keras_preact.preprocessing.normalization_to_add``: a network without
-    its own ``preprocess`` layer needs a choice); ``log`` hears how the scan of a large folder
-    goes. ``UserError`` for bad input, before the network runs."""
+    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``: the keras-preact model it
+    names with those published weights) on ``data`` (a folder: its ``val/`` or its class folders;
+    or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and, with
+    ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders to
+    outputs (default: the sorted folder names); ``preprocessing``: how the network normalises raw
+    pixels (``keras_preact.preprocessing.normalization_to_add``); ``log`` hears how the scan of a
+    large folder goes. ``UserError`` for bad input, before the network runs."""
     if weights is not None:
         model = finetune.named(str(model_path), weights)
     else:
-        if model_path.is_dir():
-            raise UserError(f"--model {model_path} is a folder, not a .keras model file")
-        if not model_path.is_file():
-            raise UserError(f"--model {model_path}: file not found")
-        if model_path.suffix == ".keras":  # the archive checked first: Keras says "File not found"
+        if model_path.suffix == ".keras" or not model_path.is_file():
+            # Checked first (missing, a folder, not a .keras archive): Keras says "File not found".
             keras_layer_names(str(model_path), option="--model")
         model = finetune.load(str(model_path), option="--model")
     has_layer = finetune.has_preprocess_layer(model)
@@ -243,10 +185,7 @@ def evaluate(
     if label_names is not None and len(label_names) != classes:
         raise UserError(f"{len(label_names)} class names for a network of {classes} outputs")
     skipped: tuple[str, ...] = ()
-    if data.startswith(TFDS_PREFIX):
-        name = data[len(TFDS_PREFIX) :]
-        if name not in TFDS_DATASETS:
-            raise UserError(f"unknown tfds dataset {name!r}: use {TFDS_PREFIX}imagenet2012")
+    if tfds_name(data) is not None:
         _, source, names, origin = load_imagenet(data_dir, manual_dir)
         if label_names is not None and tuple(label_names) != names:
             raise UserError("--labels differ from imagenet2012's class names")
@@ -254,12 +193,8 @@ def evaluate(
         found = scan_eval(data, label_names, skip_bad_images=skip_bad_images, log=log)
         if found.notes:
             log(f"data: {found.summary()}")
-        names, origin, skipped = (
-            found.class_names,
-            f"{found.root} ({found.val_source})",
-            found.skipped,
-        )
-        source = feed_images.FileImages(found.val.files, found.val.labels)
+        names, source, skipped = found.class_names, found.val, found.skipped
+        origin = f"{found.root} ({found.val_source})"
     if len(names) != classes:
         raise UserError(
             f"{origin} has {len(names)} classes but the network has {classes} outputs: pass the "

@@ -1,9 +1,8 @@
 """The official CIFAR-10/100 archives (python pickle and binary formats), as .tar.gz files or extracted folders.
 
-Nothing is extracted to disk and no pickle runs code: the python batches are read with an unpickler that only
-resolves the few globals the official files use (numpy array reconstruction). Every file is validated
-(record sizes, shapes, keys, label ranges, counts) whatever the checksum setting; with checksums on (the
-default) the archive, or each extracted file, must also have the official md5.
+Nothing is extracted to disk and no pickle runs code: the unpickler only resolves the numpy globals the
+official files use. Every file is validated (record sizes, shapes, keys, label ranges) whatever the checksum
+setting; with checksums on (the default) the archive, or each extracted file, must have the official md5.
 """
 
 from __future__ import annotations
@@ -29,32 +28,37 @@ OPT_OUT = "if this is a deliberate partial or re-packed copy, turn checksum veri
 
 @dataclass(frozen=True)
 class Layout:
-    """One official distribution: its archive, the folder it extracts to and the files in it."""
+    """One official distribution: the folder its archive extracts to and the files in it."""
 
     dataset: str
     fmt: str  # "python" or "binary"
-    archive: str
     archive_md5: str
     folder: str
     train: tuple[str, ...]
     test: tuple[str, ...]
     meta: str
-    num_classes: int
     # md5 of each extracted file, as published by torchvision; none are published for the binary files.
     file_md5: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def archive(self) -> str:
+        return f"cifar-{self.dataset.removeprefix('cifar')}-{self.fmt}.tar.gz"
 
+    @property
+    def num_classes(self) -> int:
+        return int(self.dataset.removeprefix("cifar"))
+
+
+_CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar10",
         "python",
-        "cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
         "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        _CIFAR10_BATCHES,
         ("test_batch",),
         "batches.meta",
-        10,
         {
             "data_batch_1": "c99cafc152244af753f735de768cd75f",
             "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
@@ -68,24 +72,20 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar10",
         "binary",
-        "cifar-10-binary.tar.gz",
         "c32a1d4ab5d03f1284b67883e8d87530",
         "cifar-10-batches-bin",
-        tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+        tuple(f"{name}.bin" for name in _CIFAR10_BATCHES),
         ("test_batch.bin",),
         "batches.meta.txt",
-        10,
     ),
     Layout(
         "cifar100",
         "python",
-        "cifar-100-python.tar.gz",
         "eb9058c3a382ffc7106e4002c42a8d85",
         "cifar-100-python",
         ("train",),
         ("test",),
         "meta",
-        100,
         {
             "train": "16019d7e3df5f24257cddd939b257f8d",
             "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
@@ -95,13 +95,11 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         "cifar100",
         "binary",
-        "cifar-100-binary.tar.gz",
         "03b5dce01913d631647c71ecec9e9cb8",
         "cifar-100-binary",
         ("train.bin",),
         ("test.bin",),
         "fine_label_names.txt",
-        100,
     ),
 )
 """The four official distributions, the python one of each dataset first (the preferred one)."""
@@ -228,18 +226,12 @@ def _label_names(blob: bytes, where: str, layout: Layout) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _md5(data: bytes | Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def _check_md5(where: str, data: bytes | Path, official: str) -> None:
     if isinstance(data, Path):
         with data.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
+            actual = hashlib.file_digest(f, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
     else:
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _check_md5(where: str, actual: str, official: str) -> None:
+        actual = hashlib.md5(data, usedforsecurity=False).hexdigest()
     if actual != official:
         raise UserError(f"{where}: md5 {actual} is not the official {official}; {OPT_OUT}")
 
@@ -253,10 +245,8 @@ def _describe(dataset: str) -> str:
 
 
 def _find(path: Path, dataset: str) -> tuple[Layout | None, Path]:
-    """The archive or extracted folder that ``path`` is or holds, preferring ``dataset``'s.
-
-    The layout of an archive is only known once it is read, so it comes back as None.
-    """
+    """The archive or extracted folder that ``path`` is or holds, preferring ``dataset``'s, and its
+    layout (None for an archive: known once it is read)."""
     if not path.exists():
         raise UserError(f"data folder {path} does not exist")
     if path.is_file():
@@ -274,11 +264,8 @@ def _find(path: Path, dataset: str) -> tuple[Layout | None, Path]:
 
 
 def _read_archive(path: Path) -> tuple[Layout, dict[str, bytes]]:
-    """Identify an official archive by its top folder and read the files it needs, in one pass.
-
-    One sequential pass matters: a .tar.gz cannot seek, so reading members by name would decompress the
-    whole archive again for each of them.
-    """
+    """Identify an official archive by its top folder and read the files it needs, in one pass (a
+    .tar.gz cannot seek: reading members by name would decompress it again for each)."""
     layout, blobs = None, {}
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -314,14 +301,11 @@ def _read_folder(layout: Layout, folder: Path) -> dict[str, bytes]:
 
 
 def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> CifarArrays:
-    """Load ``dataset`` ("cifar10" or "cifar100") from an official archive or extracted folder at ``path``.
-
-    ``path`` is one of the four official .tar.gz archives, an extracted ``cifar-10-batches-py``,
-    ``cifar-10-batches-bin``, ``cifar-100-python`` or ``cifar-100-binary`` folder, or a folder holding any of
-    them. With ``verify_checksums`` the archive (or each extracted python file) must have the official md5,
-    and the splits the official 50,000/10,000 images in equal-sized classes (the only check there is for
-    extracted binary files, whose md5s are not published). The structure is validated either way.
-    """
+    """Load ``dataset`` ("cifar10" or "cifar100") from ``path``: one of the four official .tar.gz
+    archives (``LAYOUTS``), its extracted folder, or a folder holding either. With ``verify_checksums``
+    the archive (or each extracted python file) must have the official md5, and the splits the official
+    50,000/10,000 images in equal-sized classes (the only check of extracted binary files, whose md5s are
+    not published). The structure is validated either way."""
     layout, location = _find(path, dataset)
     if layout is None:
         layout, blobs = _read_archive(location)
@@ -344,36 +328,27 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
         )
     if verify_checksums:
         if location.is_file():
-            _check_md5(str(location), _md5(location), layout.archive_md5)
+            _check_md5(str(location), location, layout.archive_md5)
         else:
             for name, md5 in layout.file_md5.items():
-                _check_md5(where(name), _md5(blobs[name]), md5)
+                _check_md5(where(name), blobs[name], md5)
     read = _python_batch if layout.fmt == "python" else _binary_batch
-    splits = []
-    for names in (layout.train, layout.test):
+    splits = {}
+    for split, names in (("train", layout.train), ("test", layout.test)):
         parts = [read(blobs.pop(name), where(name), layout) for name in names]
-        splits.append(
-            (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        )
+        splits[split] = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     label_names = _label_names(blobs[layout.meta], where(layout.meta), layout)
-    (x_train, y_train), (x_test, y_test) = splits
-    if verify_checksums:
-        _check_official_counts(layout, location, y_train, y_test)
-    return make_arrays(dataset, x_train, y_train, x_test, y_test, label_names, origin=str(location))
-
-
-def _check_official_counts(
-    layout: Layout, location: Path, y_train: np.ndarray, y_test: np.ndarray
-) -> None:
-    """The official splits have exactly 50,000 and 10,000 images in equal-sized classes."""
-    for split, labels, total in (
-        ("train", y_train, OFFICIAL_COUNTS[0]),
-        ("test", y_test, OFFICIAL_COUNTS[1]),
-    ):
+    # The official splits have exactly 50,000 and 10,000 images in equal-sized classes.
+    for (split, (_, labels)), total in zip(splits.items(), OFFICIAL_COUNTS, strict=True):
         per_class = np.bincount(labels, minlength=layout.num_classes)
-        if len(labels) != total or (per_class != total // layout.num_classes).any():
+        if verify_checksums and (
+            len(labels) != total or (per_class != total // layout.num_classes).any()
+        ):
             raise UserError(
                 f"{location}: the {split} split has {len(labels)} images in classes of "
                 f"{per_class.min()}..{per_class.max()}, the official {layout.dataset} has {total} in "
                 f"classes of {total // layout.num_classes}; {OPT_OUT}"
             )
+    return make_arrays(
+        dataset, *splits["train"], *splits["test"], label_names, origin=str(location)
+    )

@@ -1,15 +1,14 @@
-"""The NumPy feed of the JAX (and any non-TensorFlow) backend: Keras ``PyDataset``s, no TensorFlow.
+"""CIFAR's NumPy feed, on JAX (and any backend but TensorFlow): Keras ``PyDataset``s, no TensorFlow.
 
-Batch ``i`` of a training feed is a pure function of ``(seed, epoch, step)``, computed when Keras
-asks for it: the epoch's shuffle comes from a NumPy generator seeded with ``(seed, epoch, 0)``, the
-batch's crops and flips from one seeded with ``(seed, epoch, step + 1)``. A small pool of threads
-computes the next batches ahead of the model (NumPy copies release the GIL). Keras' own worker
-enqueuer is not used: it drops the batches it prefetched at every epoch end, and an endless feed
-would then skip them.
+Batch ``i`` is computed when Keras asks for it from NumPy generators seeded with ``(seed, epoch, 0)`` (the
+epoch's shuffle) and ``(seed, epoch, step + 1)`` (the batch's crops and flips). A few threads compute the
+next batches ahead (NumPy copies release the GIL); Keras' own enqueuer is not used: it drops the batches it
+prefetched at every epoch end, which an endless feed would then skip.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,29 +16,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import keras
 import numpy as np
 
-from training.data.batches import PAD, TrainPlan, checked_eval_split
+from training.data.batches import PAD, ArrayPlan, check_batch, checked_split
 
 PREFETCH = 4
 """Batches computed ahead of the one the model asked for."""
 
 
 def _labels(labels: np.ndarray, classes: int | None) -> np.ndarray:
-    if classes is None:
-        return labels
-    return np.eye(classes, dtype=np.float32)[labels]
+    return labels if classes is None else np.eye(classes, dtype=np.float32)[labels]
 
 
 class TrainBatches(keras.utils.PyDataset):
-    """An endless training feed (see ``TrainPlan.make``); item ``i`` is the ``i``-th batch it yields."""
+    """An endless training feed (see ``ArrayPlan.make``); item ``i`` is the ``i``-th batch it yields."""
 
-    def __init__(self, plan: TrainPlan):
+    def __init__(self, plan: ArrayPlan):
         super().__init__()
         self.plan = plan
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: dict[int, Future] = {}
         self._lock = threading.Lock()
-        self._orders: dict[int, np.ndarray] = {}
-        self._orders_lock = threading.Lock()
+        # Each epoch's shuffle, the last three kept (the batches ahead cross epoch ends).
+        self._order = functools.lru_cache(maxsize=3)(self._shuffle)
 
     @property
     def num_batches(self) -> None:
@@ -52,16 +49,8 @@ class TrainBatches(keras.utils.PyDataset):
             self.plan.start_epoch * self.plan.steps + self.plan.skip + index, self.plan.steps
         )
 
-    def _order(self, epoch: int) -> np.ndarray:
-        """The shuffle of ``epoch`` (the last three made are kept: batches ahead cross epoch ends)."""
-        with self._orders_lock:
-            order = self._orders.get(epoch)
-            if order is None:
-                rng = np.random.default_rng([self.plan.seed, epoch, 0])
-                order = self._orders[epoch] = rng.permutation(len(self.plan.x))
-                while len(self._orders) > 3:
-                    del self._orders[next(iter(self._orders))]  # the oldest made
-            return order
+    def _shuffle(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.plan.seed, epoch, 0]).permutation(len(self.plan.x))
 
     def compute(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``index``-th batch, computed now."""
@@ -95,11 +84,8 @@ class TrainBatches(keras.utils.PyDataset):
 
 
 def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarray) -> np.ndarray:
-    """Pad uint8 ``images`` by ``PAD`` pixels of ``fill``, crop a random same-size window, flip half.
-
-    Each image is copied once, straight into its window of the output (no padded copy): the part of
-    the window outside the image keeps ``fill``.
-    """
+    """Pad uint8 ``images`` by ``PAD`` pixels of ``fill``, crop a random same-size window, flip half;
+    each image is copied once, straight into its window of an output filled with ``fill``."""
     batch, height, width = images.shape[:3]
     span = 2 * PAD + 1
     # The same encoding as the tf.data feed: one draw per image for row, column and flip.
@@ -119,11 +105,12 @@ def _pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill: np.ndarra
 
 
 class EvalBatches(keras.utils.PyDataset):
-    """A finite evaluation feed (see ``eval_batches``)."""
+    """The split in order, in batches of ``batch`` (the last may be smaller)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, classes: int | None = None):
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None):
         super().__init__()
-        self.x, self.y, self.batch, self.classes = x, y, batch, classes
+        check_batch(batch)
+        (self.x, self.y), self.batch, self.classes = checked_split(x, y), batch, classes
 
     @property
     def num_batches(self) -> int:
@@ -140,14 +127,6 @@ class EvalBatches(keras.utils.PyDataset):
         return self.x[part].astype(np.float32), _labels(self.y[part], self.classes)
 
 
-def train_batches(plan: TrainPlan) -> TrainBatches:
-    """The endless training feed ``plan`` describes (see ``TrainPlan.make``), as a PyDataset."""
-    return TrainBatches(plan)
-
-
-def eval_batches(
-    x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
-) -> EvalBatches:
-    """The evaluation feed (see ``training.data.batches.checked_eval_split``) as a PyDataset."""
-    x, y = checked_eval_split(x, y, batch)
-    return EvalBatches(x, y, batch, classes)
+# The feeds, named as ``feed_tf``'s functions.
+train_batches = TrainBatches
+eval_batches = EvalBatches

@@ -1,4 +1,4 @@
-"""The tf.data feed of the TensorFlow backend (the contract is in ``training.data``).
+"""CIFAR's tf.data feed, on the TensorFlow backend (the contract is in ``training.data.batches``).
 
 Every epoch is a stateless shuffle of the indices; each global batch is gathered, then padded,
 cropped and flipped, all vectorised over the batch with stateless random ops keyed by
@@ -10,15 +10,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from training.data.batches import PAD, TrainPlan, checked_eval_split
+from training.data import tf_shared
+from training.data.batches import PAD, ArrayPlan, check_batch, checked_split
 
 
 def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Tensor:
-    """Pad a float batch by ``PAD`` pixels of ``fill``, take a random same-size crop, flip half of it.
-
-    One gather along rows and one along columns do the crop and the flip of the whole batch at once
-    (no per-image ops), which is what keeps the pipeline far ahead of the model on a small CPU.
-    """
+    """Pad a float batch by ``PAD`` pixels of ``fill``, take a random same-size crop, flip half of it:
+    one gather along rows and one along columns for the whole batch (no per-image ops)."""
     batch, height, width = images.shape[:3]  # static: the batch size is fixed (full batches only)
     paddings = [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]
     # The border is 0 + fill and the inside is image + 0, so original pixels come through bit-exact.
@@ -35,8 +33,8 @@ def _pad_crop_flip(images: tf.Tensor, key: tf.Tensor, fill: tf.Tensor) -> tf.Ten
     return tf.gather(out, cols, axis=2, batch_dims=1)
 
 
-def train_batches(plan: TrainPlan) -> tf.data.Dataset:
-    """The endless training feed ``plan`` describes (see ``TrainPlan.make``), as a tf.data dataset."""
+def train_batches(plan: ArrayPlan) -> tf.data.Dataset:
+    """The endless training feed ``plan`` describes (see ``ArrayPlan.make``), as a tf.data dataset."""
     steps, num, global_batch = plan.steps, len(plan.x), plan.global_batch
     fill = tf.constant(plan.fill, tf.float32)
     images, labels = tf.constant(plan.x), tf.constant(plan.y)
@@ -57,35 +55,24 @@ def train_batches(plan: TrainPlan) -> tf.data.Dataset:
         if plan.augment:
             key = tf.random.experimental.stateless_fold_in(tf.stack([base_seed, epoch]), step + 1)
             batch = _pad_crop_flip(batch, key, fill)
-        return batch, _labels(tf.gather(labels, index), plan.classes)
+        return batch, tf_shared.labels(tf.gather(labels, index), plan.classes)
 
     ds = tf.data.Dataset.counter(plan.start_epoch).flat_map(epoch_batches)
     if plan.skip:
         ds = ds.skip(plan.skip)
     ds = ds.map(load_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(tf_shared.options())
 
 
 def eval_batches(
     x: np.ndarray, y: np.ndarray, batch: int, *, classes: int | None = None
 ) -> tf.data.Dataset:
-    """The evaluation feed (see ``training.data.batches.checked_eval_split``) as a cached tf.data dataset."""
-    x, y = checked_eval_split(x, y, batch)
+    """The split in order, in batches of ``batch`` (the last may be smaller), cached in memory."""
+    check_batch(batch)
+    x, y = checked_split(x, y)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache()
     ds = ds.map(
-        lambda im, lab: (tf.cast(im, tf.float32), _labels(lab, classes)),
+        lambda im, lab: (tf.cast(im, tf.float32), tf_shared.labels(lab, classes)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
-
-
-def _labels(labels: tf.Tensor, classes: int | None) -> tf.Tensor:
-    return labels if classes is None else tf.one_hot(labels, classes)
-
-
-def _options() -> tf.data.Options:
-    """Deterministic order; shard by data under multi-worker strategies (there are no files to shard)."""
-    options = tf.data.Options()
-    options.deterministic = True
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(tf_shared.options())

@@ -7,13 +7,10 @@ answers within a few seconds; if neither, it stops with one line that says what 
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import urllib.parse
 import urllib.request
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,32 +27,6 @@ PROBE_TIMEOUT_S = 3.0
 """How long the download host gets to accept a connection before we call it unreachable."""
 
 
-def resolve_data_dir(data_dir: str | None) -> Path:
-    """``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``.
-
-    Resolved here rather than left to tfds because tfds reads TFDS_DATA_DIR once, when it is imported.
-    """
-    chosen = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
-    return Path(chosen).expanduser()
-
-
-def open_builder(name: str, data_dir: str | None) -> tuple[Any, Path, bool]:
-    """``(builder, data dir, prepared)``: tfds' builder of dataset ``name`` in the data dir
-    (``resolve_data_dir``) and whether the dataset is prepared there; one line when the data dir
-    is not a readable directory. Asks tfds to download nothing."""
-    import tensorflow_datasets as tfds
-
-    root = resolve_data_dir(data_dir)
-    if root.exists() and not root.is_dir():
-        raise UserError(f"tfds data dir {root} is not a directory")
-    try:
-        builder = tfds.builder(name, data_dir=str(root))
-        prepared = builder.is_prepared()
-    except OSError as e:
-        raise UserError(f"cannot read the tfds data dir {root}: {e.strerror or e}") from None
-    return builder, root, prepared
-
-
 def _probe_address(url: str) -> tuple[str, int]:
     """The (host, port) a download of ``url`` connects to first: the proxy when one applies."""
     parts = urllib.parse.urlsplit(url)
@@ -68,11 +39,8 @@ def _probe_address(url: str) -> tuple[str, int]:
 
 def reachable(host: str, port: int, timeout: float | None = None) -> bool:
     """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds (default
-    ``PROBE_TIMEOUT_S``), DNS lookup included.
-
-    The probe runs in a daemon thread because the socket timeout does not cover the name lookup, which
-    can hang for much longer on a machine without a network.
-    """
+    ``PROBE_TIMEOUT_S``), DNS lookup included: the probe runs in a daemon thread, as the socket
+    timeout does not cover the name lookup, which can hang far longer without a network."""
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     result: list[bool] = []
 
@@ -89,50 +57,36 @@ def reachable(host: str, port: int, timeout: float | None = None) -> bool:
     return bool(result and result[0])
 
 
-def _unavailable(dataset: str, data_dir: Path, host: str) -> UserError:
-    return UserError(
-        f"{dataset} is not prepared in the tfds data dir {data_dir} and its download host {host} cannot be "
-        f"reached: run `tfds build {dataset} --data_dir DIR` on a machine with internet and point --data-dir "
-        f"(or TFDS_DATA_DIR) at DIR, or pass --data-source folder:PATH with the official CIFAR archives, "
-        f"or use --dataset cifar10-sample"
-    )
-
-
-def _label_names(builder, dataset: str) -> tuple[str, ...]:
-    """The names tfds recorded when it prepared the dataset; the official ones when it has only digits."""
-    names = tuple(builder.info.features["label"].names)
-    return label_names(dataset) if names == tuple(map(str, range(len(names)))) else names
-
-
 def _to_numpy(ds) -> tuple[np.ndarray, np.ndarray]:
-    """All (image, label) pairs of a split as two arrays, read in chunks.
-
-    Not ``batch_size=-1``: it batches by the split sizes in the dataset info, and where those are unknown
-    (``tfds.testing.mock_data`` without metadata) it batches by sys.maxsize and aborts the process.
-    """
-    import tensorflow_datasets as tfds
-
-    images, labels = [], []
-    for x, y in tfds.as_numpy(ds.batch(5000)):
-        images.append(x)
-        labels.append(y)
-    if not images:
+    """All (image, label) pairs of a split as two arrays, read in chunks (not ``batch_size=-1``: it
+    batches by the split sizes in the dataset info, and where those are unknown, e.g.
+    ``tfds.testing.mock_data`` without metadata, by sys.maxsize, which aborts the process)."""
+    batches = list(ds.batch(5000).as_numpy_iterator())
+    if not batches:
         return np.zeros((0, 32, 32, 3), np.uint8), np.zeros((0,), np.int64)
+    images, labels = zip(*batches, strict=True)
     return np.concatenate(images), np.concatenate(labels)
 
 
 def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
-    """Load ``dataset`` ("cifar10" or "cifar100") with tfds, preparing it first if it is not yet.
-
-    Fails fast with one line when it is not prepared in the data dir and the download host is unreachable.
-    """
+    """Load ``dataset`` ("cifar10" or "cifar100") with tfds from the data dir
+    (``tf_shared.open_builder``), preparing it first if it is not yet (see the module docstring)."""
+    # Imported here: loading CIFAR from another source imports no TensorFlow (JAX trains without it).
     import tensorflow as tf
+
+    from training.data.tf_shared import open_builder
 
     builder, root, prepared = open_builder(dataset, data_dir)
     if not prepared:
         host, port = _probe_address(DOWNLOAD_URLS[dataset])
         if not reachable(host, port):
-            raise _unavailable(dataset, root, host)
+            raise UserError(
+                f"{dataset} is not prepared in the tfds data dir {root} and its download host "
+                f"{host} cannot be reached: run `tfds build {dataset} --data_dir DIR` on a machine "
+                "with internet and point --data-dir (or TFDS_DATA_DIR) at DIR, or pass "
+                "--data-source folder:PATH with the official CIFAR archives, or use --dataset "
+                "cifar10-sample"
+            )
         try:
             builder.download_and_prepare()
         except Exception as e:  # tfds raises many kinds; all mean the same thing to the user
@@ -144,12 +98,8 @@ def load_tfds(dataset: str, data_dir: str | None) -> CifarArrays:
         (x_train, y_train), (x_test, y_test) = _to_numpy(train), _to_numpy(test)
     except (tf.errors.OpError, OSError, ValueError) as e:
         raise UserError(f"tfds could not read {dataset} from {builder.data_dir}: {e}") from None
-    return make_arrays(
-        dataset,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        _label_names(builder, dataset),
-        origin=f"tfds {dataset} in {builder.data_dir}",
-    )
+    names = tuple(builder.info.features["label"].names)
+    if names == tuple(map(str, range(len(names)))):  # tfds recorded only digits
+        names = label_names(dataset)
+    origin = f"tfds {dataset} in {builder.data_dir}"
+    return make_arrays(dataset, x_train, y_train, x_test, y_test, names, origin=origin)

@@ -1,9 +1,6 @@
-"""CIFAR-10/100 from a source, into memory: tfds, the official archives, or the embedded sample.
-
-Sources (``load_arrays``): ``tfds`` (tensorflow_datasets, see ``training.data.cifar.from_tfds``), ``folder:PATH``
-(the official CIFAR archives or their extracted folders, see ``training.data.cifar.archives``) and the
-embedded ``cifar10-sample``. Nothing falls back to the sample when real data is missing: that is an error.
-"""
+"""CIFAR-10/100 into memory (``load_arrays``) from a source: ``tfds`` (``cifar.from_tfds``), ``folder:PATH``
+(the official archives or their extracted folders, ``cifar.archives``) or the embedded ``cifar10-sample``.
+Nothing falls back to the sample when real data is missing: that is an error."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ DEFAULT_SOURCES: dict[str, str | None] = {
     "cifar100": "tfds",
     "cifar10-sample": None,
 }
-"""The source ``load_arrays`` reads each dataset from when none is given (the embedded sample takes
-none)."""
+"""The source ``load_arrays`` reads each dataset from when none is given."""
 
 
 def load_arrays(
@@ -37,15 +33,10 @@ def load_arrays(
     *,
     verify_checksums: bool = True,
 ) -> CifarArrays:
-    """Load ``dataset`` (one of ``DATASETS``) from ``source`` into memory.
-
-    ``source`` is ``None`` (the dataset's ``DEFAULT_SOURCES``), ``"tfds"`` (honours ``data_dir``,
-    else ``TFDS_DATA_DIR``, else ``~/tensorflow_datasets``; fails fast when the dataset is not
-    prepared there and its download host is unreachable) or ``"folder:PATH"`` (an official CIFAR archive, its extracted folder, or a folder holding either).
-    ``verify_checksums`` applies to ``folder:``: turn it off for partial or re-packed copies (structure is
-    always validated). ``cifar10-sample`` is the embedded sample and takes no source or data_dir.
-    Raises ``UserError`` with one line on any bad input.
-    """
+    """Load ``dataset`` (one of ``DATASETS``) from ``source``: ``None`` (``DEFAULT_SOURCES``),
+    ``"tfds"`` (``cifar.from_tfds.load_tfds`` from ``data_dir``) or ``"folder:PATH"``
+    (``cifar.archives.load_folder``, with ``verify_checksums``); ``cifar10-sample`` takes no source or
+    data_dir. ``UserError`` with one line on any bad input."""
     name = dataset.strip().lower()
     if name not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")

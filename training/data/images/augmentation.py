@@ -1,8 +1,5 @@
-"""The parameters of the v1 paper's ImageNet augmentation, without TensorFlow.
-
-``training.data.images.feed`` augments with them, and the benchmark's PyTorch side
-(``bench.torch_images``), which never imports TensorFlow, builds torchvision's version of the same
-augmentation from them.
+"""The parameters of the v1 paper's ImageNet augmentation, without TensorFlow: ``images.feed`` augments
+with them, and the benchmark's PyTorch side (``bench.torch_images``) builds torchvision's version from them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Image data for training: a folder of images (``training.data.images.folder``) or tfds
-``imagenet2012`` (``training.data.images.imagenet_tfds``), fed by ``training.data.images.feed``.
-
-``load`` reads the images of checked ``ImageOptions`` into an ``ImageData``, the data source the
-pipeline trains on (``training.data.batches.TrainingData``, as CIFAR's arrays are).
-"""
+"""Images as the data a run trains on: ``load`` reads the images of checked ``ImageOptions`` (a folder,
+``images.folder``, or tfds ``imagenet2012``, ``images.imagenet_tfds``) into an ``ImageData``, fed by
+``images.feed``."""
 
 from __future__ import annotations
 
@@ -14,31 +11,27 @@ from typing import Any
 
 from keras_preact.command_line import UserError
 from training import recipes
-from training.data.batches import steps_per_epoch
+from training.data.batches import TrainingData
 from training.data.images import feed
-from training.data.images.folder import Split, hold_out, scan
+from training.data.images.folder import hold_out, scan
 from training.data.images.imagenet_tfds import load_imagenet
 from training.data.images.options import PREPROCESSING, CheckedImages, ImageOptions
 
 
 @dataclass(frozen=True)
-class ImageData:
-    """Training and validation images, and how the feed crops and augments them (a data source
-    of ``training.run.pipeline``: see ``training.data.batches.TrainingData``)."""
+class ImageData(TrainingData):
+    """Training and validation images (``feed.ImageSource``), and how the feed crops and augments
+    them; ``origin``: where they come from, for messages and ``metrics.json``."""
 
     name: str
-    train: Any  # feed.ImageSource
+    train: Any
     val: Any
     label_names: tuple[str, ...]
     image_size: int
     augmentation: str
     color_augment: bool
-    origin: str  # where the images come from, for messages and metrics.json
+    origin: str
     preprocessing: str = PREPROCESSING
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_names)
 
     @property
     def num_train(self) -> int:
@@ -52,58 +45,33 @@ class ImageData:
     def input_shape(self) -> tuple[int, int, int]:
         return (self.image_size, self.image_size, 3)
 
-    def train_batches(
-        self,
-        recipe: recipes.Recipe,
-        *,
-        seed: int,
-        augment: bool = True,
-        start_epoch: int = 0,
-        skip: int = 0,
-        input_context: Any = None,
-    ) -> Any:
-        """The endless training feed (``training.data.images.feed.train_batches``); with a
-        ``tf.distribute.InputContext``, this worker's share of every global batch."""
-        plan = feed.ImagePlan(
-            global_batch=recipe.batch_size,
-            steps=steps_per_epoch(self.num_train, recipe.batch_size),
-            seed=seed,
-            start_epoch=start_epoch,
-            skip=skip,
-            augment=(
-                feed.Augment.make(self.image_size, self.augmentation, lighting=self.color_augment)
-                if augment
-                else None
-            ),
-            image_size=self.image_size,
-            classes=self.num_classes if recipes.one_hot_labels(recipe) else None,
+    def _train_feed(self, batch: int, augment: bool, input_context: Any, plan: dict) -> Any:
+        size, kind = self.image_size, self.augmentation
+        views = feed.Augment.make(size, kind, lighting=self.color_augment) if augment else None
+        plan = feed.ImagePlan.make(
+            self.num_train,
+            batch,
+            augment=views,
+            image_size=size,
             input_context=input_context,
+            **plan,
         )
         return feed.train_batches(self.train, plan)
 
     def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any:
-        """The validation images' centre views in order (``training.data.images.feed.eval_batches``)."""
-        classes = self.num_classes if recipes.one_hot_labels(recipe) else None
-        return feed.eval_batches(self.val, self.image_size, batch, classes=classes)
+        """The validation images' centre views in order (``feed.eval_batches``)."""
+        return feed.eval_batches(self.val, self.image_size, batch, classes=self._classes(recipe))
 
     def holdout(self, fraction: float) -> ImageData:
         """Train on all but ``fraction`` of each class's training images, validate on those."""
         if not isinstance(self.train, feed.FileImages):
             raise UserError("a validation split of the training images needs a folder of images")
-        kept, held = hold_out(Split(self.train.paths, self.train.label_array), fraction)
-        return dataclasses.replace(
-            self,
-            train=feed.FileImages(kept.files, kept.labels),
-            val=feed.FileImages(held.files, held.labels),
-        )
+        kept, held = hold_out(self.train, fraction)
+        return dataclasses.replace(self, train=kept, val=held)
 
     def describe(self) -> dict[str, Any]:
-        """Plain data for ``metrics.json``."""
         return {
-            "source": self.origin,
-            "train_examples": self.num_train,
-            "test_examples": self.num_test,
-            "classes": self.num_classes,
+            **super().describe(),
             "label_names": list(self.label_names),
             "image_size": self.image_size,
             "augmentation": self.augmentation,
@@ -137,10 +105,7 @@ def load(
     if data_dir:
         raise UserError("--data-dir applies to --data tfds:imagenet2012, not to a folder")
     found = scan(
-        options.data,
-        val_split=options.val_split,
-        skip_bad_images=options.skip_bad_images,
-        log=log,
+        options.data, val_split=options.val_split, skip_bad_images=options.skip_bad_images, log=log
     )
     if not len(found.val):
         raise UserError(
@@ -149,10 +114,5 @@ def load(
         )
     log(f"data: {found.summary()}")
     return ImageData(
-        found.root.name,
-        feed.FileImages(found.train.files, found.train.labels),
-        feed.FileImages(found.val.files, found.val.labels),
-        found.class_names,
-        origin=str(found.root),
-        **common,
+        found.root.name, found.train, found.val, found.class_names, origin=str(found.root), **common
     )

@@ -1,16 +1,11 @@
-"""Which images of a large folder were decoded before and have not changed since.
+"""Which images of a large folder decoded before and have not changed since (``DecodeCache``).
 
-Checking that every image decodes is what makes the scan of a large folder slow (ImageNet's 1.3
-million files take minutes even at 1/8 scale), and a run that resumes, or an evaluation of the same
-folder, would check the same files again. A small SQLite database remembers each image that
-decoded, by path, size and modification time (and the TensorFlow version whose decoder checked it);
-an image is decoded again only when one of those differs. Images that failed are not remembered:
-they are checked again at every scan, and refused or skipped as the scan says.
-
-The database lives in ``$KERAS_PREACT_CACHE`` when set, else ``$XDG_CACHE_HOME/keras-preact`` or
-``~/.cache/keras-preact``; ``KERAS_PREACT_CACHE=off`` turns it off. It is a cache: when it cannot
-be read or written, the scan says so in one line and checks every image, and a damaged database
-file is moved aside (``.damaged-*``) and started afresh.
+Decoding every image is what makes the scan of a large folder slow (ImageNet's 1.3 million files take
+minutes), so a SQLite database remembers each image that decoded by path, size, modification time and
+decoder (TensorFlow's version); it is decoded again only when one of those differs. Failed images are not
+remembered. The database lives in ``$KERAS_PREACT_CACHE``, else ``$XDG_CACHE_HOME/keras-preact`` or
+``~/.cache/keras-preact`` (``KERAS_PREACT_CACHE=off``: no cache). When it cannot be used the scan says so
+in one line and checks every image; a damaged one is moved aside (``.damaged-*``) and started afresh.
 """
 
 from __future__ import annotations
@@ -24,16 +19,10 @@ from pathlib import Path
 FILE_NAME = "checked-images.sqlite"
 OFF = "off"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS checked (
-    root TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    decoder TEXT NOT NULL,
-    PRIMARY KEY (root, path)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS checked (root TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, decoder TEXT NOT NULL, PRIMARY KEY (root, path))"
 )
-"""
 
 
 def cache_dir() -> Path | None:
@@ -59,9 +48,7 @@ class DecodeCache:
     """The images of one folder (``root``) known to decode, as of their size and mtime."""
 
     def __init__(self, root: Path, decoder: str, log: Callable[[str], None]) -> None:
-        self.root = str(root)
-        self.decoder = decoder
-        self.log = log
+        self.root, self.decoder, self.log = str(root), decoder, log
         directory = cache_dir()
         self.path = directory / FILE_NAME if directory is not None else None
 

@@ -1,29 +1,23 @@
 """The tf.data feed of encoded images (files of a folder, or tfds records): decode, augment, batch.
 
-Images are read and decoded on the fly, in parallel, and prefetched: nothing is held in memory but
-the batches ahead. The contract is that of the CIFAR feeds (``training.data``): epoch ``e`` is an
-order of the training images keyed by ``(seed, e)``, cut into full global batches, and the random
-crop, flip and colour of the ``k``-th image of epoch ``e`` are keyed by ``(seed, e, k)``, so a run
-resumed at any batch sees exactly what the uninterrupted run saw, whatever the parallelism and the
-number of replicas. Outputs are float32 raw ``[0, 255]`` RGB pixels: standardisation (the papers'
-mean subtraction) is the model's first layer.
+Images are read and decoded on the fly, in parallel; nothing is held in memory but the batches ahead. The
+contract is ``training.data.batches``': the crop, flip and colour of the ``k``-th image of epoch ``e`` are
+keyed by ``(seed, e, k)``. Training augmentations (``Augment.kind``), lengths at the papers' 224 crop
+(they scale with ``image_size``):
 
-Training augmentations (``Augment.kind``):
-
-* ``scale`` (He et al. 2015, sec. 3.4): the shorter side resized to a random length in [256, 480],
-  a random 224x224 crop, a random horizontal flip, and AlexNet's PCA colour augmentation
-  (``lighting``, Krizhevsky et al. 2012). The crop's window is chosen in the original image and only
-  that window is decoded (JPEG) and resized, which is the same as resizing the whole image first.
-* ``inception`` (used by He et al. 2016 for ResNet-200, from Szegedy et al. 2015): a random window
-  of 8-100 % of the image's area and aspect ratio in [3/4, 4/3], resized to 224x224, flip, lighting.
+* ``scale`` (He et al. 2015, sec. 3.4): the shorter side resized to a random length in [256, 480], a
+  random 224x224 crop, a random horizontal flip, and AlexNet's PCA colour augmentation (``lighting``,
+  Krizhevsky et al. 2012). Only the crop's window is decoded (JPEG) and resized, which is the same as
+  resizing the whole image first.
+* ``inception`` (He et al. 2016 for ResNet-200, from Szegedy et al. 2015): a random window of 8-100 % of
+  the image's area and aspect ratio in [3/4, 4/3], resized to 224x224, flip, lighting.
 * ``none``: the evaluation view (shorter side 256, central 224 crop).
-
-Lengths are given for the papers' 224 crop and scale with ``image_size``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +27,8 @@ import tensorflow as tf
 from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from keras_preact.image_views import center
-from training.choices import AUGMENTATIONS
+from training.data import tf_shared
+from training.data.batches import Plan, check_batch
 from training.data.images.augmentation import (
     LIGHTING_STD,
     PCA_EIGENVALUES,
@@ -59,11 +54,8 @@ class Augment:
 
     @classmethod
     def make(cls, image_size: int, kind: str = "scale", *, lighting: bool = True) -> Augment:
-        """The augmentation ``kind`` at crop ``image_size`` (``UserError`` for an unknown kind)."""
-        if kind not in AUGMENTATIONS:
-            raise UserError(
-                f"unknown augmentation {kind!r}: choose one of {', '.join(AUGMENTATIONS)}"
-            )
+        """The augmentation ``kind`` (one of ``training.choices.AUGMENTATIONS``, checked by
+        ``ImageOptions.check``) at crop ``image_size``."""
         return cls(
             image_size,
             kind,
@@ -71,10 +63,6 @@ class Augment:
             flip=kind != "none",
             lighting=LIGHTING_STD if lighting and kind != "none" else 0.0,
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# Decoding
 
 
 def decode(data: tf.Tensor) -> tf.Tensor:
@@ -120,10 +108,6 @@ def decode_window(data: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Augmentation
-
-
 def _keys(key: tf.Tensor, count: int) -> list[tf.Tensor]:
     return [tf.random.experimental.stateless_fold_in(key, i) for i in range(count)]
 
@@ -137,15 +121,8 @@ def scale_window(shape: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tenso
     target = tf.random.stateless_uniform([], k_scale, low, high + 1, dtype=tf.int32)
     height, width = shape[0], shape[1]
     short = tf.minimum(height, width)
-    side = tf.cast(
-        tf.round(
-            tf.cast(augment.image_size, tf.float32)
-            * tf.cast(short, tf.float32)
-            / tf.cast(target, tf.float32)
-        ),
-        tf.int32,
-    )
-    side = tf.clip_by_value(side, 1, short)
+    side = tf.round(augment.image_size * tf.cast(short, tf.float32) / tf.cast(target, tf.float32))
+    side = tf.clip_by_value(tf.cast(side, tf.int32), 1, short)
     top = _uniform_int(k_top, height - side + 1)
     left = _uniform_int(k_left, width - side + 1)
     return tf.stack([top, left, side, side])
@@ -184,7 +161,7 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
     """float32 ``(S, S, 3)``: one augmented training view of an encoded image."""
     size = augment.image_size
     if augment.kind == "none":
-        return center(decode(data), size)[0]
+        return eval_image(data, size)
     k_window, k_flip, k_light = _keys(key, 3)
     shape = image_shape(data)
     if augment.kind == "scale":
@@ -206,44 +183,49 @@ def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.ensure_shape(center(decode(data), image_size)[0], [image_size] * 2 + [3])
 
 
-# ---------------------------------------------------------------------------------------------
-# Where the encoded images come from
-
-
 class ImageSource:
-    """Encoded images and their labels: ``items(order)`` or ``epoch(...)`` yield ``(payload,
-    label)`` where the payload is a file path (``reads_files``) or the encoded bytes."""
+    """Encoded images and their labels: ``epoch(seed, epoch)`` (the whole split in the order of that
+    epoch, a function of ``(seed, epoch)`` only) and ``ordered()`` (in its stored order) yield
+    ``(payload, label)``, the payload a file path (``reads_files``) or the encoded bytes."""
 
     reads_files: bool = True
     count: int
 
-    def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
-        """The whole split in the order of ``epoch`` (a function of ``(seed, epoch)`` only)."""
-        raise NotImplementedError
-
-    def ordered(self) -> tf.data.Dataset:
-        """The whole split in its stored order."""
-        raise NotImplementedError
+    def read(self, payload: tf.Tensor) -> tf.Tensor:
+        """The encoded bytes of ``payload``."""
+        return tf.io.read_file(payload) if self.reads_files else payload
 
 
 class FileImages(ImageSource):
-    """Image files (paths) and labels; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
+    """Image files (absolute paths) and their class indices (int64, same order), e.g. one split of
+    a folder; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
 
-    def __init__(self, files: tuple[str, ...], labels: np.ndarray):
-        self.paths, self.label_array = tuple(files), np.asarray(labels, np.int64)
-        self.files = tf.constant(list(files), tf.string)
-        self.labels = tf.constant(self.label_array.astype(np.int32))
-        self.count = len(files)
+    def __init__(self, files: Sequence[str], labels: np.ndarray):
+        self.files, self.labels = tuple(files), np.asarray(labels, np.int64)
+        self.count = len(self.files)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def subset(self, keep: np.ndarray) -> FileImages:
+        """The images at the indices ``keep`` (in that order)."""
+        return FileImages([self.files[i] for i in keep], self.labels[keep])
+
+    @functools.cached_property
+    def _tensors(self) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.init_scope():  # made once, eagerly, whichever graph asks first
+            return tf.constant(self.files, tf.string), tf.constant(self.labels.astype(np.int32))
 
     def epoch(self, seed: tf.Tensor, epoch: tf.Tensor) -> tf.data.Dataset:
         key = tf.random.experimental.stateless_fold_in(tf.stack([seed, epoch]), 0)
         order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=key)
+        files, labels = self._tensors
         return tf.data.Dataset.from_tensor_slices(
-            (tf.gather(self.files, order), tf.gather(self.labels, order))
+            (tf.gather(files, order), tf.gather(labels, order))
         )
 
     def ordered(self) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices((self.files, self.labels))
+        return tf.data.Dataset.from_tensor_slices(self._tensors)
 
 
 class RecordImages(ImageSource):
@@ -262,35 +244,21 @@ class RecordImages(ImageSource):
         return self.dataset
 
 
-# ---------------------------------------------------------------------------------------------
-# The feeds
+@dataclass(frozen=True, kw_only=True)
+class ImagePlan(Plan):
+    """A ``training.data.batches.Plan`` of images: ``augment`` (None: the evaluation view) at
+    ``image_size``; ``input_context``: ``tf.distribute``'s, this worker's part of every batch."""
 
-
-@dataclass(frozen=True)
-class ImagePlan:
-    """Everything a training feed of images needs (see the module docstring)."""
-
-    global_batch: int
-    steps: int  # batches per epoch
-    seed: int
-    start_epoch: int = 0
-    skip: int = 0  # batches of start_epoch already trained
-    augment: Augment | None = None  # None: the evaluation view
+    augment: Augment | None = None
     image_size: int = 224
-    classes: int | None = None  # one-hot labels of this many classes; None: int32 labels
-    input_context: Any = None  # tf.distribute.InputContext: this worker's part of every batch
+    input_context: Any = None
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
-    """The endless training feed ``plan`` describes: float32 ``(B, S, S, 3)`` raw pixels and int32
-    labels (float32 one-hot with ``plan.classes``), ``B`` the global batch.
-
-    With ``plan.input_context`` (``tf.distribute``'s, one per worker) the feed is this worker's
-    share of the same global batches: worker ``w`` of ``W`` reads and decodes only the images at
-    positions ``[w B/W, (w+1) B/W)`` of every global batch, in per-replica batches for its local
-    replicas (use with ``strategy.distribute_datasets_from_function``)."""
-    if plan.start_epoch < 0 or plan.skip < 0:
-        raise UserError("start epoch and batches to skip must be 0 or more")
+    """The endless training feed ``plan`` describes, in global batches. With ``plan.input_context``
+    (one per worker: ``strategy.distribute_datasets_from_function``) worker ``w`` of ``W`` reads
+    and decodes only the images at positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
+    per-replica batches for its local replicas."""
     per_epoch = plan.steps * plan.global_batch
     if per_epoch > source.count:
         raise UserError(
@@ -298,7 +266,12 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
             f"there are {source.count}"
         )
     seed = tf.constant(plan.seed, tf.int64)
-    load = _loader(source, plan)
+
+    def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
+        data, label = source.read(item[0]), tf_shared.labels(item[1], plan.classes)
+        if plan.augment is None:
+            return eval_image(data, plan.image_size), label
+        return train_image(data, key, plan.augment), label
 
     def epoch_items(epoch: tf.Tensor) -> tf.data.Dataset:
         items = source.epoch(seed, epoch).take(per_epoch)
@@ -325,20 +298,9 @@ def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
         batch = context.get_per_replica_batch_size(plan.global_batch)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch, drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options(sharded=context is not None))
-
-
-def _loader(source: ImageSource, plan: ImagePlan) -> Callable[..., Any]:
-    def load(key: tf.Tensor, item: tuple[tf.Tensor, tf.Tensor]):
-        payload, label = item
-        data = tf.io.read_file(payload) if source.reads_files else payload
-        if plan.augment is None:
-            image = eval_image(data, plan.image_size)
-        else:
-            image = train_image(data, key, plan.augment)
-        return image, _label(label, plan.classes)
-
-    return load
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(
+        tf_shared.options(sharded=context is not None)
+    )
 
 
 def eval_batches(
@@ -352,30 +314,13 @@ def eval_batches(
     """The evaluation feed: every image in order, its ``center`` view, in batches of ``batch`` (the
     last one may be smaller). Cached in memory after the first pass when the decoded views take
     less than ``cache_bytes``."""
-    if batch < 1:
-        raise UserError(f"batch size must be at least 1, got {batch}")
+    check_batch(batch)
 
     def load(payload: tf.Tensor, label: tf.Tensor):
-        data = tf.io.read_file(payload) if source.reads_files else payload
-        return eval_image(data, image_size), _label(label, classes)
+        return eval_image(source.read(payload), image_size), tf_shared.labels(label, classes)
 
     ds = source.ordered().map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch)
     if source.count * image_size * image_size * 3 * 4 <= cache_bytes:
         ds = ds.cache()
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options())
-
-
-def _label(label: tf.Tensor, classes: int | None) -> tf.Tensor:
-    label = tf.cast(label, tf.int32)
-    return label if classes is None else tf.one_hot(label, classes)
-
-
-def options(*, sharded: bool = False) -> tf.data.Options:
-    """Deterministic order; a feed that is not ``sharded`` already is split by data under
-    multi-worker strategies (each worker keeps its part of every batch)."""
-    opts = tf.data.Options()
-    opts.deterministic = True
-    policy = tf.data.experimental.AutoShardPolicy
-    opts.experimental_distribute.auto_shard_policy = policy.OFF if sharded else policy.DATA
-    return opts
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(tf_shared.options())

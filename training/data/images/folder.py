@@ -1,21 +1,16 @@
 """A folder of images, one subfolder per class: scanned and checked before anything trains on it.
 
-Layouts (``find_splits``):
+Layouts: ``DIR/train/<class>/...`` and ``DIR/val/<class>/...``; only ``DIR/train/`` with a validation
+split held out of it (``val_split``); or DIR itself holding the class folders (evaluation, or training with
+a split). Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, any case) at any depth
+below their class folder, of any size; grayscale, palette, 16-bit and CMYK images become 8-bit RGB. Class
+indices follow the sorted class folder names.
 
-* ``DIR/train/<class>/...`` and ``DIR/val/<class>/...`` (the validation images), or only
-  ``DIR/train/`` with a validation split held out of it (``val_split``);
-* ``DIR/<class>/...``: DIR itself holds the class folders (evaluation, or training with a split).
-
-Images are JPEG, PNG, BMP, GIF (first frame) or WebP files (by extension, case-insensitive), at any
-depth below their class folder, of any size and aspect ratio; grayscale, palette, 16-bit and CMYK
-images are decoded to 8-bit RGB. Class indices follow the sorted class folder names.
-
-The scan checks the whole folder before anything is written or trained: class folders without
-images, validation classes that the training images lack, files that are not images (listed and
-left out), and images that cannot be decoded. Every image is decoded once by the same decoder the
-training feed uses (JPEGs at 1/8 scale, which still reads their whole data), so an image that passes
-never stops training later. Undecodable images are refused with their paths, or left out and counted
-with ``skip_bad_images``. Every problem that stops the scan is reported in one ``UserError``.
+The scan reports in one ``UserError`` every problem that stops it: class folders without images,
+validation classes the training images lack, images that cannot be decoded (refused with their paths, or
+left out and counted with ``skip_bad_images``). Files that are not images are listed and left out. Every
+image is decoded once by the training feed's decoder (JPEGs at 1/8 scale, which still reads all their
+data), so an image that passes never stops training later.
 """
 
 from __future__ import annotations
@@ -34,7 +29,7 @@ import tensorflow as tf
 from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from training.data.images.decode_cache import DecodeCache
-from training.data.images.feed import decode_check
+from training.data.images.feed import FileImages, decode_check
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 """File name endings taken for images (any case)."""
@@ -47,56 +42,33 @@ MANY = 20_000
 
 
 @dataclass(frozen=True)
-class Split:
-    """The images of one split: absolute paths and their class indices (same order)."""
-
-    files: tuple[str, ...]
-    labels: np.ndarray  # int64
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def subset(self, keep: np.ndarray) -> Split:
-        """The images at the indices ``keep`` (in that order)."""
-        return Split(tuple(self.files[i] for i in keep), self.labels[keep])
-
-
-@dataclass(frozen=True)
 class FolderScan:
     """What a scan found: the classes, the checked training and validation images, and what was
     left out (paths relative to ``root``)."""
 
     root: Path
     class_names: tuple[str, ...]
-    train: Split
-    val: Split
+    train: FileImages
+    val: FileImages
     val_source: str  # "val/", "DIR", "split 0.1" or "" (no validation images)
     not_images: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line: classes, images per split, and what was skipped or ignored."""
-        parts = [f"{self.root}: {len(self.class_names)} classes"]
+        line = f"{self.root}: {len(self.class_names)} classes"
         if len(self.train):
-            parts.append(f"{len(self.train)} training images")
+            line += f", {len(self.train)} training images"
         if len(self.val):
-            parts.append(f"{len(self.val)} validation images ({self.val_source})")
-        line = ", ".join(parts)
+            line += f", {len(self.val)} validation images ({self.val_source})"
         if self.skipped:
-            line += f"; skipped {_count(len(self.skipped), 'undecodable image')} " + (
-                f"({_listing(self.skipped)})"
-            )
+            line += f"; skipped {_count(len(self.skipped), 'undecodable image')}"
+            line += f" ({_listing(self.skipped)})"
         if self.not_images:
-            what = (
-                "file that is not an image"
-                if len(self.not_images) == 1
-                else ("files that are not images")
-            )
-            line += f"; left out {len(self.not_images):,} {what} ({_listing(self.not_images)})"
-        for note in self.notes:
-            line += f"; {note}"
-        return line
+            what = "s that are not images" if len(self.not_images) > 1 else " that is not an image"
+            line += f"; left out {len(self.not_images):,} file{what} ({_listing(self.not_images)})"
+        return "; ".join([line, *self.notes])
 
 
 def _count(n: int, noun: str) -> str:
@@ -108,33 +80,11 @@ def _listing(paths: Sequence[str]) -> str:
     return shown + (f" and {len(paths) - SHOWN:,} more" if len(paths) > SHOWN else "")
 
 
-def is_image_name(name: str) -> bool:
-    """Whether a file name has one of ``IMAGE_EXTENSIONS``."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def class_folders(directory: Path) -> dict[str, Path]:
-    """The class folders of ``directory`` (its visible subfolders), by name, sorted."""
-    return _entries(directory)[0]
-
-
-def _entries(directory: Path) -> tuple[dict[str, Path], list[Path]]:
-    """``(class folders by name, other visible entries)`` of ``directory``, sorted."""
+def _relative(path: Path, root: Path) -> str:
     try:
-        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
-    except OSError as e:
-        raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
-    folders = {p.name: p for p in entries if p.is_dir()}
-    return folders, [p for p in entries if p.name not in folders]
-
-
-def _identity(path: Path | str) -> tuple[int, int] | None:
-    """The real directory behind ``path`` (links followed), or None when it cannot be read."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 @dataclass
@@ -149,13 +99,14 @@ class _Walk:
 
     def claim(self, path: Path) -> bool:
         """Whether ``path`` leads to a directory not reached before (now it is)."""
-        key = _identity(path)
-        if key is None:
+        try:
+            info = os.stat(path)
+        except OSError:
             return True  # unreadable: os.walk reports nothing below it
-        if key in self.seen:
+        if (info.st_dev, info.st_ino) in self.seen:
             self.skipped.append(_relative(path, self.root))
             return False
-        self.seen.add(key)
+        self.seen.add((info.st_dev, info.st_ino))
         return True
 
     def files(self, folder: Path) -> Iterator[Path]:
@@ -165,46 +116,75 @@ class _Walk:
             dirs[:] = [
                 d for d in sorted(dirs) if not d.startswith(".") and self.claim(Path(current) / d)
             ]
-            for name in sorted(files):
-                if not name.startswith("."):
-                    yield Path(current) / name
-
-    def note(self) -> tuple[str, ...]:
-        """The line that says which linked folders were skipped (none: no line)."""
-        if not self.skipped:
-            return ()
-        return (
-            f"skipped {_count(len(self.skipped), 'linked folder')} already in the scan "
-            f"({_listing(self.skipped)})",
-        )
+            yield from (Path(current) / name for name in sorted(files) if not name.startswith("."))
 
 
 @dataclass
 class _Listing:
     """The files of one split folder, before decoding."""
 
+    directory: Path
     files: dict[str, list[str]]  # class name -> image paths
     not_images: list[str]
-    outside: list[str] = field(default_factory=list)  # entries beside the class folders
+    outside: list[str]  # entries beside the class folders
+
+    def empty(self, root: Path) -> list[str]:
+        """The class folders without images, relative to ``root``."""
+        return [_relative(self.directory / n, root) for n, files in self.files.items() if not files]
+
+    def images(self, index: dict[str, int]) -> FileImages:
+        """The images, labelled by ``index`` (class name -> label)."""
+        paths = [p for images in self.files.values() for p in images]
+        labels = [index[name] for name, images in self.files.items() for _ in images]
+        return FileImages(paths, np.asarray(labels, np.int64))
+
+
+def _list_splits(root: Path, directories: Sequence[Path | None]) -> tuple[_Walk, list[_Listing]]:
+    """The files of the class folders of each of ``directories`` (None: an empty listing), each
+    real directory listed once."""
+    walk = _Walk(root)
+    for directory in dict.fromkeys((root, *directories)):
+        if directory is not None:
+            walk.claim(directory)
+    return walk, [_list(d, root, walk) if d else _Listing(root, {}, [], []) for d in directories]
 
 
 def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
-    """The files of the class folders of ``directory``; ``walk`` holds the folders reached."""
-    listing = _Listing({}, [])
-    folders, others = _entries(directory)
-    listing.outside = [_relative(p, root) for p in others]
+    try:
+        entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise UserError(f"cannot read the image folder {directory}: {e.strerror or e}") from None
+    folders = {p.name: p for p in entries if p.is_dir()}
+    outside = [_relative(p, root) for p in entries if p.name not in folders]
+    listing = _Listing(directory, {}, [], outside)
     check_class_names(folders, root)
     claimed = {name: walk.claim(folder) for name, folder in folders.items()}
     for name, folder in folders.items():
-        images = []
+        images = listing.files[name] = []
         for path in walk.files(folder) if claimed[name] else ():
             # Only regular files (links followed): reading a pipe or a device never ends.
-            if is_image_name(path.name) and path.is_file():
+            if path.name.lower().endswith(IMAGE_EXTENSIONS) and path.is_file():
                 images.append(str(path))
             else:
                 listing.not_images.append(str(path.relative_to(root)))
-        listing.files[name] = images
     return listing
+
+
+def _notes(walk: _Walk, listings: Sequence[_Listing]) -> list[str]:
+    """The lines that say which files lie beside the class folders and which linked folders were
+    skipped."""
+    notes = []
+    outside = [path for listing in listings for path in listing.outside]
+    if outside:
+        notes.append(
+            f"left out {_count(len(outside), 'file')} outside the class folders ({_listing(outside)})"
+        )
+    if walk.skipped:
+        notes.append(
+            f"skipped {_count(len(walk.skipped), 'linked folder')} already in the scan "
+            f"({_listing(walk.skipped)})"
+        )
+    return notes
 
 
 def check_class_names(folders: dict[str, Path], root: Path) -> None:
@@ -212,16 +192,12 @@ def check_class_names(folders: dict[str, Path], root: Path) -> None:
     break or other control character, spaces at either end, bytes that are not UTF-8), or two
     names that differ only in case (one class on a case-insensitive disk)."""
     for name in folders:
-        bad = (
+        if (
             name != name.strip()
             or any(ord(c) < 32 or ord(c) == 127 for c in name)
             or len(name.splitlines()) != 1
-        )
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            bad = True
-        if bad:
+            or name.encode("utf-8", "replace").decode() != name  # undecodable bytes
+        ):
             raise UserError(
                 f"class folder {_relative(folders[name], root)!r} has a name that cannot be a line of labels.txt (a line "
                 "break, control character, space at either end or bytes that are not UTF-8): "
@@ -238,25 +214,13 @@ def check_class_names(folders: dict[str, Path], root: Path) -> None:
         )
 
 
-def find_splits(root: Path, *, training: bool) -> tuple[Path, Path | None, str]:
-    """``(train folder, validation folder or None, how the validation folder is named)``.
-
-    For training: ``root/train`` (and ``root/val`` when present), or ``root`` itself when it holds
-    class folders and no ``train``. For evaluation (``training=False``): ``root/val`` when present,
-    else ``root`` itself; returned as the second element (the first is unused then).
-    """
+def _existing_folder(root: str | os.PathLike) -> Path:
+    root = Path(root).expanduser().absolute()
     if not root.exists():
         raise UserError(f"image folder {root} does not exist")
     if not root.is_dir():
         raise UserError(f"{root} is not a folder: expected one subfolder per class")
-    train, val = root / "train", root / "val"
-    if not training:
-        return root, (val if val.is_dir() else root), ("val/" if val.is_dir() else str(root))
-    if train.is_dir():
-        return train, (val if val.is_dir() else None), "val/"
-    if val.is_dir():
-        raise UserError(f"{root} has val/ but no train/: put the training images in {train}")
-    return root, None, ""
+    return root
 
 
 def scan(
@@ -266,28 +230,24 @@ def scan(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder (see the module docstring for the layouts and the checks); ``log``
-    is told when the images to decode are many (ImageNet's take minutes).
-
-    ``val_split`` holds out that fraction of each class's training images as the validation split
-    (the same images whatever the run's seed); it cannot be combined with a ``val/`` folder. Without
-    either there are no validation images. ``UserError`` lists every problem found.
-    """
-    root = Path(root).expanduser().absolute()
-    train_dir, val_dir, val_name = find_splits(root, training=True)
-    if val_split is not None:
-        if not 0 < val_split < 1:
-            raise UserError(f"--val-split must be a fraction in (0, 1), got {val_split}")
-        if val_dir is not None:
+    """Scan a training folder (the layouts and checks of the module docstring); ``log`` is told
+    when the images to decode are many. ``val_split`` (in (0, 1): ``ImageOptions.check``) holds out
+    that fraction of each class's training images (``hold_out``) instead of a ``val/`` folder;
+    without either there are no validation images."""
+    root = _existing_folder(root)
+    train_dir, val_dir = root / "train", root / "val"
+    if not train_dir.is_dir():
+        if val_dir.is_dir():
             raise UserError(
-                f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
+                f"{root} has val/ but no train/: put the training images in {train_dir}"
             )
-    walk = _Walk(root)
-    for directory in (root, train_dir, val_dir):
-        if directory is not None:
-            walk.claim(directory)
-    train = _list(train_dir, root, walk)
-    val = _list(val_dir, root, walk) if val_dir is not None else _Listing({}, [])
+        train_dir = root
+    val_dir = val_dir if train_dir != root and val_dir.is_dir() else None
+    if val_split is not None and val_dir is not None:
+        raise UserError(
+            f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
+        )
+    walk, (train, val) = _list_splits(root, (train_dir, val_dir))
     problems = []
     if not train.files:
         problems.append(f"no class folders in {train_dir}")
@@ -296,13 +256,7 @@ def scan(
             f"only one class folder in {train_dir} ({next(iter(train.files))}): a classifier "
             "needs at least two classes"
         )
-    empty = [
-        _relative(folder, root)
-        for listing, directory in ((train, train_dir), (val, val_dir))
-        for name, files in listing.files.items()
-        if not files
-        for folder in [directory / name]  # type: ignore[operator]
-    ]
+    empty = train.empty(root) + val.empty(root)
     if empty:
         problems.append(f"class folders without images: {_listing(empty)}")
     unknown = sorted(set(val.files) - set(train.files))
@@ -313,33 +267,24 @@ def scan(
 
     class_names = tuple(train.files)
     index = {name: i for i, name in enumerate(class_names)}
-    train_split = _split(train.files, index)
-    val_split_images = _split(val.files, index)
-    (train_split, val_split_images), skipped = _decodable(
-        (train_split, val_split_images), root, skip_bad_images, log
+    (train_images, val_images), skipped = _decodable(
+        (train.images(index), val.images(index)), root, skip_bad_images, log
     )
-    present = set(train_split.labels.tolist())
+    present = set(train_images.labels.tolist())
     empty_now = [name for i, name in enumerate(class_names) if i not in present]
     if empty_now:
         raise UserError(
             f"{root}: classes without a decodable training image: {_listing(empty_now)}"
         )
     if val_split is not None:
-        train_split, val_split_images = hold_out(train_split, val_split)
-        val_name = f"split {val_split:g}"
-    notes = [*_outside_note(train.outside + val.outside), *walk.note()]
-    missing = sorted(set(class_names) - set(val.files)) if val_dir is not None else []
-    if missing:
+        train_images, val_images = hold_out(train_images, val_split)
+    notes = _notes(walk, (train, val))
+    if val_dir is not None and (missing := sorted(set(class_names) - set(val.files))):
         notes.append(f"no validation images of {_listing(missing)}")
+    source = ("val/" if val_split is None else f"split {val_split:g}") if len(val_images) else ""
+    not_images = tuple(train.not_images + val.not_images)
     return FolderScan(
-        root,
-        class_names,
-        train_split,
-        val_split_images,
-        val_name if len(val_split_images) else "",
-        tuple(train.not_images + val.not_images),
-        skipped,
-        tuple(notes),
+        root, class_names, train_images, val_images, source, not_images, skipped, tuple(notes)
     )
 
 
@@ -354,12 +299,9 @@ def scan_eval(
     folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
     the sorted folder names are the labels. The images are in ``FolderScan.val``; ``log`` as for
     ``scan``."""
-    root = Path(root).expanduser().absolute()
-    _, directory, name = find_splits(root, training=False)
-    walk = _Walk(root)
-    walk.claim(root)
-    walk.claim(directory)  # type: ignore[arg-type]
-    listing = _list(directory, root, walk)  # type: ignore[arg-type]
+    root = _existing_folder(root)
+    directory = root / "val" if (root / "val").is_dir() else root
+    walk, (listing,) = _list_splits(root, (directory,))
     if not listing.files:
         raise UserError(f"no class folders in {directory}")
     names = tuple(class_names) if class_names is not None else tuple(listing.files)
@@ -367,29 +309,20 @@ def scan_eval(
     unknown = sorted(set(listing.files) - set(names))
     if unknown:
         problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
-    empty = [_relative(directory / n, root) for n, f in listing.files.items() if not f]  # type: ignore[operator]
-    if empty:
-        problems.append(f"class folders without images: {_listing(empty)}")
+    if listing.empty(root):
+        problems.append(f"class folders without images: {_listing(listing.empty(root))}")
     if problems:
         raise UserError(f"{root}: {'; '.join(problems)}")
-    split = _split(listing.files, {n: i for i, n in enumerate(names)})
-    (split,), skipped = _decodable((split,), root, skip_bad_images, log)
-    empty_split = Split((), np.zeros((0,), np.int64))
-    notes = (*_outside_note(listing.outside), *walk.note())
+    index = {n: i for i, n in enumerate(names)}
+    (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
+    source, notes = "val/" if directory != root else str(root), tuple(_notes(walk, (listing,)))
+    no_images = FileImages([], [])
     return FolderScan(
-        root, names, empty_split, split, name, tuple(listing.not_images), skipped, notes
+        root, names, no_images, images, source, tuple(listing.not_images), skipped, notes
     )
 
 
-def _outside_note(paths: Sequence[str]) -> tuple[str, ...]:
-    """The line that says which files lie beside the class folders (none: no line)."""
-    if not paths:
-        return ()
-    what = "file" if len(paths) == 1 else "files"
-    return (f"left out {len(paths):,} {what} outside the class folders ({_listing(paths)})",)
-
-
-def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
+def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages]:
     """``(kept, held out)``: ``fraction`` of each class's images (rounded, at least one of every
     class with two or more), chosen by a fixed shuffle of the class's images, so the same images
     whatever the seed of the run."""
@@ -400,46 +333,23 @@ def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
         count = min(max(count, 1), len(members) - 1) if len(members) >= 2 else 0
         order = np.random.default_rng([0, int(label)]).permutation(len(members))
         held.extend(members[order[:count]].tolist())
-    held_set = set(held)
     if not held:
         raise UserError(f"a validation split of {fraction:g} leaves no validation images")
-    keep = np.array([i for i in range(len(split)) if i not in held_set], np.int64)
-    return split.subset(keep), split.subset(np.array(sorted(held), np.int64))
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def _split(files: dict[str, list[str]], index: dict[str, int]) -> Split:
-    paths, labels = [], []
-    for name, images in files.items():
-        paths += images
-        labels += [index[name]] * len(images)
-    return Split(tuple(paths), np.asarray(labels, np.int64))
-
-
-def _without(split: Split, bad: Sequence[str]) -> Split:
-    drop = set(bad)
-    keep = np.array([i for i, f in enumerate(split.files) if f not in drop], np.int64)
-    return split.subset(keep)
+    keep = sorted(set(range(len(split))) - set(held))
+    return split.subset(keep), split.subset(sorted(held))
 
 
 def _decodable(
-    splits: Sequence[Split], root: Path, skip_bad_images: bool, log: Callable[[str], None]
-) -> tuple[list[Split], tuple[str, ...]]:
+    splits: Sequence[FileImages], root: Path, skip_bad_images: bool, log: Callable[[str], None]
+) -> tuple[list[FileImages], tuple[str, ...]]:
     """``splits`` without the images that cannot be decoded (decoded in one pass), and those
     images' paths relative to ``root``; refused in one line naming them unless
     ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
     (``training.data.images.decode_cache``), so that the next scan decodes only new or changed files."""
     paths = [f for split in splits for f in split.files]
-    if len(paths) >= MANY:
-        bad = _undecodable_remembered(paths, root, log)
-    else:
-        bad = find_undecodable(paths)
+    bad = (
+        _undecodable_remembered(paths, root, log) if len(paths) >= MANY else find_undecodable(paths)
+    )
     if not bad:
         return list(splits), ()
     shown = [_relative(Path(p), root) for p in bad]
@@ -451,7 +361,11 @@ def _decodable(
         )
     if oversized:
         log(f"data: skipping images{oversized}")
-    return [_without(split, bad) for split in splits], tuple(shown)
+    drop = set(bad)
+    kept = [
+        split.subset([i for i, f in enumerate(split.files) if f not in drop]) for split in splits
+    ]
+    return kept, tuple(shown)
 
 
 def _oversized(bad: Sequence[str], root: Path) -> str:
@@ -465,11 +379,11 @@ def _oversized(bad: Sequence[str], root: Path) -> str:
             continue
         if height * width > limit:
             sizes.append(f"{_relative(Path(path), root)}: {width} x {height} pixels")
-    if not sizes:
-        return ""
+    variable = image_limits.ENVIRONMENT_VARIABLE
     return (
-        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, "
-        f"${image_limits.ENVIRONMENT_VARIABLE})"
+        f" ({_listing(sizes)}: over the limit of {limit:,} decoded pixels, ${variable})"
+        if sizes
+        else ""
     )
 
 
@@ -486,8 +400,7 @@ def _undecodable_remembered(
         which = "new or changed images" if unchanged else "images"
         log(f"data: decoding each of the {len(todo):,} {which} in {root} once to check it")
     bad = find_undecodable(todo)
-    failed = set(bad)
-    checked.remember([p for p in todo if p not in failed], stats)
+    checked.remember(sorted(set(todo) - set(bad)), stats)
     return bad
 
 
@@ -496,7 +409,6 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
     in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
     if not paths:
         return []
-
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
     ds = ds.map(decode_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
     ds = ds.ignore_errors().batch(4096)
@@ -511,29 +423,21 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
 def _quiet_stderr() -> Iterator[None]:
     """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
     write it back afterwards without the codec libraries' own lines about corrupt data."""
-    fd = 2
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stderr.flush()
-    saved = os.dup(fd)
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), fd)
+        os.dup2(capture.fileno(), 2)
         try:
             yield
         finally:
-            os.dup2(saved, fd)
+            os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [
-                line
-                for line in capture.read().splitlines(keepends=True)
-                if not _codec_chatter(line.decode(errors="replace"))
-            ]
-            if kept:
-                os.write(fd, b"".join(kept))
+            kept = [line for line in capture.read().splitlines(True) if not _codec_chatter(line)]
+            os.write(2, b"".join(kept))
 
 
-_CODEC_LINES = ("Improper call to JPEG library", "Corrupt JPEG data", "Premature end of JPEG")
-
-
-def _codec_chatter(line: str) -> bool:
-    return any(marker in line for marker in _CODEC_LINES) or line.startswith("libpng")
+def _codec_chatter(line: bytes) -> bool:
+    markers = (b"Improper call to JPEG library", b"Corrupt JPEG data", b"Premature end of JPEG")
+    return line.startswith(b"libpng") or any(marker in line for marker in markers)

@@ -1,10 +1,9 @@
-"""tfds ``imagenet2012`` from its manual folder: prepared once by tfds, read as encoded JPEGs.
+"""tfds ``imagenet2012``, prepared once by tfds from the archives in its manual folder, read as encoded JPEGs.
 
-ImageNet cannot be downloaded by tfds: its archives (``ILSVRC2012_img_train.tar`` and
-``ILSVRC2012_img_val.tar``, from https://image-net.org after registering) go into the manual folder
-(``--manual-dir``, default ``<data dir>/downloads/manual``), and tfds prepares the dataset from them
-once, without a network. When the dataset is not prepared and the archives are not there, this
-stops at once with one line saying so; tfds is never asked to download anything.
+tfds cannot download ImageNet: ``ILSVRC2012_img_train.tar`` and ``ILSVRC2012_img_val.tar`` (from
+https://image-net.org) go into the manual folder (``--manual-dir``, default
+``<data dir>/downloads/manual``). When the dataset is not prepared and the archives are not there, this
+stops at once with one line; tfds is never asked to download anything.
 """
 
 from __future__ import annotations
@@ -14,27 +13,22 @@ from pathlib import Path
 import tensorflow as tf
 
 from keras_preact.command_line import UserError
-from training.data.cifar.from_tfds import open_builder
 from training.data.images.feed import RecordImages
+from training.data.tf_shared import open_builder
 
 NAME = "imagenet2012"
 ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 """What tfds' imagenet2012 builder reads from the manual folder."""
 
 
-def manual_folder(data_dir: Path, manual_dir: str | None) -> Path:
-    """``manual_dir``, else tfds' default ``<data dir>/downloads/manual``."""
-    return Path(manual_dir).expanduser() if manual_dir else data_dir / "downloads" / "manual"
-
-
 def load_imagenet(data_dir: str | None, manual_dir: str | None):
     """``(train, validation, label names, origin)``: the two splits as
     ``training.data.images.feed.RecordImages`` of encoded JPEGs, prepared first when needed."""
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # imported here: slow to import, and only this source needs it
 
     builder, root, prepared = open_builder(NAME, data_dir)
     if not prepared:
-        manual = manual_folder(root, manual_dir)
+        manual = Path(manual_dir).expanduser() if manual_dir else root / "downloads" / "manual"
         missing = [name for name in ARCHIVES if not (manual / name).is_file()]
         if missing:
             raise UserError(

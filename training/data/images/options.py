@@ -1,9 +1,5 @@
-"""The options of a run on images, checked without reading the images or importing TensorFlow.
-
-``ImageOptions`` is what a run on images adds to ``training.run.pipeline.TrainConfig`` (its ``images``
-field). ``ImageOptions.check`` validates it and resolves the crop size (``CheckedImages``, kept in
-``training.run.pipeline.Resolved``); ``training.data.images.dataset.load`` then reads the images.
-"""
+"""The options of a run on images (``ImageOptions``, ``TrainConfig.images``), checked without reading the
+images or importing TensorFlow (``ImageOptions.check``); ``images.dataset.load`` then reads the images."""
 
 from __future__ import annotations
 
@@ -34,17 +30,12 @@ PREPROCESSING = "imagenet"
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """A run on images (``TrainConfig.images``).
-
-    ``data``: a folder (see ``training.data.images.folder``) or ``tfds:imagenet2012``; ``manual_dir``:
-    where tfds finds ImageNet's archives (default ``<data dir>/downloads/manual``). ``image_size``:
-    the square crop the network sees (default 224, or the input size of ``weights``).
-    ``augmentation``: ``training.data.images.feed.AUGMENTATIONS``; ``color_augment``: AlexNet's PCA
+    """A run on images. ``data``: a folder (``images.folder``) or ``tfds:imagenet2012``;
+    ``manual_dir``: where tfds finds ImageNet's archives. ``image_size``: the square crop the
+    network sees (default 224, or the input size of ``weights``). ``color_augment``: AlexNet's PCA
     lighting. ``weights``: a ``.keras`` file to fine-tune (its classifier is replaced), or published
-    weights of the run's model (``imagenet``: ``keras_preact.list_weights``); ``preprocessing``: how
-    it normalises raw pixels (``keras_preact.preprocessing.PREPROCESSING_CHOICES``; None:
-    ``auto``, its own ``preprocess`` layer, which published weights always bring).
-    """
+    weights of the run's model (``keras_preact.list_weights``); ``preprocessing``: how it
+    normalises raw pixels (``keras_preact.preprocessing``; None: ``auto``)."""
 
     data: str
     val_split: float | None = None
@@ -58,8 +49,8 @@ class ImageOptions:
 
     @property
     def tfds_name(self) -> str | None:
-        """The tfds dataset name of ``tfds:NAME``, else None (a folder)."""
-        return self.data[len(TFDS_PREFIX) :] if self.data.startswith(TFDS_PREFIX) else None
+        """The tfds dataset of ``--data tfds:NAME`` (checked: ``tfds_name``), else None (a folder)."""
+        return tfds_name(self.data)
 
     def identity(self) -> dict[str, Any]:
         """The options that decide the result (``manual_dir`` is only where archives are)."""
@@ -73,13 +64,7 @@ class ImageOptions:
         once); ``UserError`` for any option out of range (or without TensorFlow, which the image
         feed needs), without reading the data."""
         require_tensorflow()
-        name = self.tfds_name
-        if name is not None:
-            if name not in TFDS_DATASETS:
-                raise UserError(
-                    f"unknown tfds dataset {name!r} in --data {self.data}: use "
-                    f"{', '.join(TFDS_PREFIX + n for n in TFDS_DATASETS)} or a folder"
-                )
+        if self.tfds_name is not None:
             if self.val_split is not None:
                 raise UserError("--val-split applies to folders; imagenet2012 has its validation")
             if self.skip_bad_images:
@@ -88,9 +73,9 @@ class ImageOptions:
             raise UserError("--manual-dir applies to --data tfds:imagenet2012, not to a folder")
         if self.val_split is not None and not 0 < self.val_split < 1:
             raise UserError(f"--val-split must be a fraction in (0, 1), got {self.val_split}")
-        if self.image_size is not None and self.image_size < 32:
+        if (self.image_size or 32) < 32:
             raise UserError(f"--image-size must be at least 32 pixels, got {self.image_size}")
-        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+        if (self.image_size or 0) > MAX_IMAGE_SIZE:
             raise UserError(
                 f"--image-size must be at most {MAX_IMAGE_SIZE} pixels, got {self.image_size}"
             )
@@ -99,34 +84,46 @@ class ImageOptions:
                 f"unknown augmentation {self.augmentation!r}: choose one of "
                 f"{', '.join(AUGMENTATIONS)}"
             )
+        size, normalization = self.image_size, None
         if self.weights is None:
             if self.preprocessing is not None:
                 raise UserError(
                     "--preprocessing applies to the network of --weights (a new network "
                     f"normalises its input with {PREPROCESSING}'s statistics itself)"
                 )
-            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE)
-        if is_named(self.weights):
+        elif is_named(self.weights):
             # Published weights bring their own preprocess layer (they set the normalisation).
             normalization = normalization_to_add(
                 self.preprocessing or "auto", has_layer=True, model_name=self.weights
             )
-            return CheckedImages(self, self.image_size or DEFAULT_IMAGE_SIZE, normalization)
-        # The file exists and is a .keras model; the crop is the size it takes unless given.
-        weights_size = keras_input_size(self.weights)
-        if weights_size is not None and self.image_size is None and weights_size > MAX_IMAGE_SIZE:
-            raise UserError(
-                f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
-                f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+        else:  # a .keras file: the crop is the size it takes unless given
+            weights_size = keras_input_size(self.weights)
+            if weights_size is not None and size is None and weights_size > MAX_IMAGE_SIZE:
+                raise UserError(
+                    f"--weights {self.weights} takes {weights_size}x{weights_size} images, more "
+                    f"than the {MAX_IMAGE_SIZE} pixels a run takes: give a smaller --image-size"
+                )
+            size = size or weights_size
+            normalization = normalization_to_add(
+                self.preprocessing or "auto",
+                has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),
+                model_name=Path(self.weights).name,
             )
-        normalization = normalization_to_add(
-            self.preprocessing or "auto",
-            has_layer=PREPROCESS_LAYER in keras_layer_names(self.weights),
-            model_name=Path(self.weights).name,
+        return CheckedImages(self, size or DEFAULT_IMAGE_SIZE, normalization)
+
+
+def tfds_name(data: str) -> str | None:
+    """The tfds dataset ``--data tfds:NAME`` names (``UserError`` unless one of ``TFDS_DATASETS``),
+    else None (a folder)."""
+    if not data.startswith(TFDS_PREFIX):
+        return None
+    name = data.removeprefix(TFDS_PREFIX)
+    if name not in TFDS_DATASETS:
+        raise UserError(
+            f"unknown tfds dataset {name!r} in --data {data}: use "
+            f"{', '.join(TFDS_PREFIX + n for n in TFDS_DATASETS)} or a folder"
         )
-        return CheckedImages(
-            self, self.image_size or weights_size or DEFAULT_IMAGE_SIZE, normalization
-        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -183,13 +180,10 @@ def keras_layer_names(path: str, option: str = "--weights") -> set[str]:
 def keras_input_size(path: str) -> int | None:
     """The square input size a ``.keras`` file's model takes (None when not fixed or not square),
     read from the archive's ``config.json`` without building the model."""
-    for layer in _keras_layers(path):
-        if layer.get("class_name") == "InputLayer":
-            shape = layer.get("config", {}).get("batch_shape") or []
-            if len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int):
-                return int(shape[1])
-            return None
-    return None
+    inputs = [layer for layer in _keras_layers(path) if layer.get("class_name") == "InputLayer"]
+    shape = (inputs[0].get("config", {}).get("batch_shape") or []) if inputs else []
+    square = len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int)
+    return int(shape[1]) if square else None
 
 
 def require_tensorflow() -> None:
