@@ -1,8 +1,8 @@
 """Where the replicas run: ``tf.distribute`` strategies on TensorFlow, ``keras.distribution`` on JAX.
 
-``check`` validates the options without touching any device (so bad input fails before heavy work)
-and returns a ``StrategyPlan``; ``create`` then configures the devices the plan names and returns a
-``Runtime`` whose ``scope()`` the model is built, compiled and trained in.
+``check`` validates the options without touching any device and returns a ``StrategyPlan``;
+``create`` configures the devices the plan names and returns a ``Runtime`` whose ``scope()`` the
+model is built, compiled and trained in.
 
 TensorFlow backend:
 
@@ -50,11 +50,6 @@ class StrategyOptions:
     sync_bn: bool = False
     jit_compile: str = "auto"
     mixed_precision: str = "float32"
-
-
-def backend() -> str:
-    """The Keras backend in use (``KERAS_BACKEND``)."""
-    return keras.backend.backend()
 
 
 def tensorflow_installed() -> bool:
@@ -128,16 +123,13 @@ def tf_config_worker_index(config: Mapping[str, Any]) -> int:
     """This process's rank in the ``multi_worker`` cluster of ``config`` (``read_tf_config``): 0 is
     the chief (the ``chief`` task, or worker 0 when there is none), which writes the run's outputs."""
     task, cluster = config["task"], config["cluster"]
-    if task["type"] == "chief":
-        return 0
-    return task["index"] + (1 if "chief" in cluster else 0)
+    return 0 if task["type"] == "chief" else task["index"] + ("chief" in cluster)
 
 
 @dataclass(frozen=True)
 class StrategyPlan:
-    """Strategy options checked for the backend in use (what ``check`` returns and ``create``
-    sets up): the devices asked for, parsed, and the ``multi_worker`` cluster read from
-    ``TF_CONFIG``."""
+    """Strategy options checked for the backend in use (what ``check`` returns): the devices asked
+    for, parsed, and the ``multi_worker`` cluster read from ``TF_CONFIG``."""
 
     options: StrategyOptions
     backend: str
@@ -180,8 +172,9 @@ def check(options: StrategyOptions) -> StrategyPlan:
             raise UserError(f"--cpu-replicas applies to the mirrored strategy, not {options.name}")
         if options.devices:
             raise UserError("give either --devices or --cpu-replicas, not both")
-    if backend() not in ("tensorflow", "jax"):
-        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        raise UserError(f"training runs on the tensorflow or jax backend, not {backend!r}")
     tf_config = None
     if options.name == "multi_worker":
         if options.jit_compile == "on":
@@ -189,13 +182,13 @@ def check(options: StrategyOptions) -> StrategyPlan:
                 "--jit-compile on is not available with multi_worker (its training loop runs the "
                 "step as a plain tf.function); use auto or off"
             )
-        if backend() != "tensorflow":
+        if backend != "tensorflow":
             raise UserError(
                 "multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow); on JAX use "
                 "--strategy mirrored on each machine's devices"
             )
         tf_config = read_tf_config()
-    return StrategyPlan(options, backend(), devices, tf_config)
+    return StrategyPlan(options, backend, devices, tf_config)
 
 
 @dataclass
@@ -218,20 +211,13 @@ class Runtime:
 
     @property
     def custom_loop(self) -> bool:
-        """Whether training must use ``training.run.multi_worker_fit`` instead of ``model.fit`` (multi_worker)."""
+        """Whether training runs ``training.run.multi_worker_fit`` instead of ``model.fit``."""
         return self.options.name == "multi_worker"
 
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
         """Build, compile and train inside this scope (variables are placed on the replicas)."""
-        if self.strategy is not None:
-            with self.strategy.scope():
-                yield
-        elif self.distribution is not None:
-            with self.distribution.scope():
-                yield
-        else:
-            yield
+        placement = self.strategy or self.distribution
+        return contextlib.nullcontext() if placement is None else placement.scope()
 
     def check_batch(self, global_batch: int) -> int:
         """The per-replica batch; ``UserError`` if ``global_batch`` does not split evenly."""
@@ -303,9 +289,7 @@ def create(plan: StrategyPlan) -> Runtime:
     collectives break when a second ``MirroredStrategy`` over the same devices is created in one
     process (tests and the tuner build several models).
     """
-    if plan.backend == "jax":
-        return _create_jax(plan)
-    return _create_tensorflow(plan)
+    return _create_jax(plan) if plan.backend == "jax" else _create_tensorflow(plan)
 
 
 def _cached(key: tuple[Any, ...], make: Any) -> Any:
@@ -315,6 +299,7 @@ def _cached(key: tuple[Any, ...], make: Any) -> Any:
 
 
 def _create_tensorflow(plan: StrategyPlan) -> Runtime:
+    # Imported here: only the TensorFlow backend needs it (JAX trains without TensorFlow).
     import tensorflow as tf
 
     options = plan.options
@@ -388,7 +373,7 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
     # Training on JAX needs no TensorFlow (the NumPy feed), but where it is installed Keras uses it
     # anyway (seeding, the TensorBoard callback): keep it off the accelerators JAX uses.
     if tensorflow_installed():
-        import tensorflow as tf
+        import tensorflow as tf  # installed, not needed: imported only to hide the GPUs from it
 
         with contextlib.suppress(RuntimeError):  # already initialised (e.g. by an earlier run)
             tf.config.set_visible_devices([], "GPU")
@@ -417,14 +402,10 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
         if f"{kind}:{index}" not in of_kind:
             raise UserError(f"device {spec!r} does not exist: JAX sees {', '.join(available)}")
         devices.append(f"{kind}:{index}")
-    if options.name in ("default", "one_device"):
-        chosen = devices[:1] or available[:1]
-        distribution = (
-            keras.distribution.DataParallel(devices=chosen)
-            if options.name == "one_device"
-            else None
-        )
-        return Runtime(options, "jax", 1, tuple(chosen), distribution=distribution)
     chosen = devices or available
-    distribution = keras.distribution.DataParallel(devices=chosen)
+    if options.name in ("default", "one_device"):
+        chosen = chosen[:1]
+    distribution = (
+        None if options.name == "default" else keras.distribution.DataParallel(devices=chosen)
+    )
     return Runtime(options, "jax", len(chosen), tuple(chosen), distribution=distribution)
