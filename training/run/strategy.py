@@ -28,7 +28,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from keras_preact.command_line import UserError
 from training.choices import JIT_MODES, PRECISIONS, STRATEGIES
 
 _DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|tpu):(\d+)$", re.IGNORECASE)
+_ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,15 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             raise UserError(
                 f"TF_CONFIG cluster job {job!r} must be a non-empty list of 'host:port'"
             )
-        for address in addresses:
-            if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
-                raise UserError(
-                    f"TF_CONFIG cluster job {job!r} has address {address!r}, expected 'host:port'"
-                )
-    unknown_jobs = set(cluster) - {"chief", "worker"}
+        bad = [a for a in addresses if not isinstance(a, str) or not _ADDRESS.fullmatch(a)]
+        if bad:
+            raise UserError(
+                f"TF_CONFIG cluster job {job!r} has address {bad[0]!r}, expected 'host:port'"
+            )
+    unknown_jobs = ", ".join(sorted(set(cluster) - {"chief", "worker"}))
     if unknown_jobs:
         raise UserError(
-            f"TF_CONFIG cluster has job(s) {', '.join(sorted(unknown_jobs))}: multi_worker uses "
-            "only 'chief' and 'worker'"
+            f"TF_CONFIG cluster has job(s) {unknown_jobs}: multi_worker uses only 'chief' and 'worker'"
         )
     if not isinstance(task, dict):
         raise UserError("TF_CONFIG has no 'task' object with 'type' and 'index'")
@@ -298,17 +298,43 @@ def _cached(key: tuple[Any, ...], make: Any) -> Any:
     return _STRATEGIES[key]
 
 
+def _named_devices(plan: StrategyPlan, count: Callable[[str], int]) -> list[str]:
+    """``--devices`` as ``kind:index``, each checked against ``count(kind)``, the devices of that
+    kind this machine has."""
+    names = []
+    for spec, (kind, index) in zip(plan.options.devices, plan.devices, strict=True):
+        have = count(kind)
+        if index >= have:
+            raise UserError(
+                f"device {spec!r} does not exist: this machine has {have} {kind.upper()} device(s)"
+            )
+        names.append(f"{kind}:{index}")
+    return names
+
+
+def _check_cpu_replicas(wanted: int, have: int, framework: str) -> None:
+    if have != wanted:
+        raise UserError(
+            f"--cpu-replicas {wanted}: {framework} is already initialised with {have} CPU "
+            "device(s) in this process; set it in a fresh process"
+        )
+
+
 def _create_tensorflow(plan: StrategyPlan) -> Runtime:
     # Imported here: only the TensorFlow backend needs it (JAX trains without TensorFlow).
     import tensorflow as tf
 
     options = plan.options
-    if options.cpu_replicas is not None:
-        _make_logical_cpus(tf, options.cpu_replicas)
-    name = options.name
+    if options.cpu_replicas is not None:  # only possible before TensorFlow initialises
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration() for _ in range(options.cpu_replicas)]
+        try:
+            tf.config.set_logical_device_configuration(cpu, logical)
+        except RuntimeError:
+            have = len(tf.config.list_logical_devices("CPU"))
+            _check_cpu_replicas(options.cpu_replicas, have, "TensorFlow")
     if plan.tf_config is not None:  # first: its collectives must be set up before TensorFlow starts
         strategy = _cached(("multi_worker",), tf.distribute.MultiWorkerMirroredStrategy)
-        workers = sum(len(v) for v in plan.tf_config["cluster"].values())
         return Runtime(
             options,
             "tensorflow",
@@ -316,56 +342,24 @@ def _create_tensorflow(plan: StrategyPlan) -> Runtime:
             tuple(strategy.extended.worker_devices),
             strategy=strategy,
             worker_index=plan.worker_index,
-            num_workers=workers,
+            num_workers=sum(len(v) for v in plan.tf_config["cluster"].values()),
         )
     gpus = tf.config.list_logical_devices("GPU")
-    devices = tuple(
-        _tf_device(tf, spec, kind, index)
-        for spec, (kind, index) in zip(options.devices, plan.devices, strict=True)
-    )
-    if name == "default":
+    named = _named_devices(plan, lambda kind: len(tf.config.list_logical_devices(kind.upper())))
+    devices = tuple(f"/{name}" for name in named)
+    if options.name == "default":
         return Runtime(options, "tensorflow", 1, (gpus[0].name if gpus else "/cpu:0",))
-    if name == "one_device":
+    if options.name == "one_device":
         device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
         strategy = _cached(("one_device", device), lambda: tf.distribute.OneDeviceStrategy(device))
         return Runtime(options, "tensorflow", 1, (device,), strategy=strategy)
     if not devices:
-        if options.cpu_replicas is not None:
-            devices = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
-        else:
-            devices = tuple(d.name for d in gpus) or ("/cpu:0",)
+        listed = tf.config.list_logical_devices("GPU" if options.cpu_replicas is None else "CPU")
+        devices = tuple(d.name for d in listed) or ("/cpu:0",)
     strategy = _cached(
         ("mirrored", devices), lambda: tf.distribute.MirroredStrategy(devices=list(devices))
     )
     return Runtime(options, "tensorflow", strategy.num_replicas_in_sync, devices, strategy=strategy)
-
-
-def _tf_device(tf: Any, spec: str, kind: str, index: int) -> str:
-    """The TensorFlow device name of ``spec`` (parsed: ``kind``, ``index``), checked against the
-    local devices."""
-    available = tf.config.list_logical_devices(kind.upper())
-    if index >= len(available):
-        raise UserError(
-            f"device {spec!r} does not exist: this machine has {len(available)} {kind.upper()} "
-            "device(s)"
-        )
-    return f"/{kind}:{index}"
-
-
-def _make_logical_cpus(tf: Any, count: int) -> None:
-    """Split the CPU into ``count`` logical devices (only possible before TensorFlow initialises)."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
-        )
-    except RuntimeError:
-        have = len(tf.config.list_logical_devices("CPU"))
-        if have != count:
-            raise UserError(
-                f"--cpu-replicas {count}: TensorFlow is already initialised with {have} CPU "
-                "device(s) in this process; set it in a fresh process"
-            ) from None
 
 
 def _create_jax(plan: StrategyPlan) -> Runtime:
@@ -373,10 +367,11 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
     # Training on JAX needs no TensorFlow (the NumPy feed), but where it is installed Keras uses it
     # anyway (seeding, the TensorBoard callback): keep it off the accelerators JAX uses.
     if tensorflow_installed():
-        import tensorflow as tf  # installed, not needed: imported only to hide the GPUs from it
+        import tensorflow as tf  # installed but optional: imported only to hide the GPUs from it
 
         with contextlib.suppress(RuntimeError):  # already initialised (e.g. by an earlier run)
             tf.config.set_visible_devices([], "GPU")
+    available = None
     if options.cpu_replicas is not None:
         # Read when JAX initialises its CPU backend, i.e. on the first device query below.
         flag = f"--xla_force_host_platform_device_count={options.cpu_replicas}"
@@ -384,25 +379,16 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
             r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")
         )
         os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
-    available = keras.distribution.list_devices()
-    if options.cpu_replicas is not None:
-        cpus = keras.distribution.list_devices("cpu")
-        if len(cpus) != options.cpu_replicas:
-            raise UserError(
-                f"--cpu-replicas {options.cpu_replicas}: JAX is already initialised with "
-                f"{len(cpus)} CPU device(s) in this process; set it in a fresh process"
-            )
-        available = cpus
-    devices = []
-    for spec, (kind, index) in zip(options.devices, plan.devices, strict=True):
+        available = keras.distribution.list_devices("cpu")
+        _check_cpu_replicas(options.cpu_replicas, len(available), "JAX")
+
+    def count(kind: str) -> int:
         try:
-            of_kind = keras.distribution.list_devices(kind)
+            return len(keras.distribution.list_devices(kind))
         except RuntimeError:  # JAX has no backend of that kind here
-            of_kind = []
-        if f"{kind}:{index}" not in of_kind:
-            raise UserError(f"device {spec!r} does not exist: JAX sees {', '.join(available)}")
-        devices.append(f"{kind}:{index}")
-    chosen = devices or available
+            return 0
+
+    chosen = _named_devices(plan, count) or available or keras.distribution.list_devices()
     if options.name in ("default", "one_device"):
         chosen = chosen[:1]
     distribution = (
