@@ -125,6 +125,13 @@ class Resolved:
         same = self.images is None and self.config.dataset == "cifar10" and not self.model_options
         return self.model.paper_cifar10_error if same and self.model is not None else None
 
+    def schedule(self, num_examples: int) -> recipes.Schedule:
+        """The recipe planned for ``num_examples`` training images in full global batches."""
+        steps = steps_per_epoch(num_examples, self.recipe.batch_size)
+        return recipes.plan(
+            self.recipe, model=self.model, num_examples=num_examples, steps_per_epoch=steps
+        )
+
     def describe_model(self) -> dict[str, Any]:
         """The network, for ``metrics.json``."""
         if self.model is None:
@@ -267,18 +274,15 @@ def prepare(
     config, recipe = resolved.config, resolved.recipe
     runtime = strategy.create(resolved.strategy)
     runtime.check_batch(recipe.batch_size)
-    seed = config.seed if seed is None else seed
-    seed = secrets.randbits(31) if seed is None else seed
+    if seed is None:
+        seed = secrets.randbits(31) if config.seed is None else config.seed
     seed_everything(seed, deterministic=config.is_deterministic)
     source = arrays
     if source is None:
         quiet = config.verbose == "quiet" or not runtime.is_chief
         log = (lambda line: None) if quiet else functools.partial(print, flush=True)
         source = load_data(resolved, log=log)
-    steps = steps_per_epoch(source.num_train, recipe.batch_size)
-    schedule = recipes.plan(
-        recipe, model=resolved.model, num_examples=source.num_train, steps_per_epoch=steps
-    )
+    schedule = resolved.schedule(source.num_train)
     eval_batch = config.eval_batch_size or recipe.batch_size
     runtime.check_eval(source.num_test, eval_batch)
     model = compile_model(resolved, runtime, schedule, source=source)
@@ -437,12 +441,9 @@ class _Session:
             schedule, state.get("lr", {"step": state.get("step", 0)})
         )
         self.epoch_means = cb.EpochMeans(schedule.steps_per_epoch, state.get("epoch_means"))
-        models = state.get("models", {})
+        # The best test accuracy so far (SaveModels.state() of the backup).
         self.saver = cb.SaveModels(
-            run.file(rundir.BEST),
-            run.file(rundir.LAST),
-            best_accuracy=models.get("best_accuracy"),
-            best_epoch=models.get("best_epoch"),
+            run.file(rundir.BEST), run.file(rundir.LAST), **state.get("models", {})
         )
 
     def wall_seconds(self) -> float:

@@ -2,23 +2,14 @@
 
 ``check`` validates the options without touching any device and returns a ``StrategyPlan``;
 ``create`` configures the devices the plan names and returns a ``Runtime`` whose ``scope()`` the
-model is built, compiled and trained in.
+model is built, compiled and trained in. The global batch is split evenly over the replicas.
 
-TensorFlow backend:
-
-* ``default``: TensorFlow's default placement (one GPU if there is one, else the CPU);
-* ``one_device``: ``OneDeviceStrategy`` on the first of ``--devices`` (default: GPU 0, else the CPU);
-* ``mirrored``: ``MirroredStrategy`` over ``--devices``, else every local GPU, else the logical CPUs
-  made by ``--cpu-replicas N`` (this is how a CPU-only machine really runs N replicas);
-* ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``. Keras 3's
-  ``model.fit`` cannot drive it (keras-team/keras#20585), so the pipeline trains it with
-  ``training.run.multi_worker_fit`` (``strategy.run`` over ``model.train_step``).
-
-JAX backend: ``default`` and ``one_device`` train on one device; ``mirrored`` is
-``keras.distribution.DataParallel`` over ``--devices`` or every device (``--cpu-replicas N`` makes N
-host devices); ``multi_worker`` is TensorFlow-only. TensorFlow is never imported here on JAX.
-
-The global batch is split evenly over the replicas (it must be divisible by their number).
+On TensorFlow, ``default`` is TensorFlow's placement, ``one_device`` a ``OneDeviceStrategy``,
+``mirrored`` a ``MirroredStrategy`` over ``--devices``, every local GPU, or the ``--cpu-replicas N``
+logical CPUs, and ``multi_worker`` a ``MultiWorkerMirroredStrategy`` over the ``TF_CONFIG`` cluster,
+trained by ``training.run.multi_worker_fit`` (Keras 3's ``fit`` cannot drive it). On JAX, ``mirrored``
+is ``keras.distribution.DataParallel`` (``--cpu-replicas N``: N host devices), ``multi_worker`` is not
+available, and TensorFlow is never imported here.
 """
 
 from __future__ import annotations
