@@ -140,17 +140,13 @@ class StrategyPlan:
 
 def check(options: StrategyOptions) -> StrategyPlan:
     """Validate ``options`` for the current backend without touching any device."""
-    if options.name not in STRATEGIES:
-        raise UserError(f"unknown strategy {options.name!r}: choose one of {', '.join(STRATEGIES)}")
-    if options.jit_compile not in JIT_MODES:
-        raise UserError(
-            f"unknown --jit-compile {options.jit_compile!r}: choose one of {', '.join(JIT_MODES)}"
-        )
-    if options.mixed_precision not in PRECISIONS:
-        raise UserError(
-            f"unknown mixed precision {options.mixed_precision!r}: choose one of "
-            f"{', '.join(PRECISIONS)}"
-        )
+    for what, value, allowed in (
+        ("strategy", options.name, STRATEGIES),
+        ("--jit-compile", options.jit_compile, JIT_MODES),
+        ("mixed precision", options.mixed_precision, PRECISIONS),
+    ):
+        if value not in allowed:
+            raise UserError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
     devices = tuple(normalize_device(device) for device in options.devices)
     if options.devices and options.name in ("default", "multi_worker"):
         raise UserError(f"--devices applies to one_device and mirrored, not {options.name}")
