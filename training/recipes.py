@@ -428,16 +428,13 @@ class BackboneRateSGD(keras.optimizers.SGD):
 
     def __init__(
         self,
-        learning_rate: Any = 0.01,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        *,
+        *args: Any,  # SGD's: learning_rate, momentum, nesterov, ...
         backbone_lr_scale: float = 1.0,
         head: tuple[str, ...] | list[str] = HEAD_LAYERS,
         name: str = "backbone_rate_sgd",
         **kwargs: Any,
     ):
-        super().__init__(learning_rate, momentum, nesterov, name=name, **kwargs)
+        super().__init__(*args, name=name, **kwargs)
         self.backbone_lr_scale = float(backbone_lr_scale)
         self.head = tuple(head)
 
@@ -474,18 +471,14 @@ def make_loss(recipe: Recipe) -> Any:
 
 
 class LearningRateController(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate from a ``Schedule`` at every step where it changes, and ends
-    the error-gated warm-up once the training error, averaged over the last ``schedule.gated_window``
-    batches, is below ``schedule.gated_error``.
+    """Sets the optimizer's learning rate from a ``Schedule`` at every step where it changes; ends the
+    error-gated warm-up once the training error, averaged over the last ``schedule.gated_window``
+    batches, is below ``schedule.gated_error``; with a ``plateau`` schedule, divides the rate by the
+    decay factor whenever the validation error has not improved for ``plateau_patience`` epochs.
 
-    Keras reports the running mean accuracy of the epoch; the accuracy of each batch is recovered from
-    consecutive running means (all batches have the same size). ``state()`` holds everything a resumed
-    run needs (steps done, when the gate opened, the recent errors, the plateau rule's counts), so it
-    continues with exactly the rates the uninterrupted run used; pass it back as ``state``.
-
-    With a ``plateau`` schedule the rate is divided by the schedule's decay factor whenever the
-    validation error (``1 - val_accuracy`` at an epoch's end) has not improved on its best for
-    ``schedule.plateau_patience`` epochs in a row.
+    Each batch's accuracy is recovered from Keras' consecutive running means (all batches have the
+    same size). ``state()``, passed back as ``state``, lets a resumed run continue with exactly the
+    rates of the uninterrupted one.
     """
 
     def __init__(self, schedule: Schedule, state: dict[str, Any] | None = None):

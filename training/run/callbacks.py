@@ -266,17 +266,16 @@ class EpochStats(keras.callbacks.Callback):
 def format_epoch(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) -> str:
     """``epoch 3/30  loss 1.234  train err 45.20%  test loss 1.502  test err 50.33%  lr 0.05  4.1s``."""
     parts = [f"epoch {epoch + 1}/{epochs}"]
-    for prefix, name in (("", ""), ("test ", "val_")):
-        if f"{name}loss" in logs:
-            parts.append(f"{prefix}loss {logs[f'{name}loss']:.4f}")
-        if f"{name}accuracy" in logs:
-            error = 100 * (1 - logs[f"{name}accuracy"])
-            parts.append(f"{prefix or 'train '}err {error:.2f}%")
-    parts += [
-        f"lr {logs.get('lr', float('nan')):.4g}",
-        f"{seconds:.1f}s",
-        f"{logs.get('images_per_second', 0):.0f} img/s",
-    ]
+    if "loss" in logs:
+        parts.append(f"loss {logs['loss']:.4f}")
+    if "accuracy" in logs:
+        parts.append(f"train err {100 * (1 - logs['accuracy']):.2f}%")
+    if "val_loss" in logs:
+        parts.append(f"test loss {logs['val_loss']:.4f}")
+    if "val_accuracy" in logs:
+        parts.append(f"test err {100 * (1 - logs['val_accuracy']):.2f}%")
+    parts.append(f"lr {logs.get('lr', float('nan')):.4g}")
+    parts.append(f"{seconds:.1f}s  {logs.get('images_per_second', 0):.0f} img/s")
     return "  ".join(parts)
 
 
