@@ -69,9 +69,7 @@ _CHOICES = (
 @dataclass(frozen=True)
 class Recipe:
     """Hyper-parameters of a training recipe, independent of the machine (see the module docstring).
-
-    Lengths: give ``epochs`` or ``iterations`` (reference iterations at batch 128), not both.
-    """
+    The length is ``epochs`` or ``iterations`` (reference iterations at batch 128), not both."""
 
     name: str = ""
     description: str = ""
@@ -96,10 +94,8 @@ class Recipe:
     backbone_lr_scale: float = 1.0
 
     def overridden(self, **overrides: Any) -> Recipe:
-        """A copy with the given fields replaced (``None`` values are ignored), checked.
-
-        Setting ``epochs`` clears ``iterations`` and vice versa, so either can override the recipe's length.
-        """
+        """A copy with the given fields replaced (``None`` values are ignored), checked; ``epochs``
+        clears ``iterations`` and vice versa, so either can override the recipe's length."""
         changes = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -392,12 +388,8 @@ def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar
 def make_optimizer(
     recipe: Recipe, schedule: Schedule, *, mixed_precision: str | None = None
 ) -> Any:
-    """SGD with the recipe's momentum; wrapped in a ``LossScaleOptimizer`` under float16.
-
-    Weight decay is not an optimizer setting here: it is the model's L2 penalty (``weight_decay`` of the
-    builder), which is how the papers' Torch/Caffe SGD applied it. With a ``backbone_lr_scale`` other
-    than 1 the optimizer is ``BackboneRateSGD`` (the backbone at that fraction of the rate).
-    """
+    """SGD with the recipe's momentum (``BackboneRateSGD`` with a ``backbone_lr_scale`` other than 1),
+    in a ``LossScaleOptimizer`` under float16. Weight decay is the model's L2 penalty, not SGD's."""
     sgd = (schedule.keras_learning_rate(), recipe.momentum, recipe.nesterov)
     if recipe.backbone_lr_scale != 1.0:
         optimizer = BackboneRateSGD(*sgd, backbone_lr_scale=recipe.backbone_lr_scale)
@@ -416,14 +408,10 @@ HEAD_LAYERS = ("logits",)
 class BackboneRateSGD(keras.optimizers.SGD):
     """Keras' SGD whose backbone learns at ``backbone_lr_scale`` times the learning rate.
 
-    Keras has no per-layer learning rate; this gets one by scaling the gradients of every variable
-    outside ``head`` (variables whose path starts with one of those layer names, by default the
-    classifier ``logits``) by ``backbone_lr_scale`` before SGD's update. For SGD that is exactly a
-    learning rate of ``lr * backbone_lr_scale`` for those variables, with or without (Nesterov)
-    momentum: the update and the per-variable momentum buffer are linear in the gradient. (The L2
-    weight decay is part of the gradient, so it is scaled with it, as a per-layer rate would.)
-    The scaling happens in ``apply``, which every backend's training step calls, also through a
-    ``LossScaleOptimizer`` and on JAX's stateless path.
+    Keras has no per-layer learning rate: this scales the gradients of every variable outside the
+    ``head`` layers (default: ``logits``) before SGD's update in ``apply`` (which every backend's step
+    calls, also through a ``LossScaleOptimizer``). SGD's update and momentum buffer are linear in the
+    gradient (the L2 penalty included), so that is exactly a rate of ``lr * backbone_lr_scale``.
     """
 
     def __init__(

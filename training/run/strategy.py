@@ -269,13 +269,9 @@ _STRATEGIES: dict[tuple[Any, ...], Any] = {}
 
 
 def create(plan: StrategyPlan) -> Runtime:
-    """Configure the devices and create the strategy ``plan`` describes (call before any other
-    TensorFlow work).
-
-    A process reuses the ``tf.distribute`` strategy it created for the same placement: TensorFlow's
-    collectives break when a second ``MirroredStrategy`` over the same devices is created in one
-    process (tests and the tuner build several models).
-    """
+    """Configure the devices and create the strategy ``plan`` describes (before any other TensorFlow
+    work). A process reuses its ``tf.distribute`` strategy for the same placement: TensorFlow's
+    collectives break when a second ``MirroredStrategy`` over the same devices is created."""
     return _create_jax(plan) if plan.backend == "jax" else _create_tensorflow(plan)
 
 
