@@ -175,7 +175,7 @@ RECIPES = _table(
         epochs=30,
     ),
 )
-"""CIFAR recipes (``--recipe``), named as ``training.choices.RECIPES``: paper, fast, demo."""
+"""CIFAR recipes (``--recipe``), in the order of their names in ``training.choices.RECIPES``."""
 
 IMAGE_RECIPES = _table(
     choices.IMAGE_RECIPES,
@@ -200,8 +200,8 @@ IMAGE_RECIPES = _table(
         backbone_lr_scale=0.1,
     ),
 )
-"""Recipes of image runs (``python -m training.images --recipe``), named as
-``training.choices.IMAGE_RECIPES``: paper, finetune."""
+"""Recipes of image runs (``python -m training.images --recipe``), in the order of their names in
+``training.choices.IMAGE_RECIPES``."""
 
 RECIPE_FAMILIES = {"cifar": RECIPES, "images": IMAGE_RECIPES}
 """The recipe table of each kind of run."""
