@@ -41,6 +41,9 @@ _STATE = re.compile(r"^step-(\d{9})\.json$")
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the resume state from before it is kept."""
 
+    def __init__(self, what: str, hint: str = ""):
+        super().__init__(f"training diverged: {what} (nothing was saved after it). {hint}".strip())
+
 
 class Backup(keras.callbacks.Callback):
     """Save the whole training state every ``every`` steps and at the end of every epoch.
@@ -88,8 +91,7 @@ class Backup(keras.callbacks.Callback):
         """Write the current state (atomically) and drop all but the newest ``keep`` states."""
         if not all_finite(self.model):
             raise TrainingDiverged(
-                f"training diverged: the weights were NaN or infinite after step {self.step} "
-                f"(nothing was saved after it). {self.hint}".strip()
+                f"the weights were NaN or infinite after step {self.step}", self.hint
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         meta = self.directory / f"step-{self.step:09d}.json"
@@ -298,10 +300,8 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             super().on_batch_end(batch, logs)
         except RuntimeError:
             loss = (logs or {}).get("loss")
-            raise TrainingDiverged(
-                f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch "
-                f"{batch + 1} (nothing was saved after it). {self.hint}".strip()
-            ) from None
+            where = f"at epoch {self.epoch + 1}, batch {batch + 1}"
+            raise TrainingDiverged(f"the loss became {loss} {where}", self.hint) from None
 
 
 class ProgressBar(keras.callbacks.ProgbarLogger):
