@@ -1,50 +1,31 @@
-"""Training recipes (optimizer, loss and learning-rate schedule) and the schedule they resolve to.
+"""Training recipes (optimizer, loss, learning-rate schedule), the schedule each resolves to for one
+run, and the callback that drives that schedule.
 
-A ``Recipe`` is what the papers (or a faster variant) prescribe, in units that do not depend on the
-machine: a global batch, a learning rate *at the reference batch of 128*, and a training length in
-*reference iterations* (iterations at batch 128) or in epochs. ``plan`` turns it into a ``Schedule`` in
-real optimizer steps for one run (a dataset size, a global batch, a model):
+A ``Recipe`` is what the papers (or a faster variant) prescribe, independent of the machine: a global
+batch, a learning rate *at the reference batch of 128*, and a length in *reference iterations*
+(iterations at batch 128) or in epochs. ``plan`` resolves it into a ``Schedule`` of optimizer steps
+for one run (a dataset size, a global batch, a model):
 
-* the learning rate is scaled linearly with the global batch (``lr * batch / 128``, Goyal et al. 2017),
+* the learning rate scales linearly with the global batch (``lr * batch / 128``, Goyal et al. 2017),
   so ``--batch-size 512`` trains with 0.4 where the paper used 0.1 at 128;
-* the length and the decay points are kept in *images seen*, so the schedule is the same in epochs for
-  every batch size and replica count (at batch 128: the paper's 32k / 48k / 64k iterations; at 256:
-  16k / 24k / 32k steps). Training stops at a whole epoch: 64k iterations on CIFAR's 50,000 images at
-  batch 128 are 164 epochs of 390 steps (63,960 iterations).
+* the length and the decay points are kept in *images seen*, so the schedule in epochs is the same at
+  every batch and replica count (at batch 128: the paper's 32k / 48k / 64k iterations; at 256:
+  16k / 24k / 32k steps). Training stops at a whole epoch: 64k iterations on CIFAR's 50,000 images
+  at batch 128 are 164 epochs of 390 steps (63,960 iterations).
 
-Recipes:
-
-``paper`` (default): He et al. 2015 section 4.2 and He et al. 2016: SGD, momentum 0.9, weight decay 1e-4
-(an L2 penalty on the weights, built into the model), batch 128, lr 0.1 divided by 10 at 32k and 48k
-iterations, stop at 64k. For ResNet-110 and ResNet-1001 the lr starts at 0.01 until the training error
-is below 80 % (the papers: "about 400 iterations"), then goes back to 0.1: the switch is driven by the
-measured training error, not by a step count (``LearningRateController``).
-
-``fast``: a short GPU schedule aimed at >= 94 % CIFAR-10 test accuracy with ResNet-164V2 in 75 epochs
-instead of 164. Changes from ``paper``: batch 256 (lr 0.2 after scaling), Nesterov momentum, cosine
-decay to 0 after a 2-epoch linear warm-up from 0, label smoothing 0.1, weight decay 5e-4 (the usual value
-for short CIFAR schedules), no error-gated warm-up. Not yet measured on a GPU.
-
-``demo``: the paper's step schedule shrunk to 30 epochs at batch 64 so that ``make demo`` trains
-ResNet-20 on the embedded 1,000-image sample in about two minutes on two CPU cores.
-
-Recipes of image runs (``python -m training.images``, ``IMAGE_RECIPES``):
-
-``paper``: He et al. 2015 section 3.4 on ImageNet: SGD, momentum 0.9, weight decay 1e-4, batch 256, lr
-0.1 at batch 256 (0.05 at the reference batch 128, scaled linearly), divided by 10 as the error
-plateaus: as a step schedule, at epochs 30, 60 and 90 of 120 (the paper's 60x10^4 iterations at
-batch 256 are 120 epochs of ImageNet's 1.28M images), or with ``schedule="plateau"`` whenever the
-validation error has not improved for ``plateau_patience`` epochs.
-
-``finetune``: from a trained network with a new classifier: SGD with Nesterov momentum, batch 32, lr
-0.01 at batch 32, cosine decay over 10 epochs, the backbone at a tenth of the classifier's rate
-(``backbone_lr_scale``; see ``BackboneRateSGD``), optionally frozen up to a stage (``freeze``).
+The recipes (``RECIPES`` for CIFAR, ``IMAGE_RECIPES`` for image runs) each carry a one-line
+description. Two details matter beyond it: weight decay is an L2 penalty built into the model (as the
+papers' SGD applied it), and the ``paper`` recipe's error-gated warm-up of ResNet-110 and ResNet-1001
+(lr 0.01 until the training error is below 80 %, the papers' "about 400 iterations") ends on the
+measured training error, not on a step count (``LearningRateController``). Fine-tuning trains the
+backbone at ``backbone_lr_scale`` times the classifier's rate (``BackboneRateSGD``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,31 +33,46 @@ import keras
 
 from keras_preact import ModelInfo
 from keras_preact.command_line import UserError
-from training.choices import FREEZE_STAGES, GATED_WARMUP_MODES, SCHEDULES
+from training import choices
 
 REFERENCE_BATCH = 128
 """The papers' global batch: learning rates and iteration counts of a recipe are given at this batch."""
-
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
-
 MAX_EPOCHS = 1_000_000
 """The longest training length in epochs a recipe takes."""
 MAX_STEPS = 2**31 - 1
 """The most optimizer steps (and reference iterations) a run takes: beyond, step counters and the
 learning-rate schedules overflow."""
-"""Reference iterations over which the training error is averaged to end the gated warm-up."""
+
+_RANGES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
+    ("batch_size", "batch size", lambda v: v >= 1, "at least 1"),
+    ("lr", "learning rate", lambda v: v > 0, "> 0"),
+    ("momentum", "momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("weight_decay", "weight decay", lambda v: v >= 0, ">= 0"),
+    ("label_smoothing", "label smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("lr_decay_factor", "lr decay factor", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("warmup_epochs", "warm-up epochs", lambda v: v >= 0, ">= 0"),
+    ("gated_warmup_lr", "warm-up lr", lambda v: v > 0, "> 0"),
+    ("gated_warmup_error", "warm-up error threshold", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("plateau_patience", "plateau patience", lambda v: v >= 1, "at least 1 epoch"),
+    ("backbone_lr_scale", "backbone lr scale", lambda v: v > 0, "> 0"),
+)
+"""``(field, name in messages, test, the range in words)`` of every numeric setting."""
+_CHOICES = (
+    ("schedule", "schedule", choices.SCHEDULES),
+    ("gated_warmup", "warm-up mode", choices.GATED_WARMUP_MODES),
+    ("freeze", "freeze stage", choices.FREEZE_STAGES),
+)
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Hyper-parameters of a training recipe, independent of the machine (see the module docstring).
+    The length is ``epochs`` or ``iterations`` (reference iterations at batch 128), not both."""
 
-    Lengths: give ``epochs`` or ``iterations`` (reference iterations at batch 128), not both.
-    """
-
-    name: str
-    description: str
+    name: str = ""
+    description: str = ""
     batch_size: int = REFERENCE_BATCH
     lr: float = 0.1
     scale_lr: bool = True
@@ -84,7 +80,7 @@ class Recipe:
     nesterov: bool = False
     weight_decay: float = 1e-4
     label_smoothing: float = 0.0
-    iterations: int | None = 64_000
+    iterations: int | None = None
     epochs: int | None = None
     schedule: str = "step"
     lr_decay_at: tuple[float, ...] = (0.5, 0.75)
@@ -98,10 +94,8 @@ class Recipe:
     backbone_lr_scale: float = 1.0
 
     def overridden(self, **overrides: Any) -> Recipe:
-        """A copy with the given fields replaced (``None`` values are ignored), checked.
-
-        Setting ``epochs`` clears ``iterations`` and vice versa, so either can override the recipe's length.
-        """
+        """A copy with the given fields replaced (``None`` values are ignored), checked; ``epochs``
+        clears ``iterations`` and vice versa, so either can override the recipe's length."""
         changes = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -126,130 +120,88 @@ class Recipe:
             if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
                 shown = ",".join(map(str, numbers))
                 raise UserError(f"{f.name.replace('_', ' ')} must be finite, got {shown}")
-        problems = [
-            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
-            (
-                0 <= self.label_smoothing < 1,
-                f"label smoothing must be in [0, 1), got {self.label_smoothing}",
-            ),
-            (
-                (self.iterations is None) != (self.epochs is None),
-                "a recipe needs exactly one of epochs or iterations",
-            ),
-            (self.iterations is None or self.iterations >= 1, "iterations must be at least 1"),
-            (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
-            (
-                self.iterations is None or self.iterations <= MAX_STEPS,
-                f"iterations must be at most {MAX_STEPS}, got {self.iterations}",
-            ),
-            (
-                self.epochs is None or self.epochs <= MAX_EPOCHS,
-                f"epochs must be at most {MAX_EPOCHS}, got {self.epochs}",
-            ),
-            (
-                self.schedule in SCHEDULES,
-                f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}",
-            ),
-            (
-                all(0 < f < 1 for f in self.lr_decay_at)
-                and list(self.lr_decay_at) == sorted(self.lr_decay_at),
-                f"lr decay points must be increasing fractions of training in (0, 1), got "
-                f"{','.join(map(str, self.lr_decay_at))}",
-            ),
-            (
-                0 < self.lr_decay_factor <= 1,
-                f"lr decay factor must be in (0, 1], got {self.lr_decay_factor}",
-            ),
-            (self.warmup_epochs >= 0, f"warm-up epochs must be >= 0, got {self.warmup_epochs}"),
-            (
-                self.gated_warmup in GATED_WARMUP_MODES,
-                f"unknown warm-up mode {self.gated_warmup!r}: choose one of "
-                f"{', '.join(GATED_WARMUP_MODES)}",
-            ),
-            (self.gated_warmup_lr > 0, f"warm-up lr must be > 0, got {self.gated_warmup_lr}"),
-            (
-                self.plateau_patience >= 1,
-                f"plateau patience must be at least 1 epoch, got {self.plateau_patience}",
-            ),
-            (
-                self.freeze in FREEZE_STAGES,
-                f"unknown freeze stage {self.freeze!r}: choose one of {', '.join(FREEZE_STAGES)}",
-            ),
-            (
-                self.backbone_lr_scale > 0,
-                f"backbone lr scale must be > 0, got {self.backbone_lr_scale}",
-            ),
-            (
-                0 < self.gated_warmup_error <= 1,
-                f"warm-up error threshold must be in (0, 1], got {self.gated_warmup_error}",
-            ),
-        ]
-        for ok, message in problems:
-            if not ok:
-                raise UserError(message)
+        for name, label, ok, rule in _RANGES:
+            if not ok(getattr(self, name)):
+                raise UserError(f"{label} must be {rule}, got {getattr(self, name)}")
+        for name, label, allowed in _CHOICES:
+            if getattr(self, name) not in allowed:
+                raise UserError(
+                    f"unknown {label} {getattr(self, name)!r}: choose one of {', '.join(allowed)}"
+                )
+        if (self.iterations is None) == (self.epochs is None):
+            raise UserError("a recipe needs exactly one of epochs or iterations")
+        for name, most in (("iterations", MAX_STEPS), ("epochs", MAX_EPOCHS)):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be at least 1")
+            if value is not None and value > most:
+                raise UserError(f"{name} must be at most {most}, got {value}")
+        points = self.lr_decay_at
+        if not all(0 < f < 1 for f in points) or list(points) != sorted(points):
+            raise UserError(
+                "lr decay points must be increasing fractions of training in (0, 1), got "
+                f"{','.join(map(str, points))}"
+            )
 
 
-RECIPES: dict[str, Recipe] = {
-    "paper": Recipe(
-        "paper",
-        "He et al.: SGD momentum 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k and 48k, stop at 64k "
-        "iterations; lr 0.01 until training error < 80 % for ResNet-110/1001",
+def _table(names: tuple[str, ...], *table: Recipe) -> dict[str, Recipe]:
+    """The recipes of ``table`` named, in order, by ``names`` (their choices in ``training.choices``)."""
+    return {name: dataclasses.replace(r, name=name) for name, r in zip(names, table, strict=True)}
+
+
+RECIPES = _table(
+    choices.RECIPES,
+    Recipe(
+        description="He et al.: SGD momentum 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k and 48k, "
+        "stop at 64k iterations; lr 0.01 until training error < 80 % for ResNet-110/1001",
+        iterations=64_000,
     ),
-    "fast": Recipe(
-        "fast",
-        "short GPU schedule: batch 256, Nesterov, cosine after a 2-epoch warm-up, label smoothing "
-        "0.1, wd 5e-4, 75 epochs",
+    Recipe(
+        description="short GPU schedule: batch 256, Nesterov, cosine after a 2-epoch warm-up, "
+        "label smoothing 0.1, wd 5e-4, 75 epochs",
         batch_size=256,
         nesterov=True,
         weight_decay=5e-4,
         label_smoothing=0.1,
-        iterations=None,
         epochs=75,
         schedule="cosine",
         warmup_epochs=2.0,
         gated_warmup="off",
     ),
-    "demo": Recipe(
-        "demo",
-        "the paper's step schedule shrunk to 30 epochs at batch 64 (for the embedded sample on a CPU)",
+    Recipe(
+        description="the paper's step schedule shrunk to 30 epochs at batch 64 (for the embedded "
+        "sample on a CPU)",
         batch_size=64,
-        iterations=None,
         epochs=30,
     ),
-}
-"""Named recipes (``--recipe``)."""
+)
+"""CIFAR recipes (``--recipe``), in the order of their names in ``training.choices.RECIPES``."""
 
-
-IMAGE_RECIPES: dict[str, Recipe] = {
-    "paper": Recipe(
-        "paper",
-        "He et al. 2015 on ImageNet: SGD momentum 0.9, wd 1e-4, batch 256, lr 0.1 at batch 256 "
-        "/10 at epochs 30, 60, 90, stop at 120",
+IMAGE_RECIPES = _table(
+    choices.IMAGE_RECIPES,
+    Recipe(
+        description="He et al. 2015 on ImageNet: SGD momentum 0.9, wd 1e-4, batch 256, lr 0.1 at "
+        "batch 256 /10 at epochs 30, 60, 90, stop at 120",
         batch_size=256,
-        lr=0.05,
-        iterations=None,
+        lr=0.05,  # 0.1 at batch 256
         epochs=120,
         lr_decay_at=(0.25, 0.5, 0.75),
         gated_warmup="off",
     ),
-    "finetune": Recipe(
-        "finetune",
-        "a trained network with a new classifier: SGD Nesterov momentum 0.9, wd 1e-4, batch 32, "
-        "lr 0.01 at batch 32, cosine over 10 epochs, backbone at 0.1x the rate",
+    Recipe(
+        description="a trained network with a new classifier: SGD Nesterov momentum 0.9, wd 1e-4, "
+        "batch 32, lr 0.01 at batch 32, cosine over 10 epochs, backbone at 0.1x the rate",
         batch_size=32,
-        lr=0.04,
+        lr=0.04,  # 0.01 at batch 32
         nesterov=True,
-        iterations=None,
         epochs=10,
         schedule="cosine",
         gated_warmup="off",
         backbone_lr_scale=0.1,
     ),
-}
-"""Named recipes of image runs (``python -m training.images --recipe``)."""
+)
+"""Recipes of image runs (``python -m training.images --recipe``), in the order of their names in
+``training.choices.IMAGE_RECIPES``."""
 
 RECIPE_FAMILIES = {"cifar": RECIPES, "images": IMAGE_RECIPES}
 """The recipe table of each kind of run."""
@@ -259,10 +211,9 @@ def get_recipe(name: str, family: str = "cifar", **overrides: Any) -> Recipe:
     """The named recipe of ``family`` (``cifar`` or ``images``) with command-line overrides applied
     (``None`` means keep the recipe's value)."""
     table = RECIPE_FAMILIES[family]
-    recipe = table.get(name)
-    if recipe is None:
+    if name not in table:
         raise UserError(f"unknown recipe {name!r}: choose one of {', '.join(table)}")
-    return recipe.overridden(**overrides)
+    return table[name].overridden(**overrides)
 
 
 @dataclass(frozen=True)
@@ -332,22 +283,13 @@ class Schedule:
         return {**dataclasses.asdict(self), "total_steps": self.total_steps}
 
 
-def uses_gated_warmup(recipe: Recipe, model: ModelInfo | None) -> bool:
-    """Whether the error-gated warm-up applies to ``model`` under ``recipe`` (``None``: a trained
-    network being fine-tuned, which ``auto`` never warms up)."""
-    if recipe.gated_warmup == "auto":
-        return model is not None and model.paper_warmup
-    return recipe.gated_warmup == "on"
-
-
 def plan(
     recipe: Recipe, *, model: ModelInfo | None, num_examples: int, steps_per_epoch: int
 ) -> Schedule:
-    """Resolve ``recipe`` for ``model`` (``training.run.network.resolve``; ``None`` when a trained network
-    is fine-tuned) and ``num_examples`` training images cut into ``steps_per_epoch`` batches.
-
-    Lengths and decay points are converted through images seen, so they do not depend on the batch;
-    the learning rates are scaled by ``batch / 128`` unless ``recipe.scale_lr`` is off.
+    """Resolve ``recipe`` for ``model`` (``None``: a trained network being fine-tuned, which
+    ``gated_warmup="auto"`` never warms up) and ``num_examples`` training images cut into
+    ``steps_per_epoch`` batches. Lengths and decay points go through images seen, so they do not
+    depend on the batch; the learning rates scale by ``batch / 128`` unless ``recipe.scale_lr`` is off.
     """
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
@@ -359,7 +301,10 @@ def plan(
         )
     boundaries = tuple(round(f * length) for f in recipe.lr_decay_at)
     warmup_steps = round(recipe.warmup_epochs * num_examples / batch)
-    gated = uses_gated_warmup(recipe, model)
+    if recipe.gated_warmup == "auto":
+        gated = model is not None and model.paper_warmup
+    else:
+        gated = recipe.gated_warmup == "on"
     return Schedule(
         kind=recipe.schedule,
         peak_lr=recipe.lr * scale,
@@ -443,21 +388,13 @@ def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar
 def make_optimizer(
     recipe: Recipe, schedule: Schedule, *, mixed_precision: str | None = None
 ) -> Any:
-    """SGD with the recipe's momentum; wrapped in a ``LossScaleOptimizer`` under float16.
-
-    Weight decay is not an optimizer setting here: it is the model's L2 penalty (``weight_decay`` of the
-    builder), which is how the papers' Torch/Caffe SGD applied it. With a ``backbone_lr_scale`` other
-    than 1 the optimizer is ``BackboneRateSGD`` (the backbone at that fraction of the rate).
-    """
-    sgd = dict(
-        learning_rate=schedule.keras_learning_rate(),
-        momentum=recipe.momentum,
-        nesterov=recipe.nesterov,
-    )
+    """SGD with the recipe's momentum (``BackboneRateSGD`` with a ``backbone_lr_scale`` other than 1),
+    in a ``LossScaleOptimizer`` under float16. Weight decay is the model's L2 penalty, not SGD's."""
+    sgd = (schedule.keras_learning_rate(), recipe.momentum, recipe.nesterov)
     if recipe.backbone_lr_scale != 1.0:
-        optimizer = BackboneRateSGD(backbone_lr_scale=recipe.backbone_lr_scale, **sgd)
+        optimizer = BackboneRateSGD(*sgd, backbone_lr_scale=recipe.backbone_lr_scale)
     else:
-        optimizer = keras.optimizers.SGD(**sgd)
+        optimizer = keras.optimizers.SGD(*sgd)
     if mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -471,45 +408,33 @@ HEAD_LAYERS = ("logits",)
 class BackboneRateSGD(keras.optimizers.SGD):
     """Keras' SGD whose backbone learns at ``backbone_lr_scale`` times the learning rate.
 
-    Keras has no per-layer learning rate; this gets one by scaling the gradients of every variable
-    outside ``head`` (variables whose path starts with one of those layer names, by default the
-    classifier ``logits``) by ``backbone_lr_scale`` before SGD's update. For SGD that is exactly a
-    learning rate of ``lr * backbone_lr_scale`` for those variables, with or without (Nesterov)
-    momentum: the update and the per-variable momentum buffer are linear in the gradient. (The L2
-    weight decay is part of the gradient, so it is scaled with it, as a per-layer rate would.)
-    The scaling happens in ``apply``, which every backend's training step calls, also through a
-    ``LossScaleOptimizer`` and on JAX's stateless path.
+    Keras has no per-layer learning rate: this scales the gradients of every variable outside the
+    ``head`` layers (default: ``logits``) before SGD's update in ``apply`` (which every backend's step
+    calls, also through a ``LossScaleOptimizer``). SGD's update and momentum buffer are linear in the
+    gradient (the L2 penalty included), so that is exactly a rate of ``lr * backbone_lr_scale``.
     """
 
     def __init__(
         self,
-        learning_rate: Any = 0.01,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        *,
+        *args: Any,  # SGD's: learning_rate, momentum, nesterov, ...
         backbone_lr_scale: float = 1.0,
         head: tuple[str, ...] | list[str] = HEAD_LAYERS,
         name: str = "backbone_rate_sgd",
         **kwargs: Any,
     ):
-        super().__init__(learning_rate, momentum, nesterov, name=name, **kwargs)
+        super().__init__(*args, name=name, **kwargs)
         self.backbone_lr_scale = float(backbone_lr_scale)
         self.head = tuple(head)
-
-    def in_head(self, variable: Any) -> bool:
-        """Whether ``variable`` belongs to the classifier (updated at the full rate)."""
-        return variable.path.split("/")[0] in self.head
 
     def apply(self, grads, trainable_variables=None):
         variables = (
             self._trainable_variables if trainable_variables is None else trainable_variables
         )
-        variables = list(variables)
         scaled = [
             g
-            if g is None or self.in_head(v)
+            if g is None or v.path.split("/")[0] in self.head
             else keras.ops.multiply(g, keras.ops.cast(self.backbone_lr_scale, g.dtype))
-            for g, v in zip(grads, variables, strict=True)
+            for g, v in zip(grads, list(variables), strict=True)
         ]
         return super().apply(scaled, trainable_variables)
 
@@ -521,32 +446,27 @@ class BackboneRateSGD(keras.optimizers.SGD):
         }
 
 
-def make_loss(recipe: Recipe) -> Any:
-    """Cross-entropy on the model's softmax output; with label smoothing it takes one-hot labels
-    (``one_hot_labels`` says whether the input pipeline must convert them)."""
-    if recipe.label_smoothing:
-        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy()
-
-
 def one_hot_labels(recipe: Recipe) -> bool:
     """Whether the loss of ``recipe`` needs one-hot labels (Keras smooths only categorical labels)."""
     return recipe.label_smoothing > 0
 
 
+def make_loss(recipe: Recipe) -> Any:
+    """Cross-entropy on the model's softmax output, on one-hot labels with label smoothing."""
+    if one_hot_labels(recipe):
+        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
 class LearningRateController(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate from a ``Schedule`` at every step where it changes, and ends
-    the error-gated warm-up once the training error, averaged over the last ``schedule.gated_window``
-    batches, is below ``schedule.gated_error``.
+    """Sets the optimizer's learning rate from a ``Schedule`` at every step where it changes; ends the
+    error-gated warm-up once the training error, averaged over the last ``schedule.gated_window``
+    batches, is below ``schedule.gated_error``; with a ``plateau`` schedule, divides the rate by the
+    decay factor whenever the validation error has not improved for ``plateau_patience`` epochs.
 
-    Keras reports the running mean accuracy of the epoch; the accuracy of each batch is recovered from
-    consecutive running means (all batches have the same size). ``state()`` holds everything a resumed
-    run needs (steps done, when the gate opened, the recent errors, the plateau rule's counts), so it
-    continues with exactly the rates the uninterrupted run used; pass it back as ``state``.
-
-    With a ``plateau`` schedule the rate is divided by the schedule's decay factor whenever the
-    validation error (``1 - val_accuracy`` at an epoch's end) has not improved on its best for
-    ``schedule.plateau_patience`` epochs in a row.
+    Each batch's accuracy is recovered from Keras' consecutive running means (all batches have the
+    same size). ``state()``, passed back as ``state``, lets a resumed run continue with exactly the
+    rates of the uninterrupted one.
     """
 
     def __init__(self, schedule: Schedule, state: dict[str, Any] | None = None):

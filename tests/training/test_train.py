@@ -259,12 +259,20 @@ def test_help_lists_the_choices_of_the_catalogue(command, holder, name, monkeypa
 
 
 def test_the_recipe_choices_are_the_recipes_defined():
-    """The recipe names --help lists (``training.choices``) are the recipes ``training.recipes``
-    defines; every other choice has its one home in ``training.choices``."""
+    """The recipe names --help lists (``training.choices``) name the recipes ``training.recipes``
+    defines, each the recipe it says (the tables pair names and recipes in order)."""
     from training import choices, recipes
 
-    assert tuple(recipes.RECIPES) == choices.RECIPES
-    assert tuple(recipes.IMAGE_RECIPES) == choices.IMAGE_RECIPES
+    for names, table in (
+        (choices.RECIPES, recipes.RECIPES),
+        (choices.IMAGE_RECIPES, recipes.IMAGE_RECIPES),
+    ):
+        assert tuple(table) == names
+        assert [recipe.name for recipe in table.values()] == list(names)
+    assert recipes.RECIPES["paper"].iterations == 64_000 and recipes.RECIPES["paper"].epochs is None
+    assert recipes.RECIPES["fast"].schedule == "cosine" and recipes.RECIPES["demo"].epochs == 30
+    assert recipes.IMAGE_RECIPES["paper"].lr_decay_at == (0.25, 0.5, 0.75)
+    assert recipes.IMAGE_RECIPES["finetune"].backbone_lr_scale == 0.1
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])

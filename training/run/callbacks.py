@@ -1,24 +1,20 @@
-"""Keras callbacks of a run: resume state, best/last models, per-epoch statistics and log line, NaN stop.
+"""The Keras callbacks of a run besides the learning rate's: resume state, best/last models, the
+epoch's means across a resume, per-epoch statistics and log line, NaN stop.
 
-Keras' own ``CSVLogger``, ``TensorBoard`` and ``TerminateOnNaN`` are used as they are; two jobs need
-callbacks of their own:
+Keras' ``CSVLogger`` is used as it is; ``TensorBoard``, ``TerminateOnNaN`` and the progress bar are
+Keras' own, adapted below. Two jobs need callbacks of their own:
 
-* ``Backup`` replaces ``keras.callbacks.BackupAndRestore``. In Keras 3.15 a backup written mid-epoch
-  (``save_freq=N``) records the batch but restores only the epoch: the resumed run replays the epoch's
-  first batches on weights that have already seen them, so it does not end where the uninterrupted run
-  ends. Its weights and metadata files are also rewritten in place, so a kill during a save can leave
-  them inconsistent. ``Backup`` names each state by its global step, writes the weights and then the
-  metadata atomically (a state exists only once both are complete), keeps the previous state in case
-  the newest cannot be read, and stores the schedule's state; the pipeline resumes a mid-epoch state by
-  finishing that epoch from the exact batch (``training.data`` is keyed by epoch and step).
-* ``SaveModels`` writes ``best.keras`` (highest test accuracy) and ``last.keras`` atomically, with the
-  best value carried over from earlier sessions: ``ModelCheckpoint`` writes in place and forgets its
-  best value when the process restarts.
+* ``Backup`` replaces ``keras.callbacks.BackupAndRestore``, which (Keras 3.15) restores a mid-epoch
+  backup only to its epoch, so the resumed run replays batches its weights have already seen, and
+  rewrites its files in place, so a kill during a save can leave them inconsistent. ``Backup`` names
+  each state by its global step, writes the weights and then the metadata atomically, keeps the
+  previous state in case the newest cannot be read, and stores the schedule's state; the pipeline
+  resumes mid-epoch from the exact batch (the feeds are keyed by epoch and step).
+* ``SaveModels`` writes ``best.keras`` and ``last.keras`` atomically and carries the best value over
+  from earlier sessions (``ModelCheckpoint`` writes in place and forgets it on a restart).
 
-On JAX, Keras waits for every step to finish before the next is dispatched unless every callback's
-batch-end hook may run late, on Keras' own threads (``async_safe``). All of these allow that: nothing
-here needs a step's result before the next step starts. ``ProgressBar`` and ``EpochTensorBoard`` are
-Keras' own, made safe for it.
+On JAX, Keras waits for every step before dispatching the next unless every callback's batch-end
+hook may run late on Keras' own threads (``async_safe``): all of these allow that.
 """
 
 from __future__ import annotations
@@ -45,22 +41,22 @@ _STATE = re.compile(r"^step-(\d{9})\.json$")
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the resume state from before it is kept."""
 
+    def __init__(self, what: str, hint: str = ""):
+        super().__init__(f"training diverged: {what} (nothing was saved after it). {hint}".strip())
+
 
 class Backup(keras.callbacks.Callback):
     """Save the whole training state every ``every`` steps and at the end of every epoch.
 
-    A state is ``step-<global step>.weights.h5`` (model and optimizer variables, from
-    ``model.save_weights``) plus ``step-<global step>.json`` (``{"step": ..., **extra(step)}``), written in
-    that order, each atomically; the two newest states are kept. Batch-level saves skip epoch
-    boundaries: the state at the end of an epoch is saved after its evaluation and the other epoch-end
-    callbacks, so a resumed run never skips them.
+    A state is ``step-<global step>.weights.h5`` (model and optimizer variables) plus
+    ``step-<global step>.json`` (``{"step": ..., **extra(step)}``), written in that order, each
+    atomically; the ``keep`` newest states are kept. The state at an epoch's end is saved after its
+    evaluation and the other epoch-end callbacks, so a resumed run never skips them.
 
-    A batch-level save happens when the next step begins, not when the step ends: Keras may run
-    batch-end hooks late (see the module docstring), when the weights have moved on. Callbacks
-    before this one may have begun the next step already, so ``extra`` is asked for its state as of
-    the saved step. A state whose
+    A batch-level save happens when the next step begins (batch-end hooks may run late, when the
+    weights have moved on), so ``extra`` is asked for its state as of the saved step. A state whose
     weights are not all finite is never written (``TrainingDiverged`` with ``hint`` instead), so the
-    loss check may lag behind the steps without a diverged state replacing a good one.
+    loss check may lag behind without a diverged state replacing a good one.
     """
 
     async_safe = True
@@ -77,13 +73,9 @@ class Backup(keras.callbacks.Callback):
         hint: str = "",
     ):
         super().__init__()
-        self.directory = Path(directory)
-        self.steps_per_epoch = steps_per_epoch
-        self.every = every
-        self.step = step
+        self.directory, self.steps_per_epoch, self.every = Path(directory), steps_per_epoch, every
+        self.step, self.keep, self.hint = step, keep, hint
         self.extra = extra or (lambda step: {})
-        self.keep = keep
-        self.hint = hint
         self._saved = step  # the state a session starts from exists already
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -99,20 +91,28 @@ class Backup(keras.callbacks.Callback):
         """Write the current state (atomically) and drop all but the newest ``keep`` states."""
         if not all_finite(self.model):
             raise TrainingDiverged(
-                f"training diverged: the weights were NaN or infinite after step {self.step} "
-                f"(nothing was saved after it). {self.hint}".strip()
+                f"the weights were NaN or infinite after step {self.step}", self.hint
             )
         self.directory.mkdir(parents=True, exist_ok=True)
-        stem = self.directory / f"step-{self.step:09d}"
-        weights = stem.with_name(stem.name + ".weights.h5")
-        tmp = stem.with_name(f".tmp-{stem.name}.weights.h5")
-        self.model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, weights)
-        write_json(stem.with_suffix(".json"), {"step": self.step, **self.extra(self.step)})
+        meta = self.directory / f"step-{self.step:09d}.json"
+        _save_atomically(self.model.save_weights, _weights_of(meta))
+        write_json(meta, {"step": self.step, **self.extra(self.step)})
         self._saved = self.step
         for old in list_states(self.directory)[self.keep :]:
             old.unlink(missing_ok=True)
-            old.with_name(old.name.replace(".json", ".weights.h5")).unlink(missing_ok=True)
+            _weights_of(old).unlink(missing_ok=True)
+
+
+def _weights_of(meta: Path) -> Path:
+    """The weights file of the state whose metadata is ``meta``."""
+    return meta.with_name(meta.name.replace(".json", ".weights.h5"))
+
+
+def _save_atomically(save: Callable[..., None], path: Path) -> None:
+    """``save(path)`` through a temporary file (with the same suffix, which Keras checks)."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    save(tmp, overwrite=True)
+    os.replace(tmp, path)
 
 
 def all_finite(model: keras.Model) -> bool:
@@ -139,7 +139,7 @@ def restore(directory: Path, model: keras.Model) -> dict[str, Any] | None:
             leftover.unlink(missing_ok=True)
     problems = []
     for meta in list_states(directory):
-        weights = meta.with_name(meta.name.replace(".json", ".weights.h5"))
+        weights = _weights_of(meta)
         try:
             state = json.loads(meta.read_text())
             model.load_weights(weights)
@@ -166,37 +166,27 @@ class SaveModels(keras.callbacks.Callback):
     ):
         super().__init__()
         self.best, self.last = Path(best), Path(last)
-        self.best_accuracy = best_accuracy
-        self.best_epoch = best_epoch
+        self.best_accuracy, self.best_epoch = best_accuracy, best_epoch
 
     def state(self) -> dict[str, Any]:
         """The best value so far, for the resume state."""
         return {"best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch}
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self._save(self.last)
-        accuracy = logs.get("val_accuracy")
+        _save_atomically(self.model.save, self.last)
+        accuracy = (logs or {}).get("val_accuracy")
         if accuracy is not None and (self.best_accuracy is None or accuracy > self.best_accuracy):
             self.best_accuracy, self.best_epoch = float(accuracy), epoch
-            self._save(self.best)
-
-    def _save(self, path: Path) -> None:
-        # Keras insists on the .keras suffix, so the temporary file keeps it.
-        tmp = path.with_name(f".tmp-{path.name}")
-        self.model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
+            _save_atomically(self.model.save, self.best)
 
 
 class EpochMeans(keras.callbacks.Callback):
     """Keep an epoch's training loss and accuracy over the whole epoch across a resume.
 
-    Keras' logs at an epoch's end hold running means over the batches its ``fit`` call trained, and
-    a run resumed in the middle of an epoch trains only that epoch's remaining batches.
-    ``state(step)`` is what the resume state keeps: the means over the epoch's batches so far
-    (those trained before an earlier resume included); given back as ``carried``, they are merged
-    into the resumed epoch's logs, weighted by batches, before any other callback reads them (put
-    this one first in the list).
+    Keras logs the means over the batches its ``fit`` call trained, and a run resumed mid-epoch
+    trains only the epoch's remaining batches. ``state(step)`` (kept in the resume state) is the means
+    over the epoch's batches so far; given back as ``carried``, they are merged into the resumed
+    epoch's logs, weighted by batches, before any other callback reads them (put this one first).
     """
 
     async_safe = True
@@ -240,16 +230,13 @@ class EpochMeans(keras.callbacks.Callback):
 
 
 class EpochStats(keras.callbacks.Callback):
-    """Add ``lr``, ``train_seconds`` and ``images_per_second`` to each epoch's logs (so the CSV history
-    and TensorBoard get them) and, when ``print_line`` is set, print one line per epoch (used when the
-    output is not a terminal, instead of Keras' progress bar). Must come before the callbacks that
-    write the logs."""
+    """Add ``lr``, ``train_seconds`` and ``images_per_second`` to each epoch's logs (put it before
+    the callbacks that write them) and, with ``print_line``, print one line per epoch (off a
+    terminal, instead of Keras' progress bar)."""
 
     def __init__(self, *, global_batch: int, epochs: int, print_line: bool, stream=None):
         super().__init__()
-        self.global_batch = global_batch
-        self.epochs = epochs
-        self.print_line = print_line
+        self.global_batch, self.epochs, self.print_line = global_batch, epochs, print_line
         self.stream = stream or sys.stdout
         self._start = self._train_end = 0.0
         self._batches = 0
@@ -290,15 +277,13 @@ def format_epoch(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) 
     if "val_accuracy" in logs:
         parts.append(f"test err {100 * (1 - logs['val_accuracy']):.2f}%")
     parts.append(f"lr {logs.get('lr', float('nan')):.4g}")
-    parts.append(f"{seconds:.1f}s")
-    parts.append(f"{logs.get('images_per_second', 0):.0f} img/s")
+    parts.append(f"{seconds:.1f}s  {logs.get('images_per_second', 0):.0f} img/s")
     return "  ".join(parts)
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras' ``TerminateOnNaN`` in its raising mode, re-raised as ``TrainingDiverged`` with a clear
-    message. It may run late (on Keras' batch-end thread, see the module docstring): ``Backup`` refuses
-    to save non-finite weights meanwhile, so the resume state from before the divergence stays."""
+    """Keras' ``TerminateOnNaN`` raising ``TrainingDiverged`` with a clear message. It may run late:
+    ``Backup`` refuses to save non-finite weights meanwhile, so the state from before stays."""
 
     async_safe = True
 
@@ -315,16 +300,13 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             super().on_batch_end(batch, logs)
         except RuntimeError:
             loss = (logs or {}).get("loss")
-            raise TrainingDiverged(
-                f"training diverged: the loss became {loss} at epoch {self.epoch + 1}, batch "
-                f"{batch + 1} (nothing was saved after it). {self.hint}".strip()
-            ) from None
+            where = f"at epoch {self.epoch + 1}, batch {batch + 1}"
+            raise TrainingDiverged(f"the loss became {loss} {where}", self.hint) from None
 
 
 class ProgressBar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, safe to update from Keras' batch-end threads: updates are serialised and
-    one older than what the bar shows is dropped. Put in the callback list when ``verbose=1``, it
-    replaces the one Keras would add (which makes Keras wait for every step on JAX)."""
+    """Keras' progress bar, safe to update from Keras' batch-end threads (updates serialised, one
+    older than what the bar shows dropped); given with ``verbose=1``, it replaces Keras' own."""
 
     async_safe = True
 
@@ -339,8 +321,8 @@ class ProgressBar(keras.callbacks.ProgbarLogger):
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):
-    """Keras' ``TensorBoard`` writing epoch summaries only (no graph, no profile). Its batch-end hook
-    would write nothing then, but having one at all makes Keras wait for every step on JAX."""
+    """Keras' ``TensorBoard`` writing epoch summaries only (no graph, no profile), without a batch-end
+    hook (having one at all makes Keras wait for every step on JAX)."""
 
     async_safe = True
 

@@ -1,13 +1,13 @@
-"""Fine-tuning: a trained network from a ``.keras`` file, with a new classifier for new classes.
+"""Trained networks for fine-tuning and testing: loaded from a ``.keras`` file or published weights,
+given a normalisation layer, or rebuilt with a new classifier for new classes.
 
-``from_file`` loads the network (``keras_preact.load_model``), rebuilds it layer by layer from its
-configuration (so that the run's input size, mixed-precision policy, weight decay and batch-norm
-synchronisation apply as they would to a new network), copies every weight, cuts it at its pooled
-features (layer ``avg_pool``; a network without one gets a global average pool) and puts a new
-``logits`` / ``predictions`` classifier on top. ``freeze`` stops training up to and including a stage
-(layer names ``stem_*``, ``stageS_unitU_*``, ``post_*``): frozen batch normalisation runs in inference
-mode with its stored statistics. The lower learning rate of the backbone is the optimizer's
-(``training.recipes.BackboneRateSGD``).
+``from_file`` loads the network, rebuilds it layer by layer from its configuration (so that the run's
+input size, mixed-precision policy, weight decay and batch-norm synchronisation apply as to a new
+network), copies every weight, cuts it at its pooled features (layer ``avg_pool``; a network without
+one gets a global average pool) and puts a new ``logits`` / ``predictions`` classifier on top.
+``freeze`` stops training up to and including a stage (layer names ``stem_*``, ``stageS_unitU_*``):
+frozen batch normalisation runs in inference mode with its stored statistics. The backbone's lower
+learning rate is the optimizer's (``training.recipes.BackboneRateSGD``).
 """
 
 from __future__ import annotations
@@ -36,18 +36,6 @@ def stage_of(layer_name: str) -> int | None:
         return 0
     match = _STAGE.match(layer_name)
     return int(match.group(1)) if match else None
-
-
-def frozen_up_to(freeze: str) -> int | None:
-    """The last frozen stage for a ``--freeze`` value (None: nothing; a large number: the whole
-    backbone)."""
-    if freeze == "none":
-        return None
-    if freeze == "stem":
-        return 0
-    if freeze == "backbone":
-        return 1 << 30
-    return int(freeze.removeprefix("stage"))
 
 
 def named(model: str, weights: str) -> keras.Model:
@@ -79,12 +67,14 @@ def has_preprocess_layer(model: keras.Model) -> bool:
 
 def _clone(
     source: keras.Model,
-    inputs: keras.KerasTensor,
+    shape: tuple[int, ...],
     normalization: str | None,
     clone_function: Any = None,
 ) -> keras.Model:
-    """``source`` cloned onto ``inputs``; with ``normalization`` (a ``DATASET_STATS`` key), a
-    ``preprocess`` layer first, in the same graph (so that the pooled features stay reachable)."""
+    """``source`` cloned onto a new input of ``shape`` (through ``clone_function`` when given); with
+    ``normalization`` (a ``DATASET_STATS`` key), a ``preprocess`` layer first, in the same graph (so
+    that the pooled features stay reachable)."""
+    inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
     kwargs: dict[str, Any] = {"input_tensors": inputs}
     if clone_function is not None:
         kwargs["clone_function"] = clone_function
@@ -107,22 +97,9 @@ def with_normalization(model: keras.Model, normalization: str | None) -> keras.M
     weights), or ``model`` itself when ``normalization`` is None."""
     if normalization is None:
         return model
-    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), name=model.inputs[0].name)
-    clone = _clone(model, inputs, normalization)
+    clone = _clone(model, tuple(model.inputs[0].shape[1:]), normalization)
     clone.set_weights(model.get_weights())
     return clone
-
-
-def _rebuild(layer: keras.layers.Layer, weight_decay: float, sync_bn: bool) -> keras.layers.Layer:
-    config = layer.get_config()
-    config.pop("dtype", None)  # the policy in force now (mixed precision when asked for)
-    if "kernel_regularizer" in config:
-        config["kernel_regularizer"] = (
-            keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-        )
-    if "synchronized" in config:
-        config["synchronized"] = sync_bn
-    return layer.__class__.from_config(config)
 
 
 def features_model(
@@ -137,15 +114,19 @@ def features_model(
     penalty of ``weight_decay / 2`` on every kernel and ``input_shape`` (default: the source's),
     and with the source's weights; with ``normalization`` (a ``DATASET_STATS`` key, for a source
     without its own ``preprocess`` layer), that normalisation first."""
+
+    def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
+        config = layer.get_config()
+        config.pop("dtype", None)  # the policy in force now (mixed precision when asked for)
+        if "kernel_regularizer" in config:
+            config["kernel_regularizer"] = _l2(weight_decay)
+        if "synchronized" in config:
+            config["synchronized"] = synchronized_bn
+        return layer.__class__.from_config(config)
+
     shape = tuple(input_shape or source.inputs[0].shape[1:])
-    inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
     try:
-        clone = _clone(
-            source,
-            inputs,
-            normalization,
-            lambda layer: _rebuild(layer, weight_decay, synchronized_bn),
-        )
+        clone = _clone(source, shape, normalization, rebuild)
     except (ValueError, TypeError) as e:
         raise UserError(f"cannot rebuild {source.name!r} for fine-tuning: {e}") from None
     names = [layer.name for layer in clone.layers]
@@ -184,7 +165,7 @@ def from_file(
 ) -> keras.Model:
     """The network in ``path`` (or, for published weights such as ``imagenet``, ``model`` with
     them: ``named``) with a new classifier over ``classes`` (build inside the strategy's scope and
-    dtype policy), frozen up to ``freeze`` (``training.recipes.FREEZE_STAGES``); with
+    dtype policy), frozen up to ``freeze`` (``training.choices.FREEZE_STAGES``); with
     ``normalization``, that dataset's normalisation first (``features_model``)."""
     source = named(model, path) if model is not None and is_named(path) else load(path)
     body = features_model(
@@ -201,32 +182,31 @@ def with_classifier(
     body: keras.Model, classes: int, *, weight_decay: float = 0.0, freeze: str = "none"
 ) -> keras.Model:
     """``body`` (image -> pooled features) with a new, He-initialised ``logits`` layer and a float32
-    softmax ``predictions``; layers up to the ``freeze`` stage are not trained."""
-    x = keras.layers.Dense(
-        classes,
-        kernel_regularizer=keras.regularizers.L2(weight_decay / 2) if weight_decay else None,
-        name=HEAD[0],
-    )(body.outputs[0])
+    softmax ``predictions``; layers up to the ``freeze`` stage (``backbone``: all but the new
+    classifier) are not trained."""
+    x = keras.layers.Dense(classes, kernel_regularizer=_l2(weight_decay), name=HEAD[0])(
+        body.outputs[0]
+    )
     x = keras.layers.Activation("softmax", dtype="float32", name=HEAD[1])(x)
     model = keras.Model(body.inputs[0], x, name=body.name)
-    last = frozen_up_to(freeze)
-    if last is not None:
+    if freeze == "backbone":
+        for layer in model.layers:
+            layer.trainable = layer.name in HEAD
+    elif freeze != "none":
+        last = 0 if freeze == "stem" else int(freeze.removeprefix("stage"))
         stages = {stage_of(layer.name) for layer in model.layers} - {None}
-        if last < (1 << 30) and last not in stages:
+        if last not in stages:
             raise UserError(
                 f"--freeze {freeze}: {body.name!r} has no such stage (it has stem"
                 f"{''.join(f', stage{s}' for s in sorted(stages) if s)})"
             )
         for layer in model.layers:
             stage = stage_of(layer.name)
-            in_backbone = layer.name not in HEAD
-            if (stage is not None and stage <= last) or (last >= 1 << 30 and in_backbone):
+            if stage is not None and stage <= last:
                 layer.trainable = False
     return model
 
 
-def describe(model: keras.Model) -> dict[str, Any]:
-    """Trainable and frozen parameter counts, for messages."""
-    trainable = sum(int(v.numpy().size) for v in model.trainable_weights)
-    frozen = sum(int(v.numpy().size) for v in model.non_trainable_weights)
-    return {"trainable_params": trainable, "frozen_params": frozen}
+def _l2(weight_decay: float) -> keras.regularizers.Regularizer | None:
+    """The L2 penalty of a kernel for the recipe's ``weight_decay`` (as the model builder sets it)."""
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None

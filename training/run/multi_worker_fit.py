@@ -1,11 +1,10 @@
-"""A small ``model.fit`` for ``MultiWorkerMirroredStrategy``, which Keras 3's own ``fit`` cannot drive.
+"""A small ``model.fit`` for ``MultiWorkerMirroredStrategy``, which Keras 3's own ``fit`` cannot drive
+(keras-team/keras#20585: with TensorFlow 2.21 it cannot convert the distributed batch and reduces
+scalar metrics along an axis they do not have).
 
-Keras 3's ``fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585; here with
-TensorFlow 2.21 it cannot convert the distributed batch, and it reduces scalar metrics along an axis
-they do not have). This loop keeps everything else of Keras: each replica runs the model's own
-``train_step`` / ``test_step`` through ``strategy.run``, the per-replica logs are averaged across all
-workers (what ``fit`` does on one machine), and the same callbacks are driven through
-``keras.callbacks.CallbackList``, so outputs, backups and logs are those of a ``fit`` run.
+Each replica runs the model's own ``train_step`` / ``test_step`` through ``strategy.run``, the logs
+are averaged over all workers (what ``fit`` does on one machine), and the same callbacks are driven
+through ``keras.callbacks.CallbackList``, so outputs, backups and logs are those of a ``fit`` run.
 """
 
 from __future__ import annotations

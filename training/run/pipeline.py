@@ -1,12 +1,13 @@
-"""The training pipeline: config -> strategy -> data -> model -> recipe -> fit -> report.
+"""One training run: config -> strategy -> data -> model -> recipe -> fit -> report.
 
-``train(config)`` is what ``python -m training.cifar`` and ``python -m training.images`` run: the data
-is CIFAR in memory (``training.data``) or, when ``config.images`` is set, a folder of images or tfds
-``imagenet2012`` streamed from disk (``training.data.images.options``); both are a ``TrainingData``.
-``prepare(config)`` stops before training and returns the compiled model and the datasets, so
-benchmarks and the tuner time and reuse the same path::
+``check`` validates a ``TrainConfig`` and resolves every choice it names once (``Resolved``);
+``prepare`` creates the strategy, loads the data (CIFAR arrays, or a folder of images or tfds
+``imagenet2012`` when ``config.images`` is set: both a ``TrainingData``), plans the schedule and builds
+and compiles the model (``Prepared``); ``train`` opens the run folder, resumes from its backup, fits
+and writes ``metrics.json``. ``python -m training.cifar`` and ``python -m training.images`` run
+``train``; benchmarks and the tuner time and reuse ``prepare``::
 
-    from training.run.pipeline import TrainConfig, prepare, train
+    from training.run.pipeline import TrainConfig, prepare
     prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
     prepared.model.fit(prepared.train_dataset(), steps_per_epoch=prepared.steps_per_epoch, epochs=1)
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -26,25 +28,28 @@ import keras
 import keras_preact
 from keras_preact import weights as weights_lib
 from keras_preact.command_line import UserError
-from keras_preact.weights import is_named
 from training import recipes
 from training.choices import VERBOSITY
 from training.data.batches import TrainingData, steps_per_epoch
 from training.data.cifar.sources import DATASETS, DEFAULT_SOURCES, load_arrays
 from training.data.images.options import CheckedImages, ImageOptions, check_recipe
 from training.run import callbacks as cb
+from training.run import finetune, report, strategy
 from training.run import network as model_lib
-from training.run import report, strategy
 from training.run import run_folder as rundir
 from training.run.strategy import StrategyOptions
 
 # Settings that do not change what a run computes, so a resumed run may change them.
 _NOT_IDENTITY = ("output", "overwrite", "verbose", "backup_every", "data_dir", "verify_checksums")
 
+_DIVERGED_HINT = (
+    "Lower --lr (with float16, try bfloat16) and re-run with --overwrite or another --output."
+)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; the CLI fills it from its arguments.
+    """Everything a run needs; the commands fill it from their arguments.
 
     ``data_source`` ``None`` is the dataset's usual source (``DEFAULT_SOURCES``).
     ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
@@ -95,15 +100,14 @@ class TrainConfig:
 
     @property
     def recipe_family(self) -> str:
-        """The recipe table ``recipe`` names: ``images`` (``recipes.IMAGE_RECIPES``) for a run on
-        images, else ``cifar``."""
+        """The recipe table ``recipe`` names: ``images`` for a run on images, else ``cifar``."""
         return "cifar" if self.images is None else "images"
 
 
 @dataclass(frozen=True)
 class Resolved:
     """A ``TrainConfig`` checked, with every choice it names resolved once (what ``check``
-    returns): every later stage reads these instead of interpreting the config's strings again."""
+    returns): the later stages read these instead of interpreting the config's strings again."""
 
     config: TrainConfig
     recipe: recipes.Recipe
@@ -118,64 +122,51 @@ class Resolved:
     @property
     def paper_error(self) -> float | None:
         """The papers' CIFAR-10 test error (%) of this network, when the run trains exactly it."""
-        same = (
-            self.model is not None
-            and self.images is None
-            and self.config.dataset == "cifar10"
-            and not self.model_options
+        same = self.images is None and self.config.dataset == "cifar10" and not self.model_options
+        return self.model.paper_cifar10_error if same and self.model is not None else None
+
+    def schedule(self, num_examples: int) -> recipes.Schedule:
+        """The recipe planned for ``num_examples`` training images in full global batches."""
+        steps = steps_per_epoch(num_examples, self.recipe.batch_size)
+        return recipes.plan(
+            self.recipe, model=self.model, num_examples=num_examples, steps_per_epoch=steps
         )
-        return self.model.paper_cifar10_error if same else None
 
     def describe_model(self) -> dict[str, Any]:
         """The network, for ``metrics.json``."""
         if self.model is None:
             return {"weights": self.config.images.weights}  # type: ignore[union-attr]
         info = self.model
+        shortcut = self.model_options.get("shortcut", info.shortcut)
         return {
-            "name": info.name,
-            "family": info.family,
-            "version": info.version,
-            "depth": info.depth,
-            "unit": info.unit,
-            "shortcut": self.model_options.get("shortcut", info.shortcut),
+            **{k: getattr(info, k) for k in ("name", "family", "version", "depth", "unit")},
+            "shortcut": shortcut,
         }
-
-
-def _check_named_weights(name: str, weights: str) -> None:
-    """``UserError`` now, before any data is read, when published ``weights`` do not fit the
-    network ``name`` with its default arguments (``keras_preact.weights.choose``)."""
-    info, _ = model_lib.resolve(name, {})
-    arch = keras_preact.architecture(
-        info.depth, info.version, info.family, info.unit, shortcut=info.shortcut
-    )
-    try:
-        weights_lib.choose(weights, arch, model_name=info.key)
-    except ValueError as e:
-        raise UserError(f"--weights {weights}: {e}") from None
 
 
 def check(config: TrainConfig) -> Resolved:
     """Validate every setting that can be checked without data or devices and resolve the recipe,
-    the model, the images' options and the strategy (``UserError`` naming the first bad
-    setting)."""
+    the model, the images' options and the strategy (``UserError`` naming the first bad setting)."""
     recipe = recipes.get_recipe(config.recipe, config.recipe_family, **config.recipe_overrides)
-    images = None
-    if config.images is None:
-        if config.dataset not in DATASETS:
-            raise UserError(
-                f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}"
-            )
-    else:
-        images = config.images.check()
+    if config.images is None and config.dataset not in DATASETS:
+        raise UserError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
+    images = None if config.images is None else config.images.check()
     check_recipe(config.images, recipe)
-    if config.images is None or config.images.weights is None:
+    weights = None if config.images is None else config.images.weights
+    model, model_options = None, {}
+    if weights is None:
         model, model_options = model_lib.resolve(config.model, config.model_options)
     elif config.model_options:
         raise UserError("--model-option applies to new networks, not to one loaded with --weights")
-    else:
-        model, model_options = None, {}
-        if is_named(config.images.weights):
-            _check_named_weights(config.model, config.images.weights)
+    elif weights_lib.is_named(weights):  # published weights must fit the network named
+        info, _ = model_lib.resolve(config.model, {})
+        arch = keras_preact.architecture(
+            info.depth, info.version, info.family, info.unit, shortcut=info.shortcut
+        )
+        try:
+            weights_lib.choose(weights, arch, model_name=info.key)
+        except ValueError as e:
+            raise UserError(f"--weights {weights}: {e}") from None
     plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
@@ -188,6 +179,10 @@ def check(config: TrainConfig) -> Resolved:
     if config.seed is not None and not 0 <= config.seed < 2**31:
         raise UserError(f"--seed must be in [0, 2^31), got {config.seed}")
     return Resolved(config, recipe, model, model_options, plan, images)
+
+
+def _resolved(config: TrainConfig | Resolved) -> Resolved:
+    return config if isinstance(config, Resolved) else check(config)
 
 
 @dataclass
@@ -204,7 +199,6 @@ class Prepared:
 
     @property
     def config(self) -> TrainConfig:
-        """The run's settings."""
         return self.resolved.config
 
     @property
@@ -233,13 +227,23 @@ class Prepared:
             return lambda context: batches(input_context=context)
         return batches()
 
+    def fit(self, data: Any, **kwargs: Any) -> Any:
+        """``model.fit``, or ``training.run.multi_worker_fit.fit`` where Keras' cannot run."""
+        if self.runtime.custom_loop:
+            # Imported here: it is TensorFlow's loop, and JAX trains without TensorFlow.
+            from training.run import multi_worker_fit
+
+            return multi_worker_fit.fit(self.model, self.runtime.strategy, data, **kwargs)
+        # The dataset is already shuffled per epoch (training.data); Keras would warn about shuffle.
+        return self.model.fit(data, shuffle=False, **kwargs)
+
 
 def load_data(
     config: TrainConfig | Resolved, *, log: Callable[[str], None] = print
 ) -> TrainingData:
-    """The data ``config`` names (checked here unless it is already: ``check``): CIFAR arrays, or
-    the images of ``config.images`` (whose scan reports one line to ``log``)."""
-    resolved = config if isinstance(config, Resolved) else check(config)
+    """The data ``config`` names: CIFAR arrays, or the images of ``config.images`` (whose scan
+    reports one line to ``log``)."""
+    resolved = _resolved(config)
     config = resolved.config
     if resolved.images is not None:
         # Imported here: the image feed is tf.data, and CIFAR runs on JAX without TensorFlow.
@@ -260,40 +264,30 @@ def prepare(
     seed: int | None = None,
     arrays: TrainingData | None = None,
 ) -> Prepared:
-    """Create the strategy, load the data, resolve the schedule, build and compile the model.
+    """Create the strategy, load the data, plan the schedule, build and compile the model.
 
-    ``config`` is checked here unless it is already (a ``Resolved`` from ``check``). ``seed``
-    overrides ``config.seed`` (``train`` passes the one recorded in the run directory); ``arrays``
-    (a ``training.data.batches.TrainingData``, e.g. CIFAR arrays from ``make_arrays``) replaces the
-    data ``config`` names, for callers that hold their images in memory.
+    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run folder);
+    ``arrays`` (a ``TrainingData``, e.g. CIFAR arrays from ``make_arrays``) replaces the data
+    ``config`` names, for callers that hold their images in memory.
     """
-    resolved = config if isinstance(config, Resolved) else check(config)
+    resolved = _resolved(config)
     config, recipe = resolved.config, resolved.recipe
     runtime = strategy.create(resolved.strategy)
     runtime.check_batch(recipe.batch_size)
-    seed = config.seed if seed is None else seed
     if seed is None:
-        import secrets
-
-        seed = secrets.randbits(31)
+        seed = secrets.randbits(31) if config.seed is None else config.seed
     seed_everything(seed, deterministic=config.is_deterministic)
     source = arrays
     if source is None:
         quiet = config.verbose == "quiet" or not runtime.is_chief
-        source = load_data(resolved, log=(lambda line: None) if quiet else _print_line)
-    steps = steps_per_epoch(source.num_train, recipe.batch_size)
-    schedule = recipes.plan(
-        recipe, model=resolved.model, num_examples=source.num_train, steps_per_epoch=steps
-    )
+        log = (lambda line: None) if quiet else functools.partial(print, flush=True)
+        source = load_data(resolved, log=log)
+    schedule = resolved.schedule(source.num_train)
     eval_batch = config.eval_batch_size or recipe.batch_size
     runtime.check_eval(source.num_test, eval_batch)
     model = compile_model(resolved, runtime, schedule, source=source)
     evaluation = source.eval_batches(recipe, eval_batch)
     return Prepared(resolved, runtime, source, schedule, model, evaluation, seed)
-
-
-def _print_line(line: str) -> None:
-    print(line, flush=True)
 
 
 def compile_model(
@@ -303,37 +297,33 @@ def compile_model(
     *,
     source: TrainingData,
 ) -> keras.Model:
-    """Build the model ``resolved`` names for ``source``'s images and classes in the strategy's
-    scope (or, when it fine-tunes ``config.images.weights``, load that network and give it a new
-    classifier: ``training.run.finetune``) and compile it with the recipe's optimizer and loss."""
-    recipe = resolved.recipe
+    """Build the model ``resolved`` names for ``source``'s images and classes (or, when it
+    fine-tunes ``config.images.weights``, load that network with a new classifier:
+    ``training.run.finetune``) in the strategy's scope, and compile it with the recipe's optimizer
+    and loss."""
+    recipe, config = resolved.recipe, resolved.config
+    shared = dict(
+        classes=source.num_classes,
+        input_shape=source.input_shape,
+        weight_decay=recipe.weight_decay,
+        synchronized_bn=runtime.sync_bn,
+    )
     with runtime.scope(), runtime.dtype_policy():
         if resolved.model is None:
-            from training.run import finetune
-
             model = finetune.from_file(
-                resolved.config.images.weights,  # type: ignore[union-attr]
-                classes=source.num_classes,
-                input_shape=source.input_shape,
-                weight_decay=recipe.weight_decay,
-                synchronized_bn=runtime.sync_bn,
+                config.images.weights,  # type: ignore[union-attr]
                 freeze=recipe.freeze,
-                model=resolved.config.model,
+                model=config.model,
                 normalization=resolved.images.normalization,  # type: ignore[union-attr]
+                **shared,
             )
         else:
             model = model_lib.build_model(
-                resolved.model,
-                resolved.model_options,
-                classes=source.num_classes,
-                input_shape=source.input_shape,
-                preprocessing=source.preprocessing,
-                weight_decay=recipe.weight_decay,
-                synchronized_bn=runtime.sync_bn,
+                resolved.model, resolved.model_options, preprocessing=source.preprocessing, **shared
             )
         model.compile(
             optimizer=recipes.make_optimizer(
-                recipe, schedule, mixed_precision=resolved.config.strategy.mixed_precision
+                recipe, schedule, mixed_precision=config.strategy.mixed_precision
             ),
             loss=recipes.make_loss(recipe),
             metrics=["accuracy"],
@@ -346,37 +336,27 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
     """Seed Python, NumPy and the backend; with ``deterministic``, make TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
+        # Imported here: only on the TensorFlow backend (JAX trains without TensorFlow).
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
 
 
-def _verbosity(mode: str, chief: bool) -> tuple[int, bool]:
-    """``(keras verbose, print one line per epoch)``."""
-    if not chief or mode == "quiet":
-        return 0, False
-    if mode == "auto":
-        mode = "bar" if sys.stdout.isatty() else "line"
-    return (1, False) if mode == "bar" else (0, True)
-
-
 def train(config: TrainConfig | Resolved) -> dict[str, Any]:
-    """Train (or resume) the run ``config`` describes (or that ``check`` resolved from it) and
-    return its ``metrics.json`` content.
+    """Train (or resume) the run ``config`` describes and return its ``metrics.json`` content.
 
     Raises ``UserError`` for bad input (before any heavy work where it can be known then),
     ``callbacks.TrainingDiverged`` if the loss becomes NaN.
     """
     started = time.perf_counter()
-    resolved = config if isinstance(config, Resolved) else check(config)
+    resolved = _resolved(config)
     config = resolved.config
-    identity = config.identity()
     # Only the chief writes the run; another multi_worker process keeps just its own resume state.
     worker = resolved.strategy.worker_index
     if worker == 0:
-        run = rundir.open_run(config.output, identity, overwrite=config.overwrite)
+        run = rundir.open_run(config.output, config.identity(), overwrite=config.overwrite)
     else:
-        run = rundir.open_worker_dir(config.output, identity, worker)
+        run = rundir.open_worker_dir(config.output, config.identity(), worker)
     if run.resuming and (run.path / rundir.METRICS).is_file():
         # A replacement that finished but was not swapped in yet: only the swap is left.
         run.finish()
@@ -387,27 +367,16 @@ def train(config: TrainConfig | Resolved) -> dict[str, Any]:
         with prepared.runtime.scope():
             state = cb.restore(run.backup_dir, prepared.model) or {}
     run.claim()  # only now: a run that fails its checks or cannot load its data leaves nothing
-    return _fit_and_report(prepared, run, state, started)
 
-
-def _fit_and_report(
-    prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
-) -> dict[str, Any]:
-    """Train the steps left after the backup ``state`` (``{}``: from scratch), write
-    ``metrics.json``, finish."""
     schedule, runtime = prepared.schedule, prepared.runtime
     step = min(int(state.get("step", 0)), schedule.total_steps)
     spe = schedule.steps_per_epoch
-    # Rows of epochs that will be trained again (written after the last backup) go.
-    report.trim_history(run.file(rundir.HISTORY), step // spe)
+    report.trim_history(run.file(rundir.HISTORY), step // spe)  # epochs to be trained again go
     session = _Session(prepared, run, state, started)
-    verbose, line = _verbosity(prepared.config.verbose, runtime.is_chief)
-    if verbose or line:
-        note = recipes.compression_note(
-            prepared.recipe, schedule, family=prepared.config.recipe_family
-        )
-        if note:
-            print(note, flush=True)
+    verbose, line = _verbosity(config.verbose, runtime.is_chief)
+    note = recipes.compression_note(prepared.recipe, schedule, family=config.recipe_family)
+    if note and (verbose or line):
+        print(note, flush=True)
     if line and step:
         print(
             f"resuming {run.final} at epoch {step // spe + 1}, batch {step % spe + 1}", flush=True
@@ -418,7 +387,7 @@ def _fit_and_report(
     callbacks = session.callbacks(step, print_line=line, progress_bar=verbose == 1)
     with keras_preact.deep_graph_recursion(), runtime.scope():
         for initial, end, steps, skip in _phases(step, spe, schedule.epochs):
-            _fit_function(prepared)(
+            prepared.fit(
                 prepared.train_dataset(start_epoch=initial, skip=skip),
                 epochs=end,
                 steps_per_epoch=steps,
@@ -436,13 +405,31 @@ def _fit_and_report(
     return metrics
 
 
-_DIVERGED_HINT = (
-    "Lower --lr (with float16, try bfloat16) and re-run with --overwrite or another --output."
-)
+def _verbosity(mode: str, chief: bool) -> tuple[int, bool]:
+    """``(keras verbose, print one line per epoch)``."""
+    if not chief or mode == "quiet":
+        return 0, False
+    if mode == "auto":
+        mode = "bar" if sys.stdout.isatty() else "line"
+    return (1, False) if mode == "bar" else (0, True)
+
+
+def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
+    """``(initial_epoch, epochs, steps_per_epoch, skip)`` of the ``fit`` calls that train from global
+    ``step``: first the rest of a partly trained epoch (from its exact batch), then whole epochs."""
+    epoch, skip = divmod(step, steps_per_epoch)
+    phases = []
+    if skip:
+        phases.append((epoch, epoch + 1, steps_per_epoch - skip, skip))
+        epoch += 1
+    if epoch < epochs:
+        phases.append((epoch, epochs, steps_per_epoch, 0))
+    return phases
 
 
 class _Session:
-    """One training session of a run: its callbacks, and what it reports at the end."""
+    """One training session of a run (resumed from the backup ``state``, ``{}`` for a new run):
+    its callbacks, what its backups keep, and what it reports at the end."""
 
     def __init__(
         self, prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
@@ -454,12 +441,9 @@ class _Session:
             schedule, state.get("lr", {"step": state.get("step", 0)})
         )
         self.epoch_means = cb.EpochMeans(schedule.steps_per_epoch, state.get("epoch_means"))
-        models = state.get("models", {})
+        # The best test accuracy so far (SaveModels.state() of the backup).
         self.saver = cb.SaveModels(
-            run.file(rundir.BEST),
-            run.file(rundir.LAST),
-            best_accuracy=models.get("best_accuracy"),
-            best_epoch=models.get("best_epoch"),
+            run.file(rundir.BEST), run.file(rundir.LAST), **state.get("models", {})
         )
 
     def wall_seconds(self) -> float:
@@ -478,27 +462,20 @@ class _Session:
     def callbacks(
         self, step: int, *, print_line: bool, progress_bar: bool
     ) -> list[keras.callbacks.Callback]:
-        """The callbacks, in the order they must run at the end of an epoch (the epoch's means
-        and statistics first, the backup last, so that a resumed run never skips an epoch's
-        outputs). All of them let Keras run batch ends late (on JAX: without waiting for each
-        step) unless the gated warm-up needs each step's accuracy."""
+        """The callbacks, in the order they must run at the end of an epoch: the epoch's means and
+        statistics first, the backup last, so that a resumed run never skips an epoch's outputs."""
         prepared, run = self.prepared, self.run
         schedule, config = prepared.schedule, prepared.config
-        callbacks: list[keras.callbacks.Callback] = [
-            self.epoch_means,
-            cb.EpochStats(
-                global_batch=prepared.recipe.batch_size,
-                epochs=schedule.epochs,
-                print_line=print_line,
-            ),
-            cb.StopOnNaN(hint=_DIVERGED_HINT),
-        ]
+        stats = cb.EpochStats(
+            global_batch=prepared.recipe.batch_size, epochs=schedule.epochs, print_line=print_line
+        )
+        callbacks = [self.epoch_means, stats, cb.StopOnNaN(hint=_DIVERGED_HINT)]
         if progress_bar:
             callbacks.append(cb.ProgressBar())
         if schedule.needs_controller:
             callbacks.append(self.controller)
         # Every multi_worker process saves the models (saving runs collectives); the others write
-        # them into their own scratch directory, deleted at the end.
+        # them into their own scratch folder, deleted at the end.
         callbacks.append(self.saver)
         if prepared.runtime.is_chief:
             history = run.file(rundir.HISTORY)
@@ -512,25 +489,24 @@ class _Session:
                     "(history.csv and curves.png have the same curves)",
                     file=sys.stderr,
                 )
-            callbacks += [
+            title = f"{config.model} on {prepared.source.name} ({config.recipe})"
+            callbacks.append(
                 report.PlotCurves(
                     report.read_history(history),
                     schedule.steps_per_epoch,
                     run.file(rundir.CURVES),
-                    f"{config.model} on {prepared.source.name} ({config.recipe})",
-                ),
-            ]
-        callbacks.append(
-            cb.Backup(
-                run.backup_dir,
-                steps_per_epoch=schedule.steps_per_epoch,
-                every=config.backup_every,
-                step=step,
-                extra=self.backup_extra,
-                hint=_DIVERGED_HINT,
+                    title,
+                )
             )
+        backup = cb.Backup(
+            run.backup_dir,
+            steps_per_epoch=schedule.steps_per_epoch,
+            every=config.backup_every,
+            step=step,
+            extra=self.backup_extra,
+            hint=_DIVERGED_HINT,
         )
-        return callbacks
+        return [*callbacks, backup]
 
     def metrics(self) -> dict[str, Any]:
         """The content of ``metrics.json`` once training has finished."""
@@ -553,33 +529,3 @@ class _Session:
                 "gated_warmup_ended_at_step": self.controller.gate_opened_at if gated else None,
             },
         )
-
-
-def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
-    """``(initial_epoch, epochs, steps_per_epoch, skip)`` of the ``fit`` calls that train from global
-    ``step``: first the rest of a partly trained epoch (from its exact batch), then whole epochs."""
-    epoch, skip = divmod(step, steps_per_epoch)
-    phases = []
-    if skip:
-        phases.append((epoch, epoch + 1, steps_per_epoch - skip, skip))
-        epoch += 1
-    if epoch < epochs:
-        phases.append((epoch, epochs, steps_per_epoch, 0))
-    return phases
-
-
-def _fit_function(prepared: Prepared) -> Callable[..., Any]:
-    """``model.fit``, or ``training.run.multi_worker_fit.fit`` where Keras' fit cannot run (multi_worker)."""
-    if prepared.runtime.custom_loop:
-        from training.run import multi_worker_fit as loop
-
-        def fit(data, **kwargs):
-            return loop.fit(prepared.model, prepared.runtime.strategy, data, **kwargs)
-
-        return fit
-
-    def fit(data, **kwargs):
-        # The dataset is already shuffled per epoch (training.data); Keras would warn about shuffle.
-        return prepared.model.fit(data, shuffle=False, **kwargs)
-
-    return fit

@@ -1,24 +1,15 @@
 """Where the replicas run: ``tf.distribute`` strategies on TensorFlow, ``keras.distribution`` on JAX.
 
-``check`` validates the options without touching any device (so bad input fails before heavy work)
-and returns a ``StrategyPlan``; ``create`` then configures the devices the plan names and returns a
-``Runtime`` whose ``scope()`` the model is built, compiled and trained in.
+``check`` validates the options without touching any device and returns a ``StrategyPlan``;
+``create`` configures the devices the plan names and returns a ``Runtime`` whose ``scope()`` the
+model is built, compiled and trained in. The global batch is split evenly over the replicas.
 
-TensorFlow backend:
-
-* ``default``: TensorFlow's default placement (one GPU if there is one, else the CPU);
-* ``one_device``: ``OneDeviceStrategy`` on the first of ``--devices`` (default: GPU 0, else the CPU);
-* ``mirrored``: ``MirroredStrategy`` over ``--devices``, else every local GPU, else the logical CPUs
-  made by ``--cpu-replicas N`` (this is how a CPU-only machine really runs N replicas);
-* ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG``. Keras 3's
-  ``model.fit`` cannot drive it (keras-team/keras#20585), so the pipeline trains it with
-  ``training.run.multi_worker_fit`` (``strategy.run`` over ``model.train_step``).
-
-JAX backend: ``default`` and ``one_device`` train on one device; ``mirrored`` is
-``keras.distribution.DataParallel`` over ``--devices`` or every device (``--cpu-replicas N`` makes N
-host devices); ``multi_worker`` is TensorFlow-only. TensorFlow is never imported here on JAX.
-
-The global batch is split evenly over the replicas (it must be divisible by their number).
+On TensorFlow, ``default`` is TensorFlow's placement, ``one_device`` a ``OneDeviceStrategy``,
+``mirrored`` a ``MirroredStrategy`` over ``--devices``, every local GPU, or the ``--cpu-replicas N``
+logical CPUs, and ``multi_worker`` a ``MultiWorkerMirroredStrategy`` over the ``TF_CONFIG`` cluster,
+trained by ``training.run.multi_worker_fit`` (Keras 3's ``fit`` cannot drive it). On JAX, ``mirrored``
+is ``keras.distribution.DataParallel`` (``--cpu-replicas N``: N host devices), ``multi_worker`` is not
+available, and TensorFlow is never imported here.
 """
 
 from __future__ import annotations
@@ -28,7 +19,7 @@ import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +29,7 @@ from keras_preact.command_line import UserError
 from training.choices import JIT_MODES, PRECISIONS, STRATEGIES
 
 _DEVICE = re.compile(r"^/?(?:device:)?(cpu|gpu|tpu):(\d+)$", re.IGNORECASE)
+_ADDRESS = re.compile(r"[^\s:]+:\d{1,5}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +42,6 @@ class StrategyOptions:
     sync_bn: bool = False
     jit_compile: str = "auto"
     mixed_precision: str = "float32"
-
-
-def backend() -> str:
-    """The Keras backend in use (``KERAS_BACKEND``)."""
-    return keras.backend.backend()
 
 
 def tensorflow_installed() -> bool:
@@ -98,16 +85,15 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             raise UserError(
                 f"TF_CONFIG cluster job {job!r} must be a non-empty list of 'host:port'"
             )
-        for address in addresses:
-            if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
-                raise UserError(
-                    f"TF_CONFIG cluster job {job!r} has address {address!r}, expected 'host:port'"
-                )
-    unknown_jobs = set(cluster) - {"chief", "worker"}
+        bad = [a for a in addresses if not isinstance(a, str) or not _ADDRESS.fullmatch(a)]
+        if bad:
+            raise UserError(
+                f"TF_CONFIG cluster job {job!r} has address {bad[0]!r}, expected 'host:port'"
+            )
+    unknown_jobs = ", ".join(sorted(set(cluster) - {"chief", "worker"}))
     if unknown_jobs:
         raise UserError(
-            f"TF_CONFIG cluster has job(s) {', '.join(sorted(unknown_jobs))}: multi_worker uses "
-            "only 'chief' and 'worker'"
+            f"TF_CONFIG cluster has job(s) {unknown_jobs}: multi_worker uses only 'chief' and 'worker'"
         )
     if not isinstance(task, dict):
         raise UserError("TF_CONFIG has no 'task' object with 'type' and 'index'")
@@ -128,16 +114,13 @@ def tf_config_worker_index(config: Mapping[str, Any]) -> int:
     """This process's rank in the ``multi_worker`` cluster of ``config`` (``read_tf_config``): 0 is
     the chief (the ``chief`` task, or worker 0 when there is none), which writes the run's outputs."""
     task, cluster = config["task"], config["cluster"]
-    if task["type"] == "chief":
-        return 0
-    return task["index"] + (1 if "chief" in cluster else 0)
+    return 0 if task["type"] == "chief" else task["index"] + ("chief" in cluster)
 
 
 @dataclass(frozen=True)
 class StrategyPlan:
-    """Strategy options checked for the backend in use (what ``check`` returns and ``create``
-    sets up): the devices asked for, parsed, and the ``multi_worker`` cluster read from
-    ``TF_CONFIG``."""
+    """Strategy options checked for the backend in use (what ``check`` returns): the devices asked
+    for, parsed, and the ``multi_worker`` cluster read from ``TF_CONFIG``."""
 
     options: StrategyOptions
     backend: str
@@ -157,17 +140,13 @@ class StrategyPlan:
 
 def check(options: StrategyOptions) -> StrategyPlan:
     """Validate ``options`` for the current backend without touching any device."""
-    if options.name not in STRATEGIES:
-        raise UserError(f"unknown strategy {options.name!r}: choose one of {', '.join(STRATEGIES)}")
-    if options.jit_compile not in JIT_MODES:
-        raise UserError(
-            f"unknown --jit-compile {options.jit_compile!r}: choose one of {', '.join(JIT_MODES)}"
-        )
-    if options.mixed_precision not in PRECISIONS:
-        raise UserError(
-            f"unknown mixed precision {options.mixed_precision!r}: choose one of "
-            f"{', '.join(PRECISIONS)}"
-        )
+    for what, value, allowed in (
+        ("strategy", options.name, STRATEGIES),
+        ("--jit-compile", options.jit_compile, JIT_MODES),
+        ("mixed precision", options.mixed_precision, PRECISIONS),
+    ):
+        if value not in allowed:
+            raise UserError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
     devices = tuple(normalize_device(device) for device in options.devices)
     if options.devices and options.name in ("default", "multi_worker"):
         raise UserError(f"--devices applies to one_device and mirrored, not {options.name}")
@@ -180,8 +159,9 @@ def check(options: StrategyOptions) -> StrategyPlan:
             raise UserError(f"--cpu-replicas applies to the mirrored strategy, not {options.name}")
         if options.devices:
             raise UserError("give either --devices or --cpu-replicas, not both")
-    if backend() not in ("tensorflow", "jax"):
-        raise UserError(f"training runs on the tensorflow or jax backend, not {backend()!r}")
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        raise UserError(f"training runs on the tensorflow or jax backend, not {backend!r}")
     tf_config = None
     if options.name == "multi_worker":
         if options.jit_compile == "on":
@@ -189,13 +169,13 @@ def check(options: StrategyOptions) -> StrategyPlan:
                 "--jit-compile on is not available with multi_worker (its training loop runs the "
                 "step as a plain tf.function); use auto or off"
             )
-        if backend() != "tensorflow":
+        if backend != "tensorflow":
             raise UserError(
                 "multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow); on JAX use "
                 "--strategy mirrored on each machine's devices"
             )
         tf_config = read_tf_config()
-    return StrategyPlan(options, backend(), devices, tf_config)
+    return StrategyPlan(options, backend, devices, tf_config)
 
 
 @dataclass
@@ -218,20 +198,13 @@ class Runtime:
 
     @property
     def custom_loop(self) -> bool:
-        """Whether training must use ``training.run.multi_worker_fit`` instead of ``model.fit`` (multi_worker)."""
+        """Whether training runs ``training.run.multi_worker_fit`` instead of ``model.fit``."""
         return self.options.name == "multi_worker"
 
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
         """Build, compile and train inside this scope (variables are placed on the replicas)."""
-        if self.strategy is not None:
-            with self.strategy.scope():
-                yield
-        elif self.distribution is not None:
-            with self.distribution.scope():
-                yield
-        else:
-            yield
+        placement = self.strategy or self.distribution
+        return contextlib.nullcontext() if placement is None else placement.scope()
 
     def check_batch(self, global_batch: int) -> int:
         """The per-replica batch; ``UserError`` if ``global_batch`` does not split evenly."""
@@ -296,16 +269,10 @@ _STRATEGIES: dict[tuple[Any, ...], Any] = {}
 
 
 def create(plan: StrategyPlan) -> Runtime:
-    """Configure the devices and create the strategy ``plan`` describes (call before any other
-    TensorFlow work).
-
-    A process reuses the ``tf.distribute`` strategy it created for the same placement: TensorFlow's
-    collectives break when a second ``MirroredStrategy`` over the same devices is created in one
-    process (tests and the tuner build several models).
-    """
-    if plan.backend == "jax":
-        return _create_jax(plan)
-    return _create_tensorflow(plan)
+    """Configure the devices and create the strategy ``plan`` describes (before any other TensorFlow
+    work). A process reuses its ``tf.distribute`` strategy for the same placement: TensorFlow's
+    collectives break when a second ``MirroredStrategy`` over the same devices is created."""
+    return _create_jax(plan) if plan.backend == "jax" else _create_tensorflow(plan)
 
 
 def _cached(key: tuple[Any, ...], make: Any) -> Any:
@@ -314,16 +281,43 @@ def _cached(key: tuple[Any, ...], make: Any) -> Any:
     return _STRATEGIES[key]
 
 
+def _named_devices(plan: StrategyPlan, count: Callable[[str], int]) -> list[str]:
+    """``--devices`` as ``kind:index``, each checked against ``count(kind)``, the devices of that
+    kind this machine has."""
+    names = []
+    for spec, (kind, index) in zip(plan.options.devices, plan.devices, strict=True):
+        have = count(kind)
+        if index >= have:
+            raise UserError(
+                f"device {spec!r} does not exist: this machine has {have} {kind.upper()} device(s)"
+            )
+        names.append(f"{kind}:{index}")
+    return names
+
+
+def _check_cpu_replicas(wanted: int, have: int, framework: str) -> None:
+    if have != wanted:
+        raise UserError(
+            f"--cpu-replicas {wanted}: {framework} is already initialised with {have} CPU "
+            "device(s) in this process; set it in a fresh process"
+        )
+
+
 def _create_tensorflow(plan: StrategyPlan) -> Runtime:
+    # Imported here: only the TensorFlow backend needs it (JAX trains without TensorFlow).
     import tensorflow as tf
 
     options = plan.options
-    if options.cpu_replicas is not None:
-        _make_logical_cpus(tf, options.cpu_replicas)
-    name = options.name
+    if options.cpu_replicas is not None:  # only possible before TensorFlow initialises
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration() for _ in range(options.cpu_replicas)]
+        try:
+            tf.config.set_logical_device_configuration(cpu, logical)
+        except RuntimeError:
+            have = len(tf.config.list_logical_devices("CPU"))
+            _check_cpu_replicas(options.cpu_replicas, have, "TensorFlow")
     if plan.tf_config is not None:  # first: its collectives must be set up before TensorFlow starts
         strategy = _cached(("multi_worker",), tf.distribute.MultiWorkerMirroredStrategy)
-        workers = sum(len(v) for v in plan.tf_config["cluster"].values())
         return Runtime(
             options,
             "tensorflow",
@@ -331,56 +325,24 @@ def _create_tensorflow(plan: StrategyPlan) -> Runtime:
             tuple(strategy.extended.worker_devices),
             strategy=strategy,
             worker_index=plan.worker_index,
-            num_workers=workers,
+            num_workers=sum(len(v) for v in plan.tf_config["cluster"].values()),
         )
     gpus = tf.config.list_logical_devices("GPU")
-    devices = tuple(
-        _tf_device(tf, spec, kind, index)
-        for spec, (kind, index) in zip(options.devices, plan.devices, strict=True)
-    )
-    if name == "default":
+    named = _named_devices(plan, lambda kind: len(tf.config.list_logical_devices(kind.upper())))
+    devices = tuple(f"/{name}" for name in named)
+    if options.name == "default":
         return Runtime(options, "tensorflow", 1, (gpus[0].name if gpus else "/cpu:0",))
-    if name == "one_device":
+    if options.name == "one_device":
         device = devices[0] if devices else ("/gpu:0" if gpus else "/cpu:0")
         strategy = _cached(("one_device", device), lambda: tf.distribute.OneDeviceStrategy(device))
         return Runtime(options, "tensorflow", 1, (device,), strategy=strategy)
     if not devices:
-        if options.cpu_replicas is not None:
-            devices = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
-        else:
-            devices = tuple(d.name for d in gpus) or ("/cpu:0",)
+        listed = tf.config.list_logical_devices("GPU" if options.cpu_replicas is None else "CPU")
+        devices = tuple(d.name for d in listed) or ("/cpu:0",)
     strategy = _cached(
         ("mirrored", devices), lambda: tf.distribute.MirroredStrategy(devices=list(devices))
     )
     return Runtime(options, "tensorflow", strategy.num_replicas_in_sync, devices, strategy=strategy)
-
-
-def _tf_device(tf: Any, spec: str, kind: str, index: int) -> str:
-    """The TensorFlow device name of ``spec`` (parsed: ``kind``, ``index``), checked against the
-    local devices."""
-    available = tf.config.list_logical_devices(kind.upper())
-    if index >= len(available):
-        raise UserError(
-            f"device {spec!r} does not exist: this machine has {len(available)} {kind.upper()} "
-            "device(s)"
-        )
-    return f"/{kind}:{index}"
-
-
-def _make_logical_cpus(tf: Any, count: int) -> None:
-    """Split the CPU into ``count`` logical devices (only possible before TensorFlow initialises)."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    try:
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
-        )
-    except RuntimeError:
-        have = len(tf.config.list_logical_devices("CPU"))
-        if have != count:
-            raise UserError(
-                f"--cpu-replicas {count}: TensorFlow is already initialised with {have} CPU "
-                "device(s) in this process; set it in a fresh process"
-            ) from None
 
 
 def _create_jax(plan: StrategyPlan) -> Runtime:
@@ -388,10 +350,11 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
     # Training on JAX needs no TensorFlow (the NumPy feed), but where it is installed Keras uses it
     # anyway (seeding, the TensorBoard callback): keep it off the accelerators JAX uses.
     if tensorflow_installed():
-        import tensorflow as tf
+        import tensorflow as tf  # installed but optional: imported only to hide the GPUs from it
 
         with contextlib.suppress(RuntimeError):  # already initialised (e.g. by an earlier run)
             tf.config.set_visible_devices([], "GPU")
+    available = None
     if options.cpu_replicas is not None:
         # Read when JAX initialises its CPU backend, i.e. on the first device query below.
         flag = f"--xla_force_host_platform_device_count={options.cpu_replicas}"
@@ -399,32 +362,19 @@ def _create_jax(plan: StrategyPlan) -> Runtime:
             r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", "")
         )
         os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
-    available = keras.distribution.list_devices()
-    if options.cpu_replicas is not None:
-        cpus = keras.distribution.list_devices("cpu")
-        if len(cpus) != options.cpu_replicas:
-            raise UserError(
-                f"--cpu-replicas {options.cpu_replicas}: JAX is already initialised with "
-                f"{len(cpus)} CPU device(s) in this process; set it in a fresh process"
-            )
-        available = cpus
-    devices = []
-    for spec, (kind, index) in zip(options.devices, plan.devices, strict=True):
+        available = keras.distribution.list_devices("cpu")
+        _check_cpu_replicas(options.cpu_replicas, len(available), "JAX")
+
+    def count(kind: str) -> int:
         try:
-            of_kind = keras.distribution.list_devices(kind)
+            return len(keras.distribution.list_devices(kind))
         except RuntimeError:  # JAX has no backend of that kind here
-            of_kind = []
-        if f"{kind}:{index}" not in of_kind:
-            raise UserError(f"device {spec!r} does not exist: JAX sees {', '.join(available)}")
-        devices.append(f"{kind}:{index}")
+            return 0
+
+    chosen = _named_devices(plan, count) or available or keras.distribution.list_devices()
     if options.name in ("default", "one_device"):
-        chosen = devices[:1] or available[:1]
-        distribution = (
-            keras.distribution.DataParallel(devices=chosen)
-            if options.name == "one_device"
-            else None
-        )
-        return Runtime(options, "jax", 1, tuple(chosen), distribution=distribution)
-    chosen = devices or available
-    distribution = keras.distribution.DataParallel(devices=chosen)
+        chosen = chosen[:1]
+    distribution = (
+        None if options.name == "default" else keras.distribution.DataParallel(devices=chosen)
+    )
     return Runtime(options, "jax", len(chosen), tuple(chosen), distribution=distribution)
