@@ -79,12 +79,18 @@ def test_imports_inside_functions_say_why():
     unexplained = []
     for path in sorted((ROOT / "training").rglob("*.py")):
         lines = path.read_text().splitlines()
-        for node in ast.walk(ast.parse("\n".join(lines))):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            body = [n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-            for imp in body:
-                above = lines[max(0, imp.lineno - 6) : imp.lineno]
-                if not any("#" in line for line in above):
-                    unexplained.append(f"{path.relative_to(ROOT)}:{imp.lineno}")
+        functions = [
+            n
+            for n in ast.walk(ast.parse("\n".join(lines)))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        inside = {
+            n.lineno
+            for f in functions
+            for n in ast.walk(f)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+        }
+        for lineno in sorted(inside):
+            if not any("#" in line for line in lines[max(0, lineno - 6) : lineno]):
+                unexplained.append(f"{path.relative_to(ROOT)}:{lineno}")
     assert unexplained == []
