@@ -7,11 +7,27 @@ TensorFlow loads.
 
 from __future__ import annotations
 
-RECIPES = ("paper", "fast", "demo")
-"""CIFAR recipes (``training.recipes.RECIPES``)."""
+DATASETS = ("cifar10", "cifar100", "cifar10-sample")
+"""CIFAR datasets (``training.data.cifar.sources.load_arrays``); ``cifar10-sample`` is the embedded
+1,000-image sample, which nothing falls back to when real data is missing."""
 
-IMAGE_RECIPES = ("paper", "finetune")
-"""Recipes of a run on images (``training.recipes.IMAGE_RECIPES``)."""
+RECIPES = {
+    "paper": "He et al.: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at "
+    "32k and 48k iterations, stop at 64k (164 epochs on CIFAR); lr 0.01 until the training error "
+    "is below 80% for ResNet-110/1001",
+    "fast": "a short GPU schedule: batch 256, Nesterov, cosine after a 2-epoch warm-up, label "
+    "smoothing 0.1, weight decay 5e-4, 75 epochs",
+    "demo": "the paper's step schedule in 30 epochs at batch 64 (the embedded sample on a CPU)",
+}
+"""CIFAR recipes (``training.recipes.RECIPES``) and what each trains."""
+
+IMAGE_RECIPES = {
+    "paper": "He et al. 2015 on ImageNet: SGD momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 "
+    "at batch 256 divided by 10 at epochs 30, 60 and 90, stop at 120",
+    "finetune": "from --weights with a new classifier: SGD Nesterov momentum 0.9, weight decay "
+    "1e-4, batch 32, lr 0.01 at batch 32, cosine over 10 epochs, the backbone at 0.1x the rate",
+}
+"""Recipes of a run on images (``training.recipes.IMAGE_RECIPES``) and what each trains."""
 
 SCHEDULES = ("step", "cosine", "plateau")
 """Learning-rate schedule shapes: the papers' step decay, cosine decay (after a linear warm-up), or a
