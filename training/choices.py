@@ -1,15 +1,11 @@
-"""Every named choice of the training commands, in one place: what their options accept.
-
-The parsers (``training.options``, ``--help``), the checks of the stages that own each choice and the
-documentation read these tuples. Plain Python: ``--help`` and usage errors answer before Keras or
-TensorFlow loads.
-"""
+"""Every named choice of the training commands, in one place: the parsers and ``--help``
+(``training.options``), the checks of the stages that own each choice and the docs read these.
+Plain Python: ``--help`` and usage errors answer before Keras or TensorFlow loads."""
 
 from __future__ import annotations
 
 DATASETS = ("cifar10", "cifar100", "cifar10-sample")
-"""CIFAR datasets (``training.data.cifar.sources.load_arrays``); ``cifar10-sample`` is the embedded
-1,000-image sample, which nothing falls back to when real data is missing."""
+"""CIFAR datasets (``training.data.cifar.sources.load_arrays``); ``cifar10-sample``: the embedded one."""
 
 RECIPES = {
     "paper": "He et al.: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at "

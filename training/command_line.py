@@ -20,8 +20,7 @@ from training import options
 
 
 class Parser(argparse.ArgumentParser):
-    """A usage error is one line (``error: ... (see PROG --help)``, exit 2), printed here rather
-    than raised, so that it answers before anything else loads."""
+    """A usage error is one line (``error: ... (see PROG --help)``, exit 2), before anything loads."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
@@ -52,8 +51,7 @@ class Command:
         return parser
 
     def main(self, argv: Sequence[str] | None = None) -> int:
-        """Parse ``argv`` (``--help`` and usage errors exit here), then run the stage under
-        ``cli_main``."""
+        """Parse ``argv`` (``--help`` and usage errors exit here), then run the stage (``cli_main``)."""
         args = self.build_parser().parse_args(argv)
 
         @cli_main

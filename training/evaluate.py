@@ -31,6 +31,10 @@ matching class folders to outputs (--labels, labels.txt), crop sizes and the JSO
 """
 
 
+PASSED_ON = ("protocol", "preprocessing", "per_class", "skip_bad_images", "data_dir", "manual_dir")
+"""The options that go to ``training.evaluation.protocols.evaluate`` as they are."""
+
+
 def add_options(p: argparse.ArgumentParser) -> None:
     """The network, the images, the protocol and the report."""
     p.add_argument(
@@ -56,12 +60,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
     """The class names of --labels, else of the labels.txt beside the model (None: none)."""
-    if not labels and model_path is None:
-        return None
-    path = Path(labels) if labels else model_path.with_name(run_folder.LABELS)
-    if not path.is_file():
-        if labels:
-            raise UserError(f"--labels {labels}: file not found")
+    path = Path(labels) if labels else model_path and model_path.with_name(run_folder.LABELS)
+    if labels and not path.is_file():
+        raise UserError(f"--labels {labels}: file not found")
+    if path is None or not path.is_file():
         return None
     try:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -96,17 +98,12 @@ def evaluate(args: argparse.Namespace) -> int:
     result = evaluate_protocol(
         model_path,
         args.data,
-        protocol=args.protocol,
         label_names=_label_names(args.labels, None if args.weights else model_path),
-        preprocessing=args.preprocessing,
-        per_class=args.per_class,
         batch=args.batch_size,
-        skip_bad_images=args.skip_bad_images,
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
         output=output,
-        weights=args.weights,
         log=print,
+        weights=args.weights,
+        **{name: getattr(args, name) for name in PASSED_ON},
     )
     print(
         f"{args.protocol}: top-1 error {100 * result['top1_error']:.2f}%, top-5 error "

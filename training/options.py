@@ -83,19 +83,13 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def add_model_data(
-    p: argparse.ArgumentParser,
-    *,
-    model: bool = True,
-    cifar: bool = True,
-    default_model: str = "resnet20v1",
-) -> None:
+def add_model_data(p: Any, *, model: bool = True, cifar: bool = True, default_model="resnet20v1"):
     """The model (unless ``model`` is false) and, with ``cifar``, the CIFAR data."""
     g = p.add_argument_group("model and data" if cifar else "model")
     if model:
         g.add_argument(
             "--model",
-            default=None if not cifar else default_model,
+            default=default_model if cifar else None,
             help=f"{', '.join(MODEL_NAMES)}, or resnet<DEPTH>v<1|2> for any CIFAR depth "
             f"(default: {default_model})",
         )
@@ -206,10 +200,7 @@ def add_image_data(
         "3/4-4/3, flip (He et al. 2016 for ResNet-200); none: the centre crop",
     )
     g.add_argument(
-        "--no-color-augment",
-        dest="color_augment",
-        action="store_false",
-        help="without AlexNet's PCA colour augmentation",
+        "--no-color-augment", dest="color_augment", action="store_false", help="no PCA colour noise"
     )
     if shared:
         g.add_argument(
@@ -252,15 +243,11 @@ def add_recipe(
         length.add_argument(
             "--iterations",
             type=int,
-            help="training length in iterations at batch 128 "
-            f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
+            help="length in iterations at batch 128, rounded to whole epochs",
         )
     overrides = {
         "--batch-size": dict(type=int, help="global batch, split over the replicas"),
-        "--lr": dict(
-            type=finite_float,
-            help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
-        ),
+        "--lr": dict(type=finite_float, help="peak learning rate at batch 128"),
         "--no-lr-scaling": dict(
             dest="scale_lr", action="store_false", default=None, help="use the lr as is, any batch"
         ),
@@ -268,17 +255,14 @@ def add_recipe(
         "--lr-decay-at": dict(
             type=comma_separated(finite_float),
             metavar="F,F",
-            help="fractions of training where the step schedule divides the lr "
-            f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
+            help="fractions of training where the step schedule divides the lr",
         ),
         "--lr-decay-factor": dict(type=finite_float, help="step schedule multiplier (paper: 0.1)"),
-        "--momentum": dict(type=finite_float, help="SGD momentum (paper: 0.9)"),
+        "--momentum": dict(type=finite_float, help="SGD momentum"),
         "--nesterov": dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum"),
-        "--weight-decay": dict(type=finite_float, help="L2 weight decay of kernels (paper: 1e-4)"),
+        "--weight-decay": dict(type=finite_float, help="L2 weight decay of the kernels"),
         "--label-smoothing": dict(type=finite_float, help="label smoothing (paper: 0)"),
-        "--warmup-epochs": dict(
-            type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
-        ),
+        "--warmup-epochs": dict(type=finite_float, help="linear warm-up from 0, in epochs"),
     }
     if images:
         overrides["--plateau-patience"] = dict(
@@ -295,8 +279,7 @@ def add_recipe(
         overrides["--backbone-lr-scale"] = dict(
             type=finite_float,
             metavar="F",
-            help="with --weights: the backbone's lr as a fraction of the new classifier's "
-            "(finetune: 0.1)",
+            help="with --weights: the backbone's lr as a fraction of the new classifier's",
         )
     else:
         overrides["--warmup"] = dict(
@@ -307,16 +290,10 @@ def add_recipe(
             "ResNet-110 and ResNet-1001, as in the papers",
         )
         overrides["--warmup-lr"] = dict(
-            dest="gated_warmup_lr",
-            type=finite_float,
-            metavar="LR",
-            help="at batch 128 (paper: 0.01)",
+            dest="gated_warmup_lr", type=finite_float, metavar="LR", help="at batch 128"
         )
         overrides["--warmup-error"] = dict(
-            dest="gated_warmup_error",
-            type=finite_float,
-            metavar="ERROR",
-            help="fraction (paper: 0.8)",
+            dest="gated_warmup_error", type=finite_float, metavar="ERROR", help="a fraction"
         )
     for flag, settings in overrides.items():
         if flag[2:].replace("-", "_") not in tuned:
@@ -341,16 +318,10 @@ def add_distribution(p: argparse.ArgumentParser) -> None:
         help="devices for one_device/mirrored, e.g. 0,1 (GPU indices) or gpu:0,gpu:2",
     )
     g.add_argument(
-        "--cpu-replicas",
-        type=int,
-        metavar="N",
-        help="split the CPU into N logical devices so that mirrored runs N replicas without GPUs",
+        "--cpu-replicas", type=int, metavar="N", help="split the CPU into N devices for mirrored"
     )
     g.add_argument(
-        "--sync-bn",
-        action="store_true",
-        help="batch normalisation statistics over the global batch (TensorFlow; on JAX they "
-        "always are)",
+        "--sync-bn", action="store_true", help="batch norm over the global batch (JAX: always)"
     )
     g.add_argument(
         "--jit-compile",
@@ -399,8 +370,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--verbose",
         default="auto",
-        help=f"{', '.join(VERBOSITY)}: auto shows progress bars on a terminal and one line per "
-        "epoch otherwise",
+        help=f"{', '.join(VERBOSITY)} (default auto: progress bars on a terminal, else lines)",
     )
 
 
@@ -426,19 +396,17 @@ def train_config(args: argparse.Namespace, **replace: Any):
     from training.run.strategy import StrategyOptions
 
     given = vars(args)
-    images = (
-        ImageOptions(**given_fields(args, ImageOptions)) if given.get("data") is not None else None
-    )
-    model = given.get("model") or ("resnet20v1" if images is None else "resnet50v1")
-    if images is not None and images.weights is not None and not is_named(images.weights):
-        if given.get("model"):
-            raise UserError(
-                f"--weights {images.weights} holds the network to fine-tune: drop --model"
-            )
-        model = Path(images.weights).stem
+    images = None if given.get("data") is None else ImageOptions(**given_fields(args, ImageOptions))
+    model = given.get("model") or ("resnet50v1" if images else "resnet20v1")
     dataset = given.get("dataset", "cifar10")
-    if images is not None:
+    if images:
         dataset = images.tfds_name or Path(images.data).expanduser().name or "images"
+        if images.weights is not None and not is_named(images.weights):
+            if given.get("model"):
+                raise UserError(
+                    f"--weights {images.weights} holds the network to fine-tune: drop --model"
+                )
+            model = Path(images.weights).stem
     model_options = dict(given.get("model_option", []))
     if given.get("unit"):
         model_options["unit"] = given["unit"]

@@ -79,15 +79,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace table.md, table.json and figure.png in --output although another "
-        "experiment (or anything else) wrote them; without it they are never overwritten",
+        help="replace table.md, table.json and figure.png that another experiment (or anything "
+        "else) wrote in --output",
     )
-    p.add_argument(
-        "--no-table",
-        dest="table",
-        action="store_false",
-        help="only train: leave table.md, table.json and figure.png as they are",
-    )
+    p.add_argument("--no-table", dest="table", action="store_false", help="only train: no table")
     p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
 
 
