@@ -230,8 +230,8 @@ def add_recipe(
         f"{name}{' (default)' * (name == 'paper')}: {text}." for name, text in described.items()
     ]
     notes.append(
-        "Learning rates are given at batch 128 and scaled linearly with the global batch (lr x "
-        "batch/128); lengths and decay points are kept in images seen, so the schedule in epochs "
+        "Learning rates scale linearly with the global batch (lr x batch/128) from their value at "
+        "batch 128; lengths and decay points are kept in images seen, so the schedule in epochs "
         "does not depend on the batch size or on the number of replicas. Recipe options left unset "
         "take the value of --recipe."
     )
