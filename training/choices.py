@@ -1,17 +1,29 @@
-"""Every named choice of the training commands, in one place: what their options accept.
-
-The parsers (``training.options``, ``--help``), the checks of the stages that own each choice and the
-documentation read these tuples. Plain Python: ``--help`` and usage errors answer before Keras or
-TensorFlow loads.
-"""
+"""Every named choice of the training commands, in one place: the parsers and ``--help``
+(``training.options``), the checks of the stages that own each choice and the docs read these.
+Plain Python: ``--help`` and usage errors answer before Keras or TensorFlow loads."""
 
 from __future__ import annotations
 
-RECIPES = ("paper", "fast", "demo")
-"""CIFAR recipes (``training.recipes.RECIPES``)."""
+DATASETS = ("cifar10", "cifar100", "cifar10-sample")
+"""CIFAR datasets (``training.data.cifar.sources.load_arrays``); ``cifar10-sample``: the embedded one."""
 
-IMAGE_RECIPES = ("paper", "finetune")
-"""Recipes of a run on images (``training.recipes.IMAGE_RECIPES``)."""
+RECIPES = {
+    "paper": "He et al.: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at "
+    "32k and 48k iterations, stop at 64k (164 epochs on CIFAR); lr 0.01 until the training error "
+    "is below 80% for ResNet-110/1001",
+    "fast": "a short GPU schedule: batch 256, Nesterov, cosine after a 2-epoch warm-up, label "
+    "smoothing 0.1, weight decay 5e-4, 75 epochs",
+    "demo": "the paper's step schedule in 30 epochs at batch 64 (the embedded sample on a CPU)",
+}
+"""CIFAR recipes (``training.recipes.RECIPES``) and what each trains."""
+
+IMAGE_RECIPES = {
+    "paper": "He et al. 2015 on ImageNet: SGD momentum 0.9, weight decay 1e-4, batch 256, lr 0.1 "
+    "at batch 256 divided by 10 at epochs 30, 60 and 90, stop at 120",
+    "finetune": "from --weights with a new classifier: SGD Nesterov momentum 0.9, weight decay "
+    "1e-4, batch 32, lr 0.01 at batch 32, cosine over 10 epochs, the backbone at 0.1x the rate",
+}
+"""Recipes of a run on images (``training.recipes.IMAGE_RECIPES``) and what each trains."""
 
 SCHEDULES = ("step", "cosine", "plateau")
 """Learning-rate schedule shapes: the papers' step decay, cosine decay (after a linear warm-up), or a

@@ -1,9 +1,5 @@
-"""``python -m training.cifar``: train a ResNet on CIFAR-10/100 with the papers' recipe.
-
-A declaration of the command (``training.command_line.Command``): its options become a
-``training.run.pipeline.TrainConfig`` that ``training.run.pipeline.train`` trains; ``--help``
-lists them.
-"""
+"""``python -m training.cifar``: train a ResNet on CIFAR-10/100 with the papers' recipe (a
+``training.command_line.Command``: its options become the ``TrainConfig`` the pipeline trains)."""
 
 from __future__ import annotations
 
@@ -32,23 +28,14 @@ examples:
   TF_CONFIG='{"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 0}}' \\
       python -m training.cifar --model resnet56v1 --strategy multi_worker --output /shared/runs/r56
 
-outputs (in --output): config.json, backup/ (resume state, removed when the run finishes), best.keras
-(highest test accuracy) and last.keras, labels.txt (class names in label order, for python -m export
---labels), history.csv, tensorboard/, curves.png (training/test error
-against iterations, as in the papers' figures) and, once finished, metrics.json (final and best test
-error, epochs, wall time, images/s, versions, full configuration).
-
-Killing the process and re-running the same command resumes from the last backup (every
---backup-every steps and every epoch) and, with --seed, ends with exactly the same result. A finished
-run is never overwritten without --overwrite, and --overwrite replaces it only once the new run has
-finished.
+outputs (config.json, best.keras, last.keras, labels.txt, history.csv, curves.png, metrics.json),
+resuming a killed run and --overwrite: docs/training.md
 """
 
 COMMAND = Command(
     "cifar",
     description="Train a ResNet of He et al. (2015, 2016) on CIFAR-10/100 and keep everything "
-    "needed to compare it with the papers' tables. Recipe options left unset take the value of "
-    "--recipe.",
+    "needed to compare it with the papers' tables.",
     examples=EXAMPLES,
     groups=(options.add_model_data, options.add_recipe, options.add_distribution, options.add_run),
     stage=train,

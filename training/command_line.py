@@ -1,19 +1,16 @@
 """The harness of every training command: its parser, its ``main`` and the stage it calls.
 
-A command module (``training.cifar``, ``training.images``, ``training.evaluate``, ``training.tune``,
-``training.reproduce``) declares one ``Command``: its description, examples, option groups
-(``training.options``) and the stage that runs the parsed options. ``Command.main`` parses, then
-calls the stage under ``keras_preact.command_line.cli_main``: bad input is one ``error:`` line and
-exit 2, TensorFlow's log lines are hidden unless ``--native-logs``.
-
-Only the standard library and plain data load at module level: ``--help`` and usage errors answer
-before Keras or TensorFlow load; each stage imports them itself.
+A command module (``training.cifar``, ``images``, ``evaluate``, ``tune``, ``reproduce``) declares one
+``Command``. ``Command.main`` parses, then calls the stage under ``keras_preact.command_line.cli_main``
+(bad input: one ``error:`` line, exit 2; TensorFlow's log lines hidden unless ``--native-logs``).
+Only the standard library and plain data load here: ``--help`` and usage errors answer before Keras.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,8 +20,7 @@ from training import options
 
 
 class Parser(argparse.ArgumentParser):
-    """A usage error is one line (``error: ... (see PROG --help)``, exit 2), printed here rather
-    than raised, so that it answers before anything else loads."""
+    """A usage error is one line (``error: ... (see PROG --help)``, exit 2), before anything loads."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
@@ -45,7 +41,7 @@ class Command:
         """The parser: ``--native-logs`` and the options of ``groups``."""
         parser = Parser(
             prog=f"python -m training.{self.name}",
-            description=self.description,
+            description=textwrap.fill(self.description, 100),
             epilog=self.examples,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -55,8 +51,7 @@ class Command:
         return parser
 
     def main(self, argv: Sequence[str] | None = None) -> int:
-        """Parse ``argv`` (``--help`` and usage errors exit here), then run the stage under
-        ``cli_main``."""
+        """Parse ``argv`` (``--help`` and usage errors exit here), then run the stage (``cli_main``)."""
         args = self.build_parser().parse_args(argv)
 
         @cli_main

@@ -1,9 +1,5 @@
-"""``python -m training.evaluate``: test a trained network with the papers' protocols.
-
-A declaration of the command (``training.command_line.Command``): its stage calls
-``training.evaluation.protocols.evaluate`` (the crops and the scores) on a folder of images or tfds
-``imagenet2012``; ``--help`` lists the options.
-"""
+"""``python -m training.evaluate``: test a trained network with the papers' protocols (a
+``training.command_line.Command`` whose stage calls ``training.evaluation.protocols.evaluate``)."""
 
 from __future__ import annotations
 
@@ -31,11 +27,12 @@ examples:
   # published weights by name (fetched once, then cached) on ImageNet's validation set
   python -m training.evaluate --model resnet50v1 --weights imagenet --data tfds:imagenet2012
 
-Class folders are matched to the network's outputs by the names in --labels, else in the
-labels.txt beside the model (training.images writes one), else by their sorted names. Sizes scale
-with the network's input: at input S the shorter side is 256*S/224 and the scales s*S/224.
-Prints top-1 and top-5 error; --output writes them (and the settings) as JSON.
+matching class folders to outputs (--labels, labels.txt), crop sizes and the JSON: docs/images.md
 """
+
+
+PASSED_ON = ("protocol", "preprocessing", "per_class", "skip_bad_images", "data_dir", "manual_dir")
+"""The options that go to ``training.evaluation.protocols.evaluate`` as they are."""
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -45,20 +42,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
         required=True,
         help="the .keras file (raw [0, 255] RGB pixels in); with --weights, a model name",
     )
-    p.add_argument(
-        "--weights",
-        metavar="NAME",
-        help="published weights of the model --model names (imagenet, cifar10, cifar100 or e.g. "
-        "torchvision:IMAGENET1K_V2; python -m keras_preact.weights lists them), fetched once",
+    p.add_argument("--weights", metavar="NAME", help=options.NAMED_WEIGHTS_HELP)
+    options.add_image_source(
+        p, "DIR/val/<class>/ when present, else DIR/<class>/; or tfds:imagenet2012 (validation)"
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        metavar="DIR",
-        help="DIR/val/<class>/ when present, else DIR/<class>/; or tfds:imagenet2012 (validation)",
-    )
-    p.add_argument("--data-dir", help=options.TFDS_DIR_HELP)
-    p.add_argument("--manual-dir", help=options.MANUAL_DIR_HELP)
     p.add_argument("--protocol", default="center", help=f"{', '.join(PROTOCOLS)} (default: center)")
     p.add_argument("--labels", help="class names in the network's output order, one per line")
     p.add_argument(
@@ -68,20 +55,15 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size", type=int, default=32, help="images per step (default 32; 10crop: x10)"
     )
-    p.add_argument(
-        "--skip-bad-images", action="store_true", help="leave out images that cannot be decoded"
-    )
     p.add_argument("--output", metavar="FILE.json", help="write the result as JSON (new file)")
 
 
 def _label_names(labels: str | None, model_path: Path | None) -> tuple[str, ...] | None:
     """The class names of --labels, else of the labels.txt beside the model (None: none)."""
-    if not labels and model_path is None:
-        return None
-    path = Path(labels) if labels else model_path.with_name(run_folder.LABELS)
-    if not path.is_file():
-        if labels:
-            raise UserError(f"--labels {labels}: file not found")
+    path = Path(labels) if labels else model_path and model_path.with_name(run_folder.LABELS)
+    if labels and not path.is_file():
+        raise UserError(f"--labels {labels}: file not found")
+    if path is None or not path.is_file():
         return None
     try:
         names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
@@ -116,17 +98,12 @@ def evaluate(args: argparse.Namespace) -> int:
     result = evaluate_protocol(
         model_path,
         args.data,
-        protocol=args.protocol,
         label_names=_label_names(args.labels, None if args.weights else model_path),
-        preprocessing=args.preprocessing,
-        per_class=args.per_class,
         batch=args.batch_size,
-        skip_bad_images=args.skip_bad_images,
-        data_dir=args.data_dir,
-        manual_dir=args.manual_dir,
         output=output,
-        weights=args.weights,
         log=print,
+        weights=args.weights,
+        **{name: getattr(args, name) for name in PASSED_ON},
     )
     print(
         f"{args.protocol}: top-1 error {100 * result['top1_error']:.2f}%, top-5 error "

@@ -1,9 +1,5 @@
-"""``python -m training.images``: train or fine-tune a ResNet on a folder of images or on ImageNet.
-
-A declaration of the command (``training.command_line.Command``): its options become a
-``training.run.pipeline.TrainConfig`` (with ``training.data.images.options.ImageOptions``) that
-``training.run.pipeline.train`` trains; ``--help`` lists them.
-"""
+"""``python -m training.images``: train or fine-tune a ResNet on a folder of images or on ImageNet
+(a ``training.command_line.Command``: its options become the ``TrainConfig`` the pipeline trains)."""
 
 from __future__ import annotations
 
@@ -31,15 +27,7 @@ examples:
   python -m training.images --data ~/photos --model resnet18v1 --image-size 128 --val-split 0.1 \\
       --epochs 30 --batch-size 64
 
-DIR is checked before anything is written: class folders without images, val/ classes that
-train/ lacks, files that are not images (left out and listed) and images that cannot be decoded
-(refused with their paths, or left out and counted with --skip-bad-images).
-
-outputs (in --output), as for python -m training.cifar: config.json, backup/ (resume state),
-best.keras (highest validation accuracy) and last.keras (both take raw [0, 255] RGB pixels of
---image-size), labels.txt (the class names in label order, for python -m export --labels and
-python -m training.evaluate), history.csv, tensorboard/, curves.png and metrics.json. Killing the
-process and re-running the same command resumes from the last backup.
+the checks of DIR, outputs and resuming: docs/images.md
 
 test a trained network with the papers' protocols:
   python -m training.evaluate --model runs/flowers/best.keras --data ~/flowers --protocol 10crop
@@ -49,7 +37,7 @@ COMMAND = Command(
     "images",
     description="Train a ResNet of He et al. (2015, 2016) on a folder of images (one subfolder "
     "per class) or on ImageNet, from scratch with the papers' recipe or fine-tuned from a "
-    "trained .keras network. Recipe options left unset take the value of --recipe.",
+    "trained .keras network.",
     examples=EXAMPLES,
     groups=(
         options.add_image_data,

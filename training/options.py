@@ -1,10 +1,6 @@
-"""The option groups of the training commands (``training.command_line.Command``) and
-``train_config``, which turns parsed options into a ``training.run.pipeline.TrainConfig``.
-
-Each ``add_*`` function adds one group of options. Options that change a recipe default to ``None``
-("keep the recipe's value"). The choices the help lists come from ``training.choices`` and
-``keras_preact.catalogue``.
-"""
+"""The option groups of the training commands (``training.command_line.Command``), each an ``add_*``
+function, and ``train_config``: parsed options as a ``training.run.pipeline.TrainConfig``. Recipe
+options default to ``None`` (the recipe's value); the choices come from ``training.choices``."""
 
 from __future__ import annotations
 
@@ -12,6 +8,7 @@ import argparse
 import dataclasses
 import json
 import math
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from keras_preact.catalogue import DATASET_STATS, MODEL_NAMES, UNITS
 from keras_preact.command_line import UserError
 from training.choices import (
     AUGMENTATIONS,
+    DATASETS,
     FREEZE_STAGES,
     GATED_WARMUP_MODES,
     IMAGE_RECIPES,
@@ -32,27 +30,10 @@ from training.choices import (
     VERBOSITY,
 )
 
-RECIPE_HELP = (
-    "paper (default): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k "
-    "and 48k iterations, stop at 64k (164 epochs on CIFAR), lr 0.01 until the training error is "
-    "below 80% for ResNet-110/1001. fast: batch 256, Nesterov, cosine after a 2-epoch warm-up, "
-    "label smoothing 0.1, weight decay 5e-4, 75 epochs. demo: the paper's schedule in 30 epochs at "
-    "batch 64. Learning rates are given at batch 128 and scaled linearly with the global batch "
-    "(lr x batch/128); lengths and decay points are kept in images seen, so the schedule in epochs "
-    "does not depend on the batch size or on the number of replicas."
-)
-IMAGE_RECIPE_HELP = (
-    "paper (default): He et al. 2015 on ImageNet: SGD momentum 0.9, weight decay 1e-4, batch 256, "
-    "lr 0.1 at batch 256 divided by 10 at epochs 30, 60 and 90 of 120 (--schedule plateau: "
-    "whenever the validation error has not improved for --plateau-patience epochs). finetune: "
-    "from --weights with a new classifier, batch 32, Nesterov, lr 0.01 at batch 32, cosine over 10 "
-    "epochs, the backbone at 0.1x the rate. Learning rates are given at batch 128 and scaled "
-    "linearly with the global batch (lr x batch/128)."
-)
 TFDS_DIR_HELP = "tfds data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets)"
-MANUAL_DIR_HELP = (
-    "where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: <data "
-    "dir>/downloads/manual)"
+NAMED_WEIGHTS_HELP = (
+    "published weights of --model by name (imagenet, cifar10, cifar100 or e.g. "
+    "torchvision:IMAGENET1K_V2; python -m keras_preact.weights lists them), fetched once"
 )
 PREPROCESSING_HELP = (
     "how the network normalises raw [0, 255] pixels: auto (default: its own 'preprocess' layer, "
@@ -91,35 +72,24 @@ def comma_separated(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ..
     return parse
 
 
-def _not_finite(name: str) -> Any:
-    raise argparse.ArgumentTypeError(f"expected a finite number, got {name}")
-
-
 def _option(text: str) -> tuple[str, Any]:
     """``KEY=VALUE``: VALUE as JSON (a number, true, a list, ...), else as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        return key, json.loads(value, parse_constant=_not_finite)
+        return key, json.loads(value, parse_constant=finite_float)
     except json.JSONDecodeError:
         return key, value
 
 
-def add_model_data(
-    p: argparse.ArgumentParser,
-    *,
-    model: bool = True,
-    cifar: bool = True,
-    default_model: str = "resnet20v1",
-) -> None:
-    """``--model``, ``--unit``, ``--model-option`` and, with ``cifar``, ``--dataset``,
-    ``--data-source``, ``--data-dir``, ``--no-verify-checksums``, ``--no-augment``."""
+def add_model_data(p: Any, *, model: bool = True, cifar: bool = True, default_model="resnet20v1"):
+    """The model (unless ``model`` is false) and, with ``cifar``, the CIFAR data."""
     g = p.add_argument_group("model and data" if cifar else "model")
     if model:
         g.add_argument(
             "--model",
-            default=None if not cifar else default_model,
+            default=default_model if cifar else None,
             help=f"{', '.join(MODEL_NAMES)}, or resnet<DEPTH>v<1|2> for any CIFAR depth "
             f"(default: {default_model})",
         )
@@ -143,8 +113,8 @@ def add_model_data(
     g.add_argument(
         "--dataset",
         default="cifar10",
-        help="cifar10, cifar100 or cifar10-sample (the embedded 1,000-image sample; nothing falls "
-        "back to it when real data is missing) (default: cifar10)",
+        help=f"{', '.join(DATASETS)} (default: cifar10); cifar10-sample is the embedded 1,000-image "
+        "sample, which nothing falls back to when real data is missing",
     )
     add_cifar_source(
         g,
@@ -161,8 +131,7 @@ def add_model_data(
 
 
 def add_cifar_source(g: Any, source_help: str) -> None:
-    """``--data-source`` (described by ``source_help``), ``--data-dir``, ``--no-verify-checksums``:
-    where CIFAR comes from."""
+    """Where CIFAR comes from: ``--data-source`` (described by ``source_help``) and its options."""
     g.add_argument("--data-source", help=source_help)
     g.add_argument("--data-dir", help=TFDS_DIR_HELP)
     g.add_argument(
@@ -174,40 +143,47 @@ def add_cifar_source(g: Any, source_help: str) -> None:
     )
 
 
+def add_image_source(g: Any, data_help: str, *, required: bool = True, data_dir: bool = True):
+    """Where images come from: ``--data`` (described by ``data_help``), ``--data-dir`` (unless
+    ``data_dir`` is false: the CIFAR options give it), ``--manual-dir``, ``--skip-bad-images``."""
+    g.add_argument("--data", required=required, metavar="DIR", help=data_help)
+    if data_dir:
+        g.add_argument("--data-dir", help=TFDS_DIR_HELP)
+    g.add_argument(
+        "--manual-dir",
+        help="where ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar are (default: <data "
+        "dir>/downloads/manual)",
+    )
+    g.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out (and count) images that cannot be decoded instead of refusing them",
+    )
+
+
 def add_image_data(
     p: argparse.ArgumentParser, *, required: bool = True, shared: bool = True
 ) -> None:
-    """The images of ``python -m training.images``: ``--data``, ``--manual-dir``, ``--val-split``,
-    ``--skip-bad-images``, ``--image-size``, ``--augmentation``, ``--no-color-augment``,
-    ``--weights``, ``--preprocessing`` and, with ``shared`` (unless the CIFAR options already give
-    them), ``--data-dir`` and ``--no-augment``."""
+    """The images of ``training.images``; without ``shared``, not ``--data-dir`` and ``--no-augment``
+    (the CIFAR options give them)."""
     g = p.add_argument_group(
         "images",
-        "DIR holds train/<class>/ and val/<class>/ (or only train/, with --val-split; or the class "
-        "folders themselves, with --val-split): JPEG, PNG, BMP, GIF or WebP files of any size; "
-        "grayscale and CMYK images are converted to RGB. The folder is checked before training.",
+        "DIR holds train/<class>/ and val/<class>/ (or --val-split) of JPEG, PNG, BMP, GIF or WebP\n"
+        "images, checked before training (formats and checks: docs/images.md).",
     )
-    g.add_argument(
-        "--data",
+    add_image_source(
+        g,
+        "a folder of images, or tfds:imagenet2012 (prepared by tensorflow-datasets from ImageNet's "
+        "archives in its manual folder)",
         required=required,
-        metavar="DIR",
-        help="a folder of images, or tfds:imagenet2012 (prepared by tensorflow-datasets from "
-        "ImageNet's archives in its manual folder)",
+        data_dir=shared,
     )
-    if shared:
-        g.add_argument("--data-dir", help=TFDS_DIR_HELP)
-    g.add_argument("--manual-dir", help=MANUAL_DIR_HELP)
     g.add_argument(
         "--val-split",
         type=finite_float,
         metavar="F",
         help="hold out this fraction of each class's training images for validation (when there "
         "is no val/ folder)",
-    )
-    g.add_argument(
-        "--skip-bad-images",
-        action="store_true",
-        help="leave out (and count) images that cannot be decoded instead of refusing the folder",
     )
     g.add_argument(
         "--image-size",
@@ -224,10 +200,7 @@ def add_image_data(
         "3/4-4/3, flip (He et al. 2016 for ResNet-200); none: the centre crop",
     )
     g.add_argument(
-        "--no-color-augment",
-        dest="color_augment",
-        action="store_false",
-        help="without AlexNet's PCA colour augmentation",
+        "--no-color-augment", dest="color_augment", action="store_false", help="no PCA colour noise"
     )
     if shared:
         g.add_argument(
@@ -241,8 +214,7 @@ def add_image_data(
         metavar="FILE.keras",
         help="fine-tune this network (e.g. one converted from a torchvision or timm checkpoint): "
         "its classifier is replaced by one for the folder's classes; --model is not needed. Or "
-        "published weights of --model by name: imagenet, cifar10, cifar100, or e.g. "
-        "torchvision:IMAGENET1K_V2 (python -m keras_preact.weights lists them)",
+        f"{NAMED_WEIGHTS_HELP}",
     )
     g.add_argument("--preprocessing", metavar="NAME", help=f"with --weights: {PREPROCESSING_HELP}")
 
@@ -251,104 +223,85 @@ def add_recipe(
     p: argparse.ArgumentParser, *, tuned: tuple[str, ...] = (), family: str = "cifar"
 ) -> None:
     """The recipe and its overrides, except the fields in ``tuned`` (chosen by the tuner);
-    ``family`` ``images`` adds the fine-tuning options and describes the image recipes."""
+    ``family`` ``images`` describes the image recipes and adds the fine-tuning options."""
     images = family == "images"
-    g = p.add_argument_group("recipe", IMAGE_RECIPE_HELP if images else RECIPE_HELP)
-    g.add_argument(
-        "--recipe",
-        default="paper",
-        help=f"{', '.join(IMAGE_RECIPES if images else RECIPES)} (default: paper)",
+    described = IMAGE_RECIPES if images else RECIPES
+    notes = [
+        f"{name}{' (default)' * (name == 'paper')}: {text}." for name, text in described.items()
+    ]
+    notes.append(
+        "Learning rates scale linearly with the global batch (lr x batch/128) from their value at "
+        "batch 128; lengths and decay points are kept in images seen, so the schedule in epochs "
+        "does not depend on the batch size or on the number of replicas. Recipe options left unset "
+        "take the value of --recipe."
     )
+    g = p.add_argument_group("recipe", "\n".join(textwrap.fill(n, 96) for n in notes))
+    g.add_argument("--recipe", default="paper", help=f"{', '.join(described)} (default: paper)")
     if "epochs" not in tuned:
         length = g.add_mutually_exclusive_group()
         length.add_argument("--epochs", type=int, help="training length in epochs")
         length.add_argument(
             "--iterations",
             type=int,
-            help="training length in iterations at batch 128 "
-            f"(paper: {'1200000' if images else '64000'}), rounded to whole epochs",
+            help="length in iterations at batch 128, rounded to whole epochs",
         )
-    for flag, settings in {
+    overrides = {
         "--batch-size": dict(type=int, help="global batch, split over the replicas"),
-        "--lr": dict(
-            type=finite_float,
-            help=f"peak learning rate at batch 128 (paper: {'0.05' if images else '0.1'})",
-        ),
+        "--lr": dict(type=finite_float, help="peak learning rate at batch 128"),
         "--no-lr-scaling": dict(
-            dest="scale_lr",
-            action="store_false",
-            default=None,
-            help="use the learning rate as is, whatever the batch",
+            dest="scale_lr", action="store_false", default=None, help="use the lr as is, any batch"
         ),
         "--schedule": dict(help=f"learning-rate shape: {', '.join(SCHEDULES)}"),
         "--lr-decay-at": dict(
             type=comma_separated(finite_float),
             metavar="F,F",
-            help="fractions of training where the step schedule divides the lr "
-            f"(paper: {'0.25,0.5,0.75' if images else '0.5,0.75'})",
+            help="fractions of training where the step schedule divides the lr",
         ),
         "--lr-decay-factor": dict(type=finite_float, help="step schedule multiplier (paper: 0.1)"),
-        "--momentum": dict(type=finite_float, help="SGD momentum (paper: 0.9)"),
+        "--momentum": dict(type=finite_float, help="SGD momentum"),
         "--nesterov": dict(action=argparse.BooleanOptionalAction, help="Nesterov momentum"),
-        "--weight-decay": dict(
-            type=finite_float, help="L2 weight decay on the kernels (paper: 1e-4)"
-        ),
+        "--weight-decay": dict(type=finite_float, help="L2 weight decay of the kernels"),
         "--label-smoothing": dict(type=finite_float, help="label smoothing (paper: 0)"),
-        "--warmup-epochs": dict(
-            type=finite_float, help="linear warm-up from 0, in epochs (fast: 2)"
-        ),
-    }.items():
-        if flag[2:].replace("-", "_") not in tuned:
-            g.add_argument(flag, **settings)
+        "--warmup-epochs": dict(type=finite_float, help="linear warm-up from 0, in epochs"),
+    }
     if images:
-        g.add_argument(
-            "--plateau-patience",
+        overrides["--plateau-patience"] = dict(
             type=int,
             metavar="EPOCHS",
             help="--schedule plateau: divide the lr after this many epochs without a lower "
             "validation error (default 5)",
         )
-        g.add_argument(
-            "--freeze",
+        overrides["--freeze"] = dict(
             metavar="STAGE",
             help="with --weights: do not train the network up to and including this stage: "
             f"{', '.join(FREEZE_STAGES)} (default: none)",
         )
-        g.add_argument(
-            "--backbone-lr-scale",
+        overrides["--backbone-lr-scale"] = dict(
             type=finite_float,
             metavar="F",
-            help="with --weights: the backbone's learning rate as a fraction of the new "
-            "classifier's (finetune: 0.1)",
+            help="with --weights: the backbone's lr as a fraction of the new classifier's",
         )
-        return
-    g.add_argument(
-        "--warmup",
-        dest="gated_warmup",
-        metavar="MODE",
-        help="error-gated warm-up at --warmup-lr until the training error (mean of the last 20 "
-        "batches of 128) is below --warmup-error: "
-        f"{', '.join(GATED_WARMUP_MODES)}; auto: ResNet-110 and ResNet-1001, as in the papers",
-    )
-    g.add_argument(
-        "--warmup-lr",
-        dest="gated_warmup_lr",
-        type=finite_float,
-        metavar="LR",
-        help="at batch 128 (paper: 0.01)",
-    )
-    g.add_argument(
-        "--warmup-error",
-        dest="gated_warmup_error",
-        type=finite_float,
-        metavar="ERROR",
-        help="fraction (paper: 0.8)",
-    )
+    else:
+        overrides["--warmup"] = dict(
+            dest="gated_warmup",
+            metavar="MODE",
+            help="error-gated warm-up at --warmup-lr until the training error (mean of the last "
+            f"20 batches of 128) is below --warmup-error: {', '.join(GATED_WARMUP_MODES)}; auto: "
+            "ResNet-110 and ResNet-1001, as in the papers",
+        )
+        overrides["--warmup-lr"] = dict(
+            dest="gated_warmup_lr", type=finite_float, metavar="LR", help="at batch 128"
+        )
+        overrides["--warmup-error"] = dict(
+            dest="gated_warmup_error", type=finite_float, metavar="ERROR", help="a fraction"
+        )
+    for flag, settings in overrides.items():
+        if flag[2:].replace("-", "_") not in tuned:
+            g.add_argument(flag, **settings)
 
 
 def add_distribution(p: argparse.ArgumentParser) -> None:
-    """``--strategy``, ``--devices``, ``--cpu-replicas``, ``--sync-bn``, ``--jit-compile``,
-    ``--mixed-precision``."""
+    """The strategy, the devices, XLA and mixed precision."""
     g = p.add_argument_group("distribution and compilation")
     g.add_argument(
         "--strategy",
@@ -365,16 +318,10 @@ def add_distribution(p: argparse.ArgumentParser) -> None:
         help="devices for one_device/mirrored, e.g. 0,1 (GPU indices) or gpu:0,gpu:2",
     )
     g.add_argument(
-        "--cpu-replicas",
-        type=int,
-        metavar="N",
-        help="split the CPU into N logical devices so that mirrored runs N replicas without GPUs",
+        "--cpu-replicas", type=int, metavar="N", help="split the CPU into N devices for mirrored"
     )
     g.add_argument(
-        "--sync-bn",
-        action="store_true",
-        help="batch normalisation statistics over the global batch (TensorFlow; on JAX they "
-        "always are)",
+        "--sync-bn", action="store_true", help="batch norm over the global batch (JAX: always)"
     )
     g.add_argument(
         "--jit-compile",
@@ -390,8 +337,7 @@ def add_distribution(p: argparse.ArgumentParser) -> None:
 
 
 def add_run(p: argparse.ArgumentParser) -> None:
-    """``--output``, ``--overwrite``, ``--seed``, ``--deterministic``, ``--backup-every``,
-    ``--eval-batch-size``, ``--verbose``."""
+    """The run folder, the seed, backups and progress lines."""
     g = p.add_argument_group("run")
     g.add_argument("--output", help="run directory (default: runs/<model>-<dataset>-<recipe>)")
     g.add_argument(
@@ -424,8 +370,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--verbose",
         default="auto",
-        help=f"{', '.join(VERBOSITY)}: auto shows progress bars on a terminal and one line per "
-        "epoch otherwise",
+        help=f"{', '.join(VERBOSITY)} (default auto: progress bars on a terminal, else lines)",
     )
 
 
@@ -451,19 +396,17 @@ def train_config(args: argparse.Namespace, **replace: Any):
     from training.run.strategy import StrategyOptions
 
     given = vars(args)
-    images = (
-        ImageOptions(**given_fields(args, ImageOptions)) if given.get("data") is not None else None
-    )
-    model = given.get("model") or ("resnet20v1" if images is None else "resnet50v1")
-    if images is not None and images.weights is not None and not is_named(images.weights):
-        if given.get("model"):
-            raise UserError(
-                f"--weights {images.weights} holds the network to fine-tune: drop --model"
-            )
-        model = Path(images.weights).stem
+    images = None if given.get("data") is None else ImageOptions(**given_fields(args, ImageOptions))
+    model = given.get("model") or ("resnet50v1" if images else "resnet20v1")
     dataset = given.get("dataset", "cifar10")
-    if images is not None:
+    if images:
         dataset = images.tfds_name or Path(images.data).expanduser().name or "images"
+        if images.weights is not None and not is_named(images.weights):
+            if given.get("model"):
+                raise UserError(
+                    f"--weights {images.weights} holds the network to fine-tune: drop --model"
+                )
+            model = Path(images.weights).stem
     model_options = dict(given.get("model_option", []))
     if given.get("unit"):
         model_options["unit"] = given["unit"]

@@ -144,21 +144,18 @@ class Recipe:
             )
 
 
-def _table(names: tuple[str, ...], *table: Recipe) -> dict[str, Recipe]:
-    """The recipes of ``table`` named, in order, by ``names`` (their choices in ``training.choices``)."""
-    return {name: dataclasses.replace(r, name=name) for name, r in zip(names, table, strict=True)}
+def _table(described: dict[str, str], *table: Recipe) -> dict[str, Recipe]:
+    """The recipes of ``table`` named and described, in order, by ``described`` (``training.choices``)."""
+    return {
+        name: dataclasses.replace(r, name=name, description=text)
+        for (name, text), r in zip(described.items(), table, strict=True)
+    }
 
 
 RECIPES = _table(
     choices.RECIPES,
+    Recipe(iterations=64_000),
     Recipe(
-        description="He et al.: SGD momentum 0.9, wd 1e-4, batch 128, lr 0.1 /10 at 32k and 48k, "
-        "stop at 64k iterations; lr 0.01 until training error < 80 % for ResNet-110/1001",
-        iterations=64_000,
-    ),
-    Recipe(
-        description="short GPU schedule: batch 256, Nesterov, cosine after a 2-epoch warm-up, "
-        "label smoothing 0.1, wd 5e-4, 75 epochs",
         batch_size=256,
         nesterov=True,
         weight_decay=5e-4,
@@ -168,20 +165,13 @@ RECIPES = _table(
         warmup_epochs=2.0,
         gated_warmup="off",
     ),
-    Recipe(
-        description="the paper's step schedule shrunk to 30 epochs at batch 64 (for the embedded "
-        "sample on a CPU)",
-        batch_size=64,
-        epochs=30,
-    ),
+    Recipe(batch_size=64, epochs=30),
 )
 """CIFAR recipes (``--recipe``), in the order of their names in ``training.choices.RECIPES``."""
 
 IMAGE_RECIPES = _table(
     choices.IMAGE_RECIPES,
     Recipe(
-        description="He et al. 2015 on ImageNet: SGD momentum 0.9, wd 1e-4, batch 256, lr 0.1 at "
-        "batch 256 /10 at epochs 30, 60, 90, stop at 120",
         batch_size=256,
         lr=0.05,  # 0.1 at batch 256
         epochs=120,
@@ -189,8 +179,6 @@ IMAGE_RECIPES = _table(
         gated_warmup="off",
     ),
     Recipe(
-        description="a trained network with a new classifier: SGD Nesterov momentum 0.9, wd 1e-4, "
-        "batch 32, lr 0.01 at batch 32, cosine over 10 epochs, backbone at 0.1x the rate",
         batch_size=32,
         lr=0.04,  # 0.01 at batch 32
         nesterov=True,

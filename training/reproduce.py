@@ -1,10 +1,6 @@
-"""``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command.
-
-A declaration of the command (``training.command_line.Command``): its stage calls
-``training.experiments.runs``, which plans and trains the runs (ordinary ``training.run.pipeline``
-runs, one folder each), and ``training.experiments.tables``, which writes the table and the figure.
-The experiments themselves are data, in ``training.experiments.papers``.
-"""
+"""``python -m training.reproduce EXPERIMENT``: one of the papers' CIFAR experiments, as one command
+(a ``training.command_line.Command``: ``training.experiments.runs`` plans and trains the runs of an
+experiment of ``training.experiments.papers``, ``training.experiments.tables`` writes its table)."""
 
 from __future__ import annotations
 
@@ -33,13 +29,8 @@ examples:
   python -m training.reproduce placements --runs 110-original,110-full-preact \\
       --data-source folder:~/cifar-10-python.tar.gz
 
-outputs (in --output, default runs/reproduce/EXPERIMENT, or runs/reproduce/EXPERIMENT-quick): one
-run folder per network (what python -m training.cifar writes), table.md and table.json (the
-paper's test error beside the measured test, best test and training errors, in %) and figure.png
-(the paper's training curves). A finished run is reused, an unfinished one resumes: re-running a
-killed command continues where it stopped. A folder holding another run is never overwritten, nor
-are table files that another experiment (or anything else) wrote: --overwrite replaces those.
-Exit status 1 when a run failed or the experiment's finding does not hold.
+outputs (run folders, table.md, table.json, figure.png), reuse, resuming and --overwrite:
+docs/experiments.md; exit status 1 when a run failed or the experiment's finding does not hold
 """
 
 
@@ -54,7 +45,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--output", help="folder of the experiment (default: runs/reproduce/...)")
     p.add_argument(
-        "--list", action="store_true", help="print the runs and their cost, and train nothing"
+        "--list", action="store_true", help="print the runs and their cost; train nothing"
     )
     p.add_argument(
         "--runs",
@@ -88,15 +79,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace table.md, table.json and figure.png in --output although another "
-        "experiment (or anything else) wrote them; without it they are never overwritten",
+        help="replace table.md, table.json and figure.png that another experiment (or anything "
+        "else) wrote in --output",
     )
-    p.add_argument(
-        "--no-table",
-        dest="table",
-        action="store_false",
-        help="only train: leave table.md, table.json and figure.png as they are",
-    )
+    p.add_argument("--no-table", dest="table", action="store_false", help="only train: no table")
     p.add_argument("--verbose", default="auto", help=f"{', '.join(VERBOSITY)} (default: auto)")
 
 
@@ -104,21 +90,20 @@ def reproduce(args: argparse.Namespace) -> int:
     """The stage: plan, train, write the table and the figure; print the finding (exit status 1
     when a run failed or the finding does not hold)."""
     # Here, not above: --help and usage errors answer before Keras loads.
-    from training.experiments import runs as campaign_lib
-    from training.experiments import tables
+    from training.experiments import runs, tables
 
-    choices = campaign_lib.Choices(**options.given_fields(args, campaign_lib.Choices))
+    choices = runs.Choices(**options.given_fields(args, runs.Choices))
     devices: list[str] = []
     if args.devices:
-        campaign_lib.get_experiment(args.experiment)  # name errors first, before the GPU count
-        campaign_lib.check_devices(args.devices)
+        runs.get_experiment(args.experiment)  # name errors first, before the GPU count
+        runs.check_devices(args.devices)
     if args.devices and not args.list:
-        devices = campaign_lib.resolve_devices(args.devices, campaign_lib.count_gpus())
+        devices = runs.resolve_devices(args.devices, runs.count_gpus())
         # This process only plans and draws: the GPUs are the runs'.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    campaign = campaign_lib.plan(args.experiment, choices, load_data=not args.list)
+    campaign = runs.plan(args.experiment, choices, load_data=not args.list)
     if args.list:
-        print(campaign_lib.listing(campaign))
+        print(runs.listing(campaign))
         return 0
     if args.table:
         tables.check_outputs(campaign.output, campaign.experiment, overwrite=args.overwrite)
@@ -133,19 +118,18 @@ def reproduce(args: argparse.Namespace) -> int:
     def draw() -> tables.Finding | None:
         if not args.table:
             return None
-        results = tables.collect(campaign)
         return tables.write(
             campaign.experiment,
-            results,
+            tables.collect(campaign),
             campaign.output,
             scale=campaign.scale.name,
-            setting=campaign_lib.setting(campaign),
+            setting=runs.setting(campaign),
         )
 
     if devices:
-        failed = campaign_lib.train_on_devices(campaign, devices, draw)
+        failed = runs.train_on_devices(campaign, devices, draw)
     else:
-        failed = campaign_lib.train_here(campaign, draw)
+        failed = runs.train_here(campaign, draw)
     found = draw()
     if args.table:
         print(f"table: {campaign.output / tables.TABLE_MD}", flush=True)

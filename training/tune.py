@@ -1,13 +1,8 @@
 """``python -m training.tune``: keras-tuner search over the training pipeline's hyper-parameters.
 
-Each trial builds and compiles its model with ``training.run.pipeline.compile_model`` and trains it on
-the data's training batches (``training.data.batches.TrainingData.train_batches``) with the recipe's
-schedule (resolved for the trial's batch and length), under the same data and strategy options as
-``python -m training.cifar`` (or, with ``--data``, ``python -m training.images``: a folder of
-images, or a network to fine-tune with ``--weights``). Trials are scored on a validation split
-held out from the training images (``--validation-split``, the papers' 45k/5k protocol), never on
-the test set. The tuner directory is resumable: re-running the same command continues the
-search; a different command on it is refused.
+Each trial trains with ``training.run.pipeline`` under the options of ``python -m training.cifar``
+(or, with ``--data``, of ``python -m training.images``) and is scored on a validation split held out
+from the training images (``--validation-split``), never on the test set.
 """
 
 from __future__ import annotations
@@ -36,9 +31,7 @@ examples:
   python -m training.tune --dataset cifar10-sample --tuner hyperband --max-epochs 9 \\
       --models resnet8v1,resnet14v1,resnet20v1 --widths 1,2 --strategy mirrored --cpu-replicas 2
 
-outputs (in --output): the keras-tuner project (trials, checkpoints, oracle state: re-run the same
-command to resume), search.json (the search settings) and best_trials.json (the best trials'
-hyper-parameters and validation accuracy, and the training command for the best one).
+outputs (search.json, best_trials.json) and resuming a search: docs/training.md
 """
 
 
@@ -49,9 +42,7 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", default="runs/tune", help="tuner directory (default: runs/tune)")
     g.add_argument("--max-trials", type=int, default=10, help="trial budget (random, bayesian)")
     g.add_argument("--epochs", type=int, default=10, help="epochs per trial (random, bayesian)")
-    g.add_argument(
-        "--max-epochs", type=int, default=27, help="Hyperband's longest trial, in epochs"
-    )
+    g.add_argument("--max-epochs", type=int, default=27, help="longest trial (hyperband)")
     g.add_argument(
         "--validation-split",
         type=options.finite_float,
@@ -59,23 +50,6 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         help="fraction of the training images held out to score trials (default 0.1: 45k/5k)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the trials")
-    for name, default in (("lr", SearchSpace.lr), ("weight-decay", SearchSpace.weight_decay)):
-        g.add_argument(
-            f"--{name}-range",
-            type=options.comma_separated(options.finite_float),
-            default=default,
-            metavar="LOW,HIGH",
-            help=f"{name.replace('-', ' ')} range, sampled log-uniformly "
-            f"(default: {default[0]:g},{default[1]:g})",
-        )
-    g.add_argument(
-        "--batch-sizes",
-        type=options.comma_separated(int),
-        default=SearchSpace.batch_sizes,
-        metavar="B,B",
-        help="global batch sizes to choose from (default: "
-        f"{','.join(map(str, SearchSpace.batch_sizes))})",
-    )
     g.add_argument(
         "--models",
         type=options.comma_separated(str),
@@ -83,20 +57,23 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
         help="models to choose from, e.g. resnet20v1,resnet32v1 or resnet8v2,resnet14v2 "
         "(default: resnet20v1; not with --weights, whose network is the one trained)",
     )
-    g.add_argument(
-        "--units",
-        type=options.comma_separated(str),
-        default=SearchSpace.units,
-        metavar="U,U",
-        help=",".join(UNITS),
-    )
-    g.add_argument(
-        "--widths",
-        type=options.comma_separated(int),
-        default=SearchSpace.widths,
-        metavar="W,W",
-        help="width multipliers",
-    )
+    number = options.finite_float
+    for flag, name, kind, what in (
+        ("--lr-range", "lr", number, "learning rates, sampled log-uniformly"),
+        ("--weight-decay-range", "weight_decay", number, "weight decays, sampled log-uniformly"),
+        ("--batch-sizes", "batch_sizes", int, "global batch sizes to choose from"),
+        ("--units", "units", str, f"residual units to choose from: {', '.join(UNITS)}"),
+        ("--widths", "widths", int, "width multipliers to choose from"),
+    ):
+        default = getattr(SearchSpace, name)
+        shown = ",".join(map(str, default)) or "the model's"
+        g.add_argument(
+            flag,
+            type=options.comma_separated(kind),
+            default=default,
+            metavar="LOW,HIGH" if flag.endswith("range") else "A,B",
+            help=f"{what} (default: {shown})",
+        )
 
 
 def tune(args: argparse.Namespace) -> int:
@@ -110,28 +87,14 @@ def tune(args: argparse.Namespace) -> int:
             raise UserError(f"a range is LOW,HIGH, got {','.join(map(str, pair))}")
     if args.weights and args.models:
         raise UserError("--models chooses new networks: --weights fine-tunes the one it holds")
-    space = SearchSpace(
-        lr=args.lr_range,
-        weight_decay=args.weight_decay_range,
-        batch_sizes=args.batch_sizes,
-        models=tuple(m.lower() for m in args.models or SearchSpace.models),
-        units=args.units,
-        widths=args.widths,
-    )
+    ranges = {"lr": "lr_range", "weight_decay": "weight_decay_range"}
+    models = tuple(m.lower() for m in args.models or SearchSpace.models)
+    space = SearchSpace(**options.given_fields(args, SearchSpace, ranges) | {"models": models})
     # A new network: the first model to choose from; a fine-tuned one: the network --weights holds.
     model = {} if args.weights else {"model": space.models[0]}
     base = options.train_config(args, output=args.output, seed=args.seed, verbose="quiet", **model)
-    best = search(
-        base,
-        space,
-        tuner=args.tuner,
-        output=args.output,
-        max_trials=args.max_trials,
-        epochs=args.epochs,
-        max_epochs=args.max_epochs,
-        validation_split=args.validation_split,
-        seed=args.seed,
-    )
+    settings = ("tuner", "output", "max_trials", "epochs", "max_epochs", "validation_split", "seed")
+    best = search(base, space, **{name: getattr(args, name) for name in settings})
     if best:
         print(f"best: validation accuracy {best[0]['val_accuracy']:.4f}: {best[0]['command']}")
     return 0

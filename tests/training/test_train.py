@@ -232,6 +232,7 @@ def test_help_and_usage_errors_answer_without_tensorflow(command, bad):
     ("command", "holder", "name"),
     [
         ("cifar", "options", "MODEL_NAMES"),
+        ("cifar", "options", "DATASETS"),
         ("cifar", "options", "RECIPES"),
         ("cifar", "options", "SCHEDULES"),
         ("cifar", "options", "GATED_WARMUP_MODES"),
@@ -252,23 +253,29 @@ def test_help_lists_the_choices_of_the_catalogue(command, holder, name, monkeypa
     when the parser is built, not written out again: a new choice shows up in the help."""
     module = importlib.import_module(f"training.{command}")
     owner = importlib.import_module(f"training.{holder}")
-    monkeypatch.setattr(owner, name, (*getattr(owner, name), "brand_new_choice"))
+    known = getattr(owner, name)
+    new = (
+        {**known, "brand_new_choice": "new"}
+        if isinstance(known, dict)
+        else (*known, "brand_new_choice")
+    )
+    monkeypatch.setattr(owner, name, new)
     with pytest.raises(SystemExit):
         module.main(["--help"])
     assert "brand_new_choice" in capsys.readouterr().out
 
 
 def test_the_recipe_choices_are_the_recipes_defined():
-    """The recipe names --help lists (``training.choices``) name the recipes ``training.recipes``
-    defines, each the recipe it says (the tables pair names and recipes in order)."""
+    """The recipe names and descriptions --help lists (``training.choices``) are the recipes
+    ``training.recipes`` defines, each the recipe it says (the tables pair names and recipes in order)."""
     from training import choices, recipes
 
     for names, table in (
         (choices.RECIPES, recipes.RECIPES),
         (choices.IMAGE_RECIPES, recipes.IMAGE_RECIPES),
     ):
-        assert tuple(table) == names
-        assert [recipe.name for recipe in table.values()] == list(names)
+        assert tuple(table) == tuple(names)
+        assert [(r.name, r.description) for r in table.values()] == list(names.items())
     assert recipes.RECIPES["paper"].iterations == 64_000 and recipes.RECIPES["paper"].epochs is None
     assert recipes.RECIPES["fast"].schedule == "cosine" and recipes.RECIPES["demo"].epochs == 30
     assert recipes.IMAGE_RECIPES["paper"].lr_decay_at == (0.25, 0.5, 0.75)

@@ -8,12 +8,10 @@ from pathlib import Path
 
 from keras_preact.command_line import UserError
 from keras_preact.datasets import load_sample
+from training.choices import DATASETS
 from training.data.cifar.archives import load_folder
 from training.data.cifar.arrays import SAMPLE_ORIGIN, CifarArrays, make_arrays
 from training.data.cifar.from_tfds import load_tfds
-
-DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "cifar10-sample")
-"""Dataset names ``load_arrays`` accepts."""
 
 SOURCES_HELP = "tfds or folder:PATH"
 """What ``load_arrays(source=...)`` accepts, for messages and CLI help."""
