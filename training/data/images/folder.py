@@ -58,17 +58,14 @@ class FolderScan:
     def summary(self) -> str:
         """One line: classes, images per split, and what was skipped or ignored."""
         line = f"{self.root}: {len(self.class_names)} classes"
-        if len(self.train):
-            line += f", {len(self.train)} training images"
-        if len(self.val):
-            line += f", {len(self.val)} validation images ({self.val_source})"
-        if self.skipped:
-            line += f"; skipped {_count(len(self.skipped), 'undecodable image')}"
-            line += f" ({_listing(self.skipped)})"
-        if self.not_images:
-            what = "s that are not images" if len(self.not_images) > 1 else " that is not an image"
-            line += f"; left out {len(self.not_images):,} file{what} ({_listing(self.not_images)})"
-        return "; ".join([line, *self.notes])
+        line += f", {len(self.train)} training images" if len(self.train) else ""
+        line += f", {len(self.val)} validation images ({self.val_source})" if len(self.val) else ""
+        what = "that are not images" if len(self.not_images) > 1 else "that is not an image"
+        found = _found(
+            (self.skipped, "skipped", "undecodable image", ""),
+            (self.not_images, "left out", "file", what),
+        )
+        return "; ".join([line, *found, *self.notes])
 
 
 def _count(n: int, noun: str) -> str:
@@ -78,6 +75,15 @@ def _count(n: int, noun: str) -> str:
 def _listing(paths: Sequence[str]) -> str:
     shown = ", ".join(paths[:SHOWN])
     return shown + (f" and {len(paths) - SHOWN:,} more" if len(paths) > SHOWN else "")
+
+
+def _found(*kinds: tuple[Sequence[str], str, str, str]) -> list[str]:
+    """A line per ``(paths, verb, noun, what)`` with paths: "skipped 2 linked folders ... (a, b)"."""
+    return [
+        f"{verb} {' '.join(filter(None, (_count(len(paths), noun), what)))} ({_listing(paths)})"
+        for paths, verb, noun, what in kinds
+        if paths
+    ]
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -171,20 +177,12 @@ def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
 
 
 def _notes(walk: _Walk, listings: Sequence[_Listing]) -> list[str]:
-    """The lines that say which files lie beside the class folders and which linked folders were
-    skipped."""
-    notes = []
+    """Which files lie beside the class folders and which linked folders were skipped."""
     outside = [path for listing in listings for path in listing.outside]
-    if outside:
-        notes.append(
-            f"left out {_count(len(outside), 'file')} outside the class folders ({_listing(outside)})"
-        )
-    if walk.skipped:
-        notes.append(
-            f"skipped {_count(len(walk.skipped), 'linked folder')} already in the scan "
-            f"({_listing(walk.skipped)})"
-        )
-    return notes
+    return _found(
+        (outside, "left out", "file", "outside the class folders"),
+        (walk.skipped, "skipped", "linked folder", "already in the scan"),
+    )
 
 
 def check_class_names(folders: dict[str, Path], root: Path) -> None:
@@ -223,6 +221,12 @@ def _existing_folder(root: str | os.PathLike) -> Path:
     return root
 
 
+def _refuse(root: Path, problems: Sequence[str | list]) -> None:
+    """One ``UserError`` naming every problem (empty entries are none)."""
+    if problems := [p for p in problems if p]:
+        raise UserError(f"{root}: {'; '.join(problems)}")
+
+
 def scan(
     root: str | os.PathLike,
     *,
@@ -230,10 +234,9 @@ def scan(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder (the layouts and checks of the module docstring); ``log`` is told
-    when the images to decode are many. ``val_split`` (in (0, 1): ``ImageOptions.check``) holds out
-    that fraction of each class's training images (``hold_out``) instead of a ``val/`` folder;
-    without either there are no validation images."""
+    """Scan a training folder (see the module docstring); ``log`` is told when the images to decode
+    are many. ``val_split`` (in (0, 1)) holds out that fraction of each class's training images
+    (``hold_out``) instead of a ``val/`` folder; without either there are no validation images."""
     root = _existing_folder(root)
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir():
@@ -248,34 +251,26 @@ def scan(
             f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
         )
     walk, (train, val) = _list_splits(root, (train_dir, val_dir))
-    problems = []
-    if not train.files:
-        problems.append(f"no class folders in {train_dir}")
-    elif len(train.files) == 1:
-        problems.append(
-            f"only one class folder in {train_dir} ({next(iter(train.files))}): a classifier "
-            "needs at least two classes"
-        )
-    empty = train.empty(root) + val.empty(root)
-    if empty:
-        problems.append(f"class folders without images: {_listing(empty)}")
-    unknown = sorted(set(val.files) - set(train.files))
-    if unknown:
-        problems.append(f"classes in val/ that train/ lacks: {_listing(unknown)}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
-
+    one = len(train.files) == 1 and next(iter(train.files))
+    empty, unknown = train.empty(root) + val.empty(root), sorted(set(val.files) - set(train.files))
+    _refuse(
+        root,
+        [
+            not train.files and f"no class folders in {train_dir}",
+            one
+            and f"only one class folder in {train_dir} ({one}): a classifier needs at least two classes",
+            empty and f"class folders without images: {_listing(empty)}",
+            unknown and f"classes in val/ that train/ lacks: {_listing(unknown)}",
+        ],
+    )
     class_names = tuple(train.files)
     index = {name: i for i, name in enumerate(class_names)}
     (train_images, val_images), skipped = _decodable(
         (train.images(index), val.images(index)), root, skip_bad_images, log
     )
     present = set(train_images.labels.tolist())
-    empty_now = [name for i, name in enumerate(class_names) if i not in present]
-    if empty_now:
-        raise UserError(
-            f"{root}: classes without a decodable training image: {_listing(empty_now)}"
-        )
+    empty = [name for i, name in enumerate(class_names) if i not in present]
+    _refuse(root, [empty and f"classes without a decodable training image: {_listing(empty)}"])
     if val_split is not None:
         train_images, val_images = hold_out(train_images, val_split)
     notes = _notes(walk, (train, val))
@@ -295,24 +290,23 @@ def scan_eval(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan an evaluation folder: ``root/val`` when present, else ``root`` itself (its class
-    folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
-    the sorted folder names are the labels. The images are in ``FolderScan.val``; ``log`` as for
-    ``scan``."""
+    """Scan an evaluation folder, ``root/val`` or else ``root`` itself, into ``FolderScan.val``.
+    ``class_names`` (the model's, in label order) map the folders to labels (default: the sorted
+    folder names); ``log`` as for ``scan``."""
     root = _existing_folder(root)
     directory = root / "val" if (root / "val").is_dir() else root
     walk, (listing,) = _list_splits(root, (directory,))
     if not listing.files:
         raise UserError(f"no class folders in {directory}")
     names = tuple(class_names) if class_names is not None else tuple(listing.files)
-    problems = []
-    unknown = sorted(set(listing.files) - set(names))
-    if unknown:
-        problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
-    if listing.empty(root):
-        problems.append(f"class folders without images: {_listing(listing.empty(root))}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
+    unknown, empty = sorted(set(listing.files) - set(names)), listing.empty(root)
+    _refuse(
+        root,
+        [
+            unknown and f"class folders that the model's labels lack: {_listing(unknown)}",
+            empty and f"class folders without images: {_listing(empty)}",
+        ],
+    )
     index = {n: i for i, n in enumerate(names)}
     (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
     source, notes = "val/" if directory != root else str(root), tuple(_notes(walk, (listing,)))
