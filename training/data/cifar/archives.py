@@ -113,7 +113,6 @@ class _CifarUnpickler(pickle.Unpickler):
         self.where = where
 
     def find_class(self, module: str, name: str):
-        """Resolve only the allow-listed numpy globals."""
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -296,8 +295,7 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
     else:
         blobs = _read_folder(layout, location)
 
-    def where(name: str) -> str:
-        """How messages name a file: its path, or archive:member."""
+    def where(name: str) -> str:  # its path, or archive:member
         return f"{location}:{layout.folder}/{name}" if location.is_file() else str(location / name)
 
     if layout.dataset != dataset:

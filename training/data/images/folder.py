@@ -95,9 +95,8 @@ def _relative(path: Path, root: Path) -> str:
 
 @dataclass
 class _Walk:
-    """The real directories a scan has reached (the root, the split folders, the class folders,
-    and every folder below them), so that each is listed once: a link back to one of them (a
-    loop, or a link into another class) is skipped and recorded (paths relative to ``root``)."""
+    """The real directories a scan has reached, so that each is listed once: a link back to one
+    (a loop, or into another class) is skipped and recorded (relative to ``root``)."""
 
     root: Path
     seen: set[tuple[int, int]] = field(default_factory=set)
@@ -116,8 +115,7 @@ class _Walk:
         return True
 
     def files(self, folder: Path) -> Iterator[Path]:
-        """Every visible file below the class folder ``folder``, in sorted order: links are
-        followed, folders already reached are not entered again."""
+        """Every visible file below the class folder ``folder``, sorted, links followed."""
         for current, dirs, files in os.walk(folder, followlinks=True):
             dirs[:] = [
                 d for d in sorted(dirs) if not d.startswith(".") and self.claim(Path(current) / d)
@@ -134,24 +132,20 @@ class _Listing:
     not_images: list[str]
     outside: list[str]  # entries beside the class folders
 
-    def empty(self, root: Path) -> list[str]:
-        """The class folders without images, relative to ``root``."""
+    def empty(self, root: Path) -> list[str]:  # the class folders without images
         return [_relative(self.directory / n, root) for n, files in self.files.items() if not files]
 
-    def images(self, index: dict[str, int]) -> FileImages:
-        """The images, labelled by ``index`` (class name -> label)."""
+    def images(self, index: dict[str, int]) -> FileImages:  # labelled by class name
         paths = [p for images in self.files.values() for p in images]
         labels = [index[name] for name, images in self.files.items() for _ in images]
         return FileImages(paths, np.asarray(labels, np.int64))
 
 
 def _list_splits(root: Path, directories: Sequence[Path | None]) -> tuple[_Walk, list[_Listing]]:
-    """The files of the class folders of each of ``directories`` (None: an empty listing), each
-    real directory listed once."""
+    """The files of the class folders of each of ``directories`` (None: an empty listing)."""
     walk = _Walk(root)
-    for directory in dict.fromkeys((root, *directories)):
-        if directory is not None:
-            walk.claim(directory)
+    for directory in dict.fromkeys(d for d in (root, *directories) if d):
+        walk.claim(directory)
     return walk, [_list(d, root, walk) if d else _Listing(root, {}, [], []) for d in directories]
 
 
@@ -317,9 +311,8 @@ def scan_eval(
 
 
 def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages]:
-    """``(kept, held out)``: ``fraction`` of each class's images (rounded, at least one of every
-    class with two or more), chosen by a fixed shuffle of the class's images, so the same images
-    whatever the seed of the run."""
+    """``(kept, held out)``: ``fraction`` of each class's images (at least one of every class with
+    two or more), by a fixed shuffle: the same images whatever the seed of the run."""
     held: list[int] = []
     for label in np.unique(split.labels):
         members = np.flatnonzero(split.labels == label)
@@ -336,10 +329,9 @@ def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages
 def _decodable(
     splits: Sequence[FileImages], root: Path, skip_bad_images: bool, log: Callable[[str], None]
 ) -> tuple[list[FileImages], tuple[str, ...]]:
-    """``splits`` without the images that cannot be decoded (decoded in one pass), and those
-    images' paths relative to ``root``; refused in one line naming them unless
-    ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
-    (``training.data.images.decode_cache``), so that the next scan decodes only new or changed files."""
+    """``splits`` without the images that cannot be decoded, and those images' paths relative to
+    ``root`` (refused unless ``skip_bad_images``). A folder of ``MANY`` images or more remembers
+    which decoded (``decode_cache``): the next scan decodes only new or changed files."""
     paths = [f for split in splits for f in split.files]
     bad = (
         _undecodable_remembered(paths, root, log) if len(paths) >= MANY else find_undecodable(paths)
@@ -364,7 +356,7 @@ def _decodable(
 
 def _oversized(bad: Sequence[str], root: Path) -> str:
     """`` (a.png: 14000 x 14000 pixels, ...: over the limit of N decoded pixels)`` for the images
-    of ``bad`` that failed the scan by their size (``keras_preact.image_limits``), else ``""``."""
+    of ``bad`` over ``keras_preact.image_limits``, else ``""``."""
     limit, sizes = image_limits.max_pixels(), []
     for path in bad:
         try:
@@ -399,8 +391,7 @@ def _undecodable_remembered(
 
 
 def find_undecodable(paths: Sequence[str]) -> list[str]:
-    """The paths that the training feed's decoder (``training.data.images.feed.decode``) cannot decode,
-    in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
+    """The paths that the training feed's decoder cannot decode (``feed.decode_check``), in order."""
     if not paths:
         return []
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
@@ -415,8 +406,8 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
-    write it back afterwards without the codec libraries' own lines about corrupt data."""
+    """What native code writes to stderr (descriptor 2), without the codecs' lines about corrupt
+    data."""
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stderr.flush()
     saved = os.dup(2)
