@@ -56,8 +56,7 @@ def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
 
 
 def fully_convolutional(model: Any) -> Any:
-    """``model`` taking images of any size (the same layers and weights on an input of shape
-    ``(None, None, 3)``): its global average pool makes it the fully-convolutional form."""
+    """``model`` on images of any size (its global average pool makes it fully convolutional)."""
     inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]), name="image")
     with keras_preact.deep_graph_recursion():
         clone = keras.models.clone_model(
@@ -68,9 +67,8 @@ def fully_convolutional(model: Any) -> Any:
 
 
 def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``images -> probabilities`` for batches of any size (and, for a fully-convolutional model,
-    any image size) without recompiling for each: on TensorFlow one graph with unknown batch and
-    image sizes; elsewhere Keras' ``predict_on_batch``."""
+    """``images -> probabilities`` for any batch (and image) size without recompiling: on
+    TensorFlow one graph of unknown sizes; elsewhere Keras' ``predict_on_batch``."""
     if keras.backend.backend() != "tensorflow":
         return lambda images: np.asarray(model.predict_on_batch(images), np.float64)
     channels = model.inputs[0].shape[-1]

@@ -44,8 +44,8 @@ INCEPTION_RATIO = (3 / 4, 4 / 3)
 
 @dataclass(frozen=True)
 class Augment:
-    """A training augmentation (see the module docstring); ``scale_range`` is in pixels at
-    ``image_size`` (already scaled from the reference crop)."""
+    """A training augmentation (see the module docstring); ``scale_range`` in pixels at
+    ``image_size``."""
 
     image_size: int
     kind: str = "scale"
@@ -239,8 +239,8 @@ class RecordImages(ImageSource):
 
 @dataclass(frozen=True, kw_only=True)
 class ImagePlan(Plan):
-    """A ``training.data.batches.Plan`` of images: ``augment`` (None: the evaluation view) at
-    ``image_size``; ``input_context``: ``tf.distribute``'s, this worker's part of every batch."""
+    """A ``Plan`` of images: ``augment`` (None: the evaluation view) at ``image_size``;
+    ``input_context``: ``tf.distribute``'s."""
 
     augment: Augment | None = None
     image_size: int = 224
@@ -248,10 +248,9 @@ class ImagePlan(Plan):
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
-    """The endless training feed ``plan`` describes, in global batches. With ``plan.input_context``
-    (one per worker: ``strategy.distribute_datasets_from_function``) worker ``w`` of ``W`` reads
-    and decodes only the images at positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
-    per-replica batches for its local replicas."""
+    """The endless training feed ``plan`` describes. With ``plan.input_context`` worker ``w`` of
+    ``W`` decodes only positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
+    per-replica batches."""
     per_epoch = plan.steps * plan.global_batch
     if per_epoch > source.count:
         raise UserError(
@@ -304,9 +303,8 @@ def eval_batches(
     classes: int | None = None,
     cache_bytes: int = 512 << 20,
 ) -> tf.data.Dataset:
-    """The evaluation feed: every image in order, its ``center`` view, in batches of ``batch`` (the
-    last one may be smaller). Cached in memory after the first pass when the decoded views take
-    less than ``cache_bytes``."""
+    """Every image's ``center`` view in order, in batches of ``batch`` (the last may be smaller),
+    cached in memory when the views take less than ``cache_bytes``."""
     check_batch(batch)
 
     def load(payload: tf.Tensor, label: tf.Tensor):
