@@ -93,8 +93,7 @@ def keras_preact_feed(folder: Path, s: FeedSettings, gate: Gate) -> FeedResult:
     from training.data.images import feed as feed_images
     from training.data.images.folder import scan
 
-    found = scan(folder)
-    source = feed_images.FileImages(found.train.files, found.train.labels)
+    source = scan(folder).train
     augment = feed_images.Augment.make(s.image_size, "scale", lighting=True)
     plan = feed_images.ImagePlan(
         global_batch=s.batch,

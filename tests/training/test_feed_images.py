@@ -125,6 +125,8 @@ def test_training_views_and_the_evaluation_view(source):
     # Without colour augmentation every value is a resampled pixel in [0, 255].
     flat = feed_images.train_image(data, key, Augment.make(32, lighting=False)).numpy()
     assert flat.min() >= 0 and flat.max() <= 255
+    with pytest.raises(ValueError, match=r"unknown augmentation 'crop': choose one of .*inception"):
+        Augment.make(32, "crop")
 
 
 def test_evaluation_feed_is_every_image_in_order(source):

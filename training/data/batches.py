@@ -28,13 +28,12 @@ PAD = 4
 
 
 def check_batch(batch: int) -> None:
-    """``UserError`` unless ``batch`` is at least 1."""
     if batch < 1:
         raise UserError(f"batch size must be at least 1, got {batch}")
 
 
 def steps_per_epoch(num_examples: int, global_batch: int) -> int:
-    """Full global batches in one epoch (the remainder is dropped); ``UserError`` if there are none."""
+    """Full global batches in one epoch (the remainder is dropped); ``UserError`` for none."""
     check_batch(global_batch)
     steps = num_examples // global_batch
     if steps == 0:
@@ -70,8 +69,7 @@ class Plan:
         classes: int | None = None,
         **fields: Any,
     ) -> Any:
-        """The plan over ``count`` training examples, checked (``UserError`` with one line);
-        ``seed=None`` draws a random seed (correct, not reproducible)."""
+        """The plan over ``count`` training examples, checked; ``seed=None``: a random one."""
         steps = steps_per_epoch(count, global_batch)
         if start_epoch < 0:
             raise UserError(f"start epoch must be 0 or more, got {start_epoch}")
@@ -82,7 +80,7 @@ class Plan:
 
 
 def checked_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A split's images (N, H, W, C) and labels (N,) checked before they go into a feed; int32 labels."""
+    """A split's images (N, H, W, C) and labels (N,), checked; int32 labels."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 4 or y.shape != (len(x),):
         raise UserError(
@@ -106,9 +104,8 @@ class ArrayPlan(Plan):
     def make(  # type: ignore[override]
         cls, x: np.ndarray, y: np.ndarray, global_batch: int, *, augment: bool = True, **plan: Any
     ) -> ArrayPlan:
-        """The plan of ``x`` and ``y`` (``Plan.make`` takes the rest). The padding is the mean of
-        ``x``: the papers pad mean-subtracted images with zeros, and here the model's first layer
-        subtracts the mean, so this gives the papers' border, not a black frame."""
+        """The plan of ``x`` and ``y`` (``Plan.make`` takes the rest), padded with the mean of ``x``:
+        the papers pad mean-subtracted images with zeros, and here the model subtracts the mean."""
         x, y = checked_split(x, y)
         if x.dtype != np.uint8:
             raise UserError(f"training images must be uint8 raw pixels, got {x.dtype}")
@@ -132,8 +129,7 @@ class TrainingData:
     def num_classes(self) -> int:
         return len(self.label_names)
 
-    def _classes(self, recipe: recipes.Recipe) -> int | None:
-        """The number of classes to one-hot the labels to for ``recipe``'s loss (None: int labels)."""
+    def _classes(self, recipe: recipes.Recipe) -> int | None:  # one-hot labels for the loss
         return self.num_classes if recipes.one_hot_labels(recipe) else None
 
     def train_batches(
@@ -146,9 +142,8 @@ class TrainingData:
         skip: int = 0,
         input_context: Any = None,
     ) -> Any:
-        """Endless global batches of the training split for ``recipe``, from batch ``skip`` of epoch
-        ``start_epoch`` (see ``Plan``). With a ``tf.distribute.InputContext`` (images), this
-        worker's share of every global batch."""
+        """Endless global batches of the training split for ``recipe`` (see ``Plan``); with a
+        ``tf.distribute.InputContext`` (images), this worker's share of every global batch."""
         plan = dict(seed=seed, start_epoch=start_epoch, skip=skip, classes=self._classes(recipe))
         return self._train_feed(recipe.batch_size, augment, input_context, plan)
 
@@ -164,8 +159,7 @@ class TrainingData:
         """The same data with ``fraction`` of the training images as the validation split."""
         raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
-        """Plain data for ``metrics.json``."""
+    def describe(self) -> dict[str, Any]:  # for metrics.json
         return {
             "source": self.origin,
             "train_examples": self.num_train,  # type: ignore[attr-defined]

@@ -56,8 +56,7 @@ def scale_views(image: tf.Tensor, crop: int) -> list[tf.Tensor]:
 
 
 def fully_convolutional(model: Any) -> Any:
-    """``model`` taking images of any size (the same layers and weights on an input of shape
-    ``(None, None, 3)``): its global average pool makes it the fully-convolutional form."""
+    """``model`` on images of any size (its global average pool makes it fully convolutional)."""
     inputs = keras.Input(shape=(None, None, model.inputs[0].shape[-1]), name="image")
     with keras_preact.deep_graph_recursion():
         clone = keras.models.clone_model(
@@ -68,9 +67,8 @@ def fully_convolutional(model: Any) -> Any:
 
 
 def predictor(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``images -> probabilities`` for batches of any size (and, for a fully-convolutional model,
-    any image size) without recompiling for each: on TensorFlow one graph with unknown batch and
-    image sizes; elsewhere Keras' ``predict_on_batch``."""
+    """``images -> probabilities`` for any batch (and image) size without recompiling: on
+    TensorFlow one graph of unknown sizes; elsewhere Keras' ``predict_on_batch``."""
     if keras.backend.backend() != "tensorflow":
         return lambda images: np.asarray(model.predict_on_batch(images), np.float64)
     channels = model.inputs[0].shape[-1]
@@ -89,29 +87,23 @@ def probabilities(
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     batch = max(1, min(batch, source.count))  # tf.data sizes its buffers by the batch asked for
-    images = source.ordered().map(lambda payload, label: (decode(source.read(payload)), label))
+    multiscale = protocol == "multiscale"
+    network = predictor(fully_convolutional(model) if multiscale else model)
+    views = {
+        "center": lambda im: (center(im, crop),),
+        "10crop": lambda im: (ten_crops(im, crop),),
+        "multiscale": lambda im: tuple(scale_views(im, crop)),  # of sizes that do not batch
+    }[protocol]
+    ds = source.ordered().map(
+        lambda payload, label: (views(decode(source.read(payload))), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     probs, labels = [], []
-    if protocol == "multiscale":
-        network = predictor(fully_convolutional(model))
-        ds = images.map(
-            lambda im, label: (tuple(scale_views(im, crop)), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        for per_scale, label in ds.prefetch(4).as_numpy_iterator():
-            scores = [network(v) for v in per_scale]
-            probs.append(np.concatenate(scores).mean(axis=0, keepdims=True))
-            labels.append(np.asarray([label]))
-    else:
-        count, views = (1, center) if protocol == "center" else (10, ten_crops)
-        network = predictor(model)
-        ds = images.map(
-            lambda im, label: (views(im, crop), label), num_parallel_calls=tf.data.AUTOTUNE
-        )
-        for chunk, label in ds.batch(batch).prefetch(2).as_numpy_iterator():
-            flat = chunk.reshape(-1, *chunk.shape[2:])
-            scores = network(flat)
-            probs.append(scores.reshape(len(chunk), count, -1).mean(axis=1))
-            labels.append(label)
+    for groups, label in ds.batch(1 if multiscale else batch).prefetch(2).as_numpy_iterator():
+        # Each group: (images, views, H, W, 3), through the network as one batch.
+        scores = [network(g.reshape(-1, *g.shape[2:])).reshape(*g.shape[:2], -1) for g in groups]
+        probs.append(np.concatenate(scores, axis=1).mean(axis=1))
+        labels.append(label)
     if not probs:
         raise UserError("there are no images to evaluate")
     return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
@@ -158,13 +150,11 @@ def evaluate(
     log: Callable[[str], None] = lambda line: None,
     weights: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the ``.keras`` network at ``model_path`` (with ``weights``: the keras-preact model it
-    names with those published weights) on ``data`` (a folder: its ``val/`` or its class folders;
-    or ``tfds:imagenet2012``: the validation split) with ``protocol``; return (and, with
-    ``output``, write as JSON) the errors and the settings. ``label_names`` map class folders to
-    outputs (default: the sorted folder names); ``preprocessing``: how the network normalises raw
-    pixels (``keras_preact.preprocessing.normalization_to_add``); ``log`` hears how the scan of a
-    large folder goes. ``UserError`` for bad input, before the network runs."""
+    """The errors and settings (written as JSON to ``output``) of the ``.keras`` network at
+    ``model_path`` (with ``weights``: the keras-preact model it names, with those weights) on
+    ``data`` (a folder: ``images.folder.scan_eval``; or ``tfds:imagenet2012``' validation split) by
+    ``protocol``. ``label_names`` map class folders to outputs; ``preprocessing``: as
+    ``normalization_to_add``. ``UserError`` for bad input, before the network runs."""
     if weights is not None:
         model = finetune.named(str(model_path), weights)
     else:

@@ -37,8 +37,7 @@ class Layout:
     train: tuple[str, ...]
     test: tuple[str, ...]
     meta: str
-    # md5 of each extracted file, as published by torchvision; none are published for the binary files.
-    file_md5: dict[str, str] = field(default_factory=dict)
+    file_md5: dict[str, str] = field(default_factory=dict)  # of each extracted file, if published
 
     @property
     def archive(self) -> str:
@@ -49,58 +48,43 @@ class Layout:
         return int(self.dataset.removeprefix("cifar"))
 
 
-_CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-LAYOUTS: tuple[Layout, ...] = (
-    Layout(
-        "cifar10",
-        "python",
-        "c58f30108f718f92721af3b95e74349a",
-        "cifar-10-batches-py",
-        _CIFAR10_BATCHES,
-        ("test_batch",),
-        "batches.meta",
-        {
-            "data_batch_1": "c99cafc152244af753f735de768cd75f",
-            "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-            "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-            "data_batch_4": "634d18415352ddfa80567beed471001a",
-            "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-            "test_batch": "40351d587109b95175f43aff81a1287e",
-            "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-        },
-    ),
-    Layout(
-        "cifar10",
-        "binary",
-        "c32a1d4ab5d03f1284b67883e8d87530",
-        "cifar-10-batches-bin",
-        tuple(f"{name}.bin" for name in _CIFAR10_BATCHES),
-        ("test_batch.bin",),
-        "batches.meta.txt",
-    ),
-    Layout(
-        "cifar100",
-        "python",
-        "eb9058c3a382ffc7106e4002c42a8d85",
-        "cifar-100-python",
-        ("train",),
-        ("test",),
-        "meta",
-        {
-            "train": "16019d7e3df5f24257cddd939b257f8d",
-            "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-            "meta": "7973b15100ade9c7d40fb424638fde48",
-        },
-    ),
-    Layout(
-        "cifar100",
-        "binary",
-        "03b5dce01913d631647c71ecec9e9cb8",
-        "cifar-100-binary",
-        ("train.bin",),
-        ("test.bin",),
-        "fine_label_names.txt",
-    ),
+# The python files' md5s, as published by torchvision; none are published for the binary files.
+_FILE_MD5 = dict(
+    line.split()
+    for line in """
+data_batch_1 c99cafc152244af753f735de768cd75f
+data_batch_2 d4bba439e000b95fd0a9bffe97cbabec
+data_batch_3 54ebc095f3ab1f0389bbae665268c751
+data_batch_4 634d18415352ddfa80567beed471001a
+data_batch_5 482c414d41f54cd18b22e5b47cb7c3cb
+test_batch 40351d587109b95175f43aff81a1287e
+batches.meta 5ff9c542aee3614f3951f8cda6e48888
+train 16019d7e3df5f24257cddd939b257f8d
+test f0ef6b0ae62326f3e7ffdfab6717acfc
+meta 7973b15100ade9c7d40fb424638fde48""".strip().splitlines()
+)
+_SPLIT_FILES = {
+    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
+    "cifar100": (["train"], ["test"]),
+}
+
+
+def _layout(dataset: str, fmt: str, archive_md5: str, folder: str, meta: str) -> Layout:
+    """The binary files are the python ones' names with ``.bin``."""
+    ext = ".bin" if fmt == "binary" else ""
+    train, test = (tuple(n + ext for n in names) for names in _SPLIT_FILES[dataset])
+    md5 = {n: _FILE_MD5[n] for n in (*train, *test, meta) if n in _FILE_MD5}
+    return Layout(dataset, fmt, archive_md5, folder, train, test, meta, md5)
+
+
+# dataset, format, archive md5, the folder it extracts to, the file of label names.
+LAYOUTS: tuple[Layout, ...] = tuple(
+    _layout(*line.split())
+    for line in """
+cifar10 python c58f30108f718f92721af3b95e74349a cifar-10-batches-py batches.meta
+cifar10 binary c32a1d4ab5d03f1284b67883e8d87530 cifar-10-batches-bin batches.meta.txt
+cifar100 python eb9058c3a382ffc7106e4002c42a8d85 cifar-100-python meta
+cifar100 binary 03b5dce01913d631647c71ecec9e9cb8 cifar-100-binary fine_label_names.txt""".strip().splitlines()
 )
 """The four official distributions, the python one of each dataset first (the preferred one)."""
 
@@ -129,7 +113,6 @@ class _CifarUnpickler(pickle.Unpickler):
         self.where = where
 
     def find_class(self, module: str, name: str):
-        """Resolve only the allow-listed numpy globals."""
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -312,8 +295,7 @@ def load_folder(dataset: str, path: Path, *, verify_checksums: bool = True) -> C
     else:
         blobs = _read_folder(layout, location)
 
-    def where(name: str) -> str:
-        """How messages name a file: its path, or archive:member."""
+    def where(name: str) -> str:  # its path, or archive:member
         return f"{location}:{layout.folder}/{name}" if location.is_file() else str(location / name)
 
     if layout.dataset != dataset:

@@ -39,8 +39,7 @@ def _probe_address(url: str) -> tuple[str, int]:
 
 def reachable(host: str, port: int, timeout: float | None = None) -> bool:
     """Whether ``host:port`` accepts a TCP connection within ``timeout`` seconds (default
-    ``PROBE_TIMEOUT_S``), DNS lookup included: the probe runs in a daemon thread, as the socket
-    timeout does not cover the name lookup, which can hang far longer without a network."""
+    ``PROBE_TIMEOUT_S``), DNS lookup included (a daemon thread: the socket timeout omits it)."""
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     result: list[bool] = []
 

@@ -59,7 +59,6 @@ class ImageData(TrainingData):
         return feed.train_batches(self.train, plan)
 
     def eval_batches(self, recipe: recipes.Recipe, batch: int) -> Any:
-        """The validation images' centre views in order (``feed.eval_batches``)."""
         return feed.eval_batches(self.val, self.image_size, batch, classes=self._classes(recipe))
 
     def holdout(self, fraction: float) -> ImageData:
@@ -85,9 +84,8 @@ def load(
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ImageData:
-    """Scan the folder (or open tfds ``imagenet2012``) of ``images`` (checked here unless it is
-    already: ``ImageOptions.check``) into the data source; ``log`` gets the scan's one-line
-    report. ``UserError`` for any problem with the data."""
+    """The folder (or tfds ``imagenet2012``) of ``images`` (checked here unless it is already),
+    scanned; ``log`` gets the scan's one-line report. ``UserError`` for any problem with it."""
     checked = images if isinstance(images, CheckedImages) else images.check()
     options = checked.options
     common = dict(

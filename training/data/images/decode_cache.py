@@ -10,10 +10,11 @@ in one line and checks every image; a damaged one is moved aside (``.damaged-*``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 FILE_NAME = "checked-images.sqlite"
@@ -81,42 +82,40 @@ class DecodeCache:
         self.log(f"data: the scan cache {self.path} was damaged; moved aside to {aside.name}")
         return self._connect(retry=False)
 
+    @contextlib.contextmanager
+    def _open(self, doing: str) -> Iterator[sqlite3.Connection | None]:
+        """A connection in a transaction (None: the cache cannot be used); errors are logged."""
+        connection = self._connect()
+        try:
+            with connection or contextlib.nullcontext():
+                yield connection
+        except sqlite3.Error as e:
+            self.log(f"data: cannot {doing} the scan cache {self.path}: {e}")
+        finally:
+            if connection is not None:
+                connection.close()
+
     def unchanged(self, paths: Sequence[str]) -> tuple[set[str], dict[str, tuple[int, int]]]:
         """``(paths known to decode and unchanged, size and mtime of every path found)``; nothing
         (and no file looked at) when the cache is off."""
         if self.path is None:
             return set(), {}
-        stats = {p: s for p in paths if (s := _stat(p)) is not None}
-        connection = self._connect()
-        if connection is None:
-            return set(), stats
-        try:
-            rows = connection.execute(
-                "SELECT path, size, mtime_ns FROM checked WHERE root = ? AND decoder = ?",
-                (self.root, self.decoder),
-            )
-            known = {path: (size, mtime) for path, size, mtime in rows}
-        except sqlite3.Error as e:
-            self.log(f"data: cannot read the scan cache {self.path}: {e}")
-            known = {}
-        finally:
-            connection.close()
+        stats, known = {p: s for p in paths if (s := _stat(p)) is not None}, {}
+        with self._open("read") as connection:
+            if connection is not None:
+                rows = connection.execute(
+                    "SELECT path, size, mtime_ns FROM checked WHERE root = ? AND decoder = ?",
+                    (self.root, self.decoder),
+                )
+                known = {path: (size, mtime) for path, size, mtime in rows}
         return {p for p, s in stats.items() if known.get(p) == s}, stats
 
     def remember(self, decoded: Sequence[str], stats: dict[str, tuple[int, int]]) -> None:
         """Record that ``decoded`` (with the sizes and mtimes seen before decoding) decode."""
         rows = [(self.root, p, *stats[p], self.decoder) for p in decoded if p in stats]
-        if not rows:
-            return
-        connection = self._connect()
-        if connection is None:
-            return
-        try:
-            with connection:
-                connection.executemany(
-                    "INSERT OR REPLACE INTO checked VALUES (?, ?, ?, ?, ?)", rows
-                )
-        except sqlite3.Error as e:
-            self.log(f"data: cannot write the scan cache {self.path}: {e}")
-        finally:
-            connection.close()
+        if rows:
+            with self._open("write") as connection:
+                if connection is not None:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO checked VALUES (?, ?, ?, ?, ?)", rows
+                    )

@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_preact import image_limits
 from keras_preact.command_line import UserError
 from keras_preact.image_views import center
+from training.choices import AUGMENTATIONS
 from training.data import tf_shared
 from training.data.batches import Plan, check_batch
 from training.data.images.augmentation import (
@@ -43,8 +44,8 @@ INCEPTION_RATIO = (3 / 4, 4 / 3)
 
 @dataclass(frozen=True)
 class Augment:
-    """A training augmentation (see the module docstring); ``scale_range`` is in pixels at
-    ``image_size`` (already scaled from the reference crop)."""
+    """A training augmentation (see the module docstring); ``scale_range`` in pixels at
+    ``image_size``."""
 
     image_size: int
     kind: str = "scale"
@@ -54,8 +55,10 @@ class Augment:
 
     @classmethod
     def make(cls, image_size: int, kind: str = "scale", *, lighting: bool = True) -> Augment:
-        """The augmentation ``kind`` (one of ``training.choices.AUGMENTATIONS``, checked by
-        ``ImageOptions.check``) at crop ``image_size``."""
+        """The augmentation ``kind`` (one of ``training.choices.AUGMENTATIONS``) at crop
+        ``image_size``; ``ValueError`` for another kind."""
+        if kind not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {kind!r}: choose one of {AUGMENTATIONS}")
         return cls(
             image_size,
             kind,
@@ -73,10 +76,10 @@ def decode(data: tf.Tensor) -> tf.Tensor:
 
 
 def decode_check(path: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(index, decoded shape)`` of the file at ``path`` (an error when it cannot be decoded): the
-    scan's check. JPEGs are decoded at 1/8 scale, which still reads and entropy-decodes the whole
-    file. (The shape is returned so that no graph optimisation can drop the decoding.) An image
-    over ``keras_preact.image_limits``' pixel limit fails by its header, before it is decoded."""
+    """``(index, decoded shape)`` of the file at ``path``, an error when it cannot be decoded or is
+    over ``keras_preact.image_limits``' pixels (by its header): the scan's check. JPEGs decode at
+    1/8 scale, which still reads the whole file; the shape keeps graph optimisation from dropping
+    the decoding."""
     data = tf.io.read_file(path)
     with tf.control_dependencies([image_limits.assert_within(data, image_limits.max_pixels())]):
         data = tf.identity(data)
@@ -86,15 +89,6 @@ def decode_check(path: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tenso
         lambda: tf.shape(decode(data)),
     )
     return index, shape
-
-
-def image_shape(data: tf.Tensor) -> tf.Tensor:
-    """``(height, width)`` of an encoded image (JPEGs from their header, others decoded)."""
-    return tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.image.extract_jpeg_shape(data)[:2],
-        lambda: tf.shape(decode(data))[:2],
-    )
 
 
 def decode_window(data: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
@@ -113,9 +107,8 @@ def _keys(key: tf.Tensor, count: int) -> list[tf.Tensor]:
 
 
 def scale_window(shape: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
-    """The ``scale`` augmentation's crop, as a window of the original image: the shorter side is
-    resized to ``R`` in ``augment.scale_range`` (uniform integer), so the crop covers
-    ``crop * short / R`` original pixels, at a uniform position."""
+    """The ``scale`` augmentation's crop as a window of the original image: with the shorter side
+    resized to ``R``, uniform in ``augment.scale_range``, it covers ``crop * short / R`` pixels."""
     k_scale, k_top, k_left = _keys(key, 3)
     low, high = augment.scale_range
     target = tf.random.stateless_uniform([], k_scale, low, high + 1, dtype=tf.int32)
@@ -144,8 +137,7 @@ def inception_window(shape: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
     return tf.stack([begin[0], begin[1], size[0], size[1]])
 
 
-def _uniform_int(key: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
-    """A uniform integer in ``[0, count)``."""
+def _uniform_int(key: tf.Tensor, count: tf.Tensor) -> tf.Tensor:  # in [0, count)
     return tf.random.stateless_uniform([], key, 0, tf.maximum(count, 1), dtype=tf.int32)
 
 
@@ -163,7 +155,11 @@ def train_image(data: tf.Tensor, key: tf.Tensor, augment: Augment) -> tf.Tensor:
     if augment.kind == "none":
         return eval_image(data, size)
     k_window, k_flip, k_light = _keys(key, 3)
-    shape = image_shape(data)
+    shape = tf.cond(  # JPEGs' from their header
+        tf.io.is_jpeg(data),
+        lambda: tf.image.extract_jpeg_shape(data)[:2],
+        lambda: tf.shape(decode(data))[:2],
+    )
     if augment.kind == "scale":
         window = scale_window(shape, k_window, augment)
     else:
@@ -184,21 +180,19 @@ def eval_image(data: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 class ImageSource:
-    """Encoded images and their labels: ``epoch(seed, epoch)`` (the whole split in the order of that
-    epoch, a function of ``(seed, epoch)`` only) and ``ordered()`` (in its stored order) yield
-    ``(payload, label)``, the payload a file path (``reads_files``) or the encoded bytes."""
+    """Encoded images and their labels: ``epoch(seed, epoch)`` (the split in that epoch's order)
+    and ``ordered()`` yield ``(payload, label)``, a file path (``reads_files``) or encoded bytes."""
 
     reads_files: bool = True
     count: int
 
     def read(self, payload: tf.Tensor) -> tf.Tensor:
-        """The encoded bytes of ``payload``."""
         return tf.io.read_file(payload) if self.reads_files else payload
 
 
 class FileImages(ImageSource):
-    """Image files (absolute paths) and their class indices (int64, same order), e.g. one split of
-    a folder; epoch ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
+    """Image files (absolute paths) and their int64 class indices, e.g. one split of a folder; epoch
+    ``e`` is a stateless shuffle keyed by ``(seed, e)``."""
 
     def __init__(self, files: Sequence[str], labels: np.ndarray):
         self.files, self.labels = tuple(files), np.asarray(labels, np.int64)
@@ -208,7 +202,6 @@ class FileImages(ImageSource):
         return self.count
 
     def subset(self, keep: np.ndarray) -> FileImages:
-        """The images at the indices ``keep`` (in that order)."""
         return FileImages([self.files[i] for i in keep], self.labels[keep])
 
     @functools.cached_property
@@ -246,8 +239,8 @@ class RecordImages(ImageSource):
 
 @dataclass(frozen=True, kw_only=True)
 class ImagePlan(Plan):
-    """A ``training.data.batches.Plan`` of images: ``augment`` (None: the evaluation view) at
-    ``image_size``; ``input_context``: ``tf.distribute``'s, this worker's part of every batch."""
+    """A ``Plan`` of images: ``augment`` (None: the evaluation view) at ``image_size``;
+    ``input_context``: ``tf.distribute``'s."""
 
     augment: Augment | None = None
     image_size: int = 224
@@ -255,10 +248,9 @@ class ImagePlan(Plan):
 
 
 def train_batches(source: ImageSource, plan: ImagePlan) -> tf.data.Dataset:
-    """The endless training feed ``plan`` describes, in global batches. With ``plan.input_context``
-    (one per worker: ``strategy.distribute_datasets_from_function``) worker ``w`` of ``W`` reads
-    and decodes only the images at positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
-    per-replica batches for its local replicas."""
+    """The endless training feed ``plan`` describes. With ``plan.input_context`` worker ``w`` of
+    ``W`` decodes only positions ``[w B/W, (w+1) B/W)`` of every global batch ``B``, in
+    per-replica batches."""
     per_epoch = plan.steps * plan.global_batch
     if per_epoch > source.count:
         raise UserError(
@@ -311,9 +303,8 @@ def eval_batches(
     classes: int | None = None,
     cache_bytes: int = 512 << 20,
 ) -> tf.data.Dataset:
-    """The evaluation feed: every image in order, its ``center`` view, in batches of ``batch`` (the
-    last one may be smaller). Cached in memory after the first pass when the decoded views take
-    less than ``cache_bytes``."""
+    """Every image's ``center`` view in order, in batches of ``batch`` (the last may be smaller),
+    cached in memory when the views take less than ``cache_bytes``."""
     check_batch(batch)
 
     def load(payload: tf.Tensor, label: tf.Tensor):

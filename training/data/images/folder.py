@@ -58,17 +58,14 @@ class FolderScan:
     def summary(self) -> str:
         """One line: classes, images per split, and what was skipped or ignored."""
         line = f"{self.root}: {len(self.class_names)} classes"
-        if len(self.train):
-            line += f", {len(self.train)} training images"
-        if len(self.val):
-            line += f", {len(self.val)} validation images ({self.val_source})"
-        if self.skipped:
-            line += f"; skipped {_count(len(self.skipped), 'undecodable image')}"
-            line += f" ({_listing(self.skipped)})"
-        if self.not_images:
-            what = "s that are not images" if len(self.not_images) > 1 else " that is not an image"
-            line += f"; left out {len(self.not_images):,} file{what} ({_listing(self.not_images)})"
-        return "; ".join([line, *self.notes])
+        line += f", {len(self.train)} training images" if len(self.train) else ""
+        line += f", {len(self.val)} validation images ({self.val_source})" if len(self.val) else ""
+        what = "that are not images" if len(self.not_images) > 1 else "that is not an image"
+        found = _found(
+            (self.skipped, "skipped", "undecodable image", ""),
+            (self.not_images, "left out", "file", what),
+        )
+        return "; ".join([line, *found, *self.notes])
 
 
 def _count(n: int, noun: str) -> str:
@@ -80,6 +77,15 @@ def _listing(paths: Sequence[str]) -> str:
     return shown + (f" and {len(paths) - SHOWN:,} more" if len(paths) > SHOWN else "")
 
 
+def _found(*kinds: tuple[Sequence[str], str, str, str]) -> list[str]:
+    """A line per ``(paths, verb, noun, what)`` with paths: "skipped 2 linked folders ... (a, b)"."""
+    return [
+        f"{verb} {' '.join(filter(None, (_count(len(paths), noun), what)))} ({_listing(paths)})"
+        for paths, verb, noun, what in kinds
+        if paths
+    ]
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -89,9 +95,8 @@ def _relative(path: Path, root: Path) -> str:
 
 @dataclass
 class _Walk:
-    """The real directories a scan has reached (the root, the split folders, the class folders,
-    and every folder below them), so that each is listed once: a link back to one of them (a
-    loop, or a link into another class) is skipped and recorded (paths relative to ``root``)."""
+    """The real directories a scan has reached, so that each is listed once: a link back to one
+    (a loop, or into another class) is skipped and recorded (relative to ``root``)."""
 
     root: Path
     seen: set[tuple[int, int]] = field(default_factory=set)
@@ -110,8 +115,7 @@ class _Walk:
         return True
 
     def files(self, folder: Path) -> Iterator[Path]:
-        """Every visible file below the class folder ``folder``, in sorted order: links are
-        followed, folders already reached are not entered again."""
+        """Every visible file below the class folder ``folder``, sorted, links followed."""
         for current, dirs, files in os.walk(folder, followlinks=True):
             dirs[:] = [
                 d for d in sorted(dirs) if not d.startswith(".") and self.claim(Path(current) / d)
@@ -128,24 +132,20 @@ class _Listing:
     not_images: list[str]
     outside: list[str]  # entries beside the class folders
 
-    def empty(self, root: Path) -> list[str]:
-        """The class folders without images, relative to ``root``."""
+    def empty(self, root: Path) -> list[str]:  # the class folders without images
         return [_relative(self.directory / n, root) for n, files in self.files.items() if not files]
 
-    def images(self, index: dict[str, int]) -> FileImages:
-        """The images, labelled by ``index`` (class name -> label)."""
+    def images(self, index: dict[str, int]) -> FileImages:  # labelled by class name
         paths = [p for images in self.files.values() for p in images]
         labels = [index[name] for name, images in self.files.items() for _ in images]
         return FileImages(paths, np.asarray(labels, np.int64))
 
 
 def _list_splits(root: Path, directories: Sequence[Path | None]) -> tuple[_Walk, list[_Listing]]:
-    """The files of the class folders of each of ``directories`` (None: an empty listing), each
-    real directory listed once."""
+    """The files of the class folders of each of ``directories`` (None: an empty listing)."""
     walk = _Walk(root)
-    for directory in dict.fromkeys((root, *directories)):
-        if directory is not None:
-            walk.claim(directory)
+    for directory in dict.fromkeys(d for d in (root, *directories) if d):
+        walk.claim(directory)
     return walk, [_list(d, root, walk) if d else _Listing(root, {}, [], []) for d in directories]
 
 
@@ -171,20 +171,12 @@ def _list(directory: Path, root: Path, walk: _Walk) -> _Listing:
 
 
 def _notes(walk: _Walk, listings: Sequence[_Listing]) -> list[str]:
-    """The lines that say which files lie beside the class folders and which linked folders were
-    skipped."""
-    notes = []
+    """Which files lie beside the class folders and which linked folders were skipped."""
     outside = [path for listing in listings for path in listing.outside]
-    if outside:
-        notes.append(
-            f"left out {_count(len(outside), 'file')} outside the class folders ({_listing(outside)})"
-        )
-    if walk.skipped:
-        notes.append(
-            f"skipped {_count(len(walk.skipped), 'linked folder')} already in the scan "
-            f"({_listing(walk.skipped)})"
-        )
-    return notes
+    return _found(
+        (outside, "left out", "file", "outside the class folders"),
+        (walk.skipped, "skipped", "linked folder", "already in the scan"),
+    )
 
 
 def check_class_names(folders: dict[str, Path], root: Path) -> None:
@@ -223,6 +215,12 @@ def _existing_folder(root: str | os.PathLike) -> Path:
     return root
 
 
+def _refuse(root: Path, problems: Sequence[str | list]) -> None:
+    """One ``UserError`` naming every problem (empty entries are none)."""
+    if problems := [p for p in problems if p]:
+        raise UserError(f"{root}: {'; '.join(problems)}")
+
+
 def scan(
     root: str | os.PathLike,
     *,
@@ -230,10 +228,9 @@ def scan(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan a training folder (the layouts and checks of the module docstring); ``log`` is told
-    when the images to decode are many. ``val_split`` (in (0, 1): ``ImageOptions.check``) holds out
-    that fraction of each class's training images (``hold_out``) instead of a ``val/`` folder;
-    without either there are no validation images."""
+    """Scan a training folder (see the module docstring); ``log`` is told when the images to decode
+    are many. ``val_split`` (in (0, 1)) holds out that fraction of each class's training images
+    (``hold_out``) instead of a ``val/`` folder; without either there are no validation images."""
     root = _existing_folder(root)
     train_dir, val_dir = root / "train", root / "val"
     if not train_dir.is_dir():
@@ -248,34 +245,26 @@ def scan(
             f"{root} has a val/ folder: use it or --val-split, not both (remove --val-split)"
         )
     walk, (train, val) = _list_splits(root, (train_dir, val_dir))
-    problems = []
-    if not train.files:
-        problems.append(f"no class folders in {train_dir}")
-    elif len(train.files) == 1:
-        problems.append(
-            f"only one class folder in {train_dir} ({next(iter(train.files))}): a classifier "
-            "needs at least two classes"
-        )
-    empty = train.empty(root) + val.empty(root)
-    if empty:
-        problems.append(f"class folders without images: {_listing(empty)}")
-    unknown = sorted(set(val.files) - set(train.files))
-    if unknown:
-        problems.append(f"classes in val/ that train/ lacks: {_listing(unknown)}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
-
+    one = len(train.files) == 1 and next(iter(train.files))
+    empty, unknown = train.empty(root) + val.empty(root), sorted(set(val.files) - set(train.files))
+    _refuse(
+        root,
+        [
+            not train.files and f"no class folders in {train_dir}",
+            one
+            and f"only one class folder in {train_dir} ({one}): a classifier needs at least two classes",
+            empty and f"class folders without images: {_listing(empty)}",
+            unknown and f"classes in val/ that train/ lacks: {_listing(unknown)}",
+        ],
+    )
     class_names = tuple(train.files)
     index = {name: i for i, name in enumerate(class_names)}
     (train_images, val_images), skipped = _decodable(
         (train.images(index), val.images(index)), root, skip_bad_images, log
     )
     present = set(train_images.labels.tolist())
-    empty_now = [name for i, name in enumerate(class_names) if i not in present]
-    if empty_now:
-        raise UserError(
-            f"{root}: classes without a decodable training image: {_listing(empty_now)}"
-        )
+    empty = [name for i, name in enumerate(class_names) if i not in present]
+    _refuse(root, [empty and f"classes without a decodable training image: {_listing(empty)}"])
     if val_split is not None:
         train_images, val_images = hold_out(train_images, val_split)
     notes = _notes(walk, (train, val))
@@ -295,24 +284,23 @@ def scan_eval(
     skip_bad_images: bool = False,
     log: Callable[[str], None] = lambda line: None,
 ) -> FolderScan:
-    """Scan an evaluation folder: ``root/val`` when present, else ``root`` itself (its class
-    folders). ``class_names`` (the model's, in label order) map the folders to labels; by default
-    the sorted folder names are the labels. The images are in ``FolderScan.val``; ``log`` as for
-    ``scan``."""
+    """Scan an evaluation folder, ``root/val`` or else ``root`` itself, into ``FolderScan.val``.
+    ``class_names`` (the model's, in label order) map the folders to labels (default: the sorted
+    folder names); ``log`` as for ``scan``."""
     root = _existing_folder(root)
     directory = root / "val" if (root / "val").is_dir() else root
     walk, (listing,) = _list_splits(root, (directory,))
     if not listing.files:
         raise UserError(f"no class folders in {directory}")
     names = tuple(class_names) if class_names is not None else tuple(listing.files)
-    problems = []
-    unknown = sorted(set(listing.files) - set(names))
-    if unknown:
-        problems.append(f"class folders that the model's labels lack: {_listing(unknown)}")
-    if listing.empty(root):
-        problems.append(f"class folders without images: {_listing(listing.empty(root))}")
-    if problems:
-        raise UserError(f"{root}: {'; '.join(problems)}")
+    unknown, empty = sorted(set(listing.files) - set(names)), listing.empty(root)
+    _refuse(
+        root,
+        [
+            unknown and f"class folders that the model's labels lack: {_listing(unknown)}",
+            empty and f"class folders without images: {_listing(empty)}",
+        ],
+    )
     index = {n: i for i, n in enumerate(names)}
     (images,), skipped = _decodable((listing.images(index),), root, skip_bad_images, log)
     source, notes = "val/" if directory != root else str(root), tuple(_notes(walk, (listing,)))
@@ -323,9 +311,8 @@ def scan_eval(
 
 
 def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages]:
-    """``(kept, held out)``: ``fraction`` of each class's images (rounded, at least one of every
-    class with two or more), chosen by a fixed shuffle of the class's images, so the same images
-    whatever the seed of the run."""
+    """``(kept, held out)``: ``fraction`` of each class's images (at least one of every class with
+    two or more), by a fixed shuffle: the same images whatever the seed of the run."""
     held: list[int] = []
     for label in np.unique(split.labels):
         members = np.flatnonzero(split.labels == label)
@@ -342,10 +329,9 @@ def hold_out(split: FileImages, fraction: float) -> tuple[FileImages, FileImages
 def _decodable(
     splits: Sequence[FileImages], root: Path, skip_bad_images: bool, log: Callable[[str], None]
 ) -> tuple[list[FileImages], tuple[str, ...]]:
-    """``splits`` without the images that cannot be decoded (decoded in one pass), and those
-    images' paths relative to ``root``; refused in one line naming them unless
-    ``skip_bad_images``. A folder of ``MANY`` images or more remembers which decoded
-    (``training.data.images.decode_cache``), so that the next scan decodes only new or changed files."""
+    """``splits`` without the images that cannot be decoded, and those images' paths relative to
+    ``root`` (refused unless ``skip_bad_images``). A folder of ``MANY`` images or more remembers
+    which decoded (``decode_cache``): the next scan decodes only new or changed files."""
     paths = [f for split in splits for f in split.files]
     bad = (
         _undecodable_remembered(paths, root, log) if len(paths) >= MANY else find_undecodable(paths)
@@ -370,7 +356,7 @@ def _decodable(
 
 def _oversized(bad: Sequence[str], root: Path) -> str:
     """`` (a.png: 14000 x 14000 pixels, ...: over the limit of N decoded pixels)`` for the images
-    of ``bad`` that failed the scan by their size (``keras_preact.image_limits``), else ``""``."""
+    of ``bad`` over ``keras_preact.image_limits``, else ``""``."""
     limit, sizes = image_limits.max_pixels(), []
     for path in bad:
         try:
@@ -405,8 +391,7 @@ def _undecodable_remembered(
 
 
 def find_undecodable(paths: Sequence[str]) -> list[str]:
-    """The paths that the training feed's decoder (``training.data.images.feed.decode``) cannot decode,
-    in their order. Decodes in parallel; JPEGs at 1/8 scale (the whole file is still read)."""
+    """The paths that the training feed's decoder cannot decode (``feed.decode_check``), in order."""
     if not paths:
         return []
     ds = tf.data.Dataset.from_tensor_slices((list(paths), tf.range(len(paths), dtype=tf.int64)))
@@ -421,8 +406,8 @@ def find_undecodable(paths: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
-    """Send what native code writes to the stderr file descriptor (2) to a temporary file, and
-    write it back afterwards without the codec libraries' own lines about corrupt data."""
+    """What native code writes to stderr (descriptor 2), without the codecs' lines about corrupt
+    data."""
     with contextlib.suppress(AttributeError, OSError, ValueError):
         sys.stderr.flush()
     saved = os.dup(2)

@@ -49,7 +49,6 @@ class ImageOptions:
 
     @property
     def tfds_name(self) -> str | None:
-        """The tfds dataset of ``--data tfds:NAME`` (checked: ``tfds_name``), else None (a folder)."""
         return tfds_name(self.data)
 
     def identity(self) -> dict[str, Any]:
@@ -60,9 +59,8 @@ class ImageOptions:
         return {k: v for k, v in settings.items() if k != "manual_dir"}
 
     def check(self) -> CheckedImages:
-        """These options checked, with the crop size resolved (the input size of ``weights`` read
-        once); ``UserError`` for any option out of range (or without TensorFlow, which the image
-        feed needs), without reading the data."""
+        """These options checked, without reading the data (``UserError`` for any out of range, or
+        without TensorFlow, which the image feed needs)."""
         require_tensorflow()
         if self.tfds_name is not None:
             if self.val_split is not None:
@@ -128,10 +126,9 @@ def tfds_name(data: str) -> str | None:
 
 @dataclass(frozen=True)
 class CheckedImages:
-    """``ImageOptions`` checked (what ``ImageOptions.check`` returns) and the side of the square
-    crop the network sees: ``image_size``, else the input size of ``weights`` when it has one,
-    else 224; ``normalization``: the ``DATASET_STATS`` key put in front of ``weights``' network
-    (``--preprocessing``), None when it normalises its input itself or takes raw pixels."""
+    """``ImageOptions`` checked, the crop side resolved (``image_size``, else the input size of
+    ``weights``, else 224); ``normalization``: the ``DATASET_STATS`` key put in front of
+    ``weights``' network, None when it needs none."""
 
     options: ImageOptions
     image_size: int
@@ -150,7 +147,7 @@ def check_recipe(options: ImageOptions | None, recipe: recipes.Recipe) -> None:
 
 def _keras_layers(path: str, option: str = "--weights") -> list[dict[str, Any]]:
     """The layer configurations in a ``.keras`` file's ``config.json`` (the model is not built);
-    ``UserError`` naming ``option`` when the file is missing or not a ``.keras`` archive."""
+    ``UserError`` naming ``option`` unless it is a readable ``.keras`` archive."""
     file = Path(path).expanduser()
     if file.is_dir():
         raise UserError(f"{option} {path} is a folder, not a .keras model file")
@@ -170,7 +167,7 @@ def _keras_layers(path: str, option: str = "--weights") -> list[dict[str, Any]]:
 
 
 def keras_layer_names(path: str, option: str = "--weights") -> set[str]:
-    """The names of the top-level layers of a ``.keras`` file's model (not built)."""
+    """The names of the top-level layers of a ``.keras`` file's model."""
     return {
         layer.get("name") or layer.get("config", {}).get("name")
         for layer in _keras_layers(path, option)
@@ -178,8 +175,7 @@ def keras_layer_names(path: str, option: str = "--weights") -> set[str]:
 
 
 def keras_input_size(path: str) -> int | None:
-    """The square input size a ``.keras`` file's model takes (None when not fixed or not square),
-    read from the archive's ``config.json`` without building the model."""
+    """The square input size a ``.keras`` file's model takes (None when not fixed or square)."""
     inputs = [layer for layer in _keras_layers(path) if layer.get("class_name") == "InputLayer"]
     shape = (inputs[0].get("config", {}).get("batch_shape") or []) if inputs else []
     square = len(shape) == 4 and shape[1] == shape[2] and isinstance(shape[1], int)
