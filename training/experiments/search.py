@@ -1,11 +1,4 @@
-"""Hyper-parameter searches: keras-tuner over the training pipeline (``python -m training.tune``).
-
-Each trial builds and compiles its model with ``training.run.pipeline.compile_model`` and trains it
-on the data's training batches with the recipe's schedule (resolved for the trial's batch and
-length). Trials are scored on a validation split held out from the training images, never on the
-test set. The tuner directory is resumable: the same settings continue the search, others are
-refused (``training.run.run_folder.open_search``).
-"""
+"""The keras-tuner search that ``python -m training.tune`` runs (its docstring says how)."""
 
 from __future__ import annotations
 
@@ -62,13 +55,11 @@ def build_hypermodel(
     seed: int,
 ):
     """A ``keras_tuner.HyperModel`` whose trials are ``base`` with the hyper-parameters chosen in
-    ``space`` (its ``models`` from ``resolve_space``; none when ``base`` fine-tunes a trained
-    network), trained on ``arrays`` (its test split is the validation split)."""
+    ``space`` (``models``: from ``resolve_space``), trained on ``arrays`` (its test split is the
+    validation split)."""
     import keras_tuner as kt  # optional dependency: only searches need it
 
     class CifarHyperModel(kt.HyperModel):
-        """Trials of the training pipeline (see ``build_hypermodel``)."""
-
         def _trial(self, hp: Any) -> Resolved:
             config = base.config
             overrides = {

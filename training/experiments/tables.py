@@ -32,11 +32,9 @@ OUTPUTS = (TABLE_MD, TABLE_JSON, FIGURE)
 
 def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = False) -> None:
     """``UserError`` (one line, before anything trains) when ``write`` would replace a file of
-    ``OUTPUTS`` in ``output`` that this experiment did not write: another experiment's table, or
-    a file of the user's (as a run folder holding another run is never overwritten). Its own
-    table (``table.json`` naming it, ``table.md`` headed by its name; ``figure.png`` beside
-    either) is drawn again; ``overwrite`` replaces the others. A folder in the way is refused
-    whatever ``overwrite`` says."""
+    ``OUTPUTS`` that this experiment did not write (its ``table.json`` names it, its ``table.md``
+    is headed by its name, ``figure.png`` goes with either), unless ``overwrite``; and for a
+    folder in the way, whatever ``overwrite`` says."""
     paths = [output / name for name in OUTPUTS]
     for path in paths:
         if path.exists() and not path.is_file():
@@ -71,7 +69,7 @@ def _reads(path: Path, test: Callable[[Any], bool]) -> bool:
 @dataclass
 class Result:
     """What one run of an experiment has produced so far (``status``: ``finished``,
-    ``unfinished``, ``not run`` or why it cannot run here)."""
+    ``unfinished``, ``not run`` or why it cannot run here); errors in %."""
 
     run: ex.Run
     status: str
@@ -88,25 +86,20 @@ class Result:
     def _last_error(self, final: str, key: str) -> float | None:
         if self.metrics is not None and self.metrics.get(final) is not None:
             return 100 * self.metrics[final]
-        rows = [r for r in self.history if key in r]
-        return 100 * (1 - rows[-1][key]) if rows else None
+        found = report.errors(self.history, key)
+        return found[-1] if found else None
 
     def train_error(self) -> float | None:
-        """Training error (%) of the last epoch trained (mean over its batches, as Keras reports)."""
+        """Of the last epoch trained (mean over its batches, as Keras reports)."""
         return self._last_error("final_train_error", "accuracy")
 
     def test_error(self) -> float | None:
-        """Test error (%) after the last epoch trained."""
+        """After the last epoch trained."""
         return self._last_error("final_test_error", "val_accuracy")
 
     def best_test_error(self) -> float | None:
-        """Lowest test error (%) of any epoch."""
-        errors = [100 * (1 - r["val_accuracy"]) for r in self.history if "val_accuracy" in r]
-        return min(errors) if errors else None
-
-    def wall_seconds(self) -> float | None:
-        """Wall time of the whole run (finished runs only)."""
-        return self.metrics.get("wall_time_s") if self.metrics else None
+        """The lowest of any epoch."""
+        return min(report.errors(self.history), default=None)
 
 
 def collect(campaign: Campaign) -> list[Result]:
@@ -121,8 +114,8 @@ def collect(campaign: Campaign) -> list[Result]:
         cached = {}
     results = []
     for planned in campaign.every:
-        run, path = planned.run, planned.path
-        status = campaign.left_out.get(run.name, rundir.status(planned.path))
+        run, path = planned.run, Path(planned.config.output)
+        status = campaign.left_out.get(run.name, rundir.status(path))
         result = Result(run, "not run" if status == "new" else status)
         results.append(result)
         if status not in ("finished", "unfinished"):
@@ -225,11 +218,6 @@ FINDINGS: dict[str, Callable[[Sequence[Result]], Finding]] = {"degradation": deg
 """The checks ``Experiment.check`` names."""
 
 
-def finding(experiment: ex.Experiment, results: Sequence[Result]) -> Finding | None:
-    """The experiment's finding checked on ``results`` (``None`` if it has no check)."""
-    return FINDINGS[experiment.check](results) if experiment.check else None
-
-
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -254,7 +242,7 @@ def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str,
             "best_test_error": _round(r.best_test_error()),
             "train_error": _round(r.train_error()),
             "epochs": len(r.history) if r.history else None,
-            "wall_s": _round(r.wall_seconds(), 1),
+            "wall_s": _round((r.metrics or {}).get("wall_time_s"), 1),
             "status": r.status,
         }
         for r in results
@@ -364,7 +352,7 @@ def write(
 ) -> Finding | None:
     """Write ``table.json``, ``table.md`` and ``figure.png`` into ``output`` (each atomically);
     return the experiment's finding (``None`` if it has no check)."""
-    found = finding(experiment, results)
+    found = FINDINGS[experiment.check](results) if experiment.check else None
     table = rows(experiment, results)
     rundir.write_json(
         output / TABLE_JSON,

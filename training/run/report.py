@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -33,22 +34,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
         for row in csv.DictReader(f):
             parsed: dict[str, float] = {}
             for key, value in row.items():
-                try:
+                with contextlib.suppress(TypeError, ValueError):
                     parsed[key] = float(value)
-                except (TypeError, ValueError):
-                    continue
             if "epoch" in parsed:
-                parsed["epoch"] = int(parsed["epoch"])
-                rows.append(parsed)
+                rows.append({**parsed, "epoch": int(parsed["epoch"])})
     return rows
+
+
+def errors(rows: Sequence[dict[str, float]], key: str = "val_accuracy") -> list[float]:
+    """The error (%) of every row that has the accuracy ``key`` (default: the test accuracy)."""
+    return [100 * (1 - r[key]) for r in rows if key in r]
 
 
 def trim_history(path: Path, epochs_done: int) -> None:
     """Drop the rows of epochs a resumed run will train again (written after its last backup)."""
-    if not path.is_file():
-        return
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
+    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
     if not lines:
         return
     try:
@@ -98,14 +98,11 @@ def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
     longest = max(((c.rows[-1]["epoch"] + 1) * c.steps_per_epoch for c in curves), default=0)
     unit = 1e4 if longest >= 1e4 else 1.0
     errors = axes.twinx() if loss else axes
-    train_key = "loss" if loss else "accuracy"
     highest = 20.0
     for c in curves:
         x = [(r["epoch"] + 1) * c.steps_per_epoch / unit for r in c.rows]
-        train = [
-            r[train_key] if loss else 100 * (1 - r[train_key]) for r in c.rows if train_key in r
-        ]
-        test = [100 * (1 - r["val_accuracy"]) for r in c.rows if "val_accuracy" in r]
+        train = [r["loss"] for r in c.rows if "loss" in r] if loss else errors(c.rows, "accuracy")
+        test = errors(c.rows)
         axes.plot(x[: len(train)], train, "--", color=c.color, lw=1)
         errors.plot(x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label)
         highest = max([highest, *test, *([] if loss else train)])
@@ -138,7 +135,7 @@ def save(figure, path: Path) -> None:
 
 def plot_curves(rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str) -> None:
     """Write one run's ``curves.png``: its training and test error, the lowest test error named."""
-    tested = [100 * (1 - r["val_accuracy"]) for r in rows if "val_accuracy" in r]
+    tested = errors(rows)
     label = f"test error (best {min(tested):.2f} %)" if tested else "test error"
     save(draw([(title, [Curves(label, rows, steps_per_epoch)])]), path)
 
