@@ -1,18 +1,9 @@
 """The papers' CIFAR experiments as data: which networks each trains, and what the papers report.
 
-An ``Experiment`` is a list of ``Run``s (a network name and its architecture options, a dataset) with
-the paper's number for each, rows of the paper's table that no option of ``keras_preact`` expresses
-(``Unexpressible``: shown in the table, never trained), and the panels of its figure. A ``Scale``
-says how long and on what data every run of an experiment trains. ``training.experiments.runs`` turns an
-experiment and a scale into ordinary training runs, ``training.experiments.tables`` into a table and a figure.
-
-Sources (errors in %, CIFAR test set; "fail" is the v2 paper's word for a test error above 20 %):
-
-* v1 paper: He et al., "Deep Residual Learning for Image Recognition" (2015), Table 6 and Fig. 6.
-* v2 paper: He et al., "Identity Mappings in Deep Residual Networks" (2016), Tables 1-3, Fig. 1,
-  3 and 6.
-
-This module imports nothing heavy (no Keras), so listing an experiment is instant.
+Errors in % on the CIFAR test set, from the v1 paper (He et al., "Deep Residual Learning for Image
+Recognition", 2015: Table 6, Fig. 6) and the v2 paper (He et al., "Identity Mappings in Deep
+Residual Networks", 2016: Tables 1-3, Fig. 1, 3, 6); "fail" is the v2 paper's word for a test error
+above 20 %. Nothing heavy is imported (no Keras), so listing an experiment is instant.
 """
 
 from __future__ import annotations
@@ -72,11 +63,10 @@ class Panel:
 class Experiment:
     """One of the papers' experiments (see the module docstring).
 
-    ``curves`` is how the paper draws its training curves: ``"error"`` (v1 paper: training error
-    dashed, test error bold, one axis) or ``"loss"`` (v2 paper: training loss dashed on the left
-    axis, test error solid on the right one). ``warmup`` is the recipe's error-gated warm-up at the
-    paper scale: ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (the v2 paper warms up every
-    CIFAR run). ``check`` names the finding the summary line checks (``training.experiments.tables.FINDINGS``).
+    ``curves``: ``"error"`` or ``"loss"``, the v1 or the v2 paper's figures (as
+    ``training.run.report.draw`` draws them). ``warmup``: the error-gated warm-up at the paper
+    scale, ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (every run, as the v2 paper).
+    ``check`` names the finding the summary line checks (``training.experiments.tables.FINDINGS``).
     """
 
     name: str
@@ -128,7 +118,7 @@ _QUICK_RECIPE = {"epochs": 15, "batch_size": 50, "lr": 0.1, "lr_decay_factor": 1
 SCALES: dict[str, Scale] = {
     "paper": Scale("paper", _PAPER, "paper", {}, augment=True, sample=False, seed=None),
     "quick": Scale(
-        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, seed=1
+        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, 1
     ),
 }
 """``--scale`` choices; ``paper`` is the default."""

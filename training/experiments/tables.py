@@ -8,6 +8,7 @@ finding (``FINDINGS``, e.g. the degradation problem of plain networks).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -45,8 +46,8 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
     if overwrite:
         return
     head = f"# {experiment.name}: "
-    own_json = _reads(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
-    own_md = _reads(output / TABLE_MD, lambda f: f.readline().startswith(head))
+    own_json = _read(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
+    own_md = _read(output / TABLE_MD, lambda f: f.readline().startswith(head))
     own = {TABLE_JSON: own_json, TABLE_MD: own_md, FIGURE: own_json or own_md}
     for path in paths:
         if path.exists() and not own[path.name]:
@@ -57,13 +58,12 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
 
 
-def _reads(path: Path, test: Callable[[Any], bool]) -> bool:
-    """Whether ``test`` holds for the open file ``path`` (``False`` when it cannot be read)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            return test(f) is True
-    except (OSError, ValueError, LookupError, TypeError):
-        return False
+def _read(path: Path, parse: Callable[[Any], Any], default: Any = False) -> Any:
+    """``parse`` of the open file ``path``, or ``default`` when it cannot be read or parsed."""
+    failed = (OSError, ValueError, LookupError, TypeError)
+    with contextlib.suppress(*failed), path.open(encoding="utf-8") as f:
+        return parse(f)
+    return default
 
 
 @dataclass
@@ -105,13 +105,11 @@ class Result:
 def collect(campaign: Campaign) -> list[Result]:
     """The results of every run of ``campaign`` in table order (parameter counts reused from the
     previous ``table.json``: building ResNet-1202 takes a while)."""
-    try:
-        cached = {
-            _key(r): r["params"]
-            for r in json.loads((campaign.output / TABLE_JSON).read_text())["rows"]
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        cached = {}
+    cached = _read(
+        campaign.output / TABLE_JSON,
+        lambda f: {_key(r): r["params"] for r in json.load(f)["rows"]},
+        {},
+    )
     results = []
     for planned in campaign.every:
         run, path = planned.run, Path(planned.config.output)
@@ -260,12 +258,8 @@ def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str,
     ]
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def _params_cell(value: int | None) -> str:
-    return "—" if value is None else f"{value / 1e6:.2f}M"
+def _cell(value: float | None, unit: float = 1, suffix: str = "") -> str:
+    return "—" if value is None else f"{value / unit:.2f}{suffix}"
 
 
 def _wall(seconds: float | None) -> str:
@@ -307,7 +301,7 @@ def markdown(
         if row["paper_error"] is None and row["paper_note"].startswith("fail"):
             paper, row = "fail", {**row, "paper_note": row["paper_note"].replace("fail ", "", 1)}
         lines.append(
-            f"| {row['network']} | {_params_cell(row['params'])} | {paper} "
+            f"| {row['network']} | {_cell(row['params'], 1e6, 'M')} | {paper} "
             f"| {_cell(row['test_error'])} | {_cell(row['best_test_error'])} "
             f"| {_cell(row['train_error'])} | {row['epochs'] or '—'} | {_wall(row['wall_s'])} "
             f"| {_notes(row, epochs_planned)} |"

@@ -121,7 +121,7 @@ class RunDir:
         """After ``metrics.json`` is written: drop the resume state, then swap a staged run in."""
         shutil.rmtree(self.backup_dir, ignore_errors=True)
         if self.staged:
-            old = _old(self.final)
+            old = _sibling(self.final, "old")
             if self.final.exists():
                 os.replace(self.final, old)
             os.replace(self.path, self.final)
@@ -130,17 +130,14 @@ class RunDir:
             self.staged = False
 
 
-def _staging(final: Path) -> Path:
-    return final.parent / f".{final.name}.overwrite"
-
-
-def _old(final: Path) -> Path:
-    return final.parent / f".{final.name}.old"
+def _sibling(final: Path, what: str) -> Path:
+    """``.<name>.<what>`` beside ``final``: staging (``overwrite``), ``old`` or a worker's."""
+    return final.parent / f".{final.name}.{what}"
 
 
 def _complete_interrupted_swap(final: Path) -> None:
     """Finish a swap that a kill interrupted between its renames (see the module docstring)."""
-    old, staging = _old(final), _staging(final)
+    old, staging = _sibling(final, "old"), _sibling(final, "overwrite")
     if not old.exists():
         return
     if not final.exists():
@@ -256,7 +253,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
             "or empty directory"
         )
     if overwrite and state in ("unfinished", "finished"):
-        return _decide(_staging(final), config, final, staged=True)
+        return _decide(_sibling(final, "overwrite"), config, final, staged=True)
     if state == "finished":
         metrics = read_json(final / METRICS)
         error = metrics.get("final_test_error")
@@ -278,6 +275,6 @@ def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_in
     """Where a non-chief ``multi_worker`` process keeps its own resume state (nothing else)."""
     final = Path(output).expanduser().absolute()
     # A sibling, not inside the chief's directory (which must stay empty until the chief claims it).
-    path = final.parent / f".{final.name}.worker-{worker_index}"
+    path = _sibling(final, f"worker-{worker_index}")
     check_writable(path)
     return _decide(path, config, final, staged=False)
