@@ -22,12 +22,10 @@ V2 = "v2 paper"
 class Run:
     """One network of an experiment: one ordinary training run, one row of the table.
 
-    ``name`` is the run's folder under the experiment's ``--output`` and what ``--runs`` takes.
-    ``paper_error`` is the paper's test error in % (``None`` where it reports none, e.g. "fail",
-    which ``paper_note`` then says). ``quick`` runs are trained at the quick scale by default (the
-    others only when named with ``--runs``); ``twin`` names the plain network a residual one is
-    compared with.
-    """
+    ``name``: its folder under ``--output``, what ``--runs`` takes. ``paper_error``: the paper's
+    test error in % (``None`` where it reports none, as for "fail": ``paper_note`` says so).
+    ``quick``: trained at the quick scale without ``--runs``. ``twin``: the plain network a
+    residual one is compared with."""
 
     name: str
     label: str
@@ -187,6 +185,7 @@ _TABLE1 = (  # run, network, model, paper error, paper note, options
     ("conv-shortcut", "1×1 conv shortcut", _R110, 12.22, "", {"shortcut": "conv"}),
     ("dropout-shortcut", "dropout shortcut (0.5)", _R110, None, FAIL, {"shortcut": "dropout", "shortcut_dropout": 0.5}),
 )  # fmt: skip
+_F_SCALED = "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ"
 
 SHORTCUTS = Experiment(
     "shortcuts",
@@ -207,14 +206,7 @@ SHORTCUTS = Experiment(
     ),
     curves="loss",
     warmup="on",
-    unexpressible=(
-        Unexpressible(
-            "constant scaling: shortcut 0.5, F 1",
-            None,
-            FAIL,
-            "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ",
-        ),
-    ),
+    unexpressible=(Unexpressible("constant scaling: shortcut 0.5, F 1", None, FAIL, _F_SCALED),),
     notes=(
         "Every run is ResNet110V1 (original units, ReLU after the addition) with one shortcut "
         "option; 'constant scaling: shortcut 0, F 1' is the plain network plain110v1.",

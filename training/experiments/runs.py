@@ -295,13 +295,10 @@ def train_on_devices(
                     collect(wait(running, return_when=FIRST_COMPLETED).done)
                 device = free.pop(0)
                 print(f"{run}: starting on GPU {device}", flush=True)
+                command = child_command(campaign, run)
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
                 child = subprocess.Popen(
-                    child_command(campaign, run),
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
+                    command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
                 )
                 running[pool.submit(_pump, run, child)] = run, device, child
             collect(as_completed(list(running)))

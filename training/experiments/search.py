@@ -74,7 +74,7 @@ def build_hypermodel(
                 unit = config.model_options.get("unit", "")
                 unit = hp.Choice("unit", list(space.units)) if space.units else unit
                 width = (
-                    1 if space.widths == (1,) else hp.Choice("width_multiplier", [*space.widths])
+                    hp.Choice("width_multiplier", [*space.widths]) if space.widths != (1,) else 1
                 )
                 trial["model"], trial["model_options"] = models[name, unit, width]
                 config = dataclasses.replace(config, model=name)
@@ -128,14 +128,9 @@ def search(
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
     resolved = pipeline.check(base)
-    if resolved.model is None:
-        if space.units or space.widths != (1,):
-            raise UserError(
-                "--units and --widths choose new networks, not one given with --weights"
-            )
-        models = {}
-    else:
-        models = resolve_space(space, dict(base.model_options))
+    if resolved.model is None and (space.units or space.widths != (1,)):
+        raise UserError("--units and --widths choose new networks, not one given with --weights")
+    models = {} if resolved.model is None else resolve_space(space, dict(base.model_options))
     if not (math.isfinite(validation_split) and 0 < validation_split < 1):
         raise UserError(f"--validation-split must be in (0, 1), got {validation_split}")
     if tuner not in TUNERS:

@@ -1,9 +1,8 @@
 """An experiment's results beside the paper's: ``table.md``, ``table.json`` and ``figure.png``.
 
-``collect`` reads what every run folder of a campaign holds (``metrics.json`` once finished, the
-history so far otherwise); ``write`` writes the table (errors in %, the paper's number beside each
-row), the figure (``training.run.report.draw``, in the paper's layout) and checks the paper's
-finding (``FINDINGS``, e.g. the degradation problem of plain networks).
+``collect`` reads every run folder of a campaign, finished or not; ``write`` writes the table
+(errors in %), the figure (``training.run.report.draw``) and checks the paper's finding
+(``FINDINGS``, e.g. the degradation problem of plain networks).
 """
 
 from __future__ import annotations
@@ -105,11 +104,11 @@ class Result:
 def collect(campaign: Campaign) -> list[Result]:
     """The results of every run of ``campaign`` in table order (parameter counts reused from the
     previous ``table.json``: building ResNet-1202 takes a while)."""
-    cached = _read(
-        campaign.output / TABLE_JSON,
-        lambda f: {_key(r): r["params"] for r in json.load(f)["rows"]},
-        {},
-    )
+
+    def counted(f) -> dict[str, int]:
+        return {_key(r): r["params"] for r in json.load(f)["rows"]}
+
+    cached = _read(campaign.output / TABLE_JSON, counted, {})
     results = []
     for planned in campaign.every:
         run, path = planned.run, Path(planned.config.output)
@@ -125,16 +124,15 @@ def collect(campaign: Campaign) -> list[Result]:
             result.metrics = rundir.read_json(path / rundir.METRICS)
             if result.metrics.get("epochs"):
                 result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
-        key = _key({"model": run.model, "options": run.options, "dataset": run.dataset})
-        result.params = cached.get(key) or network.count_params(
-            planned.resolved.model,
-            planned.resolved.model_options,
-            classes=100 if run.dataset == "cifar100" else 10,
+        model, options = planned.resolved.model, planned.resolved.model_options
+        result.params = cached.get(_key(dataclasses.asdict(run))) or network.count_params(
+            model, options, classes=100 if run.dataset == "cifar100" else 10
         )
     return results
 
 
 def _key(row: dict[str, Any]) -> str:
+    """A network's key in the cache of parameter counts (a row of ``table.json`` or a ``Run``)."""
     return json.dumps([row["model"], row["options"], row["dataset"]], sort_keys=True)
 
 
@@ -149,7 +147,6 @@ class Finding:
 
     @property
     def verdict(self) -> str:
-        """``holds``, ``does NOT hold`` or ``not checked``."""
         return {True: "holds", False: "does NOT hold", None: "not checked"}[self.holds]
 
     def line(self) -> str:
@@ -175,23 +172,22 @@ def degradation_finding(results: Sequence[Result]) -> Finding:
     def by_depth(found) -> list[Result]:
         return sorted(found, key=lambda r: _depth(r.run))
 
-    def numbers(a: Result, sign: str, b: Result) -> str:
-        return f"({_pct(a.train_error())} {sign} {_pct(b.train_error())})"
+    def compared(a: Result, said: str, b: Result, sign: str) -> str:
+        numbers = f"{_pct(a.train_error())} {sign} {_pct(b.train_error())}"
+        return f"{a.run.label} {said} {b.run.label} ({numbers})"
 
     checks: list[tuple[bool, str]] = []
     plain = by_depth(r for r in done.values() if r.run.model.startswith("plain"))
     if len(plain) >= 2:
         shallow, deep = plain[0], plain[-1]
         ok = deep.train_error() > shallow.train_error()
-        said = f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training error than "
-        checks.append(
-            (ok, f"{said}{shallow.run.label} {numbers(deep, '>' if ok else '<=', shallow)}")
-        )
+        said = f"ends with a {'higher' if ok else 'lower'} training error than"
+        checks.append((ok, compared(deep, said, shallow, ">" if ok else "<=")))
     for resnet in by_depth(r for r in done.values() if r.run.twin in done):
         twin = done[resnet.run.twin]
         ok = resnet.train_error() < twin.train_error()
-        said = f"{resnet.run.label} {'below' if ok else 'NOT below'} {twin.run.label}"
-        checks.append((ok, f"{said} {numbers(resnet, '<' if ok else '>=', twin)}"))
+        said = "below" if ok else "NOT below"
+        checks.append((ok, compared(resnet, said, twin, "<" if ok else ">=")))
     if not checks:
         return Finding(None, "needs two finished plain networks or a ResNet with its plain twin")
     resnets = by_depth(r for r in done.values() if r.run.twin)
@@ -361,9 +357,7 @@ def write(
             "rows": table,
         },
     )
-    planned = [r.epochs_planned for r in results]
-    rundir.write_bytes(
-        output / TABLE_MD, markdown(experiment, setting, table, planned, found).encode()
-    )
+    md = markdown(experiment, setting, table, [r.epochs_planned for r in results], found)
+    rundir.write_bytes(output / TABLE_MD, md.encode())
     report.save(draw(experiment, results, f"{experiment.source} — {scale} scale"), output / FIGURE)
     return found

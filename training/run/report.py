@@ -147,15 +147,12 @@ class PlotCurves(keras.callbacks.Callback):
 
     def __init__(self, rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str):
         super().__init__()
-        self.rows = list(rows)
-        self.steps_per_epoch = steps_per_epoch
-        self.path = Path(path)
-        self.title = title
+        self.rows, self.plot_args = list(rows), (steps_per_epoch, Path(path), title)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {k: float(v) for k, v in (logs or {}).items()}
         self.rows = [r for r in self.rows if r["epoch"] < epoch] + [{**row, "epoch": epoch}]
-        plot_curves(self.rows, self.steps_per_epoch, self.path, self.title)
+        plot_curves(self.rows, *self.plot_args)
 
 
 def versions() -> dict[str, str]:

@@ -255,8 +255,7 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
     if overwrite and state in ("unfinished", "finished"):
         return _decide(_sibling(final, "overwrite"), config, final, staged=True)
     if state == "finished":
-        metrics = read_json(final / METRICS)
-        error = metrics.get("final_test_error")
+        error = read_json(final / METRICS).get("final_test_error")
         shown = f" (final test error {100 * error:.2f} %)" if isinstance(error, float) else ""
         raise UserError(
             f"--output {final} already holds a finished run{shown}: pass --overwrite to replace it "
