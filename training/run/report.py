@@ -97,19 +97,17 @@ def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
     curves = [c for c in curves if c.rows]
     longest = max(((c.rows[-1]["epoch"] + 1) * c.steps_per_epoch for c in curves), default=0)
     unit = 1e4 if longest >= 1e4 else 1.0
-    test_axes = axes.twinx() if loss else axes  # the right axis in the v2 layout
+    test_ax = axes.twinx() if loss else axes  # the right axis in the v2 layout
     highest = 20.0
     for c in curves:
         x = [(r["epoch"] + 1) * c.steps_per_epoch / unit for r in c.rows]
         train = [r["loss"] for r in c.rows if "loss" in r] if loss else errors(c.rows, "accuracy")
         test = errors(c.rows)
         axes.plot(x[: len(train)], train, "--", color=c.color, lw=1)
-        test_axes.plot(
-            x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label
-        )
+        test_ax.plot(x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label)
         highest = max([highest, *test, *([] if loss else train)])
     # The papers' panels show 0-20 %; a short run's errors are higher.
-    test_axes.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
+    test_ax.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
     axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
     axes.set_xlim(0, longest / unit if longest else 1)
     axes.set_title(title, fontsize=10)
@@ -117,13 +115,13 @@ def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
     if loss:
         axes.set_ylabel("training loss (dashed)")
         axes.set_ylim(bottom=0)
-        test_axes.set_ylabel("test error (%) (solid)")
+        test_ax.set_ylabel("test error (%) (solid)")
     else:
         axes.set_ylabel("error (%)")
     if not curves:
         axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
     elif loss:
-        test_axes.legend(loc="best", fontsize=7)
+        test_ax.legend(loc="best", fontsize=7)
     else:
         axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
 
