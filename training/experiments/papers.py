@@ -1,18 +1,9 @@
 """The papers' CIFAR experiments as data: which networks each trains, and what the papers report.
 
-An ``Experiment`` is a list of ``Run``s (a network name and its architecture options, a dataset) with
-the paper's number for each, rows of the paper's table that no option of ``keras_preact`` expresses
-(``Unexpressible``: shown in the table, never trained), and the panels of its figure. A ``Scale``
-says how long and on what data every run of an experiment trains. ``training.experiments.runs`` turns an
-experiment and a scale into ordinary training runs, ``training.experiments.tables`` into a table and a figure.
-
-Sources (errors in %, CIFAR test set; "fail" is the v2 paper's word for a test error above 20 %):
-
-* v1 paper: He et al., "Deep Residual Learning for Image Recognition" (2015), Table 6 and Fig. 6.
-* v2 paper: He et al., "Identity Mappings in Deep Residual Networks" (2016), Tables 1-3, Fig. 1,
-  3 and 6.
-
-This module imports nothing heavy (no Keras), so listing an experiment is instant.
+Errors in % on the CIFAR test set, from the v1 paper (He et al., "Deep Residual Learning for Image
+Recognition", 2015: Table 6, Fig. 6) and the v2 paper (He et al., "Identity Mappings in Deep
+Residual Networks", 2016: Tables 1-3, Fig. 1, 3, 6); "fail" is the v2 paper's word for a test error
+above 20 %. Nothing heavy is imported (no Keras), so listing an experiment is instant.
 """
 
 from __future__ import annotations
@@ -31,12 +22,10 @@ V2 = "v2 paper"
 class Run:
     """One network of an experiment: one ordinary training run, one row of the table.
 
-    ``name`` is the run's folder under the experiment's ``--output`` and what ``--runs`` takes.
-    ``paper_error`` is the paper's test error in % (``None`` where it reports none, e.g. "fail",
-    which ``paper_note`` then says). ``quick`` runs are trained at the quick scale by default (the
-    others only when named with ``--runs``); ``twin`` names the plain network a residual one is
-    compared with.
-    """
+    ``name``: its folder under ``--output``, what ``--runs`` takes. ``paper_error``: the paper's
+    test error in % (``None`` where it reports none, as for "fail": ``paper_note`` says so).
+    ``quick``: trained at the quick scale without ``--runs``. ``twin``: the plain network a
+    residual one is compared with."""
 
     name: str
     label: str
@@ -72,11 +61,10 @@ class Panel:
 class Experiment:
     """One of the papers' experiments (see the module docstring).
 
-    ``curves`` is how the paper draws its training curves: ``"error"`` (v1 paper: training error
-    dashed, test error bold, one axis) or ``"loss"`` (v2 paper: training loss dashed on the left
-    axis, test error solid on the right one). ``warmup`` is the recipe's error-gated warm-up at the
-    paper scale: ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (the v2 paper warms up every
-    CIFAR run). ``check`` names the finding the summary line checks (``training.experiments.tables.FINDINGS``).
+    ``curves``: ``"error"`` or ``"loss"``, the v1 or the v2 paper's figures (as
+    ``training.run.report.draw`` draws them). ``warmup``: the error-gated warm-up at the paper
+    scale, ``auto`` (ResNet-110 only, as the v1 paper) or ``on`` (every run, as the v2 paper).
+    ``check`` names the finding the summary line checks (``training.experiments.tables.FINDINGS``).
     """
 
     name: str
@@ -128,22 +116,22 @@ _QUICK_RECIPE = {"epochs": 15, "batch_size": 50, "lr": 0.1, "lr_decay_factor": 1
 SCALES: dict[str, Scale] = {
     "paper": Scale("paper", _PAPER, "paper", {}, augment=True, sample=False, seed=None),
     "quick": Scale(
-        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, seed=1
+        "quick", _QUICK, "paper", {**_QUICK_RECIPE, "gated_warmup": "off"}, False, True, 1
     ),
 }
 """``--scale`` choices; ``paper`` is the default."""
 
 
 def _v1(depth: int, paper: float | None = None, note: str = "", **kw: Any) -> Run:
-    return Run(
-        f"resnet{depth}v1", f"ResNet-{depth}", f"resnet{depth}v1", {}, "cifar10", paper, note, **kw
-    )
+    name = f"resnet{depth}v1"
+    return Run(name, f"ResNet-{depth}", name, {}, "cifar10", paper, note, **kw)
 
 
 def _plain(depth: int, **kw: Any) -> Run:
     return Run(f"plain{depth}v1", f"plain-{depth}", f"plain{depth}v1", **kw)
 
 
+_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97}  # and ResNet-110's best of 5
 _BEST_OF_5 = "best of 5 (mean 6.61 ± 0.16)"
 _FIG6 = ("resnet20v1", "resnet32v1", "resnet44v1", "resnet56v1", "resnet110v1")
 
@@ -152,12 +140,9 @@ DEGRADATION = Experiment(
     "Plain against residual networks on CIFAR-10",
     f"{V1}, Fig. 6 (left: plain networks, middle: ResNets)",
     runs=(
-        *(_plain(depth) for depth in (20, 32, 44, 56)),
+        *map(_plain, _TABLE6),
         _plain(110, quick=False, paper_note="above 60 % (not drawn in Fig. 6)"),
-        *(
-            _v1(d, e, twin=f"plain{d}v1")
-            for d, e in ((20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97))
-        ),
+        *(_v1(d, e, twin=f"plain{d}v1") for d, e in _TABLE6.items()),
         _v1(110, 6.43, _BEST_OF_5, twin="plain110v1", quick=False),
     ),
     panels=(
@@ -176,7 +161,7 @@ DEPTH = Experiment(
     "ResNet-20 to ResNet-1202 (v1) on CIFAR-10",
     f"{V1}, Table 6 and Fig. 6 (middle, right)",
     runs=(
-        *(_v1(d, e) for d, e in ((20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97))),
+        *(_v1(d, e) for d, e in _TABLE6.items()),
         _v1(110, 6.43, _BEST_OF_5),
         _v1(1202, 7.93, quick=False),
     ),
@@ -187,47 +172,27 @@ DEPTH = Experiment(
 )
 
 
-def _r110(name: str, label: str, paper: float | None, note: str = "", **options: Any) -> Run:
-    return Run(name, label, "resnet110v1", options, paper_error=paper, paper_note=note)
-
-
-def _gating(kind: str, gate_bias: float, paper: float | None, note: str = "") -> Run:
-    label = {"exclusive_gating": "exclusive gating", "shortcut_gating": "shortcut-only gating"}
-    name, bias = f"{kind.replace('_', '-')}-bg{int(gate_bias)}", f"b_g = {int(gate_bias)}"
-    return _r110(name, f"{label[kind]}, {bias}", paper, note, shortcut=kind, gate_bias=gate_bias)
-
+_R110 = "resnet110v1"
+_TABLE1 = (  # run, network, model, paper error, paper note, options
+    ("original", "original (identity)", _R110, 6.61, "", {}),
+    ("plain", "constant scaling: shortcut 0, F 1 (plain net)", "plain110v1", None, FAIL, {}),
+    ("scaling-0.5", "constant scaling: shortcut 0.5, F 0.5", _R110, 12.35, "", {"shortcut": "scaling", "shortcut_scale": 0.5}),
+    ("exclusive-gating-bg0", "exclusive gating, b_g = 0", _R110, None, "fail (> 20 %) for every b_g from 0 to -5", {"shortcut": "exclusive_gating", "gate_bias": 0.0}),
+    ("exclusive-gating-bg-6", "exclusive gating, b_g = -6", _R110, 8.70, "", {"shortcut": "exclusive_gating", "gate_bias": -6.0}),
+    ("exclusive-gating-bg-7", "exclusive gating, b_g = -7", _R110, 9.81, "", {"shortcut": "exclusive_gating", "gate_bias": -7.0}),
+    ("shortcut-gating-bg0", "shortcut-only gating, b_g = 0", _R110, 12.86, "", {"shortcut": "shortcut_gating", "gate_bias": 0.0}),
+    ("shortcut-gating-bg-6", "shortcut-only gating, b_g = -6", _R110, 6.91, "", {"shortcut": "shortcut_gating", "gate_bias": -6.0}),
+    ("conv-shortcut", "1×1 conv shortcut", _R110, 12.22, "", {"shortcut": "conv"}),
+    ("dropout-shortcut", "dropout shortcut (0.5)", _R110, None, FAIL, {"shortcut": "dropout", "shortcut_dropout": 0.5}),
+)  # fmt: skip
+_F_SCALED = "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ"
 
 SHORTCUTS = Experiment(
     "shortcuts",
     "Shortcut kinds on ResNet-110 (v1 units) on CIFAR-10",
     f"{V2}, Table 1 and Fig. 3",
-    runs=(
-        _r110("original", "original (identity)", 6.61),
-        Run(
-            "plain", "constant scaling: shortcut 0, F 1 (plain net)", "plain110v1", paper_note=FAIL
-        ),
-        _r110(
-            "scaling-0.5",
-            "constant scaling: shortcut 0.5, F 0.5",
-            12.35,
-            "",
-            shortcut="scaling",
-            shortcut_scale=0.5,
-        ),
-        _gating("exclusive_gating", 0.0, None, "fail (> 20 %) for every b_g from 0 to -5"),
-        _gating("exclusive_gating", -6.0, 8.70),
-        _gating("exclusive_gating", -7.0, 9.81),
-        _gating("shortcut_gating", 0.0, 12.86),
-        _gating("shortcut_gating", -6.0, 6.91),
-        _r110("conv-shortcut", "1×1 conv shortcut", 12.22, shortcut="conv"),
-        _r110(
-            "dropout-shortcut",
-            "dropout shortcut (0.5)",
-            None,
-            FAIL,
-            shortcut="dropout",
-            shortcut_dropout=0.5,
-        ),
+    runs=tuple(
+        Run(n, label, m, o, paper_error=e, paper_note=note) for n, label, m, e, note, o in _TABLE1
     ),
     panels=(
         Panel("constant scaling", ("original", "scaling-0.5", "plain")),
@@ -241,14 +206,7 @@ SHORTCUTS = Experiment(
     ),
     curves="loss",
     warmup="on",
-    unexpressible=(
-        Unexpressible(
-            "constant scaling: shortcut 0.5, F 1",
-            None,
-            FAIL,
-            "shortcut='scaling' scales F by 1 - λ whenever it scales the shortcut by λ",
-        ),
-    ),
+    unexpressible=(Unexpressible("constant scaling: shortcut 0.5, F 1", None, FAIL, _F_SCALED),),
     notes=(
         "Every run is ResNet110V1 (original units, ReLU after the addition) with one shortcut "
         "option; 'constant scaling: shortcut 0, F 1' is the plain network plain110v1.",
@@ -259,7 +217,7 @@ SHORTCUTS = Experiment(
 
 # Only the placement changes within a depth: ResNet-110 keeps ResNet110V1's parameter-free
 # shortcuts (the paper's baseline [1]); ResNet-164 is ResNet164V2's bottleneck network.
-_PLACEMENT_ROWS = (
+_TABLE2 = (  # placement, label, ResNet-110 error, ResNet-164 error
     ("original", "original", 6.61, 5.93),
     ("bn_after_add", "BN after addition", 8.17, 6.50),
     ("relu_before_add", "ReLU before addition", 7.84, 6.14),
@@ -273,14 +231,15 @@ PLACEMENTS = Experiment(
     f"{V2}, Table 2 and Fig. 6",
     runs=tuple(
         Run(
-            f"{depth}-{p.replace('_', '-')}",
-            f"ResNet-{depth}, {label}",
-            model,
+            f"{d}-{p.replace('_', '-')}",
+            f"ResNet-{d}, {label}",
+            m,
             {"placement": p},
-            paper_error=errors[k],
+            "cifar10",
+            e[k],
         )
-        for k, (depth, model) in enumerate(((110, "resnet110v1"), (164, "resnet164v2")))
-        for p, label, *errors in _PLACEMENT_ROWS
+        for k, (d, m) in enumerate(((110, "resnet110v1"), (164, "resnet164v2")))
+        for p, label, *e in _TABLE2
     ),
     panels=(
         Panel("ResNet-110: BN after addition", ("110-original", "110-bn-after-add")),
@@ -297,35 +256,30 @@ PLACEMENTS = Experiment(
     ),
 )
 
+_TABLE3 = (  # depth, dataset, v1 error, v2 error, note on v2's number; one panel each
+    (110, "cifar10", 6.61, 6.37, ""),
+    (164, "cifar10", 5.93, 5.46, ""),
+    (1001, "cifar10", 7.61, 4.92, "median of 5 (mean 4.89 ± 0.14)"),
+    (164, "cifar100", 25.16, 24.33, ""),
+    (1001, "cifar100", 27.82, 22.71, "median of 5 (mean 22.68 ± 0.22)"),
+)
+_SHOWN = {"cifar10": ("", "CIFAR-10"), "cifar100": ("-c100", "CIFAR-100")}  # run suffix, name
 
-def _pair(depth: int, dataset: str, original: float, preact: float, note: str = "") -> tuple:
+
+def _pair(depth: int, dataset: str, original: float, preact: float, note: str) -> tuple[Run, Run]:
     """The v1 and v2 rows of Table 3: ResNet-110 as the named networks, the deeper ones as the
     v2 bottleneck network with ``placement='original'`` for v1, so that only the units differ."""
-    suffix, where = ("", "") if dataset == "cifar10" else ("-c100", ", CIFAR-100")
-    common = {"dataset": dataset, "quick": dataset == "cifar10" and depth < 1001}
+    (suffix, shown), quick = _SHOWN[dataset], dataset == "cifar10" and depth < 1001
+    name, label = f"{depth}-{{}}{suffix}", f"ResNet-{depth} {{}}" + (f", {shown}" if suffix else "")
     if depth == 110:
-        v1 = Run("110-v1", "ResNet-110 v1", "resnet110v1", paper_error=original, **common)
-        v2 = Run("110-v2", "ResNet-110 v2", "resnet110v2", paper_error=preact, **common)
-        return v1, v2
-    model, label = f"resnet{depth}v2", f"ResNet-{depth}"
-    return (
-        Run(
-            f"{depth}-v1{suffix}",
-            f"{label} v1 (original units){where}",
-            model,
-            {"placement": "original"},
-            paper_error=original,
-            **common,
-        ),
-        Run(
-            f"{depth}-v2{suffix}",
-            f"{label} v2{where}",
-            model,
-            paper_error=preact,
-            paper_note=note,
-            **common,
-        ),
+        model, options, units = "resnet110v1", {}, "v1"
+    else:
+        model, options, units = f"resnet{depth}v2", {"placement": "original"}, "v1 (original units)"
+    v1 = Run(name.format("v1"), label.format(units), model, options, dataset, original, "", quick)
+    v2 = Run(
+        name.format("v2"), label.format("v2"), f"resnet{depth}v2", {}, dataset, preact, note, quick
     )
+    return v1, v2
 
 
 _ONE_LAYER_SKIP = "keras_preact's units have two or three convolutions, not one"
@@ -334,19 +288,11 @@ PREACT = Experiment(
     "preact",
     "Original (v1) against pre-activation (v2) units on CIFAR-10 and CIFAR-100",
     f"{V2}, Table 3, Fig. 1 and Fig. 6",
-    runs=(
-        *_pair(110, "cifar10", 6.61, 6.37),
-        *_pair(164, "cifar10", 5.93, 5.46),
-        *_pair(1001, "cifar10", 7.61, 4.92, "median of 5 (mean 4.89 ± 0.14)"),
-        *_pair(164, "cifar100", 25.16, 24.33),
-        *_pair(1001, "cifar100", 27.82, 22.71, "median of 5 (mean 22.68 ± 0.22)"),
-    ),
-    panels=(
-        Panel("ResNet-110, CIFAR-10", ("110-v1", "110-v2")),
-        Panel("ResNet-164, CIFAR-10", ("164-v1", "164-v2")),
-        Panel("ResNet-1001, CIFAR-10", ("1001-v1", "1001-v2")),
-        Panel("ResNet-164, CIFAR-100", ("164-v1-c100", "164-v2-c100")),
-        Panel("ResNet-1001, CIFAR-100", ("1001-v1-c100", "1001-v2-c100")),
+    runs=tuple(run for row in _TABLE3 for run in _pair(*row)),
+    panels=tuple(
+        Panel(f"ResNet-{d}, {name}", (f"{d}-v1{suffix}", f"{d}-v2{suffix}"))
+        for d, dataset, *_ in _TABLE3
+        for suffix, name in [_SHOWN[dataset]]
     ),
     curves="loss",
     warmup="on",

@@ -1,12 +1,10 @@
 """An experiment's runs: plan them (checked, before anything is written), then train them.
 
 ``plan`` turns an experiment of ``training.experiments.papers``, a scale and the command-line
-choices into one ``training.run.pipeline`` run per network, each in its own folder under the
-output directory, and checks names, settings, data and what each folder holds before anything
-trains: a finished run is reused, an unfinished one resumes, a folder holding anything else is
-refused (``training.run.run_folder.reused_state``). ``train_here`` trains the runs one after
-another in this process; ``train_on_devices`` one per GPU, each in its own ``python -m
-training.reproduce ... --runs NAME`` process that sees only its GPU.
+choices into one ``training.run.pipeline`` run per network, each in its own folder; a finished
+run is reused, an unfinished one resumes, a folder holding anything else is refused.
+``train_here`` trains them one after another in this process; ``train_on_devices`` one per GPU,
+each in a ``python -m training.reproduce ... --runs NAME`` process that sees only its GPU.
 """
 
 from __future__ import annotations
@@ -15,10 +13,9 @@ import itertools
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -53,9 +50,8 @@ class Choices:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of the campaign: its definition, its training settings resolved once by
-    ``training.run.pipeline.check``, and what its folder holds now (``new``, ``unfinished`` or
-    ``finished``)."""
+    """One run of the campaign, its settings resolved once by ``training.run.pipeline.check``,
+    and what its folder holds now (``new``, ``unfinished`` or ``finished``)."""
 
     run: ex.Run
     resolved: Resolved
@@ -63,13 +59,7 @@ class PlannedRun:
 
     @property
     def config(self) -> TrainConfig:
-        """The run's training configuration."""
         return self.resolved.config
-
-    @property
-    def path(self) -> Path:
-        """The run folder."""
-        return Path(self.config.output)
 
 
 @dataclass(frozen=True)
@@ -83,22 +73,11 @@ class Campaign:
     output: Path
     selected: tuple[PlannedRun, ...]
     every: tuple[PlannedRun, ...]
-    left_out: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def on_sample(self) -> bool:
-        """Whether the runs train on the embedded sample."""
-        return self.scale.sample and self.choices.data_source is None
+    left_out: dict[str, str]
 
     def to_train(self) -> list[PlannedRun]:
         """The selected runs that are not finished yet."""
         return [p for p in self.selected if p.state != "finished"]
-
-
-def default_output(experiment: str, scale: str) -> str:
-    """``runs/reproduce/<experiment>`` at the paper scale, ``runs/reproduce/<experiment>-<scale>``
-    otherwise, so that the two scales never share run folders."""
-    return f"runs/reproduce/{experiment}" + ("" if scale == "paper" else f"-{scale}")
 
 
 def get_experiment(name: str) -> ex.Experiment:
@@ -112,9 +91,14 @@ def _named(table: dict, name: str, what: str):
     return table[name]
 
 
+def on_sample(scale: ex.Scale, choices: Choices) -> bool:
+    """Whether the runs train on the embedded sample."""
+    return scale.sample and choices.data_source is None
+
+
 def unavailable(run: ex.Run, scale: ex.Scale, choices: Choices) -> str | None:
     """Why ``run`` cannot train at ``scale`` with the data chosen (``None`` if it can)."""
-    if scale.sample and choices.data_source is None and run.dataset != "cifar10":
+    if on_sample(scale, choices) and run.dataset != "cifar10":
         return (
             f"trains on {run.dataset}, and the embedded sample is CIFAR-10: give --data-source "
             f"with {run.dataset} to train it at the {scale.name} scale"
@@ -126,7 +110,7 @@ def train_config(
     experiment: ex.Experiment, run: ex.Run, scale: ex.Scale, choices: Choices, output: Path
 ) -> TrainConfig:
     """The ``TrainConfig`` of one run (not checked: ``plan`` checks it)."""
-    sample = scale.sample and choices.data_source is None
+    sample = on_sample(scale, choices)
     overrides = dict(scale.overrides)
     if scale.name == "paper" and experiment.warmup != "auto":
         overrides["gated_warmup"] = experiment.warmup
@@ -149,65 +133,47 @@ def train_config(
     )
 
 
-def selection(experiment: ex.Experiment, scale: ex.Scale, choices: Choices) -> list[ex.Run]:
-    """The runs to train: those named by ``--runs`` (``UserError`` for an unknown or unavailable
-    one), else every run at the paper scale and the ``quick`` ones at a smaller scale."""
-    unknown = [name for name in choices.runs if name not in experiment.run_names]
-    if unknown:
-        raise UserError(
-            f"{experiment.name} has no run {unknown[0]!r}: choose from "
-            f"{', '.join(experiment.run_names)}"
-        )
-    for run in map(experiment.run, choices.runs):
-        why = unavailable(run, scale, choices)
-        if why:
-            raise UserError(f"run {run.name} {why}")
-    if choices.runs:
-        return [experiment.run(name) for name in dict.fromkeys(choices.runs)]
-    return [
-        run
-        for run in experiment.runs
-        if (scale.name == "paper" or run.quick) and unavailable(run, scale, choices) is None
-    ]
-
-
 def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> Campaign:
     """Plan and check the campaign (``UserError`` with one line for anything wrong, before any file
     is written): names, settings, every run folder, and (with ``load_data``) that the data of the
-    runs still to train loads."""
+    runs still to train loads. ``--runs`` selects the runs to train, else every run at the paper
+    scale and the ``quick`` ones at a smaller scale."""
     experiment = get_experiment(experiment_name)
     scale: ex.Scale = _named(ex.SCALES, choices.scale, "scale")
     if choices.epochs is not None and choices.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {choices.epochs}")
-    if scale.sample and choices.data_dir and choices.data_source is None:
+    if on_sample(scale, choices) and choices.data_dir:
         raise UserError("--data-dir applies with --data-source tfds, not to the embedded sample")
-    output = Path(choices.output or default_output(experiment.name, scale.name)).expanduser()
+    suffix = "" if scale.name == "paper" else f"-{scale.name}"  # scales never share run folders
+    output = Path(choices.output or f"runs/reproduce/{experiment.name}{suffix}").expanduser()
     output = output.absolute()
     rundir.check_writable(output)
-    picked = {run.name for run in selection(experiment, scale, choices)}
-    every, left_out = [], {}
+    left_out = {r.name: why for r in experiment.runs if (why := unavailable(r, scale, choices))}
+    for name in choices.runs:
+        if name not in experiment.run_names:
+            raise UserError(
+                f"{experiment.name} has no run {name!r}: choose from "
+                f"{', '.join(experiment.run_names)}"
+            )
+        if name in left_out:
+            raise UserError(f"run {name} {left_out[name]}")
+    picked = set(choices.runs) or {
+        r.name for r in experiment.runs if scale.name == "paper" or r.quick
+    } - set(left_out)
+    every = []
     for run in experiment.runs:
         config = train_config(experiment, run, scale, choices, output)
         resolved = pipeline.check(config)  # names and options, validated without building
         state = rundir.reused_state(run.name, Path(config.output), config.identity())
         every.append(PlannedRun(run, resolved, state))
-        why = unavailable(run, scale, choices)
-        if why:
-            left_out[run.name] = why
     selected = tuple(p for p in every if p.run.name in picked)
     campaign = Campaign(experiment, scale, choices, output, selected, tuple(every), left_out)
-    if load_data:
-        check_data(campaign)
-    return campaign
-
-
-def check_data(campaign: Campaign) -> None:
-    """Load each dataset the remaining runs need once (``UserError`` if it cannot be)."""
     needed = {
         (p.config.dataset, p.config.data_source, p.config.data_dir) for p in campaign.to_train()
     }
-    for dataset, source, data_dir in sorted(needed, key=str):
-        load_arrays(dataset, source, data_dir, verify_checksums=campaign.choices.verify_checksums)
+    for dataset, source, data_dir in sorted(needed, key=str) if load_data else ():
+        load_arrays(dataset, source, data_dir, verify_checksums=choices.verify_checksums)
+    return campaign
 
 
 def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
@@ -217,11 +183,6 @@ def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
     images = images or ex.TRAIN_IMAGES[resolved.config.dataset]
     steps = steps_per_epoch(images, recipe.batch_size)
     return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
-
-
-def images_seen(resolved: Resolved) -> int:
-    """Images one run sees in training: whole epochs of full batches."""
-    return schedule(resolved).total_steps * resolved.recipe.batch_size
 
 
 def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:
@@ -255,9 +216,7 @@ def count_gpus() -> int:
         found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    return (
-        0 if found.returncode else sum(line.startswith("GPU ") for line in found.stdout.split("\n"))
-    )
+    return 0 if found.returncode else sum(s.startswith("GPU ") for s in found.stdout.splitlines())
 
 
 def check_devices(specs: Sequence[str]) -> list[int]:
@@ -275,25 +234,22 @@ def check_devices(specs: Sequence[str]) -> list[int]:
 
 
 def resolve_devices(specs: Sequence[str], available: int) -> list[str]:
-    """``--devices`` (GPU indices or ``gpu:N``) as ``CUDA_VISIBLE_DEVICES`` values; ``UserError``
-    for a device that is not there. Indices count the GPUs this process may see: ``available``
-    ones, or those ``CUDA_VISIBLE_DEVICES`` already names."""
-    indices = check_devices(specs)
+    """``--devices`` as ``CUDA_VISIBLE_DEVICES`` values; ``UserError`` for a device that is not
+    there. Indices count the GPUs this process may see: ``available`` ones, or those
+    ``CUDA_VISIBLE_DEVICES`` already names."""
+    ids = [str(index) for index in range(available)]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = None
     if visible is not None:  # CUDA stops at the first invalid entry
         entries = (entry.strip() for entry in visible.split(","))
         ids = list(itertools.takewhile(lambda e: e and not e.startswith("-"), entries))
-        available = len(ids)
-    resolved = []
-    for index in indices:
-        if index >= available:
-            seen = f"{available} GPU{'s' if available != 1 else ''}" if available else "no GPU"
+    resolved: list[str] = []
+    for index in check_devices(specs):
+        if index >= len(ids):
+            seen = f"{len(ids)} GPU{'s' if len(ids) != 1 else ''}" if ids else "no GPU"
             raise UserError(f"--devices names GPU {index}, and this machine has {seen}")
-        physical = ids[index] if ids is not None else str(index)
-        if physical in resolved:
+        if ids[index] in resolved:
             raise UserError(f"--devices names GPU {index} twice")
-        resolved.append(physical)
+        resolved.append(ids[index])
     return resolved
 
 
@@ -308,9 +264,12 @@ def child_command(campaign: Campaign, run: str) -> list[str]:
     return rundir.command_line(program, options)
 
 
-def _pump(stream, prefix: str) -> None:
-    for line in stream:
-        print(f"[{prefix}] {line}", end="", flush=True)
+def _pump(run: str, child: subprocess.Popen) -> int:
+    """Print the run's lines as they come, prefixed with its name; its exit status."""
+    with child:
+        for line in child.stdout:
+            print(f"[{run}] {line}", end="", flush=True)
+    return child.returncode
 
 
 def train_on_devices(
@@ -318,41 +277,34 @@ def train_on_devices(
 ) -> list[str]:
     """Train the remaining runs in parallel, one process per GPU (``devices``: values of
     ``CUDA_VISIBLE_DEVICES``), each starting when a GPU becomes free. Returns the runs that failed."""
-    queue = [p.run.name for p in campaign.to_train()]
-    running: dict[str, tuple[subprocess.Popen, str, threading.Thread]] = {}
-    failed = []
-    try:
-        while queue or running:
-            for device in devices:
-                if device not in running and queue:
-                    run = queue.pop(0)
-                    print(f"{run}: starting on GPU {device}", flush=True)
-                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
-                    child = subprocess.Popen(
-                        child_command(campaign, run),
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        text=True,
-                    )
-                    pump = threading.Thread(target=_pump, args=(child.stdout, run), daemon=True)
-                    pump.start()
-                    running[device] = (child, run, pump)
-            time.sleep(1.0)
-            for device, (child, run, pump) in list(running.items()):
-                if child.poll() is None:
-                    continue
-                pump.join()
-                del running[device]
-                if child.returncode != 0:
-                    print(f"{run}: failed (exit status {child.returncode})", flush=True)
-                    failed.append(run)
-                after_each()
-    finally:
-        for child, _, _ in running.values():
-            child.terminate()
-        for child, _, _ in running.values():
-            child.wait()
+    free, running, failed = list(devices), {}, []
+
+    def collect(done) -> None:
+        for future in done:
+            run, device, _ = running.pop(future)
+            free.append(device)
+            if future.result():
+                print(f"{run}: failed (exit status {future.result()})", flush=True)
+                failed.append(run)
+            after_each()
+
+    with ThreadPoolExecutor(len(devices)) as pool:
+        try:
+            for run in (p.run.name for p in campaign.to_train()):
+                if not free:
+                    collect(wait(running, return_when=FIRST_COMPLETED).done)
+                device = free.pop(0)
+                print(f"{run}: starting on GPU {device}", flush=True)
+                command = child_command(campaign, run)
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
+                child = subprocess.Popen(
+                    command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                )
+                running[pool.submit(_pump, run, child)] = run, device, child
+            collect(as_completed(list(running)))
+        finally:
+            for _, _, child in running.values():
+                child.terminate()
     return failed
 
 
@@ -366,10 +318,11 @@ def setting(campaign: Campaign) -> str:
             "augmentation): compare the order of the rows and the shape of the curves, not the "
             "numbers."
         )
-    if campaign.on_sample:
-        parts.append("Data: the embedded CIFAR-10 sample (1,000 training and 300 test images).")
-    else:
-        parts.append(f"Data: {choices.data_source or 'tfds'}.")
+    parts.append(
+        "Data: the embedded CIFAR-10 sample (1,000 training and 300 test images)."
+        if on_sample(scale, choices)
+        else f"Data: {choices.data_source or 'tfds'}."
+    )
     if choices.epochs is not None:
         parts.append(f"Length: {choices.epochs} epochs per run (--epochs).")
     if scale.name == "paper" and campaign.experiment.warmup == "on":
@@ -380,15 +333,19 @@ def setting(campaign: Campaign) -> str:
     return " ".join(parts)
 
 
+_LISTED = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}
+
+
 def listing(campaign: Campaign) -> str:
     """``--list``: every run, its data, its cost in images seen, and what its folder holds."""
     e, selected = campaign.experiment, {p.run.name for p in campaign.selected}
+    row = "{:<22} {:<46} {:<15} {:>12}  {}".format
     lines = [
         f"{e.name}: {e.title} ({e.source})",
         f"scale {campaign.scale.name}: {campaign.scale.description}",
         f"output: {campaign.output}",
         "",
-        f"{'run':<22} {'network':<46} {'data':<15} {'images seen':>12}  state",
+        row("run", "network", "data", "images seen", "state"),
     ]
     total = 0
     for p in campaign.every:
@@ -396,19 +353,14 @@ def listing(campaign: Campaign) -> str:
         if name in campaign.left_out:
             cost, state = "—", f"left out: {campaign.left_out[name]}"
         else:
-            seen = images_seen(p.resolved)
-            cost = f"{seen:,}"
-            state = {"new": "to train", "unfinished": "to resume", "finished": "finished, reused"}[
-                p.state
-            ]
+            seen = schedule(p.resolved).total_steps * p.resolved.recipe.batch_size
+            cost, state = f"{seen:,}", _LISTED[p.state]
             if name not in selected:
                 state = "not selected (--runs NAME trains it)"
             elif p.state != "finished":
                 total += seen
-        lines.append(
-            f"{name:<22} {p.run.label[:46]:<46} {p.config.dataset:<15} {cost:>12}  {state}"
-        )
+        lines.append(row(name, p.run.label[:46], p.config.dataset, cost, state))
     for u in e.unexpressible:
-        lines.append(f"{'—':<22} {u.label[:46]:<46} {u.dataset:<15} {'—':>12}  not expressible")
+        lines.append(row("—", u.label[:46], u.dataset, "—", "not expressible"))
     lines += ["", f"to train: {total:,} images seen"]
     return "\n".join(lines)

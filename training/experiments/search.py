@@ -1,11 +1,4 @@
-"""Hyper-parameter searches: keras-tuner over the training pipeline (``python -m training.tune``).
-
-Each trial builds and compiles its model with ``training.run.pipeline.compile_model`` and trains it
-on the data's training batches with the recipe's schedule (resolved for the trial's batch and
-length). Trials are scored on a validation split held out from the training images, never on the
-test set. The tuner directory is resumable: the same settings continue the search, others are
-refused (``training.run.run_folder.open_search``).
-"""
+"""The keras-tuner search that ``python -m training.tune`` runs (its docstring says how)."""
 
 from __future__ import annotations
 
@@ -62,13 +55,11 @@ def build_hypermodel(
     seed: int,
 ):
     """A ``keras_tuner.HyperModel`` whose trials are ``base`` with the hyper-parameters chosen in
-    ``space`` (its ``models`` from ``resolve_space``; none when ``base`` fine-tunes a trained
-    network), trained on ``arrays`` (its test split is the validation split)."""
+    ``space`` (``models``: from ``resolve_space``), trained on ``arrays`` (its test split is the
+    validation split)."""
     import keras_tuner as kt  # optional dependency: only searches need it
 
     class CifarHyperModel(kt.HyperModel):
-        """Trials of the training pipeline (see ``build_hypermodel``)."""
-
         def _trial(self, hp: Any) -> Resolved:
             config = base.config
             overrides = {
@@ -83,7 +74,7 @@ def build_hypermodel(
                 unit = config.model_options.get("unit", "")
                 unit = hp.Choice("unit", list(space.units)) if space.units else unit
                 width = (
-                    1 if space.widths == (1,) else hp.Choice("width_multiplier", [*space.widths])
+                    hp.Choice("width_multiplier", [*space.widths]) if space.widths != (1,) else 1
                 )
                 trial["model"], trial["model_options"] = models[name, unit, width]
                 config = dataclasses.replace(config, model=name)
@@ -137,14 +128,9 @@ def search(
     """Run (or resume) the search and return the best trials, best first (also in
     ``best_trials.json``)."""
     resolved = pipeline.check(base)
-    if resolved.model is None:
-        if space.units or space.widths != (1,):
-            raise UserError(
-                "--units and --widths choose new networks, not one given with --weights"
-            )
-        models = {}
-    else:
-        models = resolve_space(space, dict(base.model_options))
+    if resolved.model is None and (space.units or space.widths != (1,)):
+        raise UserError("--units and --widths choose new networks, not one given with --weights")
+    models = {} if resolved.model is None else resolve_space(space, dict(base.model_options))
     if not (math.isfinite(validation_split) and 0 < validation_split < 1):
         raise UserError(f"--validation-split must be in (0, 1), got {validation_split}")
     if tuner not in TUNERS:

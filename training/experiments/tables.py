@@ -1,13 +1,13 @@
 """An experiment's results beside the paper's: ``table.md``, ``table.json`` and ``figure.png``.
 
-``collect`` reads what every run folder of a campaign holds (``metrics.json`` once finished, the
-history so far otherwise); ``write`` writes the table (errors in %, the paper's number beside each
-row), the figure (``training.run.report.draw``, in the paper's layout) and checks the paper's
-finding (``FINDINGS``, e.g. the degradation problem of plain networks).
+``collect`` reads every run folder of a campaign, finished or not; ``write`` writes the table
+(errors in %), the figure (``training.run.report.draw``) and checks the paper's finding
+(``FINDINGS``, e.g. the degradation problem of plain networks).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -32,11 +32,9 @@ OUTPUTS = (TABLE_MD, TABLE_JSON, FIGURE)
 
 def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = False) -> None:
     """``UserError`` (one line, before anything trains) when ``write`` would replace a file of
-    ``OUTPUTS`` in ``output`` that this experiment did not write: another experiment's table, or
-    a file of the user's (as a run folder holding another run is never overwritten). Its own
-    table (``table.json`` naming it, ``table.md`` headed by its name; ``figure.png`` beside
-    either) is drawn again; ``overwrite`` replaces the others. A folder in the way is refused
-    whatever ``overwrite`` says."""
+    ``OUTPUTS`` that this experiment did not write (its ``table.json`` names it, its ``table.md``
+    is headed by its name, ``figure.png`` goes with either), unless ``overwrite``; and for a
+    folder in the way, whatever ``overwrite`` says."""
     paths = [output / name for name in OUTPUTS]
     for path in paths:
         if path.exists() and not path.is_file():
@@ -47,8 +45,8 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
     if overwrite:
         return
     head = f"# {experiment.name}: "
-    own_json = _reads(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
-    own_md = _reads(output / TABLE_MD, lambda f: f.readline().startswith(head))
+    own_json = _read(output / TABLE_JSON, lambda f: json.load(f)["experiment"] == experiment.name)
+    own_md = _read(output / TABLE_MD, lambda f: f.readline().startswith(head))
     own = {TABLE_JSON: own_json, TABLE_MD: own_md, FIGURE: own_json or own_md}
     for path in paths:
         if path.exists() and not own[path.name]:
@@ -59,19 +57,18 @@ def check_outputs(output: Path, experiment: ex.Experiment, *, overwrite: bool = 
             )
 
 
-def _reads(path: Path, test: Callable[[Any], bool]) -> bool:
-    """Whether ``test`` holds for the open file ``path`` (``False`` when it cannot be read)."""
-    try:
-        with path.open(encoding="utf-8") as f:
-            return test(f) is True
-    except (OSError, ValueError, LookupError, TypeError):
-        return False
+def _read(path: Path, parse: Callable[[Any], Any], default: Any = False) -> Any:
+    """``parse`` of the open file ``path``, or ``default`` when it cannot be read or parsed."""
+    failed = (OSError, ValueError, LookupError, TypeError)
+    with contextlib.suppress(*failed), path.open(encoding="utf-8") as f:
+        return parse(f)
+    return default
 
 
 @dataclass
 class Result:
     """What one run of an experiment has produced so far (``status``: ``finished``,
-    ``unfinished``, ``not run`` or why it cannot run here)."""
+    ``unfinished``, ``not run`` or why it cannot run here); errors in %."""
 
     run: ex.Run
     status: str
@@ -88,41 +85,34 @@ class Result:
     def _last_error(self, final: str, key: str) -> float | None:
         if self.metrics is not None and self.metrics.get(final) is not None:
             return 100 * self.metrics[final]
-        rows = [r for r in self.history if key in r]
-        return 100 * (1 - rows[-1][key]) if rows else None
+        found = report.errors(self.history, key)
+        return found[-1] if found else None
 
     def train_error(self) -> float | None:
-        """Training error (%) of the last epoch trained (mean over its batches, as Keras reports)."""
+        """Of the last epoch trained (mean over its batches, as Keras reports)."""
         return self._last_error("final_train_error", "accuracy")
 
     def test_error(self) -> float | None:
-        """Test error (%) after the last epoch trained."""
+        """After the last epoch trained."""
         return self._last_error("final_test_error", "val_accuracy")
 
     def best_test_error(self) -> float | None:
-        """Lowest test error (%) of any epoch."""
-        errors = [100 * (1 - r["val_accuracy"]) for r in self.history if "val_accuracy" in r]
-        return min(errors) if errors else None
-
-    def wall_seconds(self) -> float | None:
-        """Wall time of the whole run (finished runs only)."""
-        return self.metrics.get("wall_time_s") if self.metrics else None
+        """The lowest of any epoch."""
+        return min(report.errors(self.history), default=None)
 
 
 def collect(campaign: Campaign) -> list[Result]:
     """The results of every run of ``campaign`` in table order (parameter counts reused from the
     previous ``table.json``: building ResNet-1202 takes a while)."""
-    try:
-        cached = {
-            _key(r): r["params"]
-            for r in json.loads((campaign.output / TABLE_JSON).read_text())["rows"]
-        }
-    except (OSError, ValueError, KeyError, TypeError):
-        cached = {}
+
+    def counted(f) -> dict[str, int]:
+        return {_key(r): r["params"] for r in json.load(f)["rows"]}
+
+    cached = _read(campaign.output / TABLE_JSON, counted, {})
     results = []
     for planned in campaign.every:
-        run, path = planned.run, planned.path
-        status = campaign.left_out.get(run.name, rundir.status(planned.path))
+        run, path = planned.run, Path(planned.config.output)
+        status = campaign.left_out.get(run.name, rundir.status(path))
         result = Result(run, "not run" if status == "new" else status)
         results.append(result)
         if status not in ("finished", "unfinished"):
@@ -134,16 +124,15 @@ def collect(campaign: Campaign) -> list[Result]:
             result.metrics = rundir.read_json(path / rundir.METRICS)
             if result.metrics.get("epochs"):
                 result.steps_per_epoch = result.metrics["iterations"] // result.metrics["epochs"]
-        key = _key({"model": run.model, "options": run.options, "dataset": run.dataset})
-        result.params = cached.get(key) or network.count_params(
-            planned.resolved.model,
-            planned.resolved.model_options,
-            classes=100 if run.dataset == "cifar100" else 10,
+        model, options = planned.resolved.model, planned.resolved.model_options
+        result.params = cached.get(_key(dataclasses.asdict(run))) or network.count_params(
+            model, options, classes=100 if run.dataset == "cifar100" else 10
         )
     return results
 
 
 def _key(row: dict[str, Any]) -> str:
+    """A network's key in the cache of parameter counts (a row of ``table.json`` or a ``Run``)."""
     return json.dumps([row["model"], row["options"], row["dataset"]], sort_keys=True)
 
 
@@ -158,7 +147,6 @@ class Finding:
 
     @property
     def verdict(self) -> str:
-        """``holds``, ``does NOT hold`` or ``not checked``."""
         return {True: "holds", False: "does NOT hold", None: "not checked"}[self.holds]
 
     def line(self) -> str:
@@ -184,23 +172,22 @@ def degradation_finding(results: Sequence[Result]) -> Finding:
     def by_depth(found) -> list[Result]:
         return sorted(found, key=lambda r: _depth(r.run))
 
-    def numbers(a: Result, sign: str, b: Result) -> str:
-        return f"({_pct(a.train_error())} {sign} {_pct(b.train_error())})"
+    def compared(a: Result, said: str, b: Result, sign: str) -> str:
+        numbers = f"{_pct(a.train_error())} {sign} {_pct(b.train_error())}"
+        return f"{a.run.label} {said} {b.run.label} ({numbers})"
 
     checks: list[tuple[bool, str]] = []
     plain = by_depth(r for r in done.values() if r.run.model.startswith("plain"))
     if len(plain) >= 2:
         shallow, deep = plain[0], plain[-1]
         ok = deep.train_error() > shallow.train_error()
-        said = f"{deep.run.label} ends with a {'higher' if ok else 'lower'} training error than "
-        checks.append(
-            (ok, f"{said}{shallow.run.label} {numbers(deep, '>' if ok else '<=', shallow)}")
-        )
+        said = f"ends with a {'higher' if ok else 'lower'} training error than"
+        checks.append((ok, compared(deep, said, shallow, ">" if ok else "<=")))
     for resnet in by_depth(r for r in done.values() if r.run.twin in done):
         twin = done[resnet.run.twin]
         ok = resnet.train_error() < twin.train_error()
-        said = f"{resnet.run.label} {'below' if ok else 'NOT below'} {twin.run.label}"
-        checks.append((ok, f"{said} {numbers(resnet, '<' if ok else '>=', twin)}"))
+        said = "below" if ok else "NOT below"
+        checks.append((ok, compared(resnet, said, twin, "<" if ok else ">=")))
     if not checks:
         return Finding(None, "needs two finished plain networks or a ResNet with its plain twin")
     resnets = by_depth(r for r in done.values() if r.run.twin)
@@ -223,11 +210,6 @@ def degradation_finding(results: Sequence[Result]) -> Finding:
 
 FINDINGS: dict[str, Callable[[Sequence[Result]], Finding]] = {"degradation": degradation_finding}
 """The checks ``Experiment.check`` names."""
-
-
-def finding(experiment: ex.Experiment, results: Sequence[Result]) -> Finding | None:
-    """The experiment's finding checked on ``results`` (``None`` if it has no check)."""
-    return FINDINGS[experiment.check](results) if experiment.check else None
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:
@@ -254,7 +236,7 @@ def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str,
             "best_test_error": _round(r.best_test_error()),
             "train_error": _round(r.train_error()),
             "epochs": len(r.history) if r.history else None,
-            "wall_s": _round(r.wall_seconds(), 1),
+            "wall_s": _round((r.metrics or {}).get("wall_time_s"), 1),
             "status": r.status,
         }
         for r in results
@@ -272,12 +254,8 @@ def rows(experiment: ex.Experiment, results: Sequence[Result]) -> list[dict[str,
     ]
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
-def _params_cell(value: int | None) -> str:
-    return "—" if value is None else f"{value / 1e6:.2f}M"
+def _cell(value: float | None, unit: float = 1, suffix: str = "") -> str:
+    return "—" if value is None else f"{value / unit:.2f}{suffix}"
 
 
 def _wall(seconds: float | None) -> str:
@@ -319,7 +297,7 @@ def markdown(
         if row["paper_error"] is None and row["paper_note"].startswith("fail"):
             paper, row = "fail", {**row, "paper_note": row["paper_note"].replace("fail ", "", 1)}
         lines.append(
-            f"| {row['network']} | {_params_cell(row['params'])} | {paper} "
+            f"| {row['network']} | {_cell(row['params'], 1e6, 'M')} | {paper} "
             f"| {_cell(row['test_error'])} | {_cell(row['best_test_error'])} "
             f"| {_cell(row['train_error'])} | {row['epochs'] or '—'} | {_wall(row['wall_s'])} "
             f"| {_notes(row, epochs_planned)} |"
@@ -364,7 +342,7 @@ def write(
 ) -> Finding | None:
     """Write ``table.json``, ``table.md`` and ``figure.png`` into ``output`` (each atomically);
     return the experiment's finding (``None`` if it has no check)."""
-    found = finding(experiment, results)
+    found = FINDINGS[experiment.check](results) if experiment.check else None
     table = rows(experiment, results)
     rundir.write_json(
         output / TABLE_JSON,
@@ -379,9 +357,7 @@ def write(
             "rows": table,
         },
     )
-    planned = [r.epochs_planned for r in results]
-    rundir.write_bytes(
-        output / TABLE_MD, markdown(experiment, setting, table, planned, found).encode()
-    )
+    md = markdown(experiment, setting, table, [r.epochs_planned for r in results], found)
+    rundir.write_bytes(output / TABLE_MD, md.encode())
     report.save(draw(experiment, results, f"{experiment.source} — {scale} scale"), output / FIGURE)
     return found

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -33,22 +34,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
         for row in csv.DictReader(f):
             parsed: dict[str, float] = {}
             for key, value in row.items():
-                try:
+                with contextlib.suppress(TypeError, ValueError):
                     parsed[key] = float(value)
-                except (TypeError, ValueError):
-                    continue
             if "epoch" in parsed:
-                parsed["epoch"] = int(parsed["epoch"])
-                rows.append(parsed)
+                rows.append({**parsed, "epoch": int(parsed["epoch"])})
     return rows
+
+
+def errors(rows: Sequence[dict[str, float]], key: str = "val_accuracy") -> list[float]:
+    """The error (%) of every row that has the accuracy ``key`` (default: the test accuracy)."""
+    return [100 * (1 - r[key]) for r in rows if key in r]
 
 
 def trim_history(path: Path, epochs_done: int) -> None:
     """Drop the rows of epochs a resumed run will train again (written after its last backup)."""
-    if not path.is_file():
-        return
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
+    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
     if not lines:
         return
     try:
@@ -97,20 +97,17 @@ def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
     curves = [c for c in curves if c.rows]
     longest = max(((c.rows[-1]["epoch"] + 1) * c.steps_per_epoch for c in curves), default=0)
     unit = 1e4 if longest >= 1e4 else 1.0
-    errors = axes.twinx() if loss else axes
-    train_key = "loss" if loss else "accuracy"
+    test_ax = axes.twinx() if loss else axes  # the right axis in the v2 layout
     highest = 20.0
     for c in curves:
         x = [(r["epoch"] + 1) * c.steps_per_epoch / unit for r in c.rows]
-        train = [
-            r[train_key] if loss else 100 * (1 - r[train_key]) for r in c.rows if train_key in r
-        ]
-        test = [100 * (1 - r["val_accuracy"]) for r in c.rows if "val_accuracy" in r]
+        train = [r["loss"] for r in c.rows if "loss" in r] if loss else errors(c.rows, "accuracy")
+        test = errors(c.rows)
         axes.plot(x[: len(train)], train, "--", color=c.color, lw=1)
-        errors.plot(x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label)
+        test_ax.plot(x[: len(test)], test, "-", color=c.color, lw=1.6 if loss else 2, label=c.label)
         highest = max([highest, *test, *([] if loss else train)])
     # The papers' panels show 0-20 %; a short run's errors are higher.
-    errors.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
+    test_ax.set_ylim(0, 20 if highest <= 20 else min(100, highest * 1.05))
     axes.set_xlabel("iter. (1e4)" if unit > 1 else "iter.")
     axes.set_xlim(0, longest / unit if longest else 1)
     axes.set_title(title, fontsize=10)
@@ -118,13 +115,13 @@ def _panel(axes, title: str, curves: Sequence[Curves], loss: bool) -> None:
     if loss:
         axes.set_ylabel("training loss (dashed)")
         axes.set_ylim(bottom=0)
-        errors.set_ylabel("test error (%) (solid)")
+        test_ax.set_ylabel("test error (%) (solid)")
     else:
         axes.set_ylabel("error (%)")
     if not curves:
         axes.text(0.5, 0.5, "no runs yet", ha="center", va="center", transform=axes.transAxes)
     elif loss:
-        errors.legend(loc="best", fontsize=7)
+        test_ax.legend(loc="best", fontsize=7)
     else:
         axes.legend(loc="best", fontsize=8, title="dashed: training, bold: test", title_fontsize=7)
 
@@ -138,7 +135,7 @@ def save(figure, path: Path) -> None:
 
 def plot_curves(rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str) -> None:
     """Write one run's ``curves.png``: its training and test error, the lowest test error named."""
-    tested = [100 * (1 - r["val_accuracy"]) for r in rows if "val_accuracy" in r]
+    tested = errors(rows)
     label = f"test error (best {min(tested):.2f} %)" if tested else "test error"
     save(draw([(title, [Curves(label, rows, steps_per_epoch)])]), path)
 
@@ -148,15 +145,12 @@ class PlotCurves(keras.callbacks.Callback):
 
     def __init__(self, rows: list[dict[str, float]], steps_per_epoch: int, path: Path, title: str):
         super().__init__()
-        self.rows = list(rows)
-        self.steps_per_epoch = steps_per_epoch
-        self.path = Path(path)
-        self.title = title
+        self.rows, self.plot_args = list(rows), (steps_per_epoch, Path(path), title)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {k: float(v) for k, v in (logs or {}).items()}
         self.rows = [r for r in self.rows if r["epoch"] < epoch] + [{**row, "epoch": epoch}]
-        plot_curves(self.rows, self.steps_per_epoch, self.path, self.title)
+        plot_curves(self.rows, *self.plot_args)
 
 
 def versions() -> dict[str, str]:

@@ -121,7 +121,7 @@ class RunDir:
         """After ``metrics.json`` is written: drop the resume state, then swap a staged run in."""
         shutil.rmtree(self.backup_dir, ignore_errors=True)
         if self.staged:
-            old = _old(self.final)
+            old = _sibling(self.final, "old")
             if self.final.exists():
                 os.replace(self.final, old)
             os.replace(self.path, self.final)
@@ -130,17 +130,14 @@ class RunDir:
             self.staged = False
 
 
-def _staging(final: Path) -> Path:
-    return final.parent / f".{final.name}.overwrite"
-
-
-def _old(final: Path) -> Path:
-    return final.parent / f".{final.name}.old"
+def _sibling(final: Path, what: str) -> Path:
+    """``.<name>.<what>`` beside ``final``: staging (``overwrite``), ``old`` or a worker's."""
+    return final.parent / f".{final.name}.{what}"
 
 
 def _complete_interrupted_swap(final: Path) -> None:
     """Finish a swap that a kill interrupted between its renames (see the module docstring)."""
-    old, staging = _old(final), _staging(final)
+    old, staging = _sibling(final, "old"), _sibling(final, "overwrite")
     if not old.exists():
         return
     if not final.exists():
@@ -167,22 +164,25 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write to --output {path}: {e.strerror or e}") from None
 
 
-def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as it reads back from ``config.json`` (tuples as lists, and so on)."""
-    return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
 def differences(saved: dict[str, Any], wanted: dict[str, Any]) -> str:
     """``""`` when ``saved`` (a ``config.json``) is the run ``wanted`` describes (a ``None`` seed:
     any seed), else the first settings that differ, as ``key: saved -> wanted``. The one test of
     "same run" for run folders, experiments and searches."""
-    wanted = _as_saved(wanted)
+    wanted = json.loads(json.dumps(wanted, default=str))  # as it reads back: tuples as lists
     if wanted.get("seed") is None:
         saved = {k: v for k, v in saved.items() if k != "seed"}
         wanted.pop("seed", None)
     keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     shown = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:4])
     return shown + (", ..." if len(keys) > 4 else "")
+
+
+def _refuse_other(record: Path, wanted: dict[str, Any], holds: str, advice: str) -> None:
+    """``UserError`` ``"{holds} with other settings (...){advice}"`` unless the settings that
+    ``record`` holds are ``wanted``."""
+    changed = differences(read_json(record), wanted)
+    if changed:
+        raise UserError(f"{holds} with other settings ({changed}){advice}")
 
 
 def reused_state(name: str, path: Path, config: dict[str, Any]) -> str:
@@ -194,12 +194,9 @@ def reused_state(name: str, path: Path, config: dict[str, Any]) -> str:
             f"run {name}: {path} is not empty and holds no training run: move it away or choose "
             "another --output"
         )
-    changed = "" if state == "new" else differences(read_json(path / CONFIG), config)
-    if changed:
-        raise UserError(
-            f"run {name}: {path} holds a run with other settings ({changed}); it is never "
-            "overwritten: move it away or choose another --output"
-        )
+    if state != "new":
+        never = "; it is never overwritten: move it away or choose another --output"
+        _refuse_other(path / CONFIG, config, f"run {name}: {path} holds a run", never)
     return state
 
 
@@ -208,12 +205,8 @@ def open_search(path: Path, settings: dict[str, Any], record: str = "search.json
     resume it, an empty folder starts it; ``UserError`` for anything else. Writes ``record``."""
     check_writable(path)
     if (path / record).is_file():
-        changed = differences(read_json(path / record), settings)
-        if changed:
-            raise UserError(
-                f"--output {path} holds a search with other settings ({changed}): re-run its "
-                "command to resume it, or choose another --output"
-            )
+        advice = ": re-run its command to resume it, or choose another --output"
+        _refuse_other(path / record, settings, f"--output {path} holds a search", advice)
     elif path.exists() and any(path.iterdir()):
         raise UserError(f"--output {path} is not empty and holds no search: choose another")
     write_json(path / record, settings)
@@ -260,23 +253,20 @@ def open_run(output: str | os.PathLike, config: dict[str, Any], *, overwrite: bo
             "or empty directory"
         )
     if overwrite and state in ("unfinished", "finished"):
-        return _decide(_staging(final), config, final, staged=True)
+        return _decide(_sibling(final, "overwrite"), config, final, staged=True)
     if state == "finished":
-        metrics = read_json(final / METRICS)
-        error = metrics.get("final_test_error")
+        error = read_json(final / METRICS).get("final_test_error")
         shown = f" (final test error {100 * error:.2f} %)" if isinstance(error, float) else ""
         raise UserError(
             f"--output {final} already holds a finished run{shown}: pass --overwrite to replace it "
             "once the new run has finished, or choose another --output"
         )
     if state == "unfinished":
-        changed = differences(read_json(final / CONFIG), config)
-        if changed:
-            raise UserError(
-                f"--output {final} holds an unfinished run with other settings "
-                f"({changed}): re-run its command to resume it, pass "
-                "--overwrite to replace it, or choose another --output"
-            )
+        advice = (
+            ": re-run its command to resume it, pass --overwrite to replace it, or choose "
+            "another --output"
+        )
+        _refuse_other(final / CONFIG, config, f"--output {final} holds an unfinished run", advice)
     return _decide(final, config, final, staged=False)
 
 
@@ -284,6 +274,6 @@ def open_worker_dir(output: str | os.PathLike, config: dict[str, Any], worker_in
     """Where a non-chief ``multi_worker`` process keeps its own resume state (nothing else)."""
     final = Path(output).expanduser().absolute()
     # A sibling, not inside the chief's directory (which must stay empty until the chief claims it).
-    path = final.parent / f".{final.name}.worker-{worker_index}"
+    path = _sibling(final, f"worker-{worker_index}")
     check_writable(path)
     return _decide(path, config, final, staged=False)
