@@ -25,7 +25,6 @@ import keras
 
 from keras_preact.command_line import UserError
 from training import recipes
-from training.data.batches import steps_per_epoch
 from training.data.cifar.sources import load_arrays
 from training.experiments import papers as ex
 from training.run import pipeline
@@ -213,10 +212,7 @@ def check_data(campaign: Campaign) -> None:
 def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
     """The ``training.recipes.Schedule`` a run follows on ``images`` training images (default: the
     official size of its dataset; the pipeline plans the same from the images it loads)."""
-    recipe = resolved.recipe
-    images = images or ex.TRAIN_IMAGES[resolved.config.dataset]
-    steps = steps_per_epoch(images, recipe.batch_size)
-    return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
+    return resolved.schedule(images or ex.TRAIN_IMAGES[resolved.config.dataset])
 
 
 def images_seen(resolved: Resolved) -> int:

@@ -19,7 +19,7 @@ import keras
 
 import keras_preact
 from keras_preact.command_line import UserError
-from keras_preact.weights import is_named
+from keras_preact.weights import choose, is_named
 
 CIFAR_INPUT = (32, 32, 3)
 """The input of a CIFAR network (``build_model``'s default)."""
@@ -72,6 +72,17 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
     except ValueError as e:
         raise UserError(f"model {info.key}: {e}") from None
     return info, build if weights is None else {**build, "weights": weights}
+
+
+def check_weights(name: str, weights: str) -> None:
+    """``UserError`` unless published ``weights`` (``imagenet``, ...) fit the network ``name``
+    (a file is checked when it is loaded)."""
+    if is_named(weights):
+        info, _ = resolve(name, {})
+        try:
+            choose(weights, architecture(info, {}), model_name=info.key)
+        except ValueError as e:
+            raise UserError(f"--weights {weights}: {e}") from None
 
 
 def build_model(

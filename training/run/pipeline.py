@@ -26,7 +26,6 @@ from typing import Any
 import keras
 
 import keras_preact
-from keras_preact import weights as weights_lib
 from keras_preact.command_line import UserError
 from training import recipes
 from training.choices import VERBOSITY
@@ -158,15 +157,8 @@ def check(config: TrainConfig) -> Resolved:
         model, model_options = model_lib.resolve(config.model, config.model_options)
     elif config.model_options:
         raise UserError("--model-option applies to new networks, not to one loaded with --weights")
-    elif weights_lib.is_named(weights):  # published weights must fit the network named
-        info, _ = model_lib.resolve(config.model, {})
-        arch = keras_preact.architecture(
-            info.depth, info.version, info.family, info.unit, shortcut=info.shortcut
-        )
-        try:
-            weights_lib.choose(weights, arch, model_name=info.key)
-        except ValueError as e:
-            raise UserError(f"--weights {weights}: {e}") from None
+    else:
+        model_lib.check_weights(config.model, weights)
     plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
