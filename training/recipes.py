@@ -1,24 +1,16 @@
-"""Training recipes (optimizer, loss, learning-rate schedule), the schedule each resolves to for one
-run, and the callback that drives that schedule.
+"""Training recipes (optimizer, loss, learning-rate schedule), the ``Schedule`` each resolves to for
+one run, and the callback that drives it.
 
-A ``Recipe`` is what the papers (or a faster variant) prescribe, independent of the machine: a global
-batch, a learning rate *at the reference batch of 128*, and a length in *reference iterations*
-(iterations at batch 128) or in epochs. ``plan`` resolves it into a ``Schedule`` of optimizer steps
-for one run (a dataset size, a global batch, a model):
+A ``Recipe`` is machine-independent: a global batch, a learning rate *at the reference batch of 128*
+and a length in *reference iterations* (at batch 128) or in epochs. ``plan`` resolves it for one run:
+the rate scales linearly with the global batch (``lr * batch / 128``, Goyal et al. 2017), and the
+length and decay points are kept in images seen, so the schedule in epochs is the same at every batch
+(64k iterations on CIFAR's 50,000 images at batch 128 are 164 whole epochs of 390 steps).
 
-* the learning rate scales linearly with the global batch (``lr * batch / 128``, Goyal et al. 2017),
-  so ``--batch-size 512`` trains with 0.4 where the paper used 0.1 at 128;
-* the length and the decay points are kept in *images seen*, so the schedule in epochs is the same at
-  every batch and replica count (at batch 128: the paper's 32k / 48k / 64k iterations; at 256:
-  16k / 24k / 32k steps). Training stops at a whole epoch: 64k iterations on CIFAR's 50,000 images
-  at batch 128 are 164 epochs of 390 steps (63,960 iterations).
-
-The recipes (``RECIPES`` for CIFAR, ``IMAGE_RECIPES`` for image runs) each carry a one-line
-description. Two details matter beyond it: weight decay is an L2 penalty built into the model (as the
-papers' SGD applied it), and the ``paper`` recipe's error-gated warm-up of ResNet-110 and ResNet-1001
-(lr 0.01 until the training error is below 80 %, the papers' "about 400 iterations") ends on the
-measured training error, not on a step count (``LearningRateController``). Fine-tuning trains the
-backbone at ``backbone_lr_scale`` times the classifier's rate (``BackboneRateSGD``).
+Weight decay is an L2 penalty built into the model (as the papers' SGD applied it); the ``paper``
+recipe's warm-up of ResNet-110/1001 (lr 0.01 until the training error is below 80 %) ends on the
+measured error (``LearningRateController``); fine-tuning trains the backbone at
+``backbone_lr_scale`` times the classifier's rate (``BackboneRateSGD``).
 """
 
 from __future__ import annotations
@@ -40,10 +32,8 @@ REFERENCE_BATCH = 128
 GATED_WINDOW = 20
 """Reference iterations over which the training error is averaged to end the gated warm-up."""
 MAX_EPOCHS = 1_000_000
-"""The longest training length in epochs a recipe takes."""
 MAX_STEPS = 2**31 - 1
-"""The most optimizer steps (and reference iterations) a run takes: beyond, step counters and the
-learning-rate schedules overflow."""
+"""The most optimizer steps (and reference iterations) of a run: step counters overflow beyond."""
 
 _RANGES: tuple[tuple[str, str, Callable[[Any], bool], str], ...] = (
     ("batch_size", "batch size", lambda v: v >= 1, "at least 1"),
@@ -68,8 +58,7 @@ _CHOICES = (
 
 @dataclass(frozen=True)
 class Recipe:
-    """Hyper-parameters of a training recipe, independent of the machine (see the module docstring).
-    The length is ``epochs`` or ``iterations`` (reference iterations at batch 128), not both."""
+    """A recipe (see the module docstring); its length is ``epochs`` or ``iterations``, not both."""
 
     name: str = ""
     description: str = ""
@@ -94,8 +83,8 @@ class Recipe:
     backbone_lr_scale: float = 1.0
 
     def overridden(self, **overrides: Any) -> Recipe:
-        """A copy with the given fields replaced (``None`` values are ignored), checked; ``epochs``
-        clears ``iterations`` and vice versa, so either can override the recipe's length."""
+        """A checked copy with the fields given (``None``: kept) replaced; ``epochs`` clears
+        ``iterations`` and vice versa."""
         changes = {k: v for k, v in overrides.items() if v is not None}
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -167,7 +156,6 @@ RECIPES = _table(
     ),
     Recipe(batch_size=64, epochs=30),
 )
-"""CIFAR recipes (``--recipe``), in the order of their names in ``training.choices.RECIPES``."""
 
 IMAGE_RECIPES = _table(
     choices.IMAGE_RECIPES,
@@ -188,16 +176,11 @@ IMAGE_RECIPES = _table(
         backbone_lr_scale=0.1,
     ),
 )
-"""Recipes of image runs (``python -m training.images --recipe``), in the order of their names in
-``training.choices.IMAGE_RECIPES``."""
-
 RECIPE_FAMILIES = {"cifar": RECIPES, "images": IMAGE_RECIPES}
-"""The recipe table of each kind of run."""
 
 
 def get_recipe(name: str, family: str = "cifar", **overrides: Any) -> Recipe:
-    """The named recipe of ``family`` (``cifar`` or ``images``) with command-line overrides applied
-    (``None`` means keep the recipe's value)."""
+    """The named recipe of ``family`` (``cifar`` or ``images``) with ``overrides`` applied."""
     table = RECIPE_FAMILIES[family]
     if name not in table:
         raise UserError(f"unknown recipe {name!r}: choose one of {', '.join(table)}")
@@ -206,12 +189,9 @@ def get_recipe(name: str, family: str = "cifar", **overrides: Any) -> Recipe:
 
 @dataclass(frozen=True)
 class Schedule:
-    """A recipe resolved for one run, in optimizer steps (see ``plan``).
-
-    ``lr_at(step)`` is the learning rate of the ``step``-th update (counted from 0). ``gated_lr`` is the
-    error-gated warm-up rate (``None`` when there is none): it applies until the training error averaged
-    over the last ``gated_window`` batches is below ``gated_error``.
-    """
+    """A recipe resolved for one run, in optimizer steps (``plan``). ``gated_lr`` (``None``: no
+    gated warm-up) applies until the training error over the last ``gated_window`` batches is below
+    ``gated_error``."""
 
     kind: str
     peak_lr: float
@@ -227,12 +207,11 @@ class Schedule:
 
     @property
     def total_steps(self) -> int:
-        """Optimizer steps of the whole run (whole epochs)."""
         return self.epochs * self.steps_per_epoch
 
     def lr_at(self, step: int, gate_open: bool = True, plateaus: int = 0) -> float:
-        """Learning rate of update number ``step`` (0-based); ``gate_open`` ends the gated warm-up;
-        ``plateaus`` is how often the validation error has stopped improving so far (``plateau``)."""
+        """The rate of update ``step`` (0-based), after the gated warm-up unless not ``gate_open``,
+        and ``plateaus`` decays of a ``plateau`` schedule."""
         if self.gated_lr is not None and not gate_open:
             return self.gated_lr
         if step < self.warmup_steps:
@@ -247,9 +226,8 @@ class Schedule:
         return self.peak_lr * self.decay_factor**passed
 
     def keras_learning_rate(self) -> Any:
-        """The optimizer's ``learning_rate``: a Keras schedule evaluated in the graph for ``cosine``
-        (it depends only on the step), else the initial value, which ``LearningRateController`` updates
-        at the few steps where it changes (the gated warm-up depends on the measured training error)."""
+        """The optimizer's ``learning_rate``: Keras' ``CosineDecay`` where no controller is needed,
+        else the initial value, which ``LearningRateController`` updates."""
         if not self.needs_controller:
             return keras.optimizers.schedules.CosineDecay(
                 initial_learning_rate=0.0 if self.warmup_steps else self.peak_lr,
@@ -262,8 +240,7 @@ class Schedule:
 
     @property
     def needs_controller(self) -> bool:
-        """Whether ``LearningRateController`` must drive the learning rate: always but for a cosine
-        schedule without the error-gated warm-up, which Keras evaluates in the compiled step."""
+        """Whether ``LearningRateController`` drives the rate (all but cosine without gated warm-up)."""
         return self.kind != "cosine" or self.gated_lr is not None
 
     def describe(self) -> dict[str, Any]:
@@ -274,11 +251,9 @@ class Schedule:
 def plan(
     recipe: Recipe, *, model: ModelInfo | None, num_examples: int, steps_per_epoch: int
 ) -> Schedule:
-    """Resolve ``recipe`` for ``model`` (``None``: a trained network being fine-tuned, which
-    ``gated_warmup="auto"`` never warms up) and ``num_examples`` training images cut into
-    ``steps_per_epoch`` batches. Lengths and decay points go through images seen, so they do not
-    depend on the batch; the learning rates scale by ``batch / 128`` unless ``recipe.scale_lr`` is off.
-    """
+    """Resolve ``recipe`` for ``model`` (``None``: a trained network, never warmed up by
+    ``gated_warmup="auto"``) and ``num_examples`` images in ``steps_per_epoch`` batches (see the
+    module docstring; rates are not scaled without ``recipe.scale_lr``)."""
     batch = recipe.batch_size
     scale = batch / REFERENCE_BATCH if recipe.scale_lr else 1.0
     epochs, length = _length(recipe, steps_per_epoch)
@@ -320,10 +295,8 @@ def _length(recipe: Recipe, steps_per_epoch: int) -> tuple[int, float]:
 
 
 def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar") -> str | None:
-    """One line saying that ``schedule`` squeezes the recipe ``recipe.name`` of ``family`` into
-    fewer epochs than it has (``--epochs`` or ``--iterations`` shortened it) and where the learning
-    rate now changes, e.g. ``recipe 'paper' compressed to 1 epoch (its full length: 164 epochs):
-    lr 0.1, 0.01 from epoch 0.5, 0.001 from epoch 0.75``; ``None`` when it is not shortened."""
+    """E.g. ``recipe 'paper' compressed to 1 epoch (its full length: 164 epochs): lr 0.1, 0.01 from
+    epoch 0.5, 0.001 from epoch 0.75`` when ``schedule`` is shorter than the named recipe, else ``None``."""
     named = RECIPE_FAMILIES[family].get(recipe.name)
     if named is None:
         return None
@@ -376,8 +349,7 @@ def compression_note(recipe: Recipe, schedule: Schedule, *, family: str = "cifar
 def make_optimizer(
     recipe: Recipe, schedule: Schedule, *, mixed_precision: str | None = None
 ) -> Any:
-    """SGD with the recipe's momentum (``BackboneRateSGD`` with a ``backbone_lr_scale`` other than 1),
-    in a ``LossScaleOptimizer`` under float16. Weight decay is the model's L2 penalty, not SGD's."""
+    """SGD (``BackboneRateSGD`` with a ``backbone_lr_scale``), loss-scaled under float16."""
     sgd = (schedule.keras_learning_rate(), recipe.momentum, recipe.nesterov)
     if recipe.backbone_lr_scale != 1.0:
         optimizer = BackboneRateSGD(*sgd, backbone_lr_scale=recipe.backbone_lr_scale)
@@ -389,18 +361,13 @@ def make_optimizer(
 
 
 HEAD_LAYERS = ("logits",)
-"""Layers of the classifier: ``BackboneRateSGD`` updates every other variable at the scaled rate."""
 
 
 @keras.saving.register_keras_serializable(package="keras_preact_training")
 class BackboneRateSGD(keras.optimizers.SGD):
-    """Keras' SGD whose backbone learns at ``backbone_lr_scale`` times the learning rate.
-
-    Keras has no per-layer learning rate: this scales the gradients of every variable outside the
-    ``head`` layers (default: ``logits``) before SGD's update in ``apply`` (which every backend's step
-    calls, also through a ``LossScaleOptimizer``). SGD's update and momentum buffer are linear in the
-    gradient (the L2 penalty included), so that is exactly a rate of ``lr * backbone_lr_scale``.
-    """
+    """Keras' SGD scaling the gradients of every variable outside the ``head`` layers by
+    ``backbone_lr_scale`` in ``apply`` (every backend's step calls it): SGD being linear in the
+    gradient, that is exactly a rate of ``lr * backbone_lr_scale`` (Keras has no per-layer rate)."""
 
     def __init__(
         self,
@@ -440,22 +407,17 @@ def one_hot_labels(recipe: Recipe) -> bool:
 
 
 def make_loss(recipe: Recipe) -> Any:
-    """Cross-entropy on the model's softmax output, on one-hot labels with label smoothing."""
+    """Cross-entropy (categorical with label smoothing)."""
     if one_hot_labels(recipe):
         return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 
 
 class LearningRateController(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate from a ``Schedule`` at every step where it changes; ends the
-    error-gated warm-up once the training error, averaged over the last ``schedule.gated_window``
-    batches, is below ``schedule.gated_error``; with a ``plateau`` schedule, divides the rate by the
-    decay factor whenever the validation error has not improved for ``plateau_patience`` epochs.
-
-    Each batch's accuracy is recovered from Keras' consecutive running means (all batches have the
-    same size). ``state()``, passed back as ``state``, lets a resumed run continue with exactly the
-    rates of the uninterrupted one.
-    """
+    """Sets the optimizer's rate from a ``Schedule`` where it changes, ends the gated warm-up on the
+    training error (each batch's, from Keras' running means), and counts a ``plateau`` schedule's
+    decays (``plateau_patience`` epochs without a lower validation error). ``state()``, given back,
+    resumes with exactly the rates of an uninterrupted run."""
 
     def __init__(self, schedule: Schedule, state: dict[str, Any] | None = None):
         super().__init__()
@@ -478,17 +440,13 @@ class LearningRateController(keras.callbacks.Callback):
 
     @property
     def gate_open(self) -> bool:
-        """Whether the gated warm-up is over (always true without one)."""
         return self.gate_opened_at is not None
 
     def current_lr(self) -> float:
-        """Learning rate of the next update."""
         return self.schedule.lr_at(self.step, self.gate_open, self.plateaus)
 
     def state(self, step: int | None = None) -> dict[str, Any]:
-        """What a resumed run needs to continue the schedule (JSON-serialisable), after ``step``
-        steps: by default all begun so far; a backup taken as a step begins, after this callback's
-        hook, passes the steps completed (one fewer)."""
+        """The resume state after ``step`` steps (default: all begun so far)."""
         return {
             "step": self.step if step is None else step,
             "gate_opened_at": self.gate_opened_at,

@@ -22,7 +22,6 @@ import keras
 
 from keras_preact.command_line import UserError
 from training import recipes
-from training.data.batches import steps_per_epoch
 from training.data.cifar.sources import load_arrays
 from training.experiments import papers as ex
 from training.run import pipeline
@@ -179,10 +178,7 @@ def plan(experiment_name: str, choices: Choices, *, load_data: bool = True) -> C
 def schedule(resolved: Resolved, images: int | None = None) -> recipes.Schedule:
     """The ``training.recipes.Schedule`` a run follows on ``images`` training images (default: the
     official size of its dataset; the pipeline plans the same from the images it loads)."""
-    recipe = resolved.recipe
-    images = images or ex.TRAIN_IMAGES[resolved.config.dataset]
-    steps = steps_per_epoch(images, recipe.batch_size)
-    return recipes.plan(recipe, model=resolved.model, num_examples=images, steps_per_epoch=steps)
+    return resolved.schedule(images or ex.TRAIN_IMAGES[resolved.config.dataset])
 
 
 def train_here(campaign: Campaign, after_each: Callable[[], None]) -> list[str]:

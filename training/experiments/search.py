@@ -16,7 +16,6 @@ from keras_preact.command_line import UserError
 from training import recipes
 from training.choices import TUNERS
 from training.data.batches import TrainingData
-from training.experiments import runs
 from training.experiments.search_space import SearchSpace
 from training.run import network, pipeline, strategy
 from training.run import run_folder as rundir
@@ -89,7 +88,7 @@ def build_hypermodel(
 
         def _schedule(self, trial: Resolved, epochs: int) -> recipes.Schedule:
             trial = dataclasses.replace(trial, recipe=trial.recipe.overridden(epochs=epochs))
-            return runs.schedule(trial, arrays.num_train)
+            return trial.schedule(arrays.num_train)
 
         def fit(self, hp, model, *args, epochs: int = 1, callbacks=None, verbose=0, **kwargs):
             trial = self._trial(hp)

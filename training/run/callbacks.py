@@ -1,20 +1,16 @@
-"""The Keras callbacks of a run besides the learning rate's: resume state, best/last models, the
-epoch's means across a resume, per-epoch statistics and log line, NaN stop.
-
-Keras' ``CSVLogger`` is used as it is; ``TensorBoard``, ``TerminateOnNaN`` and the progress bar are
-Keras' own, adapted below. Two jobs need callbacks of their own:
+"""The Keras callbacks of a run besides the learning rate's. Keras' ``CSVLogger`` is used as it is;
+``TensorBoard``, ``TerminateOnNaN`` and the progress bar are Keras' own, adapted below. Two replace
+Keras' own:
 
 * ``Backup`` replaces ``keras.callbacks.BackupAndRestore``, which (Keras 3.15) restores a mid-epoch
-  backup only to its epoch, so the resumed run replays batches its weights have already seen, and
-  rewrites its files in place, so a kill during a save can leave them inconsistent. ``Backup`` names
-  each state by its global step, writes the weights and then the metadata atomically, keeps the
-  previous state in case the newest cannot be read, and stores the schedule's state; the pipeline
-  resumes mid-epoch from the exact batch (the feeds are keyed by epoch and step).
+  backup only to its epoch start (replaying batches already trained) and rewrites its files in place
+  (a kill during a save can leave them inconsistent). ``Backup`` names each state by its global step,
+  writes it atomically, keeps the previous one and stores the schedule's state.
 * ``SaveModels`` writes ``best.keras`` and ``last.keras`` atomically and carries the best value over
   from earlier sessions (``ModelCheckpoint`` writes in place and forgets it on a restart).
 
-On JAX, Keras waits for every step before dispatching the next unless every callback's batch-end
-hook may run late on Keras' own threads (``async_safe``): all of these allow that.
+All of them allow their batch-end hooks to run late (``async_safe``), so Keras on JAX need not wait
+for every step.
 """
 
 from __future__ import annotations
@@ -46,18 +42,10 @@ class TrainingDiverged(UserError):
 
 
 class Backup(keras.callbacks.Callback):
-    """Save the whole training state every ``every`` steps and at the end of every epoch.
-
-    A state is ``step-<global step>.weights.h5`` (model and optimizer variables) plus
-    ``step-<global step>.json`` (``{"step": ..., **extra(step)}``), written in that order, each
-    atomically; the ``keep`` newest states are kept. The state at an epoch's end is saved after its
-    evaluation and the other epoch-end callbacks, so a resumed run never skips them.
-
-    A batch-level save happens when the next step begins (batch-end hooks may run late, when the
-    weights have moved on), so ``extra`` is asked for its state as of the saved step. A state whose
-    weights are not all finite is never written (``TrainingDiverged`` with ``hint`` instead), so the
-    loss check may lag behind without a diverged state replacing a good one.
-    """
+    """Save the training state every ``every`` steps (as the next step begins: batch-end hooks may
+    run late) and after each epoch's other callbacks: ``step-<global step>.weights.h5`` (model and
+    optimizer), then ``step-<global step>.json`` (``{"step": ..., **extra(step)}``), each atomically;
+    the ``keep`` newest are kept. Non-finite weights are never saved (``TrainingDiverged``)."""
 
     async_safe = True
 
@@ -88,7 +76,6 @@ class Backup(keras.callbacks.Callback):
         self.save()
 
     def save(self) -> None:
-        """Write the current state (atomically) and drop all but the newest ``keep`` states."""
         if not all_finite(self.model):
             raise TrainingDiverged(
                 f"the weights were NaN or infinite after step {self.step}", self.hint
@@ -104,12 +91,11 @@ class Backup(keras.callbacks.Callback):
 
 
 def _weights_of(meta: Path) -> Path:
-    """The weights file of the state whose metadata is ``meta``."""
     return meta.with_name(meta.name.replace(".json", ".weights.h5"))
 
 
 def _save_atomically(save: Callable[..., None], path: Path) -> None:
-    """``save(path)`` through a temporary file (with the same suffix, which Keras checks)."""
+    """``save(path)`` through a temporary file with the same suffix (Keras checks it)."""
     tmp = path.with_name(f".tmp-{path.name}")
     save(tmp, overwrite=True)
     os.replace(tmp, path)
@@ -129,9 +115,8 @@ def list_states(directory: Path) -> list[Path]:
 
 
 def restore(directory: Path, model: keras.Model) -> dict[str, Any] | None:
-    """Load the newest readable state into ``model`` (built and compiled, inside the strategy scope)
-    and return its metadata, or ``None`` when there is none. Falls back to the previous state when the
-    newest cannot be read."""
+    """Load the newest readable state into ``model`` (compiled, in the strategy scope) and return its
+    metadata (``None``: no state; ``UserError``: none readable)."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     if directory.is_dir():  # what a session killed in the middle of a save left behind
@@ -169,7 +154,6 @@ class SaveModels(keras.callbacks.Callback):
         self.best_accuracy, self.best_epoch = best_accuracy, best_epoch
 
     def state(self) -> dict[str, Any]:
-        """The best value so far, for the resume state."""
         return {"best_accuracy": self.best_accuracy, "best_epoch": self.best_epoch}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -181,13 +165,9 @@ class SaveModels(keras.callbacks.Callback):
 
 
 class EpochMeans(keras.callbacks.Callback):
-    """Keep an epoch's training loss and accuracy over the whole epoch across a resume.
-
-    Keras logs the means over the batches its ``fit`` call trained, and a run resumed mid-epoch
-    trains only the epoch's remaining batches. ``state(step)`` (kept in the resume state) is the means
-    over the epoch's batches so far; given back as ``carried``, they are merged into the resumed
-    epoch's logs, weighted by batches, before any other callback reads them (put this one first).
-    """
+    """Log an epoch's training means over the whole epoch across a resume mid-epoch (Keras' cover
+    only its ``fit`` call's batches): ``state(step)``, given back as ``carried``, is merged into the
+    resumed epoch's logs, weighted by batches (put this callback first)."""
 
     async_safe = True
 
@@ -197,8 +177,7 @@ class EpochMeans(keras.callbacks.Callback):
         self.carried = carried
 
     def state(self, step: int) -> dict[str, Any] | None:
-        """``{"epoch", "batches", "means"}`` after ``step`` steps (all of them complete: called as
-        the next one begins); ``None`` at an epoch boundary."""
+        """``{"epoch", "batches", "means"}`` after ``step`` complete steps (``None`` at an epoch end)."""
         epoch, batches = divmod(step, self.steps_per_epoch)
         if not batches:
             return None
@@ -209,8 +188,6 @@ class EpochMeans(keras.callbacks.Callback):
         return {"epoch": epoch, "batches": batches, "means": self._merged(epoch, means, batches)}
 
     def _merged(self, epoch: int, means: dict[str, float], batches: int) -> dict[str, float]:
-        """``means`` over this session's part of ``batches`` batches of ``epoch``, merged with the
-        carried means of the batches before it."""
         carried = self.carried
         if not carried or carried["epoch"] != epoch:
             return means
@@ -231,8 +208,7 @@ class EpochMeans(keras.callbacks.Callback):
 
 class EpochStats(keras.callbacks.Callback):
     """Add ``lr``, ``train_seconds`` and ``images_per_second`` to each epoch's logs (put it before
-    the callbacks that write them) and, with ``print_line``, print one line per epoch (off a
-    terminal, instead of Keras' progress bar)."""
+    the callbacks that write them); with ``print_line``, print one line per epoch."""
 
     def __init__(self, *, global_batch: int, epochs: int, print_line: bool, stream=None):
         super().__init__()
@@ -244,8 +220,7 @@ class EpochStats(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start, self._train_end, self._batches = time.perf_counter(), 0.0, 0
 
-    # Counted at the start of a batch, not its end: Keras calls batch-end hooks synchronously (on
-    # JAX that waits for every step to finish) unless every callback allows otherwise.
+    # Counted at a batch's start: a batch-end hook would make Keras on JAX wait for every step.
     def on_train_batch_begin(self, batch, logs=None):
         self._batches += 1
 
@@ -282,8 +257,7 @@ def format_epoch(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) 
 
 
 class StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras' ``TerminateOnNaN`` raising ``TrainingDiverged`` with a clear message. It may run late:
-    ``Backup`` refuses to save non-finite weights meanwhile, so the state from before stays."""
+    """Keras' ``TerminateOnNaN`` raising ``TrainingDiverged`` (late, maybe: ``Backup`` saves no NaN)."""
 
     async_safe = True
 
@@ -305,8 +279,7 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
 
 
 class ProgressBar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, safe to update from Keras' batch-end threads (updates serialised, one
-    older than what the bar shows dropped); given with ``verbose=1``, it replaces Keras' own."""
+    """Keras' progress bar, updated safely from Keras' batch-end threads (replaces Keras' own)."""
 
     async_safe = True
 
@@ -321,8 +294,7 @@ class ProgressBar(keras.callbacks.ProgbarLogger):
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):
-    """Keras' ``TensorBoard`` writing epoch summaries only (no graph, no profile), without a batch-end
-    hook (having one at all makes Keras wait for every step on JAX)."""
+    """Keras' ``TensorBoard`` writing epoch summaries only, with no batch-end hook (see EpochStats)."""
 
     async_safe = True
 

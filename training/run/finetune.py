@@ -1,13 +1,7 @@
 """Trained networks for fine-tuning and testing: loaded from a ``.keras`` file or published weights,
-given a normalisation layer, or rebuilt with a new classifier for new classes.
-
-``from_file`` loads the network, rebuilds it layer by layer from its configuration (so that the run's
-input size, mixed-precision policy, weight decay and batch-norm synchronisation apply as to a new
-network), copies every weight, cuts it at its pooled features (layer ``avg_pool``; a network without
-one gets a global average pool) and puts a new ``logits`` / ``predictions`` classifier on top.
-``freeze`` stops training up to and including a stage (layer names ``stem_*``, ``stageS_unitU_*``):
-frozen batch normalisation runs in inference mode with its stored statistics. The backbone's lower
-learning rate is the optimizer's (``training.recipes.BackboneRateSGD``).
+given a normalisation layer, or rebuilt (so that the run's input size, dtype policy, weight decay and
+batch-norm synchronisation apply) up to its pooled features with a new classifier, frozen up to a
+stage (frozen batch normalisation uses its stored statistics).
 """
 
 from __future__ import annotations
@@ -22,10 +16,8 @@ from keras_preact.command_line import UserError
 from keras_preact.preprocessing import PREPROCESS_LAYER, normalization_layer
 from keras_preact.weights import is_named
 
-HEAD = ("logits", "predictions")
-"""Layers of the classifier that is replaced."""
-FEATURES = "avg_pool"
-"""The layer whose output is the pooled features the new classifier reads."""
+HEAD = ("logits", "predictions")  # the classifier, replaced
+FEATURES = "avg_pool"  # the pooled features the new classifier reads
 
 _STAGE = re.compile(r"^stage(\d+)_")
 
@@ -39,9 +31,7 @@ def stage_of(layer_name: str) -> int | None:
 
 
 def named(model: str, weights: str) -> keras.Model:
-    """The keras-preact network ``model`` (``resnet50v1``) with published ``weights``
-    (``keras_preact.list_weights``: fetched, or read from the cache), taking raw pixels
-    normalised as the weights were trained; ``UserError`` when they cannot be had."""
+    """The network ``model`` (``resnet50v1``) with published ``weights`` (fetched or cached)."""
     try:
         return keras_preact.get_model(model, weights=weights)
     except ValueError as e:  # a name that does not fit, or a download that failed
@@ -49,8 +39,7 @@ def named(model: str, weights: str) -> keras.Model:
 
 
 def load(path: str, option: str = "--weights") -> keras.Model:
-    """The model in a ``.keras`` file, uncompiled; ``UserError`` naming the command-line
-    ``option`` that gave ``path`` when it cannot be loaded."""
+    """The model in a ``.keras`` file, uncompiled (``UserError`` naming ``option`` if unusable)."""
     try:
         model = keras_preact.load_model(path, compile=False)
     except Exception as e:  # any loader failure means "not a usable model file"
@@ -61,7 +50,6 @@ def load(path: str, option: str = "--weights") -> keras.Model:
 
 
 def has_preprocess_layer(model: keras.Model) -> bool:
-    """Whether ``model`` normalises raw pixels itself (its ``preprocess`` layer)."""
     return any(layer.name == PREPROCESS_LAYER for layer in model.layers)
 
 
@@ -71,9 +59,7 @@ def _clone(
     normalization: str | None,
     clone_function: Any = None,
 ) -> keras.Model:
-    """``source`` cloned onto a new input of ``shape`` (through ``clone_function`` when given); with
-    ``normalization`` (a ``DATASET_STATS`` key), a ``preprocess`` layer first, in the same graph (so
-    that the pooled features stay reachable)."""
+    """``source`` cloned onto an input of ``shape``, after a ``normalization`` layer in the same graph."""
     inputs = keras.Input(shape=shape, name=source.inputs[0].name or "image")
     kwargs: dict[str, Any] = {"input_tensors": inputs}
     if clone_function is not None:
@@ -93,8 +79,7 @@ def _clone(
 
 
 def with_normalization(model: keras.Model, normalization: str | None) -> keras.Model:
-    """``model`` with a ``preprocess`` layer of ``normalization``'s statistics in front (the same
-    weights), or ``model`` itself when ``normalization`` is None."""
+    """``model`` with a ``preprocess`` layer of ``normalization`` (``None``: none) in front."""
     if normalization is None:
         return model
     clone = _clone(model, tuple(model.inputs[0].shape[1:]), normalization)
@@ -110,10 +95,8 @@ def features_model(
     synchronized_bn: bool = False,
     normalization: str | None = None,
 ) -> keras.Model:
-    """``source`` up to its pooled features, rebuilt under the current dtype policy with an L2
-    penalty of ``weight_decay / 2`` on every kernel and ``input_shape`` (default: the source's),
-    and with the source's weights; with ``normalization`` (a ``DATASET_STATS`` key, for a source
-    without its own ``preprocess`` layer), that normalisation first."""
+    """``source`` up to its pooled features (or a global average pool), rebuilt under the current
+    dtype policy with the recipe's L2 penalty, ``input_shape`` and ``normalization``, and its weights."""
 
     def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
@@ -163,10 +146,8 @@ def from_file(
     model: str | None = None,
     normalization: str | None = None,
 ) -> keras.Model:
-    """The network in ``path`` (or, for published weights such as ``imagenet``, ``model`` with
-    them: ``named``) with a new classifier over ``classes`` (build inside the strategy's scope and
-    dtype policy), frozen up to ``freeze`` (``training.choices.FREEZE_STAGES``); with
-    ``normalization``, that dataset's normalisation first (``features_model``)."""
+    """The network in ``path`` (or ``model`` with published weights ``path``) with a new classifier
+    over ``classes``, frozen up to ``freeze`` (``training.choices.FREEZE_STAGES``)."""
     source = named(model, path) if model is not None and is_named(path) else load(path)
     body = features_model(
         source,
@@ -181,9 +162,8 @@ def from_file(
 def with_classifier(
     body: keras.Model, classes: int, *, weight_decay: float = 0.0, freeze: str = "none"
 ) -> keras.Model:
-    """``body`` (image -> pooled features) with a new, He-initialised ``logits`` layer and a float32
-    softmax ``predictions``; layers up to the ``freeze`` stage (``backbone``: all but the new
-    classifier) are not trained."""
+    """``body`` (image -> features) with a new ``logits`` layer and float32 softmax ``predictions``;
+    layers up to the ``freeze`` stage (``backbone``: all but the classifier) are not trained."""
     x = keras.layers.Dense(classes, kernel_regularizer=_l2(weight_decay), name=HEAD[0])(
         body.outputs[0]
     )
@@ -208,5 +188,4 @@ def with_classifier(
 
 
 def _l2(weight_decay: float) -> keras.regularizers.Regularizer | None:
-    """The L2 penalty of a kernel for the recipe's ``weight_decay`` (as the model builder sets it)."""
     return keras.regularizers.L2(weight_decay / 2) if weight_decay else None

@@ -35,11 +35,8 @@ def fit(
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 1,
 ) -> keras.callbacks.History:
-    """Train like ``model.fit(train_data, epochs=..., steps_per_epoch=..., initial_epoch=...,
-    validation_data=..., callbacks=..., verbose=...)`` with ``strategy`` (model built and compiled in
-    its scope). ``train_data`` yields global batches, or is a function of each worker's
-    ``tf.distribute.InputContext`` giving that worker's per-replica batches (a feed sharded by
-    the worker itself); ``validation_data`` is evaluated in full."""
+    """``model.fit`` with ``strategy``; ``train_data`` yields global batches, or is a function of
+    each worker's ``tf.distribute.InputContext`` giving its per-replica batches."""
     history = keras.callbacks.History()
     callback_list = keras.callbacks.CallbackList(
         [*(callbacks or []), history],

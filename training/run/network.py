@@ -1,11 +1,6 @@
-"""The network a run trains: any name ``keras_preact.resolve_model`` takes, resolved once.
-
-``--model`` takes a registry name (``keras_preact.MODEL_NAMES``: resnet20v1 ... resnet1001v2, the
-plain networks plain20v1 ... plain110v1, and the ImageNet ones) or ``resnet<DEPTH>v<1|2>`` /
-``plain<DEPTH>v<1|2>`` for any valid CIFAR depth (6n+2 with basic units, 9n+2 with
-``unit=bottleneck``), e.g. ``resnet8v1`` for tests or ``resnet272v2`` with bottlenecks.
-Architecture options (``unit``, ``width_multiplier``, ``shortcut``, ...) are checked with the name
-(``resolve``) and go to the builder unchanged.
+"""The network a run trains: any name ``keras_preact.resolve_model`` takes (``MODEL_NAMES``, or
+``resnet|plain<DEPTH>v<1|2>`` for any valid CIFAR depth), resolved once with its architecture options
+(``unit``, ``width_multiplier``, ``shortcut``, ...), which go to the builder unchanged.
 """
 
 from __future__ import annotations
@@ -19,10 +14,9 @@ import keras
 
 import keras_preact
 from keras_preact.command_line import UserError
-from keras_preact.weights import is_named
+from keras_preact.weights import choose, is_named
 
 CIFAR_INPUT = (32, 32, 3)
-"""The input of a CIFAR network (``build_model``'s default)."""
 
 _SET_BY_THE_RUN = {
     "weight_decay": "the recipe sets it (--weight-decay)",
@@ -37,15 +31,12 @@ OPTIONS: tuple[str, ...] = (
         if p.kind is p.KEYWORD_ONLY and name not in _SET_BY_THE_RUN
     ),
 )
-"""The options ``--model-option`` takes: the architecture options of ``keras_preact.ResNet`` and
-``weights``, the network's starting weights (a ``.keras`` or ``.weights.h5`` file, or a checkpoint
-``keras_preact.convert`` reads)."""
+"""``--model-option``'s: ``keras_preact.ResNet``'s architecture options and starting ``weights``."""
 
 
 def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelInfo, dict[str, Any]]:
-    """The model ``name`` with ``options``, checked without building anything: its ``ModelInfo``
-    and the builder's options (without ``unit``, which the info carries). ``UserError`` for an
-    unknown name or option, an impossible depth, or an option value the builder refuses."""
+    """The ``ModelInfo`` of ``name`` and the builder's ``options`` (``unit`` is the info's), checked
+    without building anything (``UserError`` for any name or option the builder refuses)."""
     fixed = {"family", "version", "depth"} & set(options)
     if fixed:
         raise UserError(f"{name} fixes {', '.join(sorted(fixed))}; choose them in the name")
@@ -74,6 +65,17 @@ def resolve(name: str, options: Mapping[str, Any]) -> tuple[keras_preact.ModelIn
     return info, build if weights is None else {**build, "weights": weights}
 
 
+def check_weights(name: str, weights: str) -> None:
+    """``UserError`` unless published ``weights`` (``imagenet``, ...) fit the network ``name``
+    (a file is checked when it is loaded)."""
+    if is_named(weights):
+        info, _ = resolve(name, {})
+        try:
+            choose(weights, architecture(info, {}), model_name=info.key)
+        except ValueError as e:
+            raise UserError(f"--weights {weights}: {e}") from None
+
+
 def build_model(
     info: keras_preact.ModelInfo,
     options: Mapping[str, Any],
@@ -84,10 +86,8 @@ def build_model(
     input_shape: tuple[int, int, int] = CIFAR_INPUT,
     preprocessing: str = "cifar10",
 ) -> keras.Model:
-    """Build the (uncompiled) model ``resolve`` checked: raw-pixel input of ``input_shape`` (a
-    ``preprocess`` layer with the ``preprocessing`` dataset's statistics: the data source's),
-    softmax over ``classes``, the recipe's weight decay as an L2 penalty. Starting weights that do
-    not fit the network are a ``UserError``."""
+    """Build the (uncompiled) model ``resolve`` checked, on raw pixels normalised with the
+    ``preprocessing`` dataset's statistics (``UserError`` when starting weights do not fit)."""
     kwargs = dict(
         options,
         classes=classes,
@@ -107,8 +107,7 @@ def build_model(
 def architecture(
     info: keras_preact.ModelInfo, options: Mapping[str, Any]
 ) -> keras_preact.Architecture:
-    """The ``keras_preact.Architecture`` the model ``resolve`` returned builds (checked, not
-    built; ``ValueError`` for an impossible option)."""
+    """The ``keras_preact.Architecture`` of a resolved model (``ValueError``: impossible option)."""
     options = {k: v for k, v in options.items() if k != "weights"}
     return keras_preact.architecture(
         info.depth, info.version, info.family, info.unit, **{"shortcut": info.shortcut, **options}
@@ -116,8 +115,7 @@ def architecture(
 
 
 def count_params(info: keras_preact.ModelInfo, options: Mapping[str, Any], classes: int) -> int:
-    """Trainable parameters of the CIFAR network ``resolve`` returned (BN moving statistics
-    excluded, as the papers count them), from the built network."""
+    """Trainable parameters of a resolved CIFAR network (as the papers count them)."""
     model = info.build(classes=classes, input_shape=CIFAR_INPUT, **options)
     count = keras_preact.model_stats(model).trainable_params
     del model

@@ -1,11 +1,9 @@
 """One training run: config -> strategy -> data -> model -> recipe -> fit -> report.
 
-``check`` validates a ``TrainConfig`` and resolves every choice it names once (``Resolved``);
-``prepare`` creates the strategy, loads the data (CIFAR arrays, or a folder of images or tfds
-``imagenet2012`` when ``config.images`` is set: both a ``TrainingData``), plans the schedule and builds
-and compiles the model (``Prepared``); ``train`` opens the run folder, resumes from its backup, fits
-and writes ``metrics.json``. ``python -m training.cifar`` and ``python -m training.images`` run
-``train``; benchmarks and the tuner time and reuse ``prepare``::
+``check`` validates a ``TrainConfig`` and resolves its choices once (``Resolved``); ``prepare`` creates
+the strategy, loads the data (CIFAR arrays or images: a ``TrainingData``) and builds and compiles the
+model (``Prepared``); ``train`` opens the run folder, resumes from its backup, fits and writes
+``metrics.json``. The commands run ``train``; benchmarks and the tuner reuse ``prepare``::
 
     from training.run.pipeline import TrainConfig, prepare
     prepared = prepare(TrainConfig(model="resnet20v1", dataset="cifar10-sample", recipe="demo"))
@@ -26,7 +24,6 @@ from typing import Any
 import keras
 
 import keras_preact
-from keras_preact import weights as weights_lib
 from keras_preact.command_line import UserError
 from training import recipes
 from training.choices import VERBOSITY
@@ -49,14 +46,9 @@ _DIVERGED_HINT = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run needs; the commands fill it from their arguments.
-
-    ``data_source`` ``None`` is the dataset's usual source (``DEFAULT_SOURCES``).
-    ``recipe_overrides`` are ``recipes.Recipe`` fields (``epochs``, ``lr``, ``batch_size``, ...) that
-    replace the named recipe's values; ``model_options`` go to the model builder. ``seed=None`` draws a
-    random seed (recorded in ``config.json``). ``deterministic`` makes TensorFlow's ops deterministic
-    (default: when a seed is given), which Keras pays for by turning XLA off on that backend.
-    """
+    """Everything a run needs. ``data_source=None``: the dataset's usual one; ``recipe_overrides``:
+    ``recipes.Recipe`` fields replacing the named recipe's; ``seed=None``: a random seed (recorded in
+    ``config.json``); ``deterministic`` (default: with a seed) costs XLA on TensorFlow."""
 
     model: str = "resnet20v1"
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +71,6 @@ class TrainConfig:
 
     @property
     def is_deterministic(self) -> bool:
-        """Whether TensorFlow's ops are made deterministic (default: when a seed is given)."""
         return self.seed is not None if self.deterministic is None else self.deterministic
 
     def identity(self) -> dict[str, Any]:
@@ -100,24 +91,19 @@ class TrainConfig:
 
     @property
     def recipe_family(self) -> str:
-        """The recipe table ``recipe`` names: ``images`` for a run on images, else ``cifar``."""
         return "cifar" if self.images is None else "images"
 
 
 @dataclass(frozen=True)
 class Resolved:
-    """A ``TrainConfig`` checked, with every choice it names resolved once (what ``check``
-    returns): the later stages read these instead of interpreting the config's strings again."""
+    """A ``TrainConfig`` checked, every choice it names resolved once (``check``)."""
 
     config: TrainConfig
     recipe: recipes.Recipe
-    model: keras_preact.ModelInfo | None
-    """The network to build; ``None`` when the run fine-tunes ``config.images.weights``."""
-    model_options: Mapping[str, Any]
-    """The builder's options (``config.model_options`` without ``unit``, which ``model`` carries)."""
+    model: keras_preact.ModelInfo | None  # None: fine-tunes config.images.weights
+    model_options: Mapping[str, Any]  # the builder's (unit is the model's)
     strategy: strategy.StrategyPlan
     images: CheckedImages | None = None
-    """``config.images`` checked, with the crop size resolved (``None`` for CIFAR)."""
 
     @property
     def paper_error(self) -> float | None:
@@ -126,7 +112,7 @@ class Resolved:
         return self.model.paper_cifar10_error if same and self.model is not None else None
 
     def schedule(self, num_examples: int) -> recipes.Schedule:
-        """The recipe planned for ``num_examples`` training images in full global batches."""
+        """The recipe planned for ``num_examples`` training images (full global batches)."""
         steps = steps_per_epoch(num_examples, self.recipe.batch_size)
         return recipes.plan(
             self.recipe, model=self.model, num_examples=num_examples, steps_per_epoch=steps
@@ -145,8 +131,8 @@ class Resolved:
 
 
 def check(config: TrainConfig) -> Resolved:
-    """Validate every setting that can be checked without data or devices and resolve the recipe,
-    the model, the images' options and the strategy (``UserError`` naming the first bad setting)."""
+    """Validate what can be checked without data or devices (``UserError`` naming the first bad
+    setting) and resolve the recipe, model, images' options and strategy."""
     recipe = recipes.get_recipe(config.recipe, config.recipe_family, **config.recipe_overrides)
     if config.images is None and config.dataset not in DATASETS:
         raise UserError(f"unknown dataset {config.dataset!r}: choose one of {', '.join(DATASETS)}")
@@ -158,15 +144,8 @@ def check(config: TrainConfig) -> Resolved:
         model, model_options = model_lib.resolve(config.model, config.model_options)
     elif config.model_options:
         raise UserError("--model-option applies to new networks, not to one loaded with --weights")
-    elif weights_lib.is_named(weights):  # published weights must fit the network named
-        info, _ = model_lib.resolve(config.model, {})
-        arch = keras_preact.architecture(
-            info.depth, info.version, info.family, info.unit, shortcut=info.shortcut
-        )
-        try:
-            weights_lib.choose(weights, arch, model_name=info.key)
-        except ValueError as e:
-            raise UserError(f"--weights {weights}: {e}") from None
+    else:
+        model_lib.check_weights(config.model, weights)
     plan = strategy.check(config.strategy)
     if config.backup_every < 0:
         raise UserError(f"--backup-every must be 0 (off) or more steps, got {config.backup_every}")
@@ -203,18 +182,15 @@ class Prepared:
 
     @property
     def recipe(self) -> recipes.Recipe:
-        """The recipe with the run's overrides."""
         return self.resolved.recipe
 
     @property
     def steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch (full global batches)."""
         return self.schedule.steps_per_epoch
 
     def train_dataset(self, start_epoch: int = 0, skip: int = 0) -> Any:
-        """The endless training dataset from batch ``skip`` of epoch ``start_epoch``. Images under
-        ``multi_worker``: a function of the worker's ``tf.distribute.InputContext`` (each worker
-        decodes only its share of every batch: ``training.data.images.feed.train_batches``)."""
+        """The endless training dataset from batch ``skip`` of epoch ``start_epoch`` (images under
+        ``multi_worker``: a function of the worker's ``InputContext``, each decoding its share)."""
         batches = functools.partial(
             self.source.train_batches,
             self.recipe,
@@ -241,8 +217,7 @@ class Prepared:
 def load_data(
     config: TrainConfig | Resolved, *, log: Callable[[str], None] = print
 ) -> TrainingData:
-    """The data ``config`` names: CIFAR arrays, or the images of ``config.images`` (whose scan
-    reports one line to ``log``)."""
+    """The data ``config`` names: CIFAR arrays, or its images (whose scan logs one line)."""
     resolved = _resolved(config)
     config = resolved.config
     if resolved.images is not None:
@@ -264,12 +239,8 @@ def prepare(
     seed: int | None = None,
     arrays: TrainingData | None = None,
 ) -> Prepared:
-    """Create the strategy, load the data, plan the schedule, build and compile the model.
-
-    ``seed`` overrides ``config.seed`` (``train`` passes the one recorded in the run folder);
-    ``arrays`` (a ``TrainingData``, e.g. CIFAR arrays from ``make_arrays``) replaces the data
-    ``config`` names, for callers that hold their images in memory.
-    """
+    """Create the strategy, load the data (or take ``arrays``), plan the schedule, build and compile
+    the model. ``seed`` overrides ``config.seed`` (``train`` passes the run folder's)."""
     resolved = _resolved(config)
     config, recipe = resolved.config, resolved.recipe
     runtime = strategy.create(resolved.strategy)
@@ -297,10 +268,8 @@ def compile_model(
     *,
     source: TrainingData,
 ) -> keras.Model:
-    """Build the model ``resolved`` names for ``source``'s images and classes (or, when it
-    fine-tunes ``config.images.weights``, load that network with a new classifier:
-    ``training.run.finetune``) in the strategy's scope, and compile it with the recipe's optimizer
-    and loss."""
+    """Build (or load to fine-tune: ``training.run.finetune``) the model for ``source`` in the
+    strategy's scope and compile it with the recipe's optimizer and loss."""
     recipe, config = resolved.recipe, resolved.config
     shared = dict(
         classes=source.num_classes,
@@ -333,7 +302,6 @@ def compile_model(
 
 
 def seed_everything(seed: int, *, deterministic: bool) -> None:
-    """Seed Python, NumPy and the backend; with ``deterministic``, make TensorFlow's ops deterministic."""
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         # Imported here: only on the TensorFlow backend (JAX trains without TensorFlow).
@@ -343,11 +311,8 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
 
 
 def train(config: TrainConfig | Resolved) -> dict[str, Any]:
-    """Train (or resume) the run ``config`` describes and return its ``metrics.json`` content.
-
-    Raises ``UserError`` for bad input (before any heavy work where it can be known then),
-    ``callbacks.TrainingDiverged`` if the loss becomes NaN.
-    """
+    """Train (or resume) the run and return its ``metrics.json`` content (``UserError`` for bad
+    input, ``callbacks.TrainingDiverged`` when the loss becomes NaN)."""
     started = time.perf_counter()
     resolved = _resolved(config)
     config = resolved.config
@@ -415,8 +380,8 @@ def _verbosity(mode: str, chief: bool) -> tuple[int, bool]:
 
 
 def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
-    """``(initial_epoch, epochs, steps_per_epoch, skip)`` of the ``fit`` calls that train from global
-    ``step``: first the rest of a partly trained epoch (from its exact batch), then whole epochs."""
+    """``(initial_epoch, epochs, steps_per_epoch, skip)`` of the ``fit`` calls from global ``step``:
+    the rest of a partly trained epoch, then whole epochs."""
     epoch, skip = divmod(step, steps_per_epoch)
     phases = []
     if skip:
@@ -428,8 +393,7 @@ def _phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int
 
 
 class _Session:
-    """One training session of a run (resumed from the backup ``state``, ``{}`` for a new run):
-    its callbacks, what its backups keep, and what it reports at the end."""
+    """A session of a run (from the backup ``state``, ``{}`` when new): callbacks, backups, report."""
 
     def __init__(
         self, prepared: Prepared, run: rundir.RunDir, state: dict[str, Any], started: float
@@ -441,17 +405,14 @@ class _Session:
             schedule, state.get("lr", {"step": state.get("step", 0)})
         )
         self.epoch_means = cb.EpochMeans(schedule.steps_per_epoch, state.get("epoch_means"))
-        # The best test accuracy so far (SaveModels.state() of the backup).
         self.saver = cb.SaveModels(
             run.file(rundir.BEST), run.file(rundir.LAST), **state.get("models", {})
         )
 
     def wall_seconds(self) -> float:
-        """Wall time of the run so far, earlier sessions included (up to their last backup)."""
         return self.elapsed_before + time.perf_counter() - self.started
 
     def backup_extra(self, step: int) -> dict[str, Any]:
-        """What a session resumed after ``step`` steps needs besides the weights."""
         return {
             "lr": self.controller.state(step),
             "epoch_means": self.epoch_means.state(step),
@@ -462,8 +423,7 @@ class _Session:
     def callbacks(
         self, step: int, *, print_line: bool, progress_bar: bool
     ) -> list[keras.callbacks.Callback]:
-        """The callbacks, in the order they must run at the end of an epoch: the epoch's means and
-        statistics first, the backup last, so that a resumed run never skips an epoch's outputs."""
+        """In epoch-end order: means and statistics first, the backup last (after every output)."""
         prepared, run = self.prepared, self.run
         schedule, config = prepared.schedule, prepared.config
         stats = cb.EpochStats(
@@ -509,7 +469,6 @@ class _Session:
         return [*callbacks, backup]
 
     def metrics(self) -> dict[str, Any]:
-        """The content of ``metrics.json`` once training has finished."""
         prepared = self.prepared
         schedule = prepared.schedule
         gated = schedule.gated_lr is not None

@@ -1,15 +1,11 @@
 """Where the replicas run: ``tf.distribute`` strategies on TensorFlow, ``keras.distribution`` on JAX.
 
-``check`` validates the options without touching any device and returns a ``StrategyPlan``;
-``create`` configures the devices the plan names and returns a ``Runtime`` whose ``scope()`` the
-model is built, compiled and trained in. The global batch is split evenly over the replicas.
-
-On TensorFlow, ``default`` is TensorFlow's placement, ``one_device`` a ``OneDeviceStrategy``,
-``mirrored`` a ``MirroredStrategy`` over ``--devices``, every local GPU, or the ``--cpu-replicas N``
-logical CPUs, and ``multi_worker`` a ``MultiWorkerMirroredStrategy`` over the ``TF_CONFIG`` cluster,
-trained by ``training.run.multi_worker_fit`` (Keras 3's ``fit`` cannot drive it). On JAX, ``mirrored``
-is ``keras.distribution.DataParallel`` (``--cpu-replicas N``: N host devices), ``multi_worker`` is not
-available, and TensorFlow is never imported here.
+``check`` validates the options without touching a device (``StrategyPlan``); ``create`` configures the
+devices and returns a ``Runtime`` to build, compile and train in. The global batch is split evenly.
+On TensorFlow: ``default`` (TensorFlow's placement), ``one_device``, ``mirrored`` (over ``--devices``,
+every GPU, or ``--cpu-replicas N`` logical CPUs), ``multi_worker`` (``TF_CONFIG``'s cluster, trained by
+``training.run.multi_worker_fit``). On JAX, ``mirrored`` is ``keras.distribution.DataParallel``, there
+is no ``multi_worker``, and TensorFlow is never imported here.
 """
 
 from __future__ import annotations
@@ -45,7 +41,6 @@ class StrategyOptions:
 
 
 def tensorflow_installed() -> bool:
-    """Whether TensorFlow can be imported here (a machine set up for JAX alone may have none)."""
     return importlib.util.find_spec("tensorflow") is not None
 
 
@@ -63,7 +58,7 @@ def normalize_device(spec: str) -> tuple[str, int]:
 
 
 def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Parse and check ``TF_CONFIG`` for ``multi_worker``; ``UserError`` with one line if it is wrong."""
+    """``TF_CONFIG``, parsed and checked for ``multi_worker``."""
     raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
     if not raw.strip():
         raise UserError(
@@ -111,16 +106,14 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def tf_config_worker_index(config: Mapping[str, Any]) -> int:
-    """This process's rank in the ``multi_worker`` cluster of ``config`` (``read_tf_config``): 0 is
-    the chief (the ``chief`` task, or worker 0 when there is none), which writes the run's outputs."""
+    """This process's rank in ``config``'s cluster: 0 is the chief (``chief``, else worker 0)."""
     task, cluster = config["task"], config["cluster"]
     return 0 if task["type"] == "chief" else task["index"] + ("chief" in cluster)
 
 
 @dataclass(frozen=True)
 class StrategyPlan:
-    """Strategy options checked for the backend in use (what ``check`` returns): the devices asked
-    for, parsed, and the ``multi_worker`` cluster read from ``TF_CONFIG``."""
+    """``StrategyOptions`` checked for the backend, with the devices and ``TF_CONFIG`` parsed."""
 
     options: StrategyOptions
     backend: str
@@ -129,17 +122,14 @@ class StrategyPlan:
 
     @property
     def name(self) -> str:
-        """The strategy (``--strategy``)."""
         return self.options.name
 
     @property
     def worker_index(self) -> int:
-        """This process's rank in a ``multi_worker`` cluster (0, the chief, otherwise)."""
         return tf_config_worker_index(self.tf_config) if self.tf_config is not None else 0
 
 
 def check(options: StrategyOptions) -> StrategyPlan:
-    """Validate ``options`` for the current backend without touching any device."""
     for what, value, allowed in (
         ("strategy", options.name, STRATEGIES),
         ("--jit-compile", options.jit_compile, JIT_MODES),
@@ -193,21 +183,17 @@ class Runtime:
 
     @property
     def is_chief(self) -> bool:
-        """Whether this process writes the run's outputs (always, except non-chief workers)."""
         return self.worker_index == 0
 
     @property
     def custom_loop(self) -> bool:
-        """Whether training runs ``training.run.multi_worker_fit`` instead of ``model.fit``."""
         return self.options.name == "multi_worker"
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
-        """Build, compile and train inside this scope (variables are placed on the replicas)."""
         placement = self.strategy or self.distribution
         return contextlib.nullcontext() if placement is None else placement.scope()
 
     def check_batch(self, global_batch: int) -> int:
-        """The per-replica batch; ``UserError`` if ``global_batch`` does not split evenly."""
         if global_batch % self.num_replicas:
             raise UserError(
                 f"global batch {global_batch} does not split evenly over {self.num_replicas} "
@@ -216,8 +202,7 @@ class Runtime:
         return global_batch // self.num_replicas
 
     def check_eval(self, num_examples: int, batch: int) -> None:
-        """``UserError`` unless every test batch splits evenly over the replicas (JAX shards each batch
-        evenly; TensorFlow copes with an uneven last batch, so only ``batch`` is checked there)."""
+        """Test batches must split evenly (on TensorFlow the last one need not)."""
         if batch % self.num_replicas:
             raise UserError(
                 f"test batch {batch} does not split evenly over {self.num_replicas} replicas: use a "
@@ -230,18 +215,15 @@ class Runtime:
             )
 
     def jit_compile(self) -> bool | str:
-        """The ``jit_compile`` argument of ``model.compile``."""
         return {"auto": "auto", "on": True, "off": False}[self.options.jit_compile]
 
     @property
     def sync_bn(self) -> bool:
-        """Whether to build BatchNormalization synchronised across replicas (TensorFlow only: on JAX
-        the compiled step already normalises over the whole sharded global batch)."""
+        """Synchronised BatchNormalization: TensorFlow only (JAX's step sees the global batch)."""
         return self.options.sync_bn and self.backend == "tensorflow"
 
     @contextlib.contextmanager
     def dtype_policy(self) -> Iterator[None]:
-        """Build the model under the mixed-precision policy, then restore the previous policy."""
         previous = keras.config.dtype_policy()
         if self.options.mixed_precision != "float32":
             keras.config.set_dtype_policy(f"mixed_{self.options.mixed_precision}")
@@ -251,7 +233,6 @@ class Runtime:
             keras.config.set_dtype_policy(previous)
 
     def describe(self) -> dict[str, Any]:
-        """Plain data for ``metrics.json``."""
         return {
             "backend": self.backend,
             "strategy": self.options.name,
@@ -269,9 +250,8 @@ _STRATEGIES: dict[tuple[Any, ...], Any] = {}
 
 
 def create(plan: StrategyPlan) -> Runtime:
-    """Configure the devices and create the strategy ``plan`` describes (before any other TensorFlow
-    work). A process reuses its ``tf.distribute`` strategy for the same placement: TensorFlow's
-    collectives break when a second ``MirroredStrategy`` over the same devices is created."""
+    """The ``Runtime`` of ``plan`` (before any other TensorFlow work). A strategy is reused for the
+    same placement: a second ``MirroredStrategy`` over the same devices breaks the collectives."""
     return _create_jax(plan) if plan.backend == "jax" else _create_tensorflow(plan)
 
 
@@ -282,8 +262,7 @@ def _cached(key: tuple[Any, ...], make: Any) -> Any:
 
 
 def _named_devices(plan: StrategyPlan, count: Callable[[str], int]) -> list[str]:
-    """``--devices`` as ``kind:index``, each checked against ``count(kind)``, the devices of that
-    kind this machine has."""
+    """``--devices`` as ``kind:index``, checked against ``count(kind)`` devices present."""
     names = []
     for spec, (kind, index) in zip(plan.options.devices, plan.devices, strict=True):
         have = count(kind)
