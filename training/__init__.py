@@ -1,6 +1,7 @@
 """Training, testing and tuning of the keras_preact networks with the papers' recipes.
 
-The commands (each parses its command line and calls the stages below):
+The commands (each a ``training.command_line.Command`` that parses its options, shared in
+``training.options``, and calls the stages below):
 
 * ``python -m training.cifar``: train on CIFAR-10/100 (``training.run.pipeline``);
 * ``python -m training.images``: train or fine-tune on a folder of images or on ImageNet;
