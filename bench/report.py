@@ -103,15 +103,20 @@ def _speed_ratio(num: Record | None, den: Record | None) -> float | None:
     return _ratio(num, den)
 
 
+def _took_turns(a: Record | None, b: Record | None) -> bool:
+    """Whether ``a`` and ``b`` were measured taking turns in one process (bench.timing.time_rounds)."""
+    return (
+        a is not None
+        and b is not None
+        and b.impl in a.extra.get("interleaved_with", ())
+        and a.impl in b.extra.get("interleaved_with", ())
+    )
+
+
 def _latency_ratio(peer: Record | None, ours: Record | None) -> float | None:
     """How many times faster ``ours`` answers at batch 1 than ``peer``: the median of per-round
     ratios when the two took turns in one process (bench.timing.time_rounds), else of medians."""
-    if (
-        peer is not None
-        and ours is not None
-        and ours.impl in peer.extra.get("interleaved_with", ())
-        and peer.impl in ours.extra.get("interleaved_with", ())
-    ):
+    if _took_turns(peer, ours):
         return paired_ratio(peer.extra["rounds_lat1_ms"], ours.extra["rounds_lat1_ms"])
     return _ratio(peer, ours)
 
@@ -396,12 +401,7 @@ def _class_of(r: Record) -> str | None:
 
 def _throughput_ratio(ours: Record | None, peer: Record | None) -> float | None:
     """How many times more images/s ``ours`` makes at batch 32: paired when the two took turns."""
-    if (
-        ours is not None
-        and peer is not None
-        and peer.impl in ours.extra.get("interleaved_with", ())
-        and ours.impl in peer.extra.get("interleaved_with", ())
-    ):
+    if _took_turns(ours, peer):
         return paired_ratio(ours.extra["rounds_img_s_b32"], peer.extra["rounds_img_s_b32"])
     return _ratio(ours, peer)
 
